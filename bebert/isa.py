@@ -1,0 +1,331 @@
+"""The bebert instruction set: the single source of truth for encoding and text form.
+
+Every instruction is one 128-bit little-endian word. Bits [7:0] hold the opcode,
+bits [11:8] the four dependency-token flags, bits [15:12] are reserved (zero);
+the operands of each opcode occupy the fields listed in `FIELDS`.
+
+The machine has three decoupled stages fed in program order by a fetch unit
+(the BISMO / VTA arrangement): LOAD (DRAM -> on-chip buffers), COMPUTE (GEMM,
+post-processing, sync) and STORE (output buffer -> DRAM). Stages synchronise
+through four token counters: load->compute, compute->load, compute->store and
+store->compute. An instruction may wait for ("pop") a token from its previous
+and/or next stage before it starts and send ("push") one to either when it ends:
+
+    stage     pop_prev        pop_next        push_prev       push_next
+    LOAD      (illegal)       compute->load   (illegal)       load->compute
+    COMPUTE   load->compute   store->compute  compute->load   compute->store
+    STORE     compute->store  (illegal)       store->compute  (illegal)
+
+Opcode map (room is reserved, documented, for what later versions add):
+    0x00        illegal (an all-zero word stops the machine with an error)
+    0x01-0x0E   the spine: LOAD, STORE, GEMM, POST, SYNC
+    0x0F        HALT
+    0x10-0x1F   reserved: vector / special-function unit (integer softmax,
+                LayerNorm, GELU, residual add, requantize-pack)
+    0x20-0x2F   reserved: attention matmul between two activation tensors
+                (bit-serial on both operands), embedding lookup, ensemble
+                combination of member logits
+    0x30-0xFF   reserved
+
+Text form (one instruction per line, `#` starts a comment):
+    LOAD wbuf dram=0x1000 addr=0 n=12 @pop_next @push_next
+    GEMM a=0 w=0 k=8 stride=8 bits=4 signed=1 init=1 @pop_prev
+    POST p=0 o=0 shift=16 obits=8 osigned=1 @push_next
+    STORE obuf dram=0x8000 addr=0 n=16 @pop_prev @push_prev
+    SYNC @pop_prev @push_prev
+    HALT
+The disassembler prints exactly this canonical form; `assemble(disassemble(w))`
+returns `w` for every legal word.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+ISA_VERSION = 1
+INSTR_BITS = 128
+INSTR_BYTES = INSTR_BITS // 8
+
+
+class IsaError(ValueError):
+    """An instruction word or text line that is not a legal instruction."""
+
+
+class Op(IntEnum):
+    LOAD = 0x01
+    STORE = 0x02
+    GEMM = 0x03
+    POST = 0x04
+    SYNC = 0x05
+    HALT = 0x0F
+
+
+class Stage(IntEnum):
+    LOAD = 0
+    COMPUTE = 1
+    STORE = 2
+    FETCH = 3  # HALT is consumed by the fetch unit itself
+
+
+STAGE_OF = {
+    Op.LOAD: Stage.LOAD,
+    Op.STORE: Stage.STORE,
+    Op.GEMM: Stage.COMPUTE,
+    Op.POST: Stage.COMPUTE,
+    Op.SYNC: Stage.COMPUTE,
+    Op.HALT: Stage.FETCH,
+}
+
+
+class Buf(IntEnum):
+    """On-chip buffers, as named in LOAD / STORE operands."""
+
+    ABUF = 0  # activation bit-planes, entry = pe_rows * xnor_width bits
+    WBUF = 1  # weight signs, entry = pe_cols * xnor_width bits
+    PBUF = 2  # post-processing parameters, entry = pe_cols * (int32 mult, int32 bias)
+    OBUF = 3  # outputs, entry = pe_cols * int32
+
+
+BUF_NAMES = {Buf.ABUF: "abuf", Buf.WBUF: "wbuf", Buf.PBUF: "pbuf", Buf.OBUF: "obuf"}
+
+# Dependency flags, bits 8..11.
+FLAG_BITS = {"pop_prev": 8, "pop_next": 9, "push_prev": 10, "push_next": 11}
+FLAG_NAMES = tuple(FLAG_BITS)
+
+# Flags each stage may legally carry.
+LEGAL_FLAGS = {
+    Stage.LOAD: {"pop_next", "push_next"},
+    Stage.COMPUTE: set(FLAG_NAMES),
+    Stage.STORE: {"pop_prev", "push_prev"},
+    Stage.FETCH: set(),
+}
+
+# Operand fields: name -> (lsb, width). Text keys are the names used by the assembler.
+FIELDS: dict[Op, dict[str, tuple[int, int]]] = {
+    Op.LOAD: {"buf": (16, 4), "dram": (32, 32), "addr": (64, 24), "n": (88, 24)},
+    Op.STORE: {"buf": (16, 4), "dram": (32, 32), "addr": (64, 24), "n": (88, 24)},
+    Op.GEMM: {
+        "a": (32, 24),  # ABUF entry of (plane 0, k-word 0)
+        "w": (56, 24),  # WBUF entry of k-word 0
+        "k": (80, 16),  # k-words (xnor_width bits each) to reduce over
+        "stride": (96, 16),  # ABUF entries between consecutive bit-planes
+        "bits": (112, 4),  # activation bit-planes
+        "signed": (116, 1),  # the top plane has weight -2^(bits-1)
+        "init": (117, 1),  # clear the accumulators before the first plane
+    },
+    Op.POST: {
+        "p": (32, 24),  # PBUF entry with this column tile's (mult, bias)
+        "o": (56, 24),  # first OBUF entry written (pe_rows consecutive entries)
+        "shift": (80, 6),  # arithmetic right shift with round-half-up
+        "obits": (88, 6),  # 0: int32 (saturate); 1: sign (+1/-1); 2..8: clamp to k bits
+        "osigned": (94, 1),  # signed or unsigned clamp range for obits >= 2
+    },
+    Op.SYNC: {},
+    Op.HALT: {},
+}
+
+_STAGE_BUFS = {Op.LOAD: (Buf.ABUF, Buf.WBUF, Buf.PBUF), Op.STORE: (Buf.OBUF,)}
+
+
+@dataclass(frozen=True)
+class Instr:
+    """A decoded instruction: opcode, dependency flags and operands."""
+
+    op: Op
+    args: dict[str, int] = field(default_factory=dict)
+    flags: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "op", Op(self.op))
+        object.__setattr__(self, "flags", frozenset(self.flags))
+        full = {k: 0 for k in FIELDS[self.op]}
+        for k, v in self.args.items():
+            if k not in full:
+                raise IsaError(f"{self.op.name}: unknown operand '{k}'")
+            full[k] = int(v)
+        object.__setattr__(self, "args", full)
+        _check(self)
+
+    @property
+    def stage(self) -> Stage:
+        return STAGE_OF[self.op]
+
+    def __getattr__(self, name: str) -> int:
+        args = self.__dict__.get("args", {})
+        if name in args:
+            return args[name]
+        raise AttributeError(name)
+
+    def __hash__(self) -> int:
+        return hash(encode(self))
+
+
+def _check(ins: Instr) -> None:
+    bad = set(ins.flags) - set(FLAG_NAMES)
+    if bad:
+        raise IsaError(f"{ins.op.name}: unknown flag(s) {sorted(bad)}")
+    illegal = set(ins.flags) - LEGAL_FLAGS[STAGE_OF[ins.op]]
+    if illegal:
+        raise IsaError(f"{ins.op.name}: flag(s) {sorted(illegal)} are illegal for the "
+                       f"{STAGE_OF[ins.op].name} stage")
+    for k, (_, width) in FIELDS[ins.op].items():
+        v = ins.args[k]
+        if not 0 <= v < (1 << width):
+            raise IsaError(f"{ins.op.name}: operand {k}={v} does not fit in {width} bits")
+    if ins.op in _STAGE_BUFS and ins.args["buf"] not in _STAGE_BUFS[ins.op]:
+        raise IsaError(f"{ins.op.name}: buffer {ins.args['buf']} is not a legal target "
+                       f"(allowed: {', '.join(BUF_NAMES[b] for b in _STAGE_BUFS[ins.op])})")
+    if ins.op == Op.GEMM and not 1 <= ins.args["bits"] <= 8:
+        raise IsaError(f"GEMM: bits={ins.args['bits']} must be in 1..8")
+    if ins.op == Op.GEMM and ins.args["k"] == 0:
+        raise IsaError("GEMM: k must be at least 1")
+    if ins.op == Op.POST and ins.args["obits"] not in (0, 1, 2, 3, 4, 5, 6, 7, 8):
+        raise IsaError(f"POST: obits={ins.args['obits']} must be 0 (int32), 1 (sign) or 2..8")
+    if ins.op in (Op.LOAD, Op.STORE) and ins.args["n"] == 0:
+        raise IsaError(f"{ins.op.name}: n must be at least 1")
+
+
+# -- binary form ------------------------------------------------------------------------
+def encode(ins: Instr) -> int:
+    word = int(ins.op)
+    for f in ins.flags:
+        word |= 1 << FLAG_BITS[f]
+    for k, (lsb, _) in FIELDS[ins.op].items():
+        word |= ins.args[k] << lsb
+    return word
+
+
+def decode(word: int) -> Instr:
+    """Decode a 128-bit word; raises IsaError for an illegal one.
+
+    Illegal means: an unknown opcode, a dependency flag its stage cannot carry, a
+    LOAD/STORE buffer it cannot target, GEMM bits outside 1..8 or k = 0, LOAD/STORE
+    n = 0, POST obits > 8. The RTL decoder raises its error flag on exactly these.
+    """
+    if not 0 <= word < (1 << INSTR_BITS):
+        raise IsaError(f"instruction word does not fit in {INSTR_BITS} bits")
+    opcode = word & 0xFF
+    try:
+        op = Op(opcode)
+    except ValueError:
+        raise IsaError(f"unknown opcode 0x{opcode:02x}") from None
+    flags = frozenset(f for f, b in FLAG_BITS.items() if word >> b & 1)
+    args = {k: (word >> lsb) & ((1 << w) - 1) for k, (lsb, w) in FIELDS[op].items()}
+    # Reserved bits are ignored, as the hardware ignores them; the legality rules
+    # (`_check`) are exactly the ones the RTL's decoder flags as illegal.
+    return Instr(op, args, flags)
+
+
+def to_bytes(instrs: list[Instr]) -> bytes:
+    return b"".join(encode(i).to_bytes(INSTR_BYTES, "little") for i in instrs)
+
+
+def words_from_bytes(data: bytes) -> list[int]:
+    if len(data) % INSTR_BYTES:
+        raise IsaError(f"instruction stream of {len(data)} bytes is not a whole number of "
+                       f"{INSTR_BYTES}-byte instructions (truncated?)")
+    return [int.from_bytes(data[i:i + INSTR_BYTES], "little") for i in range(0, len(data), INSTR_BYTES)]
+
+
+def from_bytes(data: bytes) -> list[Instr]:
+    out = []
+    for pc, w in enumerate(words_from_bytes(data)):
+        try:
+            out.append(decode(w))
+        except IsaError as e:
+            raise IsaError(f"instruction {pc}: {e}") from None
+    return out
+
+
+# -- text form --------------------------------------------------------------------------
+def disassemble(ins: Instr | int) -> str:
+    if isinstance(ins, int):
+        ins = decode(ins)
+    parts = [ins.op.name]
+    for k in FIELDS[ins.op]:
+        v = ins.args[k]
+        if k == "buf":
+            parts.insert(1, BUF_NAMES[Buf(v)])
+        elif k == "dram":
+            parts.append(f"dram=0x{v:x}")
+        else:
+            parts.append(f"{k}={v}")
+    parts += [f"@{f}" for f in FLAG_NAMES if f in ins.flags]
+    return " ".join(parts)
+
+
+_BUF_BY_NAME = {v: k for k, v in BUF_NAMES.items()}
+_TOKEN = re.compile(r"^(\w+)=(0x[0-9a-fA-F]+|\d+)$")
+
+
+def assemble_line(line: str) -> Instr | None:
+    """Parse one line of text form; returns None for blank or comment-only lines."""
+    text = line.split("#", 1)[0].strip()
+    if not text:
+        return None
+    toks = text.split()
+    try:
+        op = Op[toks[0].upper()]
+    except KeyError:
+        raise IsaError(f"unknown mnemonic '{toks[0]}'") from None
+    args: dict[str, int] = {}
+    flags = set()
+    for t in toks[1:]:
+        if t.startswith("@"):
+            flags.add(t[1:])
+        elif t.lower() in _BUF_BY_NAME and "buf" in FIELDS[op]:
+            args["buf"] = int(_BUF_BY_NAME[t.lower()])
+        elif m := _TOKEN.match(t):
+            args[m.group(1)] = int(m.group(2), 0)
+        else:
+            raise IsaError(f"{op.name}: cannot parse operand '{t}'")
+    missing = [k for k in FIELDS[op] if k not in args]
+    if missing:
+        raise IsaError(f"{op.name}: missing operand(s) {', '.join(missing)}")
+    return Instr(op, args, frozenset(flags))
+
+
+def assemble(text: str) -> list[Instr]:
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        try:
+            ins = assemble_line(line)
+        except IsaError as e:
+            raise IsaError(f"line {n}: {e}") from None
+        if ins is not None:
+            out.append(ins)
+    return out
+
+
+def disassemble_program(instrs: list[Instr]) -> str:
+    return "\n".join(disassemble(i) for i in instrs) + "\n"
+
+
+# -- helpers for constructing instructions ------------------------------------------------
+def load(buf: Buf | str, dram: int, addr: int, n: int, *flags: str) -> Instr:
+    b = _BUF_BY_NAME[buf] if isinstance(buf, str) else Buf(buf)
+    return Instr(Op.LOAD, {"buf": int(b), "dram": dram, "addr": addr, "n": n}, frozenset(flags))
+
+
+def store(dram: int, addr: int, n: int, *flags: str) -> Instr:
+    return Instr(Op.STORE, {"buf": int(Buf.OBUF), "dram": dram, "addr": addr, "n": n}, frozenset(flags))
+
+
+def gemm(a: int, w: int, k: int, stride: int, bits: int, signed: bool, init: bool, *flags: str) -> Instr:
+    return Instr(Op.GEMM, {"a": a, "w": w, "k": k, "stride": stride, "bits": bits,
+                           "signed": int(signed), "init": int(init)}, frozenset(flags))
+
+
+def post(p: int, o: int, shift: int, obits: int, osigned: bool, *flags: str) -> Instr:
+    return Instr(Op.POST, {"p": p, "o": o, "shift": shift, "obits": obits, "osigned": int(osigned)},
+                 frozenset(flags))
+
+
+def sync(*flags: str) -> Instr:
+    return Instr(Op.SYNC, {}, frozenset(flags))
+
+
+def halt() -> Instr:
+    return Instr(Op.HALT)

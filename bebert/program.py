@@ -1,0 +1,197 @@
+"""The program container: what the compiler writes and every back end runs.
+
+A program directory holds three files:
+
+- `program.bin`   the instruction stream, 16 bytes per instruction (see `bebert.isa`);
+- `dram.bin`      the initial DRAM image: weights, parameters, inputs, zeroed outputs;
+- `manifest.json` format and ISA versions, the accelerator configuration the program
+                  was compiled for, the named tensors in the DRAM image (offset, size,
+                  shape, layout), free-form metadata, and the SHA-256 of both binaries.
+
+Files are written atomically (temporary file + rename) with the manifest last, so a
+crash leaves either the old program or one whose checksums expose the damage.
+`Program.read` validates everything and raises `ProgramError` with one line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bebert.config import AccelConfig, ConfigError
+from bebert.isa import INSTR_BYTES, ISA_VERSION, Instr, IsaError, from_bytes, to_bytes
+
+FORMAT = "bebert-program"
+FORMAT_VERSION = 1
+PROGRAM_FILE = "program.bin"
+DRAM_FILE = "dram.bin"
+MANIFEST_FILE = "manifest.json"
+ROLES = ("input", "output", "weight", "param", "scratch")
+
+
+class ProgramError(ValueError):
+    """A program directory that is missing, truncated, corrupted or inconsistent."""
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """A named region of the DRAM image and how its bytes are laid out."""
+
+    name: str
+    role: str
+    offset: int
+    nbytes: int
+    shape: tuple[int, ...] = ()
+    layout: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "role": self.role, "offset": self.offset, "nbytes": self.nbytes,
+                "shape": list(self.shape), "layout": self.layout}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Tensor":
+        return cls(name=str(d["name"]), role=str(d["role"]), offset=int(d["offset"]),
+                   nbytes=int(d["nbytes"]), shape=tuple(int(x) for x in d.get("shape", ())),
+                   layout=dict(d.get("layout", {})))
+
+
+@dataclass(frozen=True)
+class Program:
+    """An instruction stream with the DRAM image it runs on."""
+
+    config: AccelConfig
+    instrs: tuple[Instr, ...]
+    dram: np.ndarray  # uint8, the initial DRAM image
+    tensors: tuple[Tensor, ...] = ()
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "instrs", tuple(self.instrs))
+        object.__setattr__(self, "tensors", tuple(self.tensors))
+        dram = np.ascontiguousarray(self.dram, dtype=np.uint8).reshape(-1)
+        object.__setattr__(self, "dram", dram)
+        self._validate()
+
+    def _validate(self) -> None:
+        if self.dram.size % self.config.dram_bytes_per_cycle:
+            raise ProgramError(f"DRAM image of {self.dram.size} bytes is not a whole number of "
+                               f"{self.config.dram_bytes_per_cycle}-byte bus beats")
+        names = set()
+        for t in self.tensors:
+            if t.name in names:
+                raise ProgramError(f"tensor '{t.name}' is declared twice")
+            names.add(t.name)
+            if t.role not in ROLES:
+                raise ProgramError(f"tensor '{t.name}': unknown role '{t.role}'")
+            if t.offset < 0 or t.nbytes < 0 or t.offset + t.nbytes > self.dram.size:
+                raise ProgramError(f"tensor '{t.name}' [{t.offset}, {t.offset + t.nbytes}) lies "
+                                   f"outside the {self.dram.size}-byte DRAM image")
+
+    def tensor(self, name: str) -> Tensor:
+        for t in self.tensors:
+            if t.name == name:
+                return t
+        raise ProgramError(f"program has no tensor '{name}'")
+
+    def by_role(self, role: str) -> list[Tensor]:
+        return [t for t in self.tensors if t.role == role]
+
+    # -- files ------------------------------------------------------------------------
+    def write(self, directory: str | Path) -> Path:
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        code = to_bytes(list(self.instrs))
+        image = self.dram.tobytes()
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "isa_version": ISA_VERSION,
+            "config": self.config.to_dict(),
+            "n_instructions": len(self.instrs),
+            "dram_bytes": len(image),
+            "sha256": {PROGRAM_FILE: _sha(code), DRAM_FILE: _sha(image)},
+            "tensors": [t.to_dict() for t in self.tensors],
+            "meta": self.meta,
+        }
+        atomic_write(d / PROGRAM_FILE, code)
+        atomic_write(d / DRAM_FILE, image)
+        atomic_write(d / MANIFEST_FILE, (json.dumps(manifest, indent=2) + "\n").encode())
+        return d
+
+    @classmethod
+    def read(cls, directory: str | Path) -> "Program":
+        d = Path(directory)
+        if not d.is_dir():
+            raise ProgramError(f"program directory not found: {d}")
+        paths = {n: d / n for n in (MANIFEST_FILE, PROGRAM_FILE, DRAM_FILE)}
+        for n, p in paths.items():
+            if not p.is_file():
+                raise ProgramError(f"{d}: missing {n} (not a program directory?)")
+        try:
+            m = json.loads(paths[MANIFEST_FILE].read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ProgramError(f"{paths[MANIFEST_FILE]}: not valid JSON ({e})") from None
+        if not isinstance(m, dict) or m.get("format") != FORMAT:
+            raise ProgramError(f"{paths[MANIFEST_FILE]}: not a {FORMAT} manifest")
+        if m.get("format_version") != FORMAT_VERSION:
+            raise ProgramError(f"{d}: program format version {m.get('format_version')} "
+                               f"is not supported (expected {FORMAT_VERSION})")
+        if m.get("isa_version") != ISA_VERSION:
+            raise ProgramError(f"{d}: compiled for ISA version {m.get('isa_version')}, "
+                               f"this toolkit implements version {ISA_VERSION}; recompile it")
+        code = paths[PROGRAM_FILE].read_bytes()
+        image = paths[DRAM_FILE].read_bytes()
+        try:
+            sums = m["sha256"]
+            if len(code) != int(m["n_instructions"]) * INSTR_BYTES:
+                raise ProgramError(f"{paths[PROGRAM_FILE]}: {len(code)} bytes, expected "
+                                   f"{int(m['n_instructions']) * INSTR_BYTES} (truncated?)")
+            if len(image) != int(m["dram_bytes"]):
+                raise ProgramError(f"{paths[DRAM_FILE]}: {len(image)} bytes, expected "
+                                   f"{int(m['dram_bytes'])} (truncated?)")
+            if _sha(code) != sums[PROGRAM_FILE]:
+                raise ProgramError(f"{paths[PROGRAM_FILE]}: checksum mismatch (corrupted)")
+            if _sha(image) != sums[DRAM_FILE]:
+                raise ProgramError(f"{paths[DRAM_FILE]}: checksum mismatch (corrupted)")
+            config = AccelConfig.from_dict(m["config"], source=f"{paths[MANIFEST_FILE]} config")
+            instrs = from_bytes(code)
+            tensors = tuple(Tensor.from_dict(t) for t in m.get("tensors", []))
+            meta = m.get("meta", {})
+        except (KeyError, TypeError, ValueError) as e:
+            if isinstance(e, ProgramError):
+                raise
+            if isinstance(e, (ConfigError, IsaError)):
+                raise ProgramError(f"{d}: {e}") from None
+            raise ProgramError(f"{paths[MANIFEST_FILE]}: malformed manifest ({type(e).__name__}: {e})") from None
+        return cls(config=config, instrs=instrs, dram=np.frombuffer(image, dtype=np.uint8).copy(),
+                   tensors=tensors, meta=meta)
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def atomic_write(path: str | Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see the old file or the new one, never half."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise

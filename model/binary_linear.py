@@ -1,0 +1,187 @@
+"""Quantizers and the binary linear layer, with the integer path the hardware runs.
+
+`BinaryLinear` is the unit of a binary BERT: 1-bit weights (sign of a latent real weight,
+times a per-output-channel scale alpha = mean |w| of the row) and k-bit activations from a
+learnable-step quantizer (LSQ). Both use straight-through estimators for training.
+
+`BinaryLinear.to_integer` fixes the layer into an `IntegerLinear`: weight signs, an int32
+multiplier and bias per output channel and one shift (see `bebert.numerics`). Its
+`forward` is the integer inference path that the compiler's golden executor and the RTL
+reproduce bit for bit.
+
+1-bit activations are +-1 (BiBERT's binary activations): the integer value is -1 or +1.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from bebert.numerics import act_range, fixed_point, requantize, requantize_torch
+
+
+# -- straight-through estimators ---------------------------------------------------------
+class _SignSTE(torch.autograd.Function):
+    """sign(x) with sign(0) = +1; gradient passed where |x| <= 1 (clipped identity)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.where(x >= 0, 1.0, -1.0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * (x.abs() <= 1).to(g.dtype)
+
+
+def sign_ste(x: torch.Tensor) -> torch.Tensor:
+    return _SignSTE.apply(x)
+
+
+def round_ste(x: torch.Tensor) -> torch.Tensor:
+    """floor(x + 0.5), i.e. round half up (the POST unit's rounding), identity gradient."""
+    return x + (torch.floor(x + 0.5) - x).detach()
+
+
+def _grad_scale(x: torch.Tensor, scale: float) -> torch.Tensor:
+    return (x - x * scale).detach() + x * scale
+
+
+# -- quantizers ---------------------------------------------------------------------------
+class ActQuantizer(nn.Module):
+    """k-bit activation quantizer with a learnable step (LSQ, Esser et al. 2020).
+
+    bits >= 2: x_int = clamp(floor(x / step + 0.5), qmin, qmax), two's complement when
+    signed. bits == 1: x_int = sign(x) in {-1, +1} and the step is the magnitude.
+    The step is initialised from the first batch seen (2 mean|x| / sqrt(qmax)).
+    """
+
+    def __init__(self, bits: int = 4, signed: bool = True):
+        super().__init__()
+        if bits not in (1, 2, 4, 8):
+            raise ValueError(f"activation bits must be 1, 2, 4 or 8, got {bits}")
+        self.bits = bits
+        self.signed = signed if bits > 1 else True
+        self.step = nn.Parameter(torch.tensor(1.0))
+        self.register_buffer("initialized", torch.tensor(False))
+
+    @property
+    def qrange(self) -> tuple[int, int]:
+        return (-1, 1) if self.bits == 1 else act_range(self.bits, self.signed)
+
+    def _init_step(self, x: torch.Tensor) -> None:
+        qmax = max(self.qrange[1], 1)
+        s = 2 * x.detach().abs().mean() / math.sqrt(qmax) if self.bits > 1 else x.detach().abs().mean()
+        with torch.no_grad():
+            self.step.copy_(s.clamp_min(1e-6))
+            self.initialized.fill_(True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and not bool(self.initialized):
+            self._init_step(x)
+        qmin, qmax = self.qrange
+        g = 1.0 / math.sqrt(x.numel() * max(qmax, 1))
+        step = _grad_scale(self.step, g).abs().clamp_min(1e-8)
+        if self.bits == 1:
+            return sign_ste(x) * step
+        return round_ste(torch.clamp(x / step, qmin, qmax)) * step
+
+    def to_int(self, x: torch.Tensor) -> torch.Tensor:
+        """The integer codes of `x` (int64): what the hardware holds in its bit-planes."""
+        if self.bits == 1:
+            return torch.where(x >= 0, 1, -1).to(torch.int64)
+        qmin, qmax = self.qrange
+        return torch.clamp(torch.floor(x / self.step.abs() + 0.5), qmin, qmax).to(torch.int64)
+
+
+# -- the integer layer --------------------------------------------------------------------
+@dataclass(frozen=True)
+class IntegerLinear:
+    """A binary linear layer fixed to integers: y_int = requantize(x_int @ W^T).
+
+    sign[n, k] is True for weight +1. x_int holds `in_bits`-bit codes (+-1 when in_bits
+    is 1). The output is the POST unit's result with `out_bits` / `out_signed`.
+    """
+
+    sign: np.ndarray  # bool (N, K)
+    mult: np.ndarray  # int32 (N,)
+    bias: np.ndarray  # int32 (N,)
+    shift: int
+    in_bits: int
+    in_signed: bool
+    out_bits: int
+    out_signed: bool
+    in_step: float = 1.0
+    out_step: float = 1.0
+
+    @property
+    def in_features(self) -> int:
+        return int(self.sign.shape[1])
+
+    @property
+    def out_features(self) -> int:
+        return int(self.sign.shape[0])
+
+    def weights(self) -> np.ndarray:
+        return np.where(self.sign, 1, -1).astype(np.int64)
+
+    def accumulate(self, x_int: np.ndarray) -> np.ndarray:
+        return np.asarray(x_int, np.int64) @ self.weights().T
+
+    def forward(self, x_int: np.ndarray) -> np.ndarray:
+        """The integer inference path in numpy: int32 (M, N)."""
+        return requantize(self.accumulate(x_int), self.mult, self.bias, self.shift,
+                          self.out_bits, self.out_signed)
+
+
+class BinaryLinear(nn.Module):
+    """y = Q_a(x) @ (alpha * sign(W))^T + b, with alpha[n] = mean_k |W[n, k]|."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 act_bits: int = 4, act_signed: bool = True):
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        self.weight = nn.Parameter(torch.empty(out_features, in_features))
+        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        self.act_quant = ActQuantizer(act_bits, act_signed)
+
+    def alpha(self) -> torch.Tensor:
+        return self.weight.abs().mean(dim=1)
+
+    def binary_weight(self) -> torch.Tensor:
+        return self.alpha()[:, None] * sign_ste(self.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.act_quant(x) @ self.binary_weight().t()
+        return y + self.bias if self.bias is not None else y
+
+    # -- the integer path ----------------------------------------------------------------
+    @torch.no_grad()
+    def to_integer(self, out_step: float, out_bits: int = 8, out_signed: bool = True) -> IntegerLinear:
+        """Fix the layer: outputs are codes on the grid `out_step` (int32 when out_bits=0)."""
+        alpha = self.alpha().double().numpy()
+        s_x = float(self.act_quant.step.abs())
+        b = self.bias.double().numpy() if self.bias is not None else np.zeros(self.out_features)
+        scale = alpha * s_x / out_step
+        offset = b / out_step
+        bound = self.in_features * max(abs(v) for v in self.act_quant.qrange)
+        mult, ibias, shift = fixed_point(scale, offset, acc_bound=max(bound, 1))
+        return IntegerLinear(sign=(self.weight >= 0).numpy().copy(), mult=mult, bias=ibias, shift=shift,
+                             in_bits=self.act_quant.bits, in_signed=self.act_quant.signed,
+                             out_bits=out_bits, out_signed=out_signed, in_step=s_x,
+                             out_step=float(out_step))
+
+    @torch.no_grad()
+    def integer_forward(self, x_int: torch.Tensor, layer: IntegerLinear) -> torch.Tensor:
+        """The integer path in PyTorch, equal to `layer.forward` (tested)."""
+        w = torch.from_numpy(layer.weights())
+        acc = x_int.to(torch.int64) @ w.t()
+        return requantize_torch(acc, torch.from_numpy(layer.mult), torch.from_numpy(layer.bias),
+                                layer.shift, layer.out_bits, layer.out_signed)
