@@ -1,0 +1,202 @@
+"""The `bebert` command line: one program, one subcommand per job.
+
+    bebert compile --model gemm:M,K,N,ABITS --config CFG.toml --out DIR
+    bebert run DIR                 golden executor -> DIR/outputs.npz
+    bebert sim DIR --json          cycle-accurate simulation
+    bebert rtl --config CFG --out DIR
+    bebert verify DIR              RTL under cocotb + Icarus vs golden and simulator
+    bebert disasm DIR              the instruction stream as text
+    bebert train / eval            (see `bebert train --help`)
+    bebert demo                    the embedded default job
+
+Bad input ends with one line on stderr and exit status 2 (set BEBERT_DEBUG=1 for the
+traceback); imports are lazy so that a quick command does not pay for PyTorch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+
+
+class UserError(ValueError):
+    """A problem with what the user asked for; printed as one line."""
+
+
+def _config(path: str | None):
+    from bebert.config import AccelConfig
+
+    return AccelConfig.from_toml(path) if path else AccelConfig()
+
+
+def _print_json(obj) -> None:
+    print(json.dumps(obj, indent=2, sort_keys=False, default=_json_default))
+
+
+def _json_default(o):
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+# -- subcommands ------------------------------------------------------------------------
+def cmd_compile(a: argparse.Namespace) -> int:
+    from bebert.compiler import compile_spec
+
+    config = _config(a.config)
+    program = compile_spec(a.model, config, seed=a.seed)
+    program.write(a.out)
+    _print_json({"out": str(a.out), "instructions": len(program.instrs),
+                 "dram_bytes": int(program.dram.size), "config": config.name, "model": a.model})
+    return 0
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    import numpy as np
+
+    from bebert.compiler import golden
+    from bebert.program import Program, atomic_write
+
+    program = Program.read(a.program)
+    dram = golden.execute(program)
+    outs = golden.outputs(program, dram)
+    dest = Path(a.out) if a.out else Path(a.program) / "outputs.npz"
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, **outs)
+    atomic_write(dest, buf.getvalue())
+    _print_json({"outputs": str(dest),
+                 "tensors": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in outs.items()}})
+    return 0
+
+
+def cmd_sim(a: argparse.Namespace) -> int:
+    from bebert.program import Program
+    from bebert.sim import simulate
+
+    program = Program.read(a.program)
+    result = simulate(program)
+    d = result.to_dict()
+    if a.json:
+        _print_json(d)
+    else:
+        print(f"{d['cycles']:,} cycles = {d['seconds'] * 1e6:.2f} us at {program.config.clock_mhz} MHz; "
+              f"DRAM {d['dram_bytes']:,} bytes; utilization "
+              + ", ".join(f"{k} {v:.1%}" for k, v in d["utilization"].items()))
+    return 1 if result.error else 0
+
+
+def cmd_rtl(a: argparse.Namespace) -> int:
+    from bebert.hw import generate_verilog
+
+    path = generate_verilog(_config(a.config), Path(a.out))
+    _print_json({"verilog": str(path)})
+    return 0
+
+
+def cmd_verify(a: argparse.Namespace) -> int:
+    from bebert.hw.verify import verify
+    from bebert.program import Program
+
+    program = Program.read(a.program)
+    result = verify(program, waves=a.waves)
+    _print_json(result)
+    return 0 if result.get("passed") else EXIT_FAILED
+
+
+def cmd_disasm(a: argparse.Namespace) -> int:
+    from bebert.isa import disassemble_program
+    from bebert.program import Program
+
+    program = Program.read(a.program)
+    sys.stdout.write(disassemble_program(list(program.instrs)))
+    return 0
+
+
+def cmd_demo(a: argparse.Namespace) -> int:
+    from bebert.demo import run_demo
+
+    return run_demo(Path(a.out), quick=a.quick)
+
+
+# -- parser -----------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bebert", description="Binary BERT ensembles from PyTorch to verified RTL.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    c = sub.add_parser("compile", help="compile a model to a Program directory")
+    c.add_argument("--model", required=True, help="gemm:M,K,N,ABITS[,OBITS]")
+    c.add_argument("--config", help="accelerator TOML (default: the built-in default)")
+    c.add_argument("--out", required=True, help="program directory to write")
+    c.add_argument("--seed", type=int, default=0)
+    c.set_defaults(func=cmd_compile)
+
+    r = sub.add_parser("run", help="run a Program on the golden executor")
+    r.add_argument("program")
+    r.add_argument("--out", help="outputs file (default: PROGRAM/outputs.npz)")
+    r.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("sim", help="cycle-accurate simulation of a Program")
+    s.add_argument("program")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.set_defaults(func=cmd_sim)
+
+    h = sub.add_parser("rtl", help="generate the accelerator's Verilog")
+    h.add_argument("--config", help="accelerator TOML (default: the built-in default)")
+    h.add_argument("--out", required=True)
+    h.set_defaults(func=cmd_rtl)
+
+    v = sub.add_parser("verify", help="run a Program on the RTL (cocotb + Icarus) against golden and simulator")
+    v.add_argument("program")
+    v.add_argument("--waves", action="store_true", help="dump a waveform file")
+    v.set_defaults(func=cmd_verify)
+
+    d = sub.add_parser("disasm", help="print a Program's instruction stream as text")
+    d.add_argument("program")
+    d.set_defaults(func=cmd_disasm)
+
+    m = sub.add_parser("demo", help="the embedded default job: compile, run, simulate, verify")
+    m.add_argument("--out", default="out/demo")
+    m.add_argument("--quick", action="store_true", help="smaller workloads")
+    m.set_defaults(func=cmd_demo)
+
+    try:
+        from bebert.model import cli as model_cli
+    except ImportError:
+        model_cli = None
+    if model_cli is not None and hasattr(model_cli, "register"):
+        model_cli.register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    try:
+        return a.func(a)
+    except KeyboardInterrupt:
+        print("bebert: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, NotImplementedError) as e:
+        if os.environ.get("BEBERT_DEBUG"):
+            raise
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"bebert: error: {msg}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""The accelerator configuration: loaded from TOML, validated once, derived sizes consistent."""
+
+from pathlib import Path
+
+import pytest
+
+from bebert.config import AccelConfig, ConfigError
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+@pytest.mark.parametrize("name", ["default", "small", "wide"])
+def test_shipped_configs_load_and_are_consistent(name):
+    c = AccelConfig.from_toml(CONFIGS / f"{name}.toml")
+    assert c.name == name
+    for buf in ("abuf", "wbuf", "pbuf", "obuf"):
+        assert c.entry_bits[buf] % c.bus_bits == 0
+        assert c.entries(buf) * c.entry_bytes(buf) == getattr(c, f"{buf}_bytes")
+        assert c.beats_per_entry(buf) * c.bus_bits == c.entry_bits[buf]
+    assert c.binary_ops_per_cycle == c.pe_rows * c.pe_cols * c.xnor_width
+
+
+def test_default_toml_matches_builtin_default():
+    assert AccelConfig.from_toml(CONFIGS / "default.toml") == AccelConfig()
+
+
+def test_config_is_frozen_and_round_trips_through_dict():
+    c = AccelConfig()
+    with pytest.raises(Exception):
+        c.pe_rows = 8  # type: ignore[misc]
+    assert AccelConfig.from_dict(c.to_dict()) == c
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"pe_rows": 3}, "pe_rows"),
+    ({"pe_cols": 0}, "pe_cols"),
+    ({"xnor_width": 48}, "xnor_width"),
+    ({"act_bits": (3,)}, "act_bits"),
+    ({"dram_bytes_per_cycle": 12}, "dram_bytes_per_cycle"),
+    ({"abuf_bytes": 100}, "abuf_bytes"),
+    ({"obuf_bytes": 64}, "obuf"),
+    ({"queue_depth": 1}, "queue_depth"),
+    ({"clock_mhz": -5.0}, "clock_mhz"),
+    ({"pe_cols": 2, "dram_bytes_per_cycle": 32}, "bus width"),
+])
+def test_invalid_values_are_refused_with_one_line_naming_the_field(change, words):
+    with pytest.raises(ConfigError) as e:
+        AccelConfig().replace(**change)
+    assert words in str(e.value) and "\n" not in str(e.value)
+
+
+def test_unknown_keys_and_bad_files_are_refused(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[accelerator]\npe_rowz = 4\n")
+    with pytest.raises(ConfigError, match="unknown parameter.*pe_rowz"):
+        AccelConfig.from_toml(bad)
+    bad.write_text("[accelerator\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        AccelConfig.from_toml(bad)
+    with pytest.raises(ConfigError, match="not found"):
+        AccelConfig.from_toml(tmp_path / "missing.toml")
+    bad.write_text('[accelerator]\npe_rows = "four"\n')
+    with pytest.raises(ConfigError, match="pe_rows must be an integer"):
+        AccelConfig.from_toml(bad)
