@@ -53,9 +53,9 @@ def _json_default(o):
 
 # -- subcommands ------------------------------------------------------------------------
 def cmd_compile(a: argparse.Namespace) -> int:
+    config = _config(a.config)
     from bebert.compiler import compile_spec
 
-    config = _config(a.config)
     program = compile_spec(a.model, config, seed=a.seed)
     program.write(a.out)
     _print_json({"out": str(a.out), "instructions": len(program.instrs),
@@ -66,10 +66,11 @@ def cmd_compile(a: argparse.Namespace) -> int:
 def cmd_run(a: argparse.Namespace) -> int:
     import numpy as np
 
-    from bebert.compiler import golden
     from bebert.program import Program, atomic_write
 
     program = Program.read(a.program)
+    from bebert.compiler import golden
+
     dram = golden.execute(program)
     outs = golden.outputs(program, dram)
     dest = Path(a.out) if a.out else Path(a.program) / "outputs.npz"
@@ -85,9 +86,10 @@ def cmd_run(a: argparse.Namespace) -> int:
 
 def cmd_sim(a: argparse.Namespace) -> int:
     from bebert.program import Program
-    from bebert.sim import simulate
 
     program = Program.read(a.program)
+    from bebert.sim import simulate
+
     result = simulate(program)
     d = result.to_dict()
     if a.json:
@@ -100,18 +102,20 @@ def cmd_sim(a: argparse.Namespace) -> int:
 
 
 def cmd_rtl(a: argparse.Namespace) -> int:
+    config = _config(a.config)
     from bebert.hw import generate_verilog
 
-    path = generate_verilog(_config(a.config), Path(a.out))
+    path = generate_verilog(config, Path(a.out))
     _print_json({"verilog": str(path)})
     return 0
 
 
 def cmd_verify(a: argparse.Namespace) -> int:
-    from bebert.hw.verify import verify
     from bebert.program import Program
 
     program = Program.read(a.program)
+    from bebert.hw.verify import verify
+
     result = verify(program, waves=a.waves)
     _print_json(result)
     return 0 if result.get("passed") else EXIT_FAILED

@@ -1,0 +1,41 @@
+"""The PE accumulators: shift-accumulate of bit-plane dot products."""
+
+from amaranth.hdl import Module, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from bebert.config import ACC_BITS
+
+
+class BitserialAccumulator(wiring.Component):
+    """`rows` x `cols` signed 32-bit accumulators.
+
+    In a cycle with `en`, each accumulator becomes `base + (dot << plane)` or, with
+    `negate` (the top plane of signed activations), `base - (dot << plane)`, where base is
+    0 with `clear` (GEMM init) and the accumulator otherwise; the result wraps modulo 2^32.
+    `acc` shows the registered accumulators (updated at the end of the `en` cycle).
+    """
+
+    def __init__(self, rows: int, cols: int, dot_bits: int):
+        for n, v in (("rows", rows), ("cols", cols), ("dot_bits", dot_bits)):
+            if not isinstance(v, int) or v <= 0:
+                raise ValueError(f"BitserialAccumulator: {n} must be a positive integer, got {v!r}")
+        self.rows, self.cols = rows, cols
+        dot = data.ArrayLayout(data.ArrayLayout(signed(dot_bits), cols), rows)
+        acc = data.ArrayLayout(data.ArrayLayout(signed(ACC_BITS), cols), rows)
+        super().__init__({"en": In(1), "clear": In(1), "negate": In(1), "plane": In(3),
+                          "dot": In(dot), "acc": Out(acc)})
+
+    def elaborate(self, platform):
+        m = Module()
+        with m.If(self.en):
+            for r in range(self.rows):
+                for c in range(self.cols):
+                    term = Signal(signed(ACC_BITS), name=f"term{r}_{c}")
+                    m.d.comb += term.eq(self.dot[r][c] << self.plane)
+                    base = ~self.clear.replicate(ACC_BITS) & self.acc[r][c].as_value()
+                    with m.If(self.negate):
+                        m.d.sync += self.acc[r][c].eq(base - term)
+                    with m.Else():
+                        m.d.sync += self.acc[r][c].eq(base + term)
+        return m

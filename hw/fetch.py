@@ -1,0 +1,72 @@
+"""Fetch unit: reads instructions and dispatches them, in order, to the stage queues."""
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from bebert.isa import INSTR_BITS
+
+from .decoder import InstructionDecoder
+
+IMEM_ADDR_BITS = 32
+
+
+class FetchUnit(wiring.Component):
+    """Alternates FETCH (present `imem_addr = pc`) and DECODE (look at `imem_data`).
+
+    `start` (a pulse, sampled at a clock edge) resets pc to 0 and enters FETCH in the next
+    cycle (cycle 0). In DECODE: an illegal word sets `error` and stops; HALT stops; otherwise
+    the word is pushed (`q_w_data`, the stage's `*_w_en`) if that queue's `*_w_rdy` is high
+    and fetch returns to FETCH with pc + 1, else it stays in DECODE (`imem_addr` keeps
+    presenting pc, so `imem_data` stays valid). `stopped` is registered: high from the
+    cycle after the one that decoded HALT or an illegal word until the next `start`.
+    """
+
+    start: In(1)
+    imem_addr: Out(IMEM_ADDR_BITS)
+    imem_data: In(INSTR_BITS)
+    q_w_data: Out(INSTR_BITS)
+    load_w_en: Out(1)
+    load_w_rdy: In(1)
+    compute_w_en: Out(1)
+    compute_w_rdy: In(1)
+    store_w_en: Out(1)
+    store_w_rdy: In(1)
+    stopped: Out(1)
+    error: Out(1)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.decoder = dec = InstructionDecoder()
+        pc = Signal(IMEM_ADDR_BITS)
+        m.d.comb += [self.imem_addr.eq(pc), dec.word.eq(self.imem_data),
+                     self.q_w_data.eq(self.imem_data)]
+
+        with m.FSM(name="fetch"):
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [pc.eq(0), self.error.eq(0)]
+                    m.next = "FETCH"
+            with m.State("FETCH"):
+                m.next = "DECODE"
+            with m.State("DECODE"):
+                with m.If(dec.illegal):
+                    m.d.sync += self.error.eq(1)
+                    m.next = "STOPPED"
+                with m.Elif(dec.halt):
+                    m.next = "STOPPED"
+                with m.Else():
+                    rdy = ((dec.to_load & self.load_w_rdy) | (dec.to_compute & self.compute_w_rdy)
+                           | (dec.to_store & self.store_w_rdy))
+                    m.d.comb += [self.load_w_en.eq(dec.to_load & self.load_w_rdy),
+                                 self.compute_w_en.eq(dec.to_compute & self.compute_w_rdy),
+                                 self.store_w_en.eq(dec.to_store & self.store_w_rdy)]
+                    with m.If(rdy):
+                        m.d.sync += pc.eq(pc + 1)
+                        m.next = "FETCH"
+            with m.State("STOPPED"):
+                m.d.comb += self.stopped.eq(1)
+                with m.If(self.start):
+                    m.d.sync += [pc.eq(0), self.error.eq(0)]
+                    m.next = "FETCH"
+        return m

@@ -1,0 +1,225 @@
+"""Cycle-accurate performance simulation of a program: cycles, busy units, DRAM traffic.
+
+`simulate(program)` turns the instruction stream into flat arrays once (`stream_arrays`) and
+runs the Numba kernel `run_events` (sim/kernel.py) over them. The cycle count equals the
+RTL's exactly (docs/ARCHITECTURE.md, "Timing"); no data is moved, only time and bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from bebert.config import GEMM_PIPELINE_CYCLES, POST_PIPELINE_CYCLES, SYNC_CYCLES, AccelConfig
+from bebert.isa import BUF_NAMES, Buf, Instr, IsaError, Op, decode
+from bebert.program import Program
+
+from . import kernel as K
+
+
+class SimError(RuntimeError):
+    """A program the machine cannot finish: it deadlocks on its tokens."""
+
+
+@dataclass(frozen=True)
+class SimResult:
+    """What one run of a program costs on the accelerator."""
+
+    cycles: int
+    seconds: float
+    busy: dict[str, int]  # load/compute/store and gemm/post/sync: sum of D executed
+    utilization: dict[str, float]  # busy / cycles; pe_array: useful bit-ops / peak
+    dram_read_bytes: int
+    dram_write_bytes: int
+    dram_bytes: int
+    instructions: dict[str, int]  # op name -> executed (HALT: decoded)
+    binary_ops: int
+    error: bool  # fetch stopped on an illegal word (or ran off the end without HALT)
+    stall_cycles: dict[str, int]  # fetch: on a full queue; a stage: head waiting for tokens
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cycles": self.cycles,
+            "seconds": self.seconds,
+            "busy": dict(self.busy),
+            "utilization": dict(self.utilization),
+            "dram_read_bytes": self.dram_read_bytes,
+            "dram_write_bytes": self.dram_write_bytes,
+            "dram_bytes": self.dram_bytes,
+            "instructions": dict(self.instructions),
+            "binary_ops": self.binary_ops,
+            "error": self.error,
+            "stall_cycles": dict(self.stall_cycles),
+        }
+
+
+_OP_INDEX = {Op[name]: i for i, name in enumerate(K.OPS)}
+_STAGE_INDEX = {Op.LOAD: 0, Op.GEMM: 1, Op.POST: 1, Op.SYNC: 1, Op.STORE: 2, Op.HALT: K.ST_HALT}
+# (pop mask, push mask) over the counters l2c, c2l, c2s, s2c for each stage's flags.
+_POP = {0: {"pop_next": 1 << K.C2L},
+        1: {"pop_prev": 1 << K.L2C, "pop_next": 1 << K.S2C},
+        2: {"pop_prev": 1 << K.C2S}}
+_PUSH = {0: {"push_next": 1 << K.L2C},
+         1: {"push_prev": 1 << K.C2L, "push_next": 1 << K.C2S},
+         2: {"push_prev": 1 << K.S2C}}
+
+
+def duration(ins: Instr, config: AccelConfig) -> int:
+    """D of one instruction (docs/ARCHITECTURE.md, "Durations")."""
+    L = config.dram_latency_cycles
+    if ins.op == Op.LOAD:
+        return L + ins.args["n"] * config.beats_per_entry(BUF_NAMES[Buf(ins.args["buf"])])
+    if ins.op == Op.STORE:
+        return 1 + ins.args["n"] * config.beats_per_entry("obuf") + L
+    if ins.op == Op.GEMM:
+        return ins.args["bits"] * ins.args["k"] + GEMM_PIPELINE_CYCLES
+    if ins.op == Op.POST:
+        return config.pe_rows + POST_PIPELINE_CYCLES
+    if ins.op == Op.SYNC:
+        return SYNC_CYCLES
+    return 0
+
+
+def stream_arrays(instrs: list[Instr | None], config: AccelConfig) -> tuple[np.ndarray, ...]:
+    """The kernel's per-word arrays for a fetched stream; None stands for an illegal word.
+
+    The stream is cut after the first HALT or illegal word (fetch never reads further) and,
+    when it has neither, an illegal word is appended: past the end the instruction memory
+    reads 0, which is illegal.
+    """
+    n = len(instrs)
+    for j, ins in enumerate(instrs):
+        if ins is None or ins.op == Op.HALT:
+            n = j + 1
+            break
+    else:
+        instrs = list(instrs) + [None]
+        n += 1
+    stage = np.empty(n, np.int64)
+    dur = np.zeros(n, np.int64)
+    popm = np.zeros(n, np.int64)
+    pushm = np.zeros(n, np.int64)
+    opi = np.zeros(n, np.int64)
+    rd = np.zeros(n, np.int64)
+    wr = np.zeros(n, np.int64)
+    bops = np.zeros(n, np.int64)
+    entry_bytes = {int(b): config.entry_bytes(name) for b, name in BUF_NAMES.items()}
+    beats = {int(b): config.beats_per_entry(name) for b, name in BUF_NAMES.items()}
+    L = config.dram_latency_cycles
+    array_ops = config.pe_rows * config.pe_cols * config.xnor_width
+    masks: dict[tuple[int, frozenset[str]], tuple[int, int]] = {}
+    for j in range(n):
+        ins = instrs[j]
+        if ins is None:
+            stage[j] = K.ST_ILLEGAL
+            continue
+        op = ins.op
+        s = _STAGE_INDEX[op]
+        stage[j] = s
+        opi[j] = _OP_INDEX[op]
+        a = ins.args
+        if op == Op.LOAD:
+            dur[j] = L + a["n"] * beats[a["buf"]]
+            rd[j] = a["n"] * entry_bytes[a["buf"]]
+        elif op == Op.STORE:
+            dur[j] = 1 + a["n"] * beats[a["buf"]] + L
+            wr[j] = a["n"] * entry_bytes[a["buf"]]
+        elif op == Op.GEMM:
+            dur[j] = a["bits"] * a["k"] + GEMM_PIPELINE_CYCLES
+            bops[j] = a["bits"] * a["k"] * array_ops
+        elif op == Op.POST:
+            dur[j] = config.pe_rows + POST_PIPELINE_CYCLES
+        elif op == Op.SYNC:
+            dur[j] = SYNC_CYCLES
+        if ins.flags and s != K.ST_HALT:
+            key = (s, ins.flags)
+            if key not in masks:
+                masks[key] = (sum(_POP[s].get(f, 0) for f in ins.flags),
+                              sum(_PUSH[s].get(f, 0) for f in ins.flags))
+            popm[j], pushm[j] = masks[key]
+    return stage, dur, popm, pushm, opi, rd, wr, bops
+
+
+def decode_words(words: list[int]) -> list[Instr | None]:
+    """Decode raw 128-bit words up to the first illegal one, which becomes None."""
+    out: list[Instr | None] = []
+    for w in words:
+        try:
+            ins = decode(int(w))
+        except IsaError:
+            out.append(None)
+            break
+        out.append(ins)
+        if ins.op == Op.HALT:
+            break
+    return out
+
+
+def simulate(program: Program, *, raw_words: list[int] | None = None,
+             kernel: Callable | None = None) -> SimResult:
+    """Run `program` (or the raw instruction words `raw_words` with its configuration).
+
+    `kernel` picks the cycle model: `kernel.run_events` (default), `kernel.run_reference`,
+    or either's `.py_func` for a pure-Python run. Raises `SimError` on a deadlock.
+    """
+    config = program.config
+    stream = decode_words(raw_words) if raw_words is not None else list(program.instrs)
+    arrays = stream_arrays(stream, config)
+    run = kernel if kernel is not None else K.run_events
+    status, cycles, stats, diag = run(*arrays, np.int64(config.queue_depth))
+    cycles = int(cycles)
+    if status == K.DEADLOCK:
+        raise SimError(_deadlock_message(cycles, diag, arrays[0]))
+    return _result(config, cycles, stats)
+
+
+def _deadlock_message(cycle: int, diag: np.ndarray, stage: np.ndarray) -> str:
+    phase = int(diag[K.D_PHASE])
+    pc = int(diag[K.D_PC])
+    if phase == K.STOPPED:
+        fetch = "fetch stopped"
+    else:
+        fetch = f"fetch stalled at instruction {pc} on the full {K.STAGES[int(stage[pc])]} queue"
+    waits = []
+    for s, name in enumerate(K.STAGES):
+        head = int(diag[K.D_HEAD + s])
+        if head >= 0:
+            waits.append(f"{name} head (instruction {head}) waits")
+    counters = ", ".join(f"{c}={int(diag[K.D_CNT + i])}" for i, c in enumerate(K.COUNTERS))
+    return (f"deadlock at cycle {cycle}: no unit can make progress; {fetch}; "
+            f"{'; '.join(waits) or 'queues empty'}; tokens {counters}")
+
+
+def _result(config: AccelConfig, cycles: int, stats: np.ndarray) -> SimResult:
+    st = [int(x) for x in stats]
+    by_op = {name: st[K.S_BUSY + i] for i, name in enumerate(K.OPS)}
+    busy = {
+        "load": by_op["LOAD"],
+        "compute": by_op["GEMM"] + by_op["POST"] + by_op["SYNC"],
+        "store": by_op["STORE"],
+        "gemm": by_op["GEMM"],
+        "post": by_op["POST"],
+        "sync": by_op["SYNC"],
+    }
+    bops = st[K.S_BOPS]
+    util = {u: busy[u] / cycles for u in ("load", "compute", "store")}
+    util["pe_array"] = bops / (cycles * config.binary_ops_per_cycle)
+    util["dram_read"] = st[K.S_RD] / (cycles * config.dram_bytes_per_cycle)
+    util["dram_write"] = st[K.S_WR] / (cycles * config.dram_bytes_per_cycle)
+    stalls = {"fetch": st[K.S_STALL_FETCH]}
+    stalls.update({name: st[K.S_STALL + s] for s, name in enumerate(K.STAGES)})
+    return SimResult(
+        cycles=cycles,
+        seconds=cycles / config.clock_hz,
+        busy=busy,
+        utilization=util,
+        dram_read_bytes=st[K.S_RD],
+        dram_write_bytes=st[K.S_WR],
+        dram_bytes=st[K.S_RD] + st[K.S_WR],
+        instructions={name: st[K.S_COUNT + i] for i, name in enumerate(K.OPS)},
+        binary_ops=bops,
+        error=bool(st[K.S_ERROR]),
+        stall_cycles=stalls,
+    )
