@@ -68,12 +68,15 @@ def requantize_torch(acc, mult, bias, shift: int, obits: int, osigned: bool):
 
 
 def fixed_point(scale: np.ndarray, offset: np.ndarray, *, acc_bound: int = 1 << 24,
-                max_shift: int = 40) -> tuple[np.ndarray, np.ndarray, int]:
+                max_shift: int = 40, fold_bound: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
     """Per-channel real `scale` and `offset` -> int32 (mult, bias) and one shift.
 
     `acc * scale + offset` is approximated by `(acc * mult + bias) >> shift`. The largest
     shift keeps both mult and bias inside int32 and `acc_bound * |mult| + |bias|` inside
-    63 bits, for the most precision the POST unit can hold.
+    63 bits, for the most precision the POST unit can hold. `fold_bound` > 0 also keeps
+    `fold_bound * |mult| + |bias|` inside int32, so that a compiler can fold a correction
+    of up to `fold_bound` accumulator units into the bias (the +-1 activation encoding
+    folds `2 * mult` and `bias - mult * sum(w)`, needing fold_bound = K).
     """
     scale = np.asarray(scale, np.float64)
     offset = np.asarray(offset, np.float64)
@@ -83,7 +86,8 @@ def fixed_point(scale: np.ndarray, offset: np.ndarray, *, acc_bound: int = 1 << 
     while shift > 0:
         m = smax * 2.0 ** shift
         b = omax * 2.0 ** shift
-        if m < INT32_MAX - 1 and b < INT32_MAX - 1 and acc_bound * m + b < 2.0 ** 62:
+        fits = m < INT32_MAX - 1 and b < INT32_MAX - 1 and acc_bound * m + b < 2.0 ** 62
+        if fits and (fold_bound <= 0 or fold_bound * (m + 1) + b + 1 < INT32_MAX):
             break
         shift -= 1
     mult = np.clip(np.rint(scale * 2.0 ** shift), INT32_MIN, INT32_MAX).astype(np.int64)

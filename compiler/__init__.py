@@ -1,1 +1,16 @@
-"""bebert."""
+"""The bebert compiler: binary linear layers -> programs, and the golden executor.
+
+    compile_linear(layer, x_int, config, name="y") -> Program
+    compile_spec("gemm:M,K,N,ABITS[,OBITS]", config, seed=0) -> Program
+    golden.execute(program) -> final DRAM image;  golden.outputs(program, dram) -> {name: array}
+    check_tokens(instrs, queue_depth) -> TokenReport (raises TokenError on deadlock / imbalance)
+"""
+
+from . import golden, layout
+from .errors import CompileError
+from .lower import compile_linear
+from .spec import compile_spec, parse_spec
+from .tokens import TokenError, TokenReport, check_tokens
+
+__all__ = ["CompileError", "TokenError", "TokenReport", "check_tokens", "compile_linear",
+           "compile_spec", "golden", "layout", "parse_spec"]

@@ -172,7 +172,10 @@ class BinaryLinear(nn.Module):
         scale = alpha * s_x / out_step
         offset = b / out_step
         bound = self.in_features * max(abs(v) for v in self.act_quant.qrange)
-        mult, ibias, shift = fixed_point(scale, offset, acc_bound=max(bound, 1))
+        # +-1 activations are stored as one 0/1 bit-plane: leave room to fold 2*mult and
+        # bias - mult*sum(w) into int32 (see compiler/lower.py).
+        fold = max(2, self.in_features) if self.act_quant.bits == 1 else 0
+        mult, ibias, shift = fixed_point(scale, offset, acc_bound=max(bound, 1), fold_bound=fold)
         return IntegerLinear(sign=(self.weight >= 0).numpy().copy(), mult=mult, bias=ibias, shift=shift,
                              in_bits=self.act_quant.bits, in_signed=self.act_quant.signed,
                              out_bits=out_bits, out_signed=out_signed, in_step=s_x,

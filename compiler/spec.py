@@ -1,0 +1,131 @@
+"""Compile a random binary linear layer from a one-line spec, for tests and benchmarks.
+
+    gemm:M,K,N,ABITS[,OBITS]
+
+M rows of input, K input features, N output features, ABITS activation bits (1, 2, 4,
+8; a trailing 'u' as in '4u' makes them unsigned), OBITS output bits (default ABITS;
+0 = raw int32, 1 = sign). The layer, its calibration batch and its input are drawn
+from `seed`, so a spec and a seed name one program.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from bebert.config import AccelConfig
+
+from .errors import CompileError
+from .lower import compile_linear
+
+FORMAT = "gemm:M,K,N,ABITS[,OBITS]"
+MAX_DIM = 1 << 20
+
+
+def parse_spec(spec: str) -> dict:
+    """'gemm:M,K,N,ABITS[,OBITS]' -> dict(M, K, N, abits, asigned, obits); CompileError if malformed."""
+    def bad(why: str) -> CompileError:
+        return CompileError(f"spec {spec!r}: {why} (expected {FORMAT})")
+
+    if not isinstance(spec, str):
+        raise CompileError(f"spec {spec!r}: not a string (expected {FORMAT})")
+    kind, sep, rest = spec.strip().partition(":")
+    if not sep or kind.strip().lower() != "gemm":
+        raise bad("unknown kind" if sep else "missing 'gemm:'")
+    parts = [p.strip() for p in rest.split(",")]
+    if len(parts) not in (4, 5):
+        raise bad(f"{len(parts)} fields")
+    asigned = True
+    if parts[3].lower().endswith("u"):
+        parts[3], asigned = parts[3][:-1], False
+    vals = []
+    for label, p in zip(("M", "K", "N", "ABITS", "OBITS"), parts):
+        if not p.isdigit():
+            raise bad(f"{label} = {p!r} is not a non-negative integer")
+        vals.append(int(p))
+    M, K, N, abits = vals[:4]
+    obits = vals[4] if len(vals) == 5 else abits
+    for label, v in (("M", M), ("K", K), ("N", N)):
+        if not 1 <= v <= MAX_DIM:
+            raise bad(f"{label} = {v} outside 1..{MAX_DIM}")
+    if abits not in (1, 2, 4, 8):
+        raise bad(f"ABITS = {abits} not one of 1, 2, 4, 8")
+    if not 0 <= obits <= 8:
+        raise bad(f"OBITS = {obits} outside 0..8")
+    return {"M": M, "K": K, "N": N, "abits": abits, "asigned": asigned or abits == 1, "obits": obits}
+
+
+def random_layer(M: int, K: int, N: int, abits: int, asigned: bool, obits: int, seed: int):
+    """(IntegerLinear, x_int) of a seeded random `BinaryLinear` calibrated on a seeded batch."""
+    import torch
+
+    from bebert.model.binary_linear import BinaryLinear
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):  # weight init draws from the global RNG
+        torch.manual_seed(seed)
+        layer = BinaryLinear(K, N, act_bits=abits, act_signed=asigned)
+    with torch.no_grad():
+        layer.bias.uniform_(-0.5, 0.5, generator=g)
+        calib = torch.randn(max(M, 8), K, generator=g, dtype=torch.float32)
+        if not asigned:
+            calib = calib.abs()
+        layer.train()
+        layer(calib)  # the first training batch sets the activation step (LSQ init)
+        layer.eval()
+        x = torch.randn(M, K, generator=g, dtype=torch.float32)
+        if not asigned:
+            x = x.abs()
+        y = layer(x)
+    spread = float(y.abs().max()) if y.numel() else 0.0
+    if not math.isfinite(spread) or spread <= 0:
+        spread = 1.0
+    if obits >= 2:
+        out_step = spread / ((1 << (obits - 1)) - 1)  # the largest |y| maps to the top code
+    elif obits == 1:
+        out_step = 1.0
+    else:
+        out_step = spread / (1 << 12)  # int32 output with 12 bits of resolution over the range
+    integer = layer.to_integer(out_step=out_step, out_bits=obits, out_signed=True)
+    x_int = layer.act_quant.to_int(x).numpy()
+    return integer, x_int
+
+
+def compile_spec(spec: str, config: AccelConfig, *, seed: int = 0):
+    """The `Program` of a seeded random layer described by `spec` (see the module doc)."""
+    s = parse_spec(spec)
+    if s["abits"] not in config.act_bits:
+        allowed = ", ".join(str(b) for b in config.act_bits)
+        raise CompileError(f"activation bits {s['abits']} not supported by config '{config.name}' "
+                           f"(act_bits = {allowed})")
+    layer, x_int = random_layer(s["M"], s["K"], s["N"], s["abits"], s["asigned"], s["obits"], seed)
+    prog = compile_linear(layer, x_int, config, name="y")
+    prog.meta.update({"spec": spec, "seed": seed})
+    return prog
+
+
+def reference(spec: str, seed: int = 0) -> np.ndarray:
+    """IntegerLinear.forward of the layer and input `compile_spec(spec, seed=seed)` compiles."""
+    s = parse_spec(spec)
+    layer, x_int = random_layer(s["M"], s["K"], s["N"], s["abits"], s["asigned"], s["obits"], seed)
+    return layer.forward(x_int)
+
+
+def random_config(seed: int, *, small: bool = True) -> AccelConfig:
+    """A seeded random valid `AccelConfig` (tiny buffers when `small`, to force chunking)."""
+    rng = np.random.default_rng(seed)
+    R = int(rng.choice([1, 2, 4, 8]))
+    C = int(rng.choice([1, 2, 4, 8]))
+    W = int(rng.choice([8, 16, 32, 64]))
+    entry = {"abuf": R * W // 8, "wbuf": C * W // 8, "pbuf": C * 8, "obuf": C * 4}
+    bus = int(rng.choice([b for b in (1, 2, 4, 8, 16) if all(e % b == 0 for e in entry.values())]))
+    hi = 24 if small else 512
+    counts = {b: int(rng.integers(2, hi + 1)) for b in entry}
+    counts["obuf"] = max(counts["obuf"], R + int(rng.integers(0, 2 * R + 1)))
+    bits = [b for b in (1, 2, 4, 8) if rng.random() < 0.7] or [int(rng.choice([1, 2, 4, 8]))]
+    return AccelConfig(name=f"random{seed}", pe_rows=R, pe_cols=C, xnor_width=W, act_bits=tuple(bits),
+                       abuf_bytes=counts["abuf"] * entry["abuf"], wbuf_bytes=counts["wbuf"] * entry["wbuf"],
+                       pbuf_bytes=counts["pbuf"] * entry["pbuf"], obuf_bytes=counts["obuf"] * entry["obuf"],
+                       dram_bytes_per_cycle=bus, dram_latency_cycles=int(rng.integers(1, 40)),
+                       queue_depth=int(rng.integers(2, 9)))
