@@ -7,6 +7,8 @@ RTL's exactly (docs/ARCHITECTURE.md, "Timing"); no data is moved, only time and 
 
 from __future__ import annotations
 
+import array
+
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -89,57 +91,60 @@ def stream_arrays(instrs: list[Instr | None], config: AccelConfig) -> tuple[np.n
     when it has neither, an illegal word is appended: past the end the instruction memory
     reads 0, which is illegal.
     """
-    n = len(instrs)
-    for j, ins in enumerate(instrs):
-        if ins is None or ins.op == Op.HALT:
-            n = j + 1
-            break
-    else:
-        instrs = list(instrs) + [None]
-        n += 1
-    stage = np.empty(n, np.int64)
-    dur = np.zeros(n, np.int64)
-    popm = np.zeros(n, np.int64)
-    pushm = np.zeros(n, np.int64)
-    opi = np.zeros(n, np.int64)
-    rd = np.zeros(n, np.int64)
-    wr = np.zeros(n, np.int64)
-    bops = np.zeros(n, np.int64)
     entry_bytes = {int(b): config.entry_bytes(name) for b, name in BUF_NAMES.items()}
     beats = {int(b): config.beats_per_entry(name) for b, name in BUF_NAMES.items()}
     L = config.dram_latency_cycles
     array_ops = config.pe_rows * config.pe_cols * config.xnor_width
-    masks: dict[tuple[int, frozenset[str]], tuple[int, int]] = {}
-    for j in range(n):
-        ins = instrs[j]
+    post_d = config.pe_rows + POST_PIPELINE_CYCLES
+    # One row per word: stage, dur, popm, pushm, opi, rd, wr, bops, appended to a flat int64
+    # buffer (far cheaper than item assignment into arrays or np.array of tuples).
+    heads: dict[tuple[int, frozenset[str]], tuple[int, int, int, int]] = {}
+    rows = array.array("q")
+    append = rows.extend
+    for ins in instrs:
         if ins is None:
-            stage[j] = K.ST_ILLEGAL
-            continue
-        op = ins.op
-        s = _STAGE_INDEX[op]
-        stage[j] = s
-        opi[j] = _OP_INDEX[op]
+            break
+        op = ins.op._value_
+        key = (op, ins.flags)
+        head = heads.get(key)
+        if head is None:
+            head = heads[key] = _row_head(Op(op), ins.flags)
+        stage, popm, pushm, opi = head
         a = ins.args
-        if op == Op.LOAD:
-            dur[j] = L + a["n"] * beats[a["buf"]]
-            rd[j] = a["n"] * entry_bytes[a["buf"]]
-        elif op == Op.STORE:
-            dur[j] = 1 + a["n"] * beats[a["buf"]] + L
-            wr[j] = a["n"] * entry_bytes[a["buf"]]
-        elif op == Op.GEMM:
-            dur[j] = a["bits"] * a["k"] + GEMM_PIPELINE_CYCLES
-            bops[j] = a["bits"] * a["k"] * array_ops
-        elif op == Op.POST:
-            dur[j] = config.pe_rows + POST_PIPELINE_CYCLES
-        elif op == Op.SYNC:
-            dur[j] = SYNC_CYCLES
-        if ins.flags and s != K.ST_HALT:
-            key = (s, ins.flags)
-            if key not in masks:
-                masks[key] = (sum(_POP[s].get(f, 0) for f in ins.flags),
-                              sum(_PUSH[s].get(f, 0) for f in ins.flags))
-            popm[j], pushm[j] = masks[key]
-    return stage, dur, popm, pushm, opi, rd, wr, bops
+        if op == _LOAD:
+            n_, b = a["n"], a["buf"]
+            append((stage, L + n_ * beats[b], popm, pushm, opi, n_ * entry_bytes[b], 0, 0))
+        elif op == _STORE:
+            n_, b = a["n"], a["buf"]
+            append((stage, 1 + n_ * beats[b] + L, popm, pushm, opi, 0, n_ * entry_bytes[b], 0))
+        elif op == _GEMM:
+            bk = a["bits"] * a["k"]
+            append((stage, bk + GEMM_PIPELINE_CYCLES, popm, pushm, opi, 0, 0, bk * array_ops))
+        elif op == _POST:
+            append((stage, post_d, popm, pushm, opi, 0, 0, 0))
+        elif op == _SYNC:
+            append((stage, SYNC_CYCLES, popm, pushm, opi, 0, 0, 0))
+        else:  # HALT: fetch reads no further
+            append((stage, 0, 0, 0, opi, 0, 0, 0))
+            break
+    else:  # no HALT: the word past the end reads as 0
+        ins = None
+    if ins is None:
+        append((K.ST_ILLEGAL, 0, 0, 0, 0, 0, 0, 0))
+    table = np.frombuffer(rows, dtype=np.int64).reshape(-1, 8)
+    return tuple(np.ascontiguousarray(table[:, c]) for c in range(8))
+
+
+_LOAD, _STORE, _GEMM, _POST, _SYNC = (int(o) for o in (Op.LOAD, Op.STORE, Op.GEMM, Op.POST, Op.SYNC))
+
+
+def _row_head(op: Op, flags: frozenset[str]) -> tuple[int, int, int, int]:
+    """(stage, pop mask, push mask, op index) of an op carrying `flags`."""
+    s = _STAGE_INDEX[op]
+    if s == K.ST_HALT:
+        return s, 0, 0, _OP_INDEX[op]
+    return (s, sum(_POP[s].get(f, 0) for f in flags), sum(_PUSH[s].get(f, 0) for f in flags),
+            _OP_INDEX[op])
 
 
 def decode_words(words: list[int]) -> list[Instr | None]:
