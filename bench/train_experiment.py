@@ -1,0 +1,97 @@
+"""The accuracy experiment of BEBERT on CPU: FP teacher vs one binary BERT vs binary ensembles.
+
+For each task (MRPC, RTE, CoLA, STS-B, and SST-2 subsampled) at max_seq_len 64 it trains
+
+    fp            the full-precision teacher (taken from the `bebert_kd_full` run)
+    binarybert    one BinaryBERT member (TWS) with full KD
+    bebert_kd0    BEBERT, 3 AdaBoost members, no KD
+    bebert_kd     BEBERT, 3 AdaBoost members, full KD
+
+and writes bench/results/train_experiment.json and bench/results/train_experiment.md (task
+metric per configuration, GLUE-style average, training wall time). Hours on 2 CPU cores:
+`--dry-run` prints the plan; `--tasks rte --max-train-examples 256` is a quick sanity run.
+
+    python bench/train_experiment.py --data-dir ../shared/data/glue [--epochs 3] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bebert.model import glue
+from bebert.model.train import TrainConfig, evaluate, train
+
+TASKS = ("mrpc", "rte", "cola", "stsb", "sst2")
+SUBSAMPLE = {"sst2": 8000}  # SST-2's 67k sentences are too many for a CPU run
+CONFIGS = {
+    "binarybert": dict(members=1, kd="full"),
+    "bebert_kd0": dict(members=3, kd="none"),
+    "bebert_kd": dict(members=3, kd="full"),
+}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--tasks", default=",".join(TASKS))
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--max-seq-len", type=int, default=64)
+    p.add_argument("--max-train-examples", type=int, default=None, help="cap for every task (default: SST-2 8000)")
+    p.add_argument("--runs-dir", default="bench/runs/train_experiment")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--dry-run", action="store_true")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    tasks = [glue.get_task(t).name for t in args.tasks.split(",")]
+    results: dict = {"settings": vars(args), "tasks": {}}
+    for task in tasks:
+        cap = args.max_train_examples or SUBSAMPLE.get(task)
+        row = {}
+        for name, opts in CONFIGS.items():
+            out = Path(args.runs_dir) / task / name
+            cfg = TrainConfig(task=task, out=str(out), data_dir=args.data_dir, base="binarybert",
+                              epochs=args.epochs, max_train_examples=cap, max_seq_len=args.max_seq_len,
+                              seed=args.seed, **opts)
+            if args.dry_run:
+                print(f"would train {task:5s} {name:11s} -> {out}")
+                continue
+            t0 = time.perf_counter()
+            train(cfg, resume=(out / "config.json").is_file())
+            wall = time.perf_counter() - t0
+            res = evaluate(out)
+            for split, r in res["splits"].items():
+                key = task if split == "dev" else f"{task}-{split}"
+                row.setdefault(key, {})[name] = {"metrics": r["ensemble"], "score": glue.main_score(task, r["ensemble"]),
+                                                 "train_seconds": round(wall, 1)}
+                if name == "bebert_kd" and "teacher" in r:
+                    row[key]["fp"] = {"metrics": r["teacher"], "score": glue.main_score(task, r["teacher"]),
+                                      "train_seconds": res["train_seconds"].get("teacher")}
+        results["tasks"].update(row)
+    if args.dry_run:
+        return 0
+    names = ["fp", *CONFIGS]
+    results["average"] = {n: float(np.mean([r[n]["score"] for r in results["tasks"].values() if n in r]))
+                          for n in names}
+    out = Path("bench/results")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "train_experiment.json").write_text(json.dumps(results, indent=2) + "\n")
+    lines = ["| task | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for task, r in results["tasks"].items():
+        lines.append(f"| {task} | " + " | ".join(
+            f"{100 * r[n]['score']:.1f} ({r[n]['train_seconds'] or 0:.0f} s)" if n in r else "-" for n in names) + " |")
+    lines.append("| average | " + " | ".join(f"{100 * results['average'][n]:.1f}" for n in names) + " |")
+    (out / "train_experiment.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""`bebert train` and `bebert eval`: the model half of the command line.
+
+`register(subparsers)` adds both subcommands to the lead's argparse parser; each sets
+`func`, the handler taking the parsed namespace. Errors are ValueError subclasses with one
+line (bebert/cli.py prints them and exits 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _positive(v: str) -> int:
+    try:
+        n = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got '{v}'") from None
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {n}")
+    return n
+
+
+def register(subparsers) -> None:
+    from .glue import TASKS
+    from .quant_bert import BASES
+
+    tr = subparsers.add_parser("train", help="train an FP teacher and an ensemble of binary BERTs on a GLUE task")
+    tr.add_argument("--task", required=True, help=f"GLUE task: {', '.join(TASKS)}")
+    tr.add_argument("--data-dir", default=None, help="folder in the GLUE TSV layout (default: HF hub 'glue')")
+    tr.add_argument("--backbone", default=None, help="HF BERT name or local path (default: the offline MiniLM-L6)")
+    tr.add_argument("--base", default="binarybert", choices=[b for b in BASES if b != "fp"],
+                    help="binarybert (1-1-4, TWS) or bibert (1-1-1, Bi-Attention, DMD)")
+    tr.add_argument("--members", type=_positive, default=3, help="ensemble members (default 3)")
+    tr.add_argument("--kd", default="full", choices=["full", "pred", "none"], help="knowledge distillation")
+    tr.add_argument("--ensemble", default="adaboost", choices=["adaboost", "bagging"])
+    tr.add_argument("--no-tws", dest="tws", action="store_false", help="binarybert without the ternary stage")
+    tr.add_argument("--max-train-examples", type=_positive, default=None, help="seeded subset of the train set")
+    tr.add_argument("--epochs", type=_positive, default=1, help="epochs per stage (default 1)")
+    tr.add_argument("--max-seq-len", type=_positive, default=64, help="tokens per example (default 64)")
+    tr.add_argument("--batch-size", type=_positive, default=32)
+    tr.add_argument("--lr", type=float, default=1e-4, help="learning rate of the members (default 1e-4)")
+    tr.add_argument("--teacher-lr", type=float, default=1e-4, help="learning rate of the FP teacher (default 1e-4)")
+    tr.add_argument("--seed", type=int, default=42)
+    tr.add_argument("--threads", type=_positive, default=None,
+                    help="PyTorch CPU threads (default $BEBERT_THREADS or 1: on a shared machine more threads "
+                         "than free cores makes training many times slower)")
+    tr.add_argument("--out", required=True, help="run directory")
+    tr.add_argument("--resume", action="store_true", help="continue the run in --out after its last finished epoch")
+    tr.set_defaults(func=cmd_train)
+
+    ev = subparsers.add_parser("eval", help="dev metrics of a trained run: teacher, members, ensemble")
+    ev.add_argument("run_dir", help="run directory written by `bebert train` (or a package folder)")
+    ev.add_argument("--task", default=None, help="defaults to the package's task")
+    ev.add_argument("--data-dir", default=None, help="defaults to the run's --data-dir")
+    ev.add_argument("--integer", action="store_true", help="run the integer inference path")
+    ev.add_argument("--max-eval-examples", type=_positive, default=None, help="seeded subset of each dev split")
+    ev.add_argument("--robustness", action="store_true",
+                    help="also accuracy under random word deletion/swap (member 0 vs ensemble)")
+    ev.add_argument("--threads", type=_positive, default=None, help="PyTorch CPU threads (default 1)")
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.set_defaults(func=cmd_eval)
+
+
+def _set_threads(n: int | None) -> None:
+    import os
+
+    import torch
+
+    n = n or int(os.environ.get("BEBERT_THREADS", "1") or 1)
+    torch.set_num_threads(max(1, n))
+
+
+def cmd_train(args) -> int:
+    _set_threads(args.threads)
+    from .train import TrainConfig, default_backbone, train
+
+    from pathlib import Path
+
+    # local paths are stored absolute, so that `bebert eval` and --resume work from any folder
+    data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else None
+    backbone = args.backbone or default_backbone()
+    if Path(backbone).exists():
+        backbone = str(Path(backbone).resolve())
+    cfg = TrainConfig(task=args.task, out=str(Path(args.out).resolve()), data_dir=data_dir, backbone=backbone, base=args.base, members=args.members,
+                      kd=args.kd, ensemble=args.ensemble, tws=args.tws, epochs=args.epochs,
+                      max_train_examples=args.max_train_examples, max_seq_len=args.max_seq_len,
+                      batch_size=args.batch_size, lr=args.lr, teacher_lr=args.teacher_lr, seed=args.seed)
+    run = train(cfg, resume=args.resume)
+    print(f"trained {cfg.members} {cfg.base} member(s) on {cfg.task}; package in {run / 'package'}", file=sys.stderr)
+    return 0
+
+
+def _fmt(scores: dict) -> str:
+    return "  ".join(f"{k} {v:.4f}" for k, v in scores.items())
+
+
+def cmd_eval(args) -> int:
+    _set_threads(args.threads)
+    from .train import evaluate
+
+    res = evaluate(args.run_dir, task=args.task, data_dir=args.data_dir, max_examples=args.max_eval_examples,
+                   integer=args.integer)
+    if args.robustness:
+        from .robustness import robustness
+
+        res["robustness"] = robustness(args.run_dir, task=args.task, data_dir=args.data_dir,
+                                       max_examples=args.max_eval_examples)
+    if args.json:
+        print(json.dumps(res, sort_keys=True))
+        return 0
+    for split, r in res["splits"].items():
+        print(f"{res['task']} {split} ({r['examples']} examples)")
+        if "teacher" in r:
+            print(f"  teacher   {_fmt(r['teacher'])}")
+        for i, m in enumerate(r["members"]):
+            print(f"  member {i}  {_fmt(m)}  (alpha {res['alphas'][i]:.3f})")
+        print(f"  ensemble  {_fmt(r['ensemble'])}")
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="bebert")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    register(sub)
+    args = p.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, OSError) as e:
+        print(f"bebert: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

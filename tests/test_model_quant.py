@@ -1,0 +1,173 @@
+"""Quantizers (values, straight-through gradients), TWS and the quantized BERT against HF BERT."""
+
+import pytest
+import torch
+import transformers
+
+from bebert.model.binary_linear import ActQuantizer, BinaryLinear, round_ste, sign_ste
+from bebert.model.quant_bert import (BertShape, FastActQuantizer, QLinear, QuantConfig, bool_ste, build,
+                                     dmd_loss, quantize_weight, tws_split, tws_weights)
+
+
+def test_sign_ste_values_and_clipped_gradient():
+    x = torch.tensor([-2.0, -0.5, 0.0, 0.5, 2.0], requires_grad=True)
+    y = sign_ste(x)
+    assert y.tolist() == [-1, -1, 1, 1, 1]
+    y.sum().backward()
+    assert x.grad.tolist() == [0, 1, 1, 1, 0]
+
+
+def test_round_ste_half_up_identity_gradient():
+    x = torch.tensor([-1.5, -0.5, 0.49, 0.5, 1.5], requires_grad=True)
+    y = round_ste(x)
+    assert y.tolist() == [-1, 0, 0, 1, 2]
+    y.sum().backward()
+    assert x.grad.tolist() == [1] * 5
+
+
+def test_bool_ste():
+    x = torch.tensor([-3.0, -0.2, 0.0, 0.7, 4.0], requires_grad=True)
+    y = bool_ste(x)
+    assert y.tolist() == [0, 0, 1, 1, 1]
+    y.sum().backward()
+    assert x.grad.tolist() == [0, 1, 1, 1, 0]
+
+
+@pytest.mark.parametrize("bits,signed", [(2, True), (4, True), (8, False)])
+def test_fast_act_quantizer_matches_lsq(bits, signed):
+    torch.manual_seed(0)
+    ref, fast = ActQuantizer(bits, signed), FastActQuantizer(bits, signed)
+    for q in (ref, fast):
+        with torch.no_grad():
+            q.step.fill_(0.37)
+            q.initialized.fill_(True)
+    x = torch.randn(4, 50) * 3
+    g = torch.randn(4, 50)
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y1, y2 = ref(x1), fast(x2)
+    assert torch.equal(y1, y2)
+    (y1 * g).sum().backward()
+    (y2 * g).sum().backward()
+    assert torch.allclose(x1.grad, x2.grad, atol=1e-6)
+    assert torch.allclose(ref.step.grad, fast.step.grad, rtol=1e-4, atol=1e-6)
+    assert torch.equal(fast.to_int(x), ref.to_int(x))
+
+
+def test_act_quantizer_4bit_values_and_gradient():
+    q = FastActQuantizer(4, True)
+    with torch.no_grad():
+        q.step.fill_(0.5)
+        q.initialized.fill_(True)
+    x = torch.tensor([-9.0, -1.1, 0.2, 0.26, 4.0], requires_grad=True)
+    y = q(x)
+    # codes clamp(floor(x/0.5 + 0.5), -8, 7) = -8, -2, 0, 1, 7
+    assert y.tolist() == [-4.0, -1.0, 0.0, 0.5, 3.5]
+    y.sum().backward()
+    assert x.grad.tolist() == [0, 1, 1, 1, 0]  # clamped codes pass no gradient
+
+
+def test_weight_quantizers_hand_cases():
+    w = torch.tensor([[1.0, -0.1, -0.8, 0.05]])
+    codes, scale = quantize_weight(w, 1)
+    assert codes.tolist() == [[1, -1, -1, 1]] and scale.item() == pytest.approx(0.4875)
+    codes, scale = quantize_weight(w, 2)  # threshold 0.7 * 0.4875 = 0.341: keeps 1.0 and -0.8
+    assert codes.tolist() == [[1, 0, -1, 0]] and scale.item() == pytest.approx(0.9)
+    codes, scale = quantize_weight(torch.tensor([[0.7, -0.35, 0.1]]), 4)  # scale 0.7 / 7
+    assert codes.tolist() == [[7, -3, 1]] and scale.item() == pytest.approx(0.1)
+
+
+def test_weight_ste_gradients_reach_latent_weights():
+    for bits in (1, 2, 4):
+        w = torch.tensor([[0.3, -0.6, 0.05, 1.5]], requires_grad=True)
+        codes, scale = quantize_weight(w, bits)
+        (scale[:, None] * codes).sum().backward()
+        assert torch.isfinite(w.grad).all() and w.grad.abs().sum() > 0
+
+
+def test_qlinear_1bit_is_binary_linear():
+    torch.manual_seed(0)
+    ref = BinaryLinear(16, 8, act_bits=4)
+    q = QLinear(16, 8, weight_bits=1, act_bits=4)
+    q.load_state_dict(ref.state_dict())
+    x = torch.randn(3, 16)
+    ref.train(), q.train()
+    assert torch.allclose(ref(x), q(x), atol=1e-6)
+    assert torch.equal(ref.alpha(), q.alpha())
+    assert isinstance(q, BinaryLinear)
+    layer = q.to_integer(out_step=0.1)  # the compiler's entry point still works
+    assert layer.sign.shape == (8, 16)
+
+
+def test_tws_split_equivalence_of_weights():
+    torch.manual_seed(1)
+    w = torch.randn(6, 40)
+    w1, w2 = tws_weights(w)
+    assert torch.allclose(w1 + w2, w, atol=1e-6)
+    (c1, s1), (c2, s2), (ct, st) = quantize_weight(w1, 1), quantize_weight(w2, 1), quantize_weight(w, 2)
+    assert torch.allclose(s1[:, None] * c1 + s2[:, None] * c2, st[:, None] * ct, atol=1e-6)
+    assert torch.allclose(s1, st / 2, atol=1e-6) and torch.allclose(s2, st / 2, atol=1e-6)
+
+
+def tiny_shape(num_labels=2):
+    return BertShape(vocab_size=50, hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32,
+                     max_position=32, type_vocab_size=2, layer_norm_eps=1e-12, num_labels=num_labels)
+
+
+def _batch(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1, 50, (3, 10), generator=g)
+    mask = torch.ones_like(ids)
+    mask[1, 7:] = 0
+    return ids, torch.zeros_like(ids), mask
+
+
+def test_tws_split_model_equals_ternary_model():
+    torch.manual_seed(0)
+    ternary = build(tiny_shape(), QuantConfig.preset("binarybert").ternary())
+    ternary.train()
+    ternary(*_batch())  # initialise the LSQ steps
+    ternary.eval()
+    binary = tws_split(ternary).eval()
+    assert binary.quant.split and binary.quant.weight_bits == 1
+    assert binary.layers[0].ffn_in.weight.shape == (32, 32)  # twice the input width
+    with torch.no_grad():
+        assert torch.allclose(ternary(*_batch()), binary(*_batch()), atol=1e-4)
+
+
+def test_fp_quantbert_matches_hf_bert():
+    torch.manual_seed(0)
+    cfg = transformers.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                  intermediate_size=32, max_position_embeddings=32)
+    hf = transformers.BertModel(cfg).eval()
+    ours = build(BertShape.from_hf(cfg, 2), QuantConfig.preset("fp"), init_from=hf.state_dict()).eval()
+    ids, tt, mask = _batch()
+    with torch.no_grad():
+        ref = hf(input_ids=ids, token_type_ids=tt, attention_mask=mask)
+        _, internals = ours(ids, tt, mask, internals=True)
+    keep = mask.bool()
+    assert torch.allclose(internals["hidden"][-1][keep], ref.last_hidden_state[keep], atol=1e-5)
+
+
+@pytest.mark.parametrize("base", ["binarybert", "bibert"])
+def test_quantized_models_train_step(base):
+    torch.manual_seed(0)
+    model = build(tiny_shape(), QuantConfig.preset(base)).train()
+    teacher = build(tiny_shape(), QuantConfig.preset("fp")).eval()
+    ids, tt, mask = _batch()
+    logits, s_int = model(ids, tt, mask, internals=True)
+    with torch.no_grad():
+        _, t_int = teacher(ids, tt, mask, internals=True)
+    loss = logits.logsumexp(-1).sum() + dmd_loss(s_int["qkv"], t_int["qkv"], mask).sum()
+    loss.backward()
+    grads = [p.grad for n, p in model.named_parameters() if "layers.0.attn.query.weight" in n]
+    assert grads[0] is not None and grads[0].abs().sum() > 0
+    if base == "bibert":
+        assert set(torch.unique(bool_ste(s_int["scores"][0])).tolist()) <= {0.0, 1.0}
+
+
+def test_quant_config_validation():
+    with pytest.raises(ValueError, match="act_bits"):
+        QuantConfig(act_bits=3)
+    with pytest.raises(ValueError, match="base"):
+        QuantConfig.preset("xnor")
+    assert QuantConfig.preset("bibert").act_bits == 1
