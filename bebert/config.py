@@ -104,6 +104,8 @@ class AccelConfig:
             entries = nbytes // (entry_bits // 8)
             need(entries >= 2, f"{buf}_bytes ({nbytes}) holds {entries} entries; at least 2 are needed")
             need(entries <= 1 << 20, f"{buf}_bytes ({nbytes}) holds {entries} entries; at most 2^20 are addressable")
+            need(_is_pow2(entries), f"{buf}_bytes ({nbytes}) holds {entries} entries; the count must be a "
+                                    f"power of two (buffer addresses wrap by dropping high bits)")
         need(self.obuf_entries >= self.pe_rows,
              f"obuf holds {self.obuf_entries} entries; one output tile needs pe_rows = {self.pe_rows}")
 

@@ -1,6 +1,6 @@
 """The PE accumulators: shift-accumulate of bit-plane dot products."""
 
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -33,7 +33,7 @@ class BitserialAccumulator(wiring.Component):
                 for c in range(self.cols):
                     term = Signal(signed(ACC_BITS), name=f"term{r}_{c}")
                     m.d.comb += term.eq(self.dot[r][c] << self.plane)
-                    base = ~self.clear.replicate(ACC_BITS) & self.acc[r][c].as_value()
+                    base = Mux(self.clear, 0, self.acc[r][c])
                     with m.If(self.negate):
                         m.d.sync += self.acc[r][c].eq(base - term)
                     with m.Else():

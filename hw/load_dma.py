@@ -1,14 +1,14 @@
 """LOAD stage: DRAM -> ABUF / WBUF / PBUF over the read port."""
 
-from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from bebert.config import AccelConfig
-from bebert.isa import INSTR_BITS, Buf, Op
+from bebert.isa import INSTR_BITS, Op
 
 from .decoder import field
-from .issue import DURATION_BITS, StageIssuer
+from .issue import StageIssuer
 
 LOAD_BUFS = ("abuf", "wbuf", "pbuf")
 ADDR_BITS = 32

@@ -1,6 +1,6 @@
 """The post-processing unit: scale, bias, round, requantize one accumulator row."""
 
-from amaranth.hdl import Mux, Module, Signal, signed
+from amaranth.hdl import Const, Mux, Module, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -35,12 +35,15 @@ class PostUnit(wiring.Component):
         prod = [Signal(signed(64), name=f"prod{c}") for c in range(self.cols)]
         bias = [Signal(signed(32), name=f"bias{c}") for c in range(self.cols)]
         shift, obits, osigned = Signal(6), Signal(6), Signal()
-        m.d.sync += [self.w_en.eq(self.valid), self.w_addr.eq(self.addr),
-                     shift.eq(self.shift), obits.eq(self.obits), osigned.eq(self.osigned)]
+        m.d.sync += self.w_en.eq(self.valid)
+        with m.If(self.valid):
+            m.d.sync += [self.w_addr.eq(self.addr), shift.eq(self.shift), obits.eq(self.obits),
+                         osigned.eq(self.osigned)]
         for c in range(self.cols):
             mult = self.params[64 * c:64 * c + 32].as_signed()
-            m.d.sync += [prod[c].eq(self.acc[c] * mult),
-                         bias[c].eq(self.params[64 * c + 32:64 * c + 64].as_signed())]
+            with m.If(self.valid):
+                m.d.sync += [prod[c].eq(self.acc[c] * mult),
+                             bias[c].eq(self.params[64 * c + 32:64 * c + 64].as_signed())]
 
         # Stage 2: clamp range from obits / osigned.
         lo, hi = Signal(signed(33)), Signal(signed(33))
@@ -53,7 +56,7 @@ class PostUnit(wiring.Component):
                                  hi.eq(Mux(osigned, (1 << (k - 1)) - 1, (1 << k) - 1))]
         rnd = Signal(64)
         with m.If(shift != 0):
-            m.d.comb += rnd.eq(1 << (shift - 1))
+            m.d.comb += rnd.eq(Const(1, 64) << (shift - 1)[:6])
         for c in range(self.cols):
             v = Signal(signed(64), name=f"v{c}")
             vr = Signal(signed(64), name=f"vr{c}")

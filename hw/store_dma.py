@@ -29,7 +29,7 @@ class StoreDMA(wiring.Component):
         super().__init__({
             "head_valid": In(1), "head_word": In(INSTR_BITS), "head_pop": Out(1),
             "c2s_ok": In(1), "c2s_dec": Out(1), "s2c_inc": Out(1), "busy": Out(1),
-            "obuf_r_addr": Out(_abits(config, "obuf")), "obuf_r_data": In(config.entry_bits["obuf"]),
+            "obuf_r_en": Out(1), "obuf_r_addr": Out(_abits(config, "obuf")), "obuf_r_data": In(config.entry_bits["obuf"]),
             "wr_req_valid": Out(1), "wr_req_addr": Out(ADDR_BITS), "wr_req_len": Out(LEN_BITS),
             "wr_data_valid": Out(1), "wr_data": Out(config.bus_bits), "wr_resp_valid": In(1),
         })
@@ -60,7 +60,8 @@ class StoreDMA(wiring.Component):
         m.d.comb += [self.wr_req_valid.eq(req), self.wr_req_addr.eq(dram), self.wr_req_len.eq(nbeats),
                      self.obuf_r_addr.eq(raddr)]
 
-        advance = Signal()
+        advance = Signal()  # a read for next cycle's beat: request cycle and beat cycles
+        m.d.comb += self.obuf_r_en.eq(advance)
         with m.If(iss.issue):
             m.d.sync += [dram.eq(field(hw, Op.STORE, "dram")), nbeats.eq(head_beats), req.eq(1),
                          raddr.eq(field(hw, Op.STORE, "addr")), nsub.eq(0)]

@@ -1,0 +1,1 @@
+"""cocotb testbenches for the accelerator RTL (run through `bebert.hw.verify`)."""

@@ -1,0 +1,223 @@
+"""Run programs on the RTL (cocotb + Icarus) and hold them to the golden executor and the simulator.
+
+`verify(program)` builds the Verilog of the program's configuration (cached), runs the
+program through the cocotb bench `bebert.hw.tb.program_bench` and compares
+- the output tensors of the final DRAM image with `bebert.compiler.golden.execute`,
+- the cycle count and the error flag with `bebert.sim.simulate`.
+
+Builds are cached under ~/.cache/bebert/rtl (or $BEBERT_CACHE): the Verilog text by a hash
+of the configuration and the hw/ sources (generation is the slow part), the compiled
+simulation by a hash of the Verilog text.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bebert.isa import INSTR_BYTES, to_bytes
+from bebert.program import Program
+
+from .verilog import TOP_NAME, verilog_text
+
+HW_DIR = Path(__file__).resolve().parent
+DEFAULT_TIMEOUT_MARGIN = 10_000
+WAVES_FILE = "waves.fst"
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("BEBERT_CACHE", Path.home() / ".cache" / "bebert")) / "rtl"
+
+
+def _sources_hash() -> str:
+    """Hash of everything the Verilog depends on besides the config: hw/ and the shared leaves."""
+    import amaranth
+
+    import bebert.config
+    import bebert.isa
+
+    h = hashlib.sha256(amaranth.__version__.encode())
+    for p in sorted(HW_DIR.glob("*.py")) + [Path(bebert.config.__file__), Path(bebert.isa.__file__)]:
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def cached_verilog(config) -> str:
+    """The Verilog text of `Accelerator(config)`, from the cache when the sources are unchanged."""
+    key = hashlib.sha256((json.dumps(config.to_dict(), sort_keys=True) + _sources_hash()).encode()).hexdigest()[:24]
+    path = cache_root() / "verilog" / f"{key}.v"
+    if path.is_file():
+        return path.read_text()
+    text = verilog_text(config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return text
+
+
+def build(config, *, waves: bool = False, build_dir: Path | None = None) -> Path:
+    """Compile the RTL of `config` for Icarus; returns the build directory (cached)."""
+    text = cached_verilog(config)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:24] + ("-waves" if waves else "")
+    bdir = Path(build_dir) if build_dir is not None else cache_root() / digest
+    stamp = bdir / "built.stamp"
+    if stamp.is_file() and stamp.read_text() == digest:
+        return bdir
+    bdir.mkdir(parents=True, exist_ok=True)
+    with open(bdir / "build.lock", "w") as lock:  # concurrent test workers build once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stamp.is_file() and stamp.read_text() == digest:
+            return bdir
+        _compile(text, bdir, waves)
+        stamp.write_text(digest)
+    return bdir
+
+
+def _compile(text: str, bdir: Path, waves: bool) -> None:
+    from cocotb_tools.runner import get_runner
+
+    src = bdir / f"{TOP_NAME}.v"
+    src.write_text(text)
+    sources, args = [src], ["-g2005"]
+    if waves:  # cocotb's own dump module needs SystemVerilog; this one is Verilog-2005
+        dump = bdir / "bebert_dump.v"
+        dump.write_text(f"module bebert_dump();\ninitial begin\n  $dumpfile(\"{bdir / WAVES_FILE}\");\n"
+                        f"  $dumpvars(0, {TOP_NAME});\nend\nendmodule\n")
+        sources.append(dump)
+        args += ["-s", "bebert_dump"]
+    runner = get_runner("icarus")
+    runner.build(sources=sources, hdl_toplevel=TOP_NAME, build_dir=bdir, timescale=("1ns", "1ps"),
+                 always=True, log_file=bdir / "build.log",
+                 # Verilog-2005 semantics: declaration initialisers create the time-0 event
+                 # that starts the always @* blocks yosys emits (-g2012 would not).
+                 build_args=args)
+
+
+def run_rtl(config, words: list[int], dram: np.ndarray, *, waves: bool = False,
+            build_dir: Path | None = None, timeout_cycles: int = 100_000) -> dict:
+    """Run raw instruction `words` over the DRAM image `dram` on the RTL.
+
+    Returns {"done", "timed_out", "cycles" (the `cycles` port), "observed_cycles" (counted
+    by the bench), "error", "dram" (final image, np.uint8), "waves" (path or None)}.
+    """
+    from cocotb_tools.runner import get_runner
+
+    bdir = build(config, waves=waves, build_dir=build_dir)
+    run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=bdir))
+    try:
+        code = np.frombuffer(b"".join(int(w).to_bytes(INSTR_BYTES, "little") for w in words), np.uint8)
+        params = np.array([config.dram_bytes_per_cycle, config.dram_latency_cycles, timeout_cycles], np.int64)
+        np.savez(run_dir / "input.npz", code=code, dram=np.asarray(dram, np.uint8), params=params)
+        runner = get_runner("icarus")
+        runner.test(hdl_toplevel=TOP_NAME, hdl_toplevel_lang="verilog", test_module="bebert.hw.tb.program_bench", build_dir=bdir,
+                    test_dir=run_dir, waves=waves, results_xml=str(run_dir / "results.xml"),
+                    extra_env={"BEBERT_TB_INPUT": str(run_dir / "input.npz"), "BEBERT_TB_OUTPUT": str(run_dir),
+                               "COCOTB_LOG_LEVEL": os.environ.get("COCOTB_LOG_LEVEL", "WARNING")},
+                    log_file=run_dir / "sim.log")
+        res_path = run_dir / "result.json"
+        if not res_path.is_file():
+            raise RuntimeError(f"RTL run produced no result; see {run_dir / 'sim.log'}")
+        res = json.loads(res_path.read_text())
+        res["dram"] = np.load(run_dir / "dram.npy")
+        res["waves"] = None
+        if waves and (bdir / WAVES_FILE).is_file():
+            keep = cache_root() / "waves"
+            keep.mkdir(parents=True, exist_ok=True)
+            dst = keep / f"{run_dir.name}.fst"
+            shutil.move(str(bdir / WAVES_FILE), dst)
+            res["waves"] = str(dst)
+        return res
+    finally:
+        if os.environ.get("BEBERT_KEEP_RUN") is None:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def verify(program: Program | str | Path, *, waves: bool = False, build_dir: Path | None = None,
+           timeout_cycles: int | None = None, raw_words: list[int] | None = None) -> dict:
+    """Run `program` on the RTL and compare it with the golden executor and the simulator.
+
+    `raw_words` replaces the program's instruction stream by raw 128-bit words (possibly
+    illegal: the RTL must stop with `error`, as the simulator does); the golden result is
+    then that of the legal words before the first illegal one. A program the simulator
+    finds deadlocked passes when the RTL does not finish either (it runs until
+    `timeout_cycles`, by default 2 * simulated cycles + 10,000).
+    """
+    from bebert.compiler import golden
+    from bebert.sim import simulate
+    from bebert.sim.simulator import SimError, decode_words
+
+    t0 = time.time()
+    prog = program if isinstance(program, Program) else Program.read(program)
+    cfg = prog.config
+    problems = {}
+    if raw_words is not None:
+        words = [int(w) for w in raw_words]
+        legal = [i for i in decode_words(words) if i is not None]
+        if not legal or legal[-1].op.name != "HALT":
+            legal.append(_halt())
+        run_sim = lambda: simulate(prog, raw_words=words)  # noqa: E731
+        run_golden = lambda: golden.run(cfg, legal, prog.dram).dram  # noqa: E731
+    else:
+        words = [int.from_bytes(to_bytes([i]), "little") for i in prog.instrs]
+        run_sim = lambda: simulate(prog)  # noqa: E731
+        run_golden = lambda: golden.execute(prog)  # noqa: E731
+    try:
+        sim = run_sim()
+    except SimError as e:  # a deadlock: the RTL must not finish either
+        sim, problems["sim"] = None, str(e)
+    try:
+        expected = run_golden()
+    except golden.GoldenError as e:
+        expected, problems["golden"] = None, str(e)
+    if timeout_cycles is None:
+        timeout_cycles = 2 * (sim.cycles if sim is not None else 0) + DEFAULT_TIMEOUT_MARGIN
+    rtl = run_rtl(cfg, words, prog.dram, waves=waves, build_dir=build_dir, timeout_cycles=timeout_cycles)
+    got = rtl["dram"]
+    outputs = prog.by_role("output")
+    if expected is None:
+        mismatched = ["<no golden result>"]
+    elif outputs:
+        mismatched = [t.name for t in outputs
+                      if not np.array_equal(got[t.offset:t.offset + t.nbytes],
+                                            expected[t.offset:t.offset + t.nbytes])]
+    else:  # no declared outputs: the whole image is the result
+        mismatched = [] if np.array_equal(got, expected) else ["<dram image>"]
+    deadlock = sim is None
+    res = {
+        "config": cfg.name,
+        "instructions": len(words),
+        "outputs_match": bool(rtl["done"] and not mismatched),
+        "mismatched": mismatched,
+        "rtl_done": rtl["done"],
+        "rtl_timed_out": rtl["timed_out"],
+        "rtl_cycles": rtl["cycles"],
+        "rtl_observed_cycles": rtl["observed_cycles"],
+        "sim_cycles": None if deadlock else sim.cycles,
+        "cycles_match": bool(rtl["timed_out"] if deadlock else
+                             rtl["done"] and rtl["cycles"] == sim.cycles == rtl["observed_cycles"]),
+        "rtl_error": rtl["error"],
+        "sim_error": False if deadlock else bool(sim.error),
+        "problems": problems,
+    }
+    if deadlock:  # nothing to compare but the fact that neither finishes
+        res["passed"] = res["cycles_match"] and not rtl["error"]
+    else:
+        res["passed"] = res["outputs_match"] and res["cycles_match"] and res["rtl_error"] == res["sim_error"]
+    res["waves"] = rtl["waves"]
+    res["wall_s"] = round(time.time() - t0, 3)
+    return res
+
+
+def _halt():
+    from bebert.isa import halt
+    return halt()
