@@ -38,6 +38,7 @@ def test_config_is_frozen_and_round_trips_through_dict():
     ({"act_bits": (3,)}, "act_bits"),
     ({"dram_bytes_per_cycle": 12}, "dram_bytes_per_cycle"),
     ({"abuf_bytes": 100}, "abuf_bytes"),
+    ({"abuf_bytes": 3 * 2048}, "power of two"),
     ({"obuf_bytes": 64}, "obuf"),
     ({"queue_depth": 1}, "queue_depth"),
     ({"clock_mhz": -5.0}, "clock_mhz"),
