@@ -120,9 +120,9 @@ def random_config(seed: int, *, small: bool = True) -> AccelConfig:
     W = int(rng.choice([8, 16, 32, 64]))
     entry = {"abuf": R * W // 8, "wbuf": C * W // 8, "pbuf": C * 8, "obuf": C * 4}
     bus = int(rng.choice([b for b in (1, 2, 4, 8, 16) if all(e % b == 0 for e in entry.values())]))
-    hi = 24 if small else 512
-    counts = {b: int(rng.integers(2, hi + 1)) for b in entry}
-    counts["obuf"] = max(counts["obuf"], R + int(rng.integers(0, 2 * R + 1)))
+    hi = 5 if small else 9  # entry counts are powers of two: up to 32 or 512
+    counts = {b: 1 << int(rng.integers(1, hi + 1)) for b in entry}
+    counts["obuf"] = max(counts["obuf"], R << int(rng.integers(0, 2)))
     bits = [b for b in (1, 2, 4, 8) if rng.random() < 0.7] or [int(rng.choice([1, 2, 4, 8]))]
     return AccelConfig(name=f"random{seed}", pe_rows=R, pe_cols=C, xnor_width=W, act_bits=tuple(bits),
                        abuf_bytes=counts["abuf"] * entry["abuf"], wbuf_bytes=counts["wbuf"] * entry["wbuf"],

@@ -34,11 +34,8 @@ class Accelerator(wiring.Component):
     def __init__(self, config: AccelConfig):
         if not isinstance(config, AccelConfig):
             raise TypeError(f"Accelerator needs an AccelConfig, got {type(config).__name__}")
-        for b in ("abuf", "wbuf", "pbuf", "obuf"):
-            n = config.entries(b)
-            if n & (n - 1):
-                raise ValueError(f"config '{config.name}': {b} holds {n} entries; "
-                                 f"the RTL needs a power of two")
+        # AccelConfig has already refused what the RTL cannot build (e.g. buffer entry
+        # counts that are not powers of two).
         self.config = config
         bus = config.bus_bits
         super().__init__({

@@ -191,21 +191,21 @@ def tiny(abuf, wbuf, pbuf=2, obuf=8, depth=2):
                      queue_depth=depth)
 
 
-@pytest.mark.parametrize("cfg, modes", [
-    (tiny(8, 4), ("chunk", "chunk")),  # K split: 4 planes x 1 word per ABUF half, 2 words per WBUF half
-    (tiny(6, 12), ("chunk", "tile")),  # one ABUF slot of 6 (4 planes > 6 // 2)
-    (tiny(40, 12), ("tile", "tile")),
-    (tiny(256, 256, pbuf=16, obuf=4), ("resident", "resident")),
+@pytest.mark.parametrize("cfg, M, N, modes", [
+    (tiny(8, 4), 9, 10, ("chunk", "chunk")),  # K split: 4 planes x 1 word per ABUF half, 2 words per WBUF half
+    (tiny(4, 16), 9, 20, ("chunk", "tile")),  # one ABUF slot of 4 (4 planes > 4 // 2); 5 n-tiles x 5 words > 16
+    (tiny(64, 16), 21, 20, ("tile", "tile")),  # 6 m-tiles x 20 entries > 64, one m-tile fits a half
+    (tiny(256, 256, pbuf=16, obuf=4), 9, 10, ("resident", "resident")),
 ])
-def test_tilings_are_exact(cfg, modes):
-    layer, x = make_layer(10, 150, in_bits=4), make_input(9, 150, 4)
+def test_tilings_are_exact(cfg, M, N, modes):
+    layer, x = make_layer(N, 150, in_bits=4), make_input(M, 150, 4)
     prog = compile_linear(layer, x, cfg)
     assert (prog.meta["buffers"]["abuf"], prog.meta["buffers"]["wbuf"]) == modes
     check_tokens(prog.instrs, cfg.queue_depth)
     np.testing.assert_array_equal(result(prog), layer.forward(x))
 
 
-@pytest.mark.parametrize("cfg", [SMALL, DEFAULT, tiny(8, 4), tiny(6, 64, obuf=4)])
+@pytest.mark.parametrize("cfg", [SMALL, DEFAULT, tiny(8, 4), tiny(4, 64, obuf=4)])
 def test_dma_runs_are_aligned_whole_entries_inside_their_tensor(cfg):
     prog = compile_linear(make_layer(21, 300, in_bits=4), make_input(13, 300, 4), cfg)
     regions = {"abuf": prog.tensor("x"), "wbuf": prog.tensor("w"), "pbuf": prog.tensor("p"),
