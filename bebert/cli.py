@@ -16,6 +16,7 @@ traceback); imports are lazy so that a quick command does not pay for PyTorch.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
@@ -74,8 +75,6 @@ def cmd_run(a: argparse.Namespace) -> int:
     dram = golden.execute(program)
     outs = golden.outputs(program, dram)
     dest = Path(a.out) if a.out else Path(a.program) / "outputs.npz"
-    import io
-
     buf = io.BytesIO()
     np.savez(buf, **outs)
     atomic_write(dest, buf.getvalue())
