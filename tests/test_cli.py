@@ -48,3 +48,27 @@ def test_usage_errors_exit_non_zero(capsys):
     with pytest.raises(SystemExit) as e:
         main(["frobnicate"])
     assert e.value.code == 2
+
+
+def test_compile_run_sim_disasm_verify_as_a_user_would(capsys, tmp_path):
+    import json
+    from pathlib import Path
+
+    import numpy as np
+
+    from bebert import isa
+
+    cfg = Path(__file__).resolve().parents[1] / "configs" / "small.toml"
+    prog = tmp_path / "g"
+    code, out, _ = run(capsys, "compile", "--model", "gemm:13,70,9,2", "--config", str(cfg), "--out", str(prog))
+    assert code == 0 and json.loads(out)["instructions"] > 0
+    code, out, _ = run(capsys, "run", str(prog))
+    assert code == 0 and np.load(prog / "outputs.npz")["y"].shape == (13, 9)
+    code, out, _ = run(capsys, "sim", str(prog), "--json")
+    sim = json.loads(out)
+    assert code == 0 and {"cycles", "seconds", "dram_bytes", "utilization"} <= set(sim)
+    code, out, _ = run(capsys, "disasm", str(prog))
+    assert code == 0 and isa.assemble(out)[-1] == isa.halt()
+    code, out, _ = run(capsys, "verify", str(prog))
+    v = json.loads(out)
+    assert code == 0 and v["outputs_match"] and v["rtl_cycles"] == v["sim_cycles"] == sim["cycles"]
