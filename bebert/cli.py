@@ -88,15 +88,23 @@ def cmd_sim(a: argparse.Namespace) -> int:
 
     program = Program.read(a.program)
     from bebert.sim import simulate
+    from bebert.sim.energy import load_table
+    from bebert.sim.report import plot, sim_report
 
-    result = simulate(program)
-    d = result.to_dict()
+    table = load_table(a.energy)
+    result = simulate(program, trace=True)
+    d = sim_report(program, result, table)
+    if a.plot:
+        d["plots"] = [str(p) for p in plot(program, result, table, Path(a.plot))]
     if a.json:
         _print_json(d)
     else:
-        print(f"{d['cycles']:,} cycles = {d['seconds'] * 1e6:.2f} us at {program.config.clock_mhz} MHz; "
-              f"DRAM {d['dram_bytes']:,} bytes; utilization "
+        print(f"{d['cycles']:,} cycles = {d['latency_s'] * 1e6:.2f} us at {program.config.clock_mhz} MHz; "
+              f"{d['energy_j'] * 1e6:.2f} uJ ({table.name}); DRAM {d['dram_bytes']:,} bytes; "
+              f"{d['roofline']['achieved_fraction']:.1%} of the roofline bound; utilization "
               + ", ".join(f"{k} {v:.1%}" for k, v in d["utilization"].items()))
+        for p in d.get("plots", []):
+            print(f"wrote {p}")
     return 1 if result.error else 0
 
 
@@ -155,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sim", help="cycle-accurate simulation of a Program")
     s.add_argument("program")
     s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.add_argument("--energy", help="energy table: asic45 (default), fpga, or a TOML file")
+    s.add_argument("--plot", metavar="DIR", help="write breakdown.png and timeline.png to DIR")
     s.set_defaults(func=cmd_sim)
 
     h = sub.add_parser("rtl", help="generate the accelerator's Verilog")

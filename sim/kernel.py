@@ -30,6 +30,11 @@ with the first HALT or illegal word, so the kernels never index past it):
 
 Both return (status, cycles, stats, diag): status OK / DEADLOCK; cycles = T + 1 (or the
 cycle at which the deadlock was found); stats and diag laid out as the S_* / D_* indices.
+
+Optional trace: pass `issue`, an int64 array as long as `stage`, and each kernel writes
+into `issue[i]` the cycle t in which instruction i issued (it executes in t+1 .. t+D);
+entries of words that never issue (HALT, an illegal word) are left as they were. Left
+out (None), Numba compiles the recording away, so the untraced run is unchanged.
 """
 
 from __future__ import annotations
@@ -83,7 +88,7 @@ def _fill_diag(diag, pc, phase, q, head, tail, cnt, busy, depth):
 
 
 @numba.njit(cache=True)
-def run_events(stage, dur, popm, pushm, opi, rd, wr, bops, depth):
+def run_events(stage, dur, popm, pushm, opi, rd, wr, bops, depth, issue=None):
     """The event-driven kernel: exact cycles, but only visits cycles where something changes."""
     stats = np.zeros(N_STATS, np.int64)
     diag = np.zeros(N_DIAG, np.int64)
@@ -147,6 +152,8 @@ def run_events(stage, dur, popm, pushm, opi, rd, wr, bops, depth):
                     head[s] += 1
                     busy_end[s] = t + dur[i] + 1
                     pend[s] = pushm[i]
+                    if issue is not None:
+                        issue[i] = t
                     o = opi[i]
                     stats[S_COUNT + o] += 1
                     stats[S_BUSY + o] += dur[i]
@@ -205,7 +212,7 @@ def run_events(stage, dur, popm, pushm, opi, rd, wr, bops, depth):
 
 
 @numba.njit(cache=True)
-def run_reference(stage, dur, popm, pushm, opi, rd, wr, bops, depth):
+def run_reference(stage, dur, popm, pushm, opi, rd, wr, bops, depth, issue=None):
     """The cycle-stepped reference: registered state, next state computed every cycle."""
     stats = np.zeros(N_STATS, np.int64)
     diag = np.zeros(N_DIAG, np.int64)
@@ -253,6 +260,8 @@ def run_reference(stage, dur, popm, pushm, opi, rd, wr, bops, depth):
                     n_level[s] -= 1
                     n_left[s] = dur[i]
                     cur[s] = i
+                    if issue is not None:
+                        issue[i] = t
                     o = opi[i]
                     stats[S_COUNT + o] += 1
                     stats[S_BUSY + o] += dur[i]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import array
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -23,6 +23,32 @@ from . import kernel as K
 
 class SimError(RuntimeError):
     """A program the machine cannot finish: it deadlocks on its tokens."""
+
+
+@dataclass(frozen=True, eq=False)
+class Trace:
+    """When each instruction ran (`simulate(..., trace=True)`).
+
+    Row i is word i of the fetched stream: the program's instructions up to and including
+    the first HALT or illegal word (plus the illegal word past the end of a program without
+    HALT). `stage` is 0 LOAD, 1 COMPUTE, 2 STORE, 3 HALT, -1 illegal; `op` indexes
+    `kernel.OPS`. Instruction i executes in cycles `start[i]` .. `end[i] - 1`; words that
+    never execute (HALT, an illegal word) have issue = start = end = -1.
+    """
+
+    issue: np.ndarray  # int64: the cycle in which the stage took the instruction
+    dur: np.ndarray  # int64: D
+    stage: np.ndarray  # int64
+    op: np.ndarray  # int64
+
+    @property
+    def start(self) -> np.ndarray:
+        return np.where(self.issue >= 0, self.issue + 1, -1)
+
+    @property
+    def end(self) -> np.ndarray:
+        """One past the last execution cycle (the first cycle the stage is idle again)."""
+        return np.where(self.issue >= 0, self.issue + self.dur + 1, -1)
 
 
 @dataclass(frozen=True)
@@ -40,6 +66,8 @@ class SimResult:
     binary_ops: int
     error: bool  # fetch stopped on an illegal word (or ran off the end without HALT)
     stall_cycles: dict[str, int]  # fetch: on a full queue; a stage: head waiting for tokens
+    # Per-instruction timing, only when asked for; not part of equality or to_dict().
+    trace: Trace | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -163,21 +191,32 @@ def decode_words(words: list[int]) -> list[Instr | None]:
 
 
 def simulate(program: Program, *, raw_words: list[int] | None = None,
-             kernel: Callable | None = None) -> SimResult:
+             kernel: Callable | None = None, trace: bool = False) -> SimResult:
     """Run `program` (or the raw instruction words `raw_words` with its configuration).
 
     `kernel` picks the cycle model: `kernel.run_events` (default), `kernel.run_reference`,
-    or either's `.py_func` for a pure-Python run. Raises `SimError` on a deadlock.
+    or either's `.py_func` for a pure-Python run. `trace=True` also records when each
+    instruction ran (`SimResult.trace`); the cycles and statistics are the same either
+    way. Raises `SimError` on a deadlock.
     """
     config = program.config
     stream = decode_words(raw_words) if raw_words is not None else list(program.instrs)
     arrays = stream_arrays(stream, config)
     run = kernel if kernel is not None else K.run_events
-    status, cycles, stats, diag = run(*arrays, np.int64(config.queue_depth))
+    depth = np.int64(config.queue_depth)
+    if trace:
+        issue = np.full(arrays[0].size, -1, np.int64)
+        status, cycles, stats, diag = run(*arrays, depth, issue)
+    else:
+        status, cycles, stats, diag = run(*arrays, depth)
     cycles = int(cycles)
     if status == K.DEADLOCK:
         raise SimError(_deadlock_message(cycles, diag, arrays[0]))
-    return _result(config, cycles, stats)
+    result = _result(config, cycles, stats)
+    if trace:
+        stage, dur, opi = arrays[0], arrays[1], arrays[4]
+        result = replace(result, trace=Trace(issue=issue, dur=dur, stage=stage, op=opi))
+    return result
 
 
 def _deadlock_message(cycle: int, diag: np.ndarray, stage: np.ndarray) -> str:

@@ -1,0 +1,166 @@
+"""The simulator's trace and reports: traced runs change nothing, reports carry every key,
+the roofline bounds what was achieved, per-region / per-member figures add up, plots exist."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bebert.config import AccelConfig
+from bebert.compiler import compile_spec
+from bebert.program import Program
+from bebert.sim import simulate
+from bebert.sim import kernel as K
+from bebert.isa import gemm, halt, load, post, store
+from bebert.sim.energy import ASIC45, FPGA, EnergyError
+from bebert.sim.random_programs import dram_image_bytes, random_test_program
+from bebert.sim.report import busy_fraction, plot, sim_report
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = AccelConfig.from_toml(ROOT / "configs" / "small.toml")
+DEFAULT = AccelConfig.from_toml(ROOT / "configs" / "default.toml")
+
+# The hand-computed program of tests/test_energy.py: LOAD wbuf 1 entry -> GEMM -> POST -> STORE.
+HAND = [
+    load("wbuf", 0, 0, 1, "push_next"),
+    gemm(0, 0, 1, 1, 2, True, True, "pop_prev"),
+    post(0, 0, 0, 0, True, "push_next"),
+    store(4096, 0, 4, "pop_prev"),
+    halt(),
+]
+
+
+def hand_program(**meta) -> Program:
+    return Program(config=SMALL, instrs=HAND, dram=np.zeros(dram_image_bytes(SMALL), np.uint8), meta=meta)
+
+KEYS = {"cycles", "seconds", "busy", "utilization", "dram_read_bytes", "dram_write_bytes", "dram_bytes",
+        "instructions", "binary_ops", "error", "stall_cycles", "energy_table", "energy_j",
+        "energy_per_inference_j", "energy_breakdown", "energy_by_region", "latency_s", "inferences",
+        "inferences_per_s", "roofline", "regions", "members"}
+ROOF_KEYS = {"peak_binary_ops_per_s", "dram_bytes_per_s", "operational_intensity", "bound_ops_per_s",
+             "achieved_ops_per_s", "achieved_fraction"}
+
+
+# -- the trace ----------------------------------------------------------------------------
+def test_trace_of_the_hand_computed_program():
+    # See tests/test_energy.py: issues in 2, 9, 14, 21; HALT never issues.
+    r = simulate(hand_program(), trace=True)
+    assert r.trace.issue.tolist() == [2, 9, 14, 21, -1]
+    assert r.trace.start.tolist() == [3, 10, 15, 22, -1]
+    assert r.trace.end.tolist() == [9, 14, 21, 35, -1]  # one past the last execution cycle
+
+
+@pytest.mark.parametrize("tokens", [False, True], ids=["tiled", "tokens"])
+def test_traced_and_untraced_runs_are_identical(tokens):
+    rng = np.random.default_rng(17 + tokens)
+    for case in range(30):
+        config = (SMALL, DEFAULT)[case % 2].replace(queue_depth=int(rng.integers(2, 7)))
+        p = random_test_program(rng, config, int(rng.integers(1, 100)), tokens=tokens)
+        plain = simulate(p)
+        fast = simulate(p, trace=True)
+        ref = simulate(p, trace=True, kernel=K.run_reference)
+        assert fast == plain and ref == plain and fast.to_dict() == plain.to_dict()
+        assert plain.trace is None
+        assert np.array_equal(fast.trace.issue, ref.trace.issue)
+        ran = fast.trace.issue >= 0
+        assert fast.trace.dur[ran].sum() == sum(plain.busy[u] for u in ("load", "compute", "store"))
+        assert fast.trace.end.max() <= plain.cycles
+        # one instruction at a time per stage, in program order
+        for s in range(3):
+            sel = ran & (fast.trace.stage == s)
+            assert np.all(fast.trace.start[sel][1:] >= fast.trace.end[sel][:-1])
+
+
+def test_traced_compiled_program_equals_untraced():
+    p = compile_spec("gemm:64,256,96,4", DEFAULT)
+    assert simulate(p, trace=True) == simulate(p)
+
+
+# -- the report ---------------------------------------------------------------------------
+def test_report_keys_and_roofline_of_a_compiled_layer():
+    p = compile_spec("gemm:64,256,96,4", DEFAULT)
+    r = simulate(p)
+    d = sim_report(p, r, ASIC45)
+    assert KEYS <= set(d) and ROOF_KEYS <= set(d["roofline"])
+    assert json.loads(json.dumps(d)) == d
+    assert {k: d[k] for k in r.to_dict()} == r.to_dict()
+    roof = d["roofline"]
+    assert roof["peak_binary_ops_per_s"] == DEFAULT.binary_ops_per_cycle * DEFAULT.clock_hz
+    assert roof["operational_intensity"] == r.binary_ops / r.dram_bytes
+    assert roof["bound_ops_per_s"] == min(roof["peak_binary_ops_per_s"],
+                                          roof["operational_intensity"] * roof["dram_bytes_per_s"])
+    assert 0 < roof["achieved_fraction"] <= 1 and 0 < roof["min_cycles_fraction"] <= 1
+    assert d["energy_j"] == pytest.approx(sum(d["energy_breakdown"].values()), rel=1e-12)
+    assert d["latency_s"] == r.seconds and d["inferences_per_s"] == pytest.approx(1 / r.seconds)
+    (region,) = d["regions"]
+    assert region["name"] == "gemm" and region["energy_j"] == d["energy_j"] and d["members"] == []
+    assert region["cycles"] <= r.cycles and region["busy"]["compute"] == r.busy["compute"]
+    assert sim_report(p, r, FPGA)["energy_j"] > d["energy_j"]
+
+
+def test_roofline_fraction_stays_within_the_bound_on_random_programs():
+    rng = np.random.default_rng(23)
+    for case in range(20):
+        p = random_test_program(rng, (SMALL, DEFAULT)[case % 2], int(rng.integers(5, 120)), tokens=bool(case % 3))
+        r = simulate(p)
+        roof = sim_report(p, r)["roofline"]
+        if r.binary_ops:
+            assert 0 < roof["achieved_fraction"] <= 1
+        assert roof["min_cycles_fraction"] <= 1
+
+
+def test_members_regions_and_the_whole_ensemble():
+    # Member 0: LOAD + GEMM (executes 3..13), member 1: POST + STORE + HALT (15..34).
+    p = hand_program(regions=[{"name": "m0.ffn", "start": 0, "end": 2, "member": 0},
+                              {"name": "m1.ffn", "start": 2, "end": 5, "member": 1}])
+    d = sim_report(p, simulate(p), ASIC45)
+    r0, r1 = d["regions"]
+    assert (r0["first_cycle"], r0["end_cycle"], r0["cycles"]) == (3, 14, 11)
+    assert (r1["first_cycle"], r1["end_cycle"], r1["cycles"]) == (15, 35, 20)
+    assert r0["busy"] == {"load": 6, "compute": 4, "store": 0}
+    assert r1["busy"] == {"load": 0, "compute": 6, "store": 13}
+    m0, m1 = d["members"]
+    assert (m0["member"], m0["latency_cycles"], m1["latency_cycles"]) == (0, 11, 20)
+    assert m1["latency_s"] == pytest.approx(20 / SMALL.clock_hz)
+    assert m0["energy_j"] + m1["energy_j"] == pytest.approx(d["energy_j"], rel=1e-12)
+    assert d["energy_by_region"] == {"m0.ffn": r0["energy_j"], "m1.ffn": r1["energy_j"]}
+    assert d["latency_s"] == pytest.approx(36 / SMALL.clock_hz)
+
+
+def test_report_rejects_a_result_of_another_program():
+    p = hand_program()
+    other = Program(config=SMALL, instrs=HAND[:1] + HAND[-1:], dram=p.dram)
+    with pytest.raises(EnergyError, match="does not belong"):
+        sim_report(p, simulate(other))
+
+
+def test_busy_fraction_by_bins():
+    # intervals [2, 5) and [6, 10) over bins [0, 4), [4, 8), [8, 12)
+    f = busy_fraction(np.array([2, 6]), np.array([5, 10]), np.array([0, 4, 8, 12]))
+    assert f.tolist() == [2 / 4, 3 / 4, 2 / 4]
+
+
+def test_plot_writes_pngs(tmp_path):
+    p = compile_spec("gemm:16,64,64,1", SMALL)
+    p = dataclasses.replace(p, meta={**p.meta, "regions": [
+        {"name": "first", "start": 0, "end": len(p.instrs) // 2, "member": 0},
+        {"name": "second", "start": len(p.instrs) // 2, "end": len(p.instrs), "member": 1}]})
+    paths = plot(p, simulate(p), None, tmp_path / "figs")
+    assert [x.name for x in paths] == ["breakdown.png", "timeline.png"]
+    for x in paths:
+        assert x.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and x.stat().st_size > 5000
+
+
+def test_report_and_plot_of_a_program_that_only_halts(tmp_path):
+    p = Program(config=SMALL, instrs=HAND[-1:], dram=hand_program().dram)
+    r = simulate(p)
+    d = sim_report(p, r)
+    assert d["roofline"]["achieved_fraction"] == 0 and d["roofline"]["operational_intensity"] is None
+    assert d["energy_j"] == pytest.approx((25 + 3 * 5 + 3 * 100) * 1e-12)  # 1 word, 3 cycles
+    assert d["regions"][0]["cycles"] == 0 and d["regions"][0]["first_cycle"] is None
+    assert json.loads(json.dumps(d)) == d
+    assert len(plot(p, r, FPGA, tmp_path)) == 2
