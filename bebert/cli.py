@@ -6,6 +6,7 @@
     bebert rtl --config CFG --out DIR
     bebert verify DIR              RTL under cocotb + Icarus vs golden and simulator
     bebert disasm DIR              the instruction stream as text
+    bebert stats TARGET --json     size and operation counts, reductions vs FP BERT
     bebert train / eval            (see `bebert train --help`)
     bebert demo                    the embedded default job
 
@@ -137,6 +138,18 @@ def cmd_disasm(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stats(a: argparse.Namespace) -> int:
+    from bebert.compiler.stats import stats_for
+
+    d = stats_for(a.target)
+    if a.json:
+        _print_json(d)
+    else:
+        for k, v in d.get("reduction", {}).items():
+            print(f"{k:32s} {v:8.2f}x" if isinstance(v, (int, float)) else f"{k:32s} {v}")
+    return 0
+
+
 def cmd_demo(a: argparse.Namespace) -> int:
     from bebert.demo import run_demo
 
@@ -180,6 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("disasm", help="print a Program's instruction stream as text")
     d.add_argument("program")
     d.set_defaults(func=cmd_disasm)
+
+    t = sub.add_parser("stats", help="parameters, bytes, binary and FP operations, reductions vs FP BERT")
+    t.add_argument("target", help="synthetic:PRESET[,members=,abits=,seq=], a trained run/package, or a Program")
+    t.add_argument("--json", action="store_true", help="print one JSON object (default: the reductions)")
+    t.set_defaults(func=cmd_stats)
 
     m = sub.add_parser("demo", help="the embedded default job: compile, run, simulate, verify")
     m.add_argument("--out", default="out/demo")

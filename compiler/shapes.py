@@ -1,0 +1,214 @@
+"""The shape of a binary BERT ensemble: what `stats` counts and synthetic models are built from.
+
+    synthetic:PRESET[,members=M][,abits=B][,seq=T][,base=binarybert|bibert][,tws=0|1][,labels=L]
+
+Presets (BERT's HF configs): bert-base 12 layers, hidden 768, 12 heads, FFN 3072, vocab 30522;
+minilm-l6 6 / 384 / 12 / 1536 / 30522 (both 512 positions, seq 128, 3 members, as `bebert
+train`); tiny 2 / 64 / 2 / 128 / 1000 (64 positions, seq 16, 2 members) for fast tests.
+`base` picks the quantization of the members (BinaryBERT 1-1-4: binary weights and embeddings,
+`abits`-bit activations, Q/K/V and attention probabilities; BiBERT 1-1-1 with Bi-Attention);
+`tws=1` gives the TWS-split layers a BinaryBERT run trains by default (inputs duplicated, weights
+[w1 | w2]: twice the binary weights); `labels` the classifier width (2). A `seq` beyond the
+preset's positions grows the position table with it.
+
+`shape_from_package` reads the same shape from a trained package's manifest.json (no weights
+are loaded): `BertShape` under "shape", one `QuantConfig` per member under "members", and
+`max_seq_len` as the sequence length.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from .errors import CompileError
+
+FP = 32  # "bits" of an unquantized tensor, as in model/quant_bert.py
+BASES = ("binarybert", "bibert", "fp")
+PACKAGE_FORMAT = "bebert-ensemble-package"  # model/package.py FORMAT (not imported: that pulls in torch)
+SPEC_FORMAT = "synthetic:PRESET[,members=M][,abits=B][,seq=T][,base=binarybert|bibert][,tws=0|1][,labels=L]"
+MAX_SEQ = 1 << 16
+
+
+@dataclass(frozen=True)
+class EnsembleShape:
+    """Dimensions and bit widths of an ensemble of `members` identically shaped binary BERTs."""
+
+    layers: int
+    hidden: int
+    heads: int
+    intermediate: int
+    vocab: int
+    max_position: int = 512
+    type_vocab: int = 2
+    num_labels: int = 2
+    members: int = 3
+    weight_bits: int = 1
+    embed_bits: int = 1
+    act_bits: int = 4
+    attn_bits: int = 4  # Q, K, V and attention probabilities
+    seq: int = 128
+    base: str = "binarybert"
+    tws: bool = False  # TWS-split layers: [x, x] @ [w1 | w2]^T
+
+    def __post_init__(self) -> None:
+        def bad(why: str) -> CompileError:
+            return CompileError(f"model shape: {why}")
+
+        for f in ("layers", "hidden", "heads", "intermediate", "vocab", "max_position", "type_vocab",
+                  "num_labels", "members", "seq"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise bad(f"{f} = {v!r} is not a positive integer")
+        if self.hidden % self.heads:
+            raise bad(f"hidden {self.hidden} is not a multiple of heads {self.heads}")
+        if self.seq > self.max_position:
+            raise bad(f"seq {self.seq} exceeds max_position {self.max_position}")
+        for f in ("weight_bits", "embed_bits", "act_bits", "attn_bits"):
+            if getattr(self, f) not in (1, 2, 4, 8, FP):
+                raise bad(f"{f} = {getattr(self, f)!r} not one of 1, 2, 4, 8, {FP} (full precision)")
+        if self.base not in BASES:
+            raise bad(f"base '{self.base}' not one of {', '.join(BASES)}")
+        if self.base == "bibert" and self.attn_bits != 1:
+            raise bad(f"bibert (Bi-Attention) needs attn_bits = 1, got {self.attn_bits}")
+        if self.tws and self.weight_bits != 1:
+            raise bad(f"tws (split) layers need weight_bits = 1, got {self.weight_bits}")
+
+    @property
+    def bi_attention(self) -> bool:
+        return self.base == "bibert"
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden // self.heads
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def fp32(self) -> "EnsembleShape":
+        """One full-precision BERT of the same dimensions: the reference of the reduction factors."""
+        return replace(self, members=1, weight_bits=FP, embed_bits=FP, act_bits=FP, attn_bits=FP, base="fp",
+                       tws=False)
+
+    def bert_shape(self):
+        """The model's `BertShape` (imports torch)."""
+        from bebert.model.quant_bert import BertShape
+
+        return BertShape(vocab_size=self.vocab, hidden_size=self.hidden, num_layers=self.layers,
+                         num_heads=self.heads, intermediate_size=self.intermediate, max_position=self.max_position,
+                         type_vocab_size=self.type_vocab, layer_norm_eps=1e-12, num_labels=self.num_labels)
+
+    def quant_config(self):
+        """The members' `QuantConfig` (imports torch)."""
+        from bebert.model.quant_bert import QuantConfig
+
+        return QuantConfig(base=self.base, weight_bits=self.weight_bits, embed_bits=self.embed_bits,
+                           act_bits=self.act_bits, attn_bits=self.attn_bits, bi_attention=self.bi_attention,
+                           split=self.tws)
+
+
+PRESETS = {
+    "bert-base": EnsembleShape(layers=12, hidden=768, heads=12, intermediate=3072, vocab=30522),
+    "minilm-l6": EnsembleShape(layers=6, hidden=384, heads=12, intermediate=1536, vocab=30522),
+    "tiny": EnsembleShape(layers=2, hidden=64, heads=2, intermediate=128, vocab=1000, max_position=64,
+                          members=2, seq=16),
+}
+OPTIONS = ("members", "abits", "seq", "base", "tws", "labels")
+
+
+def parse_model_spec(spec: str) -> EnsembleShape:
+    """'synthetic:bert-base,members=3,abits=4,seq=128' -> EnsembleShape; CompileError if malformed."""
+    def bad(why: str) -> CompileError:
+        return CompileError(f"model {spec!r}: {why} (expected {SPEC_FORMAT})")
+
+    if not isinstance(spec, str):
+        raise CompileError(f"model {spec!r}: not a string (expected {SPEC_FORMAT})")
+    kind, sep, rest = spec.strip().partition(":")
+    if not sep or kind.strip().lower() != "synthetic":
+        raise bad("unknown kind" if sep else "missing 'synthetic:'")
+    name, *opts = [p.strip() for p in rest.split(",")]
+    if name.lower() not in PRESETS:
+        raise bad(f"unknown preset '{name}' (presets: {', '.join(PRESETS)})")
+    shape = PRESETS[name.lower()]
+    seen: dict[str, str] = {}
+    for opt in opts:
+        key, eq, val = (s.strip() for s in opt.partition("="))
+        key = key.lower()
+        if not eq or key not in OPTIONS:
+            raise bad(f"unknown option '{opt}' (options: {', '.join(OPTIONS)})")
+        if key in seen:
+            raise bad(f"option '{key}' given twice")
+        seen[key] = val
+    ints = {}
+    for key in ("members", "abits", "seq", "labels"):
+        if key in seen:
+            if not seen[key].isdigit() or int(seen[key]) < 1:
+                raise bad(f"{key} = {seen[key]!r} is not a positive integer")
+            ints[key] = int(seen[key])
+    base = seen.get("base", shape.base).lower()
+    if base not in ("binarybert", "bibert"):
+        raise bad(f"base = {base!r} not one of binarybert, bibert")
+    tws = seen.get("tws", "0").lower()
+    if tws not in ("0", "1", "false", "true"):
+        raise bad(f"tws = {tws!r} not one of 0, 1")
+    if "members" in ints and ints["members"] > 64:
+        raise bad(f"members = {ints['members']} outside 1..64")
+    if "seq" in ints and ints["seq"] > MAX_SEQ:
+        raise bad(f"seq = {ints['seq']} outside 1..{MAX_SEQ}")
+    abits = ints.get("abits", 1 if base == "bibert" else shape.act_bits)
+    if abits not in (1, 2, 4, 8):
+        raise bad(f"abits = {abits} not one of 1, 2, 4, 8")
+    if base == "bibert" and abits != 1:
+        raise bad(f"abits = {abits}: bibert has 1-bit activations")
+    seq = ints.get("seq", shape.seq)
+    try:
+        return replace(shape, members=ints.get("members", shape.members), act_bits=abits, attn_bits=abits,
+                       seq=seq, max_position=max(shape.max_position, seq), base=base, tws=tws in ("1", "true"),
+                       num_labels=ints.get("labels", shape.num_labels))
+    except CompileError as e:
+        raise bad(str(e).removeprefix("model shape: ")) from None
+
+
+def _package_dir(path: Path) -> Path:
+    """A package folder, or the `package/` folder of a training run."""
+    if (path / "manifest.json").is_file():
+        return path
+    if (path / "package" / "manifest.json").is_file():
+        return path / "package"
+    raise CompileError(f"{path}: neither an ensemble package nor a run folder holding package/manifest.json")
+
+
+def shape_from_package(path: str | Path) -> EnsembleShape:
+    """The EnsembleShape of a trained package (or run folder); CompileError, one line, if it has none."""
+    mf = _package_dir(Path(path)) / "manifest.json"
+    try:
+        m = json.loads(mf.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CompileError(f"{mf}: cannot read the package manifest ({type(e).__name__}: {e})") from None
+    if not isinstance(m, dict) or m.get("format") != PACKAGE_FORMAT:
+        raise CompileError(f"{mf}: not a {PACKAGE_FORMAT} manifest")
+    try:
+        s, members = m["shape"], m["members"]
+        quants = [dict(q["quant"]) for q in members]
+        seq = int(m["max_seq_len"])
+        dims = dict(layers=int(s["num_layers"]), hidden=int(s["hidden_size"]), heads=int(s["num_heads"]),
+                    intermediate=int(s["intermediate_size"]), vocab=int(s["vocab_size"]),
+                    max_position=int(s["max_position"]), type_vocab=int(s["type_vocab_size"]),
+                    num_labels=int(s["num_labels"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise CompileError(f"{mf}: malformed manifest ({type(e).__name__}: {e})") from None
+    if not quants:
+        raise CompileError(f"{mf}: the package has no members")
+    if any(q != quants[0] for q in quants):
+        raise CompileError(f"{mf}: members are quantized differently; stats need one shape for all members")
+    q = quants[0]
+    try:
+        if bool(q.get("bi_attention", False)) != (q.get("base") == "bibert"):
+            raise CompileError(f"bi_attention = {q.get('bi_attention')} with base '{q.get('base')}' is not counted")
+        return EnsembleShape(**dims, members=len(quants), weight_bits=int(q["weight_bits"]),
+                             embed_bits=int(q["embed_bits"]), act_bits=int(q["act_bits"]),
+                             attn_bits=int(q["attn_bits"]), seq=seq, base=str(q["base"]), tws=bool(q["split"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise CompileError(f"{mf}: {str(e).removeprefix('model shape: ') if isinstance(e, CompileError) else e}") \
+            from None
