@@ -44,6 +44,7 @@ test: setup
 
 bench: setup
 	$(BIN)/python bench/bench_sim.py
+	$(BIN)/python bench/bench_resources.py
 	$(BIN)/python -m pytest -q -m slow
 
 clean:

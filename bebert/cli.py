@@ -3,7 +3,7 @@
     bebert compile --model gemm:M,K,N,ABITS --config CFG.toml --out DIR
     bebert run DIR                 golden executor -> DIR/outputs.npz
     bebert sim DIR --json          cycle-accurate simulation
-    bebert rtl --config CFG --out DIR
+    bebert rtl --config CFG --out DIR [--report]
     bebert verify DIR              RTL under cocotb + Icarus vs golden and simulator
     bebert disasm DIR              the instruction stream as text
     bebert stats TARGET --json     size and operation counts, reductions vs FP BERT
@@ -114,7 +114,18 @@ def cmd_rtl(a: argparse.Namespace) -> int:
     from bebert.hw import generate_verilog
 
     path = generate_verilog(config, Path(a.out))
-    _print_json({"verilog": str(path)})
+    result: dict = {"verilog": str(path)}
+    if a.report:
+        from bebert.hw.resources import resource_report
+        from bebert.program import atomic_write
+
+        print(f"synthesising {path.name} with yosys (synth_xilinx) ...", file=sys.stderr, flush=True)
+        report = resource_report(config, path)
+        dest = Path(a.out) / "resources.json"
+        atomic_write(dest, (json.dumps(report, indent=2, default=_json_default) + "\n").encode())
+        result.update(report=str(dest), total=report["total"],
+                      peak_binary_ops_per_s_per_lut=report["peak_binary_ops_per_s_per_lut"])
+    _print_json(result)
     return 0
 
 
@@ -183,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     h = sub.add_parser("rtl", help="generate the accelerator's Verilog")
     h.add_argument("--config", help="accelerator TOML (default: the built-in default)")
     h.add_argument("--out", required=True)
+    h.add_argument("--report", action="store_true",
+                   help="also synthesise with yosys and write resources.json (LUTs, FFs, BRAM, DSP per block)")
     h.set_defaults(func=cmd_rtl)
 
     v = sub.add_parser("verify", help="run a Program on the RTL (cocotb + Icarus) against golden and simulator")

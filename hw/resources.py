@@ -1,0 +1,275 @@
+"""FPGA resource figures of the generated accelerator, from Yosys.
+
+`resource_report(config, verilog)` runs Debian's `yosys` on `bebert_accel.v`:
+
+    read_verilog bebert_accel.v
+    synth_xilinx -top bebert_accel -noiopad -noclkbuf     (7-series, hierarchy kept)
+    tee -o stat.txt stat
+
+and counts the mapped Xilinx primitives of every module. Nothing is estimated: every
+figure is a cell count from that netlist. The hierarchy is kept (no `-flatten`) so that
+each Amaranth elaboratable stays one module (`bebert_accel.compute.popcount`, ...) and the
+figures can be given per block; the price is that no optimisation crosses a module
+boundary, so the totals are a little above what a flattened run would give.
+
+What is counted (per module, per block and in total):
+
+- `luts`: LUT1..LUT6 and INV cells (logic; an INV is placed as a LUT1); `lutram_luts`:
+  LUTs used as distributed RAM (RAM32M/RAM64M = 4 LUTs, ...); `srl_luts`: LUTs used as
+  shift registers;
+  `luts_total` = the three together (Vivado's "Slice LUTs"). Yosys counts LUT cells before
+  placement: Vivado may pack two small LUTs into one LUT6_2, so this is an upper bound.
+- `ffs`: flip-flops and latches (FD*, LD*).
+- `bram36`, `bram18`, `bram36_equiv` (= bram36 + bram18 / 2): block RAMs.
+- `dsp`: DSP48E1 slices; `carry4`, `muxf`: carry chains and wide-mux cells.
+- `cells`: every primitive type with its count.
+
+Peak binary throughput counts one binary multiply-accumulate as two operations (an XNOR /
+AND and an add), the convention of FINN and BISMO: `2 * pe_rows * pe_cols * xnor_width`
+per cycle at `clock_mhz`.
+
+Run time with yosys 0.23 on a 2-core host: small ~25 s, wide ~5 min, default ~7 min and
+3.6 GB (measured alone). The full flow is kept for every config, because it finishes within
+the default timeout and nothing cheaper gives real LUT counts. What dominates is the
+popcount array (79k of the default's 120k LUTs): its 256-entry popcount table is read by
+2,176 combinational ports, each mapped to a LUT/MUXF7/MUXF8 tree. The buffers are not
+built from flip-flops: ABUF and WBUF infer RAMB18/RAMB36, OBUF too (distributed RAM in the
+small config), PBUF and the instruction queues distributed RAM (only their registered read
+ports are flip-flops).
+
+`yosys 0.23`'s `stat -json` prints the hierarchy into the middle of its JSON, so the plain
+`stat` text is parsed instead.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from bebert.config import AccelConfig
+
+TOP = "bebert_accel"
+FLOW = "synth_xilinx"
+SYNTH_CMD = f"synth_xilinx -top {TOP} -noiopad -noclkbuf"
+DEFAULT_TIMEOUT_S = 1800.0
+
+# LUT-equivalents of the 7-series distributed-RAM and shift-register primitives.
+LUTRAM_LUTS = {"RAM16X1S": 1, "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2, "RAM256X1S": 4,
+               "RAM16X1D": 2, "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4,
+               "RAM32M": 4, "RAM64M": 4, "RAM32M16": 8, "RAM64M8": 8}
+SRL_LUTS = {"SRL16E": 1, "SRLC16E": 1, "SRLC32E": 1}
+LUT_CELLS = {"LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6", "LUT6_2", "INV"}  # INV is a LUT1
+SUMMARY_KEYS = ("luts_total", "luts", "lutram_luts", "srl_luts", "ffs", "bram36", "bram18",
+                "bram36_equiv", "dsp", "carry4", "muxf")
+
+# Module path below the top (Amaranth names a submodule `parent.child`) -> reported block.
+BLOCKS = {
+    "": "control",  # start / busy / done / cycles and the wiring of the top level
+    "fetch": "fetch", "fetch.decoder": "fetch",
+    "tokens": "tokens",
+    "load_queue": "queues", "compute_queue": "queues", "store_queue": "queues",
+    "load": "load_dma", "load.issuer": "load_dma",
+    "store": "store_dma", "store.issuer": "store_dma",
+    "compute": "compute_control", "compute.issuer": "compute_control",
+    "compute.popcount": "popcount_array",
+    "compute.accumulator": "bitserial_accumulator",
+    "compute.post": "post",
+    "abuf": "abuf", "wbuf": "wbuf", "pbuf": "pbuf", "obuf": "obuf",
+}
+ARRAY_BLOCKS = ("popcount_array", "bitserial_accumulator")
+
+
+class SynthesisError(ValueError):
+    """Yosys is missing, failed, or ran out of time."""
+
+
+def yosys_version(yosys: str = "yosys") -> str:
+    exe = shutil.which(yosys)
+    if exe is None:
+        raise SynthesisError(f"'{yosys}' not found on PATH: install Yosys (Debian: apt-get install yosys) "
+                             f"to get a resource report")
+    out = subprocess.run([exe, "-V"], capture_output=True, text=True, timeout=60).stdout.strip()
+    m = re.match(r"Yosys (.+)", out)
+    return f"yosys {m.group(1)}" if m else out or "yosys (unknown version)"
+
+
+def parse_stat(text: str) -> dict[str, dict[str, int]]:
+    """Cell counts per module from Yosys `stat` text: {module: {cell type: count}}."""
+    modules: dict[str, dict[str, int]] = {}
+    current = None
+    in_cells = False
+    for line in text.splitlines():
+        head = re.match(r"^=== (.+) ===$", line.strip())
+        if head:
+            name = head.group(1).lstrip("\\")
+            if name == "design hierarchy":
+                break
+            current, in_cells = name, False
+            modules[current] = {}
+            continue
+        if current is None:
+            continue
+        if re.match(r"^\s+Number of cells:", line):
+            in_cells = True
+            continue
+        cell = re.match(r"^\s+(\S+)\s+(\d+)$", line)
+        if in_cells and cell:
+            modules[current][cell.group(1).lstrip("\\")] = int(cell.group(2))
+        elif in_cells and line.strip():
+            in_cells = False
+    if not modules:
+        raise SynthesisError("yosys `stat` output has no module sections")
+    return modules
+
+
+def _instances(modules: dict[str, dict[str, int]], top: str) -> dict[str, int]:
+    """How many times each module occurs in the design below `top`."""
+    count: dict[str, int] = {}
+
+    def walk(mod: str, times: int) -> None:
+        count[mod] = count.get(mod, 0) + times
+        for child, n in modules.get(mod, {}).items():
+            if child in modules:
+                walk(child, n * times)
+
+    walk(top, 1)
+    return count
+
+
+def summarize(cells: dict[str, int]) -> dict:
+    """The resource classes of one bag of primitives (submodule instances excluded)."""
+    def total(pred):
+        return sum(n for t, n in cells.items() if pred(t))
+
+    luts = total(lambda t: t in LUT_CELLS)
+    lutram = sum(n * LUTRAM_LUTS[t] for t, n in cells.items() if t in LUTRAM_LUTS)
+    srl = sum(n * SRL_LUTS[t] for t, n in cells.items() if t in SRL_LUTS)
+    bram36 = total(lambda t: t.startswith("RAMB36"))
+    bram18 = total(lambda t: t.startswith("RAMB18"))
+    return {
+        "luts_total": luts + lutram + srl, "luts": luts, "lutram_luts": lutram, "srl_luts": srl,
+        "ffs": total(lambda t: t.startswith(("FD", "LD"))),
+        "bram36": bram36, "bram18": bram18, "bram36_equiv": bram36 + bram18 / 2,
+        "dsp": total(lambda t: t.startswith("DSP48")),
+        "carry4": total(lambda t: t.startswith("CARRY")),
+        "muxf": total(lambda t: t.startswith("MUXF")),
+        "cells": dict(sorted(cells.items())),
+    }
+
+
+def _add(acc: dict[str, int], cells: dict[str, int], times: int = 1) -> None:
+    for t, n in cells.items():
+        acc[t] = acc.get(t, 0) + n * times
+
+
+def block_of(module: str, top: str = TOP) -> str:
+    """The reported block of a module (`bebert_accel.compute.post` -> `post`)."""
+    path = "" if module == top else module.removeprefix(top + ".")
+    if path in BLOCKS:
+        return BLOCKS[path]
+    return BLOCKS.get(path.split(".")[0], path.split(".")[0])  # a new submodule: its own block
+
+
+def report_from_stat(config: AccelConfig, stat_text: str, *, top: str = TOP) -> dict:
+    """Per-module, per-block and total figures from `stat` text, with the peak throughput."""
+    modules = parse_stat(stat_text)
+    if top not in modules:
+        raise SynthesisError(f"yosys `stat` output has no module '{top}'")
+    count = _instances(modules, top)
+    prims = {m: {t: n for t, n in cells.items() if t not in modules} for m, cells in modules.items()}
+    blocks: dict[str, dict[str, int]] = {}
+    block_modules: dict[str, list[str]] = {}
+    design: dict[str, int] = {}
+    for mod, n in count.items():
+        b = block_of(mod, top)
+        _add(blocks.setdefault(b, {}), prims[mod], n)
+        block_modules.setdefault(b, []).append(mod)
+        _add(design, prims[mod], n)
+    total = summarize(design)
+    block_figs = {}
+    for b, cells in blocks.items():
+        block_figs[b] = summarize(cells)
+        block_figs[b]["modules"] = sorted(block_modules[b])
+    array_luts = sum(block_figs[b]["luts_total"] for b in ARRAY_BLOCKS if b in block_figs)
+
+    macs_per_cycle = config.binary_ops_per_cycle  # pe_rows * pe_cols * xnor_width
+    ops = 2 * macs_per_cycle * config.clock_hz
+    return {
+        "config": config.name,
+        "clock_mhz": config.clock_mhz,
+        "array": {"pe_rows": config.pe_rows, "pe_cols": config.pe_cols, "xnor_width": config.xnor_width},
+        "peak_binary_macs_per_cycle": macs_per_cycle,
+        "peak_binary_ops_per_s": ops,
+        "peak_binary_ops_per_s_per_lut": ops / total["luts_total"] if total["luts_total"] else None,
+        "peak_binary_ops_per_s_per_array_lut": ops / array_luts if array_luts else None,
+        "ops_convention": "2 binary operations (XNOR/AND + add) per binary MAC, as FINN and BISMO count",
+        "lut_convention": "luts_total = LUT1..6 and INV + LUTs as distributed RAM + LUTs as SRL "
+                          "(yosys cell counts before placement/LUT6_2 packing)",
+        "total": total,
+        "blocks": dict(sorted(block_figs.items())),
+        "modules": {m: summarize(prims[m]) | {"instances": count[m]} for m in sorted(count)},
+    }
+
+
+def _verilog_file(path: str | Path) -> Path:
+    p = Path(path)
+    if p.is_dir():
+        p = p / f"{TOP}.v"
+    if not p.is_file():
+        raise SynthesisError(f"no Verilog at {p} (run `bebert rtl` / bebert.hw.generate_verilog first)")
+    return p
+
+
+def resource_report(config: AccelConfig, verilog_path_or_dir: str | Path, *,
+                    timeout_s: float = DEFAULT_TIMEOUT_S, log_dir: str | Path | None = None,
+                    yosys: str = "yosys") -> dict:
+    """Synthesize the accelerator's Verilog with `yosys synth_xilinx` and report its resources.
+
+    `verilog_path_or_dir` is `bebert_accel.v` or the directory holding it (as written by
+    `bebert.hw.generate_verilog(config, dir)` for this `config`). With `log_dir`, the `stat`
+    output (`stat.txt`) and Yosys's warnings (`yosys_messages.txt`) are kept there. Raises
+    `SynthesisError` (a `ValueError`) with one line if Yosys is missing, fails or takes
+    longer than `timeout_s` seconds (the default config takes several minutes).
+    """
+    if not isinstance(config, AccelConfig):
+        raise TypeError(f"resource_report needs an AccelConfig, got {type(config).__name__}")
+    vfile = _verilog_file(verilog_path_or_dir)
+    version = yosys_version(yosys)
+    with tempfile.TemporaryDirectory(prefix="bebert_yosys_") as tmp:
+        work = Path(log_dir) if log_dir is not None else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        stat_file = work / "stat.txt"
+        stat_file.unlink(missing_ok=True)  # never report a stale run
+        script = (f"read_verilog {_quote(vfile.resolve())}; {SYNTH_CMD}; "
+                  f"tee -q -o {_quote(stat_file.resolve())} stat")
+        t0 = time.perf_counter()
+        try:
+            # -q: only warnings and errors reach stderr (a full log of the default config runs
+            # to gigabytes).
+            proc = subprocess.run([shutil.which(yosys), "-q", "-p", script],
+                                  capture_output=True, text=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise SynthesisError(f"yosys {FLOW} of {vfile} (config '{config.name}') timed out after "
+                                 f"{timeout_s:g} s") from None
+        seconds = time.perf_counter() - t0
+        if log_dir is not None:
+            (work / "yosys_messages.txt").write_text(proc.stderr + proc.stdout)
+        if proc.returncode != 0 or not stat_file.is_file():
+            errs = [ln for ln in (proc.stderr + proc.stdout).splitlines() if "ERROR" in ln]
+            why = errs[-1].strip() if errs else f"exit status {proc.returncode}"
+            raise SynthesisError(f"yosys {FLOW} of {vfile} (config '{config.name}') failed: {why}")
+        report = report_from_stat(config, stat_file.read_text())
+    shown = script.replace(str(vfile.resolve()), vfile.name).replace(str(work.resolve()), "<work>")
+    return {"tool": version, "flow": FLOW, "script": shown,
+            "family": "xc7", "synth_seconds": round(seconds, 1), "verilog": str(vfile)} | report
+
+
+def _quote(p: Path) -> str:
+    s = str(p)
+    if any(c in s for c in ' ;"'):
+        raise SynthesisError(f"path {s!r} has a space, ';' or quote; yosys scripts cannot take it")
+    return s
