@@ -15,7 +15,6 @@ from bebert.compiler import compile_spec
 from bebert.program import Program
 from bebert.sim import simulate
 from bebert.sim import kernel as K
-from bebert.isa import gemm, halt, load, post, store
 from bebert.sim.energy import ASIC45, FPGA, EnergyError
 from bebert.sim.random_programs import dram_image_bytes, random_test_program
 from bebert.sim.report import busy_fraction, plot, sim_report
@@ -24,18 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SMALL = AccelConfig.from_toml(ROOT / "configs" / "small.toml")
 DEFAULT = AccelConfig.from_toml(ROOT / "configs" / "default.toml")
 
-# The hand-computed program of tests/test_energy.py: LOAD wbuf 1 entry -> GEMM -> POST -> STORE.
-HAND = [
-    load("wbuf", 0, 0, 1, "push_next"),
-    gemm(0, 0, 1, 1, 2, True, True, "pop_prev"),
-    post(0, 0, 0, 0, True, "push_next"),
-    store(4096, 0, 4, "pop_prev"),
-    halt(),
-]
+# The hand-computed program: LOAD wbuf 1 entry -> GEMM -> POST -> STORE (see test_energy.py).
+from test_energy import HAND, hand_program  # noqa: E402
 
-
-def hand_program(**meta) -> Program:
-    return Program(config=SMALL, instrs=HAND, dram=np.zeros(dram_image_bytes(SMALL), np.uint8), meta=meta)
 
 KEYS = {"cycles", "seconds", "busy", "utilization", "dram_read_bytes", "dram_write_bytes", "dram_bytes",
         "instructions", "binary_ops", "error", "stall_cycles", "energy_table", "energy_j",
