@@ -41,6 +41,9 @@ from .quant_bert import BertShape, QuantBert, QuantConfig, build, dmd_loss, load
 KD_MODES = ("full", "pred", "none")
 
 
+CALIBRATION_EXAMPLES = 128  # the first N training examples calibrate the integer path's grids at export
+
+
 def default_backbone() -> str:
     """The offline MiniLM-L6 checkpoint when installed, else bert-base-uncased from the hub."""
     try:
@@ -335,8 +338,11 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     # 4. package
     t0 = time.perf_counter()
     members = [load_model(run / f"member_{m}.safetensors") for m in range(cfg.members)]
+    n_cal = min(CALIBRATION_EXAMPLES, n)  # the integer path's fixed calibration set
     export_package(run / "package", members, state["alphas"], task=task.name, labels=list(task.labels) if task.labels else None,
                    max_seq_len=cfg.max_seq_len, tokenizer_dir=run / "tokenizer",
+                   calibration={k: data[k][:n_cal] for k in ("input_ids", "token_type_ids", "attention_mask")},
+                   calibration_source=f"the first {n_cal} training examples",
                    extra={"train": {"base": cfg.base, "kd": cfg.kd, "ensemble": cfg.ensemble, "tws": cfg.tws,
                                     "backbone": cfg.backbone, "seed": cfg.seed}})
     (run / "ckpt.pt").unlink(missing_ok=True)

@@ -5,7 +5,9 @@ import json
 import pytest
 import torch
 
-from bebert.model.package import PackageError, export_package, integer_logits, load_package, member_logits
+from bebert.model.package import (
+    CAL_HEADROOM, IntegerModel, IntegerPathUnavailable, PackageError, calibrate_scales, export_package, integer_logits,
+    integer_model, load_package, member_logits)
 from bebert.model.quant_bert import BertShape, QuantConfig, build, tws_split
 
 
@@ -81,6 +83,11 @@ def test_mismatched_manifest(tmp_path, members):
     (p / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(PackageError, match="version"):
         load_package(p)
+    m["version"] = 1  # v1 calibrated the integer path on each batch: refused, one line
+    (p / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(PackageError, match="package version 1, this bebert reads version 2") as e:
+        load_package(p)
+    assert "\n" not in str(e.value)
     (p / "manifest.json").write_text("{not json")
     with pytest.raises(PackageError, match="not valid JSON"):
         load_package(p)
@@ -97,9 +104,9 @@ def test_integer_path_follows_float_model(tmp_path):
     with torch.no_grad():
         for m in ms:
             m.classifier.weight.normal_(0, 1.0, generator=torch.Generator().manual_seed(0))
-    pkg = load_package(export_package(tmp_path / "pkg", ms, [1.0] * 3, task="mnli", labels=["c", "e", "n"],
-                                      max_seq_len=12))
     b = batch()
+    pkg = load_package(export_package(tmp_path / "pkg", ms, [1.0] * 3, task="mnli", labels=["c", "e", "n"],
+                                      max_seq_len=12, calibration=b))
     for f, i, bound in zip(member_logits(pkg, b), integer_logits(pkg, b), (0.995, 0.995, 0.9)):
         assert i.shape == f.shape
         assert torch.corrcoef(torch.stack([f.reshape(-1), i.reshape(-1)]))[0, 1] > bound
@@ -109,3 +116,62 @@ def test_integer_path_rejects_bibert(tmp_path, members):
     p = export_package(tmp_path / "pkg", [members[1]], [1.0], task="rte", labels=["a", "b"], max_seq_len=12)
     with pytest.raises(ValueError, match="--integer"):
         integer_logits(load_package(p), batch())
+
+
+def other_batch():
+    g = torch.Generator().manual_seed(11)
+    ids = torch.randint(1, 60, (3, 12), generator=g)
+    return {"input_ids": ids, "token_type_ids": torch.ones_like(ids), "attention_mask": torch.ones_like(ids)}
+
+
+def cat(*bs):
+    return {k: torch.cat([b[k] for b in bs]) for k in bs[0]}
+
+
+@pytest.fixture
+def int_pkg(tmp_path):
+    q8 = QuantConfig("binarybert", 1, 1, 8, 8)
+    ms = [trained(q8, 0), tws_split(trained(q8.ternary(), 1)).eval(), trained(QuantConfig.preset("binarybert"), 2)]
+    return load_package(export_package(tmp_path / "pkg", ms, [1.0, 0.5, 2.0], task="mnli", labels=["c", "e", "n"],
+                                       max_seq_len=12, calibration=batch(), calibration_source="test batch"))
+
+
+def test_integer_logits_do_not_depend_on_the_batch(int_pkg):
+    """The integer path is a pure function of the package: an example's logits are the same
+    alone and inside any batch (v1 calibrated the grids on each batch, and these differed)."""
+    b, o = batch(), other_batch()
+    whole = integer_logits(int_pkg, cat(b, o))
+    for i in range(4):
+        alone = integer_logits(int_pkg, {k: v[i:i + 1] for k, v in b.items()})
+        mixed = integer_logits(int_pkg, cat({k: v[i:i + 1] for k, v in b.items()}, o))
+        for w, a, x in zip(whole, alone, mixed):
+            assert torch.equal(a[0], w[i]) and torch.equal(a[0], x[0])
+    for w, a in zip(whole, integer_logits(int_pkg, o)):  # examples never seen in calibration
+        assert torch.equal(w[4:], a)
+    for w, a in zip(whole, integer_logits(int_pkg, cat(b, o), batch_size=2)):
+        assert torch.equal(w, a)
+
+
+def test_integer_scales_round_trip(int_pkg, tmp_path):
+    """The grids stored at export are the calibration set's, reloaded exactly, and the integer
+    model built from them is plain data that reproduces integer_logits."""
+    cal = int_pkg.manifest["integer_calibration"]
+    assert cal == {"examples": 4, "source": "test batch", "headroom": CAL_HEADROOM, "bits": 16}
+    for m, sc in zip(int_pkg.members, int_pkg.integer_scales):
+        assert {k: list(v) for k, v in sc.items()} == calibrate_scales(m, batch())
+    im = integer_model(int_pkg)
+    assert isinstance(im, IntegerModel) and len(im.members) == 3 and im.alphas == (1.0, 0.5, 2.0)
+    lay = im.members[1].layers[0]
+    assert lay.query.split and lay.query.layer.sign.shape == (16, 32) and lay.ffn_out.act is None
+    assert im.members[0].word.dtype.name == "int32" and im.members[0].word.shape == (60, 16)
+    b = other_batch()
+    for a, c in zip(integer_logits(int_pkg, b), integer_logits(int_pkg, b, model=im)):
+        assert torch.equal(a, c)
+
+
+def test_integer_path_needs_stored_calibration(tmp_path, members):
+    p = export_package(tmp_path / "pkg", [members[0]], [1.0], task="rte", labels=["a", "b"], max_seq_len=12)
+    pkg = load_package(p)
+    assert pkg.integer_scales == [None] and pkg.manifest["integer_calibration"] is None
+    with pytest.raises(IntegerPathUnavailable, match="no integer_scales"):
+        integer_logits(pkg, batch())
