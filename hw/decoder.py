@@ -65,5 +65,9 @@ class InstructionDecoder(wiring.Component):
                 m.d.comb += [known.eq(1), self.to_compute.eq(1)]
             with m.Case(Op.HALT):
                 m.d.comb += [known.eq(1), self.halt.eq(1), bad.eq(any_flag)]
+            with m.Default():  # unknown opcode: illegal through ~known. Explicit zeros give
+                # every output's `case` a default arm (verilator CASEINCOMPLETE otherwise).
+                m.d.comb += [known.eq(0), bad.eq(0), self.halt.eq(0), self.to_load.eq(0),
+                             self.to_compute.eq(0), self.to_store.eq(0)]
         m.d.comb += self.illegal.eq(~known | bad)
         return m

@@ -42,7 +42,7 @@ class FetchUnit(wiring.Component):
         m.d.comb += [self.imem_addr.eq(pc), dec.word.eq(self.imem_data),
                      self.q_w_data.eq(self.imem_data)]
 
-        with m.FSM(name="fetch"):
+        with m.FSM(name="fetch") as fsm:
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.sync += [pc.eq(0), self.error.eq(0)]
@@ -58,9 +58,6 @@ class FetchUnit(wiring.Component):
                 with m.Else():
                     rdy = ((dec.to_load & self.load_w_rdy) | (dec.to_compute & self.compute_w_rdy)
                            | (dec.to_store & self.store_w_rdy))
-                    m.d.comb += [self.load_w_en.eq(dec.to_load & self.load_w_rdy),
-                                 self.compute_w_en.eq(dec.to_compute & self.compute_w_rdy),
-                                 self.store_w_en.eq(dec.to_store & self.store_w_rdy)]
                     with m.If(rdy):
                         m.d.sync += pc.eq(pc + 1)
                         m.next = "FETCH"
@@ -69,4 +66,10 @@ class FetchUnit(wiring.Component):
                 with m.If(self.start):
                     m.d.sync += [pc.eq(0), self.error.eq(0)]
                     m.next = "FETCH"
+        # The enables are driven outside the FSM so that they do not become `case`s on the
+        # state that leave the other states out (verilator CASEINCOMPLETE).
+        dispatch = fsm.ongoing("DECODE") & ~dec.illegal & ~dec.halt
+        m.d.comb += [self.load_w_en.eq(dispatch & dec.to_load & self.load_w_rdy),
+                     self.compute_w_en.eq(dispatch & dec.to_compute & self.compute_w_rdy),
+                     self.store_w_en.eq(dispatch & dec.to_store & self.store_w_rdy)]
         return m

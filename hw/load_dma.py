@@ -57,6 +57,8 @@ class LoadDMA(wiring.Component):
                 for i, b in enumerate(LOAD_BUFS):
                     with m.Case(i):
                         m.d.comb += res.eq(n * cfg.beats_per_entry(b))
+                with m.Default():  # buf > PBUF is illegal (the decoder rejects it)
+                    m.d.comb += res.eq(0)
             return res
 
         head_beats = beats(field(hw, Op.LOAD, "buf"), field(hw, Op.LOAD, "n"))
@@ -90,16 +92,17 @@ class LoadDMA(wiring.Component):
             for i, b in enumerate(LOAD_BUFS):
                 with m.Case(i):
                     m.d.comb += bpe_m1.eq(cfg.beats_per_entry(b) - 1)
+            with m.Default():
+                m.d.comb += bpe_m1.eq(0)
         entry_done = Signal()
         m.d.comb += entry_done.eq(self.rd_data_valid & (sub == bpe_m1))
         with m.If(iss.issue):
             m.d.sync += [sub.eq(0), ent.eq(0)]
         with m.Elif(self.rd_data_valid):
             if max_bpe > 1:
-                with m.Switch(sub):
-                    for j in range(max_bpe - 1):
-                        with m.Case(j):
-                            m.d.sync += shreg[j * bus:(j + 1) * bus].eq(self.rd_data)
+                for j in range(max_bpe - 1):  # the last beat goes straight to *_w_data
+                    with m.If(sub == j):
+                        m.d.sync += shreg[j * bus:(j + 1) * bus].eq(self.rd_data)
             with m.If(entry_done):
                 m.d.sync += [sub.eq(0), ent.eq(ent + 1)]
             with m.Else():

@@ -54,6 +54,8 @@ class PostUnit(wiring.Component):
                 with m.Case(k):
                     m.d.comb += [lo.eq(Mux(osigned, -(1 << (k - 1)), 0)),
                                  hi.eq(Mux(osigned, (1 << (k - 1)) - 1, (1 << k) - 1))]
+            with m.Default():  # obits 1 (sign) ignores lo/hi; > 8 is illegal
+                m.d.comb += [lo.eq(0), hi.eq(0)]
         rnd = Signal(64)
         with m.If(shift != 0):
             m.d.comb += rnd.eq(Const(1, 64) << (shift - 1)[:6])
