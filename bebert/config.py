@@ -183,12 +183,7 @@ class AccelConfig:
     @classmethod
     def from_toml(cls, path: str | Path) -> "AccelConfig":
         p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file not found: {p}")
-        try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise ConfigError(f"{p}: not valid TOML ({e})") from None
+        data = read_toml(p, ConfigError, "config file")
         d = data.get("accelerator", data)
         d = dict(d)
         d.setdefault("name", p.stem)
@@ -199,3 +194,14 @@ class AccelConfig:
 
 
 BUFFERS = ("abuf", "wbuf", "pbuf", "obuf")
+
+
+def read_toml(path: str | Path, error: type[Exception], what: str) -> dict[str, Any]:
+    """A TOML file as a dict, or `error` with one line if it is missing or malformed."""
+    p = Path(path)
+    if not p.is_file():
+        raise error(f"{what} not found: {p}")
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise error(f"{p}: not valid TOML ({e})") from None

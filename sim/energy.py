@@ -31,14 +31,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bebert.config import BUFFERS, AccelConfig
+from bebert.config import BUFFERS, AccelConfig, read_toml
 from bebert.isa import BUF_NAMES, Buf, Op
 from bebert.program import Program
 
@@ -175,13 +174,7 @@ class EnergyTable:
     @classmethod
     def from_toml(cls, path: str | Path) -> "EnergyTable":
         p = Path(path)
-        if not p.is_file():
-            raise EnergyError(f"energy table not found: {p}")
-        try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise EnergyError(f"{p}: not valid TOML ({e})") from None
-        return cls.from_dict(data, source=str(p))
+        return cls.from_dict(read_toml(p, EnergyError, "energy table"), source=str(p))
 
 
 def _is_number(v: Any) -> bool:
