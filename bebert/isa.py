@@ -20,12 +20,18 @@ Opcode map (room is reserved, documented, for what later versions add):
     0x00        illegal (an all-zero word stops the machine with an error)
     0x01-0x0E   the spine: LOAD, STORE, GEMM, POST, SYNC
     0x0F        HALT
-    0x10-0x1F   reserved: vector / special-function unit (integer softmax,
-                LayerNorm, GELU, residual add, requantize-pack)
-    0x20-0x2F   reserved: attention matmul between two activation tensors
-                (bit-serial on both operands), embedding lookup, ensemble
-                combination of member logits
+    0x10        VEC: one row-wise vector / special-function kernel over DRAM
+                tensors (embedding gather, residual add, requantize, LayerNorm,
+                softmax, GELU, bit-plane packing, table lookup, small integer
+                dot products, ensemble combination); `bebert.vector` defines
+                the kernels, their descriptors and their cycle cost
+    0x11-0x2F   reserved: further vector / special-function instructions
     0x30-0xFF   reserved
+
+Version 2 added VEC and GEMM's `mode` / `wneg` / `wshift` (activation x activation
+products, bit-serial on both operands: the WBUF operand is one bit-plane of an
+activation tensor, AND-popcount instead of XNOR-popcount). A version-1 word decodes
+to the same instruction under version 2.
 
 Text form (one instruction per line, `#` starts a comment):
     LOAD wbuf dram=0x1000 addr=0 n=12 @pop_next @push_next
@@ -33,8 +39,10 @@ Text form (one instruction per line, `#` starts a comment):
     POST p=0 o=0 shift=16 obits=8 osigned=1 @push_next
     STORE obuf dram=0x8000 addr=0 n=16 @pop_prev @push_prev
     SYNC @pop_prev @push_prev
+    VEC fn=4 desc=0x2000 rows=128 cols=768 @pop_next @push_prev
     HALT
-The disassembler prints exactly this canonical form; `assemble(disassemble(w))`
+GEMM's mode/wneg/wshift and VEC's bits/aux may be left out (they read 0, and
+the disassembler omits them when 0). The disassembler prints exactly this canonical form; `assemble(disassemble(w))`
 returns `w` for every legal word.
 """
 
@@ -44,7 +52,7 @@ import re
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-ISA_VERSION = 1
+ISA_VERSION = 2
 INSTR_BITS = 128
 INSTR_BYTES = INSTR_BITS // 8
 
@@ -60,6 +68,7 @@ class Op(IntEnum):
     POST = 0x04
     SYNC = 0x05
     HALT = 0x0F
+    VEC = 0x10
 
 
 class Stage(IntEnum):
@@ -75,6 +84,7 @@ STAGE_OF = {
     Op.GEMM: Stage.COMPUTE,
     Op.POST: Stage.COMPUTE,
     Op.SYNC: Stage.COMPUTE,
+    Op.VEC: Stage.COMPUTE,
     Op.HALT: Stage.FETCH,
 }
 
@@ -114,6 +124,9 @@ FIELDS: dict[Op, dict[str, tuple[int, int]]] = {
         "bits": (112, 4),  # activation bit-planes
         "signed": (116, 1),  # the top plane has weight -2^(bits-1)
         "init": (117, 1),  # clear the accumulators before the first plane
+        "mode": (118, 1),  # 0: XNOR (WBUF = +-1 signs); 1: AND (WBUF = one 0/1 bit-plane)
+        "wneg": (119, 1),  # AND mode: the WBUF plane has negative weight (signed top plane)
+        "wshift": (120, 3),  # AND mode: significance of the WBUF plane (0..7)
     },
     Op.POST: {
         "p": (32, 24),  # PBUF entry with this column tile's (mult, bias)
@@ -124,7 +137,20 @@ FIELDS: dict[Op, dict[str, tuple[int, int]]] = {
     },
     Op.SYNC: {},
     Op.HALT: {},
+    Op.VEC: {
+        "fn": (16, 8),  # the kernel, `bebert.vector.VecFn`
+        "bits": (24, 4),  # PACK kernels: bit-planes written (1..8); 0 otherwise
+        "desc": (32, 32),  # DRAM byte address of the kernel's descriptor
+        "rows": (64, 16),  # rows processed (>= 1)
+        "cols": (80, 16),  # elements per row (>= 1)
+        "aux": (96, 16),  # kernel-specific count (DOT: output columns; 0 otherwise)
+    },
 }
+
+# Operands the text form may leave out (they then read 0) and that the disassembler
+# prints only when non-zero, so version-1 text assembles unchanged.
+OPTIONAL: dict[Op, frozenset[str]] = {Op.GEMM: frozenset({"mode", "wneg", "wshift"}),
+                                      Op.VEC: frozenset({"bits", "aux"})}
 
 _STAGE_BUFS = {Op.LOAD: (Buf.ABUF, Buf.WBUF, Buf.PBUF), Op.STORE: (Buf.OBUF,)}
 
@@ -185,6 +211,13 @@ def _check(ins: Instr) -> None:
         raise IsaError(f"POST: obits={ins.args['obits']} must be 0 (int32), 1 (sign) or 2..8")
     if ins.op in (Op.LOAD, Op.STORE) and ins.args["n"] == 0:
         raise IsaError(f"{ins.op.name}: n must be at least 1")
+    if ins.op == Op.GEMM and ins.args["mode"] == 0 and (ins.args["wneg"] or ins.args["wshift"]):
+        raise IsaError("GEMM: wneg and wshift need mode=1 (AND)")
+    if ins.op == Op.VEC:
+        from bebert.vector import check_vec  # the kernel table lives with the kernels
+        why = check_vec(ins.args)
+        if why:
+            raise IsaError(f"VEC: {why}")
 
 
 # -- binary form ------------------------------------------------------------------------
@@ -201,8 +234,9 @@ def decode(word: int) -> Instr:
     """Decode a 128-bit word; raises IsaError for an illegal one.
 
     Illegal means: an unknown opcode, a dependency flag its stage cannot carry, a
-    LOAD/STORE buffer it cannot target, GEMM bits outside 1..8 or k = 0, LOAD/STORE
-    n = 0, POST obits > 8. The RTL decoder raises its error flag on exactly these.
+    LOAD/STORE buffer it cannot target, GEMM bits outside 1..8 or k = 0, GEMM wneg or
+    wshift without mode=1, LOAD/STORE n = 0, POST obits > 8, a VEC word that
+    `bebert.vector.check_vec` refuses. The RTL decoder raises its error flag on exactly these.
     """
     if not 0 <= word < (1 << INSTR_BITS):
         raise IsaError(f"instruction word does not fit in {INSTR_BITS} bits")
@@ -246,10 +280,12 @@ def disassemble(ins: Instr | int) -> str:
     parts = [ins.op.name]
     for k in FIELDS[ins.op]:
         v = ins.args[k]
+        if k in OPTIONAL.get(ins.op, ()) and v == 0:
+            continue
         if k == "buf":
             parts.insert(1, BUF_NAMES[Buf(v)])
-        elif k == "dram":
-            parts.append(f"dram=0x{v:x}")
+        elif k in ("dram", "desc"):
+            parts.append(f"{k}=0x{v:x}")
         else:
             parts.append(f"{k}={v}")
     parts += [f"@{f}" for f in FLAG_NAMES if f in ins.flags]
@@ -281,7 +317,7 @@ def assemble_line(line: str) -> Instr | None:
             args[m.group(1)] = int(m.group(2), 0)
         else:
             raise IsaError(f"{op.name}: cannot parse operand '{t}'")
-    missing = [k for k in FIELDS[op] if k not in args]
+    missing = [k for k in FIELDS[op] if k not in args and k not in OPTIONAL.get(op, ())]
     if missing:
         raise IsaError(f"{op.name}: missing operand(s) {', '.join(missing)}")
     return Instr(op, args, frozenset(flags))
@@ -313,9 +349,11 @@ def store(dram: int, addr: int, n: int, *flags: str) -> Instr:
     return Instr(Op.STORE, {"buf": int(Buf.OBUF), "dram": dram, "addr": addr, "n": n}, frozenset(flags))
 
 
-def gemm(a: int, w: int, k: int, stride: int, bits: int, signed: bool, init: bool, *flags: str) -> Instr:
+def gemm(a: int, w: int, k: int, stride: int, bits: int, signed: bool, init: bool, *flags: str,
+         mode: int = 0, wneg: bool = False, wshift: int = 0) -> Instr:
     return Instr(Op.GEMM, {"a": a, "w": w, "k": k, "stride": stride, "bits": bits,
-                           "signed": int(signed), "init": int(init)}, frozenset(flags))
+                           "signed": int(signed), "init": int(init), "mode": int(mode),
+                           "wneg": int(wneg), "wshift": int(wshift)}, frozenset(flags))
 
 
 def post(p: int, o: int, shift: int, obits: int, osigned: bool, *flags: str) -> Instr:
@@ -325,6 +363,11 @@ def post(p: int, o: int, shift: int, obits: int, osigned: bool, *flags: str) -> 
 
 def sync(*flags: str) -> Instr:
     return Instr(Op.SYNC, {}, frozenset(flags))
+
+
+def vec(fn: int, desc: int, rows: int, cols: int, *flags: str, bits: int = 0, aux: int = 0) -> Instr:
+    return Instr(Op.VEC, {"fn": int(fn), "bits": bits, "desc": desc, "rows": rows, "cols": cols,
+                          "aux": aux}, frozenset(flags))
 
 
 def halt() -> Instr:

@@ -1,11 +1,13 @@
 """The ISA: encoding, decoding, text form and legality are one consistent definition."""
 
 import random
+import re
 
 import pytest
 
 from bebert import isa
 from bebert.isa import FIELDS, IsaError, Instr, Op
+from bebert.vector import VecFn
 
 
 def random_instr(rng: random.Random) -> Instr:
@@ -18,6 +20,14 @@ def random_instr(rng: random.Random) -> Instr:
     if op == Op.GEMM:
         args["bits"] = rng.randint(1, 8)
         args["k"] = max(1, args["k"])
+        if args["mode"] == 0:
+            args["wneg"] = args["wshift"] = 0
+    if op == Op.VEC:
+        fn = rng.choice(list(VecFn))
+        args["fn"] = int(fn)
+        args["rows"], args["cols"] = max(1, args["rows"]), max(1, args["cols"])
+        args["bits"] = rng.randint(1, 8) if fn in (VecFn.PACK_A, VecFn.PACK_W) else 0
+        args["aux"] = max(1, args["aux"]) if fn == VecFn.DOT else 0
     if op == Op.POST:
         args["obits"] = rng.randint(0, 8)
     if op in (Op.LOAD, Op.STORE):
@@ -69,7 +79,7 @@ def test_opcode_and_flags_sit_where_the_documentation_says():
     (0x04 | (9 << 88), "obits=9"),
 ])
 def test_illegal_words_are_rejected_with_the_reason(word, why):
-    with pytest.raises(IsaError, match=why):
+    with pytest.raises(IsaError, match=re.escape(why)):
         isa.decode(word)
 
 
@@ -88,3 +98,26 @@ def test_assembler_errors_name_the_line():
     with pytest.raises(IsaError, match="truncated"):
         isa.from_bytes(b"\x0f" * 17)
     assert isa.assemble("# only a comment\n\n  HALT  # trailing\n") == [isa.halt()]
+
+
+@pytest.mark.parametrize("text,why", [
+    ("GEMM a=0 w=0 k=1 stride=1 bits=4 signed=1 init=1 wneg=1", "wneg and wshift need mode=1"),
+    ("GEMM a=0 w=0 k=1 stride=1 bits=4 signed=1 init=1 wshift=2", "wneg and wshift need mode=1"),
+    ("VEC fn=0 desc=0x0 rows=1 cols=1", "unknown vector function"),
+    ("VEC fn=99 desc=0x0 rows=1 cols=1", "unknown vector function"),
+    ("VEC fn=2 desc=0x0 rows=0 cols=1", "rows and cols"),
+    ("VEC fn=7 desc=0x0 rows=1 cols=1", "bits=0 must be in 1..8"),
+    ("VEC fn=7 desc=0x0 rows=1 cols=1 bits=9", "bits=9 must be in 1..8"),
+    ("VEC fn=2 desc=0x0 rows=1 cols=1 bits=1", "bits must be 0"),
+    ("VEC fn=10 desc=0x0 rows=1 cols=1", "aux (output columns)"),
+    ("VEC fn=3 desc=0x0 rows=1 cols=1 aux=3", "aux must be 0"),
+])
+def test_illegal_version_2_words_are_refused_with_the_reason(text, why):
+    with pytest.raises(IsaError, match=re.escape(why)):
+        isa.assemble(text)
+
+
+def test_version_1_text_assembles_unchanged_and_the_new_operands_default_to_zero():
+    ins = isa.assemble_line("GEMM a=3 w=4 k=8 stride=8 bits=4 signed=1 init=1 @pop_prev")
+    assert (ins.mode, ins.wneg, ins.wshift) == (0, 0, 0)
+    assert isa.disassemble(ins) == "GEMM a=3 w=4 k=8 stride=8 bits=4 signed=1 init=1 @pop_prev"
