@@ -4,8 +4,10 @@ An `EnergyTable` prices each event the machine can cause (docs/ENERGY.md gives e
 with its source):
 
 - one binary MAC of the PE array (XNOR plus its share of the popcount tree), per bit;
+- one AND-mode binary MAC (GEMM mode=1: AND plus its share of the popcount tree), per bit;
 - one accumulator update (a PE's 32-bit shift-accumulate, once per GEMM cycle);
 - one post-processed output element (32 x 32 multiply, 64-bit bias and rounding adds);
+- one vector-lane element operation of a VEC kernel (`bebert.vector.vec_elementwise_ops`);
 - SRAM read and write, per byte, as a function of the buffer's capacity (log-log
   interpolation between (capacity, pJ/byte) points);
 - DRAM read and write, per byte;
@@ -18,9 +20,10 @@ them by unit and by region. Per-cycle energy (control clocking, leakage) is spli
 regions in proportion to their busy cycles, so both breakdowns add up to the total.
 
 Regions are the per-layer / per-member attribution, declared by the compiler in
-`Program.meta["regions"]`: a list of {"name", "start", "end"[, "member"]} with `start` the
-first instruction index and `end` one past the last, in order, covering every instruction.
-A program without them is one region named after `meta["kind"]` ("program" if absent).
+`Program.meta["regions"]`: a list of {"name", "start", "end"[, "member", "layer", "kind"]}
+with `start` the first instruction index and `end` one past the last (end exclusive), in
+order, covering every instruction. A program without them is one region named after
+`meta["kind"]` ("program" if absent).
 
 Presets: `asic45` (45 nm, Horowitz ISSCC 2014) and `fpga` (estimates scaled from it by the
 FPGA/ASIC gap of Kuon & Rose 2007); `load_table(name_or_path)` picks one or reads a TOML file.
@@ -40,15 +43,16 @@ import numpy as np
 from bebert.config import BUFFERS, AccelConfig, read_toml
 from bebert.isa import BUF_NAMES, Buf, Op
 from bebert.program import Program
+from bebert.vector import vec_elementwise_ops
 
-from .simulator import SimResult, duration
+from .simulator import SimResult, stream_arrays
 
 PJ = 1e-12
 
 # Units of the breakdown, in the order data meets them. The sum over them is the total.
 SRAM_UNITS = tuple(f"sram_{b}_{rw}" for b in BUFFERS for rw in ("read", "write"))
-UNITS = ("pe_array", "accumulators", "post", *SRAM_UNITS, "dram_read", "dram_write",
-         "control", "leakage")
+UNITS = ("pe_array", "pe_array_and", "accumulators", "post", "vector", *SRAM_UNITS, "dram_read",
+         "dram_write", "control", "leakage")
 
 
 class EnergyError(ValueError):
@@ -61,8 +65,10 @@ class EnergyTable:
 
     name: str
     xnor_popcount_pj_per_bit: float  # one binary MAC: XNOR gate + popcount-tree share
+    and_popcount_pj_per_bit: float  # one AND-mode binary MAC: AND gate + popcount-tree share
     accumulator_pj_per_update: float  # one PE's 32-bit shift-accumulate (per GEMM cycle)
     post_pj_per_element: float  # one output: 32x32 multiply, bias add, rounding add, clamp
+    vector_pj_per_lane_op: float  # one VEC element operation: 32-bit multiply-add + row-buffer access
     sram_bytes: tuple[int, ...]  # capacities of the interpolation points, increasing
     sram_read_pj_per_byte: tuple[float, ...]
     sram_write_pj_per_byte: tuple[float, ...]
@@ -89,8 +95,8 @@ class EnergyTable:
         need(isinstance(self.name, str) and bool(self.name), "name must be a non-empty string")
         need(isinstance(self.description, str), "description must be a string")
         for f in dataclasses.fields(self):
-            if f.name.endswith(("_pj_per_bit", "_pj_per_update", "_pj_per_element", "_pj_per_byte",
-                                "_pj_per_instruction", "_pj_per_cycle")):
+            if f.name.endswith(("_pj_per_bit", "_pj_per_update", "_pj_per_element", "_pj_per_lane_op",
+                                "_pj_per_byte", "_pj_per_instruction", "_pj_per_cycle")):
                 vals = getattr(self, f.name)
                 for v in vals if isinstance(vals, tuple) else (vals,):
                     need(_is_number(v) and math.isfinite(v) and v >= 0,
@@ -196,8 +202,10 @@ ASIC45 = EnergyTable(
     name="asic45",
     description="45 nm ASIC from Horowitz, 'Computing's energy problem', ISSCC 2014 (docs/ENERGY.md)",
     xnor_popcount_pj_per_bit=0.005,  # 0.03 pJ / 8 bits = 0.00375 per full adder, x 4/3 for the XNOR
+    and_popcount_pj_per_bit=0.004375,  # 0.00375 per full adder, x 7/6 for the AND (half an XNOR)
     accumulator_pj_per_update=0.1,  # one 32-bit add
     post_pj_per_element=3.5,  # 32-bit mult 3.1 + two 64-bit adds 2 x 0.2
+    vector_pj_per_lane_op=6.7,  # 32-bit mult 3.1 + add 0.1, + 4 B from a 4 KB row buffer (4 x 0.88)
     sram_bytes=(8192, 32768, 1048576),
     sram_read_pj_per_byte=(1.25, 2.5, 12.5),  # 10, 20, 100 pJ per 8 bytes
     sram_write_pj_per_byte=(1.25, 2.5, 12.5),  # assumption: write = read
@@ -216,8 +224,10 @@ FPGA = EnergyTable(
     description="40/45 nm-class FPGA: asic45 x 14 (soft logic, Kuon & Rose 2007) and x 7 "
                 "(BRAM/DSP, assumed); DRAM as asic45; leakage assumed (docs/ENERGY.md)",
     xnor_popcount_pj_per_bit=0.07,  # 0.005 x 14 (LUT logic)
+    and_popcount_pj_per_bit=0.06125,  # 0.004375 x 14 (LUT logic)
     accumulator_pj_per_update=1.4,  # 0.1 x 14 (carry chain)
     post_pj_per_element=24.5,  # 3.5 x 7 (DSP block)
+    vector_pj_per_lane_op=46.9,  # 6.7 x 7 (DSP multiply-add, block-RAM row buffer)
     sram_bytes=(8192, 32768, 1048576),
     sram_read_pj_per_byte=(8.75, 17.5, 87.5),  # asic45 x 7 (block RAM)
     sram_write_pj_per_byte=(8.75, 17.5, 87.5),
@@ -244,14 +254,25 @@ def load_table(name_or_path: str | Path | None = None) -> EnergyTable:
 
 
 # -- regions --------------------------------------------------------------------------
+REGION_KEYS = ("name", "start", "end", "member", "layer", "kind")
+
+
 @dataclass(frozen=True)
 class Region:
-    """Instructions [start, end) of the stream, attributed to one layer (of one member)."""
+    """Instructions [start, end) of the stream (end exclusive), attributed to one layer
+    (`layer`, an index) of one ensemble member (`member`), doing one kind of work (`kind`,
+    e.g. "qkv", "attention", "ffn_up", "layernorm"); the last three are optional."""
 
     name: str
     start: int
     end: int
     member: int | None = None
+    layer: int | None = None
+    kind: str | None = None
+
+
+def _is_index(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
 
 def program_regions(program: Program) -> tuple[Region, ...]:
@@ -261,23 +282,27 @@ def program_regions(program: Program) -> tuple[Region, ...]:
     if raw is None:
         return (Region(str(program.meta.get("kind", "program")), 0, n),)
     if not isinstance(raw, list) or not raw:
-        raise EnergyError("meta.regions must be a non-empty list of {name, start, end[, member]}")
+        raise EnergyError("meta.regions must be a non-empty list of {name, start, end[, member, layer, kind]}")
     out, names, at = [], set(), 0
     for i, r in enumerate(raw):
-        if not isinstance(r, dict) or set(r) - {"name", "start", "end", "member"} \
-                or not {"name", "start", "end"} <= set(r):
-            raise EnergyError(f"meta.regions[{i}] must be a table of name, start, end[, member], got {r!r}")
-        name, start, end, member = r["name"], r["start"], r["end"], r.get("member")
+        if not isinstance(r, dict) or set(r) - set(REGION_KEYS) or not {"name", "start", "end"} <= set(r):
+            raise EnergyError(f"meta.regions[{i}] must be a table of name, start, end[, member, layer, kind], "
+                              f"got {r!r}")
+        name, start, end = r["name"], r["start"], r["end"]
         if not isinstance(name, str) or not name or name in names:
             raise EnergyError(f"meta.regions[{i}]: name {name!r} must be a new non-empty string")
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in (start, end)) or start != at \
                 or end <= start:
             raise EnergyError(f"meta.regions[{i}] '{name}': [{start}, {end}) must start at {at} "
-                              "(regions are in order, contiguous, non-empty)")
-        if member is not None and (not isinstance(member, int) or isinstance(member, bool) or member < 0):
-            raise EnergyError(f"meta.regions[{i}] '{name}': member must be an integer >= 0, got {member!r}")
+                              "(regions are in order, contiguous, non-empty; end is exclusive)")
+        for k in ("member", "layer"):
+            if r.get(k) is not None and not _is_index(r[k]):
+                raise EnergyError(f"meta.regions[{i}] '{name}': {k} must be an integer >= 0, got {r[k]!r}")
+        kind = r.get("kind")
+        if kind is not None and (not isinstance(kind, str) or not kind):
+            raise EnergyError(f"meta.regions[{i}] '{name}': kind must be a non-empty string, got {kind!r}")
         names.add(name)
-        out.append(Region(name, start, end, member))
+        out.append(Region(name, start, end, r.get("member"), r.get("layer"), kind))
         at = end
     if at != n:
         raise EnergyError(f"meta.regions end at instruction {at}; the program has {n} (they must cover it)")
@@ -297,8 +322,10 @@ def unit_prices(config: AccelConfig, table: EnergyTable) -> dict[str, float]:
     """pJ per event counted by `event_counts`, for the buffers of `config`."""
     prices = {
         "pe_array": table.xnor_popcount_pj_per_bit,
+        "pe_array_and": table.and_popcount_pj_per_bit,
         "accumulators": table.accumulator_pj_per_update,
         "post": table.post_pj_per_element,
+        "vector": table.vector_pj_per_lane_op,
         "dram_read": table.dram_read_pj_per_byte,
         "dram_write": table.dram_write_pj_per_byte,
         "control": table.control_pj_per_instruction,
@@ -310,38 +337,57 @@ def unit_prices(config: AccelConfig, table: EnergyTable) -> dict[str, float]:
     return prices
 
 
+_LOAD, _STORE, _GEMM, _POST, _VEC = (int(o) for o in (Op.LOAD, Op.STORE, Op.GEMM, Op.POST, Op.VEC))
+
+
 def event_counts(program: Program) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Per executed instruction: event counts by unit (bits, updates, elements, bytes,
-    instructions) and D (busy cycles). Leakage and clocking are per cycle, not here."""
+    """Per executed instruction: event counts by unit (bits, updates, elements, lane
+    operations, bytes, instructions) and D (busy cycles). Leakage and clocking are per
+    cycle, not here. The durations and DRAM bytes are the simulator's own (`stream_arrays`)."""
     c = program.config
     n = executed_count(program)
+    instrs = program.instrs[:n]
     R, C, W = c.pe_rows, c.pe_cols, c.xnor_width
     E = {b: c.entry_bytes(b) for b in BUFFERS}
+    _, dur, _, _, _, rd, wr, _ = stream_arrays(instrs, c)
+    dur, rd, wr = dur[:n], rd[:n], wr[:n]  # a program without HALT gets an illegal word appended
+    # One pass over the words: the opcode, a count (LOAD/STORE n, GEMM bits*k, VEC lane ops),
+    # the LOAD buffer and the GEMM mode; numpy does the rest.
+    opc = np.zeros(n, np.int64)
+    cnt = np.zeros(n, np.int64)
+    aux = np.zeros(n, np.int64)
+    for i, ins in enumerate(instrs):
+        op, a = ins.op._value_, ins.args
+        opc[i] = op
+        if op == _GEMM:
+            cnt[i], aux[i] = a["bits"] * a["k"], a["mode"]
+        elif op == _LOAD or op == _STORE:
+            cnt[i], aux[i] = a["n"], a["buf"]
+        elif op == _VEC:
+            cnt[i] = vec_elementwise_ops(a["fn"], a["rows"], a["cols"], a["aux"])
     ev = {u: np.zeros(n, np.int64) for u in UNITS if u != "leakage"}
-    dur = np.zeros(n, np.int64)
     ev["control"][:] = 1
-    for i in range(n):
-        ins = program.instrs[i]
-        op, a = ins.op, ins.args
-        dur[i] = duration(ins, c)
-        if op == Op.GEMM:
-            bk = a["bits"] * a["k"]  # cycles; each reads one ABUF and one WBUF entry
-            ev["pe_array"][i] = bk * R * C * W
-            ev["accumulators"][i] = bk * R * C
-            ev["sram_abuf_read"][i] = bk * E["abuf"]
-            ev["sram_wbuf_read"][i] = bk * E["wbuf"]
-        elif op == Op.POST:  # one PBUF entry in, pe_rows OBUF entries out
-            ev["post"][i] = R * C
-            ev["sram_pbuf_read"][i] = E["pbuf"]
-            ev["sram_obuf_write"][i] = R * E["obuf"]
-        elif op == Op.LOAD:
-            b = BUF_NAMES[Buf(a["buf"])]
-            ev[f"sram_{b}_write"][i] = a["n"] * E[b]
-            ev["dram_read"][i] = a["n"] * E[b]
-        elif op == Op.STORE:
-            ev["sram_obuf_read"][i] = a["n"] * E["obuf"]
-            ev["dram_write"][i] = a["n"] * E["obuf"]
-    return ev, dur
+    gemm = opc == _GEMM
+    xnor, and_ = gemm & (aux == 0), gemm & (aux == 1)
+    bk = np.where(gemm, cnt, 0)  # GEMM cycles; each reads one ABUF and one WBUF entry
+    ev["pe_array"] = np.where(xnor, bk * (R * C * W), 0)
+    ev["pe_array_and"] = np.where(and_, bk * (R * C * W), 0)
+    ev["accumulators"] = bk * (R * C)
+    ev["sram_abuf_read"] = bk * E["abuf"]
+    ev["sram_wbuf_read"] = bk * E["wbuf"]
+    post = opc == _POST  # one PBUF entry in, pe_rows OBUF entries out
+    ev["post"] = np.where(post, R * C, 0)
+    ev["sram_pbuf_read"] = np.where(post, E["pbuf"], 0)
+    ev["sram_obuf_write"] = np.where(post, R * E["obuf"], 0)
+    ev["vector"] = np.where(opc == _VEC, cnt, 0)
+    loads = opc == _LOAD
+    for b, name in BUF_NAMES.items():
+        if name != "obuf":
+            ev[f"sram_{name}_write"] = np.where(loads & (aux == int(b)), cnt * E[name], 0)
+    ev["sram_obuf_read"] = np.where(opc == _STORE, cnt * E["obuf"], 0)
+    ev["dram_read"] = rd.copy()  # LOAD entries and VEC rows (`bebert.vector.vec_bytes`)
+    ev["dram_write"] = wr.copy()  # STORE entries and VEC rows
+    return ev, dur.copy()
 
 
 # -- the estimate ---------------------------------------------------------------------
@@ -379,7 +425,7 @@ class EnergyReport:
 def estimate(program: Program, result: SimResult, table: EnergyTable) -> EnergyReport:
     """Price the events of `program` as run in `result` (a `SimResult` of it) with `table`."""
     ev, dur = event_counts(program)
-    bops = int(ev["pe_array"].sum())
+    bops = int(ev["pe_array"].sum() + ev["pe_array_and"].sum())
     rd, wr = int(ev["dram_read"].sum()), int(ev["dram_write"].sum())
     if (bops, rd, wr) != (result.binary_ops, result.dram_read_bytes, result.dram_write_bytes):
         raise EnergyError(f"the result does not belong to this program: binary ops / DRAM bytes "

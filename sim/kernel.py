@@ -25,8 +25,8 @@ with the first HALT or illegal word, so the kernels never index past it):
     popm   int64  bit c set: the instruction pops token counter c (see COUNTERS)
     pushm  int64  bit c set: the instruction pushes token counter c
     opi    int64  index into OPS (statistics only)
-    rd, wr int64  DRAM bytes read / written
-    bops   int64  useful binary operations (GEMM only)
+    rd, wr int64  DRAM bytes read / written (LOAD / STORE DMA, VEC's own row traffic)
+    bops   int64  useful binary operations (GEMM only, XNOR or AND mode)
 
 Both return (status, cycles, stats, diag): status OK / DEADLOCK; cycles = T + 1 (or the
 cycle at which the deadlock was found); stats and diag laid out as the S_* / D_* indices.
@@ -46,21 +46,22 @@ import numpy as np
 L2C, C2L, C2S, S2C = 0, 1, 2, 3
 COUNTERS = ("l2c", "c2l", "c2s", "s2c")
 STAGES = ("load", "compute", "store")
-OPS = ("LOAD", "STORE", "GEMM", "POST", "SYNC", "HALT")
+OPS = ("LOAD", "STORE", "GEMM", "POST", "SYNC", "HALT", "VEC")
+N_OPS = len(OPS)
 ST_HALT, ST_ILLEGAL = 3, -1
 
 OK, DEADLOCK = 0, 1
 
 # stats layout
 S_COUNT = 0  # + op index: instructions executed (HALT: decoded)
-S_BUSY = 6  # + op index: busy cycles (sum of D)
-S_RD = 12  # DRAM bytes read
-S_WR = 13  # DRAM bytes written
-S_BOPS = 14  # binary operations
-S_STALL_FETCH = 15  # cycles fetch sat in DECODE on a full queue
-S_STALL = 16  # + stage: cycles idle with a queue head whose tokens are not there
-S_ERROR = 19  # 1 when fetch stopped on an illegal word
-N_STATS = 20
+S_BUSY = S_COUNT + N_OPS  # + op index: busy cycles (sum of D)
+S_RD = S_BUSY + N_OPS  # DRAM bytes read
+S_WR = S_RD + 1  # DRAM bytes written
+S_BOPS = S_WR + 1  # binary operations
+S_STALL_FETCH = S_BOPS + 1  # cycles fetch sat in DECODE on a full queue
+S_STALL = S_STALL_FETCH + 1  # + stage: cycles idle with a queue head whose tokens are not there
+S_ERROR = S_STALL + 3  # 1 when fetch stopped on an illegal word
+N_STATS = S_ERROR + 1
 
 # diag layout (the state in which a deadlock was found)
 D_PC = 0

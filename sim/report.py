@@ -237,7 +237,8 @@ def _plot_timeline(plt, report: dict, program: Program, trace: Trace, path: Path
     fig, (ax_t, ax_u) = plt.subplots(2, 1, figsize=(12, 5.5), sharex=True,
                                      gridspec_kw={"height_ratios": [1.2, 1]})
     gap = cycles / 3000  # below a pixel: join the bars
-    colors = {"LOAD": "tab:blue", "GEMM": "tab:orange", "POST": "tab:red", "SYNC": "tab:gray", "STORE": "tab:green"}
+    colors = {"LOAD": "tab:blue", "GEMM": "tab:orange", "POST": "tab:red", "VEC": "tab:purple", "SYNC": "tab:gray",
+              "STORE": "tab:green"}
     ran = trace.issue >= 0
     start, end = trace.start, trace.end
     nbins = int(min(400, max(1, cycles)))

@@ -3,6 +3,11 @@
 `simulate(program)` turns the instruction stream into flat arrays once (`stream_arrays`) and
 runs the Numba kernel `run_events` (sim/kernel.py) over them. The cycle count equals the
 RTL's exactly (docs/ARCHITECTURE.md, "Timing"); no data is moved, only time and bytes.
+
+Every ISA v2 instruction is timed: VEC runs in the COMPUTE stage for
+`bebert.vector.vec_cycles(...)` cycles and moves `bebert.vector.vec_bytes(...)` DRAM bytes
+(the cost contract lives there, not here); a GEMM in AND mode takes as long as in XNOR mode
+and does as many binary operations.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import numpy as np
 from bebert.config import GEMM_PIPELINE_CYCLES, POST_PIPELINE_CYCLES, SYNC_CYCLES, AccelConfig
 from bebert.isa import BUF_NAMES, Buf, Instr, IsaError, Op, decode
 from bebert.program import Program
+from bebert.vector import vec_bytes, vec_cycles
 
 from . import kernel as K
 
@@ -57,8 +63,11 @@ class SimResult:
 
     cycles: int
     seconds: float
-    busy: dict[str, int]  # load/compute/store and gemm/post/sync: sum of D executed
-    utilization: dict[str, float]  # busy / cycles; pe_array: useful bit-ops / peak
+    busy: dict[str, int]  # load/compute/store and gemm/post/sync/vector: sum of D executed
+    # busy / cycles for the stages (load = LOAD DMA, store = STORE DMA, compute) and the
+    # compute units (pe_array_busy = GEMM, post, vector); pe_array = useful bit-ops / peak;
+    # dram_read / dram_write = bytes / port capacity.
+    utilization: dict[str, float]
     dram_read_bytes: int
     dram_write_bytes: int
     dram_bytes: int
@@ -86,7 +95,7 @@ class SimResult:
 
 
 _OP_INDEX = {Op[name]: i for i, name in enumerate(K.OPS)}
-_STAGE_INDEX = {Op.LOAD: 0, Op.GEMM: 1, Op.POST: 1, Op.SYNC: 1, Op.STORE: 2, Op.HALT: K.ST_HALT}
+_STAGE_INDEX = {Op.LOAD: 0, Op.GEMM: 1, Op.POST: 1, Op.SYNC: 1, Op.VEC: 1, Op.STORE: 2, Op.HALT: K.ST_HALT}
 # (pop mask, push mask) over the counters l2c, c2l, c2s, s2c for each stage's flags.
 _POP = {0: {"pop_next": 1 << K.C2L},
         1: {"pop_prev": 1 << K.L2C, "pop_next": 1 << K.S2C},
@@ -109,6 +118,9 @@ def duration(ins: Instr, config: AccelConfig) -> int:
         return config.pe_rows + POST_PIPELINE_CYCLES
     if ins.op == Op.SYNC:
         return SYNC_CYCLES
+    if ins.op == Op.VEC:
+        a = ins.args
+        return vec_cycles(a["fn"], a["rows"], a["cols"], a["bits"], a["aux"], config)
     return 0
 
 
@@ -127,6 +139,7 @@ def stream_arrays(instrs: list[Instr | None], config: AccelConfig) -> tuple[np.n
     # One row per word: stage, dur, popm, pushm, opi, rd, wr, bops, appended to a flat int64
     # buffer (far cheaper than item assignment into arrays or np.array of tuples).
     heads: dict[tuple[int, frozenset[str]], tuple[int, int, int, int]] = {}
+    vec_cost: dict[tuple[int, ...], tuple[int, int, int]] = {}  # (fn, rows, cols, bits, aux) -> D, rd, wr
     rows = array.array("q")
     append = rows.extend
     for ins in instrs:
@@ -152,6 +165,12 @@ def stream_arrays(instrs: list[Instr | None], config: AccelConfig) -> tuple[np.n
             append((stage, post_d, popm, pushm, opi, 0, 0, 0))
         elif op == _SYNC:
             append((stage, SYNC_CYCLES, popm, pushm, opi, 0, 0, 0))
+        elif op == _VEC:
+            vk = (a["fn"], a["rows"], a["cols"], a["bits"], a["aux"])
+            cost = vec_cost.get(vk)
+            if cost is None:
+                cost = vec_cost[vk] = (vec_cycles(*vk, config), *vec_bytes(*vk))
+            append((stage, cost[0], popm, pushm, opi, cost[1], cost[2], 0))
         else:  # HALT: fetch reads no further
             append((stage, 0, 0, 0, opi, 0, 0, 0))
             break
@@ -163,7 +182,8 @@ def stream_arrays(instrs: list[Instr | None], config: AccelConfig) -> tuple[np.n
     return tuple(np.ascontiguousarray(table[:, c]) for c in range(8))
 
 
-_LOAD, _STORE, _GEMM, _POST, _SYNC = (int(o) for o in (Op.LOAD, Op.STORE, Op.GEMM, Op.POST, Op.SYNC))
+_LOAD, _STORE, _GEMM, _POST, _SYNC, _VEC = (int(o) for o in (Op.LOAD, Op.STORE, Op.GEMM, Op.POST, Op.SYNC,
+                                                              Op.VEC))
 
 
 def _row_head(op: Op, flags: frozenset[str]) -> tuple[int, int, int, int]:
@@ -241,15 +261,19 @@ def _result(config: AccelConfig, cycles: int, stats: np.ndarray) -> SimResult:
     by_op = {name: st[K.S_BUSY + i] for i, name in enumerate(K.OPS)}
     busy = {
         "load": by_op["LOAD"],
-        "compute": by_op["GEMM"] + by_op["POST"] + by_op["SYNC"],
+        "compute": by_op["GEMM"] + by_op["POST"] + by_op["SYNC"] + by_op["VEC"],
         "store": by_op["STORE"],
         "gemm": by_op["GEMM"],
         "post": by_op["POST"],
         "sync": by_op["SYNC"],
+        "vector": by_op["VEC"],
     }
     bops = st[K.S_BOPS]
     util = {u: busy[u] / cycles for u in ("load", "compute", "store")}
     util["pe_array"] = bops / (cycles * config.binary_ops_per_cycle)
+    util["pe_array_busy"] = busy["gemm"] / cycles
+    util["post"] = busy["post"] / cycles
+    util["vector"] = busy["vector"] / cycles
     util["dram_read"] = st[K.S_RD] / (cycles * config.dram_bytes_per_cycle)
     util["dram_write"] = st[K.S_WR] / (cycles * config.dram_bytes_per_cycle)
     stalls = {"fetch": st[K.S_STALL_FETCH]}

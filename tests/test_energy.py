@@ -15,21 +15,25 @@ import numpy as np
 import pytest
 
 from bebert.config import AccelConfig
-from bebert.isa import gemm, halt, load, post, store
+from bebert.isa import gemm, halt, load, post, store, vec
 from bebert.program import Program
 from bebert.sim import simulate
 from bebert.sim.energy import (ASIC45, FPGA, PRESETS, UNITS, EnergyError, EnergyTable, estimate,
                                load_table, program_regions)
 from bebert.sim.random_programs import dram_image_bytes, random_test_program
+from bebert.vector import VecFn
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = AccelConfig.from_toml(ROOT / "configs" / "small.toml")
 
-# LOAD wbuf 1 entry -> GEMM (2 planes x 1 word) -> POST -> STORE 4 entries -> HALT.
+# LOAD wbuf 1 entry -> GEMM (2 planes x 1 word) -> GEMM in AND mode -> POST -> VEC REQUANT
+# (2 rows x 8) -> STORE 4 entries -> HALT. The STORE runs while the vector unit works.
 HAND = [
     load("wbuf", 0, 0, 1, "push_next"),
     gemm(0, 0, 1, 1, 2, True, True, "pop_prev"),
+    gemm(0, 0, 1, 1, 2, True, False, mode=1, wneg=True, wshift=1),
     post(0, 0, 0, 0, True, "push_next"),
+    vec(VecFn.REQUANT, 0x800, 2, 8),
     store(4096, 0, 4, "pop_prev"),
     halt(),
 ]
@@ -41,42 +45,51 @@ def hand_program(**meta) -> Program:
 
 def test_hand_computed_program_cycles_and_energy():
     # Timing (docs/ARCHITECTURE.md; instruction j is queued at the end of cycle 2j + 1):
-    # j  instruction               D             issues  executes  idle
-    # 0  LOAD wbuf n=1 @push_next  4 + 1*2 = 6   2       3..8      9 (l2c from 9)
-    # 1  GEMM bits=2 k=1 @pop_prev 2*1 + 2 = 4   9       10..13    14
-    # 2  POST @push_next           4 + 2 = 6     14      15..20    21 (c2s from 21)
-    # 3  STORE n=4 @pop_prev       1+4*2+4 = 13  21      22..34    35
-    # 4  HALT decoded in 9. T = 35, cycles = 36.
+    # j  instruction                D                 issues  executes  idle
+    # 0  LOAD wbuf n=1 @push_next   4 + 1*2 = 6       2       3..8      9 (l2c from 9)
+    # 1  GEMM bits=2 k=1 @pop_prev  2*1 + 2 = 4       9       10..13    14
+    # 2  GEMM AND bits=2 k=1        2*1 + 2 = 4       14      15..18    19 (same D as XNOR)
+    # 3  POST @push_next            4 + 2 = 6         19      20..25    26 (c2s from 26)
+    # 4  VEC REQUANT rows=2 cols=8  (bebert.vector: 4 + 2L + rows * (in + passes + out beats))
+    #    per row: 32 B in = 4 beats, 1 pass of ceil(8/16) = 1 cycle, 32 B out = 4 beats -> 9;
+    #    D = 4 + 2*4 + 2*9 = 30                       26      27..56    57
+    # 5  STORE n=4 @pop_prev        1+4*2+4 = 13      26      27..39    40 (beside the VEC)
+    # 6  HALT decoded in 13. T = 57, cycles = 58.
     p = hand_program()
     r = simulate(p)
-    assert r.cycles == 36
+    assert r.cycles == 58
+    assert r.busy == {"load": 6, "compute": 44, "store": 13, "gemm": 8, "post": 6, "sync": 0, "vector": 30}
     # Energy with asic45, in pJ. SRAM per byte below 8 KB follows the 8 KB -> 32 KB segment
     # (x2 per x4 capacity, i.e. sqrt): 4096 B -> 1.25 / sqrt(2), 1024 B -> 1.25 / sqrt(8).
     s4k, s1k = 1.25 / math.sqrt(2), 1.25 / math.sqrt(8)
     expect = {
-        "pe_array": 2 * 1 * 4 * 4 * 32 * 0.005,  # bits*k*rows*cols*W binary MACs = 5.12
-        "accumulators": 2 * 1 * 4 * 4 * 0.1,  # one update per PE per GEMM cycle = 3.2
+        "pe_array": 2 * 1 * 4 * 4 * 32 * 0.005,  # bits*k*rows*cols*W XNOR MACs = 5.12
+        "pe_array_and": 2 * 1 * 4 * 4 * 32 * 0.004375,  # the AND-mode GEMM's MACs = 4.48
+        "accumulators": 2 * (2 * 1 * 4 * 4 * 0.1),  # one update per PE per GEMM cycle = 6.4
         "post": 4 * 4 * 3.5,  # rows*cols elements = 56
-        "sram_abuf_read": 2 * 16 * s4k,  # one 16-byte entry per GEMM cycle
+        "vector": 2 * 8 * 1 * 6.7,  # rows * cols * passes lane operations = 107.2
+        "sram_abuf_read": 2 * 2 * 16 * s4k,  # one 16-byte entry per GEMM cycle, both GEMMs
         "sram_abuf_write": 0.0,
-        "sram_wbuf_read": 2 * 16 * s4k,
+        "sram_wbuf_read": 2 * 2 * 16 * s4k,
         "sram_wbuf_write": 16 * s4k,  # the LOAD
         "sram_pbuf_read": 32 * s1k,  # POST reads one 32-byte entry
         "sram_pbuf_write": 0.0,
         "sram_obuf_read": 4 * 16 * s1k,  # STORE
         "sram_obuf_write": 4 * 16 * s1k,  # POST writes pe_rows entries
-        "dram_read": 16 * 243.75,  # 3900
-        "dram_write": 64 * 243.75,  # 15600
-        "control": 5 * 25.0 + 36 * 5.0,  # 5 words fetched + 36 cycles = 305
-        "leakage": 36 * 100.0,  # 3600
+        "dram_read": (16 + 2 * 32) * 243.75,  # LOAD + VEC rows in = 19500
+        "dram_write": (64 + 2 * 32) * 243.75,  # STORE + VEC rows out = 31200
+        "control": 7 * 25.0 + 58 * 5.0,  # 7 words fetched + 58 cycles = 465
+        "leakage": 58 * 100.0,  # 5800
     }
     e = estimate(p, r, ASIC45)
-    assert set(e.by_unit) == set(UNITS)
+    assert set(e.by_unit) == set(UNITS) == set(expect)
     for u, pj in expect.items():
         assert e.by_unit[u] == pytest.approx(pj * 1e-12, rel=1e-12, abs=1e-30), u
-    # 5.12 + 3.2 + 56 + 19500 + 305 + 3600 = 23469.32, + 100*sqrt(2) (SRAM) = 23610.7414 pJ
-    assert e.total_j == pytest.approx((23469.32 + 100 * math.sqrt(2)) * 1e-12, rel=1e-12)
-    assert e.total_j == pytest.approx(23610.7414e-12, rel=1e-8)
+    # 5.12 + 4.48 + 6.4 + 56 + 107.2 + 50700 + 465 + 5800 = 57144.2;
+    # SRAM: 144 s4k + 160 s1k = 180 / sqrt(2) + 200 / sqrt(8) = 140 sqrt(2) -> 57342.1899 pJ
+    assert e.total_j == pytest.approx((57144.2 + 140 * math.sqrt(2)) * 1e-12, rel=1e-12)
+    assert e.total_j == pytest.approx(57342.1899e-12, rel=1e-8)
+    assert e.total_j == sum(e.by_unit.values())  # exactly: the total is that sum
     assert e.per_inference_j == e.total_j and e.by_region == {"program": e.total_j}
 
 
@@ -94,24 +107,26 @@ def test_totals_equal_the_sum_of_their_breakdowns_on_random_programs():
         r = simulate(p)
         for table in PRESETS.values():
             e = estimate(p, r, table)
-            assert e.total_j == pytest.approx(sum(e.by_unit.values()), rel=1e-12)
+            assert e.total_j == sum(e.by_unit.values())  # exactly
             assert e.total_j == pytest.approx(sum(e.by_region.values()), rel=1e-12)
             for reg in e.regions:
-                assert reg.energy_j == pytest.approx(sum(reg.by_unit.values()), rel=1e-12)
+                assert reg.energy_j == sum(reg.by_unit.values())  # exactly
             for u in UNITS:
                 assert e.by_unit[u] == pytest.approx(sum(reg.by_unit[u] for reg in e.regions), rel=1e-12, abs=1e-30)
             assert all(v >= 0 for v in e.by_unit.values()) and e.total_j > 0
 
 
 def test_per_cycle_energy_is_split_over_regions_by_busy_cycles():
-    # r0 = LOAD + GEMM (busy 6 + 4 = 10), r1 = POST + STORE + HALT (6 + 13 = 19).
-    p = hand_program(regions=[{"name": "r0", "start": 0, "end": 2}, {"name": "r1", "start": 2, "end": 5}])
+    # r0 = LOAD + GEMM (busy 6 + 4 = 10), r1 = the rest (4 + 6 + 30 + 13 = 53); 58 cycles.
+    p = hand_program(regions=[{"name": "r0", "start": 0, "end": 2}, {"name": "r1", "start": 2, "end": 7}])
     e = estimate(p, simulate(p), ASIC45)
     r0, r1 = e.regions
-    assert (r0.busy_cycles, r1.busy_cycles) == (10, 19)
-    assert r0.by_unit["leakage"] == pytest.approx(36 * 100e-12 * 10 / 29)
-    assert r0.by_unit["dram_read"] == pytest.approx(16 * 243.75e-12) and r1.by_unit["dram_read"] == 0
-    assert r0.by_unit["control"] == pytest.approx((2 * 25 + 36 * 5 * 10 / 29) * 1e-12)
+    assert (r0.busy_cycles, r1.busy_cycles) == (10, 53)
+    assert r0.by_unit["leakage"] == pytest.approx(58 * 100e-12 * 10 / 63)
+    assert r0.by_unit["dram_read"] == pytest.approx(16 * 243.75e-12)
+    assert r1.by_unit["dram_read"] == pytest.approx(64 * 243.75e-12)  # the VEC's rows
+    assert r0.by_unit["control"] == pytest.approx((2 * 25 + 58 * 5 * 10 / 63) * 1e-12)
+    assert r0.by_unit["vector"] == 0 and r1.by_unit["vector"] == pytest.approx(107.2e-12)
 
 
 def test_inferences_divide_the_energy():
@@ -130,10 +145,12 @@ def test_estimate_rejects_a_result_of_another_program():
 @pytest.mark.parametrize("regions, msg", [
     ([], "non-empty list"),
     ([{"name": "a", "start": 0, "end": 3}], "must cover"),
-    ([{"name": "a", "start": 0, "end": 2}, {"name": "b", "start": 3, "end": 5}], "must start at 2"),
-    ([{"name": "a", "start": 0, "end": 2}, {"name": "a", "start": 2, "end": 5}], "new non-empty string"),
-    ([{"name": "a", "start": 0, "end": 5, "member": -1}], "member"),
-    ([{"name": "a", "start": 0, "end": 5, "layer": 1}], "table of name"),
+    ([{"name": "a", "start": 0, "end": 2}, {"name": "b", "start": 3, "end": 7}], "must start at 2"),
+    ([{"name": "a", "start": 0, "end": 2}, {"name": "a", "start": 2, "end": 7}], "new non-empty string"),
+    ([{"name": "a", "start": 0, "end": 7, "member": -1}], "member"),
+    ([{"name": "a", "start": 0, "end": 7, "stage": 1}], "table of name"),
+    ([{"name": "a", "start": 0, "end": 7, "layer": "l0"}], "layer must be an integer"),
+    ([{"name": "a", "start": 0, "end": 7, "kind": ""}], "kind must be a non-empty string"),
 ])
 def test_bad_regions_raise_one_line(regions, msg):
     with pytest.raises(EnergyError, match=msg) as e:

@@ -119,9 +119,9 @@ def test_load_gemm_post_store_chain():
         halt(),
     ])
     assert r.cycles == 45
-    assert r.busy == {"load": 12, "compute": 12, "store": 13, "gemm": 6, "post": 6, "sync": 0}
+    assert r.busy == {"load": 12, "compute": 12, "store": 13, "gemm": 6, "post": 6, "sync": 0, "vector": 0}
     assert r.stall_cycles == {"fetch": 0, "load": 0, "compute": 10, "store": 20}
-    assert r.instructions == {"LOAD": 2, "STORE": 1, "GEMM": 1, "POST": 1, "SYNC": 0, "HALT": 1}
+    assert r.instructions == {"LOAD": 2, "STORE": 1, "GEMM": 1, "POST": 1, "SYNC": 0, "HALT": 1, "VEC": 0}
     assert r.dram_read_bytes == 2 * 16 and r.dram_write_bytes == 4 * 16
 
 

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SMALL = AccelConfig.from_toml(ROOT / "configs" / "small.toml")
 DEFAULT = AccelConfig.from_toml(ROOT / "configs" / "default.toml")
 
-# The hand-computed program: LOAD wbuf 1 entry -> GEMM -> POST -> STORE (see test_energy.py).
+# The hand-computed program: LOAD -> GEMM -> GEMM (AND) -> POST -> VEC -> STORE (test_energy.py).
 from test_energy import HAND, hand_program  # noqa: E402
 
 
@@ -37,11 +37,11 @@ ROOF_KEYS = {"peak_binary_ops_per_s", "dram_bytes_per_s", "operational_intensity
 
 # -- the trace ----------------------------------------------------------------------------
 def test_trace_of_the_hand_computed_program():
-    # See tests/test_energy.py: issues in 2, 9, 14, 21; HALT never issues.
+    # See tests/test_energy.py: issues in 2, 9, 14, 19, 26, 26; HALT never issues.
     r = simulate(hand_program(), trace=True)
-    assert r.trace.issue.tolist() == [2, 9, 14, 21, -1]
-    assert r.trace.start.tolist() == [3, 10, 15, 22, -1]
-    assert r.trace.end.tolist() == [9, 14, 21, 35, -1]  # one past the last execution cycle
+    assert r.trace.issue.tolist() == [2, 9, 14, 19, 26, 26, -1]
+    assert r.trace.start.tolist() == [3, 10, 15, 20, 27, 27, -1]
+    assert r.trace.end.tolist() == [9, 14, 19, 26, 57, 40, -1]  # one past the last execution cycle
 
 
 @pytest.mark.parametrize("tokens", [False, True], ids=["tiled", "tokens"])
@@ -104,21 +104,21 @@ def test_roofline_fraction_stays_within_the_bound_on_random_programs():
 
 
 def test_members_regions_and_the_whole_ensemble():
-    # Member 0: LOAD + GEMM (executes 3..13), member 1: POST + STORE + HALT (15..34).
+    # Member 0: LOAD + GEMM (executes 3..13), member 1: GEMM (AND) .. HALT (15..56).
     p = hand_program(regions=[{"name": "m0.ffn", "start": 0, "end": 2, "member": 0},
-                              {"name": "m1.ffn", "start": 2, "end": 5, "member": 1}])
+                              {"name": "m1.ffn", "start": 2, "end": 7, "member": 1}])
     d = sim_report(p, simulate(p), ASIC45)
     r0, r1 = d["regions"]
     assert (r0["first_cycle"], r0["end_cycle"], r0["cycles"]) == (3, 14, 11)
-    assert (r1["first_cycle"], r1["end_cycle"], r1["cycles"]) == (15, 35, 20)
+    assert (r1["first_cycle"], r1["end_cycle"], r1["cycles"]) == (15, 57, 42)
     assert r0["busy"] == {"load": 6, "compute": 4, "store": 0}
-    assert r1["busy"] == {"load": 0, "compute": 6, "store": 13}
+    assert r1["busy"] == {"load": 0, "compute": 40, "store": 13}
     m0, m1 = d["members"]
-    assert (m0["member"], m0["latency_cycles"], m1["latency_cycles"]) == (0, 11, 20)
-    assert m1["latency_s"] == pytest.approx(20 / SMALL.clock_hz)
+    assert (m0["member"], m0["latency_cycles"], m1["latency_cycles"]) == (0, 11, 42)
+    assert m1["latency_s"] == pytest.approx(42 / SMALL.clock_hz)
     assert m0["energy_j"] + m1["energy_j"] == pytest.approx(d["energy_j"], rel=1e-12)
     assert d["energy_by_region"] == {"m0.ffn": r0["energy_j"], "m1.ffn": r1["energy_j"]}
-    assert d["latency_s"] == pytest.approx(36 / SMALL.clock_hz)
+    assert d["latency_s"] == pytest.approx(58 / SMALL.clock_hz)
 
 
 def test_report_rejects_a_result_of_another_program():
