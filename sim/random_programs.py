@@ -17,6 +17,17 @@ Both produce programs that cannot deadlock for any queue depth: when every pop i
 by an earlier push in program order, the oldest unexecuted instruction always finds its
 tokens (its producers are older, hence executed) and heads its queue. Both keep every
 token counter between 0 and a small bound, end with all counters at zero and end in HALT.
+
+ISA v2 features are opt-in through `features` (a subset of `ALL_FEATURES`):
+
+- "and": some GEMMs run in AND mode (mode=1, random wneg / wshift), same buffer footprint;
+- "vec": VEC words with random legal fields (`bebert.vector.check_vec` accepts them) join
+  the COMPUTE stage. Their descriptors point at random DRAM bytes, so such programs are
+  meaningful for timing only (simulator against simulator or RTL cycles), not for outputs.
+
+The default, `RTL_FEATURES`, is what the RTL (`bebert.hw`) implements today, so the RTL
+tests generate only what it can run; with no features the generators draw exactly the
+random numbers they drew before ISA v2 (the same seed gives the same v1 program).
 """
 
 from __future__ import annotations
@@ -24,10 +35,21 @@ from __future__ import annotations
 import numpy as np
 
 from bebert.config import AccelConfig
-from bebert.isa import Buf, Instr, Op, gemm, halt, load, post, store, sync
+from bebert.isa import Buf, Instr, Op, gemm, halt, load, post, store, sync, vec
 from bebert.program import Program
+from bebert.vector import VecFn
 
 MAX_TOKENS = 4  # bound on any counter in program order (RTL counters are small)
+ALL_FEATURES = frozenset({"and", "vec"})  # ISA v2 beyond the v1 spine
+RTL_FEATURES: frozenset[str] = frozenset()  # what bebert.hw implements; grows with the RTL
+MAX_VEC_ROWS, MAX_VEC_COLS = 4, 96  # keep VEC durations of the order of a GEMM's
+
+
+def _features(features) -> frozenset[str]:
+    f = frozenset(features)
+    if f - ALL_FEATURES:
+        raise ValueError(f"unknown feature(s) {sorted(f - ALL_FEATURES)}; known: {sorted(ALL_FEATURES)}")
+    return f
 
 
 def load_region_bytes(config: AccelConfig) -> int:
@@ -62,14 +84,28 @@ def _store(rng, config: AccelConfig, half: int, max_n: int, *flags: str) -> Inst
     return store(dram, addr, n, *flags)
 
 
-def _gemm(rng, config: AccelConfig, half: int, max_k: int, *flags: str) -> Instr:
+def _gemm(rng, config: AccelConfig, half: int, max_k: int, *flags: str, and_mode: bool = False) -> Instr:
     bits = int(rng.choice(config.act_bits))
     a_half, w_half = config.abuf_entries // 2, config.wbuf_entries // 2
     k = int(rng.integers(1, max(1, min(max_k, w_half, a_half // bits)) + 1))
     stride = int(rng.integers(k, min(a_half // bits, 0xFFFF) + 1))  # planes never overlap, all in the half
     a = half * a_half + int(rng.integers(0, a_half - (bits - 1) * stride - k + 1))
     w = half * w_half + int(rng.integers(0, w_half - k + 1))
-    return gemm(a, w, k, stride, bits, bool(rng.integers(2)), bool(rng.integers(2)), *flags)
+    signed, init = bool(rng.integers(2)), bool(rng.integers(2))
+    if and_mode and rng.random() < 0.5:
+        return gemm(a, w, k, stride, bits, signed, init, *flags, mode=1, wneg=bool(rng.integers(2)),
+                    wshift=int(rng.integers(0, 8)))
+    return gemm(a, w, k, stride, bits, signed, init, *flags)
+
+
+def _vec(rng, config: AccelConfig, *flags: str) -> Instr:
+    """A legal VEC word: any kernel, random shape, a bus-aligned descriptor address."""
+    fn = VecFn(int(rng.choice([f.value for f in VecFn])))
+    bits = int(rng.integers(1, 9)) if fn in (VecFn.PACK_A, VecFn.PACK_W) else 0
+    aux = int(rng.integers(1, 9)) if fn == VecFn.DOT else 0
+    desc = _dram_addr(rng, load_region_bytes(config), 64, config.dram_bytes_per_cycle)
+    return vec(fn, desc, int(rng.integers(1, MAX_VEC_ROWS + 1)), int(rng.integers(1, MAX_VEC_COLS + 1)),
+               *flags, bits=bits, aux=aux)
 
 
 def _post(rng, config: AccelConfig, half: int, *flags: str) -> Instr:
@@ -86,24 +122,27 @@ def _with(ins: Instr, *flags: str) -> Instr:
 
 
 def random_program(rng: np.random.Generator, config: AccelConfig, n_instrs: int, *,
-                   max_n: int = 8, max_k: int = 16) -> list[Instr]:
+                   max_n: int = 8, max_k: int = 16, features=RTL_FEATURES) -> list[Instr]:
     """A race-free double-buffered tiled program of about `n_instrs` instructions + HALT.
 
     Tiles are added while the program is shorter than `n_instrs`, so it may be a few
     instructions longer. `max_n` bounds LOAD/STORE entries, `max_k` GEMM words (keep them
     small for RTL simulation). Program order is software-pipelined: the loads of tile i + 1
-    come before the compute of tile i when `rng` says so.
+    come before the compute of tile i when `rng` says so. `features`: see the module doc.
     """
+    features = _features(features)
     tiles: list[tuple[list[Instr], list[Instr], list[Instr]]] = []
     count = 0
     while count < max(n_instrs, 1):
         h = len(tiles) % 2
         loads = [_load(rng, config, Buf(int(rng.integers(0, 3))), h, max_n)
                  for _ in range(int(rng.integers(1, 4)))]
-        comp = [_gemm(rng, config, h, max_k) for _ in range(int(rng.integers(1, 4)))]
+        comp = [_gemm(rng, config, h, max_k, and_mode="and" in features) for _ in range(int(rng.integers(1, 4)))]
         comp += [_post(rng, config, h) for _ in range(int(rng.integers(1, 3)))]
         if rng.random() < 0.2:
             comp.insert(int(rng.integers(0, len(comp) + 1)), sync())
+        if "vec" in features and rng.random() < 0.4:
+            comp.insert(int(rng.integers(0, len(comp) + 1)), _vec(rng, config))
         stores = [_store(rng, config, h, max_n) for _ in range(int(rng.integers(1, 3)))]
         tiles.append((loads, comp, stores))
         count += len(loads) + len(comp) + len(stores)
@@ -134,24 +173,26 @@ def random_program(rng: np.random.Generator, config: AccelConfig, n_instrs: int,
     return out + [halt()]
 
 
-_STAGE_OPS = (Op.LOAD, Op.GEMM, Op.POST, Op.SYNC, Op.STORE)
+_STAGE_OPS = (Op.LOAD, Op.GEMM, Op.POST, Op.SYNC, Op.STORE, Op.VEC)
 # flag -> counter index (l2c, c2l, c2s, s2c), per op's stage
 _POPS = {Op.LOAD: {"pop_next": 1}, Op.STORE: {"pop_prev": 2},
          Op.GEMM: {"pop_prev": 0, "pop_next": 3}}
 _PUSHES = {Op.LOAD: {"push_next": 0}, Op.STORE: {"push_prev": 3},
            Op.GEMM: {"push_prev": 1, "push_next": 2}}
-for _op in (Op.POST, Op.SYNC):
+for _op in (Op.POST, Op.SYNC, Op.VEC):
     _POPS[_op], _PUSHES[_op] = _POPS[Op.GEMM], _PUSHES[Op.GEMM]
 
 
 def random_token_program(rng: np.random.Generator, config: AccelConfig, n_instrs: int, *,
-                         max_n: int = 64, max_k: int = 64, p_flag: float = 0.5) -> list[Instr]:
+                         max_n: int = 64, max_k: int = 64, p_flag: float = 0.5,
+                         features=RTL_FEATURES) -> list[Instr]:
     """`n_instrs` random instructions (+ token drain + HALT) with random, satisfiable tokens."""
+    features = _features(features)
     cnt = [0, 0, 0, 0]
     out: list[Instr] = []
-    weights = np.array([3, 3, 2, 1, 2], float)
+    weights = np.array([3, 3, 2, 1, 2] + ([2] if "vec" in features else []), float)
     for _ in range(n_instrs):
-        op = _STAGE_OPS[int(rng.choice(5, p=weights / weights.sum()))]
+        op = _STAGE_OPS[int(rng.choice(weights.size, p=weights / weights.sum()))]
         flags = []
         for f, c in _POPS[op].items():
             if cnt[c] > 0 and rng.random() < p_flag:
@@ -167,9 +208,11 @@ def random_token_program(rng: np.random.Generator, config: AccelConfig, n_instrs
         elif op == Op.STORE:
             ins = _store(rng, config, h, max_n, *flags)
         elif op == Op.GEMM:
-            ins = _gemm(rng, config, h, max_k, *flags)
+            ins = _gemm(rng, config, h, max_k, *flags, and_mode="and" in features)
         elif op == Op.POST:
             ins = _post(rng, config, h, *flags)
+        elif op == Op.VEC:
+            ins = _vec(rng, config, *flags)
         else:
             ins = sync(*flags)
         out.append(ins)
@@ -191,4 +234,7 @@ def random_test_program(rng: np.random.Generator, config: AccelConfig, n_instrs:
     gen = random_token_program if tokens else random_program
     instrs = gen(rng, config, n_instrs, **kw)
     dram = rng.integers(0, 256, dram_image_bytes(config), dtype=np.uint8)
-    return Program(config=config, instrs=instrs, dram=dram, meta={"generator": gen.__name__})
+    meta = {"generator": gen.__name__}
+    if kw.get("features"):
+        meta["features"] = sorted(_features(kw["features"]))
+    return Program(config=config, instrs=instrs, dram=dram, meta=meta)

@@ -20,7 +20,7 @@ from bebert.program import Program
 from bebert.sim import simulate
 from bebert.sim.energy import (ASIC45, FPGA, PRESETS, UNITS, EnergyError, EnergyTable, estimate,
                                load_table, program_regions)
-from bebert.sim.random_programs import dram_image_bytes, random_test_program
+from bebert.sim.random_programs import ALL_FEATURES, RTL_FEATURES, dram_image_bytes, random_test_program
 from bebert.vector import VecFn
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,7 +97,8 @@ def test_totals_equal_the_sum_of_their_breakdowns_on_random_programs():
     rng = np.random.default_rng(5)
     for case in range(12):
         config = (SMALL, AccelConfig())[case % 2]
-        p = random_test_program(rng, config, int(rng.integers(1, 120)), tokens=bool(case % 3))
+        p = random_test_program(rng, config, int(rng.integers(1, 120)), tokens=bool(case % 3),
+                                features=ALL_FEATURES if case % 4 < 2 else RTL_FEATURES)
         n = len(p.instrs)
         cuts = sorted(set(int(c) for c in rng.integers(1, n, size=3))) if n > 1 else []
         bounds = [0, *cuts, n]

@@ -19,13 +19,14 @@ import numpy as np
 import pytest
 
 from bebert.config import AccelConfig
-from bebert.isa import encode, gemm, halt, load, post, store, sync
+from bebert.isa import Op, decode, encode, gemm, halt, load, post, store, sync, vec
 from bebert.program import Program
 from bebert.sim import SimError, SimResult, duration, simulate
 from bebert.sim import kernel as K
 from bebert.sim.simulator import decode_words, stream_arrays
-from bebert.sim.random_programs import (dram_image_bytes, random_program, random_test_program,
-                                        random_token_program)
+from bebert.sim.random_programs import (ALL_FEATURES, RTL_FEATURES, dram_image_bytes, random_program,
+                                        random_test_program, random_token_program)
+from bebert.vector import VecFn, vec_bytes, vec_cycles
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SMALL = AccelConfig.from_toml(CONFIGS / "small.toml")
@@ -83,6 +84,44 @@ def test_single_instruction_takes_d_plus_4(ins, d):
     r = run([ins, halt()])
     assert r.cycles == d + 4
     assert r.busy[{"LOAD": "load", "STORE": "store"}.get(ins.op.name, "compute")] == d
+
+
+@pytest.mark.parametrize("fn, rows, cols, bits, aux", [
+    (VecFn.LAYERNORM, 2, 20, 0, 0), (VecFn.SOFTMAX, 3, 128, 0, 0), (VecFn.PACK_A, 4, 64, 4, 0),
+    (VecFn.DOT, 1, 96, 0, 2), (VecFn.EMBED, 2, 16, 0, 0), (VecFn.COMBINE, 1, 3, 0, 0)])
+def test_vec_takes_the_vector_units_cost_contract(fn, rows, cols, bits, aux):
+    # D comes from bebert.vector.vec_cycles, bytes from vec_bytes; the word runs in COMPUTE.
+    d = vec_cycles(fn, rows, cols, bits, aux, SMALL)
+    rd, wr = vec_bytes(fn, rows, cols, bits, aux)
+    r = run([vec(fn, 0x40, rows, cols, bits=bits, aux=aux), halt()])
+    assert r.cycles == d + 4 and r.busy["vector"] == r.busy["compute"] == d
+    assert (r.dram_read_bytes, r.dram_write_bytes) == (rd, wr)
+    assert r.instructions["VEC"] == 1 and r.binary_ops == 0
+    assert r.utilization["vector"] == d / r.cycles
+
+
+def test_layernorm_vec_by_hand():
+    # LAYERNORM 2 rows x 20 on small (L = 4, 8-byte bus, 16 lanes): per row 80 B in = 10 beats,
+    # 3 passes x ceil(20 / 16) = 6, isqrt 32 + divide 64, 80 B out = 10 beats: 122.
+    # D = VEC_SETUP_CYCLES 4 + 2 L + 2 x 122 = 256; alone in the program: cycles = D + 4.
+    r = run([vec(VecFn.LAYERNORM, 0, 2, 20), halt()])
+    assert r.cycles == 260 and r.busy["vector"] == 256
+
+
+def test_vec_holds_the_compute_stage_and_moves_tokens():
+    # j 0 VEC REQUANT rows=2 cols=8 @push_next: D = 4 + 8 + 2 * 9 = 30, issues 2, idle 33
+    # j 1 GEMM bits=1 k=1: queued end of 3, waits behind the VEC, issues 33, D = 3, idle 37
+    # j 2 STORE n=1 @pop_prev: c2s from 33, issues 33, D = 1 + 2 + 4 = 7, idle 41. cycles = 42.
+    r = run([vec(VecFn.REQUANT, 0, 2, 8, "push_next"), gemm(0, 0, 1, 1, 1, False, True),
+             store(4096, 0, 1, "pop_prev"), halt()])
+    assert r.cycles == 42 and r.stall_cycles["store"] == 33 - 6
+    assert r.busy == {"load": 0, "compute": 33, "store": 7, "gemm": 3, "post": 0, "sync": 0, "vector": 30}
+
+
+def test_and_mode_gemm_takes_as_long_as_xnor_and_counts_its_bits():
+    xnor = run([gemm(0, 0, 3, 3, 2, True, True), halt()])
+    and_ = run([gemm(0, 0, 3, 3, 2, True, True, mode=1, wneg=True, wshift=5), halt()])
+    assert and_ == xnor and and_.cycles == 2 * 3 + 2 + 4 and and_.binary_ops == 3072
 
 
 def test_gemm_counts_binary_ops():
@@ -197,7 +236,7 @@ def test_empty_program_is_an_error():
 def test_stream_arrays_durations_match_the_table():
     rng = np.random.default_rng(5)
     for config in _configs():
-        instrs = random_token_program(rng, config, 200)
+        instrs = random_token_program(rng, config, 200, features=ALL_FEATURES)
         stage, dur, *_ = stream_arrays(instrs, config)
         assert len(dur) == len(instrs)
         assert list(dur) == [duration(i, config) for i in instrs]
@@ -245,14 +284,16 @@ def _configs():
         yield AccelConfig.from_toml(CONFIGS / f"{name}.toml")
 
 
+@pytest.mark.parametrize("features", [RTL_FEATURES, ALL_FEATURES], ids=["rtl", "v2"])
 @pytest.mark.parametrize("tokens", [False, True], ids=["tiled", "tokens"])
-def test_fast_kernel_equals_reference_on_random_programs(tokens):
-    rng = np.random.default_rng(2024 + tokens)
+def test_fast_kernel_equals_reference_on_random_programs(tokens, features):
+    rng = np.random.default_rng(2024 + tokens + 2 * len(features))
     configs = list(_configs())
     for case in range(150):
         config = configs[case % 3].replace(queue_depth=int(rng.integers(2, 7)),
-                                           dram_latency_cycles=int(rng.integers(1, 70)))
-        p = random_test_program(rng, config, int(rng.integers(1, 150)), tokens=tokens)
+                                           dram_latency_cycles=int(rng.integers(1, 70)),
+                                           vec_lanes=int(2 ** rng.integers(0, 7)))
+        p = random_test_program(rng, config, int(rng.integers(1, 150)), tokens=tokens, features=features)
         fast = simulate(p)
         ref = simulate(p, kernel=K.run_reference)
         assert fast == ref, f"case {case}: {fast.cycles} != {ref.cycles}"
@@ -260,17 +301,42 @@ def test_fast_kernel_equals_reference_on_random_programs(tokens):
         assert sum(fast.instructions.values()) == len(p.instrs)
 
 
-def test_pure_python_kernel_gives_the_same_result():
-    p = random_test_program(np.random.default_rng(3), SMALL, 40, tokens=True)
-    assert simulate(p, kernel=K.run_events.py_func) == simulate(p)
-    assert simulate(p, kernel=K.run_reference.py_func) == simulate(p)
+@pytest.mark.parametrize("features", [RTL_FEATURES, ALL_FEATURES], ids=["rtl", "v2"])
+def test_pure_python_kernel_gives_the_same_result(features):
+    for seed, tokens in ((3, True), (4, False)):
+        p = random_test_program(np.random.default_rng(seed), SMALL, 40, tokens=tokens, features=features)
+        assert simulate(p, kernel=K.run_events.py_func) == simulate(p)
+        assert simulate(p, kernel=K.run_reference.py_func) == simulate(p)
+
+
+def test_v2_random_programs_use_vec_and_and_mode_and_the_default_does_not():
+    rng = np.random.default_rng(12)
+    for tokens in (False, True):
+        v2 = random_test_program(rng, SMALL, 300, tokens=tokens, features=ALL_FEATURES)
+        ops = [i.op for i in v2.instrs]
+        assert Op.VEC in ops and any(i.op == Op.GEMM and i.args["mode"] == 1 for i in v2.instrs)
+        assert all(decode(encode(i)) == i for i in v2.instrs)  # every word is legal
+        assert v2.meta["features"] == ["and", "vec"]
+        plain = random_test_program(rng, SMALL, 300, tokens=tokens)
+        assert Op.VEC not in [i.op for i in plain.instrs] and RTL_FEATURES <= ALL_FEATURES
+        assert all(i.args.get("mode", 0) == 0 for i in plain.instrs if i.op == Op.GEMM) or "and" in RTL_FEATURES
+    with pytest.raises(ValueError, match="unknown feature"):
+        random_program(rng, SMALL, 10, features={"fp32"})
+
+
+def test_without_features_the_generators_draw_the_v1_programs():
+    # The same seed gives the same program with and without an explicit empty feature set.
+    for gen in (random_program, random_token_program):
+        a = gen(np.random.default_rng(8), SMALL, 80)
+        b = gen(np.random.default_rng(8), SMALL, 80, features=())
+        assert a == b
 
 
 def test_random_programs_are_legal_and_in_range():
     rng = np.random.default_rng(11)
     for config in _configs():
         for gen in (random_program, random_token_program):
-            instrs = gen(rng, config, 300)
+            instrs = gen(rng, config, 300, features=ALL_FEATURES)
             assert instrs[-1].op.name == "HALT"
             load_region = dram_image_bytes(config) - config.obuf_bytes
             for ins in instrs:
@@ -289,6 +355,8 @@ def test_random_programs_are_legal_and_in_range():
                     assert a["w"] + a["k"] <= config.wbuf_entries
                 elif ins.op.name == "POST":
                     assert a["p"] < config.pbuf_entries and a["o"] + config.pe_rows <= config.obuf_entries
+                elif ins.op.name == "VEC":
+                    assert a["desc"] % config.dram_bytes_per_cycle == 0 and a["desc"] < load_region
 
 
 @pytest.mark.parametrize("spec", ["gemm:16,64,64,1", "gemm:33,100,70,8", "gemm:64,256,96,4"])
