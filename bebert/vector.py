@@ -131,3 +131,448 @@ def vec_elementwise_ops(fn: int, rows: int, cols: int, aux: int) -> int:
     """Element operations of one VEC instruction (energy accounting: one lane-op each)."""
     passes = aux if fn == VecFn.DOT else COSTS[VecFn(fn)].passes
     return rows * cols * passes
+
+
+# == Descriptors and reference semantics ===================================================
+#
+# A descriptor is a block of little-endian 32-bit words in DRAM at `desc` (4-byte aligned).
+# Tensors are read and written through *views* of VIEW_WORDS words:
+#
+#     base  fmt  rtile  ctile  s_rt  s_r  s_ct  s_c  r0  c0
+#
+# element (r, c) of the view lives at byte address
+#     base + (R // rtile) s_rt + (R % rtile) s_r + (C // ctile) s_ct + (C % ctile) s_c
+# with R = r + r0, C = c + c0 (a tile size of 0 means "no tiling": R // 0 = 0, R % 0 = R).
+# One form covers row-major tensors, the POST unit's output tiles (rtile = pe_rows, ctile =
+# pe_cols), transposed tensors (swap the strides), head slices (c0), broadcast rows (s_r = 0)
+# and the TWS split input [x, x] (ctile = K, s_ct = 0).
+# fmt: bits 0-7 element bytes (1, 2, 4, 8), bit 8 signed, bits 16-23 `sat`: when reading,
+# codes saturate to signed `sat` bits (0: none). Writes saturate to the element type.
+#
+# Constant blocks (kernel integer constants, `*Consts` of model/integer_ops.py) are runs of
+# little-endian int64 words at an 8-byte aligned address named by a descriptor word.
+# Every kernel's descriptor is listed in `DESC_LAYOUT`; docs/ARCHITECTURE.md ("The vector
+# unit") is the prose form.
+
+import numpy as np  # noqa: E402
+
+VIEW_WORDS = 10
+
+
+class VecError(ValueError):
+    """A VEC instruction whose descriptor or data the vector unit cannot process."""
+
+
+@dataclass(frozen=True)
+class View:
+    """A (tiled, strided) 2-D window onto DRAM; see the comment above for the address rule."""
+
+    base: int
+    elem: int = 4
+    signed: bool = True
+    rtile: int = 0
+    ctile: int = 0
+    s_rt: int = 0
+    s_r: int = 0
+    s_ct: int = 0
+    s_c: int = 4
+    r0: int = 0
+    c0: int = 0
+    sat: int = 0
+
+    def words(self) -> list[int]:
+        fmt = self.elem | (int(self.signed) << 8) | (self.sat << 16)
+        return [self.base, fmt, self.rtile, self.ctile, self.s_rt, self.s_r, self.s_ct, self.s_c,
+                self.r0, self.c0]
+
+    @classmethod
+    def from_words(cls, w) -> "View":
+        w = [int(x) for x in w]
+        fmt = w[1]
+        return cls(base=w[0], elem=fmt & 0xFF, signed=bool(fmt >> 8 & 1), rtile=w[2], ctile=w[3],
+                   s_rt=w[4], s_r=w[5], s_ct=w[6], s_c=w[7], r0=w[8], c0=w[9], sat=fmt >> 16 & 0xFF)
+
+    @classmethod
+    def row_major(cls, base: int, cols: int, elem: int = 4, signed: bool = True, sat: int = 0) -> "View":
+        return cls(base=base, elem=elem, signed=signed, s_r=cols * elem, s_c=elem, sat=sat)
+
+    @classmethod
+    def tiles(cls, base: int, cols: int, rows_per_tile: int, cols_per_tile: int, sat: int = 0) -> "View":
+        """An int32 tensor in the POST/STORE output layout (`compiler/layout.py` obuf)."""
+        nt = -(-cols // cols_per_tile)
+        tile = rows_per_tile * cols_per_tile * 4
+        return cls(base=base, elem=4, signed=True, rtile=rows_per_tile, ctile=cols_per_tile,
+                   s_rt=nt * tile, s_r=cols_per_tile * 4, s_ct=tile, s_c=4, sat=sat)
+
+    def shifted(self, r0: int = 0, c0: int = 0) -> "View":
+        from dataclasses import replace
+        return replace(self, r0=self.r0 + r0, c0=self.c0 + c0)
+
+    def transposed(self) -> "View":
+        return View(self.base, self.elem, self.signed, self.ctile, self.rtile, self.s_ct, self.s_c,
+                    self.s_rt, self.s_r, self.c0, self.r0, self.sat)
+
+    def with_sat(self, sat: int) -> "View":
+        from dataclasses import replace
+        return replace(self, sat=sat)
+
+
+# Descriptor layouts: kernel -> list of (field, kind), kind "view" (VIEW_WORDS words) or "word".
+# Constant blocks ("consts") are int64 runs; their fields are listed in `CONST_FIELDS`.
+DESC_LAYOUT: dict[VecFn, list[tuple[str, str]]] = {
+    VecFn.EMBED: [("ids", "view"), ("types", "view"), ("word", "table"), ("position", "table"),
+                  ("token_type", "table"), ("out", "view")],
+    VecFn.ADD: [("a", "view"), ("b", "view"), ("out", "view"), ("consts", "word")],
+    VecFn.REQUANT: [("src", "view"), ("out", "view"), ("consts", "word")],
+    VecFn.LAYERNORM: [("src", "view"), ("out", "view"), ("consts", "word")],
+    VecFn.SOFTMAX: [("src", "view"), ("mask", "view"), ("out", "view"), ("consts", "word")],
+    VecFn.GELU: [("src", "view"), ("out", "view"), ("consts", "word")],
+    VecFn.PACK_A: [("src", "view"), ("out", "word"), ("consts", "word"), ("array_rows", "word"),
+                   ("width", "word"), ("signed", "word"), ("chunk", "word")],
+    VecFn.PACK_W: [("src", "view"), ("out", "word"), ("array_cols", "word"), ("width", "word"),
+                   ("plane_bytes", "word")],
+    VecFn.LUT: [("src", "view"), ("out", "view"), ("table", "word"), ("offset", "word"), ("size", "word")],
+    VecFn.DOT: [("src", "view"), ("weight", "view"), ("bias", "word"), ("out", "view")],
+    VecFn.COMBINE: [("members", "word"), ("out", "view"), ("inputs", "view"), ("weights", "word")],
+}
+# An embedding table: kind (0 dense: `base` row-major int codes of `elem` bytes, row stride
+# `stride` bytes; 1 binary: `base` sign bits of each row (little-endian bit order, `stride` bytes
+# per row) and `pairs`: per row two int32, the code of a 1 bit then of a 0 bit), rows.
+TABLE_WORDS = 6  # kind base stride rows elem pairs
+_KIND_WORDS = {"view": VIEW_WORDS, "word": 1, "table": TABLE_WORDS}
+
+CONST_FIELDS: dict[VecFn, tuple[str, ...]] = {
+    VecFn.ADD: ("mult1", "mult2", "shift", "in_bits", "out_bits", "out_signed"),
+    VecFn.REQUANT: ("mult", "shift", "bits", "signed", "in_bits"),
+    VecFn.PACK_A: ("mult", "shift", "bits", "signed", "in_bits"),  # an optional requantize first
+    VecFn.LAYERNORM: ("hidden", "in_bits", "d_shift", "eps", "norm_bits", "shift", "out_bits",
+                      "out_signed"),  # then mult[hidden], bias[hidden]
+    VecFn.SOFTMAX: ("out_bits", "in_shift", "t_in_max", "t_max", "ln2", "div_mult", "div_shift",
+                    "poly_b", "poly_c", "recip_num", "recip_shift"),
+    VecFn.GELU: ("in_clamp", "in_shift", "erf_b", "erf_c", "mult", "shift", "out_bits", "out_signed"),
+}
+
+
+def desc_words(fn: VecFn, **fields) -> list[int]:
+    """The descriptor of kernel `fn` as 32-bit words (views as `View`, tables as 6-tuples).
+
+    COMBINE takes `inputs` as a list of views and `weights` as the address of its int64 weights."""
+    fn = VecFn(fn)
+    out: list[int] = []
+    for name, kind in DESC_LAYOUT[fn]:
+        v = fields[name]
+        if fn == VecFn.COMBINE and name == "inputs":
+            for view in v:
+                out += view.words()
+        elif kind == "view":
+            out += v.words()
+        elif kind == "table":
+            out += [int(x) for x in v]
+        else:
+            out.append(int(v))
+    for w in out:
+        if not 0 <= w < 1 << 32:
+            raise VecError(f"{fn.name} descriptor word {w} does not fit 32 bits")
+    return out
+
+
+def encode_desc(fn: VecFn, **fields) -> bytes:
+    return np.asarray(desc_words(fn, **fields), "<u4").tobytes()
+
+
+def decode_desc(dram: np.ndarray, fn: int, addr: int, rows: int = 1) -> dict:
+    """Read kernel `fn`'s descriptor at `addr`: {field: View | int | tuple}."""
+    fn = VecFn(fn)
+    if addr % 4:
+        raise VecError(f"{fn.name}: descriptor address 0x{addr:x} is not 4-byte aligned")
+
+    def words(at: int, n: int) -> np.ndarray:
+        if at + 4 * n > dram.size:
+            raise VecError(f"{fn.name}: descriptor at 0x{addr:x} runs past the end of DRAM")
+        return dram[at:at + 4 * n].view("<u4")
+
+    out, at = {}, addr
+    for name, kind in DESC_LAYOUT[fn]:
+        if fn == VecFn.COMBINE and name == "inputs":
+            n = out["members"]
+            out[name] = [View.from_words(words(at + 4 * VIEW_WORDS * i, VIEW_WORDS)) for i in range(n)]
+            at += 4 * VIEW_WORDS * n
+            continue
+        n = _KIND_WORDS[kind]
+        w = words(at, n)
+        out[name] = View.from_words(w) if kind == "view" else (tuple(int(x) for x in w) if kind == "table"
+                                                                 else int(w[0]))
+        at += 4 * n
+    return out
+
+
+def consts_words(fn: VecFn, c, extra: tuple[np.ndarray, ...] = ()) -> bytes:
+    """A kernel's integer constants (`*Consts` of model/integer_ops.py) as an int64 block."""
+    vals = [int(getattr(c, f)) for f in CONST_FIELDS[VecFn(fn)]]
+    arr = np.asarray(vals, np.int64)
+    if extra:
+        arr = np.concatenate([arr, *[np.asarray(e, np.int64).reshape(-1) for e in extra]])
+    return arr.astype("<i8").tobytes()
+
+
+# -- views on a DRAM image ----------------------------------------------------------------------
+_DT = {1: "i1", 2: "i2", 4: "i4", 8: "i8"}
+
+
+def _dtype(v: View) -> np.dtype:
+    if v.elem not in _DT:
+        raise VecError(f"view element of {v.elem} bytes (want 1, 2, 4 or 8)")
+    return np.dtype("<" + (_DT[v.elem] if v.signed else _DT[v.elem].replace("i", "u")))
+
+
+def _axis(start: int, n: int, tile: int, s_t: int, s: int) -> np.ndarray:
+    i = np.arange(start, start + n, dtype=np.int64)
+    if tile == 0:
+        return i * s
+    return (i // tile) * s_t + (i % tile) * s
+
+
+def _strided(dram: np.ndarray, v: View, rows: int, cols: int) -> np.ndarray | None:
+    """A numpy view of the window when it is a regular strided array (the fast path), else None."""
+    dt = _dtype(v)
+
+    def split(start, n, tile, s_t, s):
+        if tile == 0:
+            return start * s, [(n, s)]
+        if start // tile == (start + n - 1) // tile:  # inside one tile
+            return (start // tile) * s_t + (start % tile) * s, [(n, s)]
+        if start % tile == 0 and n % tile == 0:       # whole tiles
+            return (start // tile) * s_t, [(n // tile, s_t), (tile, s)]
+        return None
+
+    r = split(v.r0, rows, v.rtile, v.s_rt, v.s_r)
+    c = split(v.c0, cols, v.ctile, v.s_ct, v.s_c)
+    if r is None or c is None:
+        return None
+    off = v.base + r[0] + c[0]
+    dims = r[1] + c[1]
+    last = off + sum((n - 1) * s for n, s in dims) + v.elem
+    if off < 0 or last > dram.size:
+        raise VecError(f"view [0x{off:x}, 0x{last:x}) lies outside the {dram.size}-byte DRAM image")
+    arr = np.ndarray(tuple(n for n, _ in dims), dt, buffer=dram, offset=off,
+                     strides=tuple(s for _, s in dims))
+    return arr
+
+
+def _addresses(dram: np.ndarray, v: View, rows: int, cols: int) -> np.ndarray:
+    a = v.base + _axis(v.r0, rows, v.rtile, v.s_rt, v.s_r)[:, None] + \
+        _axis(v.c0, cols, v.ctile, v.s_ct, v.s_c)[None, :]
+    if a.size and (a.min() < 0 or a.max() + v.elem > dram.size):
+        raise VecError(f"view reaches [0x{int(a.min()):x}, 0x{int(a.max()) + v.elem:x}) outside the "
+                       f"{dram.size}-byte DRAM image")
+    return a
+
+
+def read_view(dram: np.ndarray, v: View, rows: int, cols: int) -> np.ndarray:
+    """The (rows, cols) int64 codes the view shows (saturated on read when `sat`)."""
+    arr = _strided(dram, v, rows, cols)
+    if arr is not None:
+        x = arr.reshape(rows, cols).astype(np.int64)
+    else:
+        a = _addresses(dram, v, rows, cols)
+        raw = dram[a[..., None] + np.arange(v.elem)]
+        x = np.ascontiguousarray(raw).view(_dtype(v)).reshape(rows, cols).astype(np.int64)
+    if v.sat:
+        lo, hi = -(1 << (v.sat - 1)), (1 << (v.sat - 1)) - 1
+        x = np.clip(x, lo, hi)
+    return x
+
+
+def write_view(dram: np.ndarray, v: View, values: np.ndarray) -> None:
+    """Write int codes (rows, cols) through the view, saturating to the element type."""
+    rows, cols = values.shape
+    dt = _dtype(v)
+    info = np.iinfo(dt)
+    vals = np.clip(np.asarray(values, np.int64), max(info.min, -(1 << 63)), min(info.max, (1 << 63) - 1)).astype(dt)
+    arr = _strided(dram, v, rows, cols)
+    if arr is not None:
+        arr[...] = vals.reshape(arr.shape)
+        return
+    a = _addresses(dram, v, rows, cols)
+    dram[a[..., None] + np.arange(v.elem)] = vals.reshape(rows, cols, 1).view(np.uint8).reshape(rows, cols, v.elem)
+
+
+def _consts(dram: np.ndarray, fn: VecFn, addr: int, extra: int = 0) -> tuple[dict, np.ndarray]:
+    names = CONST_FIELDS[fn]
+    n = len(names) + extra
+    if addr % 8 or addr + 8 * n > dram.size:
+        raise VecError(f"{fn.name}: constant block at 0x{addr:x} is misaligned or outside DRAM")
+    w = dram[addr:addr + 8 * n].view("<i8")
+    return {k: int(x) for k, x in zip(names, w)}, w[len(names):].astype(np.int64)
+
+
+# -- the kernels ---------------------------------------------------------------------------------
+def _ops():
+    from bebert.model import integer_ops as I  # numpy-only module: no torch on the golden path
+    return I
+
+
+def _table_rows(dram: np.ndarray, t: tuple, idx: np.ndarray, cols: int) -> np.ndarray:
+    kind, base, stride, nrows, elem, pairs = t
+    if idx.size and (idx.min() < 0 or idx.max() >= nrows):
+        raise VecError(f"EMBED: index outside the table's {nrows} rows")
+    if kind == 0:
+        v = View(base=base, elem=elem, signed=True, s_r=stride, s_c=elem)
+        full = read_view(dram, v, nrows, cols) if nrows * cols <= 1 << 22 else None
+        if full is not None:
+            return full[idx]
+        return np.concatenate([read_view(dram, v.shifted(r0=int(i)), 1, cols) for i in idx])
+    if kind == 1:
+        if base + nrows * stride > dram.size or pairs + 8 * nrows > dram.size:
+            raise VecError("EMBED: binary table outside DRAM")
+        signs = dram[base:base + nrows * stride].reshape(nrows, stride)[idx]
+        bits = np.unpackbits(signs, axis=1, count=cols, bitorder="little").astype(bool)
+        pv = dram[pairs:pairs + 8 * nrows].view("<i4").reshape(nrows, 2)[idx].astype(np.int64)
+        return np.where(bits, pv[:, :1], pv[:, 1:])
+    raise VecError(f"EMBED: unknown table kind {kind}")
+
+
+def _embed(dram, d, rows, cols, args):
+    ids = read_view(dram, d["ids"], rows, 1)[:, 0]
+    tt = read_view(dram, d["types"], rows, 1)[:, 0]
+    pos = np.arange(rows, dtype=np.int64)
+    e = _table_rows(dram, d["word"], ids, cols) + _table_rows(dram, d["position"], pos, cols) \
+        + _table_rows(dram, d["token_type"], tt, cols)
+    write_view(dram, d["out"], e)
+
+
+def _add(dram, d, rows, cols, args):
+    I = _ops()
+    k, _ = _consts(dram, VecFn.ADD, d["consts"])
+    c = I.AddConsts(mult1=k["mult1"], mult2=k["mult2"], shift=k["shift"], in_bits=k["in_bits"],
+                    out_bits=k["out_bits"], out_signed=bool(k["out_signed"]), scale1=1.0, scale2=1.0, out_scale=1.0)
+    out = I.apply_add(read_view(dram, d["a"], rows, cols), read_view(dram, d["b"], rows, cols), c)
+    write_view(dram, d["out"], out)
+
+
+def _requant_consts(k: dict):
+    I = _ops()
+    return I.RequantConsts(mult=k["mult"], shift=k["shift"], bits=k["bits"], signed=bool(k["signed"]),
+                           in_bits=k["in_bits"], scale_in=1.0, scale_out=1.0)
+
+
+def _requant(dram, d, rows, cols, args):
+    k, _ = _consts(dram, VecFn.REQUANT, d["consts"])
+    write_view(dram, d["out"], _ops().apply_requant(read_view(dram, d["src"], rows, cols), _requant_consts(k)))
+
+
+def _layernorm(dram, d, rows, cols, args):
+    I = _ops()
+    k, _ = _consts(dram, VecFn.LAYERNORM, d["consts"])
+    h = k["hidden"]
+    if h != cols:
+        raise VecError(f"LAYERNORM: constants for hidden {h}, instruction has cols={cols}")
+    _, tail = _consts(dram, VecFn.LAYERNORM, d["consts"], extra=2 * h)
+    c = I.LayerNormConsts(hidden=h, in_bits=k["in_bits"], d_shift=k["d_shift"], eps=k["eps"],
+                          norm_bits=k["norm_bits"], mult=tuple(tail[:h].tolist()), bias=tuple(tail[h:].tolist()),
+                          shift=k["shift"], out_bits=k["out_bits"], out_signed=bool(k["out_signed"]),
+                          in_scale=1.0, out_scale=1.0)
+    write_view(dram, d["out"], I.apply_layernorm(read_view(dram, d["src"], rows, cols), c))
+
+
+def _softmax(dram, d, rows, cols, args):
+    I = _ops()
+    k, _ = _consts(dram, VecFn.SOFTMAX, d["consts"])
+    c = I.SoftmaxConsts(**k, in_scale=1.0, out_scale=1.0)
+    mask = None if d["mask"].base == 0 else read_view(dram, d["mask"], rows, cols) != 0
+    write_view(dram, d["out"], I.apply_softmax(read_view(dram, d["src"], rows, cols), c, mask=mask))
+
+
+def _gelu(dram, d, rows, cols, args):
+    I = _ops()
+    k, _ = _consts(dram, VecFn.GELU, d["consts"])
+    c = I.GeluConsts(**{**k, "out_signed": bool(k["out_signed"])}, in_scale=1.0, out_scale=1.0)
+    write_view(dram, d["out"], I.apply_gelu(read_view(dram, d["src"], rows, cols), c))
+
+
+def _pack_a(dram, d, rows, cols, args):
+    from bebert.compiler import layout as lay  # the ABUF layout has one definition
+
+    x = read_view(dram, d["src"], rows, cols)
+    if d["consts"]:
+        k, _ = _consts(dram, VecFn.PACK_A, d["consts"])
+        x = _ops().apply_requant(x, _requant_consts(k)).astype(np.int64)
+    bits, signed = args["bits"], bool(d["signed"])
+    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    x = np.clip(x, lo, hi)  # the codes are `bits` wide: saturate rather than wrap
+    L = lay.act_layout(rows, cols, d["array_rows"], d["width"], bits, signed, chunk=d["chunk"] or None)
+    data = lay.pack_activations(x, L).reshape(-1)
+    _write_bytes(dram, d["out"], data, "PACK_A")
+
+
+def _pack_w(dram, d, rows, cols, args):
+    from bebert.compiler import layout as lay
+
+    x = read_view(dram, d["src"], rows, cols)
+    L = lay.weight_layout(rows, cols, d["array_cols"], d["width"])
+    for p in range(args["bits"]):
+        data = lay.pack_weights(((x >> p) & 1).astype(bool), L).reshape(-1)
+        _write_bytes(dram, d["out"] + p * d["plane_bytes"], data, "PACK_W")
+
+
+def _write_bytes(dram, at, data, what):
+    if at + data.size > dram.size:
+        raise VecError(f"{what}: output [0x{at:x}, 0x{at + data.size:x}) outside the {dram.size}-byte DRAM image")
+    dram[at:at + data.size] = data
+
+
+def _lut(dram, d, rows, cols, args):
+    x = read_view(dram, d["src"], rows, cols)
+    off = d["offset"] - (1 << 32) if d["offset"] >= 1 << 31 else d["offset"]
+    i = x + off
+    if i.size and (i.min() < 0 or i.max() >= d["size"]):
+        raise VecError(f"LUT: index outside the {d['size']}-entry table")
+    if d["table"] + 4 * d["size"] > dram.size:
+        raise VecError("LUT: table outside DRAM")
+    table = dram[d["table"]:d["table"] + 4 * d["size"]].view("<i4")
+    write_view(dram, d["out"], table[i].astype(np.int64))
+
+
+def _dot(dram, d, rows, cols, args):
+    n = args["aux"]
+    x = read_view(dram, d["src"], rows, cols)
+    w = read_view(dram, d["weight"], n, cols)
+    if d["bias"] + 8 * n > dram.size:
+        raise VecError("DOT: bias outside DRAM")
+    b = dram[d["bias"]:d["bias"] + 8 * n].view("<i8").astype(np.int64)
+    with np.errstate(over="ignore"):
+        write_view(dram, d["out"], x @ w.T + b[None, :])
+
+
+def _combine(dram, d, rows, cols, args):
+    n = d["members"]
+    if n < 1 or d["weights"] + 8 * n > dram.size:
+        raise VecError("COMBINE: member count or weight block out of range")
+    wts = dram[d["weights"]:d["weights"] + 8 * n].view("<i8").astype(np.int64)
+    acc = np.zeros((rows, cols), np.int64)
+    with np.errstate(over="ignore"):
+        for v, w in zip(d["inputs"], wts):
+            acc += read_view(dram, v, rows, cols) * w
+    write_view(dram, d["out"], acc)
+
+
+_KERNELS = {VecFn.EMBED: _embed, VecFn.ADD: _add, VecFn.REQUANT: _requant, VecFn.LAYERNORM: _layernorm,
+            VecFn.SOFTMAX: _softmax, VecFn.GELU: _gelu, VecFn.PACK_A: _pack_a, VecFn.PACK_W: _pack_w,
+            VecFn.LUT: _lut, VecFn.DOT: _dot, VecFn.COMBINE: _combine}
+
+
+def run_vec(dram: np.ndarray, args: dict[str, int]) -> None:
+    """Execute one VEC instruction (its operand dict) on the DRAM image `dram` (uint8, in place).
+
+    The reference semantics every back end reproduces; the arithmetic is model/integer_ops.py's."""
+    why = check_vec(args)
+    if why:
+        raise VecError(why)
+    fn = VecFn(args["fn"])
+    d = decode_desc(dram, fn, args["desc"], args["rows"])
+    try:
+        _KERNELS[fn](dram, d, args["rows"], args["cols"], args)
+    except VecError:
+        raise
+    except (ValueError, TypeError, IndexError, OverflowError, ZeroDivisionError) as e:
+        raise VecError(f"{fn.name}: malformed descriptor or constants ({e})") from None

@@ -12,6 +12,10 @@ docs/ARCHITECTURE.md literally:
   Accumulators wrap modulo 2^32; init clears them first.
 - POST: `bebert.numerics.requantize` of the accumulators with PBUF entry p, written
   as int32 rows to OBUF entries o .. o + pe_rows - 1.
+- GEMM mode=1 (AND): the WBUF word is one 0/1 bit-plane of an activation tensor;
+  PE (r, c) adds sign * (popcount(a & w) << (p + wshift)), sign = -1 when exactly one of
+  (p is the signed top plane, wneg) holds.
+- VEC: `bebert.vector.run_vec` (the kernel's reference semantics on the DRAM image).
 - SYNC moves tokens only; HALT ends the program.
 
 Buffer or DRAM accesses out of range, or a DRAM address off the bus alignment, raise
@@ -33,6 +37,7 @@ from bebert.config import AccelConfig
 from bebert.isa import BUF_NAMES, Buf, Instr, Op, disassemble
 from bebert.numerics import requantize, wrap_int32
 from bebert.program import Program
+from bebert.vector import VecError, run_vec
 
 from . import layout as lay
 from .tokens import COUNTERS, pops, pushes
@@ -115,10 +120,17 @@ def _gemm(m: Machine, ins: Instr, pc: int) -> None:
     for j in range(0, k, step):
         both = a[:, j:j + step, :, None, :] & s[None, j:j + step, None, :, :]
         pc_as += np.bitwise_count(both).sum(axis=(1, 4), dtype=np.int64)
-    dots = 2 * pc_as - pc_a[:, :, None]
     weight = np.left_shift(np.int64(1), np.arange(bits, dtype=np.int64))
-    if ins.signed:
-        weight[-1] = -weight[-1]
+    if ins.mode == 0:  # XNOR: the WBUF word holds +-1 signs
+        dots = 2 * pc_as - pc_a[:, :, None]
+        if ins.signed:
+            weight[-1] = -weight[-1]
+    else:  # AND: the WBUF word is one 0/1 plane of significance wshift, negative when wneg
+        dots = pc_as
+        weight <<= ins.wshift
+        top = np.zeros(bits, bool)
+        top[-1] = bool(ins.signed)
+        weight = np.where(top != bool(ins.wneg), -weight, weight)
     total = np.tensordot(weight, dots, axes=1)
     base = 0 if ins.init else m.acc
     m.acc = wrap_int32(base + wrap_int32(total))
@@ -133,7 +145,14 @@ def _post(m: Machine, ins: Instr, pc: int) -> None:
     m.buf["obuf"][rows] = out.astype("<i4").view(np.uint8).reshape(cfg.pe_rows, -1)
 
 
-_EXEC = {Op.LOAD: _load, Op.STORE: _store, Op.GEMM: _gemm, Op.POST: _post}
+def _vec(m: Machine, ins: Instr, pc: int) -> None:
+    try:
+        run_vec(m.dram, ins.args)
+    except VecError as e:
+        raise GoldenError(f"instruction {pc} ({disassemble(ins)}): {e}") from None
+
+
+_EXEC = {Op.LOAD: _load, Op.STORE: _store, Op.GEMM: _gemm, Op.POST: _post, Op.VEC: _vec}
 
 
 def _check_pops_satisfiable(instrs) -> None:

@@ -252,3 +252,98 @@ def test_outputs_unpacks_every_output_tensor():
     out = golden.outputs(extra, dram)
     assert set(out) == {"y", "z"}
     np.testing.assert_array_equal(out["z"], y)
+
+
+# -- ISA v2: GEMM AND mode and VEC ---------------------------------------------------------
+def _and_matmul_program(cfg: AccelConfig, x: np.ndarray, y: np.ndarray, xbits: int, xsigned: bool,
+                        ybits: int, ysigned: bool) -> Program:
+    """One tile of x @ y^T (activation x activation): x as ABUF planes, each plane of y as one
+    WBUF operand of an AND-mode GEMM (wshift = plane, wneg on y's signed top plane)."""
+    from bebert.compiler import layout as lay
+
+    M, K = x.shape
+    N = y.shape[0]
+    R, C, W = cfg.pe_rows, cfg.pe_cols, cfg.xnor_width
+    kw = -(-K // W)
+    a = lay.pack_activations(x, lay.act_layout(M, K, R, W, xbits, xsigned)).reshape(-1)
+    wl = lay.weight_layout(N, K, C, W)
+    planes = [lay.pack_weights(((y >> q) & 1).astype(bool), wl).reshape(-1) for q in range(ybits)]
+    p = lay.pack_params(np.ones(N), np.zeros(N), lay.param_layout(N, C)).reshape(-1)
+    eo = cfg.entry_bytes("obuf")
+    off_w = a.size
+    off_p = off_w + sum(pl.size for pl in planes)
+    off_y = off_p + p.size
+    dram = np.concatenate([a, *planes, p, np.zeros(R * eo, np.uint8)])
+    ins = [load("abuf", 0, 0, xbits * kw), load("wbuf", off_w, 0, ybits * kw),
+           load("pbuf", off_p, 0, 1, "push_next")]
+    for q in range(ybits):
+        flags = ("pop_prev",) if q == 0 else ()
+        ins.append(gemm(0, q * kw, kw, kw, xbits, xsigned, q == 0, *flags, mode=1,
+                        wneg=ysigned and q == ybits - 1, wshift=q))
+    ins += [post(0, 0, 0, 0, False, "push_next"), store(off_y, 0, R, "pop_prev"), halt()]
+    ylay = lay.output_layout(M, N, R, C)
+    return Program(config=cfg, instrs=ins, dram=dram,
+                   tensors=(Tensor("y", "output", off_y, R * eo, (M, N), ylay),))
+
+
+@pytest.mark.parametrize("xbits,xsigned,ybits,ysigned", [(4, True, 4, True), (4, False, 4, True),
+                                                        (2, True, 8, False), (8, True, 1, False),
+                                                        (1, False, 3, True)])
+def test_and_mode_gemm_is_an_exact_activation_product(xbits, xsigned, ybits, ysigned):
+    cfg = AccelConfig(pe_rows=4, pe_cols=4, xnor_width=16, abuf_bytes=1024, wbuf_bytes=1024,
+                      pbuf_bytes=256, obuf_bytes=256, dram_bytes_per_cycle=8)
+    rng = np.random.default_rng(xbits * 10 + ybits)
+    M, N, K = 3, 4, 37
+    x = rng.integers(*act_range(xbits, xsigned), endpoint=True, size=(M, K))
+    y = rng.integers(*act_range(ybits, ysigned), endpoint=True, size=(N, K))
+    prog = _and_matmul_program(cfg, x, y, xbits, xsigned, ybits, ysigned)
+    check_tokens(prog.instrs, cfg.queue_depth)
+    got = golden.outputs(prog, golden.execute(prog, strict_tokens=True))["y"]
+    assert np.array_equal(got, x @ y.T)
+
+
+def test_and_mode_top_plane_sign_rule():
+    """sign = -1 when exactly one of (signed top activation plane, wneg) holds: both negate back."""
+    cfg = AccelConfig(pe_rows=4, pe_cols=4, xnor_width=16, abuf_bytes=256, wbuf_bytes=256,
+                      pbuf_bytes=256, obuf_bytes=256, dram_bytes_per_cycle=8)
+    x = np.array([[-1] * 8], np.int64)  # 1-bit signed: the only plane is the top plane (value -1)
+    y = np.array([[1] * 8], np.int64)
+    for ysigned, want in ((False, -8), (True, 8)):  # 1-bit signed y = -1: (-1) * (-1) = +1 each
+        yy = -y if ysigned else y
+        prog = _and_matmul_program(cfg, x, yy, 1, True, 1, ysigned)
+        got = golden.outputs(prog, golden.execute(prog))["y"]
+        assert got[0, 0] == want
+
+
+def test_vec_runs_its_kernel_on_dram():
+    from bebert.isa import vec
+    from bebert.model import integer_ops as I
+    from bebert.vector import VecFn, View, consts_words, encode_desc
+
+    cfg = AccelConfig()
+    rng = np.random.default_rng(3)
+    q = rng.integers(-3000, 3000, (5, 24))
+    c = I.prepare_softmax(0.01, out_bits=16)
+    src, out, k, desc = 256, 256 + 5 * 24 * 4, 4096, 8192
+    dram = np.zeros(desc + 512, np.uint8)
+    dram[src:src + q.size * 4] = q.astype("<i4").view(np.uint8).reshape(-1)
+    kb = consts_words(VecFn.SOFTMAX, c)
+    dram[k:k + len(kb)] = np.frombuffer(kb, np.uint8)
+    d = encode_desc(VecFn.SOFTMAX, src=View.row_major(src, 24), mask=View(0), out=View.row_major(out, 24),
+                    consts=k)
+    dram[desc:desc + len(d)] = np.frombuffer(d, np.uint8)
+    prog = Program(config=cfg, instrs=[vec(VecFn.SOFTMAX, desc, 5, 24), halt()], dram=dram,
+                   tensors=(Tensor("p", "output", out, q.size * 4, (5, 24), {}),))
+    final = golden.execute(prog)
+    got = final[out:out + q.size * 4].view("<i4").reshape(5, 24)
+    assert np.array_equal(got, I.apply_softmax(q, c))
+
+
+def test_vec_bad_descriptor_is_golden_error():
+    from bebert.isa import vec
+    from bebert.vector import VecFn
+
+    prog = Program(config=AccelConfig(), instrs=[vec(VecFn.GELU, 1 << 20, 1, 4), halt()],
+                   dram=np.zeros(1024, np.uint8))
+    with pytest.raises(GoldenError, match="instruction 0"):
+        golden.execute(prog)
