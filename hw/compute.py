@@ -7,7 +7,7 @@ from amaranth.lib.wiring import In, Out
 from bebert.config import GEMM_PIPELINE_CYCLES, POST_PIPELINE_CYCLES, SYNC_CYCLES, AccelConfig
 from bebert.isa import INSTR_BITS, Op
 
-from .bitserial_accumulator import BitserialAccumulator
+from .bitserial_accumulator import SHIFT_BITS, BitserialAccumulator
 from .decoder import field
 from .issue import StageIssuer
 from .load_dma import _abits
@@ -23,6 +23,9 @@ class ComputeStage(wiring.Component):
     - GEMM (D = bits*k + 2): in cycle t+1+i (i = p*k + j) it presents ABUF entry
       a + p*stride + j and WBUF entry w + j; the popcount array registers the dots at the end
       of t+2+i and the accumulators take them at the end of t+3+i (the last at t+D).
+      `mode` picks XNOR or AND dots (the same popcounts, a mux after them); the term is
+      shifted by p + wshift and subtracted when exactly one of (p is the signed top plane,
+      wneg) holds. In XNOR mode wneg = wshift = 0 (the decoder refuses anything else).
     - POST (D = pe_rows + 2): PBUF entry p is read in t+1; row r goes into the post unit in
       t+2+r and OBUF entry o+r is written at the end of t+3+r (the last at t+D).
     - SYNC (D = 1): moves tokens only.
@@ -67,7 +70,7 @@ class ComputeStage(wiring.Component):
                 m.d.comb += duration.eq(SYNC_CYCLES)
         m.d.comb += [
             iss.head_valid.eq(self.head_valid), iss.head_flags.eq(hw[8:12]), iss.duration.eq(duration),
-            iss.pop_prev_ok.eq(self.l2c_ok), iss.pop_next_ok.eq(self.s2c_ok),
+            iss.pop_prev_ok.eq(self.l2c_ok), iss.pop_next_ok.eq(self.s2c_ok), iss.hold.eq(0),
             self.head_pop.eq(iss.issue), self.busy.eq(iss.busy),
             self.l2c_dec.eq(iss.pop_prev), self.s2c_dec.eq(iss.pop_next),
             self.c2l_inc.eq(iss.push_prev), self.c2s_inc.eq(iss.push_next),
@@ -81,11 +84,14 @@ class ComputeStage(wiring.Component):
         g_p, g_bits = Signal(4), Signal(4)
         g_stride = Signal(16)
         g_signed, g_init = Signal(), Signal()
+        g_mode, g_wneg, g_wshift = Signal(), Signal(), Signal(3)
         with m.If(iss.issue & (opcode == Op.GEMM)):
             m.d.sync += [g_run.eq(1), g_base.eq(field(hw, Op.GEMM, "a")), g_w.eq(field(hw, Op.GEMM, "w")),
                          g_j.eq(0), g_k.eq(field(hw, Op.GEMM, "k")), g_p.eq(0),
                          g_bits.eq(field(hw, Op.GEMM, "bits")), g_stride.eq(field(hw, Op.GEMM, "stride")),
-                         g_signed.eq(field(hw, Op.GEMM, "signed")), g_init.eq(field(hw, Op.GEMM, "init"))]
+                         g_signed.eq(field(hw, Op.GEMM, "signed")), g_init.eq(field(hw, Op.GEMM, "init")),
+                         g_mode.eq(field(hw, Op.GEMM, "mode")), g_wneg.eq(field(hw, Op.GEMM, "wneg")),
+                         g_wshift.eq(field(hw, Op.GEMM, "wshift"))]
         last_word = g_j == g_k - 1
         with m.If(g_run):
             with m.If(last_word):
@@ -98,17 +104,20 @@ class ComputeStage(wiring.Component):
                      self.wbuf_r_en.eq(g_run), self.wbuf_r_addr.eq(g_w + g_j)]
 
         # Control travels beside the data: address cycle -> popcount cycle -> accumulate cycle.
-        s1_valid, s1_clear, s1_negate, s1_plane = Signal(), Signal(), Signal(), Signal(3)
-        s2_valid, s2_clear, s2_negate, s2_plane = Signal(), Signal(), Signal(), Signal(3)
+        s1_valid, s1_clear, s1_negate, s1_mode = Signal(), Signal(), Signal(), Signal()
+        s2_valid, s2_clear, s2_negate = Signal(), Signal(), Signal()
+        s1_shift, s2_shift = Signal(SHIFT_BITS), Signal(SHIFT_BITS)
         m.d.sync += [
             s1_valid.eq(g_run), s1_clear.eq(g_init & (g_p == 0) & (g_j == 0)),
-            s1_negate.eq(g_signed & (g_p == g_bits - 1)), s1_plane.eq(g_p),
-            s2_valid.eq(s1_valid), s2_clear.eq(s1_clear), s2_negate.eq(s1_negate), s2_plane.eq(s1_plane),
+            s1_negate.eq((g_signed & (g_p == g_bits - 1)) ^ g_wneg), s1_shift.eq(g_p + g_wshift),
+            s1_mode.eq(g_mode),
+            s2_valid.eq(s1_valid), s2_clear.eq(s1_clear), s2_negate.eq(s1_negate), s2_shift.eq(s1_shift),
         ]
         m.d.comb += [
             pop.en.eq(s1_valid), pop.a.eq(self.abuf_r_data), pop.s.eq(self.wbuf_r_data),
+            pop.and_mode.eq(s1_mode),
             accu.en.eq(s2_valid), accu.clear.eq(s2_clear), accu.negate.eq(s2_negate),
-            accu.plane.eq(s2_plane), accu.dot.eq(pop.dot),
+            accu.shift.eq(s2_shift), accu.dot.eq(pop.dot),
         ]
 
         # -- POST sequencer ----------------------------------------------------------------

@@ -23,11 +23,14 @@ class LoadDMA(wiring.Component):
     """Executes LOAD instructions from the head of the load queue.
 
     Tokens: `pop_next` waits on c2l (`c2l_ok`, consumed by `c2l_dec`); `push_next` sends
-    l2c (`l2c_inc`). A LOAD of n entries of buffer b issued in cycle t runs for
-    D = L + n * beats_per_entry(b) cycles: the read request (`rd_req_*`, len = n * beats)
-    is presented in cycle t+1, beats arrive in t+1+L .. t+D, beat 0 of an entry being its
-    lowest bits; each entry is written (`<buf>_w_*`) at the end of the cycle of its last
-    beat, at entry address `addr + i` modulo the buffer size.
+    l2c (`l2c_inc`). A LOAD of n entries of buffer b issued in cycle t: the read request
+    (`rd_req_*`, len = n * beats_per_entry(b) beats) is presented from cycle t+1 until the
+    memory takes it (`rd_req_ready`); beats come with `rd_data_valid` (always accepted),
+    beat 0 of an entry being its lowest bits; each entry is written (`<buf>_w_*`) at the
+    end of the cycle of its last beat, at entry address `addr + i` modulo the buffer size.
+    The instruction ends in the first cycle >= t+D, D = L + n * beats_per_entry(b), by
+    which every beat has come: with the nominal memory (request taken in t+1, beat j in
+    t+1+L+j) that is t+D, the cycle of the last beat.
     """
 
     def __init__(self, config: AccelConfig):
@@ -35,7 +38,8 @@ class LoadDMA(wiring.Component):
         members = {
             "head_valid": In(1), "head_word": In(INSTR_BITS), "head_pop": Out(1),
             "c2l_ok": In(1), "c2l_dec": Out(1), "l2c_inc": Out(1), "busy": Out(1),
-            "rd_req_valid": Out(1), "rd_req_addr": Out(ADDR_BITS), "rd_req_len": Out(LEN_BITS),
+            "rd_req_valid": Out(1), "rd_req_ready": In(1), "rd_req_addr": Out(ADDR_BITS),
+            "rd_req_len": Out(LEN_BITS),
             "rd_data_valid": In(1), "rd_data": In(config.bus_bits),
         }
         for b in LOAD_BUFS:
@@ -78,9 +82,22 @@ class LoadDMA(wiring.Component):
         with m.If(iss.issue):
             m.d.sync += [buf.eq(field(hw, Op.LOAD, "buf")), dram.eq(field(hw, Op.LOAD, "dram")),
                          addr.eq(field(hw, Op.LOAD, "addr")), nbeats.eq(head_beats), req.eq(1)]
-        with m.Else():
+        with m.Elif(self.rd_req_ready):
             m.d.sync += req.eq(0)
         m.d.comb += [self.rd_req_valid.eq(req), self.rd_req_addr.eq(dram), self.rd_req_len.eq(nbeats)]
+
+        # The instruction may end only once its last beat has come (`hold`).
+        got = Signal(LEN_BITS)  # beats received so far
+        all_in = Signal()
+        beat = self.rd_data_valid & iss.busy
+        last_beat = beat & (got == nbeats - 1)
+        with m.If(iss.issue):
+            m.d.sync += [got.eq(0), all_in.eq(0)]
+        with m.Elif(beat):
+            m.d.sync += got.eq(got + 1)
+            with m.If(last_beat):
+                m.d.sync += all_in.eq(1)
+        m.d.comb += iss.hold.eq(~(all_in | last_beat))
 
         # Assemble beats into entries: `sub` is the beat within the entry, `ent` the entry.
         max_bpe = max(cfg.beats_per_entry(b) for b in LOAD_BUFS)

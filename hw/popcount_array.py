@@ -1,4 +1,4 @@
-"""The XNOR-popcount array: one bit-plane word per row against one sign word per column."""
+"""The popcount array: one bit-plane word per row against one word per column, XNOR or AND."""
 
 from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import data, wiring
@@ -11,10 +11,16 @@ CHUNK_BITS = 8  # popcounts are summed from 8-bit lookups
 class PopcountArray(wiring.Component):
     """`rows` x `cols` signed dot products of `width`-bit words, registered.
 
-    Row r's word is `a[r*width:(r+1)*width]`, column c's `s[c*width:(c+1)*width]`
-    (bit 1 = weight +1, 0 = weight -1). In the cycle after `a` and `s` are presented with
-    `en`, `dot[r][c] = 2 * popcount(a_r & s_c) - popcount(a_r)`, the +-1 dot product over
-    the active bits of the plane; without `en` `dot` holds its value.
+    Row r's word is `a[r*width:(r+1)*width]`, column c's `s[c*width:(c+1)*width]`. In the
+    cycle after `a`, `s` and `and_mode` are presented with `en`, `dot[r][c]` is
+
+    - XNOR (`and_mode` = 0; s holds weight signs, bit 1 = +1, 0 = -1):
+      `2 * popcount(a_r & s_c) - popcount(a_r)`, the +-1 dot product over the active bits;
+    - AND (`and_mode` = 1; s holds one 0/1 bit-plane of an activation tensor):
+      `popcount(a_r & s_c)`;
+
+    without `en` `dot` holds its value. Both modes share the one `popcount(a_r & s_c)` per
+    PE; the mode is a per-instruction mux after it (and `popcount(a_r)`, one per row).
 
     Each popcount adds the counts of its 8-bit chunks, looked up in a shared 256-entry
     table (read combinationally). For synthesis the table is the usual 8-input popcount
@@ -30,7 +36,7 @@ class PopcountArray(wiring.Component):
             raise ValueError(f"PopcountArray: width must be a multiple of {CHUNK_BITS}, got {width}")
         self.rows, self.cols, self.width = rows, cols, width
         dot = data.ArrayLayout(data.ArrayLayout(signed(width.bit_length() + 1), cols), rows)
-        super().__init__({"en": In(1), "a": In(rows * width), "s": In(cols * width), "dot": Out(dot)})
+        super().__init__({"en": In(1), "a": In(rows * width), "s": In(cols * width), "and_mode": In(1), "dot": Out(dot)})
 
     def elaborate(self, platform):
         m = Module()
@@ -58,5 +64,8 @@ class PopcountArray(wiring.Component):
             for c in range(self.cols):
                 pas = popcount(a_r & self.s[c * W:(c + 1) * W], f"pas{r}_{c}")
                 with m.If(self.en):
-                    m.d.sync += self.dot[r][c].eq(2 * pas - pa)
+                    with m.If(self.and_mode):
+                        m.d.sync += self.dot[r][c].eq(pas)
+                    with m.Else():
+                        m.d.sync += self.dot[r][c].eq(2 * pas - pa)
         return m

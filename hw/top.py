@@ -10,7 +10,7 @@ from bebert.isa import INSTR_BITS
 
 from .buffer import Buffer
 from .compute import ComputeStage
-from .fetch import IMEM_ADDR_BITS, FetchUnit
+from .fetch import ERROR_CODE_BITS, IMEM_ADDR_BITS, FetchUnit
 from .load_dma import ADDR_BITS, LEN_BITS, LoadDMA
 from .store_dma import StoreDMA
 from .token import TokenCounters
@@ -26,9 +26,13 @@ class Accelerator(wiring.Component):
     next cycle (cycle 0). `busy` is high from cycle 0 to the finishing cycle T, the first
     cycle in which fetch has stopped, every queue is empty and every stage idle. At the end
     of T `done` rises (and stays high until the next `start`) and `cycles` holds T + 1.
-    `error` is high once fetch has decoded an illegal word (it then stops fetching and the
-    machine drains and finishes normally). The instruction port and the two DRAM ports
-    follow the "External interface" of the architecture document.
+    `error` is high once fetch has stopped on a word it cannot run (it then stops fetching
+    and the machine drains and finishes normally); `error_code` says why (`ErrorCode`:
+    ILLEGAL, or UNSUPPORTED for a legal VEC, which this RTL has no unit for) and
+    `error_pc` which word. The instruction port (`imem_valid` qualifies the word) and the
+    two DRAM ports (ready/valid requests and write beats) follow the "External interface"
+    of the architecture document: at the nominal latency and bandwidth of the config the
+    cycle count is the simulator's; a slower memory stretches it and changes nothing else.
     """
 
     def __init__(self, config: AccelConfig):
@@ -39,12 +43,14 @@ class Accelerator(wiring.Component):
         self.config = config
         bus = config.bus_bits
         super().__init__({
-            "start": In(1), "busy": Out(1), "done": Out(1), "error": Out(1), "cycles": Out(CYCLE_BITS),
-            "imem_addr": Out(IMEM_ADDR_BITS), "imem_data": In(INSTR_BITS),
-            "rd_req_valid": Out(1), "rd_req_addr": Out(ADDR_BITS), "rd_req_len": Out(LEN_BITS),
-            "rd_data_valid": In(1), "rd_data": In(bus),
-            "wr_req_valid": Out(1), "wr_req_addr": Out(ADDR_BITS), "wr_req_len": Out(LEN_BITS),
-            "wr_data_valid": Out(1), "wr_data": Out(bus), "wr_resp_valid": In(1),
+            "start": In(1), "busy": Out(1), "done": Out(1), "error": Out(1),
+            "error_code": Out(ERROR_CODE_BITS), "error_pc": Out(IMEM_ADDR_BITS), "cycles": Out(CYCLE_BITS),
+            "imem_addr": Out(IMEM_ADDR_BITS), "imem_data": In(INSTR_BITS), "imem_valid": In(1),
+            "rd_req_valid": Out(1), "rd_req_ready": In(1), "rd_req_addr": Out(ADDR_BITS),
+            "rd_req_len": Out(LEN_BITS), "rd_data_valid": In(1), "rd_data": In(bus),
+            "wr_req_valid": Out(1), "wr_req_ready": In(1), "wr_req_addr": Out(ADDR_BITS),
+            "wr_req_len": Out(LEN_BITS), "wr_data_valid": Out(1), "wr_data_ready": In(1), "wr_data": Out(bus),
+            "wr_resp_valid": In(1),
         })
 
     def elaborate(self, platform):
@@ -76,10 +82,12 @@ class Accelerator(wiring.Component):
             m.d.sync += self.cycles.eq(self.cycles + 1)
             with m.If(finish):
                 m.d.sync += [self.busy.eq(0), self.done.eq(1)]
-        m.d.comb += [fetch.start.eq(start), tok.clear.eq(start), self.error.eq(fetch.error)]
+        m.d.comb += [fetch.start.eq(start), tok.clear.eq(start), self.error.eq(fetch.error),
+                     self.error_code.eq(fetch.error_code), self.error_pc.eq(fetch.error_pc)]
 
         # Fetch -> queues -> stages.
-        m.d.comb += [self.imem_addr.eq(fetch.imem_addr), fetch.imem_data.eq(self.imem_data)]
+        m.d.comb += [self.imem_addr.eq(fetch.imem_addr), fetch.imem_data.eq(self.imem_data),
+                     fetch.imem_valid.eq(self.imem_valid)]
         for name, stage in (("load", load), ("compute", comp), ("store", store)):
             q = queues[name]
             m.d.comb += [q.w_data.eq(fetch.q_w_data), q.w_en.eq(getattr(fetch, f"{name}_w_en")),
@@ -97,13 +105,13 @@ class Accelerator(wiring.Component):
 
         # DRAM ports.
         m.d.comb += [
-            self.rd_req_valid.eq(load.rd_req_valid), self.rd_req_addr.eq(load.rd_req_addr),
-            self.rd_req_len.eq(load.rd_req_len),
+            self.rd_req_valid.eq(load.rd_req_valid), load.rd_req_ready.eq(self.rd_req_ready),
+            self.rd_req_addr.eq(load.rd_req_addr), self.rd_req_len.eq(load.rd_req_len),
             load.rd_data_valid.eq(self.rd_data_valid), load.rd_data.eq(self.rd_data),
-            self.wr_req_valid.eq(store.wr_req_valid), self.wr_req_addr.eq(store.wr_req_addr),
-            self.wr_req_len.eq(store.wr_req_len),
-            self.wr_data_valid.eq(store.wr_data_valid), self.wr_data.eq(store.wr_data),
-            store.wr_resp_valid.eq(self.wr_resp_valid),
+            self.wr_req_valid.eq(store.wr_req_valid), store.wr_req_ready.eq(self.wr_req_ready),
+            self.wr_req_addr.eq(store.wr_req_addr), self.wr_req_len.eq(store.wr_req_len),
+            self.wr_data_valid.eq(store.wr_data_valid), store.wr_data_ready.eq(self.wr_data_ready),
+            self.wr_data.eq(store.wr_data), store.wr_resp_valid.eq(self.wr_resp_valid),
         ]
 
         # Buffers.

@@ -8,6 +8,13 @@ program through the cocotb bench `bebert.hw.tb.program_bench` and compares
 Builds are cached under ~/.cache/bebert/rtl (or $BEBERT_CACHE): the Verilog text by a hash
 of the configuration and the hw/ sources (generation is the slow part), the compiled
 simulation by a hash of the Verilog text.
+
+Waveforms: `waves=DIR` (or $BEBERT_WAVES=DIR) dumps every signal of `bebert_accel` into
+DIR/<name>.fst (`waves_format="vcd"`, or $BEBERT_WAVES_FORMAT=vcd: a .vcd file).
+
+The RTL has no vector unit yet: `verify` refuses a program with a VEC word
+(`RtlUnsupported`, one line) instead of reporting a mismatch; on the RTL itself a VEC
+word stops fetch with `error_code` = UNSUPPORTED (`bebert.hw.ErrorCode`).
 """
 
 from __future__ import annotations
@@ -30,7 +37,15 @@ from .verilog import TOP_NAME, verilog_text
 
 HW_DIR = Path(__file__).resolve().parent
 DEFAULT_TIMEOUT_MARGIN = 10_000
-WAVES_FILE = "waves.fst"
+WAVES_FORMATS = ("fst", "vcd")
+
+
+class RtlUnsupported(ValueError):
+    """A program that uses what this RTL does not implement (VEC): nothing to compare."""
+
+
+class WavesError(OSError):
+    """The waveform directory cannot be used."""
 
 
 def cache_root() -> Path:
@@ -89,10 +104,12 @@ def _compile(text: str, bdir: Path, waves: bool) -> None:
     src = bdir / f"{TOP_NAME}.v"
     src.write_text(text)
     sources, args = [src], ["-g2005"]
-    if waves:  # cocotb's own dump module needs SystemVerilog; this one is Verilog-2005
+    if waves:  # cocotb's own dump module needs SystemVerilog; this one is Verilog-2005.
+        # The file name comes from a plusarg, so runs sharing this build do not collide.
         dump = bdir / "bebert_dump.v"
-        dump.write_text(f"module bebert_dump();\ninitial begin\n  $dumpfile(\"{bdir / WAVES_FILE}\");\n"
-                        f"  $dumpvars(0, {TOP_NAME});\nend\nendmodule\n")
+        dump.write_text("module bebert_dump();\nreg [8*1024-1:0] fname;\ninitial begin\n"
+                        "  if (!$value$plusargs(\"bebert_waves=%s\", fname)) fname = \"waves.fst\";\n"
+                        f"  $dumpfile(fname);\n  $dumpvars(0, {TOP_NAME});\nend\nendmodule\n")
         sources.append(dump)
         args += ["-s", "bebert_dump"]
     runner = get_runner("icarus")
@@ -103,24 +120,58 @@ def _compile(text: str, bdir: Path, waves: bool) -> None:
                  build_args=args)
 
 
-def run_rtl(config, words: list[int], dram: np.ndarray, *, waves: bool = False,
-            build_dir: Path | None = None, timeout_cycles: int = 100_000) -> dict:
+def waves_request(waves, waves_format: str | None = None) -> tuple[Path | None, str]:
+    """(directory or None, format): the `waves` argument, else $BEBERT_WAVES; checked once."""
+    wdir = waves if waves not in (None, False, "") else os.environ.get("BEBERT_WAVES") or None
+    fmt = (waves_format or os.environ.get("BEBERT_WAVES_FORMAT") or "fst").lower()
+    if fmt not in WAVES_FORMATS:
+        raise WavesError(f"unknown waveform format '{fmt}' (choose {' or '.join(WAVES_FORMATS)})")
+    if wdir is None:
+        return None, fmt
+    if wdir is True:  # the old boolean form: keep them in the cache
+        wdir = cache_root() / "waves"
+    wdir = Path(wdir)
+    try:
+        wdir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise WavesError(f"cannot create waveform directory {wdir}: {e.strerror}") from None
+    if not os.access(wdir, os.W_OK):
+        raise WavesError(f"waveform directory {wdir} is not writable")
+    return wdir, fmt
+
+
+def run_rtl(config, words: list[int], dram: np.ndarray, *, waves=None, waves_format: str | None = None,
+            waves_name: str = "waves", build_dir: Path | None = None, timeout_cycles: int = 100_000,
+            stall: float = 0.0, seed: int = 0) -> dict:
     """Run raw instruction `words` over the DRAM image `dram` on the RTL.
 
+    `stall` (0 .. 1) slows the memories behind the ports at random (seeded by `seed`):
+    requests and write beats wait for ready, read beats and instruction words come late,
+    write responses too; 0 is the nominal memory the simulator assumes. `waves` is a
+    directory (see `waves_request`) for `<waves_name>.fst` / `.vcd`.
+
     Returns {"done", "timed_out", "cycles" (the `cycles` port), "observed_cycles" (counted
-    by the bench), "error", "dram" (final image, np.uint8), "waves" (path or None)}.
+    by the bench), "error", "error_code", "error_pc", "dram" (final image, np.uint8),
+    "waves" (path or None)}.
     """
     from cocotb_tools.runner import get_runner
 
-    bdir = build(config, waves=waves, build_dir=build_dir)
+    if not 0 <= stall < 1:
+        raise ValueError(f"stall must be a probability in [0, 1), got {stall}")
+    wdir, fmt = waves_request(waves, waves_format)
+    bdir = build(config, waves=wdir is not None, build_dir=build_dir)
     run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=bdir))
     try:
         code = np.frombuffer(b"".join(int(w).to_bytes(INSTR_BYTES, "little") for w in words), np.uint8)
-        params = np.array([config.dram_bytes_per_cycle, config.dram_latency_cycles, timeout_cycles], np.int64)
+        params = np.array([config.dram_bytes_per_cycle, config.dram_latency_cycles, timeout_cycles,
+                           round(stall * 1000), seed], np.int64)
         np.savez(run_dir / "input.npz", code=code, dram=np.asarray(dram, np.uint8), params=params)
+        dump = run_dir / f"waves.{fmt}"
+        plusargs = [f"+bebert_waves={dump}"] + (["-fst"] if fmt == "fst" else []) if wdir is not None else []
         runner = get_runner("icarus")
-        runner.test(hdl_toplevel=TOP_NAME, hdl_toplevel_lang="verilog", test_module="bebert.hw.tb.program_bench", build_dir=bdir,
-                    test_dir=run_dir, waves=waves, results_xml=str(run_dir / "results.xml"),
+        runner.test(hdl_toplevel=TOP_NAME, hdl_toplevel_lang="verilog", test_module="bebert.hw.tb.program_bench",
+                    build_dir=bdir, test_dir=run_dir, waves=False, plusargs=plusargs,
+                    results_xml=str(run_dir / "results.xml"),
                     extra_env={"BEBERT_TB_INPUT": str(run_dir / "input.npz"), "BEBERT_TB_OUTPUT": str(run_dir),
                                "COCOTB_LOG_LEVEL": os.environ.get("COCOTB_LOG_LEVEL", "WARNING")},
                     log_file=run_dir / "sim.log")
@@ -130,11 +181,11 @@ def run_rtl(config, words: list[int], dram: np.ndarray, *, waves: bool = False,
         res = json.loads(res_path.read_text())
         res["dram"] = np.load(run_dir / "dram.npy")
         res["waves"] = None
-        if waves and (bdir / WAVES_FILE).is_file():
-            keep = cache_root() / "waves"
-            keep.mkdir(parents=True, exist_ok=True)
-            dst = keep / f"{run_dir.name}.fst"
-            shutil.move(str(bdir / WAVES_FILE), dst)
+        if wdir is not None and dump.is_file():
+            dst = wdir / f"{waves_name}.{fmt}"
+            tmp = wdir / f".{dst.name}.{os.getpid()}.tmp"
+            shutil.move(str(dump), tmp)
+            os.replace(tmp, dst)  # atomic: a viewer never sees half a file
             res["waves"] = str(dst)
         return res
     finally:
@@ -142,9 +193,30 @@ def run_rtl(config, words: list[int], dram: np.ndarray, *, waves: bool = False,
             shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def verify(program: Program | str | Path, *, waves: bool = False, build_dir: Path | None = None,
-           timeout_cycles: int | None = None, raw_words: list[int] | None = None) -> dict:
+def unsupported_words(words: list[int]) -> list[int]:
+    """Indices of the legal words this RTL does not implement (VEC), up to the first stop."""
+    from bebert.isa import IsaError, Op, decode
+
+    out = []
+    for pc, w in enumerate(words):
+        try:
+            ins = decode(w)
+        except IsaError:
+            break
+        if ins.op == Op.VEC:
+            out.append(pc)
+        elif ins.op == Op.HALT:
+            break
+    return out
+
+
+def verify(program: Program | str | Path, *, waves=None, waves_format: str | None = None,
+           build_dir: Path | None = None, timeout_cycles: int | None = None,
+           raw_words: list[int] | None = None) -> dict:
     """Run `program` on the RTL and compare it with the golden executor and the simulator.
+
+    A program with a VEC word raises `RtlUnsupported` (the RTL has no vector unit yet).
+    `waves`: a directory for the waveform (see `waves_request`), named after the program.
 
     `raw_words` replaces the program's instruction stream by raw 128-bit words (possibly
     illegal: the RTL must stop with `error`, as the simulator does); the golden result is
@@ -171,6 +243,11 @@ def verify(program: Program | str | Path, *, waves: bool = False, build_dir: Pat
         words = [int.from_bytes(to_bytes([i]), "little") for i in prog.instrs]
         run_sim = lambda: simulate(prog)  # noqa: E731
         run_golden = lambda: golden.execute(prog)  # noqa: E731
+    vec = unsupported_words(words)
+    if vec:
+        raise RtlUnsupported(f"the RTL does not implement VEC yet (instruction {vec[0]}"
+                             + (f" and {len(vec) - 1} more" if len(vec) > 1 else "") + "); nothing to verify")
+    waves_name = Path(program).name if isinstance(program, (str, Path)) else "waves"
     try:
         sim = run_sim()
     except SimError as e:  # a deadlock: the RTL must not finish either
@@ -181,7 +258,8 @@ def verify(program: Program | str | Path, *, waves: bool = False, build_dir: Pat
         expected, problems["golden"] = None, str(e)
     if timeout_cycles is None:
         timeout_cycles = 2 * (sim.cycles if sim is not None else 0) + DEFAULT_TIMEOUT_MARGIN
-    rtl = run_rtl(cfg, words, prog.dram, waves=waves, build_dir=build_dir, timeout_cycles=timeout_cycles)
+    rtl = run_rtl(cfg, words, prog.dram, waves=waves, waves_format=waves_format, waves_name=waves_name,
+                  build_dir=build_dir, timeout_cycles=timeout_cycles)
     got = rtl["dram"]
     outputs = prog.by_role("output")
     if expected is None:
@@ -206,6 +284,8 @@ def verify(program: Program | str | Path, *, waves: bool = False, build_dir: Pat
         "cycles_match": bool(rtl["timed_out"] if deadlock else
                              rtl["done"] and rtl["cycles"] == sim.cycles == rtl["observed_cycles"]),
         "rtl_error": rtl["error"],
+        "rtl_error_code": rtl["error_code"],
+        "rtl_error_pc": rtl["error_pc"] if rtl["error"] else None,
         "sim_error": False if deadlock else bool(sim.error),
         "problems": problems,
     }

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from bebert.config import AccelConfig
-from bebert.isa import encode, gemm, halt, load, post, store, sync
+from bebert.isa import encode, gemm, halt, load, post, store, sync, vec
+from bebert.vector import VecFn
 from bebert.program import Program
 
 pytestmark = [pytest.mark.rtl,
@@ -108,7 +109,9 @@ def test_buffer_addresses_wrap():
 ILLEGAL = {
     "zero word": 0,
     "unknown opcode": 0x06,
-    "reserved opcode 0x10": 0x10,
+    "reserved opcode 0x30": 0x30,
+    "GEMM wshift in XNOR mode": encode(gemm(0, 0, 1, 1, 1, False, True)) | (3 << 120),
+    "VEC with an unknown fn": encode(vec(VecFn.GELU, 0, 1, 1)) & ~(0xFF << 16) | (99 << 16),
     "LOAD to obuf": encode(load("abuf", 0, 0, 1)) | (3 << 16),
     "LOAD pop_prev": encode(load("abuf", 0, 0, 1)) | (1 << 8),
     "STORE from abuf": encode(store(0, 0, 1)) & ~(0xF << 16),

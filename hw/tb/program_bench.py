@@ -1,8 +1,10 @@
 """cocotb test: run one program on `bebert_accel` and record what it did.
 
 Inputs come through environment variables set by `bebert.hw.verify.run_rtl`:
-BEBERT_TB_INPUT (an .npz with the instruction words, the DRAM image and the config's bus
-width and latency) and BEBERT_TB_OUTPUT (a directory for `result.json` and `dram.npy`).
+BEBERT_TB_INPUT (an .npz with the instruction words, the DRAM image, the config's bus
+width and latency, the timeout, and the memories' stall probability (per mille) and seed)
+and BEBERT_TB_OUTPUT (a directory for `result.json` and `dram.npy`). Stall 0 gives the
+nominal memories, the ones the simulator's cycle count assumes.
 """
 
 from __future__ import annotations
@@ -24,12 +26,14 @@ async def run_program(dut):
     inp = np.load(os.environ["BEBERT_TB_INPUT"])
     out = Path(os.environ["BEBERT_TB_OUTPUT"])
     words = [int.from_bytes(inp["code"][i:i + 16].tobytes(), "little") for i in range(0, inp["code"].size, 16)]
-    bpb, latency, timeout = (int(x) for x in inp["params"])
-    imem = InstructionMemory(words)
-    dram = DramModel(inp["dram"], bpb, latency)
+    bpb, latency, timeout, stall_permille, seed = (int(x) for x in inp["params"])
+    stall = stall_permille / 1000
+    imem = InstructionMemory(words, stall=stall, seed=seed)
+    dram = DramModel(inp["dram"], bpb, latency, stall=stall, seed=seed)
 
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    for s in (dut.start, dut.imem_data, dut.rd_data_valid, dut.rd_data, dut.wr_resp_valid):
+    for s in (dut.start, dut.imem_data, dut.imem_valid, dut.rd_req_ready, dut.rd_data_valid, dut.rd_data,
+              dut.wr_req_ready, dut.wr_data_ready, dut.wr_resp_valid):
         s.value = 0
     dut.rst.value = 1
     for _ in range(3):
@@ -38,9 +42,16 @@ async def run_program(dut):
     await FallingEdge(dut.clk)
     dut.start.value = 1  # sampled at the end of this cycle: cycle -1
     t = -1
+    held = {}  # last value driven on each input, to write only changes (faster under Icarus)
+
+    def drive(sig, name, value):
+        if held.get(name) != value:
+            sig.value = held[name] = value
+
     rd_valid = wr_resp = 0
     done = timed_out = False
-    # Sample the DUT's outputs and drive its inputs at the falling edge of every cycle t.
+    # Sample the DUT's outputs (all registered: none depends on this cycle's inputs) and
+    # drive its inputs at the falling edge of every cycle t.
     while True:
         await FallingEdge(dut.clk)
         t += 1
@@ -52,12 +63,18 @@ async def run_program(dut):
         if t > timeout:
             timed_out = True
             break
-        dut.imem_data.value = imem.step(int(dut.imem_addr.value))
-        if int(dut.rd_req_valid.value):
+        word, valid = imem.step(int(dut.imem_addr.value))
+        dut.imem_data.value = word
+        drive(dut.imem_valid, "imem_valid", valid)
+        rd_ready, wr_ready, wd_ready = dram.rd_req_ready(), dram.wr_req_ready(), dram.wr_data_ready()
+        drive(dut.rd_req_ready, "rd_req_ready", rd_ready)
+        drive(dut.wr_req_ready, "wr_req_ready", wr_ready)
+        drive(dut.wr_data_ready, "wr_data_ready", wd_ready)
+        if rd_ready and int(dut.rd_req_valid.value):
             dram.read_request(t, int(dut.rd_req_addr.value), int(dut.rd_req_len.value))
-        if int(dut.wr_req_valid.value):
+        if wr_ready and int(dut.wr_req_valid.value):
             dram.write_request(int(dut.wr_req_addr.value), int(dut.wr_req_len.value))
-        if int(dut.wr_data_valid.value):
+        if wd_ready and int(dut.wr_data_valid.value):
             dram.write_beat(t, int(dut.wr_data.value))
         beat = dram.read_beat(t)
         if beat is not None:
@@ -71,5 +88,6 @@ async def run_program(dut):
             dut.wr_resp_valid.value = wr_resp = resp
     np.save(out / "dram.npy", dram.image())
     result = {"done": done, "timed_out": timed_out, "cycles": int(dut.cycles.value),
-              "observed_cycles": t, "error": bool(int(dut.error.value))}
+              "observed_cycles": t, "error": bool(int(dut.error.value)),
+              "error_code": int(dut.error_code.value), "error_pc": int(dut.error_pc.value)}
     (out / "result.json").write_text(json.dumps(result))
