@@ -3,7 +3,8 @@
     sim_report(program, result, table=None) -> dict     (JSON-ready)
     plot(program, result, table, out_dir) -> [breakdown.png, timeline.png]
 
-The report holds everything `SimResult.to_dict()` has, plus:
+The report holds everything `SimResult.to_dict()` has (cycles, busy cycles and utilisation
+of the LOAD DMA, the PE array, POST, the vector unit and the STORE DMA, DRAM bytes), plus:
 
 - `energy_j`, `energy_per_inference_j`, `energy_table`, `energy_breakdown` (joules by unit;
   they sum to `energy_j`), `energy_by_region` (joules by region; they sum too);
@@ -12,11 +13,23 @@ The report holds everything `SimResult.to_dict()` has, plus:
 - `roofline`: the configuration's peak binary ops/s and DRAM bandwidth, the program's
   operational intensity (binary ops per DRAM byte), the bound min(peak, intensity x
   bandwidth), the achieved ops/s and its fraction of the bound;
-- `regions`: per region (sim/energy.py, "Regions"): instructions, first cycle, end cycle,
-  span `cycles`, busy cycles per unit, energy and its breakdown;
+- `regions`: per region (sim/energy.py, "Regions"; `end` exclusive): its instructions, first
+  cycle, end cycle, span `cycles`, busy cycles per unit, binary ops, DRAM bytes, energy and
+  its breakdown, and its own roofline (`roofline_of`) with the unit that limits it;
+- `layers`: the regions grouped by (member, layer) when they carry `layer`, same figures
+  (span from the group's first cycle to its last);
+- `kinds`: the regions grouped by `kind` (e.g. every member's every "ffn_up"), same figures
+  with `cycles` the sum of their spans, and `reason`: why the kind falls short of 80 % of
+  its roofline bound (`shortfall_reason`), or null;
 - `members`: per ensemble member (regions carrying "member"): latency from the member's
-  first issue to its last end, and energy; empty when no region names a member. The whole
-  ensemble's figures are `latency_s` and `energy_j`.
+  first issue to its last end, energy, and its marginal cost (below); empty when no region
+  names a member;
+- `ensemble`: the whole run and what each extra member costs. Cycles are attributed by
+  the spans of the regions: shared regions (no member) first, then member 0, 1, ...; each
+  claims the cycles its spans cover that nobody before it claimed. A member's
+  `marginal_cycles` is its claim; `fixed_cycles` = cycles - the members' claims (shared
+  work, start-up, idle), so `cumulative_cycles` after the last member is exactly `cycles`.
+  Energy: a member's marginal energy is its regions' energy, `fixed_energy_j` the rest.
 
 DRAM bandwidth: the machine has separate read and write ports, each moving
 `dram_bytes_per_cycle` per cycle; `dram_bytes_per_s` is both together, the roof every
@@ -37,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from bebert.config import AccelConfig
 from bebert.program import Program
 
 from . import kernel as K
@@ -44,10 +58,29 @@ from .energy import UNITS, EnergyError, EnergyReport, EnergyTable, estimate, loa
 from .simulator import SimResult, Trace, simulate
 
 STAGE_UNITS = ("load", "compute", "store")
+# Busy cycles reported per region: the stages, and the compute stage's units.
+BUSY_KEYS = ("load", "compute", "store", "gemm", "post", "vector")
+# The machine's units, the ops that keep each busy, and the key of its busy cycles.
+MACHINE_UNITS = {"load": ("LOAD",), "pe_array": ("GEMM",), "post": ("POST",), "vector": ("VEC",),
+                 "store": ("STORE",)}
+_BUSY_KEY = {"load": "load", "pe_array": "gemm", "post": "post", "vector": "vector", "store": "store"}
 # Energy units grouped for the figures.
-GROUPS = {"pe_array": ("pe_array",), "accumulators": ("accumulators",), "post": ("post",),
-          "sram": tuple(u for u in UNITS if u.startswith("sram_")),
+GROUPS = {"pe_array": ("pe_array", "pe_array_and"), "accumulators": ("accumulators",), "post": ("post",),
+          "vector": ("vector",), "sram": tuple(u for u in UNITS if u.startswith("sram_")),
           "dram": ("dram_read", "dram_write"), "control": ("control",), "leakage": ("leakage",)}
+GOOD_FRACTION = 0.8  # below this share of its roofline bound a kind gets a reason
+REASONS = {
+    "store": "store-bound: int32 outputs (4 bytes per element) leave through the STORE DMA and the "
+             "write port while the PE array waits for OBUF space",
+    "load": "load-bound: operands stream in through the LOAD DMA and the read port faster than the "
+            "array can reuse them (little reuse per byte at this tile shape)",
+    "vector": "vector unit serialisation: VEC kernels run row by row on vec_lanes lanes in the COMPUTE "
+              "stage, so the PE array idles while they run",
+    "post": "POST serialisation: pe_rows + 2 cycles per output tile in the COMPUTE stage, not "
+            "overlapped with GEMM",
+    "pe_array": "PE array busy but under-filled: operands padded to pe_rows x pe_cols x xnor_width "
+                "tiles, or short GEMMs dominated by the 2-cycle pipeline",
+}
 
 
 def traced(program: Program, result: SimResult) -> Trace:
@@ -90,8 +123,54 @@ def roofline(program: Program, result: SimResult) -> dict[str, Any]:
     }
 
 
-def region_rows(energy: EnergyReport, trace: Trace) -> list[dict]:
-    """Per region: its instructions, when they ran, busy cycles per unit, energy."""
+def roofline_of(config: AccelConfig, binary_ops: int, read_bytes: int, write_bytes: int, cycles: int,
+                busy: dict[str, int]) -> dict[str, Any]:
+    """The roofline of one part of a run (a region, a layer, a kind) over `cycles` cycles.
+
+    `achieved_fraction` is null when the part does no binary operations (vector work only);
+    `limiter` is the machine unit busy for the largest share of the cycles
+    (`limiter_busy_fraction`), the usual reason a part falls short of its bound.
+    """
+    peak = config.binary_ops_per_cycle * config.clock_hz
+    bw = 2 * config.dram_bytes_per_cycle * config.clock_hz
+    nbytes = read_bytes + write_bytes
+    intensity = binary_ops / nbytes if nbytes else None
+    bound = peak if intensity is None else min(peak, intensity * bw)
+    achieved = binary_ops * config.clock_hz / cycles if cycles > 0 else 0.0
+    shares = {u: busy[_BUSY_KEY[u]] / cycles if cycles > 0 else 0.0 for u in MACHINE_UNITS}
+    limiter = max(shares, key=shares.get) if cycles > 0 and any(shares.values()) else None
+    return {
+        "operational_intensity": intensity,
+        "bound_ops_per_s": bound,
+        "bound_by": "compute" if intensity is None or peak <= intensity * bw else "dram",
+        "achieved_ops_per_s": achieved,
+        "achieved_fraction": achieved / bound if binary_ops and bound > 0 else None,
+        "limiter": limiter,
+        "limiter_busy_fraction": shares[limiter] if limiter else 0.0,
+    }
+
+
+def shortfall_reason(row: dict) -> str | None:
+    """Why a region / layer / kind row reaches less than 80 % of its roofline bound (or None)."""
+    roof = row["roofline"]
+    if roof["achieved_fraction"] is None:
+        return ("no binary operations: vector-unit work, outside the binary-op roofline"
+                if row["busy"]["vector"] else None)
+    if roof["achieved_fraction"] >= GOOD_FRACTION or roof["limiter"] is None:
+        return None
+    return REASONS[roof["limiter"]]
+
+
+def _busy(trace: Trace, ran: np.ndarray) -> dict[str, int]:
+    dur, stage, op = trace.dur[ran], trace.stage[ran], trace.op[ran]
+    out = {u: int(dur[stage == s].sum()) for s, u in enumerate(STAGE_UNITS)}
+    for key, name in (("gemm", "GEMM"), ("post", "POST"), ("vector", "VEC")):
+        out[key] = int(dur[op == K.OPS.index(name)].sum())
+    return out
+
+
+def region_rows(energy: EnergyReport, trace: Trace, config: AccelConfig) -> list[dict]:
+    """Per region: its instructions, when they ran, busy cycles per unit, work, energy, roofline."""
     start, end = trace.start, trace.end
     rows = []
     for re_ in energy.regions:
@@ -100,33 +179,130 @@ def region_rows(energy: EnergyReport, trace: Trace) -> list[dict]:
         ran = np.flatnonzero(trace.issue[lo:hi] >= 0) + lo
         first = int(start[ran].min()) if ran.size else None
         last = int(end[ran].max()) if ran.size else None
-        busy = {u: int(trace.dur[ran][trace.stage[ran] == s].sum()) for s, u in enumerate(STAGE_UNITS)}
-        rows.append({
-            "name": r.name, "member": r.member, "start": r.start, "end": r.end,
-            "first_cycle": first, "end_cycle": last, "cycles": (last - first) if ran.size else 0,
-            "busy": busy, "energy_j": re_.energy_j, "energy_breakdown": dict(re_.by_unit),
-        })
+        row = {"name": r.name, "member": r.member, "layer": r.layer, "kind": r.kind, "start": r.start,
+               "end": r.end, "first_cycle": first, "end_cycle": last,
+               "cycles": (last - first) if ran.size else 0, "busy": _busy(trace, ran),
+               "binary_ops": int(trace.bops[ran].sum()), "dram_read_bytes": int(trace.rd[ran].sum()),
+               "dram_write_bytes": int(trace.wr[ran].sum()), "energy_j": re_.energy_j,
+               "energy_breakdown": dict(re_.by_unit)}
+        rows.append(_with_roofline(row, config))
     return rows
 
 
-def member_rows(regions: list[dict], clock_hz: float) -> list[dict]:
-    """Per member: latency (first issue of any of its regions to the last end) and energy."""
-    members: dict[int, dict] = {}
+def _with_roofline(row: dict, config: AccelConfig) -> dict:
+    row["roofline"] = roofline_of(config, row["binary_ops"], row["dram_read_bytes"], row["dram_write_bytes"],
+                                  row["cycles"], row["busy"])
+    return row
+
+
+def _group(rows: list[dict], name: str, config: AccelConfig, *, span: bool) -> dict:
+    """Sum rows; `span`: cycles from the first row's start to the last's end, else summed spans."""
+    ran = [r for r in rows if r["first_cycle"] is not None]
+    first = min((r["first_cycle"] for r in ran), default=None)
+    last = max((r["end_cycle"] for r in ran), default=None)
+    out = {"name": name, "regions": len(rows), "first_cycle": first, "end_cycle": last,
+           "cycles": ((last - first) if ran else 0) if span else sum(r["cycles"] for r in rows),
+           "busy": {k: sum(r["busy"][k] for r in rows) for k in BUSY_KEYS}}
+    for k in ("binary_ops", "dram_read_bytes", "dram_write_bytes", "energy_j"):
+        out[k] = sum(r[k] for r in rows)
+    out["energy_breakdown"] = {u: sum(r["energy_breakdown"][u] for r in rows) for u in UNITS}
+    return _with_roofline(out, config)
+
+
+def layer_rows(regions: list[dict], config: AccelConfig) -> list[dict]:
+    """Regions grouped by (member, layer), in order of appearance; [] if no region has a layer."""
+    groups: dict[tuple, list[dict]] = {}
     for r in regions:
-        if r["member"] is None:
-            continue
-        m = members.setdefault(r["member"], {"member": r["member"], "first_cycle": None, "end_cycle": None,
-                                             "energy_j": 0.0, "regions": []})
-        m["energy_j"] += r["energy_j"]
-        m["regions"].append(r["name"])
-        if r["first_cycle"] is not None:
-            m["first_cycle"] = r["first_cycle"] if m["first_cycle"] is None else min(m["first_cycle"], r["first_cycle"])
-            m["end_cycle"] = r["end_cycle"] if m["end_cycle"] is None else max(m["end_cycle"], r["end_cycle"])
+        if r["layer"] is not None:
+            groups.setdefault((r["member"], r["layer"]), []).append(r)
     out = []
-    for m in (members[k] for k in sorted(members)):
-        cycles = m["end_cycle"] - m["first_cycle"] if m["first_cycle"] is not None else 0
-        out.append({**m, "latency_cycles": cycles, "latency_s": cycles / clock_hz})
+    for (member, layer), rows in groups.items():
+        name = f"m{member}.l{layer}" if member is not None else f"l{layer}"
+        out.append({**_group(rows, name, config, span=True), "member": member, "layer": layer})
     return out
+
+
+def kind_rows(regions: list[dict], config: AccelConfig) -> list[dict]:
+    """Regions grouped by kind (regions without one count as their name), with a reason for
+    any kind under 80 % of its roofline bound."""
+    groups: dict[str, list[dict]] = {}
+    for r in regions:
+        groups.setdefault(r["kind"] or r["name"], []).append(r)
+    out = []
+    for kind, rows in groups.items():
+        g = _group(rows, kind, config, span=False)
+        g["reason"] = shortfall_reason(g)
+        out.append(g)
+    return out
+
+
+# -- members and the marginal cost of each ---------------------------------------------------
+def _union(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[list[int]] = []
+    for a, b in sorted(iv for iv in intervals if iv[1] > iv[0]):
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
+
+
+def _length(u: list[tuple[int, int]]) -> int:
+    return sum(b - a for a, b in u)
+
+
+def _overlap(u: list[tuple[int, int]], v: list[tuple[int, int]]) -> int:
+    """Cycles in both of two unions (each sorted and disjoint)."""
+    i = j = total = 0
+    while i < len(u) and j < len(v):
+        lo, hi = max(u[i][0], v[j][0]), min(u[i][1], v[j][1])
+        total += max(0, hi - lo)
+        if u[i][1] < v[j][1]:
+            i += 1
+        else:
+            j += 1
+    return total
+
+
+def member_rows(regions: list[dict], cycles: int, energy_j: float, clock_hz: float) -> tuple[list[dict], dict]:
+    """Per member: latency (first issue of any of its regions to the last end), energy and
+    marginal cost; and the ensemble summary (module docstring, `ensemble`)."""
+    spans = lambda rows: [(r["first_cycle"], r["end_cycle"]) for r in rows if r["first_cycle"] is not None]  # noqa: E731
+    by_member: dict[int, list[dict]] = {}
+    for r in regions:
+        if r["member"] is not None:
+            by_member.setdefault(r["member"], []).append(r)
+    shared = [r for r in regions if r["member"] is None]
+    claimed = _union(spans(shared))
+    out = []
+    for m in sorted(by_member):
+        rows = by_member[m]
+        own = _union(spans(rows))
+        marginal = _length(own) - _overlap(own, claimed)
+        claimed = _union(claimed + own)
+        first = own[0][0] if own else None
+        last = own[-1][1] if own else None
+        lat = (last - first) if own else 0
+        e = sum(r["energy_j"] for r in rows)
+        out.append({"member": m, "regions": [r["name"] for r in rows], "first_cycle": first, "end_cycle": last,
+                    "latency_cycles": lat, "latency_s": lat / clock_hz, "energy_j": e,
+                    "marginal_cycles": marginal, "marginal_latency_s": marginal / clock_hz,
+                    "marginal_energy_j": e})
+    fixed_cycles = cycles - sum(m["marginal_cycles"] for m in out)
+    fixed_energy = energy_j - sum(m["energy_j"] for m in out)
+    cum_c, cum_e = fixed_cycles, fixed_energy
+    for m in out:
+        cum_c += m["marginal_cycles"]
+        cum_e += m["energy_j"]
+        m.update(cumulative_cycles=cum_c, cumulative_latency_s=cum_c / clock_hz, cumulative_energy_j=cum_e)
+    ensemble = {"members": len(out), "latency_cycles": cycles, "latency_s": cycles / clock_hz,
+                "energy_j": energy_j, "shared_regions": [r["name"] for r in shared],
+                "fixed_cycles": fixed_cycles, "fixed_latency_s": fixed_cycles / clock_hz,
+                "fixed_energy_j": fixed_energy,
+                "marginal": [{k: m[k] for k in ("member", "marginal_cycles", "marginal_latency_s",
+                                                "marginal_energy_j", "cumulative_latency_s",
+                                                "cumulative_energy_j")} for m in out]}
+    return out, ensemble
 
 
 def sim_report(program: Program, result: SimResult, table: EnergyTable | None = None) -> dict[str, Any]:
@@ -134,7 +310,9 @@ def sim_report(program: Program, result: SimResult, table: EnergyTable | None = 
     table = table if table is not None else load_table(None)
     trace = traced(program, result)
     energy = estimate(program, result, table)
-    regions = region_rows(energy, trace)
+    config = program.config
+    regions = region_rows(energy, trace, config)
+    members, ensemble = member_rows(regions, result.cycles, energy.total_j, config.clock_hz)
     d = result.to_dict()
     d.update({
         "energy_table": table.name,
@@ -147,16 +325,22 @@ def sim_report(program: Program, result: SimResult, table: EnergyTable | None = 
         "inferences_per_s": energy.inferences / result.seconds if result.seconds > 0 else 0.0,
         "roofline": roofline(program, result),
         "regions": regions,
-        "members": member_rows(regions, program.config.clock_hz),
+        "layers": layer_rows(regions, config),
+        "kinds": kind_rows(regions, config),
+        "members": members,
+        "ensemble": ensemble,
     })
     return d
 
 
 # -- figures ----------------------------------------------------------------------------
+MAX_BARS = 48  # more regions than this: the breakdown groups them by layer (or by kind)
+
+
 def plot(program: Program, result: SimResult, table: EnergyTable | None, out_dir: str | Path) -> list[Path]:
-    """Write breakdown.png (per region: span and busy cycles per unit side by side, energy
-    stacked by unit) and
-    timeline.png (each unit's busy intervals and its utilisation over time) into `out_dir`."""
+    """Write breakdown.png (per region, or per layer when there are many: span and busy
+    cycles per unit side by side, energy stacked by unit) and timeline.png (each machine
+    unit's busy intervals and its utilisation over time) into `out_dir`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -172,31 +356,48 @@ def plot(program: Program, result: SimResult, table: EnergyTable | None, out_dir
     return paths
 
 
-def _plot_breakdown(plt, report: dict, program: Program, table: EnergyTable, path: Path) -> Path:
+def breakdown_rows(report: dict) -> tuple[str, list[dict]]:
+    """What the breakdown figure shows: regions, or layers (+ shared regions) when there are
+    more than MAX_BARS regions, or kinds when even that is too many."""
     regions = report["regions"]
-    names = [r["name"] for r in regions]
+    if len(regions) <= MAX_BARS:
+        return "region", regions
+    if report["layers"]:
+        rows = list(report["layers"]) + [r for r in regions if r["layer"] is None]
+        rows.sort(key=lambda r: (r["first_cycle"] is None, r["first_cycle"] or 0))
+        if len(rows) <= 4 * MAX_BARS:
+            return "layer", rows
+    return "kind", report["kinds"]
+
+
+def _plot_breakdown(plt, report: dict, program: Program, table: EnergyTable, path: Path) -> Path:
+    what, rows = breakdown_rows(report)
+    names = [r["name"] for r in rows]
     x = np.arange(len(names))
-    fig, (ax_c, ax_e) = plt.subplots(1, 2, figsize=(max(8, 1.2 + 0.5 * len(names)) * 1.6, 4.5))
-    # Units overlap in time, so busy cycles stand side by side next to the region's span.
-    bars = [("span", [r["cycles"] for r in regions])] + \
-        [(f"{u} busy", [r["busy"][u] for r in regions]) for u in STAGE_UNITS]
+    fig, (ax_c, ax_e) = plt.subplots(2 if len(names) > 16 else 1, 1 if len(names) > 16 else 2,
+                                     figsize=(min(40, max(8, 1.2 + 0.3 * len(names))) * (1 if len(names) > 16 else 1.6),
+                                              9 if len(names) > 16 else 4.5))
+    # Units overlap in time, so busy cycles stand side by side next to the span.
+    bars = [("span", [r["cycles"] for r in rows])] + \
+        [(f"{u} busy", [r["busy"][u] for r in rows]) for u in ("load", "gemm", "post", "vector", "store")]
     w = 0.8 / len(bars)
     for j, (label, v) in enumerate(bars):
         ax_c.bar(x + (j - (len(bars) - 1) / 2) * w, v, width=w, label=label,
                  color="0.3" if label == "span" else None)
-    ax_c.set_ylabel("cycles")
-    ax_c.set_title(f"cycles per region ({report['cycles']:,} in all)")
+    ax_c.set_ylabel("cycles" + (" (sum of spans)" if what == "kind" else ""))
+    ax_c.set_title(f"cycles per {what} ({report['cycles']:,} in all)")
     bottom = np.zeros(len(names))
     for g, units in GROUPS.items():
-        v = np.array([sum(r["energy_breakdown"][u] for u in units) for r in regions]) * 1e6
+        v = np.array([sum(r["energy_breakdown"][u] for u in units) for r in rows]) * 1e6
         ax_e.bar(x, v, bottom=bottom, label=g)
         bottom += v
     ax_e.set_ylabel("energy (µJ)")
     ax_e.set_xlim(-0.75, len(names) - 0.25)
-    ax_e.set_title(f"energy per region ({report['energy_j'] * 1e6:,.2f} µJ, table '{table.name}')")
+    ax_e.set_title(f"energy per {what} ({report['energy_j'] * 1e6:,.2f} µJ, table '{table.name}')")
     for ax in (ax_c, ax_e):
-        ax.set_xticks(x, names, rotation=45 if len(names) > 4 else 0, ha="right" if len(names) > 4 else "center")
-        ax.legend(fontsize=8)
+        ax.set_xticks(x, names, rotation=45 if len(names) > 4 else 0, ha="right" if len(names) > 4 else "center",
+                      fontsize=8 if len(names) > 16 else None)
+        ax.legend(fontsize=8, ncol=2)
     fig.suptitle(f"{program.meta.get('spec', program.meta.get('kind', 'program'))} on '{program.config.name}'")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -232,41 +433,48 @@ def busy_fraction(start: np.ndarray, end: np.ndarray, edges: np.ndarray) -> np.n
     return np.diff(b) / np.diff(edges)
 
 
+_UTIL_KEY = {"load": "load", "pe_array": "pe_array_busy", "post": "post", "vector": "vector", "store": "store"}
+_COLORS = {"load": "tab:blue", "pe_array": "tab:orange", "post": "tab:red", "vector": "tab:purple",
+           "store": "tab:green"}
+
+
 def _plot_timeline(plt, report: dict, program: Program, trace: Trace, path: Path) -> Path:
     cycles = report["cycles"]
-    fig, (ax_t, ax_u) = plt.subplots(2, 1, figsize=(12, 5.5), sharex=True,
-                                     gridspec_kw={"height_ratios": [1.2, 1]})
+    fig, (ax_t, ax_u) = plt.subplots(2, 1, figsize=(12, 6.5), sharex=True,
+                                     gridspec_kw={"height_ratios": [1.3, 1]})
     gap = cycles / 3000  # below a pixel: join the bars
-    colors = {"LOAD": "tab:blue", "GEMM": "tab:orange", "POST": "tab:red", "VEC": "tab:purple", "SYNC": "tab:gray",
-              "STORE": "tab:green"}
     ran = trace.issue >= 0
     start, end = trace.start, trace.end
     nbins = int(min(400, max(1, cycles)))
     edges = np.unique(np.linspace(0, cycles, nbins + 1).round().astype(np.int64))
-    for row, unit in enumerate(STAGE_UNITS):
-        in_unit = ran & (trace.stage == row)
-        for opname, color in colors.items():
-            sel = in_unit & (trace.op == K.OPS.index(opname))
-            if not sel.any():
-                continue
+    units = list(MACHINE_UNITS)
+    for row, unit in enumerate(units):
+        sel = ran & np.isin(trace.op, [K.OPS.index(o) for o in MACHINE_UNITS[unit]])
+        if sel.any():
             s, e = _merged(start[sel], end[sel], gap)
-            ax_t.broken_barh(list(zip(s, e - s)), (row - 0.4, 0.8), facecolors=color, label=opname)
-        frac = busy_fraction(start[in_unit], end[in_unit], edges)
-        ax_u.step(edges[:-1], frac, where="post", label=f"{unit} ({report['utilization'][unit]:.0%})")
+            ax_t.broken_barh(list(zip(s, e - s)), (row - 0.4, 0.8), facecolors=_COLORS[unit])
+        frac = busy_fraction(start[sel], end[sel], edges)
+        ax_u.step(edges[:-1], frac, where="post", color=_COLORS[unit],
+                  label=f"{unit} ({report['utilization'][_UTIL_KEY[unit]]:.0%})")
     if len(report["regions"]) <= 40:
         for r in report["regions"][1:]:
             if r["first_cycle"] is not None:
                 ax_t.axvline(r["first_cycle"], color="k", lw=0.5, ls=":")
-    ax_t.set_yticks(range(3), STAGE_UNITS)
-    ax_t.set_ylim(-0.6, 2.6)
-    if ran.any():
-        ax_t.legend(fontsize=8, ncol=5, loc="upper right")
-    ax_t.set_title(f"busy intervals ({cycles:,} cycles; dotted lines: region starts)")
+    elif report["members"]:
+        for m in report["members"][1:]:
+            if m["first_cycle"] is not None:
+                ax_t.axvline(m["first_cycle"], color="k", lw=0.8, ls="--")
+    ax_t.set_yticks(range(len(units)), ["LOAD DMA", "PE array", "POST", "vector", "STORE DMA"])
+    ax_t.set_ylim(-0.6, len(units) - 0.4)
+    ax_t.invert_yaxis()
+    marks = "dotted lines: region starts" if len(report["regions"]) <= 40 else \
+        ("dashed lines: member starts" if report["members"] else "")
+    ax_t.set_title(f"unit busy intervals ({cycles:,} cycles{'; ' + marks if marks else ''})")
     ax_u.set_ylim(0, 1.05)
     ax_u.set_ylabel("utilisation")
     ax_u.set_xlabel("cycle")
     ax_u.set_xlim(0, cycles)
-    ax_u.legend(fontsize=8, ncol=3)
+    ax_u.legend(fontsize=8, ncol=5)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

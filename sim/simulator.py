@@ -46,6 +46,9 @@ class Trace:
     dur: np.ndarray  # int64: D
     stage: np.ndarray  # int64
     op: np.ndarray  # int64
+    rd: np.ndarray  # int64: DRAM bytes read
+    wr: np.ndarray  # int64: DRAM bytes written
+    bops: np.ndarray  # int64: binary operations (GEMM)
 
     @property
     def start(self) -> np.ndarray:
@@ -234,8 +237,8 @@ def simulate(program: Program, *, raw_words: list[int] | None = None,
         raise SimError(_deadlock_message(cycles, diag, arrays[0]))
     result = _result(config, cycles, stats)
     if trace:
-        stage, dur, opi = arrays[0], arrays[1], arrays[4]
-        result = replace(result, trace=Trace(issue=issue, dur=dur, stage=stage, op=opi))
+        stage, dur, opi, rd, wr, bops = arrays[0], arrays[1], arrays[4], arrays[5], arrays[6], arrays[7]
+        result = replace(result, trace=Trace(issue=issue, dur=dur, stage=stage, op=opi, rd=rd, wr=wr, bops=bops))
     return result
 
 

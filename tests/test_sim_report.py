@@ -30,7 +30,8 @@ from test_energy import HAND, hand_program  # noqa: E402
 KEYS = {"cycles", "seconds", "busy", "utilization", "dram_read_bytes", "dram_write_bytes", "dram_bytes",
         "instructions", "binary_ops", "error", "stall_cycles", "energy_table", "energy_j",
         "energy_per_inference_j", "energy_breakdown", "energy_by_region", "latency_s", "inferences",
-        "inferences_per_s", "roofline", "regions", "members"}
+        "inferences_per_s", "roofline", "regions", "layers", "kinds", "members", "ensemble"}
+UTIL_KEYS = {"load", "compute", "store", "pe_array", "pe_array_busy", "post", "vector", "dram_read", "dram_write"}
 ROOF_KEYS = {"peak_binary_ops_per_s", "dram_bytes_per_s", "operational_intensity", "bound_ops_per_s",
              "achieved_ops_per_s", "achieved_fraction"}
 
@@ -75,7 +76,8 @@ def test_report_keys_and_roofline_of_a_compiled_layer():
     p = compile_spec("gemm:64,256,96,4", DEFAULT)
     r = simulate(p)
     d = sim_report(p, r, ASIC45)
-    assert KEYS <= set(d) and ROOF_KEYS <= set(d["roofline"])
+    assert KEYS <= set(d) and ROOF_KEYS <= set(d["roofline"]) and UTIL_KEYS == set(d["utilization"])
+    assert d["energy_j"] == sum(d["energy_breakdown"].values())  # exactly
     assert json.loads(json.dumps(d)) == d
     assert {k: d[k] for k in r.to_dict()} == r.to_dict()
     roof = d["roofline"]
@@ -111,14 +113,54 @@ def test_members_regions_and_the_whole_ensemble():
     r0, r1 = d["regions"]
     assert (r0["first_cycle"], r0["end_cycle"], r0["cycles"]) == (3, 14, 11)
     assert (r1["first_cycle"], r1["end_cycle"], r1["cycles"]) == (15, 57, 42)
-    assert r0["busy"] == {"load": 6, "compute": 4, "store": 0}
-    assert r1["busy"] == {"load": 0, "compute": 40, "store": 13}
+    assert r0["busy"] == {"load": 6, "compute": 4, "store": 0, "gemm": 4, "post": 0, "vector": 0}
+    assert r1["busy"] == {"load": 0, "compute": 40, "store": 13, "gemm": 4, "post": 6, "vector": 30}
+    assert (r0["binary_ops"], r0["dram_read_bytes"], r1["dram_write_bytes"]) == (1024, 16, 64 + 64)
     m0, m1 = d["members"]
     assert (m0["member"], m0["latency_cycles"], m1["latency_cycles"]) == (0, 11, 42)
     assert m1["latency_s"] == pytest.approx(42 / SMALL.clock_hz)
     assert m0["energy_j"] + m1["energy_j"] == pytest.approx(d["energy_j"], rel=1e-12)
     assert d["energy_by_region"] == {"m0.ffn": r0["energy_j"], "m1.ffn": r1["energy_j"]}
     assert d["latency_s"] == pytest.approx(58 / SMALL.clock_hz)
+    # Marginal cost: each member claims its span; the 5 other cycles (start-up) are fixed.
+    assert (m0["marginal_cycles"], m1["marginal_cycles"], d["ensemble"]["fixed_cycles"]) == (11, 42, 5)
+    assert (m0["cumulative_cycles"], m1["cumulative_cycles"]) == (16, 58)
+    assert m1["cumulative_energy_j"] == pytest.approx(d["energy_j"], rel=1e-12)
+
+
+def test_shared_regions_layers_kinds_and_marginal_cost():
+    # The hand-computed program as a two-member ensemble with shared work around it:
+    # embed = LOAD [3, 9); m0.l0 = GEMM [10, 14); m1.l0 = GEMM (AND) + POST [15, 26);
+    # combine = VEC + STORE + HALT [27, 57). 58 cycles.
+    p = hand_program(regions=[
+        {"name": "embed", "start": 0, "end": 1, "kind": "embed"},
+        {"name": "m0.l0", "start": 1, "end": 2, "member": 0, "layer": 0, "kind": "gemm"},
+        {"name": "m1.l0", "start": 2, "end": 4, "member": 1, "layer": 0, "kind": "gemm"},
+        {"name": "combine", "start": 4, "end": 7, "kind": "vec"}])
+    d = sim_report(p, simulate(p), ASIC45)
+    assert [(r["name"], r["first_cycle"], r["end_cycle"]) for r in d["regions"]] == [
+        ("embed", 3, 9), ("m0.l0", 10, 14), ("m1.l0", 15, 26), ("combine", 27, 57)]
+    assert [(l["name"], l["cycles"], l["binary_ops"]) for l in d["layers"]] == [("m0.l0", 4, 1024),
+                                                                                   ("m1.l0", 11, 1024)]
+    kinds = {k["name"]: k for k in d["kinds"]}
+    assert {k: v["cycles"] for k, v in kinds.items()} == {"embed": 6, "gemm": 4 + 11, "vec": 30}
+    # gemm: 2048 binary ops, no DRAM bytes -> bound = peak (512 per cycle) over 15 cycles.
+    g = kinds["gemm"]
+    assert g["roofline"]["achieved_fraction"] == pytest.approx(2048 / (15 * 512))
+    assert g["roofline"]["limiter"] == "pe_array" and g["roofline"]["limiter_busy_fraction"] == 8 / 15
+    assert g["reason"].startswith("PE array busy but under-filled")
+    assert kinds["vec"]["roofline"]["achieved_fraction"] is None
+    assert kinds["vec"]["reason"].startswith("no binary operations")
+    assert kinds["vec"]["roofline"]["limiter"] == "vector"
+    # Shared spans claim 6 + 30 cycles first; m0 adds 4, m1 adds 11; fixed = 58 - 15 = 43.
+    e = d["ensemble"]
+    assert e["members"] == 2 and e["shared_regions"] == ["embed", "combine"]
+    assert [m["marginal_cycles"] for m in e["marginal"]] == [4, 11] and e["fixed_cycles"] == 43
+    assert e["marginal"][-1]["cumulative_latency_s"] == pytest.approx(d["latency_s"])
+    shared_j = d["energy_by_region"]["embed"] + d["energy_by_region"]["combine"]
+    assert e["fixed_energy_j"] == pytest.approx(shared_j, rel=1e-12)
+    assert e["marginal"][1]["marginal_energy_j"] == d["energy_by_region"]["m1.l0"]
+    assert json.loads(json.dumps(d)) == d
 
 
 def test_report_rejects_a_result_of_another_program():
