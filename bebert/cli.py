@@ -8,6 +8,7 @@
     bebert disasm DIR              the instruction stream as text
     bebert stats TARGET --json     size and operation counts, reductions vs FP BERT
     bebert train / eval            (see `bebert train --help`)
+    bebert dse --space S.toml --out DIR   design-space sweep: table, Pareto front, plots
     bebert demo                    the embedded default job
 
 Bad input ends with one line on stderr and exit status 2 (set BEBERT_DEBUG=1 for the
@@ -130,12 +131,11 @@ def cmd_rtl(a: argparse.Namespace) -> int:
 
 
 def cmd_verify(a: argparse.Namespace) -> int:
-    from bebert.program import Program
-
-    program = Program.read(a.program)
     from bebert.hw.verify import verify
 
-    result = verify(program, waves=a.waves)
+    # Reads the program itself (its directory name names the waveform file); a program with
+    # VEC (RtlUnsupported) or a bad waves directory (WavesError) is one line via main().
+    result = verify(a.program, waves=a.waves)
     _print_json(result)
     return 0 if result.get("passed") else EXIT_FAILED
 
@@ -200,7 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("verify", help="run a Program on the RTL (cocotb + Icarus) against golden and simulator")
     v.add_argument("program")
-    v.add_argument("--waves", action="store_true", help="dump a waveform file")
+    v.add_argument("--waves", metavar="DIR",
+                   help="dump every signal to DIR/<program>.fst (default: $BEBERT_WAVES, else none)")
     v.set_defaults(func=cmd_verify)
 
     d = sub.add_parser("disasm", help="print a Program's instruction stream as text")
@@ -223,6 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
         model_cli = None
     if model_cli is not None and hasattr(model_cli, "register"):
         model_cli.register(sub)
+    from bebert import dse
+
+    dse.register(sub)
     return p
 
 

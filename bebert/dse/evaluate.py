@@ -1,0 +1,130 @@
+"""Evaluating one design point, and the cache that makes a sweep resumable.
+
+A point's figures are a pure function of its configuration (all fields but the name), its
+model target, the seed, the energy table and the toolkit / ISA version; `point_key` hashes
+exactly those (a gemm layer repeated for M members is one cached run, scaled when the table
+is written). A result is written atomically to `CACHE/points/<key>.json` the moment it is
+known, so an interrupted sweep loses at most the points in flight and a re-run evaluates only
+what no file holds. Areas (Yosys) are cached per configuration in `CACHE/area/` by
+`bebert.api.estimate_area`.
+
+Workers receive plain dicts (picklable) and return plain dicts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from bebert.api import area_key, toolkit_version
+from bebert.config import AccelConfig
+from bebert.program import atomic_write
+
+from .space import Point, Space
+
+CACHE_FORMAT = 1
+METRICS = ("cycles", "latency_s", "inferences_per_s", "energy_per_inference_j", "energy_j", "dram_bytes",
+           "binary_ops", "utilization_pe_array", "utilization_compute", "roofline_bound_by", "roofline_fraction",
+           "instructions")
+AREA = ("luts", "ffs", "bram36", "dsp")
+# Figures that scale with `Point.members_factor` (identical members run one after another),
+# and the one that divides by it; the cached result is one run.
+PER_MEMBER = ("cycles", "latency_s", "energy_per_inference_j", "energy_j", "dram_bytes", "binary_ops")
+
+
+def energy_fingerprint(energy: str) -> str:
+    """The energy table's name and a hash of its numbers (a changed table is a new point)."""
+    from bebert.sim.energy import load_table
+
+    t = load_table(energy)
+    blob = json.dumps(dataclasses.asdict(t), sort_keys=True, default=str)
+    return f"{t.name}:{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
+
+
+def point_key(point: Point, space: Space, energy_fp: str) -> str:
+    cfg = {k: v for k, v in point.config.to_dict().items() if k != "name"}
+    blob = json.dumps({"format": CACHE_FORMAT, "config": cfg, "model": point.model, "seed": space.seed,
+                       "energy": energy_fp,
+                       "toolkit": toolkit_version()}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def point_task(point: Point, space: Space, key: str) -> dict[str, Any]:
+    """What a worker needs to evaluate `point` (plain data)."""
+    return {"kind": "point", "key": key, "config": point.config.to_dict(), "model": point.model,
+            "seed": space.seed, "energy": space.energy}
+
+
+def area_task(config: AccelConfig, cache_dir: Path) -> dict[str, Any]:
+    return {"kind": "area", "key": area_key(config), "config": config.to_dict(), "cache": str(cache_dir / "area")}
+
+
+def run_task(task: dict[str, Any]) -> dict[str, Any]:
+    """Evaluate one task in this process; failures are results too (a message, not a crash)."""
+    t0 = time.perf_counter()
+    try:
+        out = _evaluate_point(task) if task["kind"] == "point" else _evaluate_area(task)
+        out["error"] = None
+    except Exception as e:  # noqa: BLE001 -- one failing point must not lose a long sweep
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        out = {"error": f"{type(e).__name__}: {msg}"}
+    out.update(key=task["key"], kind=task["kind"], eval_seconds=round(time.perf_counter() - t0, 3),
+               toolkit=toolkit_version())
+    return out
+
+
+def _evaluate_point(task: dict[str, Any]) -> dict[str, Any]:
+    from bebert import api
+
+    cfg = AccelConfig.from_dict(task["config"])
+    program = api.compile(task["model"], cfg, seed=task["seed"])
+    rep = api.simulate(program, energy=task["energy"])
+    if rep.error:
+        raise RuntimeError(f"the program stopped with an error after {rep.cycles} cycles")
+    return {
+        "cycles": rep.cycles,
+        "latency_s": rep.latency_s,
+        "inferences_per_s": rep.inferences_per_s,
+        "energy_per_inference_j": rep.energy_per_inference_j,
+        "energy_j": rep.energy_j,
+        "dram_bytes": rep.dram_bytes,
+        "binary_ops": rep.binary_ops,
+        "utilization_pe_array": rep.utilization.get("pe_array"),
+        "utilization_compute": rep.utilization.get("compute"),
+        "roofline_bound_by": rep.roofline_bound_by,
+        "roofline_fraction": rep.roofline_fraction,
+        "instructions": len(program.instrs),
+    }
+
+
+def _evaluate_area(task: dict[str, Any]) -> dict[str, Any]:
+    from bebert import api
+
+    r = api.estimate_area(AccelConfig.from_dict(task["config"]), cache_dir=task["cache"])
+    return {"luts": r.luts, "ffs": r.ffs, "bram36": r.bram36, "dsp": r.dsp, "tool": r.tool}
+
+
+# -- the cache ------------------------------------------------------------------------------
+def cache_path(cache_dir: Path, kind: str, key: str) -> Path:
+    return cache_dir / ("points" if kind == "point" else "area_rows") / f"{key}.json"
+
+
+def read_cached(cache_dir: Path, kind: str, key: str) -> dict[str, Any] | None:
+    """A cached result, or None if absent, unreadable or from another toolkit version."""
+    p = cache_path(cache_dir, kind, key)
+    try:
+        d = json.loads(p.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(d, dict) or d.get("key") != key or d.get("toolkit") != toolkit_version():
+        return None
+    return d
+
+
+def write_cached(cache_dir: Path, result: dict[str, Any]) -> None:
+    atomic_write(cache_path(cache_dir, result["kind"], result["key"]),
+                 (json.dumps(result, sort_keys=True) + "\n").encode())

@@ -1,0 +1,197 @@
+"""Running a sweep: cached points are read, new ones evaluated in parallel, the table written.
+
+    run_sweep(space, out_dir, jobs=1, cache_dir=None) -> SweepResult
+
+Writes into `out_dir`:
+
+    points.csv (and points.parquet when pyarrow is installed)   one row per design point
+    pareto.csv, pareto.json                                       the front and its objectives
+    latency_energy.png, accuracy_energy.png, area_throughput.png
+    summary.json                                                  counts, objectives, timing
+
+and keeps the cache in `cache_dir` (default `out_dir/cache`; see `evaluate`). New work runs
+in `jobs` processes (`concurrent.futures`, fork), area syntheses first since they take longest.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import multiprocessing
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bebert.api import area_key, evaluate_accuracy
+from bebert.program import atomic_write
+
+from . import evaluate as ev
+from .pareto import pareto_front
+from .plots import plot_sweep
+from .space import ACCEL_PARAMS, Space
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """What a sweep produced: every row, the front's row indices, and what was new."""
+
+    rows: tuple[dict[str, Any], ...]
+    front: tuple[int, ...]
+    evaluated: int  # tasks computed by this run (points and area syntheses)
+    cached: int  # tasks read from the cache
+    failed: int  # points whose evaluation raised (their row carries `error`)
+    files: tuple[str, ...]
+
+
+def run_sweep(space: Space, out_dir: str | Path, *, jobs: int = 1, cache_dir: str | Path | None = None,
+              progress: bool = True) -> SweepResult:
+    t0 = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cache = Path(cache_dir) if cache_dir is not None else out / "cache"
+    accuracy = _accuracies(space)  # reads saved evals (or runs them, with evaluate = true) first
+
+    energy_fp = ev.energy_fingerprint(space.energy)
+    keys = [ev.point_key(p, space, energy_fp) for p in space.points]
+    tasks: dict[tuple[str, str], dict] = {}
+    for p, k in zip(space.points, keys):
+        tasks.setdefault(("point", k), ev.point_task(p, space, k))
+    if space.area:
+        for p in space.points:
+            t = ev.area_task(p.config, cache)
+            tasks.setdefault(("area", t["key"]), t)
+    results: dict[tuple[str, str], dict] = {}
+    for (kind, key) in tasks:
+        r = ev.read_cached(cache, kind, key)
+        if r is not None:
+            results[(kind, key)] = r
+    todo = [t for tk, t in tasks.items() if tk not in results]
+    todo.sort(key=lambda t: t["kind"] != "area")  # the slow syntheses start first
+    _execute(todo, jobs, cache, results, progress)
+
+    rows = [_row(p, k, space, results, accuracy) for p, k in zip(space.points, keys)]
+    front = pareto_front(rows, space.minimize, space.maximize)
+    for i, r in enumerate(rows):
+        r["pareto"] = i in front
+    files = _write(out, space, rows, front, len(todo), len(tasks) - len(todo), time.perf_counter() - t0)
+    failed = sum(1 for r in rows if r.get("error"))
+    return SweepResult(rows=tuple(rows), front=tuple(front), evaluated=len(todo), cached=len(tasks) - len(todo),
+                       failed=failed, files=tuple(files))
+
+
+def _accuracies(space: Space) -> dict[tuple[int, int], dict]:
+    acc = {}
+    needed = {(p.members, p.abits) for p in space.points}
+    for m, b, src in space.accuracy_runs:
+        if (m, b) not in needed:
+            continue
+        r = evaluate_accuracy(src, metric=space.accuracy_metric, split=space.accuracy_split,
+                              integer=space.accuracy_integer, run_eval=space.accuracy_evaluate)
+        acc[(m, b)] = {"accuracy": r.value, "accuracy_metric": r.metric, "accuracy_task": r.task,
+                       "accuracy_source": r.source}
+    return acc
+
+
+def _execute(todo: list[dict], jobs: int, cache: Path, results: dict, progress: bool) -> None:
+    if not todo:
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(todo), desc="dse", unit="task", disable=not progress, dynamic_ncols=True)
+
+    def done(r: dict) -> None:
+        ev.write_cached(cache, r)  # at once: an interrupted sweep keeps every finished point
+        results[(r["kind"], r["key"])] = r
+        bar.update(1)
+
+    try:
+        if jobs <= 1 or len(todo) == 1:
+            for t in todo:
+                done(ev.run_task(t))
+            return
+        ctx = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx) as pool:
+            pending = {pool.submit(ev.run_task, t) for t in todo}
+            try:
+                while pending:
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for f in finished:
+                        done(f.result())
+            except BaseException:
+                for f in pending:
+                    f.cancel()
+                raise
+    finally:
+        bar.close()
+
+
+def _row(p, key: str, space: Space, results: dict, accuracy: dict) -> dict[str, Any]:
+    cfg = p.config.to_dict()
+    row: dict[str, Any] = {"point": p.index}
+    for k in ACCEL_PARAMS:
+        row[k] = "/".join(map(str, cfg[k])) if k == "act_bits" else cfg[k]
+    row.update(model=p.model, members=p.members, abits=p.abits, seq=p.seq, members_factor=p.members_factor)
+    r = results.get(("point", key), {})
+    errors = [r.get("error")]
+    for m in ev.METRICS:
+        row[m] = r.get(m)
+        if row[m] is not None and m in ev.PER_MEMBER:
+            row[m] *= p.members_factor
+    if row["inferences_per_s"] is not None:
+        row["inferences_per_s"] /= p.members_factor
+    if space.area:
+        a = results.get(("area", area_key(p.config)), {})
+        errors.append(f"area: {a['error']}" if a.get("error") else None)
+        for m in ev.AREA:
+            row[m] = a.get(m)
+    row.update(accuracy.get((p.members, p.abits), {"accuracy": None, "accuracy_metric": None}))
+    row.pop("accuracy_source", None)
+    row.pop("accuracy_task", None)
+    row["error"] = "; ".join(e for e in errors if e) or None
+    row["key"] = key
+    return row
+
+
+def _write(out: Path, space: Space, rows: list[dict], front: list[int], evaluated: int, cached: int,
+           seconds: float) -> list[str]:
+    cols = list(rows[0]) if rows else ["point"]
+    written = [_csv(out / "points.csv", rows, cols)]
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        pa = None
+    if pa is not None:
+        buf = io.BytesIO()
+        pq.write_table(pa.Table.from_pylist(rows), buf)
+        atomic_write(out / "points.parquet", buf.getvalue())
+        written.append(str(out / "points.parquet"))
+    front_rows = [rows[i] for i in front]
+    written.append(_csv(out / "pareto.csv", front_rows, cols))
+    front_doc = {"space": space.path, "minimize": list(space.minimize), "maximize": list(space.maximize),
+                 "points": front_rows}
+    atomic_write(out / "pareto.json", (json.dumps(front_doc, indent=1) + "\n").encode())
+    written.append(str(out / "pareto.json"))
+    title = f"{Path(space.path).name}: {space.model}"
+    written += [str(p) for p in plot_sweep(rows, front, out, title)]
+    summary = {"space": space.path, "model": space.model, "points": len(rows), "grid_size": space.grid_size,
+               "method": space.method, "evaluated": evaluated, "cached": cached,
+               "failed": sum(1 for r in rows if r.get("error")), "pareto_points": len(front),
+               "minimize": list(space.minimize), "maximize": list(space.maximize), "energy": space.energy,
+               "area": space.area, "seconds": round(seconds, 2), "files": [Path(f).name for f in written]}
+    atomic_write(out / "summary.json", (json.dumps(summary, indent=1) + "\n").encode())
+    written.append(str(out / "summary.json"))
+    return written
+
+
+def _csv(path: Path, rows: list[dict], cols: list[str]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in cols})
+    atomic_write(path, buf.getvalue().encode())
+    return str(path)
