@@ -10,7 +10,7 @@ of the configuration and the hw/ sources (generation is the slow part), the comp
 simulation by a hash of the Verilog text.
 
 Waveforms: `waves=DIR` (or $BEBERT_WAVES=DIR) dumps every signal of `bebert_accel` into
-DIR/<name>.fst (`waves_format="vcd"`, or $BEBERT_WAVES_FORMAT=vcd: a .vcd file).
+DIR/<name>.fst (FST: GTKWave, Surfer; `fst2vcd` converts it to VCD).
 
 The RTL has no vector unit yet: `verify` refuses a program with a VEC word
 (`RtlUnsupported`, one line) instead of reporting a mismatch; on the RTL itself a VEC
@@ -37,7 +37,6 @@ from .verilog import TOP_NAME, verilog_text
 
 HW_DIR = Path(__file__).resolve().parent
 DEFAULT_TIMEOUT_MARGIN = 10_000
-WAVES_FORMATS = ("fst", "vcd")
 
 
 class RtlUnsupported(ValueError):
@@ -120,14 +119,12 @@ def _compile(text: str, bdir: Path, waves: bool) -> None:
                  build_args=args)
 
 
-def waves_request(waves, waves_format: str | None = None) -> tuple[Path | None, str]:
-    """(directory or None, format): the `waves` argument, else $BEBERT_WAVES; checked once."""
+def waves_request(waves) -> Path | None:
+    """The waveform directory: the `waves` argument, else $BEBERT_WAVES, else None; created
+    and checked here, once, so a bad one fails before any simulation."""
     wdir = waves if waves not in (None, False, "") else os.environ.get("BEBERT_WAVES") or None
-    fmt = (waves_format or os.environ.get("BEBERT_WAVES_FORMAT") or "fst").lower()
-    if fmt not in WAVES_FORMATS:
-        raise WavesError(f"unknown waveform format '{fmt}' (choose {' or '.join(WAVES_FORMATS)})")
     if wdir is None:
-        return None, fmt
+        return None
     if wdir is True:  # the old boolean form: keep them in the cache
         wdir = cache_root() / "waves"
     wdir = Path(wdir)
@@ -137,18 +134,17 @@ def waves_request(waves, waves_format: str | None = None) -> tuple[Path | None, 
         raise WavesError(f"cannot create waveform directory {wdir}: {e.strerror}") from None
     if not os.access(wdir, os.W_OK):
         raise WavesError(f"waveform directory {wdir} is not writable")
-    return wdir, fmt
+    return wdir
 
 
-def run_rtl(config, words: list[int], dram: np.ndarray, *, waves=None, waves_format: str | None = None,
-            waves_name: str = "waves", build_dir: Path | None = None, timeout_cycles: int = 100_000,
+def run_rtl(config, words: list[int], dram: np.ndarray, *, waves=None, waves_name: str = "waves", build_dir: Path | None = None, timeout_cycles: int = 100_000,
             stall: float = 0.0, seed: int = 0) -> dict:
     """Run raw instruction `words` over the DRAM image `dram` on the RTL.
 
     `stall` (0 .. 1) slows the memories behind the ports at random (seeded by `seed`):
     requests and write beats wait for ready, read beats and instruction words come late,
     write responses too; 0 is the nominal memory the simulator assumes. `waves` is a
-    directory (see `waves_request`) for `<waves_name>.fst` / `.vcd`.
+    directory (see `waves_request`) for `<waves_name>.fst`.
 
     Returns {"done", "timed_out", "cycles" (the `cycles` port), "observed_cycles" (counted
     by the bench), "error", "error_code", "error_pc", "dram" (final image, np.uint8),
@@ -158,7 +154,7 @@ def run_rtl(config, words: list[int], dram: np.ndarray, *, waves=None, waves_for
 
     if not 0 <= stall < 1:
         raise ValueError(f"stall must be a probability in [0, 1), got {stall}")
-    wdir, fmt = waves_request(waves, waves_format)
+    wdir = waves_request(waves)
     bdir = build(config, waves=wdir is not None, build_dir=build_dir)
     run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=bdir))
     try:
@@ -166,11 +162,11 @@ def run_rtl(config, words: list[int], dram: np.ndarray, *, waves=None, waves_for
         params = np.array([config.dram_bytes_per_cycle, config.dram_latency_cycles, timeout_cycles,
                            round(stall * 1000), seed], np.int64)
         np.savez(run_dir / "input.npz", code=code, dram=np.asarray(dram, np.uint8), params=params)
-        dump = run_dir / f"waves.{fmt}"
-        plusargs = [f"+bebert_waves={dump}"] + (["-fst"] if fmt == "fst" else []) if wdir is not None else []
+        dump = run_dir / "waves.fst"
+        plusargs = [f"+bebert_waves={dump}"] if wdir is not None else []
         runner = get_runner("icarus")
         runner.test(hdl_toplevel=TOP_NAME, hdl_toplevel_lang="verilog", test_module="bebert.hw.tb.program_bench",
-                    build_dir=bdir, test_dir=run_dir, waves=False, plusargs=plusargs,
+                    build_dir=bdir, test_dir=run_dir, waves=wdir is not None, plusargs=plusargs,
                     results_xml=str(run_dir / "results.xml"),
                     extra_env={"BEBERT_TB_INPUT": str(run_dir / "input.npz"), "BEBERT_TB_OUTPUT": str(run_dir),
                                "COCOTB_LOG_LEVEL": os.environ.get("COCOTB_LOG_LEVEL", "WARNING")},
@@ -182,7 +178,7 @@ def run_rtl(config, words: list[int], dram: np.ndarray, *, waves=None, waves_for
         res["dram"] = np.load(run_dir / "dram.npy")
         res["waves"] = None
         if wdir is not None and dump.is_file():
-            dst = wdir / f"{waves_name}.{fmt}"
+            dst = wdir / f"{waves_name}.fst"
             tmp = wdir / f".{dst.name}.{os.getpid()}.tmp"
             shutil.move(str(dump), tmp)
             os.replace(tmp, dst)  # atomic: a viewer never sees half a file
@@ -210,8 +206,7 @@ def unsupported_words(words: list[int]) -> list[int]:
     return out
 
 
-def verify(program: Program | str | Path, *, waves=None, waves_format: str | None = None,
-           build_dir: Path | None = None, timeout_cycles: int | None = None,
+def verify(program: Program | str | Path, *, waves=None, build_dir: Path | None = None, timeout_cycles: int | None = None,
            raw_words: list[int] | None = None) -> dict:
     """Run `program` on the RTL and compare it with the golden executor and the simulator.
 
@@ -258,8 +253,8 @@ def verify(program: Program | str | Path, *, waves=None, waves_format: str | Non
         expected, problems["golden"] = None, str(e)
     if timeout_cycles is None:
         timeout_cycles = 2 * (sim.cycles if sim is not None else 0) + DEFAULT_TIMEOUT_MARGIN
-    rtl = run_rtl(cfg, words, prog.dram, waves=waves, waves_format=waves_format, waves_name=waves_name,
-                  build_dir=build_dir, timeout_cycles=timeout_cycles)
+    rtl = run_rtl(cfg, words, prog.dram, waves=waves, waves_name=waves_name, build_dir=build_dir,
+                  timeout_cycles=timeout_cycles)
     got = rtl["dram"]
     outputs = prog.by_role("output")
     if expected is None:

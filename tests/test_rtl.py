@@ -141,6 +141,141 @@ def test_illegal_first_word():
     assert_passed(res)
 
 
+def and_mode_program(seed: int, config=SMALL):
+    """Activation x activation on the PE array: GEMM AND mode, one WBUF bit-plane per GEMM.
+
+    x (ABUF, `bits` planes, signed or not) times y (WBUF, `wb` planes of k words each,
+    plane q at WBUF entry q*k): one AND GEMM per plane q with wshift = q and, for a signed
+    y, wneg on its top plane; then an XNOR GEMM on top (init=0), so the mode changes
+    between instructions. POST with mult 1, bias 0, shift 0, int32 output stores the raw
+    accumulators. Returns (program, expected int32 accumulators (R, C)) with the
+    expectation computed here from the ISA text (common spec), independently of golden.py.
+    """
+    R, C, W = config.pe_rows, config.pe_cols, config.xnor_width
+    rng = np.random.default_rng(seed)
+    bits, wb, k = int(rng.integers(1, 9)), int(rng.integers(1, 9)), int(rng.integers(1, 4))
+    asigned, wsigned = bool(rng.integers(2)), bool(rng.integers(2))
+    stride = k + int(rng.integers(0, 2))
+    ea, ew = config.entry_bytes("abuf"), config.entry_bytes("wbuf")
+    n_a, n_w = bits * stride, wb * k + k  # + k words of XNOR signs after the planes
+    A_AT, W_AT, P_AT, O_AT = 0x000, 0x400, 0x900, 0xA00
+    dram = rng.integers(0, 256, 0xC00, dtype=np.uint8)
+    params = np.zeros((C, 2), "<i4")
+    params[:, 0] = 1
+    dram[P_AT:P_AT + params.nbytes] = params.view(np.uint8).reshape(-1)
+    instrs = [load("abuf", A_AT, 0, n_a), load("wbuf", W_AT, 0, n_w), load("pbuf", P_AT, 0, 1, "push_next")]
+    for q in range(wb):
+        instrs.append(gemm(0, q * k, k, stride, bits, asigned, q == 0, *(["pop_prev"] if q == 0 else []),
+                           mode=1, wneg=wsigned and q == wb - 1, wshift=q))
+    instrs += [gemm(0, wb * k, k, stride, bits, asigned, False),
+               post(0, 0, 0, 0, True, "push_next"), store(O_AT, 0, R, "pop_prev"), halt()]
+
+    def rows(at, n, groups, width):  # entries -> (n, groups) Python ints of `width` bits
+        out = []
+        for e in range(n):
+            v = int.from_bytes(dram[at + e * width * groups // 8:at + (e + 1) * width * groups // 8].tobytes(), "little")
+            out.append([(v >> (g * width)) & ((1 << width) - 1) for g in range(groups)])
+        return out
+
+    a, w = rows(A_AT, n_a, R, W), rows(W_AT, n_w, C, W)
+    acc = np.zeros((R, C), np.int64)
+    for p in range(bits):
+        for j in range(k):
+            for r in range(R):
+                x = a[p * stride + j][r]
+                top = asigned and p == bits - 1
+                for c in range(C):
+                    for q in range(wb):
+                        sign = -1 if top != (wsigned and q == wb - 1) else 1
+                        acc[r, c] += sign * (bin(x & w[q * k + j][c]).count("1") << (p + q))
+                    dot = 2 * bin(x & w[wb * k + j][c]).count("1") - bin(x).count("1")
+                    acc[r, c] += (-1 if top else 1) * (dot << p)
+    acc = (acc + (1 << 31)) % (1 << 32) - (1 << 31)
+    prog = Program(config=config, instrs=instrs, dram=dram)
+    return prog, acc, slice(O_AT, O_AT + R * config.entry_bytes("obuf"))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_gemm_and_mode_matches_the_spec_and_the_simulator(seed):
+    """AND mode (activation x activation, wshift, wneg, signed top planes): the RTL's
+    accumulators equal the spec's, and its cycles the simulator's (timing as XNOR)."""
+    from bebert.hw.verify import run_rtl
+    from bebert.sim import simulate
+
+    prog, want, out = and_mode_program(seed)
+    res = run_rtl(SMALL, [encode(i) for i in prog.instrs], prog.dram)
+    assert res["done"] and not res["error"]
+    got = res["dram"][out].view("<i4").reshape(SMALL.pe_rows, SMALL.pe_cols)
+    assert np.array_equal(got, want)
+    assert res["cycles"] == simulate(prog).cycles == res["observed_cycles"]
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_gemm_and_mode_matches_golden(seed):
+    """The whole-program contract: RTL == golden executor (with AND mode) == simulator."""
+    from bebert.compiler import golden
+
+    prog, want, out = and_mode_program(10 + seed)
+    assert np.array_equal(golden.execute(prog)[out].view("<i4").reshape(want.shape), want)
+    assert_passed(verify(prog))
+
+
+def test_vec_stops_fetch_as_unsupported():
+    """A legal VEC word: error with code UNSUPPORTED and its pc; the machine drains what
+    was fetched before it and finishes exactly as it does on an illegal word there."""
+    from bebert.compiler import golden
+    from bebert.hw import ErrorCode
+    from bebert.hw.verify import run_rtl
+    from bebert.sim import simulate
+
+    before = [load("abuf", 0, 0, 2, "push_next"), gemm(0, 0, 2, 1, 1, False, True, "pop_prev"),
+              post(0, 0, 0, 0, True, "push_next"), store(0x400, 0, 4, "pop_prev")]
+    words = [encode(i) for i in before] + [encode(vec(VecFn.SOFTMAX, 0x100, 4, 64)), encode(sync()), encode(halt())]
+    prog = small_program([halt()])
+    res = run_rtl(SMALL, words, prog.dram)
+    assert res["done"] and res["error"]
+    assert (res["error_code"], res["error_pc"]) == (ErrorCode.UNSUPPORTED, 4)
+    as_illegal = simulate(prog, raw_words=words[:4] + [0] + words[5:])
+    assert res["cycles"] == as_illegal.cycles and as_illegal.error
+    assert np.array_equal(res["dram"], golden.run(SMALL, before + [halt()], prog.dram).dram)
+
+
+def test_illegal_word_reports_code_and_pc():
+    from bebert.hw import ErrorCode
+    from bebert.hw.verify import run_rtl
+
+    res = run_rtl(SMALL, [encode(sync()), encode(sync()), 0x30, encode(halt())], np.zeros(64, np.uint8))
+    assert res["done"] and (res["error"], res["error_code"], res["error_pc"]) == (True, ErrorCode.ILLEGAL, 2)
+    res = run_rtl(SMALL, [encode(sync()), encode(halt())], np.zeros(64, np.uint8))
+    assert (res["error"], res["error_code"]) == (False, ErrorCode.NONE)
+
+
+def test_verify_refuses_a_program_with_vec():
+    from bebert.hw.verify import RtlUnsupported
+
+    prog = small_program([load("abuf", 0, 0, 1), vec(VecFn.GELU, 0x100, 2, 8, "pop_next"), halt()])
+    with pytest.raises(RtlUnsupported, match="the RTL does not implement VEC yet"):
+        verify(prog)
+    assert issubclass(RtlUnsupported, ValueError)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_backpressure_changes_cycles_not_results(seed):
+    """A slow memory (requests and write beats refused, read beats and instruction words
+    late, late write responses): the same DRAM image, bit for bit, in more cycles."""
+    from bebert.compiler import golden
+    from bebert.hw.verify import run_rtl
+    from bebert.sim import simulate
+
+    prog = compiled("gemm:13,70,9,2", SMALL) if seed == 0 else and_mode_program(5)[0]
+    words = [encode(i) for i in prog.instrs]
+    slow = run_rtl(SMALL, words, prog.dram, stall=0.3, seed=seed)
+    assert slow["done"] and not slow["error"]
+    assert np.array_equal(slow["dram"], golden.execute(prog) if seed == 0 else
+                          run_rtl(SMALL, words, prog.dram)["dram"])
+    assert slow["cycles"] > simulate(prog).cycles
+
+
 def compiled(spec, config):
     from bebert.compiler import compile_spec
     return compile_spec(spec, config)
@@ -226,7 +361,41 @@ def test_deadlock_times_out_instead_of_hanging():
     assert res["passed"] and res["rtl_timed_out"] and "sim" in res["problems"], res
 
 
-def test_waves_are_dumped(tmp_path):
-    res = verify(small_program([load("abuf", 0, 0, 1, "push_next"), sync("pop_prev"), halt()]), waves=True)
+def test_waves_are_dumped(tmp_path, monkeypatch):
+    prog = small_program([load("abuf", 0, 0, 1, "push_next"), sync("pop_prev"), halt()])
+    prog.write(tmp_path / "tiny")
+    res = verify(tmp_path / "tiny", waves=tmp_path / "w")
     assert_passed(res)
-    assert res["waves"] and Path(res["waves"]).is_file()
+    assert res["waves"] == str(tmp_path / "w" / "tiny.fst") and Path(res["waves"]).stat().st_size > 0
+    monkeypatch.setenv("BEBERT_WAVES", str(tmp_path / "env"))
+    res = verify(prog)
+    assert res["waves"] == str(tmp_path / "env" / "waves.fst") and Path(res["waves"]).is_file()
+
+
+def test_bad_waves_request_is_one_clear_error(tmp_path):
+    from bebert.hw.verify import WavesError, waves_request
+
+    (tmp_path / "file").write_text("")
+    with pytest.raises(WavesError, match="cannot create waveform directory"):
+        waves_request(tmp_path / "file" / "sub")
+    assert issubclass(WavesError, OSError)
+
+
+def test_cli_verify_refuses_vec_in_one_line(capsys, tmp_path):
+    from bebert.cli import main
+
+    small_program([vec(VecFn.GELU, 0x100, 2, 8), halt()]).write(tmp_path / "v")
+    assert main(["verify", str(tmp_path / "v")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("bebert: error: the RTL does not implement VEC yet"), err
+
+
+def test_cli_verify_writes_waves_to_dir(capsys, tmp_path):
+    import json
+
+    from bebert.cli import main
+
+    small_program([load("abuf", 0, 0, 1, "push_next"), sync("pop_prev"), halt()]).write(tmp_path / "p")
+    assert main(["verify", str(tmp_path / "p"), "--waves", str(tmp_path / "w")]) == 0
+    assert json.loads(capsys.readouterr().out)["waves"] == str(tmp_path / "w" / "p.fst")
+    assert (tmp_path / "w" / "p.fst").is_file()
