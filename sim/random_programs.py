@@ -25,9 +25,10 @@ ISA v2 features are opt-in through `features` (a subset of `ALL_FEATURES`):
   the COMPUTE stage. Their descriptors point at random DRAM bytes, so such programs are
   meaningful for timing only (simulator against simulator or RTL cycles), not for outputs.
 
-The default, `RTL_FEATURES`, is what the RTL (`bebert.hw`) implements today, so the RTL
-tests generate only what it can run; with no features the generators draw exactly the
-random numbers they drew before ISA v2 (the same seed gives the same v1 program).
+The default, `RTL_FEATURES`, is what the RTL (`bebert.hw`) implements today (AND mode; VEC
+stops the RTL with an "unsupported" error), so the RTL tests generate only what it can run;
+with `features=()` the generators draw exactly the random numbers they drew before ISA v2
+(the same seed gives the same v1 program).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from bebert.vector import VecFn
 
 MAX_TOKENS = 4  # bound on any counter in program order (RTL counters are small)
 ALL_FEATURES = frozenset({"and", "vec"})  # ISA v2 beyond the v1 spine
-RTL_FEATURES: frozenset[str] = frozenset()  # what bebert.hw implements; grows with the RTL
+RTL_FEATURES: frozenset[str] = frozenset({"and"})  # what bebert.hw implements (VEC: not yet)
 MAX_VEC_ROWS, MAX_VEC_COLS = 4, 96  # keep VEC durations of the order of a GEMM's
 
 

@@ -317,19 +317,21 @@ def test_v2_random_programs_use_vec_and_and_mode_and_the_default_does_not():
         assert Op.VEC in ops and any(i.op == Op.GEMM and i.args["mode"] == 1 for i in v2.instrs)
         assert all(decode(encode(i)) == i for i in v2.instrs)  # every word is legal
         assert v2.meta["features"] == ["and", "vec"]
-        plain = random_test_program(rng, SMALL, 300, tokens=tokens)
-        assert Op.VEC not in [i.op for i in plain.instrs] and RTL_FEATURES <= ALL_FEATURES
-        assert all(i.args.get("mode", 0) == 0 for i in plain.instrs if i.op == Op.GEMM) or "and" in RTL_FEATURES
+        rtl = random_test_program(rng, SMALL, 300, tokens=tokens)  # default: what the RTL runs
+        assert Op.VEC not in [i.op for i in rtl.instrs] and RTL_FEATURES <= ALL_FEATURES
+        assert any(i.op == Op.GEMM and i.args["mode"] == 1 for i in rtl.instrs) == ("and" in RTL_FEATURES)
     with pytest.raises(ValueError, match="unknown feature"):
         random_program(rng, SMALL, 10, features={"fp32"})
 
 
-def test_without_features_the_generators_draw_the_v1_programs():
-    # The same seed gives the same program with and without an explicit empty feature set.
+def test_without_features_the_generators_draw_v1_programs():
+    # features=() draws the random numbers of the v1 generators (checked against them when
+    # ISA v2 landed); here: only v1 words, and the same seed gives the same program.
     for gen in (random_program, random_token_program):
-        a = gen(np.random.default_rng(8), SMALL, 80)
-        b = gen(np.random.default_rng(8), SMALL, 80, features=())
-        assert a == b
+        a = gen(np.random.default_rng(8), SMALL, 80, features=())
+        assert a == gen(np.random.default_rng(8), SMALL, 80, features=())
+        assert all(i.op != Op.VEC and i.args.get("mode", 0) == 0 for i in a)
+    assert "vec" not in RTL_FEATURES  # the RTL stops on VEC (unsupported) for now
 
 
 def test_random_programs_are_legal_and_in_range():
