@@ -89,22 +89,33 @@ def cmd_sim(a: argparse.Namespace) -> int:
     from bebert.program import Program
 
     program = Program.read(a.program)
-    from bebert.sim import simulate
+    from bebert.sim import SimError, simulate
     from bebert.sim.energy import load_table
     from bebert.sim.report import plot, sim_report
 
     table = load_table(a.energy)
-    result = simulate(program, trace=True)
+    try:
+        result = simulate(program, trace=True)
+    except SimError as e:  # a program that deadlocks on its tokens: one line, not a traceback
+        print(f"bebert: {a.program}: {e}", file=sys.stderr)
+        return EXIT_FAILED
     d = sim_report(program, result, table)
     if a.plot:
         d["plots"] = [str(p) for p in plot(program, result, table, Path(a.plot))]
     if a.json:
         _print_json(d)
     else:
-        print(f"{d['cycles']:,} cycles = {d['latency_s'] * 1e6:.2f} us at {program.config.clock_mhz} MHz; "
-              f"{d['energy_j'] * 1e6:.2f} uJ ({table.name}); DRAM {d['dram_bytes']:,} bytes; "
-              f"{d['roofline']['achieved_fraction']:.1%} of the roofline bound; utilization "
-              + ", ".join(f"{k} {v:.1%}" for k, v in d["utilization"].items()))
+        roof = d["roofline"]
+        print(f"{d['cycles']:,} cycles = {d['latency_s'] * 1e6:.2f} us at {program.config.clock_mhz} MHz "
+              f"({d['inferences_per_s']:,.1f} inferences/s); {d['energy_j'] * 1e6:.2f} uJ ({table.name}); "
+              f"DRAM {d['dram_bytes']:,} bytes")
+        print(f"roofline: peak {roof['peak_binary_ops_per_s']:.3g} binary ops/s, DRAM {roof['dram_bytes_per_s']:.3g} "
+              f"B/s; achieved {roof['achieved_fraction']:.1%} of the {roof['bound_by']} bound")
+        print("utilization: " + ", ".join(f"{k} {v:.1%}" for k, v in d["utilization"].items()))
+        for n, m in enumerate(d["members"], 1):
+            print(f"member {m['member']}: latency {m['latency_s'] * 1e6:.2f} us, energy {m['energy_j'] * 1e6:.2f} uJ; "
+                  f"adds {m['marginal_latency_s'] * 1e6:.2f} us -> ensemble of {n}: "
+                  f"{m['cumulative_latency_s'] * 1e6:.2f} us, {m['cumulative_energy_j'] * 1e6:.2f} uJ")
         for p in d.get("plots", []):
             print(f"wrote {p}")
     return 1 if result.error else 0

@@ -445,7 +445,7 @@ def _plot_timeline(plt, report: dict, program: Program, trace: Trace, path: Path
     gap = cycles / 3000  # below a pixel: join the bars
     ran = trace.issue >= 0
     start, end = trace.start, trace.end
-    nbins = int(min(400, max(1, cycles)))
+    nbins = int(min(120, max(1, cycles)))
     edges = np.unique(np.linspace(0, cycles, nbins + 1).round().astype(np.int64))
     units = list(MACHINE_UNITS)
     for row, unit in enumerate(units):
