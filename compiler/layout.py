@@ -182,7 +182,27 @@ def nbytes(layout: dict[str, Any], entry_bytes: int) -> int:
     return n * entry_bytes
 
 
-_UNPACK = {"abuf": unpack_activations, "wbuf": unpack_weights, "pbuf": unpack_params,
+# -- row-major codes (VEC tensors: model inputs, classifier accumulators) -----------------------
+def rows_layout(rows: int, cols: int, elem: int = 4, signed: bool = True) -> dict[str, Any]:
+    return {"kind": "rows", "rows": rows, "cols": cols, "elem": elem, "signed": bool(signed)}
+
+
+def _rows_dtype(layout: dict[str, Any]) -> str:
+    return f"<{'i' if layout['signed'] else 'u'}{layout['elem']}"
+
+
+def pack_rows(x: np.ndarray, layout: dict[str, Any]) -> np.ndarray:
+    """Integer codes (rows, cols) -> little-endian bytes, row-major."""
+    x = np.asarray(x).reshape(layout["rows"], layout["cols"])
+    return np.ascontiguousarray(x.astype(_rows_dtype(layout))).view(np.uint8).reshape(-1)
+
+
+def unpack_rows(data: np.ndarray, layout: dict[str, Any]) -> np.ndarray:
+    v = np.ascontiguousarray(data, np.uint8).reshape(-1).view(_rows_dtype(layout))
+    return v[:layout["rows"] * layout["cols"]].reshape(layout["rows"], layout["cols"]).astype(np.int64)
+
+
+_UNPACK = {"rows": unpack_rows, "abuf": unpack_activations, "wbuf": unpack_weights, "pbuf": unpack_params,
            "obuf": unpack_outputs}
 
 

@@ -79,7 +79,10 @@ class _Slots:
         return self.slot, True, self.reader[self.slot]
 
 
-def walk(t: Tiling, r: Regions, order: str, post_args: PostArgs) -> Walk:
+def walk(t: Tiling, r: Regions, order: str, post_args: PostArgs,
+         wpasses: list[tuple[int, bool, int]] | None = None) -> Walk:
+    """Visit the tiles in `order`. `wpasses` (AND mode): per WBUF pass (byte offset of its
+    plane from r.w, wneg, wshift); None is one XNOR pass over the weight signs at r.w."""
     P, KW, MT, NT, R = t.planes, t.kwords, t.mtiles, t.ntiles, t.rows
     ea, ew, ep, eo = (r.entry[b] for b in ("abuf", "wbuf", "pbuf", "obuf"))
     A, Wt, Pp = _Slots(t.a.slots), _Slots(t.w.slots), _Slots(t.p.slots)
@@ -87,50 +90,54 @@ def walk(t: Tiling, r: Regions, order: str, post_args: PostArgs) -> Walk:
     tiles = ([(m, n) for n in range(NT) for m in range(MT)] if order == "nm"
              else [(m, n) for m in range(MT) for n in range(NT)])
     chunks = t.chunks
+    passes = wpasses or [(0, False, 0)]
+    mode = 0 if wpasses is None else 1
     for ti, (m, n) in enumerate(tiles):
         for ci, (j0, kw) in enumerate(chunks):
-            loads, need = [], -1
-            # activations
-            if t.a.mode in ("resident", "tile"):
-                key, dram, cnt, off, stride = m, r.x + m * P * KW * ea, P * KW, j0, KW
-            else:
-                key, dram, cnt, off, stride = (m, ci), r.x + (m * P * KW + P * j0) * ea, P * kw, 0, kw
-            slot_a, new, rd = A.ensure(key)
-            if new:
-                loads.append(dict(buf="abuf", dram=dram, addr=t.a.base(slot_a), n=cnt))
-                need = max(need, rd)
-            a_addr = t.a.base(slot_a) + off
-            # weights
-            if t.w.mode in ("resident", "tile"):
-                key, dram, cnt, off = n, r.w + n * KW * ew, KW, j0
-            else:
-                key, dram, cnt, off = (n, ci), r.w + (n * KW + j0) * ew, kw, 0
-            slot_w, new, rd = Wt.ensure(key)
-            if new:
-                loads.append(dict(buf="wbuf", dram=dram, addr=t.w.base(slot_w), n=cnt))
-                need = max(need, rd)
-            w_addr = t.w.base(slot_w) + off
-            # parameters, with the first chunk of the tile
-            if ci == 0:
-                if t.p.mode == "resident":
-                    key, dram, cnt = "all", r.p, NT
+            for pi, (w_off, wneg, wshift) in enumerate(passes):  # one GEMM per WBUF pass
+                loads, need = [], -1
+                # activations
+                if t.a.mode in ("resident", "tile"):
+                    key, dram, cnt, off, stride = m, r.x + m * P * KW * ea, P * KW, j0, KW
                 else:
-                    key, dram, cnt = n, r.p + n * ep, 1
-                slot_p, new, rd = Pp.ensure(key)
+                    key, dram, cnt, off, stride = (m, ci), r.x + (m * P * KW + P * j0) * ea, P * kw, 0, kw
+                slot_a, new, rd = A.ensure(key)
                 if new:
-                    loads.append(dict(buf="pbuf", dram=dram, addr=t.p.base(slot_p), n=cnt))
+                    loads.append(dict(buf="abuf", dram=dram, addr=t.a.base(slot_a), n=cnt))
                     need = max(need, rd)
-                p_addr = t.p.base(slot_p) + (n if t.p.mode == "resident" else 0)
-            if loads:
-                out.groups.append(loads)
-                out.need.append(need)
-                out.segments.append([])
-                out.load_bytes += sum(ld["n"] * r.entry[ld["buf"]] for ld in loads)
-            seg = len(out.segments) - 1
-            A.reader[slot_a] = seg
-            Wt.reader[slot_w] = seg
-            out.segments[seg].append(("gemm", dict(a=a_addr, w=w_addr, k=kw, stride=stride, bits=P,
-                                                   signed=post_args.signed, init=ci == 0)))
+                a_addr = t.a.base(slot_a) + off
+                # weights (one block per WBUF pass: the bit-planes of an AND-mode operand)
+                if t.w.mode in ("resident", "tile"):
+                    key, dram, cnt, off = (n, pi), r.w + w_off + n * KW * ew, KW, j0
+                else:
+                    key, dram, cnt, off = (n, ci, pi), r.w + w_off + (n * KW + j0) * ew, kw, 0
+                slot_w, new, rd = Wt.ensure(key)
+                if new:
+                    loads.append(dict(buf="wbuf", dram=dram, addr=t.w.base(slot_w), n=cnt))
+                    need = max(need, rd)
+                w_addr = t.w.base(slot_w) + off
+                # parameters, with the first GEMM of the tile
+                if ci == 0 and pi == 0:
+                    if t.p.mode == "resident":
+                        key, dram, cnt = "all", r.p, NT
+                    else:
+                        key, dram, cnt = n, r.p + n * ep, 1
+                    slot_p, new, rd = Pp.ensure(key)
+                    if new:
+                        loads.append(dict(buf="pbuf", dram=dram, addr=t.p.base(slot_p), n=cnt))
+                        need = max(need, rd)
+                    p_addr = t.p.base(slot_p) + (n if t.p.mode == "resident" else 0)
+                if loads:
+                    out.groups.append(loads)
+                    out.need.append(need)
+                    out.segments.append([])
+                    out.load_bytes += sum(ld["n"] * r.entry[ld["buf"]] for ld in loads)
+                seg = len(out.segments) - 1
+                A.reader[slot_a] = seg
+                Wt.reader[slot_w] = seg
+                out.segments[seg].append(("gemm", dict(a=a_addr, w=w_addr, k=kw, stride=stride, bits=P,
+                                                       signed=post_args.signed, init=ci == 0 and pi == 0,
+                                                       mode=mode, wneg=wneg, wshift=wshift)))
         seg = len(out.segments) - 1
         Pp.reader[slot_p] = seg
         o = (ti % t.o_slots) * R
@@ -186,7 +193,7 @@ def emit(wk: Walk, o_slots: int) -> list[Instr]:
                 flags.append("push_prev")
             if kind == "gemm":
                 out.append(gemm(a["a"], a["w"], a["k"], a["stride"], a["bits"], a["signed"],
-                                a["init"], *flags))
+                                a["init"], *flags, mode=a["mode"], wneg=a["wneg"], wshift=a["wshift"]))
             else:
                 if a["tile"] >= o_slots:
                     flags.append("pop_next")

@@ -59,6 +59,7 @@ class Tiling:
     w: BufPlan
     p: BufPlan
     o_slots: int
+    wpasses: int = 1  # WBUF operands per output tile (AND mode: one per bit-plane of the right operand)
 
     @property
     def mtiles(self) -> int:
@@ -83,8 +84,10 @@ class Tiling:
         return self.kc if self.a.mode == "chunk" else self.kwords
 
 
-def plan_tiling(M: int, K: int, N: int, planes: int, config: AccelConfig, name: str) -> Tiling:
-    """Choose the tiling of an (M, K) x (K, N) binary GEMM with `planes` activation planes."""
+def plan_tiling(M: int, K: int, N: int, planes: int, config: AccelConfig, name: str,
+                wpasses: int = 1) -> Tiling:
+    """Choose the tiling of an (M, K) x (K, N) binary GEMM with `planes` activation planes
+    (and `wpasses` WBUF operands per tile: the bit-planes of an AND-mode right operand)."""
     R, C, W = config.pe_rows, config.pe_cols, config.xnor_width
     MT, NT, KW = ceil_div(M, R), ceil_div(N, C), ceil_div(K, W)
     EA, EW, EP, EO = config.abuf_entries, config.wbuf_entries, config.pbuf_entries, config.obuf_entries
@@ -103,8 +106,8 @@ def plan_tiling(M: int, K: int, N: int, planes: int, config: AccelConfig, name: 
         else:
             a = BufPlan("chunk", slots, slot)
             kc = min(kc, slot // planes)
-    if NT * KW <= EW:
-        w = BufPlan("resident", NT, KW)
+    if NT * KW * wpasses <= EW:
+        w = BufPlan("resident", NT * wpasses, KW)
     elif KW <= EW // 2:
         w = BufPlan("tile", 2, EW // 2)
     else:
@@ -113,7 +116,7 @@ def plan_tiling(M: int, K: int, N: int, planes: int, config: AccelConfig, name: 
     p = BufPlan("resident", 1, EP) if NT <= EP else BufPlan("tile", 2, EP // 2)
     o_slots = 2 if EO >= 2 * R else 1
     t = Tiling(M=M, K=K, N=N, planes=planes, rows=R, cols=C, width=W, kc=kc, a=a, w=w, p=p,
-               o_slots=o_slots)
+               o_slots=o_slots, wpasses=wpasses)
     stride = max(n for _, n in t.chunks) if a.mode == "chunk" else KW
     if stride > MAX_FIELD16:
         raise CompileError(f"activations of layer '{name}' need a GEMM plane stride of {stride} "

@@ -1,0 +1,111 @@
+"""Pass 5, DRAM allocation with liveness: every tensor gets its byte address.
+
+Weights, parameters and constants (the image the program ships with), the inputs and the
+outputs get their own regions for the whole run; intermediates (role scratch) share one arena:
+a tensor is live from the node that first writes it to the last node that reads it, and a
+dead tensor's bytes are reused by tensors first written by later nodes (first fit, adjacent
+holes merged). A node's outputs never share bytes with its inputs. Every tensor starts on an
+ALIGN-byte boundary (LOAD / STORE addresses are bus-aligned; VEC constants 8-byte aligned);
+the first ALIGN bytes stay unused, so DRAM address 0 can mean "none" in a descriptor.
+"""
+
+from __future__ import annotations
+
+from .errors import CompileError
+from .ir import Graph
+
+ALIGN = 64
+DRAM_LIMIT = 1 << 32
+
+
+def _up(x: int) -> int:
+    return -(-x // ALIGN) * ALIGN
+
+
+class Arena:
+    """First-fit allocator over [base, inf) with a free list of (start, size) holes."""
+
+    def __init__(self, base: int):
+        self.top = base
+        self.holes: list[tuple[int, int]] = []
+
+    def alloc(self, size: int) -> int:
+        size = _up(max(size, 1))
+        for i, (s, n) in enumerate(self.holes):
+            if n >= size:
+                self.holes[i] = (s + size, n - size)
+                if n == size:
+                    del self.holes[i]
+                return s
+        at = self.top
+        self.top += size
+        return at
+
+    def free(self, at: int, size: int) -> None:
+        size = _up(max(size, 1))
+        self.holes.append((at, size))
+        self.holes.sort()
+        merged: list[tuple[int, int]] = []
+        for s, n in self.holes:
+            if merged and merged[-1][0] + merged[-1][1] == s:
+                merged[-1] = (merged[-1][0], merged[-1][1] + n)
+            else:
+                merged.append((s, n))
+        if merged and merged[-1][0] + merged[-1][1] == self.top:  # give the tail back
+            self.top = merged.pop()[0]
+        self.holes = merged
+
+
+def tensor_bytes(t) -> int:
+    if t.nbytes:
+        return t.nbytes
+    n = 1
+    for d in t.shape:
+        n *= d
+    return n * t.elem
+
+
+def alloc(g: Graph) -> Graph:
+    g.require("bitplane", "alloc")
+    top = ALIGN
+    for role in ("weight", "param", "const", "input", "output"):
+        for t in g.tensors.values():
+            if t.role == role:
+                t.nbytes = tensor_bytes(t)
+                t.offset = top
+                top = _up(top + t.nbytes)
+    g.meta["static_bytes"] = top
+    first: dict[str, int] = {}
+    last: dict[str, int] = {}
+    for i, n in enumerate(g.nodes):
+        for name in list(n.ins.values()) + list(n.outs.values()):
+            if g.t(name).role == "scratch":
+                first.setdefault(name, i)
+                last[name] = i
+    arena = Arena(top)
+    ends: dict[int, list[str]] = {}
+    for name, i in last.items():
+        ends.setdefault(i, []).append(name)
+    peak = top
+    for i, n in enumerate(g.nodes):
+        for name in n.outs.values():
+            t = g.t(name)
+            if t.role == "scratch" and t.offset < 0:
+                t.nbytes = tensor_bytes(t)
+                t.offset = arena.alloc(t.nbytes)
+                peak = max(peak, arena.top)
+        for name in ends.get(i, []):
+            t = g.t(name)
+            if t.offset < 0:
+                raise CompileError(f"tensor '{name}' is read before any node writes it")
+            arena.free(t.offset, t.nbytes)
+    unused = [t.name for t in g.tensors.values() if t.role == "scratch" and t.offset < 0]
+    if unused:
+        raise CompileError(f"tensor '{unused[0]}' is never written ({len(unused)} such)")
+    if peak > DRAM_LIMIT:
+        raise CompileError(f"DRAM image needs {peak} bytes; addresses are 32-bit (4 GiB)")
+    g.meta["dram_bytes"] = peak
+    g.meta["scratch_bytes"] = peak - top
+    g.meta["scratch_bytes_without_reuse"] = sum(_up(g.t(n).nbytes) for n in first)
+    g.stage = "alloc"
+    return g

@@ -1,0 +1,88 @@
+"""The whole-ensemble compiler: `compile_model(target, config) -> Program`, as a list of passes.
+
+    import -> shape -> tile -> bitplane -> alloc -> schedule -> emit
+
+Each pass is a plain function over the graph IR (compiler/ir.py) that checks which pass ran
+before it; `run_passes(..., stop=NAME)` returns the graph after pass NAME (what `bebert compile
+--dump-ir NAME` prints). `target` is a "synthetic:..." spec (compiler/shapes.py), a package or
+training-run directory, or an integer model object (`model/package.py IntegerModel`).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from bebert.config import AccelConfig
+from bebert.program import Program
+
+from .alloc import alloc
+from .bitplane import bitplane
+from .emit import emit_program
+from .errors import CompileError
+from .import_model import import_model
+from .ir import STAGES, Graph
+from .sequence import schedule_graph
+from .shape import infer_shapes
+from .tile import tile
+
+PASSES = STAGES  # import, shape, tile, bitplane, alloc, schedule, emit
+
+
+def load_target(target, seed: int = 0):
+    """(integer model, seq, name, extra meta) of a spec string, package / run directory or model."""
+    if isinstance(target, (str, Path)) and str(target).strip().lower().startswith("synthetic:"):
+        from .shapes import parse_model_spec
+        from .synthetic import synthetic_model
+
+        shape = parse_model_spec(str(target))
+        return synthetic_model(shape, seed), shape.seq, str(target), {"labels": None, "task": "synthetic"}
+    if isinstance(target, (str, Path)):
+        from .shapes import _package_dir
+
+        path = Path(target)
+        if not path.exists():
+            raise CompileError(f"model {str(target)!r}: no such package or run directory (or 'synthetic:' spec)")
+        pkg_dir = _package_dir(path)
+        from bebert.model.package import integer_model, load_package  # imports torch
+
+        pkg = load_package(pkg_dir)
+        im = integer_model(pkg)
+        return im, im.max_seq_len, str(pkg_dir), {"task": pkg.task, "labels": pkg.labels,
+                                                   "regression": pkg.regression, "package": str(pkg_dir)}
+    if hasattr(target, "members") and hasattr(target, "max_seq_len"):
+        return target, int(target.max_seq_len), "integer-model", {}
+    raise CompileError(f"model {target!r}: expected a 'synthetic:' spec, a package directory or an IntegerModel")
+
+
+def run_passes(model, seq: int, config: AccelConfig, *, name: str = "model", stop: str = "emit",
+               meta: dict | None = None, timings: dict | None = None):
+    """Run the passes up to and including `stop`; the Graph after it (the Program after emit)."""
+    if stop not in PASSES:
+        raise CompileError(f"unknown pass '{stop}' (passes: {', '.join(PASSES)})")
+    steps = [("import", lambda _: import_model(model, seq, name)), ("shape", infer_shapes),
+             ("tile", lambda g: tile(g, config)), ("bitplane", lambda g: bitplane(g, config)),
+             ("alloc", alloc), ("schedule", lambda g: schedule_graph(g, config)),
+             ("emit", lambda g: emit_program(g, config))]
+    g: Graph | Program | None = None
+    for pname, fn in steps:
+        t0 = time.perf_counter()
+        g = fn(g)
+        if pname == "import" and meta:
+            g.meta.update(meta)
+        if timings is not None:
+            timings[pname] = time.perf_counter() - t0
+        if pname == stop:
+            break
+    return g
+
+
+def compile_model(target, config: AccelConfig, *, seed: int = 0) -> Program:
+    """The Program of a whole ensemble (see the module doc); CompileError (one line) if it cannot be."""
+    timings: dict = {}
+    t0 = time.perf_counter()
+    model, seq, name, meta = load_target(target, seed)
+    timings["load"] = time.perf_counter() - t0
+    prog = run_passes(model, seq, config, name=name, meta={**meta, "seed": seed}, timings=timings)
+    prog.meta["compile_s"] = {k: round(v, 4) for k, v in timings.items()}
+    return prog

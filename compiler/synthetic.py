@@ -1,0 +1,205 @@
+"""Synthetic integer models: random binary BERT ensembles with the right shapes, built fast.
+
+`synthetic_model(shape, seed)` returns an object with the fields of `model/package.py`'s
+`IntegerModel` (members, alphas, max_seq_len, calibration; each member's word / position /
+token_type tables, embed_ln, layers, pooler, tanh_lut, cls_codes, cls_bias, cls_scale; each
+layer's query ... ffn_ln), so the compiler and `apply_integer_member` read it exactly like a
+trained package's integer model. It is numpy only (no PyTorch: bert-base builds in about a
+second): weights are seeded random signs; the integer constants come from the same
+`prepare_*` functions as a trained model, over plausible scales (activation steps, 16-bit
+residual grids), so every kernel runs in its normal range.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from bebert.model import integer_ops as I
+from bebert.numerics import act_range, fixed_point
+
+from .errors import CompileError
+from .shapes import EnsembleShape
+
+R_BITS = 16
+R_TOP = (1 << (R_BITS - 1)) - 1
+
+
+def _signs(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
+    raw = np.frombuffer(rng.bytes(-(-n * k // 8)), np.uint8)
+    return np.unpackbits(raw, count=n * k).reshape(n, k).astype(bool)
+
+
+@dataclass(frozen=True)
+class SynLinear:
+    """The integer-linear protocol of `model.binary_linear.IntegerLinear` (sign, mult, bias,
+    shift, in/out bits and signedness, `weights()`)."""
+
+    sign: np.ndarray
+    mult: np.ndarray
+    bias: np.ndarray
+    shift: int
+    in_bits: int
+    in_signed: bool
+    out_bits: int
+    out_signed: bool
+
+    @property
+    def in_features(self) -> int:
+        return int(self.sign.shape[1])
+
+    @property
+    def out_features(self) -> int:
+        return int(self.sign.shape[0])
+
+    def weights(self) -> np.ndarray:
+        return np.where(self.sign, 1, -1).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class SynIntLinear:
+    layer: SynLinear
+    act: I.RequantConsts | None
+    split: bool
+
+
+@dataclass(frozen=True)
+class SynLayer:
+    heads: int
+    head_dim: int
+    query: SynIntLinear
+    key: SynIntLinear
+    value: SynIntLinear
+    softmax: I.SoftmaxConsts
+    probs: I.RequantConsts
+    attn_out: SynIntLinear
+    attn_add: I.AddConsts
+    attn_ln: I.LayerNormConsts
+    ffn_in: SynIntLinear
+    gelu: I.GeluConsts
+    ffn_out: SynIntLinear
+    ffn_add: I.AddConsts
+    ffn_ln: I.LayerNormConsts
+
+
+class SynMember:
+    """One member; the word table is held as signs + per-row code pairs (`word_binary`) and
+    expanded to the dense int32 table only when `word` is read (the reference needs it)."""
+
+    def __init__(self, word_binary, position, token_type, embed_scale, embed_ln, layers, pooler,
+                 pooler_scale, tanh_lut, cls_codes, cls_bias, cls_scale):
+        self.word_binary = word_binary
+        self.position, self.token_type, self.embed_scale = position, token_type, embed_scale
+        self.embed_ln, self.layers, self.pooler, self.pooler_scale = embed_ln, layers, pooler, pooler_scale
+        self.tanh_lut, self.cls_codes, self.cls_bias, self.cls_scale = tanh_lut, cls_codes, cls_bias, cls_scale
+        self._word = None
+
+    @property
+    def word(self) -> np.ndarray:
+        if self._word is None:
+            signs, pairs = self.word_binary
+            self._word = np.where(signs, pairs[:, :1], pairs[:, 1:]).astype(np.int32)
+        return self._word
+
+
+@dataclass(frozen=True)
+class SynModel:
+    members: tuple
+    alphas: tuple[float, ...]
+    max_seq_len: int
+    calibration: dict
+
+
+def _linear(rng, n: int, k: int, in_bits: int, in_signed: bool, s_in: float | None, s_act: float,
+            out_step: float, out_bits: int, out_signed: bool = True, split: bool = False) -> SynIntLinear:
+    kk = 2 * k if split else k
+    alpha = np.abs(rng.normal(0.05, 0.01, n)) + 1e-3
+    bias = rng.normal(0, 0.05, n)
+    bound = kk * max(abs(v) for v in act_range(in_bits, in_signed))
+    mult, ibias, shift = fixed_point(alpha * s_act / out_step, bias / out_step, acc_bound=bound)
+    layer = SynLinear(_signs(rng, n, kk), mult, ibias, shift, in_bits, in_signed, out_bits, out_signed)
+    act = None if s_in is None else I.prepare_requant(s_in, s_act, in_bits, in_signed)
+    return SynIntLinear(layer, act, split)
+
+
+def _spread(k: int, bits: int, s_act: float) -> float:
+    """Typical |y| of a binary linear over k inputs of `bits`-bit codes on step s_act."""
+    return 3 * math.sqrt(k) * max(1, (1 << (bits - 1)) / 2) * s_act * 0.05
+
+
+_LN_CACHE: dict = {}
+
+
+def _ln(rng, h: int, s_in: float, s_out: float, in_bits: int = R_BITS) -> I.LayerNormConsts:
+    """LayerNorm constants; gamma / beta are drawn once per (H, grids) and shared by every layer
+    and member (prepare_layernorm's constant search costs ~50 ms for H = 768)."""
+    key = (h, s_in, s_out, in_bits)
+    if key not in _LN_CACHE:
+        g = np.random.default_rng(h)
+        _LN_CACHE[key] = I.prepare_layernorm(s_in, g.normal(1, 0.1, h), g.normal(0, 0.1, h), s_out, R_BITS,
+                                             eps=1e-12, in_bits=in_bits)
+    return _LN_CACHE[key]
+
+
+def synthetic_member(shape: EnsembleShape, rng: np.random.Generator) -> SynMember:
+    H, F, A, P = shape.hidden, shape.intermediate, shape.act_bits, shape.attn_bits
+    d = shape.head_dim
+    s_e = 0.002                         # embedding code grid
+    s_x = 6.0 / R_TOP                   # 16-bit residual grid (LayerNorm outputs ~ N(0, 1))
+    pairs = np.stack([rng.integers(20, 60, shape.vocab), -rng.integers(20, 60, shape.vocab)], 1).astype("<i4")
+    word_binary = (_signs(rng, shape.vocab, H), pairs)
+    pos = np.where(_signs(rng, shape.max_position, H), 10, -10).astype(np.int32)
+    typ = np.where(_signs(rng, shape.type_vocab, H), 5, -5).astype(np.int32)
+    embed_ln = _ln(rng, H, s_e, s_x, in_bits=20)
+    act = lambda bits: 2.0 / max(1, (1 << (bits - 1)) - 1)  # noqa: E731 (LSQ steps of a ~N(0,1) input)
+    layers = []
+    for _ in range(shape.layers):
+        sa = act(A)
+        qkv = []
+        for _ in range(3):
+            so = _spread(H, A, sa) / max(1, (1 << (P - 1)) - 1)
+            qkv.append((_linear(rng, H, H, A, True, s_x, sa, so, P, split=shape.tws), so))
+        (q, sq), (k, sk), (v, sv) = qkv
+        sm = I.prepare_softmax(sq * sk / math.sqrt(d), out_bits=16)
+        sp = 1.0 / ((1 << P) - 1)
+        probs = I.prepare_requant(sm.out_scale, sp, P, signed=False)
+        s_ctx = sp * sv
+        s_ao = _spread(H, A, act(A)) / R_TOP * 4
+        ao = _linear(rng, H, H, A, True, s_ctx, act(A), s_ao, R_BITS, split=shape.tws)
+        s_sum = max(s_x, s_ao) * 2
+        add1 = I.prepare_add(s_x, s_ao, s_sum, R_BITS)
+        ln1 = _ln(rng, H, s_sum, s_x)
+        s_fi = _spread(H, A, sa) / R_TOP * 4
+        fi = _linear(rng, F, H, A, True, s_x, sa, s_fi, R_BITS, split=shape.tws)
+        sg = act(A) / 2
+        gelu = I.prepare_gelu(s_fi, sg, A, True)
+        s_fo = _spread(F, A, sg) / R_TOP * 4
+        fo = _linear(rng, H, F, A, True, None, sg, s_fo, R_BITS, split=shape.tws)
+        s_sum2 = max(s_x, s_fo) * 2
+        add2 = I.prepare_add(s_x, s_fo, s_sum2, R_BITS)
+        ln2 = _ln(rng, H, s_sum2, s_x)
+        layers.append(SynLayer(shape.heads, d, q, k, v, sm, probs, ao, add1, ln1, fi, gelu, fo, add2, ln2))
+    s_pool = _spread(H, A, act(A)) / R_TOP * 4
+    pooler = _linear(rng, H, H, A, True, s_x, act(A), s_pool, R_BITS)
+    codes = np.arange(-(1 << 15), 1 << 15, dtype=np.float64)
+    lut = np.floor(np.tanh(codes * s_pool) * R_TOP + 0.5).astype(np.int32)
+    cls_codes = rng.integers(-R_TOP, R_TOP + 1, (shape.num_labels, H)).astype(np.int32)
+    cls_bias = rng.integers(-(1 << 20), 1 << 20, shape.num_labels).astype(np.int64)
+    cls_scale = np.full(shape.num_labels, 1e-9)
+    return SynMember(word_binary, pos, typ, s_e, embed_ln, tuple(layers), pooler, s_pool, lut, cls_codes,
+                     cls_bias, cls_scale)
+
+
+def synthetic_model(shape: EnsembleShape, seed: int = 0) -> SynModel:
+    """A random integer model of `shape` (BinaryBERT: binary weights, `act_bits` activations)."""
+    if shape.base != "binarybert" or shape.weight_bits != 1 or shape.embed_bits != 1:
+        raise CompileError(f"model: base '{shape.base}' with {shape.act_bits}-bit activations has no integer "
+                           "path (the compiler takes BinaryBERT: binary weights, 2..8-bit activations)")
+    if shape.act_bits not in (2, 4, 8) or shape.attn_bits not in (2, 4, 8):
+        raise CompileError(f"model: activation bits {shape.act_bits} unsupported (the integer path takes 2, 4, 8)")
+    rng = np.random.default_rng(seed)
+    members = tuple(synthetic_member(shape, rng) for _ in range(shape.members))
+    alphas = tuple(float(a) for a in rng.uniform(0.5, 2.0, shape.members))
+    return SynModel(members, alphas, shape.seq, {"source": "synthetic", "seed": seed})
