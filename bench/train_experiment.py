@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +43,7 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--max-seq-len", type=int, default=64)
     p.add_argument("--max-train-examples", type=int, default=None, help="cap for every task (default: SST-2 8000)")
+    p.add_argument("--caps", default="", help="per-task caps overriding the above, e.g. mrpc=512,rte=256")
     p.add_argument("--runs-dir", default="bench/runs/train_experiment")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=42)
@@ -51,9 +51,10 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     tasks = [glue.get_task(t).name for t in args.tasks.split(",")]
+    caps = {glue.get_task(k).name: int(v) for k, v in (c.split("=") for c in args.caps.split(",") if c)}
     results: dict = {"settings": vars(args), "tasks": {}}
     for task in tasks:
-        cap = args.max_train_examples or SUBSAMPLE.get(task)
+        cap = caps.get(task) or args.max_train_examples or SUBSAMPLE.get(task)
         row = {}
         for name, opts in CONFIGS.items():
             out = Path(args.runs_dir) / task / name
@@ -63,14 +64,17 @@ def main(argv=None) -> int:
             if args.dry_run:
                 print(f"would train {task:5s} {name:11s} -> {out}")
                 continue
-            t0 = time.perf_counter()
             train(cfg, resume=(out / "config.json").is_file())
-            wall = time.perf_counter() - t0
             res = evaluate(out)
+            # Training time from the run's own timing.json (seconds per phase), so that a resumed
+            # run still reports what it cost: the teacher (when KD needs one) plus every member.
+            phases = res["train_seconds"]
+            wall = sum(v for k, v in phases.items() if k == "teacher" or k.startswith("member"))
             for split, r in res["splits"].items():
                 key = task if split == "dev" else f"{task}-{split}"
                 row.setdefault(key, {})[name] = {"metrics": r["ensemble"], "score": glue.main_score(task, r["ensemble"]),
-                                                 "train_seconds": round(wall, 1)}
+                                                 "train_seconds": round(wall, 1), "train_examples": cap,
+                                                 "member_seconds": round(wall - phases.get("teacher", 0.0), 1)}
                 if name == "bebert_kd" and "teacher" in r:
                     row[key]["fp"] = {"metrics": r["teacher"], "score": glue.main_score(task, r["teacher"]),
                                       "train_seconds": res["train_seconds"].get("teacher")}
