@@ -57,9 +57,26 @@ def _json_default(o):
 # -- subcommands ------------------------------------------------------------------------
 def cmd_compile(a: argparse.Namespace) -> int:
     config = _config(a.config)
-    from bebert.compiler import compile_spec
+    if a.model.strip().lower().startswith("gemm:"):
+        if a.dump_ir:
+            raise UserError("--dump-ir applies to whole models (synthetic:... or a package), not gemm: specs")
+        from bebert.compiler import compile_spec
 
-    program = compile_spec(a.model, config, seed=a.seed)
+        program = compile_spec(a.model, config, seed=a.seed)
+    else:
+        from bebert.compiler.pipeline import compile_model, load_target, run_passes
+
+        if a.dump_ir:
+            model, seq, name, meta = load_target(a.model, a.seed)
+            g = run_passes(model, seq, config, name=name, stop=a.dump_ir, meta=meta)
+            sys.stdout.write(g.dump() if hasattr(g, "dump") else
+                             f"# program: {len(g.instrs)} instructions, {g.dram.size} DRAM bytes\n")
+            return 0
+        if not a.out:
+            raise UserError("--out is required (the program directory to write)")
+        program = compile_model(a.model, config, seed=a.seed)
+    if not a.out:
+        raise UserError("--out is required (the program directory to write)")
     program.write(a.out)
     _print_json({"out": str(a.out), "instructions": len(program.instrs),
                  "dram_bytes": int(program.dram.size), "config": config.name, "model": a.model})
@@ -74,6 +91,10 @@ def cmd_run(a: argparse.Namespace) -> int:
     program = Program.read(a.program)
     from bebert.compiler import golden
 
+    if program.meta.get("kind") == "model":
+        return _run_model(a, program)
+    if a.task or a.data_dir or a.examples:
+        raise UserError("--task / --data-dir / --examples apply to whole-model programs only")
     dram = golden.execute(program)
     outs = golden.outputs(program, dram)
     dest = Path(a.out) if a.out else Path(a.program) / "outputs.npz"
@@ -82,6 +103,45 @@ def cmd_run(a: argparse.Namespace) -> int:
     atomic_write(dest, buf.getvalue())
     _print_json({"outputs": str(dest),
                  "tensors": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in outs.items()}})
+    return 0
+
+
+def _run_model(a: argparse.Namespace, program) -> int:
+    """Golden runs of a whole-ensemble program: its compiled-in example, or GLUE examples."""
+    import numpy as np
+
+    from bebert.compiler import host
+
+    res: dict = {"program": str(a.program), "members": program.meta["members"]}
+    if a.task or a.data_dir or a.examples:
+        pkg_dir = program.meta.get("package")
+        if not pkg_dir:
+            raise UserError("this program was compiled from a synthetic model: it has no tokenizer or task; "
+                            "run it without --task / --data-dir / --examples")
+        from bebert.model import glue
+        from bebert.model.package import load_package
+
+        pkg = load_package(pkg_dir)
+        task = glue.get_task(a.task or pkg.task)
+        examples = glue.load_split(task, a.split, a.data_dir, a.examples)
+        batch = glue.encode(examples, pkg.tokenizer(), program.meta["seq"], task.is_regression)
+        acc = host.run_batch(program, batch)
+        res.update(task=task.name, split=a.split, examples=len(examples),
+                   labels=batch["labels"].numpy().tolist())
+    else:
+        acc = host.run_once(program)[None]
+        res.update(examples=1, input="compiled-in")
+    z, preds = host.ensemble(acc, program)
+    res["predictions"] = np.asarray(preds).tolist()
+    res["member_logits"] = [m.tolist() for m in z]
+    res["accumulators"] = acc.tolist()
+    if "labels" in res and not program.meta.get("regression"):
+        res["accuracy"] = float(np.mean(np.asarray(preds) == np.asarray(res["labels"])))
+    if a.json:
+        _print_json(res)
+    else:
+        print(f"{res['examples']} example(s): predictions {res['predictions'][:20]}"
+              + (f"; accuracy {res['accuracy']:.4f}" if "accuracy" in res else ""))
     return 0
 
 
@@ -184,15 +244,24 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     c = sub.add_parser("compile", help="compile a model to a Program directory")
-    c.add_argument("--model", required=True, help="gemm:M,K,N,ABITS[,OBITS]")
+    c.add_argument("--model", required=True,
+                   help="gemm:M,K,N,ABITS[,OBITS] (one layer), synthetic:PRESET[,members=,abits=,seq=] or a "
+                        "trained package / run directory (the whole ensemble)")
     c.add_argument("--config", help="accelerator TOML (default: the built-in default)")
-    c.add_argument("--out", required=True, help="program directory to write")
+    c.add_argument("--out", help="program directory to write")
     c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--dump-ir", metavar="PASS", help="print the IR after PASS (import, shape, tile, bitplane, "
+                                                     "alloc, schedule, emit) and exit")
     c.set_defaults(func=cmd_compile)
 
     r = sub.add_parser("run", help="run a Program on the golden executor")
     r.add_argument("program")
     r.add_argument("--out", help="outputs file (default: PROGRAM/outputs.npz)")
+    r.add_argument("--task", help="whole-model programs: GLUE task (default: the package's)")
+    r.add_argument("--data-dir", help="whole-model programs: GLUE TSV folder")
+    r.add_argument("--split", default="dev", help="split to run (default dev)")
+    r.add_argument("--examples", type=int, help="first N examples (seeded subset, as eval's --max-eval-examples)")
+    r.add_argument("--json", action="store_true", help="print one JSON object")
     r.set_defaults(func=cmd_run)
 
     s = sub.add_parser("sim", help="cycle-accurate simulation of a Program")

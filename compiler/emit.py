@@ -54,7 +54,8 @@ def emit_program(g: Graph, config: AccelConfig) -> Program:
     dram[g.meta["desc_base"]:g.meta["desc_base"] + len(descs)] = np.frombuffer(descs, np.uint8)
     instrs = g.meta["instrs"]
     keep = ("model", "seq", "members", "alphas", "cls_scale", "config", "static_bytes", "scratch_bytes",
-            "scratch_bytes_without_reuse", "task", "labels", "regression")
+            "scratch_bytes_without_reuse", "task", "labels", "regression", "vocab", "seed",
+            "package")
     meta = {"kind": "model", **{k: g.meta[k] for k in keep if k in g.meta}, "regions": _regions(g, len(instrs)),
             "inputs": ["ids", "types", "mask"], "outputs": [f"acc{i}" for i in range(g.meta["members"])]}
     g.stage = "emit"

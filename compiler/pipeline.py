@@ -20,6 +20,7 @@ from .alloc import alloc
 from .bitplane import bitplane
 from .emit import emit_program
 from .errors import CompileError
+from .host import default_input, with_inputs
 from .import_model import import_model
 from .ir import STAGES, Graph
 from .sequence import schedule_graph
@@ -83,6 +84,9 @@ def compile_model(target, config: AccelConfig, *, seed: int = 0) -> Program:
     t0 = time.perf_counter()
     model, seq, name, meta = load_target(target, seed)
     timings["load"] = time.perf_counter() - t0
-    prog = run_passes(model, seq, config, name=name, meta={**meta, "seed": seed}, timings=timings)
+    m0 = model.members[0]
+    vocab = int(m0.word_binary[0].shape[0] if getattr(m0, "word_binary", None) else m0.word.shape[0])
+    prog = run_passes(model, seq, config, name=name, meta={**meta, "seed": seed, "vocab": vocab}, timings=timings)
+    prog = with_inputs(prog, *default_input(seq, vocab, seed))  # the example `bebert run` uses by default
     prog.meta["compile_s"] = {k: round(v, 4) for k, v in timings.items()}
     return prog

@@ -69,6 +69,51 @@ def _with(ins: Instr, *flags: str) -> Instr:
     return Instr(ins.op, ins.args, ins.flags | frozenset(flags))
 
 
+def _rebased(ins: Instr, dram: int) -> Instr:
+    """`ins` (a checked LOAD / STORE) at another DRAM address, without re-running the ISA checks
+    (only the address changes; alloc keeps every address below 2^32). Compiling BERT-base makes
+    a few hundred thousand of these: the full constructor would dominate the compile time."""
+    new = object.__new__(Instr)
+    object.__setattr__(new, "op", ins.op)
+    object.__setattr__(new, "args", {**ins.args, "dram": dram})
+    object.__setattr__(new, "flags", ins.flags)
+    return new
+
+
+_BASE_OF = {0: "x", 1: "w", 2: "p"}  # LOAD buf -> the region its address is relative to
+
+
+def _gemm_block(n, g: Graph, entry: dict, cache: dict) -> list[Instr]:
+    """The instructions of one gemm node. Blocks of the same structure (tiling, POST, passes) differ
+    only in their DRAM bases, so the schedule is made once per structure, relative to zero bases,
+    and rebased: GEMM / POST / SYNC instructions are shared, LOAD / STORE addresses shifted."""
+    a = n.attrs
+    t = a["tiling"]
+    pa = PostArgs(**a["post"])
+    wp = tuple(a["wpasses"]) if a["wpasses"] is not None else None
+    key = (t, pa, wp)
+    if key not in cache:
+        r = Regions(x=0, w=0, p=0, y=0, entry=entry)
+        walks = {o: walk(t, r, o, pa, None if wp is None else list(wp)) for o in ("nm", "mn")}
+        order = min(walks, key=lambda o: (walks[o].load_bytes, len(walks[o].groups)))
+        try:
+            cache[key] = (emit(walks[order], t.o_slots)[:-1], order, walks[order].load_bytes)  # no HALT
+        except IsaError as e:
+            raise CompileError(f"node '{n.name}': {e}") from None
+    templ, order, load_bytes = cache[key]
+    a["order"], a["load_bytes"] = order, load_bytes
+    base = {k: g.t(n.ins[k]).offset for k in ("x", "w", "p")}
+    y = g.t(n.outs["y"]).offset
+    out = []
+    for ins in templ:
+        if ins.op == Op.LOAD:
+            ins = _rebased(ins, ins.args["dram"] + base[_BASE_OF[ins.args["buf"]]])
+        elif ins.op == Op.STORE:
+            ins = _rebased(ins, ins.args["dram"] + y)
+        out.append(ins)
+    return out
+
+
 def schedule_graph(g: Graph, config: AccelConfig) -> Graph:
     g.require("alloc", "schedule")
     entry = {b: config.entry_bytes(b) for b in ("abuf", "wbuf", "pbuf", "obuf")}
@@ -76,6 +121,7 @@ def schedule_graph(g: Graph, config: AccelConfig) -> Graph:
     descs: list[bytes] = []
     at = desc_base
     blocks: list[tuple[object, list[Instr]]] = []
+    cache: dict = {}
     for n in g.nodes:
         if n.op == "vec":
             a = n.attrs
@@ -89,19 +135,7 @@ def schedule_graph(g: Graph, config: AccelConfig) -> Graph:
             at += len(blob)
             blocks.append((n, [ins]))
         else:
-            a = n.attrs
-            t = a["tiling"]
-            r = Regions(x=g.t(n.ins["x"]).offset, w=g.t(n.ins["w"]).offset, p=g.t(n.ins["p"]).offset,
-                        y=g.t(n.outs["y"]).offset, entry=entry)
-            pa = PostArgs(**a["post"])
-            walks = {o: walk(t, r, o, pa, a["wpasses"]) for o in ("nm", "mn")}
-            order = min(walks, key=lambda o: (walks[o].load_bytes, len(walks[o].groups)))
-            try:
-                ins = emit(walks[order], t.o_slots)[:-1]  # drop the block's HALT
-            except IsaError as e:
-                raise CompileError(f"node '{n.name}': {e}") from None
-            n.attrs["order"], n.attrs["load_bytes"] = order, walks[order].load_bytes
-            blocks.append((n, ins))
+            blocks.append((n, _gemm_block(n, g, entry, cache)))
     instrs, starts = _stitch(blocks)
     g.meta["instrs"] = instrs
     g.meta["node_starts"] = starts
