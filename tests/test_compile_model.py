@@ -1,0 +1,122 @@
+"""The whole-ensemble compiler: programs equal the integer reference (`apply_integer_member`) bit
+for bit, their tokens are proven correct, and what the configuration cannot hold is one CompileError."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bebert.cli import main
+from bebert.compiler import CompileError, check_tokens, compile_model, golden, host
+from bebert.compiler.shapes import EnsembleShape, parse_model_spec
+from bebert.compiler.synthetic import synthetic_model
+from bebert.config import AccelConfig
+from bebert.model.package import apply_integer_member
+
+SMALL = AccelConfig(name="small4", pe_rows=4, pe_cols=8, xnor_width=16, abuf_bytes=1024, wbuf_bytes=2048,
+                    pbuf_bytes=512, obuf_bytes=512, dram_bytes_per_cycle=8)
+
+
+def reference_logits(model, ids, types, mask) -> list[torch.Tensor]:
+    b = {"input_ids": torch.tensor(ids)[None], "token_type_ids": torch.tensor(types)[None],
+         "attention_mask": torch.tensor(mask)[None]}
+    return [apply_integer_member(m, b) for m in model.members]
+
+
+def program_logits(prog, ids, types, mask) -> list[torch.Tensor]:
+    p = host.with_inputs(prog, ids, types, mask)
+    check_tokens(p.instrs, p.config.queue_depth)
+    out = golden.outputs(p, golden.execute(p, strict_tokens=True))
+    acc = np.stack([out[f"acc{i}"][0] for i in range(prog.meta["members"])])[None]
+    return host.logits(acc, prog)
+
+
+def assert_equal_to_reference(model, prog, seed: int = 0) -> None:
+    seq = prog.meta["seq"]
+    rng = np.random.default_rng(seed)
+    vocab = prog.meta["vocab"]
+    ids, types = rng.integers(0, vocab, seq), rng.integers(0, 2, seq)
+    mask = (np.arange(seq) < max(1, seq - int(rng.integers(0, seq)))).astype(np.int64)
+    want = reference_logits(model, ids, types, mask)
+    got = program_logits(prog, ids, types, mask)
+    for w, g in zip(want, got):
+        assert torch.equal(w, g.reshape(w.shape))
+
+
+def test_tiny_ensemble_equals_the_integer_reference():
+    spec = "synthetic:tiny"
+    model = synthetic_model(parse_model_spec(spec), seed=0)
+    prog = compile_model(spec, AccelConfig())
+    assert prog.meta["members"] == 2 and prog.meta["kind"] == "model"
+    for seed in range(2):
+        assert_equal_to_reference(model, prog, seed)
+
+
+def test_tws_split_layers_and_a_small_machine():
+    shape = replace(parse_model_spec("synthetic:tiny,tws=1,members=1,seq=12"))
+    model = synthetic_model(shape, seed=3)
+    assert_equal_to_reference(model, compile_model(model, SMALL), 1)
+
+
+def test_compiled_in_example_is_the_default_input():
+    prog = compile_model("synthetic:tiny,members=1", AccelConfig(), seed=5)
+    ids, types, mask = host.default_input(prog.meta["seq"], prog.meta["vocab"], 5)
+    acc = host.run_once(prog)
+    again = host.run_once(host.with_inputs(prog, ids, types, mask))
+    assert np.array_equal(acc, again)
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(hidden=st.sampled_from([16, 24, 32]), heads=st.sampled_from([1, 2]), inter=st.sampled_from([16, 40]),
+       seq=st.integers(2, 20), abits=st.sampled_from([2, 4, 8]), tws=st.booleans(), seed=st.integers(0, 99),
+       small=st.booleans())
+def test_property_random_small_models_equal_the_reference(hidden, heads, inter, seq, abits, tws, seed, small):
+    shape = EnsembleShape(layers=1, hidden=hidden, heads=heads, intermediate=inter, vocab=40, max_position=24,
+                          members=1, act_bits=abits, attn_bits=abits, seq=seq, tws=tws)
+    model = synthetic_model(shape, seed)
+    prog = compile_model(model, SMALL if small else AccelConfig())
+    assert_equal_to_reference(model, prog, seed)
+
+
+@pytest.mark.parametrize("spec,config,match", [
+    ("synthetic:tiny,base=bibert", AccelConfig(), "no integer path"),
+    ("synthetic:tiny,abits=2", AccelConfig(act_bits=(4,)), "activation bits 2 not supported"),
+    ("synthetic:tiny,abits=8", AccelConfig(pe_rows=2, pe_cols=2, xnor_width=64, abuf_bytes=64, wbuf_bytes=64,
+                                            pbuf_bytes=32, obuf_bytes=16, dram_bytes_per_cycle=8), "8 bit-planes"),
+])
+def test_what_the_machine_cannot_hold_is_one_compile_error(spec, config, match):
+    with pytest.raises(CompileError, match=match) as e:
+        compile_model(spec, config)
+    assert "\n" not in str(e.value)
+
+
+def test_dram_beyond_32_bit_addresses_is_a_compile_error(monkeypatch):
+    from bebert.compiler import alloc
+
+    monkeypatch.setattr(alloc, "DRAM_LIMIT", 1 << 16)
+    with pytest.raises(CompileError, match="32-bit"):
+        compile_model("synthetic:tiny", AccelConfig())
+
+
+def test_cli_compile_run_and_dump_ir(tmp_path, capsys):
+    out = tmp_path / "bb"
+    assert main(["compile", "--model", "synthetic:tiny,members=1", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["run", str(out), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["examples"] == 1 and len(res["member_logits"]) == 1 and res["predictions"][0] in (0, 1)
+    assert main(["compile", "--model", "synthetic:tiny", "--dump-ir", "bitplane"]) == 0
+    text = capsys.readouterr().out
+    assert "graph after 'bitplane'" in text and "vec PACK_W" in text and "gemm" in text
+    assert main(["compile", "--model", "synthetic:tiny", "--dump-ir", "nonsense"]) == 2
+    assert "unknown pass" in capsys.readouterr().err
+    assert main(["compile", "--model", str(tmp_path / "missing"), "--out", str(out)]) == 2
+    assert "no such package" in capsys.readouterr().err
+    assert main(["run", str(out), "--task", "sst2"]) == 2
+    assert "synthetic" in capsys.readouterr().err
