@@ -57,6 +57,7 @@ class InstructionDecoder(wiring.Component):
         bad = Signal()
         known = Signal()
         is_vec = Signal()
+        vec_bad = self._vec_bad(m, w)  # outside the opcode switch: no nested, partial `case`
         with m.Switch(opcode):
             with m.Case(Op.LOAD):
                 buf = field(w, Op.LOAD, "buf")
@@ -83,7 +84,7 @@ class InstructionDecoder(wiring.Component):
             with m.Case(Op.HALT):
                 m.d.comb += [known.eq(1), self.halt.eq(1), bad.eq(any_flag)]
             with m.Case(Op.VEC):
-                m.d.comb += [known.eq(1), is_vec.eq(1), bad.eq(self._vec_bad(m, w))]
+                m.d.comb += [known.eq(1), is_vec.eq(1), bad.eq(vec_bad)]
             with m.Default():  # unknown opcode: illegal through ~known. Explicit zeros give
                 # every output's `case` a default arm (verilator CASEINCOMPLETE otherwise).
                 m.d.comb += [known.eq(0), bad.eq(0), is_vec.eq(0), self.halt.eq(0), self.to_load.eq(0),
