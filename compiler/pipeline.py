@@ -44,7 +44,7 @@ def load_target(target, seed: int = 0):
         path = Path(target)
         if not path.exists():
             raise CompileError(f"model {str(target)!r}: no such package or run directory (or 'synthetic:' spec)")
-        pkg_dir = _package_dir(path)
+        pkg_dir = _package_dir(path).resolve()
         from bebert.model.package import integer_model, load_package  # imports torch
 
         pkg = load_package(pkg_dir)

