@@ -301,9 +301,14 @@ def _program_stats(path: Path) -> dict:
     from bebert.program import Program, ProgramError
 
     try:
-        meta = Program.read(path).meta
+        prog = Program.read(path)
     except ProgramError as e:
         raise CompileError(str(e)) from None
+    meta = prog.meta
+    if meta.get("kind") == "model":  # a whole-ensemble program: the model's counts + what the program issues
+        res = stats_for(meta["model"])
+        res["program"] = program_counts(prog)
+        return res
     model = meta.get("model")
     if model is not None:
         if not isinstance(model, str):
@@ -314,3 +319,43 @@ def _program_stats(path: Path) -> dict:
     if meta.get("kind") == "gemm":
         return gemm_stats(meta)
     raise CompileError(f"{path}: program meta names no model and is not a gemm program")
+
+
+def program_counts(prog) -> dict:
+    """What a compiled program issues per inference, counted from its instructions (padding of
+    partial tiles included: the array computes whole tiles): binary operations of the PE array
+    (XNOR and AND mode; 2 per bit-plane MAC, the convention above), vector-unit lane operations,
+    DRAM bytes of the image (weights as stored, scratch, descriptors)."""
+    from collections import Counter
+
+    from bebert.isa import Op
+    from bebert.vector import vec_bytes, vec_elementwise_ops
+
+    cfg = prog.config
+    per_gemm = cfg.pe_rows * cfg.pe_cols * cfg.xnor_width
+    ops = Counter()
+    xnor = and_ = lane = vrd = vwr = 0
+    for ins in prog.instrs:
+        ops[ins.op.name] += 1
+        a = ins.args
+        if ins.op == Op.GEMM:
+            bit_macs = a["bits"] * a["k"] * per_gemm
+            if a["mode"]:
+                and_ += bit_macs
+            else:
+                xnor += bit_macs
+        elif ins.op == Op.VEC:
+            lane += vec_elementwise_ops(a["fn"], a["rows"], a["cols"], a["aux"])
+            r, w = vec_bytes(a["fn"], a["rows"], a["cols"], a["bits"], a["aux"])
+            vrd, vwr = vrd + r, vwr + w
+    weights = sum(t.nbytes for t in prog.tensors if t.role == "weight")
+    return {"instructions": len(prog.instrs), "by_opcode": dict(sorted(ops.items())),
+            "binary_ops": {"xnor": 2 * xnor, "and": 2 * and_, "total": 2 * (xnor + and_)},
+            "flops_equivalent_array": 2 * (xnor + and_) / BINOPS_PER_FLOP,
+            "vector_lane_ops": lane, "vector_dram_bytes": {"read": vrd, "write": vwr},
+            "dram_image_bytes": int(prog.dram.size), "weight_bytes_packed": weights,
+            "scratch_bytes": prog.meta.get("scratch_bytes"),
+            "scratch_bytes_without_reuse": prog.meta.get("scratch_bytes_without_reuse"),
+            "convention": "counted from the instructions: a GEMM is bits * k * pe_rows * pe_cols * xnor_width "
+                          "bit-plane MACs (whole tiles, padding included), 2 binary operations each; "
+                          "weight_bytes_packed = WBUF-layout weight tensors (tile padding included)"}

@@ -120,3 +120,22 @@ def test_cli_compile_run_and_dump_ir(tmp_path, capsys):
     assert "no such package" in capsys.readouterr().err
     assert main(["run", str(out), "--task", "sst2"]) == 2
     assert "synthetic" in capsys.readouterr().err
+
+
+def test_the_command_line_parser_does_not_import_torch():
+    """`bebert compile` must not pay for PyTorch (the 10 s compile target); model/cli.py keeps a copy
+    of quant_bert.BASES for that, held equal here."""
+    import subprocess
+    import sys
+
+    from bebert.model.quant_bert import BASES
+
+    code = "import sys; from bebert.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+    import inspect
+
+    from bebert.model import cli as model_cli
+
+    src = inspect.getsource(model_cli.register)
+    assert "BASES = (" + ", ".join(f'"{b}"' for b in BASES) + ")" in src
