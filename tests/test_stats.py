@@ -256,3 +256,19 @@ def test_program_targets(tmp_path):
     r = stats_for(str(prog.write(tmp_path / "model")))
     assert r["shape"]["members"] == 1 and r["member"]["ops"]["flops_equivalent"] == 348738
     assert np.isfinite(r["reduction"]["flops"])
+
+
+def test_stats_of_a_whole_model_program(tmp_path):
+    """`bebert stats PROGRAM` on a compiled ensemble: the model's counts and reductions, plus what
+    the program itself issues (binary operations in XNOR and AND mode, vector-unit work, bytes)."""
+    from bebert.compiler import compile_model
+    from bebert.compiler.stats import stats_for
+    from bebert.config import AccelConfig
+
+    compile_model("synthetic:tiny", AccelConfig()).write(tmp_path / "p")
+    d = stats_for(str(tmp_path / "p"))
+    assert d["reduction"] == stats_for("synthetic:tiny")["reduction"]
+    prog = d["program"]
+    assert prog["binary_ops"]["xnor"] > 0 and prog["binary_ops"]["and"] > 0
+    assert prog["by_opcode"]["VEC"] > 0 and prog["vector_lane_ops"] > 0
+    assert prog["scratch_bytes"] < prog["scratch_bytes_without_reuse"]
