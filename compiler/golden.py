@@ -102,37 +102,55 @@ def _lanes(data: np.ndarray, groups: int, width: int) -> np.ndarray:
 _BLOCK = 1 << 22  # elements of the (bits, k, R, C, lanes) AND temporary per step
 
 
+_WEIGHTS: dict[tuple, np.ndarray] = {}
+
+
+def _plane_weights(bits: int, mode: int, signed: int, wneg: int, wshift: int) -> np.ndarray:
+    """Signed significance of each activation plane: 2^p (XNOR: the signed top plane negative;
+    AND: times 2^wshift, negative when exactly one of (signed top plane, wneg) holds)."""
+    key = (bits, mode, signed, wneg, wshift)
+    if key not in _WEIGHTS:
+        weight = np.left_shift(np.int64(1), np.arange(bits, dtype=np.int64))
+        top = np.zeros(bits, bool)
+        top[-1] = bool(signed)
+        if mode == 0:
+            weight = np.where(top, -weight, weight)
+        else:
+            weight = np.where(top != bool(wneg), -(weight << wshift), weight << wshift)
+        _WEIGHTS[key] = weight
+    return _WEIGHTS[key]
+
+
 def _gemm(m: Machine, ins: Instr, pc: int) -> None:
     cfg = m.config
     R, C, W = cfg.pe_rows, cfg.pe_cols, cfg.xnor_width
-    bits, k = ins.bits, ins.k
-    idx = ins.a + ins.stride * np.arange(bits)[:, None] + np.arange(k)[None, :]  # (bits, k)
+    g = ins.args
+    bits, k = g["bits"], g["k"]
+    idx = g["a"] + g["stride"] * np.arange(bits)[:, None] + np.arange(k)[None, :]  # (bits, k)
     if idx.min() < 0 or idx.max() >= m.buf["abuf"].shape[0]:
         raise GoldenError(f"instruction {pc}: GEMM reads abuf entries up to {int(idx.max())} "
                           f"but abuf holds {m.buf['abuf'].shape[0]}")
-    _span(m, "wbuf", ins.w, k, pc, "GEMM")
+    _span(m, "wbuf", g["w"], k, pc, "GEMM")
     a = _lanes(m.buf["abuf"][idx], R, W)  # (bits, k, R, lanes)
-    s = _lanes(m.buf["wbuf"][ins.w:ins.w + k], C, W)  # (k, C, lanes)
-    # dot = 2 popcount(a & s) - popcount(a), summed over words and lanes, per plane.
-    pc_a = np.bitwise_count(a).sum(axis=(1, 3), dtype=np.int64)  # (bits, R)
-    pc_as = np.zeros((bits, R, C), np.int64)
+    s = _lanes(m.buf["wbuf"][g["w"]:g["w"] + k], C, W)  # (k, C, lanes)
+    # XNOR: dot = 2 popcount(a & s) - popcount(a); AND: dot = popcount(a & w); per plane,
+    # summed over words and lanes.
     step = max(1, _BLOCK // (bits * R * C * a.shape[-1]))
-    for j in range(0, k, step):
-        both = a[:, j:j + step, :, None, :] & s[None, j:j + step, None, :, :]
-        pc_as += np.bitwise_count(both).sum(axis=(1, 4), dtype=np.int64)
-    weight = np.left_shift(np.int64(1), np.arange(bits, dtype=np.int64))
-    if ins.mode == 0:  # XNOR: the WBUF word holds +-1 signs
+    if step >= k:
+        pc_as = np.bitwise_count(a[:, :, :, None, :] & s[None, :, None, :, :]).sum(axis=(1, 4), dtype=np.int64)
+    else:
+        pc_as = np.zeros((bits, R, C), np.int64)
+        for j in range(0, k, step):
+            both = a[:, j:j + step, :, None, :] & s[None, j:j + step, None, :, :]
+            pc_as += np.bitwise_count(both).sum(axis=(1, 4), dtype=np.int64)
+    if g["mode"] == 0:  # XNOR: the WBUF word holds +-1 signs
+        pc_a = np.bitwise_count(a).sum(axis=(1, 3), dtype=np.int64)  # (bits, R)
         dots = 2 * pc_as - pc_a[:, :, None]
-        if ins.signed:
-            weight[-1] = -weight[-1]
     else:  # AND: the WBUF word is one 0/1 plane of significance wshift, negative when wneg
         dots = pc_as
-        weight <<= ins.wshift
-        top = np.zeros(bits, bool)
-        top[-1] = bool(ins.signed)
-        weight = np.where(top != bool(ins.wneg), -weight, weight)
-    total = np.tensordot(weight, dots, axes=1)
-    base = 0 if ins.init else m.acc
+    weight = _plane_weights(bits, g["mode"], g["signed"], g["wneg"], g["wshift"])
+    total = (weight @ dots.reshape(bits, R * C)).reshape(R, C)
+    base = 0 if g["init"] else m.acc
     m.acc = wrap_int32(base + wrap_int32(total))
 
 
