@@ -24,10 +24,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import numpy as np
 
 from bebert.config import AccelConfig
-from bebert.isa import Instr, IsaError, Op, Stage, sync, vec
+from bebert.isa import Instr, IsaError, Op, Stage, halt, sync, vec
 from bebert.vector import View, encode_desc
 
 from .errors import CompileError
@@ -176,6 +175,5 @@ def _stitch(blocks) -> tuple[list[Instr], list[int]]:
         last_compute = base + max(i for i, x in enumerate(ins) if x.stage == Stage.COMPUTE)
     if pending_s2c:
         out.append(sync("pop_next"))
-    from bebert.isa import halt
     out.append(halt())
     return out, starts
