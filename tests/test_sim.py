@@ -381,6 +381,6 @@ def test_bench_runs(tmp_path):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     out = tmp_path / "sim_speed.json"
-    assert bench.main(["--out", str(out), "--repeat", "1", "--no-ensemble"]) == 0
+    assert bench.main(["--out", str(out), "--repeat", "1", "--no-ensemble", "--no-icarus"]) == 0
     report = json.loads(out.read_text())
-    assert report["ffn"]["cycles"] > 0 and report["python"]["speedup"] > 1
+    assert report["speed"]["cycles"] > 0 and report["speed"]["python"]["ratio"] > 1
