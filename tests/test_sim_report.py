@@ -16,7 +16,7 @@ from bebert.program import Program
 from bebert.sim import simulate
 from bebert.sim import kernel as K
 from bebert.sim.energy import ASIC45, FPGA, EnergyError
-from bebert.sim.random_programs import dram_image_bytes, random_test_program
+from bebert.sim.random_programs import ALL_FEATURES, RTL_FEATURES, dram_image_bytes, random_test_program
 from bebert.sim.report import busy_fraction, plot, sim_report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,7 +97,8 @@ def test_report_keys_and_roofline_of_a_compiled_layer():
 def test_roofline_fraction_stays_within_the_bound_on_random_programs():
     rng = np.random.default_rng(23)
     for case in range(20):
-        p = random_test_program(rng, (SMALL, DEFAULT)[case % 2], int(rng.integers(5, 120)), tokens=bool(case % 3))
+        p = random_test_program(rng, (SMALL, DEFAULT)[case % 2], int(rng.integers(5, 120)), tokens=bool(case % 3),
+                                features=ALL_FEATURES if case % 2 else RTL_FEATURES)
         r = simulate(p)
         roof = sim_report(p, r)["roofline"]
         if r.binary_ops:
@@ -196,3 +197,61 @@ def test_report_and_plot_of_a_program_that_only_halts(tmp_path):
     assert d["regions"][0]["cycles"] == 0 and d["regions"][0]["first_cycle"] is None
     assert json.loads(json.dumps(d)) == d
     assert len(plot(p, r, FPGA, tmp_path)) == 2
+
+
+# -- a compiled ensemble and the command line -------------------------------------------------
+def _compile_model():
+    try:
+        from bebert.compiler import compile_model
+    except ImportError:
+        compile_model = pytest.importorskip("bebert.compiler.pipeline").compile_model
+    return compile_model
+
+
+def test_report_of_a_compiled_ensemble_adds_up():
+    p = _compile_model()("synthetic:tiny", SMALL)
+    assert any(i.op.name == "VEC" for i in p.instrs) and any(i.op.name == "GEMM" and i.args["mode"]
+                                                               for i in p.instrs)
+    r = simulate(p, trace=True)
+    assert r == simulate(p, kernel=K.run_reference)
+    d = sim_report(p, r, ASIC45)
+    assert d["energy_j"] == sum(d["energy_breakdown"].values())
+    assert d["energy_j"] == pytest.approx(sum(d["energy_by_region"].values()), rel=1e-12)
+    members = d["members"]
+    assert [m["member"] for m in members] == list(range(p.meta["members"]))
+    assert members[-1]["cumulative_latency_s"] == pytest.approx(d["latency_s"])
+    assert members[-1]["cumulative_energy_j"] == pytest.approx(d["energy_j"], rel=1e-12)
+    assert all(m["marginal_cycles"] > 0 and m["marginal_energy_j"] > 0 for m in members)
+    assert d["layers"] and all(l["roofline"]["limiter"] for l in d["layers"])
+    assert sum(reg["busy"]["vector"] for reg in d["regions"]) == r.busy["vector"] > 0
+    assert sum(reg["binary_ops"] for reg in d["regions"]) == r.binary_ops
+    for k in d["kinds"]:  # a reason exactly for the kinds under 80 % of their bound
+        frac = k["roofline"]["achieved_fraction"]
+        if frac is not None:
+            assert (k["reason"] is None) == (frac >= 0.8)
+
+
+def test_cli_sim_prints_the_report_and_writes_plots(tmp_path, capsys):
+    from bebert.cli import main
+
+    p = hand_program(regions=[{"name": "m0", "start": 0, "end": 3, "member": 0, "layer": 0, "kind": "gemm"},
+                              {"name": "m1", "start": 3, "end": 7, "member": 1, "layer": 0, "kind": "tail"}])
+    p.write(tmp_path / "prog")
+    assert main(["sim", str(tmp_path / "prog"), "--json", "--plot", str(tmp_path / "figs")]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert KEYS <= set(d) and d["cycles"] == 58 and len(d["plots"]) == 2
+    assert [m["member"] for m in d["members"]] == [0, 1]
+    assert main(["sim", str(tmp_path / "prog")]) == 0
+    out = capsys.readouterr().out
+    assert "roofline" in out and "member 1" in out and "ensemble of 2" in out
+
+
+def test_cli_sim_of_a_deadlocked_program_is_one_line(tmp_path, capsys):
+    from bebert.cli import main
+    from bebert.isa import gemm, halt
+
+    Program(config=SMALL, instrs=[gemm(0, 0, 1, 1, 1, False, True, "pop_prev"), halt()],
+            dram=hand_program().dram).write(tmp_path / "dead")
+    assert main(["sim", str(tmp_path / "dead")]) == 1
+    err = capsys.readouterr().err
+    assert "deadlock" in err and err.count("\n") == 1
