@@ -192,30 +192,36 @@ def _check(ins: Instr) -> None:
     bad = set(ins.flags) - set(FLAG_NAMES)
     if bad:
         raise IsaError(f"{ins.op.name}: unknown flag(s) {sorted(bad)}")
-    illegal = set(ins.flags) - LEGAL_FLAGS[STAGE_OF[ins.op]]
-    if illegal:
-        raise IsaError(f"{ins.op.name}: flag(s) {sorted(illegal)} are illegal for the "
-                       f"{STAGE_OF[ins.op].name} stage")
     for k, (_, width) in FIELDS[ins.op].items():
         v = ins.args[k]
         if not 0 <= v < (1 << width):
             raise IsaError(f"{ins.op.name}: operand {k}={v} does not fit in {width} bits")
-    if ins.op in _STAGE_BUFS and ins.args["buf"] not in _STAGE_BUFS[ins.op]:
-        raise IsaError(f"{ins.op.name}: buffer {ins.args['buf']} is not a legal target "
-                       f"(allowed: {', '.join(BUF_NAMES[b] for b in _STAGE_BUFS[ins.op])})")
-    if ins.op == Op.GEMM and not 1 <= ins.args["bits"] <= 8:
-        raise IsaError(f"GEMM: bits={ins.args['bits']} must be in 1..8")
-    if ins.op == Op.GEMM and ins.args["k"] == 0:
-        raise IsaError("GEMM: k must be at least 1")
-    if ins.op == Op.POST and ins.args["obits"] not in (0, 1, 2, 3, 4, 5, 6, 7, 8):
-        raise IsaError(f"POST: obits={ins.args['obits']} must be 0 (int32), 1 (sign) or 2..8")
-    if ins.op in (Op.LOAD, Op.STORE) and ins.args["n"] == 0:
-        raise IsaError(f"{ins.op.name}: n must be at least 1")
-    if ins.op == Op.GEMM and ins.args["mode"] == 0 and (ins.args["wneg"] or ins.args["wshift"]):
-        raise IsaError("GEMM: wneg and wshift need mode=1 (AND)")
-    if ins.op == Op.VEC:
+    _check_rules(ins.op, ins.args, ins.flags)
+
+
+def _check_rules(op: Op, a: dict[str, int], flags: frozenset[str]) -> None:
+    """The legality rules beyond field widths (the ones the RTL decoder flags)."""
+    if not flags <= LEGAL_FLAGS[STAGE_OF[op]]:
+        illegal = set(flags) - LEGAL_FLAGS[STAGE_OF[op]]
+        raise IsaError(f"{op.name}: flag(s) {sorted(illegal)} are illegal for the "
+                       f"{STAGE_OF[op].name} stage")
+    if op in _STAGE_BUFS and a["buf"] not in _STAGE_BUFS[op]:
+        raise IsaError(f"{op.name}: buffer {a['buf']} is not a legal target "
+                       f"(allowed: {', '.join(BUF_NAMES[b] for b in _STAGE_BUFS[op])})")
+    if op == Op.GEMM:
+        if not 1 <= a["bits"] <= 8:
+            raise IsaError(f"GEMM: bits={a['bits']} must be in 1..8")
+        if a["k"] == 0:
+            raise IsaError("GEMM: k must be at least 1")
+        if a["mode"] == 0 and (a["wneg"] or a["wshift"]):
+            raise IsaError("GEMM: wneg and wshift need mode=1 (AND)")
+    elif op == Op.POST and a["obits"] > 8:
+        raise IsaError(f"POST: obits={a['obits']} must be 0 (int32), 1 (sign) or 2..8")
+    elif op in (Op.LOAD, Op.STORE) and a["n"] == 0:
+        raise IsaError(f"{op.name}: n must be at least 1")
+    elif op == Op.VEC:
         from bebert.vector import check_vec  # the kernel table lives with the kernels
-        why = check_vec(ins.args)
+        why = check_vec(a)
         if why:
             raise IsaError(f"VEC: {why}")
 
@@ -241,15 +247,26 @@ def decode(word: int) -> Instr:
     if not 0 <= word < (1 << INSTR_BITS):
         raise IsaError(f"instruction word does not fit in {INSTR_BITS} bits")
     opcode = word & 0xFF
-    try:
-        op = Op(opcode)
-    except ValueError:
-        raise IsaError(f"unknown opcode 0x{opcode:02x}") from None
-    flags = frozenset(f for f, b in FLAG_BITS.items() if word >> b & 1)
-    args = {k: (word >> lsb) & ((1 << w) - 1) for k, (lsb, w) in FIELDS[op].items()}
+    op = _OP_BY_CODE.get(opcode)
+    if op is None:
+        raise IsaError(f"unknown opcode 0x{opcode:02x}")
+    flags = _FLAG_SETS[(word >> 8) & 0xF]
+    args = {k: (word >> lsb) & mask for k, lsb, mask in _SLICES[op]}
     # Reserved bits are ignored, as the hardware ignores them; the legality rules
-    # (`_check`) are exactly the ones the RTL's decoder flags as illegal.
-    return Instr(op, args, flags)
+    # (`_check_rules`) are exactly the ones the RTL's decoder flags as illegal. Fields are
+    # in range by construction, so the Instr is built without re-checking them (fast path
+    # for programs of a million words).
+    _check_rules(op, args, flags)
+    ins = object.__new__(Instr)
+    object.__setattr__(ins, "op", op)
+    object.__setattr__(ins, "args", args)
+    object.__setattr__(ins, "flags", flags)
+    return ins
+
+
+_OP_BY_CODE = {int(o): o for o in Op}
+_FLAG_SETS = [frozenset(f for f, b in FLAG_BITS.items() if (m << 8) >> b & 1) for m in range(16)]
+_SLICES = {op: tuple((k, lsb, (1 << w) - 1) for k, (lsb, w) in fs.items()) for op, fs in FIELDS.items()}
 
 
 def to_bytes(instrs: list[Instr]) -> bytes:
