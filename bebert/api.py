@@ -79,7 +79,7 @@ def compile(model: str | Program, config: AccelConfig | str | Path | dict | None
     if not hasattr(compiler, "compile_model"):
         raise ApiError(f"model target {model!r}: this toolkit's compiler has no compile_model yet; "
                        f"only gemm:M,K,N,ABITS targets compile")
-    return compiler.compile_model(model.strip(), cfg)
+    return compiler.compile_model(model.strip(), cfg, seed=seed)
 
 
 def model_supported(model: str) -> bool:

@@ -10,7 +10,7 @@ Writes into `out_dir`:
     summary.json                                                  counts, objectives, timing
 
 and keeps the cache in `cache_dir` (default `out_dir/cache`; see `evaluate`). New work runs
-in `jobs` processes (`concurrent.futures`, fork), area syntheses first since they take longest.
+in `jobs` processes (`concurrent.futures`, forkserver), area syntheses first since they take longest.
 """
 
 from __future__ import annotations
@@ -112,7 +112,10 @@ def _execute(todo: list[dict], jobs: int, cache: Path, results: dict, progress: 
             for t in todo:
                 done(ev.run_task(t))
             return
-        ctx = multiprocessing.get_context("fork")
+        # Never plain fork: a parent that has used PyTorch or Numba threads can leave a forked
+        # child waiting forever on a lock copied in its held state.
+        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+        ctx = multiprocessing.get_context(method)
         with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx) as pool:
             pending = {pool.submit(ev.run_task, t) for t in todo}
             try:
