@@ -1,0 +1,161 @@
+"""The vector unit's arithmetic engines equal `bebert.model.integer_ops` bit for bit.
+
+Each engine runs in Amaranth's simulator behind real synchronous memories (row engines) or
+with a stream of elements (element engines), on seeded random and edge-case inputs, 64-bit
+extremes included; its cycle count is asserted against the engine's own formula.
+"""
+
+import random
+
+import numpy as np
+import pytest
+from amaranth.hdl import Elaboratable, Module, signed
+from amaranth.lib.memory import Memory
+from amaranth.sim import Simulator
+
+from bebert.hw.vec.layernorm import LayerNormRow
+from bebert.model import integer_ops as I
+
+I64_MIN, I64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+class RowHarness(Elaboratable):
+    """A row engine wired to its memories: source row, per-column params, mask, output row."""
+
+    def __init__(self, engine, depth):
+        self.engine, self.depth = engine, depth
+        self.src = Memory(shape=signed(64), depth=depth, init=[])
+        self.mult = Memory(shape=signed(64), depth=depth, init=[])
+        self.bias = Memory(shape=signed(64), depth=depth, init=[])
+        self.mask = Memory(shape=1, depth=depth, init=[])
+        self.out = Memory(shape=signed(64), depth=depth, init=[])
+
+    def elaborate(self, platform):
+        m = Module()
+        e = m.submodules.engine = self.engine
+        for name in ("src", "mult", "bias", "mask", "out"):
+            m.submodules[name] = getattr(self, name)
+        rs, rm, rb, rk = (getattr(self, x).read_port() for x in ("src", "mult", "bias", "mask"))
+        wp = self.out.write_port()
+        m.d.comb += [rs.addr.eq(e.rd_addr), e.rd_data.eq(rs.data), wp.addr.eq(e.wr_addr),
+                     wp.data.eq(e.wr_data), wp.en.eq(e.wr_en)]
+        if hasattr(e, "par_addr"):
+            m.d.comb += [rm.addr.eq(e.par_addr), rb.addr.eq(e.par_addr),
+                         e.par_mult.eq(rm.data), e.par_bias.eq(rb.data)]
+        if hasattr(e, "mask_addr"):
+            m.d.comb += [rk.addr.eq(e.mask_addr), e.mask_data.eq(rk.data)]
+        return m
+
+
+def run_rows(engine, depth, jobs):
+    """Run `jobs` (consts dict, {memory: values}, cols) one after another; returns, per job,
+    (output row, cycles from start to done)."""
+    h = RowHarness(engine, depth)
+    results = []
+
+    async def bench(ctx):
+        for consts, mems, cols in jobs:
+            for name, vals in mems.items():
+                for i, x in enumerate(vals):
+                    ctx.set(getattr(h, name).data[i], int(x))
+            for name, x in consts.items():
+                ctx.set(getattr(engine, name), int(x))
+            ctx.set(engine.cols, cols)
+            ctx.set(engine.start, 1)
+            await ctx.tick()
+            ctx.set(engine.start, 0)
+            n = 1
+            while not ctx.get(engine.done):
+                await ctx.tick()
+                n += 1
+                assert n < 100_000
+            await ctx.tick()
+            results.append(([ctx.get(h.out.data[i]) for i in range(cols)], n))
+
+    sim = Simulator(h)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return results
+
+
+# -- LayerNorm -----------------------------------------------------------------------------
+def ln_job(c: I.LayerNormConsts, q):
+    consts = {"in_bits": c.in_bits, "d_shift": c.d_shift, "eps": c.eps, "norm_bits": c.norm_bits,
+              "shift": c.shift, "out_bits": c.out_bits, "out_signed": c.out_signed}
+    return consts, {"src": q, "mult": c.mult, "bias": c.bias}, c.hidden
+
+
+def ln_ref(c, q):
+    with np.errstate(over="ignore"):
+        return I.apply_layernorm(np.asarray(q, np.int64)[None], c)[0].tolist()
+
+
+def random_ln(rng: random.Random, h: int) -> I.LayerNormConsts:
+    in_bits = rng.choice([8, 16, 24, 32])
+    return I.prepare_layernorm(scale=10 ** rng.uniform(-4, 0), gamma=[rng.uniform(-2, 2) for _ in range(h)],
+                               beta=[rng.uniform(-1, 1) for _ in range(h)], out_scale=10 ** rng.uniform(-2, 0),
+                               out_bits=rng.choice([2, 4, 8, 16]), out_signed=rng.random() < 0.8,
+                               eps=rng.choice([0.0, 1e-12, 1e-5, 10.0]), in_bits=in_bits,
+                               norm_bits=rng.randrange(8, 31))
+
+
+def random_row(rng: random.Random, h: int, bits: int):
+    kind = rng.randrange(5)
+    if kind == 0:   # in range
+        return [rng.randrange(-(1 << (bits - 1)), 1 << (bits - 1)) for _ in range(h)]
+    if kind == 1:   # 64-bit extremes and beyond the saturation
+        return [rng.choice([I64_MIN, I64_MAX, 0, -1, 1, rng.getrandbits(64) - (1 << 63)]) for _ in range(h)]
+    if kind == 2:   # constant row: zero variance, eps alone
+        return [rng.randrange(-99, 99)] * h
+    if kind == 3:   # one outlier
+        r = [0] * h
+        r[rng.randrange(h)] = rng.choice([I64_MAX, I64_MIN, 1 << (bits - 1)])
+        return r
+    return [rng.randrange(-4, 4) for _ in range(h)]
+
+
+def test_layernorm_cycles_formula():
+    assert LayerNormRow.cycles(8) == 3 * 8 + 105
+    assert LayerNormRow.cycles(768) == 3 * 768 + 105
+
+
+def test_layernorm_row_matches_apply_layernorm():
+    rng = random.Random(1)
+    jobs, refs = [], []
+    for trial in range(14):
+        h = rng.choice([2, 3, 8, 17, 32])
+        c = random_ln(rng, h)
+        q = random_row(rng, h, c.in_bits)
+        jobs.append(ln_job(c, q))
+        refs.append(ln_ref(c, q))
+    for (out, n), ref, (_, _, cols) in zip(run_rows(LayerNormRow(32), 32, jobs), refs, jobs):
+        assert out == ref
+        assert n == LayerNormRow.cycles(cols)
+
+
+def test_layernorm_row_raw_constants_wrap_like_int64():
+    """Constants beyond what prepare_layernorm makes (in_bits 64, huge eps, shifts at the
+    ends of their ranges): the engine still wraps exactly as numpy's int64 does."""
+    rng = random.Random(2)
+    jobs, refs = [], []
+    for trial in range(10):
+        h = rng.choice([2, 5, 16])
+        c = I.LayerNormConsts(
+            hidden=h, in_bits=rng.choice([1, 2, 33, 63, 64]), d_shift=rng.choice([-63, -20, 0, 5, 40, 63]),
+            eps=rng.choice([0, 1, I64_MAX, rng.getrandbits(62)]), norm_bits=rng.choice([0, 8, 30, 63, 100]),
+            mult=tuple(rng.getrandbits(64) - (1 << 63) for _ in range(h)),
+            bias=tuple(rng.getrandbits(64) - (1 << 63) for _ in range(h)), shift=rng.choice([0, 1, 31, 62, 63]),
+            out_bits=rng.choice([0, 1, 2, 8, 32]), out_signed=rng.random() < 0.5, in_scale=1.0, out_scale=1.0)
+        q = random_row(rng, h, 32)
+        jobs.append(ln_job(c, q))
+        refs.append(ln_ref(c, q))
+    for (out, n), ref, (_, _, cols) in zip(run_rows(LayerNormRow(16), 16, jobs), refs, jobs):
+        assert out == ref
+        assert n == LayerNormRow.cycles(cols)
+
+
+@pytest.mark.filterwarnings("ignore:.*created but never used")
+def test_layernorm_row_checks_its_size():
+    with pytest.raises(ValueError, match="max_cols"):
+        LayerNormRow(1)
