@@ -5,7 +5,9 @@ with a stream of elements (element engines), on seeded random and edge-case inpu
 extremes included; its cycle count is asserted against the engine's own formula.
 """
 
+import gc
 import random
+import warnings
 
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ from amaranth.hdl import Elaboratable, Module, signed
 from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
 
+from bebert.hw.vec.elem import AddElem, GeluElem, RequantElem
 from bebert.hw.vec.layernorm import LayerNormRow
 from bebert.model import integer_ops as I
 
@@ -155,7 +158,132 @@ def test_layernorm_row_raw_constants_wrap_like_int64():
         assert n == LayerNormRow.cycles(cols)
 
 
-@pytest.mark.filterwarnings("ignore:.*created but never used")
+def refused(make, match):
+    """`make()` raises ValueError(match), without Amaranth's UnusedElaboratable warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            with pytest.raises(ValueError, match=match):
+                make()
+        finally:
+            gc.collect()
+
+
 def test_layernorm_row_checks_its_size():
-    with pytest.raises(ValueError, match="max_cols"):
-        LayerNormRow(1)
+    refused(lambda: LayerNormRow(1), "max_cols")
+
+
+# -- element engines -----------------------------------------------------------------------
+def run_stream(engine, consts: dict, inputs: list[dict]):
+    """Stream `inputs` (one dict of input values per element, with bubbles between some) into
+    an element engine; returns [(tag, out)] in output order and the cycles of each output
+    after its input."""
+    got, lat = [], []
+
+    async def bench(ctx):
+        for name, x in consts.items():
+            ctx.set(getattr(engine, name), int(x))
+        sent = {}
+        cycle = 0
+        pending = list(enumerate(inputs))
+        rng = random.Random(len(inputs))
+        while pending or len(got) < len(inputs):
+            if pending and rng.random() < 0.85:
+                i, vals = pending.pop(0)
+                for name, x in vals.items():
+                    ctx.set(getattr(engine, name), int(x))
+                ctx.set(engine.tag, i)
+                ctx.set(engine.valid, 1)
+                sent[i] = cycle
+            else:
+                ctx.set(engine.valid, 0)
+            if ctx.get(engine.out_valid):
+                tag = ctx.get(engine.out_tag)
+                got.append((tag, ctx.get(engine.out)))
+                lat.append(cycle - sent[tag])
+            await ctx.tick()
+            cycle += 1
+            assert cycle < 100_000
+
+    sim = Simulator(engine)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return got, lat
+
+
+def check_stream(engine, consts, inputs, ref):
+    got, lat = run_stream(engine, consts, inputs)
+    assert [t for t, _ in got] == list(range(len(inputs)))
+    assert [o for _, o in got] == [int(x) for x in ref]
+    assert set(lat) == {engine.LATENCY}
+
+
+def edge_codes(rng: random.Random, n: int, bits: int = 32) -> list[int]:
+    pool = [I64_MIN, I64_MAX, 0, 1, -1, (1 << 31) - 1, -(1 << 31), 1 << 32, -(1 << 40)]
+    return [rng.choice(pool) if rng.random() < 0.3 else
+            rng.getrandbits(64) - (1 << 63) if rng.random() < 0.2 else
+            rng.randrange(-(1 << (bits - 1)), 1 << (bits - 1)) for _ in range(n)]
+
+
+def test_element_engine_cycles():
+    assert RequantElem.cycles(10) == 12 and AddElem.cycles(10) == 12 and GeluElem.cycles(10) == 15
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_requant_elem_matches_apply_requant(seed):
+    rng = random.Random(10 + seed)
+    for c in [I.prepare_requant(10 ** rng.uniform(-3, 2), 10 ** rng.uniform(-3, 2), bits=rng.choice([0, 1, 2, 8, 16, 32]),
+                                signed=rng.random() < 0.7, in_bits=rng.choice([8, 16, 32])),
+              I.RequantConsts(mult=rng.getrandbits(64) - (1 << 63), shift=rng.choice([0, 1, 62, 63]),
+                              bits=rng.choice([0, 1, 5, 32]), signed=rng.random() < 0.5,
+                              in_bits=rng.choice([1, 2, 33, 64]), scale_in=1.0, scale_out=1.0)]:
+        x = edge_codes(rng, 40, min(c.in_bits + 2, 64))
+        consts = {"mult": c.mult, "shift": c.shift, "bits": c.bits, "signed": c.signed, "in_bits": c.in_bits}
+        with np.errstate(over="ignore"):
+            ref = I.apply_requant(np.asarray(x, np.int64), c)
+        check_stream(RequantElem(), consts, [{"x": v} for v in x], ref)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_add_elem_matches_apply_add(seed):
+    rng = random.Random(20 + seed)
+    for c in [I.prepare_add(10 ** rng.uniform(-3, 1), 10 ** rng.uniform(-3, 1), out_bits=rng.choice([0, 2, 8, 16, 32]),
+                            out_signed=rng.random() < 0.8, in_bits=rng.choice([8, 16, 32])),
+              I.AddConsts(mult1=rng.getrandbits(64) - (1 << 63), mult2=rng.choice([1, -1, I64_MIN, I64_MAX]),
+                          shift=rng.choice([0, 1, 40, 63]), in_bits=rng.choice([1, 2, 40, 64]),
+                          out_bits=rng.choice([0, 1, 3, 32]), out_signed=rng.random() < 0.5,
+                          scale1=1.0, scale2=1.0, out_scale=1.0)]:
+        a, b = edge_codes(rng, 40, c.in_bits), edge_codes(rng, 40, c.in_bits)
+        consts = {k: getattr(c, k) for k in AddElem.CONSTS}
+        with np.errstate(over="ignore"):
+            ref = I.apply_add(np.asarray(a, np.int64), np.asarray(b, np.int64), c)
+        check_stream(AddElem(), consts, [{"a": p, "b": q} for p, q in zip(a, b)], ref)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_gelu_elem_matches_apply_gelu(seed):
+    rng = random.Random(30 + seed)
+    for trial in range(3):
+        s = 10 ** rng.uniform(-4, 0)
+        c = I.prepare_gelu(s, out_scale=s * 10 ** rng.uniform(-1, 2), out_bits=rng.choice([2, 4, 8, 16]),
+                           out_signed=rng.random() < 0.8)
+        lim = c.in_clamp + 5
+        x = [rng.randrange(-lim, lim) for _ in range(30)] + edge_codes(rng, 10)
+        consts = {k: getattr(c, k) for k in GeluElem.CONSTS}
+        ref = I.apply_gelu(np.asarray(x, np.int64), c)
+        check_stream(GeluElem(), consts, [{"x": v} for v in x], ref)
+
+
+def test_gelu_elem_raw_constants_wrap_like_int64():
+    rng = random.Random(39)
+    c = I.GeluConsts(in_clamp=I64_MAX, in_shift=rng.choice([-63, 40]), erf_b=1 << 40, erf_c=(1 << 61) + 12345,
+                     mult=rng.getrandbits(64) - (1 << 63), shift=63, out_bits=32, out_signed=False,
+                     in_scale=1.0, out_scale=1.0)
+    for in_shift in (-63, -5, 0, 17, 63):
+        c = I.GeluConsts(**{**c.__dict__, "in_shift": in_shift})
+        x = edge_codes(rng, 30)
+        consts = {k: getattr(c, k) for k in GeluElem.CONSTS}
+        with np.errstate(over="ignore"):
+            ref = I.apply_gelu(np.asarray(x, np.int64), c)
+        check_stream(GeluElem(), consts, [{"x": v} for v in x], ref)
