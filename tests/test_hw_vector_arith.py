@@ -17,6 +17,7 @@ from amaranth.sim import Simulator
 
 from bebert.hw.vec.elem import AddElem, GeluElem, RequantElem
 from bebert.hw.vec.layernorm import LayerNormRow
+from bebert.hw.vec.softmax import SoftmaxRow
 from bebert.model import integer_ops as I
 
 I64_MIN, I64_MAX = -(1 << 63), (1 << 63) - 1
@@ -287,3 +288,80 @@ def test_gelu_elem_raw_constants_wrap_like_int64():
         with np.errstate(over="ignore"):
             ref = I.apply_gelu(np.asarray(x, np.int64), c)
         check_stream(GeluElem(), consts, [{"x": v} for v in x], ref)
+
+
+# -- softmax -------------------------------------------------------------------------------
+SM_CONSTS = ("out_bits", "in_shift", "t_in_max", "t_max", "ln2", "div_mult", "div_shift", "poly_b", "poly_c",
+             "recip_num", "recip_shift")
+
+
+def sm_job(c: I.SoftmaxConsts, q, mask):
+    return {k: getattr(c, k) for k in SM_CONSTS}, {"src": q, "mask": mask}, len(q)
+
+
+def sm_ref(c, q, mask):
+    with np.errstate(over="ignore"):
+        return I.apply_softmax(np.asarray(q, np.int64)[None], c, mask=np.asarray(mask, bool)[None])[0].tolist()
+
+
+def sm_row(rng: random.Random, h: int):
+    kind = rng.randrange(4)
+    if kind == 0:
+        return [rng.randrange(-(1 << 15), 1 << 15) for _ in range(h)]
+    if kind == 1:
+        return [rng.randrange(-300, 300) for _ in range(h)]
+    if kind == 2:
+        return [rng.choice([I64_MIN, I64_MAX, 0, -(1 << 31), (1 << 31) - 1]) for _ in range(h)]
+    return [rng.getrandbits(64) - (1 << 63) for _ in range(h)]
+
+
+def sm_mask(rng: random.Random, h: int):
+    kind = rng.randrange(4)
+    if kind == 0:
+        return [1] * h
+    if kind == 1:
+        return [0] * h                     # nothing left: an all-zero row
+    return [int(rng.random() < 0.7) for _ in range(h)]
+
+
+def test_softmax_cycles_formula():
+    assert SoftmaxRow.cycles(16) == 3 * 16 + 76
+
+
+def test_softmax_row_matches_apply_softmax():
+    rng = random.Random(3)
+    jobs, refs = [], []
+    for trial in range(16):
+        h = rng.choice([2, 5, 16, 24])
+        c = I.prepare_softmax(10 ** rng.uniform(-4, 1), out_bits=rng.choice([2, 4, 8, 16]))
+        q, mask = sm_row(rng, h), sm_mask(rng, h)
+        jobs.append(sm_job(c, q, mask))
+        refs.append(sm_ref(c, q, mask))
+    for (out, n), ref, (_, _, cols) in zip(run_rows(SoftmaxRow(24), 24, jobs), refs, jobs):
+        assert out == ref
+        assert n == SoftmaxRow.cycles(cols)
+
+
+def test_softmax_row_raw_constants_wrap_like_int64():
+    """Constants no prepare_softmax makes (negative numerator, huge multipliers, shifts at the
+    ends of their ranges, out_bits 0 and 1): numpy's int64 semantics all the same."""
+    rng = random.Random(4)
+    jobs, refs = [], []
+    for trial in range(10):
+        h = rng.choice([2, 7, 12])
+        big = lambda: rng.getrandbits(64) - (1 << 63)
+        c = I.SoftmaxConsts(out_bits=rng.choice([0, 1, 2, 32]), in_shift=rng.choice([-63, -3, 0, 9, 63]),
+                            t_in_max=rng.choice([big(), I64_MAX, 100]), t_max=rng.choice([big(), I64_MAX, 5000]),
+                            ln2=big(), div_mult=big(), div_shift=rng.choice([0, 1, 40, 63]), poly_b=big(),
+                            poly_c=big(), recip_num=rng.choice([big(), I64_MIN, -1, I64_MAX]),
+                            recip_shift=rng.choice([1, 30, 63]), in_scale=1.0, out_scale=1.0)
+        q, mask = sm_row(rng, h), sm_mask(rng, h)
+        jobs.append(sm_job(c, q, mask))
+        refs.append(sm_ref(c, q, mask))
+    for (out, n), ref, (_, _, cols) in zip(run_rows(SoftmaxRow(12), 12, jobs), refs, jobs):
+        assert out == ref
+        assert n == SoftmaxRow.cycles(cols)
+
+
+def test_softmax_row_checks_its_size():
+    refused(lambda: SoftmaxRow(0), "max_cols")
