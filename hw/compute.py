@@ -1,4 +1,4 @@
-"""COMPUTE stage: GEMM on the PE array, POST into OBUF, SYNC."""
+"""COMPUTE stage: GEMM on the PE array, POST into OBUF, SYNC, VEC on the vector unit."""
 
 from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
@@ -13,6 +13,7 @@ from .issue import StageIssuer
 from .load_dma import _abits
 from .popcount_array import PopcountArray
 from .post import PostUnit
+from .vector_unit import VectorUnit
 
 class ComputeStage(wiring.Component):
     """Executes GEMM, POST and SYNC from the head of the compute queue.
@@ -29,6 +30,10 @@ class ComputeStage(wiring.Component):
     - POST (D = pe_rows + 2): PBUF entry p is read in t+1; row r goes into the post unit in
       t+2+r and OBUF entry o+r is written at the end of t+3+r (the last at t+D).
     - SYNC (D = 1): moves tokens only.
+    - VEC: starts the vector unit in t (`hw/vector_unit.py`) and holds the stage until it
+      has ended: the unit is busy t+1 .. X, the instruction's last cycle is X+1
+      (D = `bebert.hw.vector_unit.cycles(...)` at the nominal memory). The unit's DRAM port
+      is passed through (`vrd_*`, `vwr_*`); `vec_fault` is its fault flag.
     """
 
     def __init__(self, config: AccelConfig):
@@ -46,6 +51,11 @@ class ComputeStage(wiring.Component):
             "wbuf_r_en": Out(1), "wbuf_r_addr": Out(_abits(config, "wbuf")), "wbuf_r_data": In(eb["wbuf"]),
             "pbuf_r_en": Out(1), "pbuf_r_addr": Out(_abits(config, "pbuf")), "pbuf_r_data": In(eb["pbuf"]),
             "obuf_w_en": Out(1), "obuf_w_addr": Out(_abits(config, "obuf")), "obuf_w_data": Out(eb["obuf"]),
+            "vec_fault": Out(1),
+            "vrd_req_valid": Out(1), "vrd_req_ready": In(1), "vrd_req_addr": Out(32), "vrd_req_len": Out(32),
+            "vrd_data_valid": In(1), "vrd_data": In(config.bus_bits),
+            "vwr_valid": Out(1), "vwr_ready": In(1), "vwr_addr": Out(32), "vwr_data": Out(config.bus_bits),
+            "vwr_strb": Out(config.bus_bits // 8), "vwr_resp_valid": In(1),
         })
 
     def elaborate(self, platform):
@@ -56,6 +66,7 @@ class ComputeStage(wiring.Component):
         m.submodules.popcount = pop = PopcountArray(R, C, W)
         m.submodules.accumulator = accu = BitserialAccumulator(R, C, W.bit_length() + 1)
         m.submodules.post = post = PostUnit(C, len(self.obuf_w_addr))
+        m.submodules.vector = vec = VectorUnit(cfg)
         hw = self.head_word
         opcode = hw[0:8]
 
@@ -70,10 +81,20 @@ class ComputeStage(wiring.Component):
                 m.d.comb += duration.eq(SYNC_CYCLES)
         m.d.comb += [
             iss.head_valid.eq(self.head_valid), iss.head_flags.eq(hw[8:12]), iss.duration.eq(duration),
-            iss.pop_prev_ok.eq(self.l2c_ok), iss.pop_next_ok.eq(self.s2c_ok), iss.hold.eq(0),
+            iss.pop_prev_ok.eq(self.l2c_ok), iss.pop_next_ok.eq(self.s2c_ok), iss.hold.eq(vec.busy),
             self.head_pop.eq(iss.issue), self.busy.eq(iss.busy),
             self.l2c_dec.eq(iss.pop_prev), self.s2c_dec.eq(iss.pop_next),
             self.c2l_inc.eq(iss.push_prev), self.c2s_inc.eq(iss.push_next),
+        ]
+
+        # -- VEC: the vector unit, its own DRAM port --------------------------------------
+        m.d.comb += [
+            vec.start.eq(iss.issue & (opcode == Op.VEC)), vec.word.eq(hw), self.vec_fault.eq(vec.fault),
+            self.vrd_req_valid.eq(vec.rd_req_valid), vec.rd_req_ready.eq(self.vrd_req_ready),
+            self.vrd_req_addr.eq(vec.rd_req_addr), self.vrd_req_len.eq(vec.rd_req_len),
+            vec.rd_data_valid.eq(self.vrd_data_valid), vec.rd_data.eq(self.vrd_data),
+            self.vwr_valid.eq(vec.wr_valid), vec.wr_ready.eq(self.vwr_ready), self.vwr_addr.eq(vec.wr_addr),
+            self.vwr_data.eq(vec.wr_data), self.vwr_strb.eq(vec.wr_strb), vec.wr_resp_valid.eq(self.vwr_resp_valid),
         ]
 
         # -- GEMM sequencer: one (plane, word) per cycle ------------------------------------

@@ -33,8 +33,8 @@ class InstructionDecoder(wiring.Component):
     without mode = 1 (AND), LOAD/STORE n = 0, POST obits > 8, and a VEC word that
     `bebert.vector.check_vec` refuses.
 
-    `unsupported` is high for a *legal* VEC word: the ISA has it, this RTL has no vector
-    unit yet. It never coincides with `illegal`. Otherwise (neither) exactly one of
+    `unsupported` is high for a *legal* VEC word whose kernel the vector unit does not
+    run (`bebert.hw.vector_unit.IMPLEMENTED`). It never coincides with `illegal`. Otherwise (neither) exactly one of
     `to_load`, `to_compute`, `to_store`, `halt` is high. Reserved bits are ignored.
     No latency: outputs follow `word` in the same cycle.
     """
@@ -84,12 +84,16 @@ class InstructionDecoder(wiring.Component):
             with m.Case(Op.HALT):
                 m.d.comb += [known.eq(1), self.halt.eq(1), bad.eq(any_flag)]
             with m.Case(Op.VEC):
-                m.d.comb += [known.eq(1), is_vec.eq(1), bad.eq(vec_bad)]
+                m.d.comb += [known.eq(1), is_vec.eq(1), self.to_compute.eq(1), bad.eq(vec_bad)]
             with m.Default():  # unknown opcode: illegal through ~known. Explicit zeros give
                 # every output's `case` a default arm (verilator CASEINCOMPLETE otherwise).
                 m.d.comb += [known.eq(0), bad.eq(0), is_vec.eq(0), self.halt.eq(0), self.to_load.eq(0),
                              self.to_compute.eq(0), self.to_store.eq(0)]
-        m.d.comb += [self.illegal.eq(~known | bad), self.unsupported.eq(is_vec & ~bad)]
+        from .vector_unit import IMPLEMENTED
+        fn = field(w, Op.VEC, "fn")
+        runs = Signal(name="vec_runs")
+        m.d.comb += runs.eq(sum((fn == int(f)) for f in IMPLEMENTED) != 0)
+        m.d.comb += [self.illegal.eq(~known | bad), self.unsupported.eq(is_vec & ~bad & ~runs)]
         return m
 
     @staticmethod

@@ -19,7 +19,8 @@ class ErrorCode(IntEnum):
 
     NONE = 0
     ILLEGAL = 1  # a word `bebert.isa.decode` refuses
-    UNSUPPORTED = 2  # a legal word this RTL does not implement (VEC: no vector unit yet)
+    UNSUPPORTED = 2  # a legal VEC word whose kernel this RTL's vector unit does not run
+    VEC_FAULT = 3  # a VEC whose descriptor the vector unit cannot process (hw/vector_unit.py)
 
 
 class FetchUnit(wiring.Component):

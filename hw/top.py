@@ -1,6 +1,6 @@
 """The accelerator: fetch, three stage queues, token counters, LOAD / COMPUTE / STORE, buffers."""
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
@@ -10,7 +10,7 @@ from bebert.isa import INSTR_BITS
 
 from .buffer import Buffer
 from .compute import ComputeStage
-from .fetch import ERROR_CODE_BITS, IMEM_ADDR_BITS, FetchUnit
+from .fetch import ERROR_CODE_BITS, IMEM_ADDR_BITS, ErrorCode, FetchUnit
 from .load_dma import ADDR_BITS, LEN_BITS, LoadDMA
 from .store_dma import StoreDMA
 from .token import TokenCounters
@@ -28,8 +28,11 @@ class Accelerator(wiring.Component):
     of T `done` rises (and stays high until the next `start`) and `cycles` holds T + 1.
     `error` is high once fetch has stopped on a word it cannot run (it then stops fetching
     and the machine drains and finishes normally); `error_code` says why (`ErrorCode`:
-    ILLEGAL, or UNSUPPORTED for a legal VEC, which this RTL has no unit for) and
-    `error_pc` which word. The instruction port (`imem_valid` qualifies the word) and the
+    ILLEGAL, or UNSUPPORTED for a legal VEC kernel this RTL's vector unit does not run)
+    and `error_pc` which word. A VEC whose descriptor the vector unit cannot process sets
+    `error` with VEC_FAULT (`error_pc` 0: the compute stage does not know pcs); fetch goes
+    on and the machine finishes normally, DRAM unspecified. The vector unit has its own DRAM
+    port (`vrd_*` reads as the LOAD port, `vwr_*` single-beat writes with byte strobes). The instruction port (`imem_valid` qualifies the word) and the
     two DRAM ports (ready/valid requests and write beats) follow the "External interface"
     of the architecture document: at the nominal latency and bandwidth of the config the
     cycle count is the simulator's; a slower memory stretches it and changes nothing else.
@@ -51,6 +54,10 @@ class Accelerator(wiring.Component):
             "wr_req_valid": Out(1), "wr_req_ready": In(1), "wr_req_addr": Out(ADDR_BITS),
             "wr_req_len": Out(LEN_BITS), "wr_data_valid": Out(1), "wr_data_ready": In(1), "wr_data": Out(bus),
             "wr_resp_valid": In(1),
+            "vrd_req_valid": Out(1), "vrd_req_ready": In(1), "vrd_req_addr": Out(ADDR_BITS),
+            "vrd_req_len": Out(LEN_BITS), "vrd_data_valid": In(1), "vrd_data": In(bus),
+            "vwr_valid": Out(1), "vwr_ready": In(1), "vwr_addr": Out(ADDR_BITS), "vwr_data": Out(bus),
+            "vwr_strb": Out(bus // 8), "vwr_resp_valid": In(1),
         })
 
     def elaborate(self, platform):
@@ -82,8 +89,14 @@ class Accelerator(wiring.Component):
             m.d.sync += self.cycles.eq(self.cycles + 1)
             with m.If(finish):
                 m.d.sync += [self.busy.eq(0), self.done.eq(1)]
-        m.d.comb += [fetch.start.eq(start), tok.clear.eq(start), self.error.eq(fetch.error),
-                     self.error_code.eq(fetch.error_code), self.error_pc.eq(fetch.error_pc)]
+        vec_fault = Signal()  # sticky: a VEC whose descriptor the vector unit could not process
+        with m.If(start):
+            m.d.sync += vec_fault.eq(0)
+        with m.Elif(comp.vec_fault):
+            m.d.sync += vec_fault.eq(1)
+        m.d.comb += [fetch.start.eq(start), tok.clear.eq(start), self.error.eq(fetch.error | vec_fault),
+                     self.error_code.eq(Mux(fetch.error, fetch.error_code, ErrorCode.VEC_FAULT)),
+                     self.error_pc.eq(Mux(fetch.error, fetch.error_pc, 0))]
 
         # Fetch -> queues -> stages.
         m.d.comb += [self.imem_addr.eq(fetch.imem_addr), fetch.imem_data.eq(self.imem_data),
@@ -112,6 +125,12 @@ class Accelerator(wiring.Component):
             self.wr_req_addr.eq(store.wr_req_addr), self.wr_req_len.eq(store.wr_req_len),
             self.wr_data_valid.eq(store.wr_data_valid), store.wr_data_ready.eq(self.wr_data_ready),
             self.wr_data.eq(store.wr_data), store.wr_resp_valid.eq(self.wr_resp_valid),
+            self.vrd_req_valid.eq(comp.vrd_req_valid), comp.vrd_req_ready.eq(self.vrd_req_ready),
+            self.vrd_req_addr.eq(comp.vrd_req_addr), self.vrd_req_len.eq(comp.vrd_req_len),
+            comp.vrd_data_valid.eq(self.vrd_data_valid), comp.vrd_data.eq(self.vrd_data),
+            self.vwr_valid.eq(comp.vwr_valid), comp.vwr_ready.eq(self.vwr_ready), self.vwr_addr.eq(comp.vwr_addr),
+            self.vwr_data.eq(comp.vwr_data), self.vwr_strb.eq(comp.vwr_strb),
+            comp.vwr_resp_valid.eq(self.vwr_resp_valid),
         ]
 
         # Buffers.

@@ -59,8 +59,10 @@ def _sources_hash() -> str:
     import bebert.isa
 
     h = hashlib.sha256(amaranth.__version__.encode())
-    for p in sorted(HW_DIR.glob("*.py")) + [Path(bebert.config.__file__), Path(bebert.isa.__file__)]:
-        h.update(p.name.encode())
+    import bebert.vector
+
+    for p in sorted(HW_DIR.rglob("*.py")) + [Path(f.__file__) for f in (bebert.config, bebert.isa, bebert.vector)]:
+        h.update(str(p.relative_to(p.parent.parent)).encode())
         h.update(p.read_bytes())
     return h.hexdigest()
 

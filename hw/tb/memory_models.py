@@ -136,3 +136,57 @@ class DramModel:
 
     def image(self) -> np.ndarray:
         return np.frombuffer(bytes(self.mem), np.uint8).copy()
+
+
+class VecPortModel:
+    """DRAM behind the vector unit's port, sharing the image of a `DramModel`.
+
+    Reads as `DramModel` (byte-addressed: beat j of a request at `addr` carries the bytes
+    from addr + j * B). Writes are single beats: one taken in cycle w (`vwr_valid` and
+    `vwr_ready`) writes the bytes whose strobe bit is set from `vwr_addr` on, and its
+    response pulse comes in w + L (nominal) or up to 3 cycles later (stalled), one per cycle.
+    """
+
+    def __init__(self, dram: DramModel, *, stall: float = 0.0, seed: int = 0):
+        self.dram = dram
+        self.stall = stall
+        self.rng = random.Random(seed + 2)
+        self.reads: deque[list[int]] = deque()
+        self.resps: deque[int] = deque()
+
+    def _stalled(self) -> bool:
+        return bool(self.stall) and self.rng.random() < self.stall
+
+    def rd_req_ready(self) -> int:
+        return int(not self._stalled())
+
+    def wr_ready(self) -> int:
+        return int(not self._stalled())
+
+    def read_request(self, cycle: int, addr: int, beats: int) -> None:
+        self.reads.append([cycle + self.dram.latency, addr, beats])
+
+    def read_beat(self, cycle: int) -> int | None:
+        if self.reads and self.reads[0][0] <= cycle and not self._stalled():
+            r = self.reads[0]
+            data = self.dram._get(r[1] % len(self.dram.mem))
+            r[1] += self.dram.bpb
+            r[2] -= 1
+            if r[2] == 0:
+                self.reads.popleft()
+            return data
+        return None
+
+    def write(self, cycle: int, addr: int, data: int, strb: int) -> None:
+        mem, n = self.dram.mem, len(self.dram.mem)
+        for i in range(self.dram.bpb):
+            if strb >> i & 1:
+                mem[(addr + i) % n] = data >> (8 * i) & 0xFF
+        late = self.rng.randrange(4) if self._stalled() else 0
+        self.resps.append(max(cycle + self.dram.latency + late, self.resps[-1] + 1 if self.resps else 0))
+
+    def write_response(self, cycle: int) -> bool:
+        if self.resps and self.resps[0] <= cycle:
+            self.resps.popleft()
+            return True
+        return False

@@ -18,7 +18,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge
 
-from bebert.hw.tb.memory_models import DramModel, InstructionMemory
+from bebert.hw.tb.memory_models import DramModel, InstructionMemory, VecPortModel
 
 
 @cocotb.test()
@@ -30,10 +30,12 @@ async def run_program(dut):
     stall = stall_permille / 1000
     imem = InstructionMemory(words, stall=stall, seed=seed)
     dram = DramModel(inp["dram"], bpb, latency, stall=stall, seed=seed)
+    vport = VecPortModel(dram, stall=stall, seed=seed)
 
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     for s in (dut.start, dut.imem_data, dut.imem_valid, dut.rd_req_ready, dut.rd_data_valid, dut.rd_data,
-              dut.wr_req_ready, dut.wr_data_ready, dut.wr_resp_valid):
+              dut.wr_req_ready, dut.wr_data_ready, dut.wr_resp_valid, dut.vrd_req_ready, dut.vrd_data_valid,
+              dut.vrd_data, dut.vwr_ready, dut.vwr_resp_valid):
         s.value = 0
     dut.rst.value = 1
     for _ in range(3):
@@ -48,7 +50,7 @@ async def run_program(dut):
         if held.get(name) != value:
             sig.value = held[name] = value
 
-    rd_valid = wr_resp = 0
+    rd_valid = wr_resp = vrd_valid = vwr_resp = 0
     done = timed_out = False
     # Sample the DUT's outputs (all registered: none depends on this cycle's inputs) and
     # drive its inputs at the falling edge of every cycle t.
@@ -86,6 +88,24 @@ async def run_program(dut):
         resp = int(dram.write_response(t))
         if resp != wr_resp:
             dut.wr_resp_valid.value = wr_resp = resp
+        # The vector unit's port (same image; reads and single-beat strobed writes).
+        v_rd_ready, v_wr_ready = vport.rd_req_ready(), vport.wr_ready()
+        drive(dut.vrd_req_ready, "vrd_req_ready", v_rd_ready)
+        drive(dut.vwr_ready, "vwr_ready", v_wr_ready)
+        if v_rd_ready and int(dut.vrd_req_valid.value):
+            vport.read_request(t, int(dut.vrd_req_addr.value), int(dut.vrd_req_len.value))
+        if v_wr_ready and int(dut.vwr_valid.value):
+            vport.write(t, int(dut.vwr_addr.value), int(dut.vwr_data.value), int(dut.vwr_strb.value))
+        vbeat = vport.read_beat(t)
+        if vbeat is not None:
+            dut.vrd_data.value = vbeat
+            if not vrd_valid:
+                dut.vrd_data_valid.value = vrd_valid = 1
+        elif vrd_valid:
+            dut.vrd_data_valid.value = vrd_valid = 0
+        vresp = int(vport.write_response(t))
+        if vresp != vwr_resp:
+            dut.vwr_resp_valid.value = vwr_resp = vresp
     np.save(out / "dram.npy", dram.image())
     result = {"done": done, "timed_out": timed_out, "cycles": int(dut.cycles.value),
               "observed_cycles": t, "error": bool(int(dut.error.value)),

@@ -1,0 +1,592 @@
+"""The vector unit: runs one VEC instruction (`bebert.vector` semantics) over DRAM, element by element.
+
+A deliberately simple, exact design (docs/ARCHITECTURE.md, "The vector unit"): one
+sequencer, one element in flight, its own DRAM port. Every access is a single element:
+
+- a read is one request of NB = max(1, 8 // dram_bytes_per_cycle) beats at the element's
+  *byte* address (the port is byte-addressed); it is issued in one cycle and its last beat
+  lands L + NB - 1 cycles later, so a read costs L + NB cycles at the nominal memory;
+- a write is NB single-beat writes (address, data, byte strobes), one per cycle; the
+  responses are only counted, and the unit waits for all of them at the end.
+
+Nothing the unit does depends on data except *what* it reads and writes, never *when*:
+at the nominal memory its duration is a function of (fn, rows, cols, bits, aux) and the
+config (`VectorUnit.cycles`, which `bebert.vector.vec_cycles` must equal). A slower
+memory only stretches it.
+
+Descriptor and constant blocks are fetched in bursts first. Views are addressed by one
+combinational address generator (two small dividers for the tile arithmetic, four
+multipliers), shared by every access.
+
+Faults: a descriptor the unit cannot process (an element size other than 1/2/4/8, a
+misaligned descriptor or constant block, a LUT / EMBED index outside its table, a COMBINE
+member count outside 1..`COMBINE_MAX_MEMBERS`, a table kind other than 0/1) sets `fault`
+(sticky until the next `start`) and ends the instruction at once; DRAM is then unspecified
+(the golden executor raises `VecError` for the same descriptors).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from bebert.config import AccelConfig
+from bebert.isa import INSTR_BITS, Op
+from bebert.vector import DESC_LAYOUT, TABLE_WORDS, VIEW_WORDS, VecFn
+
+from .decoder import field
+
+ADDR_BITS = 32
+LEN_BITS = 32
+COMBINE_MAX_MEMBERS = 4
+DESC_BUF_WORDS = 64
+CONST_BUF_WORDS = 8
+
+# The kernels this RTL runs; the decoder reports the others as UNSUPPORTED.
+IMPLEMENTED = (VecFn.EMBED, VecFn.REQUANT, VecFn.ADD, VecFn.LUT, VecFn.DOT, VecFn.COMBINE)
+
+
+def _desc_offsets(fn: VecFn) -> dict[str, int]:
+    """Word offset of every descriptor field (COMBINE's `weights` follows the members' views)."""
+    sizes = {"view": VIEW_WORDS, "word": 1, "table": TABLE_WORDS}
+    out, at = {}, 0
+    for name, kind in DESC_LAYOUT[fn]:
+        out[name] = at
+        at += VIEW_WORDS * COMBINE_MAX_MEMBERS if (fn == VecFn.COMBINE and name == "inputs") else sizes[kind]
+    out["_words"] = at
+    return out
+
+
+OFF = {fn: _desc_offsets(fn) for fn in VecFn}
+# Constant words fetched at setup: (descriptor word holding the address, int64 count).
+CONSTS = {VecFn.REQUANT: ("consts", 5), VecFn.ADD: ("consts", 6), VecFn.COMBINE: ("weights", COMBINE_MAX_MEMBERS)}
+
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def desc_beats(fn: VecFn, config: AccelConfig) -> int:
+    return _ceil(4 * OFF[VecFn(fn)]["_words"], config.dram_bytes_per_cycle)
+
+
+def const_beats(fn: VecFn, config: AccelConfig) -> int:
+    n = CONSTS.get(VecFn(fn), (None, 0))[1]
+    return _ceil(8 * n, config.dram_bytes_per_cycle) if n else 0
+
+
+def element_beats(config: AccelConfig) -> int:
+    return max(1, 8 // config.dram_bytes_per_cycle)
+
+
+def cycles(fn: int, rows: int, cols: int, bits: int, aux: int, config: AccelConfig) -> int:
+    """The unit's duration at the nominal memory, as the COMPUTE stage sees it (issue to end).
+
+    Every sequencer state takes one cycle, an element read L + NB (request, then its beats),
+    an element write NB; the descriptor and constant bursts L + their beats; at the end the
+    unit waits L cycles for its last write response and the stage ends one cycle later.
+    """
+    fn = VecFn(fn)
+    L, nb = config.dram_latency_cycles, element_beats(config)
+    rd, wr = L + nb, nb
+    setup = L + desc_beats(fn, config) + (L + const_beats(fn, config) if fn in CONSTS else 0)
+    tail = L + 1
+    n = rows * cols
+    if fn == VecFn.REQUANT:
+        body = n * (5 + rd + wr)
+    elif fn == VecFn.ADD:
+        body = n * (6 + 2 * rd + wr)
+    elif fn == VecFn.LUT:
+        body = n * (5 + 2 * rd + wr)
+    elif fn == VecFn.COMBINE:
+        body = n * (4 + COMBINE_MAX_MEMBERS * (rd + 2) + wr)
+    elif fn == VecFn.DOT:
+        body, tail = 1 + rows * aux * (rd + 2 + cols * (2 * rd + 3) + wr), L + 2
+    elif fn == VecFn.EMBED:
+        body = rows * (2 * rd + 2 + 3 * (2 + rd)) + n * (4 + 3 * (2 + rd) + wr)
+    else:
+        raise ValueError(f"the RTL vector unit does not implement {fn.name}")
+    return setup + body + tail
+
+
+class VectorUnit(wiring.Component):
+    """One VEC at a time. `start` (a pulse with the VEC word on `word`) begins it in the next
+    cycle; `busy` is high until it has ended (every write answered). `fault` says the last
+    VEC's descriptor could not be processed (see the module docstring).
+
+    The DRAM port: read requests (`rd_req_*`, byte address, length in beats) and read beats
+    (`rd_data_valid`, `rd_data`), as the LOAD port; writes are single beats (`wr_valid`,
+    `wr_ready`, byte address `wr_addr`, `wr_data`, byte strobes `wr_strb`: byte i of the beat
+    goes to `wr_addr + i` when strobe bit i is set), each answered by a `wr_resp_valid` pulse.
+    """
+
+    def __init__(self, config: AccelConfig):
+        if not isinstance(config, AccelConfig):
+            raise TypeError(f"VectorUnit needs an AccelConfig, got {type(config).__name__}")
+        self.config = config
+        bus = config.bus_bits
+        super().__init__({
+            "start": In(1), "word": In(INSTR_BITS), "busy": Out(1), "fault": Out(1),
+            "rd_req_valid": Out(1), "rd_req_ready": In(1), "rd_req_addr": Out(ADDR_BITS),
+            "rd_req_len": Out(LEN_BITS), "rd_data_valid": In(1), "rd_data": In(bus),
+            "wr_valid": Out(1), "wr_ready": In(1), "wr_addr": Out(ADDR_BITS), "wr_data": Out(bus),
+            "wr_strb": Out(bus // 8), "wr_resp_valid": In(1),
+        })
+
+    def elaborate(self, platform):  # noqa: C901 - one sequencer, kernel by kernel
+        m = Module()
+        cfg = self.config
+        bus, bpb = cfg.bus_bits, cfg.dram_bytes_per_cycle
+        NB = element_beats(cfg)
+
+        # -- instruction -------------------------------------------------------------------
+        fn = Signal(8)
+        rows, cols, aux = Signal(16), Signal(16), Signal(16)
+        desc = Signal(32)
+        with m.If(self.start):
+            m.d.sync += [fn.eq(field(self.word, Op.VEC, "fn")), rows.eq(field(self.word, Op.VEC, "rows")),
+                         cols.eq(field(self.word, Op.VEC, "cols")), aux.eq(field(self.word, Op.VEC, "aux")),
+                         desc.eq(field(self.word, Op.VEC, "desc"))]
+
+        # -- descriptor and constant buffers (burst targets) -------------------------------
+        dbits = _ceil(DESC_BUF_WORDS * 32, bus) * bus
+        cbits = _ceil(CONST_BUF_WORDS * 64, bus) * bus
+        dbuf, cbuf = Signal(dbits), Signal(cbits)
+
+        def dword(i):
+            return dbuf.word_select(i, 32)
+
+        def kconst(i):
+            return cbuf.word_select(i, 64).as_signed()
+
+        # -- state -------------------------------------------------------------------------
+        names = ["IDLE", "DESC_REQ", "DESC_WAIT", "CONST_REQ", "CONST_WAIT", "ROW", "RD_REQ", "RD_WAIT", "WR",
+                 "DRAIN", "RQ0", "RQ1", "RQ2", "AD0", "AD1", "AD2", "AD3", "LU0", "LU1", "LU2", "CB0", "CB1",
+                 "CB2", "DT0", "DT1", "DT2", "DT3", "DT4", "EM0", "EM1", "EM2", "EM3", "EM4", "EM5", "EM6",
+                 "EM7", "NEXT"]
+        S = {n: i for i, n in enumerate(names)}
+        st, ret = Signal(range(len(names))), Signal(range(len(names)))
+        m.d.comb += self.busy.eq(st != S["IDLE"])
+
+        r, c, j = Signal(16), Signal(16), Signal(16)
+        beat = Signal(LEN_BITS)
+        # Element access: view (voff: descriptor word of the view; at (vr, vc)) or raw (ra, rfe, rfs).
+        raw, ra, rfe, rfs = Signal(), Signal(32), Signal(4), Signal()
+        voff, vr, vc = Signal(range(DESC_BUF_WORDS)), Signal(24), Signal(24)
+        rraw = Signal(64)  # the element's bytes, as read
+        re_, rs_, rsat = Signal(8), Signal(), Signal(8)  # format of the element being read
+        wv = Signal(signed(64))  # value to write
+        wb = Signal(range(NB + 1))
+        outstanding = Signal(32)
+
+        # View address generator (combinational, from the registers above).
+        vw = [dword(voff + k) for k in range(VIEW_WORDS)]
+        base, fmt, rtile, ctile, s_rt, s_r, s_ct, s_c, r0, c0 = vw
+        R, C = Signal(24), Signal(24)
+        m.d.comb += [R.eq(vr + r0), C.eq(vc + c0)]
+        qr, mr, qc, mc = Signal(24), Signal(24), Signal(24), Signal(24)
+        rt16, ct16 = rtile[:16], ctile[:16]
+        m.d.comb += [qr.eq(Mux(rt16 == 0, 0, R // rt16)), mr.eq(Mux(rt16 == 0, R, R % rt16)),
+                     qc.eq(Mux(ct16 == 0, 0, C // ct16)), mc.eq(Mux(ct16 == 0, C, C % ct16))]
+        vaddr = Signal(32)
+        m.d.comb += vaddr.eq(base + qr * s_rt + mr * s_r + qc * s_ct + mc * s_c)
+        velem, vsigned, vsat = fmt[0:8], fmt[8], fmt[16:24]
+        view_bad = Signal()
+        m.d.comb += view_bad.eq(~raw & (((velem != 1) & (velem != 2) & (velem != 4) & (velem != 8))
+                                        | (rtile[16:] != 0) | (ctile[16:] != 0)))
+        cur_elem = Mux(raw, rfe, velem)
+        cur_signed = Mux(raw, rfs, vsigned)
+
+        # The element read, sign-extended and saturated (from rraw and the latched format).
+        xv = Signal(signed(64))
+        ext = Signal(signed(64))
+        with m.Switch(re_):
+            for e in (1, 2, 4):
+                with m.Case(e):
+                    m.d.comb += ext.eq(Mux(rs_, rraw[:8 * e].as_signed(), rraw[:8 * e]))
+            with m.Default():
+                m.d.comb += ext.eq(rraw.as_signed())
+        sat_lo, sat_hi = Signal(signed(66)), Signal(signed(66))
+        m.d.comb += [sat_hi.eq((Const(1, 66) << (rsat - 1)[:7]) - 1), sat_lo.eq(-(sat_hi + 1))]
+        with m.If((rsat == 0) | (rsat > 64)):
+            m.d.comb += xv.eq(ext)
+        with m.Elif(ext < sat_lo):
+            m.d.comb += xv.eq(sat_lo)
+        with m.Elif(ext > sat_hi):
+            m.d.comb += xv.eq(sat_hi)
+        with m.Else():
+            m.d.comb += xv.eq(ext)
+
+        # The value to write, saturated to the element type of the current target.
+        wsat = Signal(64)
+        e_lo, e_hi = Signal(signed(66)), Signal(signed(66))
+        with m.Switch(cur_elem):
+            for e in (1, 2, 4):
+                with m.Case(e):
+                    m.d.comb += [e_lo.eq(Mux(cur_signed, -(1 << (8 * e - 1)), 0)),
+                                 e_hi.eq(Mux(cur_signed, (1 << (8 * e - 1)) - 1, (1 << (8 * e)) - 1))]
+            with m.Default():
+                m.d.comb += [e_lo.eq(Mux(cur_signed, -(1 << 63), 0)), e_hi.eq((1 << 63) - 1)]
+        m.d.comb += wsat.eq(Mux(wv < e_lo, e_lo, Mux(wv > e_hi, e_hi, wv)))
+        strb_all = Signal(8)
+        m.d.comb += strb_all.eq(Mux(cur_elem == 1, 0x01, Mux(cur_elem == 2, 0x03, Mux(cur_elem == 4, 0x0F, 0xFF))))
+        cur_addr = Mux(raw, ra, vaddr)
+
+        # -- port outputs --------------------------------------------------------------------
+        with m.If(self.wr_valid & self.wr_ready & ~self.wr_resp_valid):
+            m.d.sync += outstanding.eq(outstanding + 1)
+        with m.Elif(~(self.wr_valid & self.wr_ready) & self.wr_resp_valid):
+            m.d.sync += outstanding.eq(outstanding - 1)
+
+        # -- helpers for the kernel states ------------------------------------------------------
+        def goto(name):
+            m.d.sync += st.eq(S[name])
+
+        def read_view(off, row, col, then):
+            m.d.sync += [raw.eq(0), voff.eq(off), vr.eq(row), vc.eq(col), ret.eq(S[then]), st.eq(S["RD_REQ"])]
+
+        def read_raw(addr, elem, sgn, then):
+            m.d.sync += [raw.eq(1), ra.eq(addr), rfe.eq(elem), rfs.eq(sgn), ret.eq(S[then]), st.eq(S["RD_REQ"])]
+
+        def write_view(off, row, col, value, then):
+            m.d.sync += [raw.eq(0), voff.eq(off), vr.eq(row), vc.eq(col), wv.eq(value), wb.eq(0),
+                         ret.eq(S[then]), st.eq(S["WR"])]
+
+        def fault():
+            m.d.sync += [self.fault.eq(1), st.eq(S["DRAIN"])]
+
+        def next_elem():  # column-major inner loop: c, then r; then drain
+            m.d.sync += st.eq(S["NEXT"])
+
+        # Kernel registers.
+        xa, xb, acc = Signal(signed(64)), Signal(signed(64)), Signal(signed(64))
+        p0, p1 = [Signal(signed(32), name=f"pair{i}") for i in range(3)], [Signal(signed(32), name=f"pair1_{i}") for i in range(3)]
+        idx = [Signal(signed(64), name=f"idx{i}") for i in range(3)]
+        tsel = Signal(2)
+
+        # Requantize (bebert.numerics.requantize with bias 0; the POST arithmetic), combinational.
+        def requant(x, mult, shift, obits, osigned, in_bits, name):
+            xin = Signal(signed(64), name=f"{name}_xin")
+            ib = in_bits[:7]
+            lo_in = Signal(signed(66), name=f"{name}_lo")
+            hi_in = Signal(signed(66), name=f"{name}_hi")
+            m.d.comb += [hi_in.eq((Const(1, 66) << (ib - 1)[:7]) - 1), lo_in.eq(-(hi_in + 1))]
+            m.d.comb += xin.eq(Mux((ib == 0) | (ib > 64), x, Mux(x < lo_in, lo_in, Mux(x > hi_in, hi_in, x))))
+            v = Signal(signed(64), name=f"{name}_v")
+            vr_ = Signal(signed(64), name=f"{name}_vr")
+            m.d.comb += v.eq((xin * mult)[:64].as_signed())
+            sh = shift[:6]
+            with m.If(shift != 0):
+                m.d.comb += vr_.eq(((v + (Const(1, 64) << (sh - 1)[:6]))[:64].as_signed()) >> sh)
+            with m.Else():
+                m.d.comb += vr_.eq(v)
+            lo, hi = Signal(signed(66), name=f"{name}_olo"), Signal(signed(66), name=f"{name}_ohi")
+            ob = obits[:7]
+            with m.If(ob == 0):
+                m.d.comb += [lo.eq(-(1 << 31)), hi.eq((1 << 31) - 1)]
+            with m.Elif(osigned != 0):
+                m.d.comb += [hi.eq((Const(1, 66) << (ob - 1)[:7]) - 1), lo.eq(-((Const(1, 66) << (ob - 1)[:7])))]
+            with m.Else():
+                m.d.comb += [lo.eq(0), hi.eq((Const(1, 66) << ob) - 1)]
+            out = Signal(signed(64), name=f"{name}_out")
+            with m.If(ob == 1):
+                m.d.comb += out.eq(Mux(vr_ >= 0, 1, -1))
+            with m.Else():
+                m.d.comb += out.eq(Mux(vr_ < lo, lo, Mux(vr_ > hi, hi, vr_)))
+            return out
+
+        # -- the sequencer --------------------------------------------------------------------
+        fn_is = {f: (fn == int(f)) for f in VecFn}
+        with m.Switch(st):
+            with m.Case(S["IDLE"]):
+                with m.If(self.start):
+                    m.d.sync += [self.fault.eq(0), beat.eq(0), r.eq(0), c.eq(0), j.eq(0)]
+                    goto("DESC_REQ")
+
+        # Descriptor burst.
+            with m.Case(S["DESC_REQ"]):
+                nbeats = Signal(LEN_BITS)
+                with m.Switch(fn):
+                    for f in VecFn:
+                        with m.Case(int(f)):
+                            m.d.comb += nbeats.eq(desc_beats(f, cfg))
+                m.d.comb += [self.rd_req_valid.eq(desc[:2] == 0), self.rd_req_addr.eq(desc),
+                             self.rd_req_len.eq(nbeats)]
+                with m.If(desc[:2] != 0):
+                    fault()
+                with m.Elif(self.rd_req_ready):
+                    m.d.sync += [beat.eq(0), ret.eq(S["DESC_WAIT"])]
+                    goto("DESC_WAIT")
+            with m.Case(S["DESC_WAIT"]):
+                with m.If(self.rd_data_valid):
+                    m.d.sync += [dbuf.word_select(beat[:8], bus).eq(self.rd_data), beat.eq(beat + 1)]
+                    last = Signal()
+                    with m.Switch(fn):
+                        for f in VecFn:
+                            with m.Case(int(f)):
+                                m.d.comb += last.eq(beat == desc_beats(f, cfg) - 1)
+                    with m.If(last):
+                        with m.If(sum(fn_is[f] for f in CONSTS) != 0):
+                            goto("CONST_REQ")
+                        with m.Else():
+                            goto("ROW")
+
+        # Constant burst (int64 words at an 8-byte aligned address named by the descriptor).
+        caddr = Signal(32)
+        cn = Signal(LEN_BITS)
+        for f, (name, _n) in CONSTS.items():
+            with m.If(fn_is[f]):
+                if f == VecFn.COMBINE:  # `weights` follows the members' views
+                    mem = dword(0)
+                    m.d.comb += caddr.eq(dword(1 + VIEW_WORDS + VIEW_WORDS * mem[:6]))
+                else:
+                    m.d.comb += caddr.eq(dword(OFF[f][name]))
+                m.d.comb += cn.eq(const_beats(f, cfg))
+        with m.Switch(st):
+            with m.Case(S["CONST_REQ"]):
+                m.d.comb += [self.rd_req_valid.eq(caddr[:3] == 0), self.rd_req_addr.eq(caddr),
+                             self.rd_req_len.eq(cn)]
+                with m.If(caddr[:3] != 0):
+                    fault()
+                with m.Elif(self.rd_req_ready):
+                    m.d.sync += beat.eq(0)
+                    goto("CONST_WAIT")
+            with m.Case(S["CONST_WAIT"]):
+                with m.If(self.rd_data_valid):
+                    m.d.sync += [cbuf.word_select(beat[:8], bus).eq(self.rd_data), beat.eq(beat + 1)]
+                    with m.If(beat == cn - 1):
+                        goto("ROW")
+
+        # Per-kernel checks, then the first element.
+            with m.Case(S["ROW"]):
+                with m.If(fn_is[VecFn.COMBINE] & ((dword(0) == 0) | (dword(0) > COMBINE_MAX_MEMBERS))):
+                    fault()
+                with m.Else():
+                    first = {VecFn.REQUANT: "RQ0", VecFn.ADD: "AD0", VecFn.LUT: "LU0", VecFn.COMBINE: "CB0",
+                             VecFn.DOT: "DT0", VecFn.EMBED: "EM0"}
+                    with m.Switch(fn):
+                        for f, s in first.items():
+                            with m.Case(int(f)):
+                                goto(s)
+                        with m.Default():
+                            fault()
+
+        # Element read: one request, NB beats.
+            with m.Case(S["RD_REQ"]):
+                m.d.comb += [self.rd_req_valid.eq(~view_bad), self.rd_req_addr.eq(cur_addr),
+                             self.rd_req_len.eq(NB)]
+                with m.If(view_bad):
+                    fault()
+                with m.Elif(self.rd_req_ready):
+                    m.d.sync += [beat.eq(0), re_.eq(cur_elem), rs_.eq(cur_signed), rsat.eq(Mux(raw, 0, vsat))]
+                    goto("RD_WAIT")
+            with m.Case(S["RD_WAIT"]):
+                with m.If(self.rd_data_valid):
+                    if NB == 1:
+                        m.d.sync += rraw.eq(self.rd_data[:64])
+                    else:
+                        m.d.sync += rraw.word_select(beat[:4], bus).eq(self.rd_data)
+                    m.d.sync += beat.eq(beat + 1)
+                    with m.If(beat == NB - 1):
+                        m.d.sync += st.eq(ret)
+
+        # Element write: NB single beats.
+            with m.Case(S["WR"]):
+                data = Signal(64 if NB > 1 else bus)
+                m.d.comb += data.eq(wsat)
+                m.d.comb += [self.wr_valid.eq(~view_bad), self.wr_addr.eq(cur_addr + wb * bpb)]
+                if NB == 1:
+                    m.d.comb += [self.wr_data.eq(data), self.wr_strb.eq(strb_all)]
+                else:
+                    m.d.comb += [self.wr_data.eq(data.word_select(wb[:2], bus)),
+                                 self.wr_strb.eq(strb_all.word_select(wb[:2], bpb))]
+                with m.If(view_bad):
+                    fault()
+                with m.Elif(self.wr_ready):
+                    m.d.sync += wb.eq(wb + 1)
+                    with m.If(wb == NB - 1):
+                        m.d.sync += st.eq(ret)
+
+            with m.Case(S["NEXT"]):
+                with m.If(c == cols - 1):
+                    m.d.sync += c.eq(0)
+                    with m.If(r == rows - 1):
+                        goto("DRAIN")
+                    with m.Else():
+                        m.d.sync += r.eq(r + 1)
+                        goto("ROW")
+                with m.Else():
+                    m.d.sync += c.eq(c + 1)
+                    goto("ROW")
+
+            with m.Case(S["DRAIN"]):
+                with m.If(outstanding == 0):
+                    goto("IDLE")
+
+        # REQUANT: out = requant(src).
+        o = OFF[VecFn.REQUANT]
+        rq = requant(xa, kconst(0), kconst(1), kconst(2), kconst(3), kconst(4), "rq")
+        with m.Switch(st):
+            with m.Case(S["RQ0"]):
+                read_view(o["src"], r, c, "RQ1")
+            with m.Case(S["RQ1"]):
+                m.d.sync += xa.eq(xv)
+                goto("RQ2")
+            with m.Case(S["RQ2"]):
+                write_view(o["out"], r, c, rq, "NEXT")
+
+        # ADD: requantize(clamp(a) * mult1 + clamp(b) * mult2, 1, 0, shift, out_bits, out_signed).
+        o = OFF[VecFn.ADD]
+        in_bits = kconst(3)
+        sum_ = Signal(signed(64))
+        ca_in = Signal(signed(64))
+        cb_in = Signal(signed(64))
+        # Both operands clamp to in_bits first (apply_add).
+        ib = in_bits[:7]
+        hi_in, lo_in = Signal(signed(66)), Signal(signed(66))
+        m.d.comb += [hi_in.eq((Const(1, 66) << (ib - 1)[:7]) - 1), lo_in.eq(-(hi_in + 1))]
+        for x, y in ((xa, ca_in), (xb, cb_in)):
+            m.d.comb += y.eq(Mux((ib == 0) | (ib > 64), x, Mux(x < lo_in, lo_in, Mux(x > hi_in, hi_in, x))))
+        m.d.comb += sum_.eq((ca_in * kconst(0) + cb_in * kconst(1))[:64].as_signed())
+        ad = requant(sum_, 1, kconst(2), kconst(4), kconst(5), Const(0, 7), "ad")
+        with m.Switch(st):
+            with m.Case(S["AD0"]):
+                read_view(o["a"], r, c, "AD1")
+            with m.Case(S["AD1"]):
+                m.d.sync += xa.eq(xv)
+                read_view(o["b"], r, c, "AD2")
+            with m.Case(S["AD2"]):
+                m.d.sync += xb.eq(xv)
+                goto("AD3")
+            with m.Case(S["AD3"]):
+                write_view(o["out"], r, c, ad, "NEXT")
+
+        # LUT: out = table[src + offset] (int32 entries).
+        o = OFF[VecFn.LUT]
+        li = Signal(signed(65))
+        m.d.comb += li.eq(xv + dword(o["offset"]).as_signed())
+        with m.Switch(st):
+            with m.Case(S["LU0"]):
+                read_view(o["src"], r, c, "LU1")
+            with m.Case(S["LU1"]):
+                with m.If((li < 0) | (li >= dword(o["size"]))):
+                    fault()
+                with m.Else():
+                    read_raw(dword(o["table"]) + (li[:32] << 2), 4, 1, "LU2")
+            with m.Case(S["LU2"]):
+                write_view(o["out"], r, c, xv, "NEXT")
+
+        # COMBINE: out = sum_m in_m * w_m over COMBINE_MAX_MEMBERS slots (absent members: an
+        # idle slot of one read's length, so that the duration does not depend on `members`).
+        o = OFF[VecFn.COMBINE]
+        idle = Signal(16)
+        with m.Switch(st):
+            with m.Case(S["CB0"]):
+                m.d.sync += [acc.eq(0), j.eq(0)]
+                goto("CB1")
+            with m.Case(S["CB1"]):
+                with m.If(j == COMBINE_MAX_MEMBERS):
+                    write_view(o["out"], r, c, acc, "NEXT")
+                with m.Elif(j < dword(0)):
+                    read_view(o["inputs"] + VIEW_WORDS * j[:3], r, c, "CB2")
+                with m.Else():
+                    m.d.sync += idle.eq(cfg.dram_latency_cycles + NB)
+                    goto("CB2")
+            with m.Case(S["CB2"]):
+                with m.If(j < dword(0)):
+                    m.d.sync += [acc.eq((acc + xv * kconst(j[:3]))[:64].as_signed()), j.eq(j + 1)]
+                    goto("CB1")
+                with m.Elif(idle == 0):
+                    m.d.sync += j.eq(j + 1)
+                    goto("CB1")
+                with m.Else():
+                    m.d.sync += idle.eq(idle - 1)
+
+        # DOT: out[r, j] = bias[j] + sum_c src[r, c] * weight[j, c]  (int64, wrapping).
+        o = OFF[VecFn.DOT]
+        with m.Switch(st):
+            with m.Case(S["DT0"]):  # once per (r, j): the bias
+                read_raw(dword(o["bias"]) + (j << 3), 8, 1, "DT1")
+            with m.Case(S["DT1"]):
+                m.d.sync += [acc.eq(xv), c.eq(0)]
+                goto("DT2")
+            with m.Case(S["DT2"]):
+                read_view(o["src"], r, c, "DT3")
+            with m.Case(S["DT3"]):
+                m.d.sync += xa.eq(xv)
+                read_view(o["weight"], j, c, "DT4")
+            with m.Case(S["DT4"]):
+                prod = (acc + xa * xv)[:64].as_signed()
+                with m.If(c == cols - 1):
+                    m.d.sync += c.eq(0)
+                    write_view(o["out"], r, j, prod, "DT0")
+                    with m.If(j == aux - 1):
+                        m.d.sync += j.eq(0)
+                        with m.If(r == rows - 1):
+                            m.d.sync += ret.eq(S["DRAIN"])
+                        with m.Else():
+                            m.d.sync += r.eq(r + 1)
+                    with m.Else():
+                        m.d.sync += j.eq(j + 1)
+                with m.Else():
+                    m.d.sync += [acc.eq(prod), c.eq(c + 1)]
+                    goto("DT2")
+
+        # EMBED: out[r, c] = word[ids[r]][c] + position[r][c] + token_type[types[r]][c].
+        o = OFF[VecFn.EMBED]
+        tabs = [o["word"], o["position"], o["token_type"]]
+
+        def tword(k):  # word k of table `tsel`
+            return dword(Mux(tsel == 0, tabs[0], Mux(tsel == 1, tabs[1], tabs[2])) + k)
+
+        kind, tbase, tstride, tnrows, telem, tpairs = (tword(k) for k in range(TABLE_WORDS))
+        cur_idx = Mux(tsel == 0, idx[0], Mux(tsel == 1, idx[1], idx[2]))
+        row_addr = (tbase + cur_idx[:32] * tstride)[:32]
+        with m.Switch(st):
+            with m.Case(S["EM0"]):  # per row: the ids, then the types
+                with m.If(c == 0):
+                    read_view(o["ids"], r, 0, "EM1")
+                with m.Else():
+                    m.d.sync += [acc.eq(0), tsel.eq(0)]
+                    goto("EM5")
+            with m.Case(S["EM1"]):
+                m.d.sync += [idx[0].eq(xv), idx[1].eq(r)]
+                read_view(o["types"], r, 0, "EM2")
+            with m.Case(S["EM2"]):
+                m.d.sync += [idx[2].eq(xv), tsel.eq(0)]
+                goto("EM3")
+            with m.Case(S["EM3"]):  # per row and table: check the index, read the pair
+                with m.If((cur_idx < 0) | (cur_idx >= tnrows) | (kind > 1)
+                          | ((kind == 0) & (telem != 1) & (telem != 2) & (telem != 4) & (telem != 8))):
+                    fault()
+                with m.Else():
+                    read_raw(tpairs + (cur_idx[:32] << 3), 8, 1, "EM4")
+            with m.Case(S["EM4"]):
+                for t in range(3):
+                    with m.If(tsel == t):
+                        m.d.sync += [p0[t].eq(rraw[:32].as_signed()), p1[t].eq(rraw[32:64].as_signed())]
+                with m.If(tsel == 2):
+                    m.d.sync += [tsel.eq(0), acc.eq(0)]
+                    goto("EM5")
+                with m.Else():
+                    m.d.sync += tsel.eq(tsel + 1)
+                    goto("EM3")
+            with m.Case(S["EM5"]):  # per element and table: a dense code or a sign byte
+                with m.If(kind == 0):
+                    read_raw(row_addr + (c * telem[:4])[:32], telem[:4], 1, "EM6")
+                with m.Else():
+                    read_raw(row_addr + (c >> 3), 1, 0, "EM6")
+            with m.Case(S["EM6"]):
+                bit = (xv >> c[:3])[0]
+                pv = Mux(tsel == 0, Mux(bit, p0[0], p1[0]), Mux(tsel == 1, Mux(bit, p0[1], p1[1]),
+                                                                     Mux(bit, p0[2], p1[2])))
+                m.d.sync += acc.eq((acc + Mux(kind == 0, xv, pv))[:64].as_signed())
+                with m.If(tsel == 2):
+                    goto("EM7")
+                with m.Else():
+                    m.d.sync += tsel.eq(tsel + 1)
+                    goto("EM5")
+            with m.Case(S["EM7"]):
+                write_view(o["out"], r, c, acc, "NEXT")
+        return m
