@@ -15,6 +15,7 @@ from amaranth.hdl import Elaboratable, Module, signed
 from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
 
+from bebert.hw.vec.arith import Divider, Isqrt64
 from bebert.hw.vec.elem import AddElem, GeluElem, RequantElem
 from bebert.hw.vec.layernorm import LayerNormRow
 from bebert.hw.vec.softmax import SoftmaxRow
@@ -365,3 +366,58 @@ def test_softmax_row_raw_constants_wrap_like_int64():
 
 def test_softmax_row_checks_its_size():
     refused(lambda: SoftmaxRow(0), "max_cols")
+
+
+# -- the iterative blocks ------------------------------------------------------------------
+def run_iterative(dut, inputs: list[dict], out: str):
+    """Start `dut` once per input dict; returns its `out` port STEPS + 1 cycles after start."""
+    got = []
+
+    async def bench(ctx):
+        for vals in inputs:
+            for name, x in vals.items():
+                ctx.set(getattr(dut, name), int(x))
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            await ctx.tick().repeat(dut.STEPS)
+            got.append(ctx.get(getattr(dut, out)))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return got
+
+
+def test_isqrt64_is_integer_ops_isqrt():
+    rng = random.Random(5)
+    ns = [0, 1, 2, 3, 4, 15, 16, 1 << 62, (1 << 62) - 1, I64_MAX, -1, I64_MIN, ((1 << 31) + 5) ** 2 - 1]
+    ns += [rng.getrandbits(rng.randrange(1, 64)) for _ in range(30)]
+    got = run_iterative(Isqrt64(), [{"n": n} for n in ns], "root")
+    assert got == I.isqrt(np.asarray(ns, np.int64)).tolist()
+
+
+@pytest.mark.parametrize("width", [61, 63])
+def test_divider_is_floor_division(width):
+    rng = random.Random(width)
+    top = (1 << width) - 1
+    pairs = [(top, 1), (top, top), (0, 7), (5, top), (1 << 60, 1), (1 << 60, (1 << 32) - 1), (top, (1 << 64) - 1)]
+    pairs += [(rng.getrandbits(width), rng.getrandbits(rng.randrange(1, 64)) or 1) for _ in range(30)]
+    got = run_iterative(Divider(width), [{"num": a, "den": b} for a, b in pairs], "quot")
+    assert got == [a // b for a, b in pairs]
+
+
+def test_row_engines_at_bert_base_width():
+    """A 768-wide row (BERT-base hidden): LayerNorm and softmax equal the reference, cycles
+    equal the formula."""
+    rng = random.Random(6)
+    h = 768
+    c = random_ln(rng, h)
+    q = [rng.randrange(-(1 << 15), 1 << 15) for _ in range(h)]
+    [(out, n)] = run_rows(LayerNormRow(1024), 1024, [ln_job(c, q)])
+    assert out == ln_ref(c, q) and n == LayerNormRow.cycles(h) == 2409
+    s = I.prepare_softmax(0.02, out_bits=8)
+    mask = [int(i < 700) for i in range(h)]
+    [(out, n)] = run_rows(SoftmaxRow(1024), 1024, [sm_job(s, q, mask)])
+    assert out == sm_ref(s, q, mask) and n == SoftmaxRow.cycles(h) == 2380
