@@ -20,6 +20,7 @@ from bebert.hw.vec.elem import AddElem, GeluElem, RequantElem
 from bebert.hw.vec.layernorm import LayerNormRow
 from bebert.hw.vec.softmax import SoftmaxRow
 from bebert.model import integer_ops as I
+from bebert.vector import CONST_FIELDS, VecFn
 
 I64_MIN, I64_MAX = -(1 << 63), (1 << 63) - 1
 
@@ -86,8 +87,7 @@ def run_rows(engine, depth, jobs):
 
 # -- LayerNorm -----------------------------------------------------------------------------
 def ln_job(c: I.LayerNormConsts, q):
-    consts = {"in_bits": c.in_bits, "d_shift": c.d_shift, "eps": c.eps, "norm_bits": c.norm_bits,
-              "shift": c.shift, "out_bits": c.out_bits, "out_signed": c.out_signed}
+    consts = {k: getattr(c, k) for k in LayerNormRow.CONSTS}
     return consts, {"src": q, "mult": c.mult, "bias": c.bias}, c.hidden
 
 
@@ -228,6 +228,13 @@ def edge_codes(rng: random.Random, n: int, bits: int = 32) -> list[int]:
             rng.randrange(-(1 << (bits - 1)), 1 << (bits - 1)) for _ in range(n)]
 
 
+@pytest.mark.parametrize("engine, fn", [(LayerNormRow, VecFn.LAYERNORM), (SoftmaxRow, VecFn.SOFTMAX),
+                                        (GeluElem, VecFn.GELU), (AddElem, VecFn.ADD), (RequantElem, VecFn.REQUANT)])
+def test_constant_ports_are_the_kernels_const_fields(engine, fn):
+    """Every constant of the kernel is a port of the same name (LayerNorm's `hidden` is cols)."""
+    assert list(engine.CONSTS) == [f for f in CONST_FIELDS[fn] if f != "hidden"]
+
+
 def test_element_engine_cycles():
     assert RequantElem.cycles(10) == 12 and AddElem.cycles(10) == 12 and GeluElem.cycles(10) == 15
 
@@ -241,7 +248,7 @@ def test_requant_elem_matches_apply_requant(seed):
                               bits=rng.choice([0, 1, 5, 32]), signed=rng.random() < 0.5,
                               in_bits=rng.choice([1, 2, 33, 64]), scale_in=1.0, scale_out=1.0)]:
         x = edge_codes(rng, 40, min(c.in_bits + 2, 64))
-        consts = {"mult": c.mult, "shift": c.shift, "bits": c.bits, "signed": c.signed, "in_bits": c.in_bits}
+        consts = {k: getattr(c, k) for k in RequantElem.CONSTS}
         with np.errstate(over="ignore"):
             ref = I.apply_requant(np.asarray(x, np.int64), c)
         check_stream(RequantElem(), consts, [{"x": v} for v in x], ref)
@@ -292,12 +299,8 @@ def test_gelu_elem_raw_constants_wrap_like_int64():
 
 
 # -- softmax -------------------------------------------------------------------------------
-SM_CONSTS = ("out_bits", "in_shift", "t_in_max", "t_max", "ln2", "div_mult", "div_shift", "poly_b", "poly_c",
-             "recip_num", "recip_shift")
-
-
 def sm_job(c: I.SoftmaxConsts, q, mask):
-    return {k: getattr(c, k) for k in SM_CONSTS}, {"src": q, "mask": mask}, len(q)
+    return {k: getattr(c, k) for k in SoftmaxRow.CONSTS}, {"src": q, "mask": mask}, len(q)
 
 
 def sm_ref(c, q, mask):

@@ -27,7 +27,7 @@ from .arith import W, clamp, mul, post_clamp, round_rshift, round_shift, saturat
 class _Elem(wiring.Component):
     LATENCY = 0
     INPUTS: tuple[str, ...] = ()
-    CONSTS: dict = {}
+    CONSTS: dict = {}       # the constant ports: the kernel's CONST_FIELDS, with their widths
 
     def __init__(self, tag_bits: int = 16):
         if not isinstance(tag_bits, int) or not 1 <= tag_bits <= 64:

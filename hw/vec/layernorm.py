@@ -7,7 +7,8 @@ way through `par_addr` / `par_mult`, `par_bias` (one address, both words a cycle
 Outputs go to an output row memory through `wr_addr` / `wr_data` / `wr_en` (written at
 the end of a cycle with `wr_en` high). `wr_data` is the int32 code, sign-extended to 64 bits.
 
-The scalar constants (`bebert.vector.CONST_FIELDS[LAYERNORM]`) are inputs held stable from
+The scalar constants (`bebert.vector.CONST_FIELDS[LAYERNORM]`, ports listed in `CONSTS`)
+are inputs held stable from
 `start` until `done`: `in_bits` (1..64), `d_shift` (-63..63), `eps`, `norm_bits` (Z, with
 |Z - 60| <= 63), `shift` (0..63), `out_bits` (0..63), `out_signed`. `hidden` is not a port:
 the golden kernel refuses hidden != cols, so the vector unit checks it and H is `cols`.
@@ -41,6 +42,10 @@ PASS_DEPTH = {"SUM": 1, "SQ": 3, "OUT": 5}
 class LayerNormRow(wiring.Component):
     """One LayerNorm row of up to `max_cols` codes (see the module docstring for the ports)."""
 
+    # The constant ports: CONST_FIELDS[LAYERNORM] but `hidden` (= cols), with their widths.
+    CONSTS = {"in_bits": 7, "d_shift": signed(8), "eps": signed(W), "norm_bits": signed(8), "shift": 6,
+              "out_bits": 6, "out_signed": 1}
+
     def __init__(self, max_cols: int):
         if not isinstance(max_cols, int) or max_cols < 2:
             raise ValueError(f"LayerNormRow: max_cols must be an integer >= 2, got {max_cols!r}")
@@ -48,8 +53,7 @@ class LayerNormRow(wiring.Component):
         addr = range(max_cols)
         super().__init__({
             "start": In(1), "busy": Out(1), "done": Out(1), "cols": In(range(max_cols + 1)),
-            "in_bits": In(7), "d_shift": In(signed(8)), "eps": In(signed(W)), "norm_bits": In(signed(8)),
-            "shift": In(6), "out_bits": In(6), "out_signed": In(1),
+            **{k: In(shape) for k, shape in self.CONSTS.items()},
             "rd_addr": Out(addr), "rd_data": In(signed(W)),
             "par_addr": Out(addr), "par_mult": In(signed(W)), "par_bias": In(signed(W)),
             "wr_addr": Out(addr), "wr_data": Out(signed(W)), "wr_en": Out(1),

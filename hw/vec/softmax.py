@@ -5,8 +5,8 @@ through `mask_addr` / `mask_data` (1 = kept; both synchronous, data one cycle af
 address; the vector unit drives `mask_data` high for a kernel without a mask), outputs
 (int32 codes sign-extended to 64 bits) through `wr_addr` / `wr_data` / `wr_en`.
 
-The constants (`bebert.vector.CONST_FIELDS[SOFTMAX]`) are inputs held stable from `start`
-until `done`: `out_bits` (0..63), `in_shift` (-63..63), `t_in_max`, `t_max`, `ln2`,
+The constants (`bebert.vector.CONST_FIELDS[SOFTMAX]`, ports listed in `CONSTS`) are inputs
+held stable from `start` until `done`: `out_bits` (0..63), `in_shift` (-63..63), `t_in_max`, `t_max`, `ln2`,
 `div_mult`, `div_shift` (0..63), `poly_b`, `poly_c`, `recip_num`, `recip_shift` (1..63).
 
 Schedule (start high in cycle 0; every count depends on `cols` only):
@@ -42,15 +42,18 @@ PASS_DEPTH = {"MAX": 1, "SUM": 4, "OUT": 6}
 class SoftmaxRow(wiring.Component):
     """One softmax row of up to `max_cols` codes (see the module docstring for the ports)."""
 
+    # The constant ports: CONST_FIELDS[SOFTMAX], with their widths.
+    CONSTS = {"out_bits": 6, "in_shift": signed(8), "t_in_max": signed(W), "t_max": signed(W), "ln2": signed(W),
+              "div_mult": signed(W), "div_shift": 6, "poly_b": signed(W), "poly_c": signed(W),
+              "recip_num": signed(W), "recip_shift": 6}
+
     def __init__(self, max_cols: int):
         if not isinstance(max_cols, int) or max_cols < 2:
             raise ValueError(f"SoftmaxRow: max_cols must be an integer >= 2, got {max_cols!r}")
         self.max_cols = max_cols
         addr = range(max_cols)
         ports = {"start": In(1), "busy": Out(1), "done": Out(1), "cols": In(range(max_cols + 1)),
-                 "out_bits": In(6), "in_shift": In(signed(8)), "div_shift": In(6), "recip_shift": In(6)}
-        ports.update({k: In(signed(W)) for k in ("t_in_max", "t_max", "ln2", "div_mult", "poly_b", "poly_c",
-                                                  "recip_num")})
+                 **{k: In(shape) for k, shape in self.CONSTS.items()}}
         ports.update({"rd_addr": Out(addr), "rd_data": In(signed(W)), "mask_addr": Out(addr), "mask_data": In(1),
                       "wr_addr": Out(addr), "wr_data": Out(signed(W)), "wr_en": Out(1)})
         super().__init__(ports)
