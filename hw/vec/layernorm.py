@@ -8,9 +8,8 @@ Outputs go to an output row memory through `wr_addr` / `wr_data` / `wr_en` (writ
 the end of a cycle with `wr_en` high). `wr_data` is the int32 code, sign-extended to 64 bits.
 
 The scalar constants (`bebert.vector.CONST_FIELDS[LAYERNORM]`, ports listed in `CONSTS`)
-are inputs held stable from
-`start` until `done`: `in_bits` (1..64), `d_shift` (-63..63), `eps`, `norm_bits` (Z, with
-|Z - 60| <= 63), `shift` (0..63), `out_bits` (0..63), `out_signed`. `hidden` is not a port:
+are inputs held stable from `start` until `done`: `in_bits` (1..64), `d_shift` (-63..63),
+`eps`, `norm_bits` (Z, with |Z - 60| <= 63), `shift` (0..63), `out_bits` (0..63), `out_signed`. `hidden` is not a port:
 the golden kernel refuses hidden != cols, so the vector unit checks it and H is `cols`.
 
 Schedule (start high in cycle 0; every count depends on `cols` only, never on the data):

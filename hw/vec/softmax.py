@@ -6,8 +6,9 @@ address; the vector unit drives `mask_data` high for a kernel without a mask), o
 (int32 codes sign-extended to 64 bits) through `wr_addr` / `wr_data` / `wr_en`.
 
 The constants (`bebert.vector.CONST_FIELDS[SOFTMAX]`, ports listed in `CONSTS`) are inputs
-held stable from `start` until `done`: `out_bits` (0..63), `in_shift` (-63..63), `t_in_max`, `t_max`, `ln2`,
-`div_mult`, `div_shift` (0..63), `poly_b`, `poly_c`, `recip_num`, `recip_shift` (1..63).
+held stable from `start` until `done`: `out_bits` (0..63), `in_shift` (-63..63), `t_in_max`,
+`t_max`, `ln2`, `div_mult`, `div_shift` (0..63), `poly_b`, `poly_c`, `recip_num`,
+`recip_shift` (1..63).
 
 Schedule (start high in cycle 0; every count depends on `cols` only):
 
@@ -19,7 +20,8 @@ Schedule (start high in cycle 0; every count depends on `cols` only):
                        4: e = (p^2 + poly_c) >> z, 0 where masked out
     DIV   1 + 63     R = recip_num // max(total, 1)  (restoring on |recip_num|: a negative
                      numerator runs as ~n and the quotient is inverted back, numpy's floor)
-    OUT   cols + 6   stages 1-4 again, 5: out = clamp((e R + 2^(K-1)) >> K, 0, 2^out_bits - 1)
+    OUT   cols + 6   stages 1-4 again, 5: out = (e R + 2^(K-1)) >> K, clamped to unsigned
+                     out_bits as `requantize` does (0: int32, 1: +-1)
     DONE  `done` high one cycle: cycle `cycles(cols)` = 3 cols + 76; every output is written.
 
 All arithmetic wraps modulo 2^64 like numpy's int64 (a shift by z outside 0..63 gives the
