@@ -1,12 +1,20 @@
 """`bebert demo`: the whole chain on its embedded default, with no data and no network.
 
-1. A BERT-base FFN layer (M=128 tokens, K=768, N=3072, 4-bit activations) is compiled for
-   the default accelerator, run on the golden executor and checked against the model's
-   integer path, then simulated cycle-accurately.
-2. The default accelerator's Verilog is generated.
-3. Two programs (one per configuration, one of them not a multiple of the tile) run on the
-   RTL under cocotb + Icarus: outputs must be bit-identical, cycles equal to the simulator.
-4. A Markdown report with the figures and a plot lands in the output directory.
+1. The default ensemble, `synthetic:minilm-l6` (3 binary BERT members of MiniLM-L6's shape,
+   4-bit activations, 128 tokens, seeded weights), is compiled whole for the default
+   accelerator by `bebert.compiler.compile_model`.
+2. The golden executor runs the program on its compiled-in example; the members' logits must
+   equal the model's integer path (`apply_integer_member`) bit for bit.
+3. The program is simulated cycle-accurately and priced with both energy tables; the
+   breakdown and timeline figures are drawn.
+4. The Verilog of a tiny configuration (`configs/small.toml`) is generated and two binary
+   layers run on it under cocotb + Icarus: outputs bit-identical to the golden executor,
+   cycles equal to the simulator's.
+5. A small design-space sweep (`examples/space_small.toml`: array size x activation bits x
+   members, with Yosys area) gives the table, the Pareto front and its plots.
+6. `REPORT.md` (and `report.json`) with every figure and plot land in the output directory.
+
+`--quick` uses `synthetic:tiny`, one RTL program and no sweep area (tests use it).
 """
 
 from __future__ import annotations
@@ -20,7 +28,12 @@ import numpy as np
 from bebert.config import AccelConfig
 from bebert.program import atomic_write
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+SPACE = ROOT / "examples" / "space_small.toml"
+MODEL = "synthetic:minilm-l6"
+QUICK_MODEL = "synthetic:tiny"
+STEPS = 6
 
 
 def _config(name: str) -> AccelConfig:
@@ -28,103 +41,218 @@ def _config(name: str) -> AccelConfig:
     return AccelConfig.from_toml(path) if path.is_file() else AccelConfig()
 
 
-def _step(n: int, total: int, what: str) -> float:
-    print(f"[{n}/{total}] {what} ...", flush=True)
+def _step(n: int, what: str) -> float:
+    print(f"[{n}/{STEPS}] {what} ...", flush=True)
     return time.perf_counter()
 
 
-def _plot_units(sim: dict, path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    units = ["load", "compute", "store"]
-    busy = [sim["busy"].get(u, 0) for u in units]
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    ax.barh(units, busy, color=["#4c72b0", "#dd8452", "#55a868"])
-    ax.axvline(sim["cycles"], color="k", ls="--", lw=1, label=f"total {sim['cycles']:,} cycles")
-    ax.set_xlabel("busy cycles")
-    ax.set_title(title)
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    buf = path.with_suffix(".tmp.png")
-    fig.savefig(buf, dpi=120)
-    plt.close(fig)
-    buf.replace(path)
+def _done(t: float, what: str) -> None:
+    print(f"      {what} [{time.perf_counter() - t:.1f} s]", flush=True)
 
 
 def run_demo(out: Path, *, quick: bool = False) -> int:
-    from bebert.compiler import compile_linear, compile_spec, golden
-    from bebert.compiler.spec import random_layer
-    from bebert.hw import generate_verilog
-    from bebert.hw.verify import verify
-    from bebert.sim import simulate
+    from bebert import api
 
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     default, small = _config("default"), _config("small")
-    M, K, N, bits = (32, 256, 512, 4) if quick else (128, 768, 3072, 4)
-    report: dict = {"layer": {"M": M, "K": K, "N": N, "act_bits": bits}}
+    spec = QUICK_MODEL if quick else MODEL
+    report: dict = {"model": spec, "config": default.to_dict(), "quick": quick}
+    t_all = time.perf_counter()
 
-    t = _step(1, 4, f"compile, run and simulate a {M}x{K}x{N} binary layer ({bits}-bit activations)")
-    layer, x_int = random_layer(M, K, N, bits, True, bits, seed=0)
-    t0 = time.perf_counter()
-    program = compile_linear(layer, x_int, default)
-    compile_s = time.perf_counter() - t0
-    program.write(out / "ffn")
-    t0 = time.perf_counter()
-    y = golden.outputs(program, golden.execute(program))["y"]
-    golden_s = time.perf_counter() - t0
-    exact = bool(np.array_equal(y, layer.forward(x_int)))
-    sim = simulate(program).to_dict()
-    report["ffn"] = {"instructions": len(program.instrs), "compile_s": round(compile_s, 3),
-                     "golden_s": round(golden_s, 3), "golden_equals_integer_path": exact, "sim": sim}
-    _plot_units(sim, out / "ffn_units.png", f"{M}x{K}x{N}, {bits}-bit activations, config '{default.name}'")
-    print(f"      {sim['cycles']:,} cycles ({sim['seconds'] * 1e6:.1f} us), golden == integer path: {exact}"
-          f" [{time.perf_counter() - t:.1f} s]")
+    t = _step(1, f"compile {spec} for config '{default.name}'")
+    program = api.compile(spec, default)
+    program.write(out / "model")
+    m = program.meta
+    report["compile"] = {"instructions": len(program.instrs), "dram_bytes": int(program.dram.size),
+                         "members": m["members"], "seq": m["seq"], "compile_s": m.get("compile_s", {}),
+                         "program": str(out / "model")}
+    _done(t, f"{len(program.instrs):,} instructions, {program.dram.size / 2**20:.1f} MiB of DRAM image, "
+             f"{m['members']} members x {m['seq']} tokens")
 
-    t = _step(2, 4, f"generate Verilog for config '{default.name}'")
-    verilog = generate_verilog(default, out / "rtl")
-    report["rtl"] = {"verilog": str(verilog), "bytes": verilog.stat().st_size}
-    print(f"      {verilog} [{time.perf_counter() - t:.1f} s]")
+    t = _step(2, "run the golden executor and check it against the model's integer path")
+    report["golden"] = _golden_check(program, spec)
+    _done(t, f"logits equal the integer path bit for bit: {report['golden']['exact']}")
 
-    t = _step(3, 4, "verify programs on the RTL (cocotb + Icarus)")
-    cases = [("gemm:13,70,9,2", small)] if quick else [("gemm:13,70,9,2", small), ("gemm:64,512,96,4", default)]
-    report["verify"] = []
-    for spec, cfg in cases:
-        r = verify(compile_spec(spec, cfg))
-        report["verify"].append({"model": spec, "config": cfg.name, **r})
-        print(f"      {spec} on '{cfg.name}': outputs match {r['outputs_match']}, "
-              f"cycles RTL {r['rtl_cycles']} / sim {r['sim_cycles']}")
-    print(f"      [{time.perf_counter() - t:.1f} s]")
+    t = _step(3, "simulate cycle-accurately, price with the asic45 and fpga energy tables")
+    report["sim"] = _simulate(program, out / "sim")
+    s = report["sim"]["asic45"]
+    _done(t, f"{s['cycles']:,} cycles = {s['latency_s'] * 1e3:.2f} ms at {default.clock_mhz:g} MHz, "
+             f"{s['energy_per_inference_j'] * 1e3:.3f} mJ per inference (asic45)")
 
-    _step(4, 4, "write the report")
+    t = _step(4, f"generate Verilog for config '{small.name}' and verify programs on it (cocotb + Icarus)")
+    report["rtl"] = _rtl(small, out / "rtl", quick)
+    _done(t, ", ".join(f"{v['model']}: {'PASS' if v['passed'] else 'FAIL'}" for v in report["rtl"]["verify"]))
+
+    t = _step(5, f"design-space sweep {SPACE.relative_to(ROOT)}" + (" (no area)" if quick else ""))
+    report["dse"] = _sweep(out / "dse", quick)
+    d = report["dse"]
+    _done(t, f"{d['points']} points ({d['evaluated']} evaluations run, {d['cached']} cached), "
+             f"{d['pareto_points']} on the Pareto front")
+
+    _step(6, "write the report")
+    report["seconds"] = round(time.perf_counter() - t_all, 1)
+    ok = report["golden"]["exact"] and all(v["passed"] for v in report["rtl"]["verify"]) and d["failed"] == 0
+    report["passed"] = ok
     atomic_write(out / "report.json", (json.dumps(report, indent=2, default=str) + "\n").encode())
-    atomic_write(out / "REPORT.md", _markdown(report, default).encode())
-    ok = exact and all(v["passed"] for v in report["verify"])
-    print(f"{'PASS' if ok else 'FAIL'}: report in {out / 'REPORT.md'}")
+    atomic_write(out / "REPORT.md", _markdown(report, default, small).encode())
+    print(f"{'PASS' if ok else 'FAIL'}: report in {out / 'REPORT.md'} ({report['seconds']} s)")
     return 0 if ok else 1
 
 
-def _markdown(r: dict, cfg: AccelConfig) -> str:
-    f, sim = r["ffn"], r["ffn"]["sim"]
-    L = r["layer"]
+def _golden_check(program, spec: str) -> dict:
+    import torch
+
+    from bebert.compiler import host
+    from bebert.compiler.shapes import parse_model_spec
+    from bebert.compiler.synthetic import synthetic_model
+    from bebert.model.package import apply_integer_member
+
+    m = program.meta
+    t0 = time.perf_counter()
+    acc = host.run_once(program)  # the compiled-in example (host.default_input)
+    golden_s = time.perf_counter() - t0
+    got = host.logits(acc[None], program)
+    ids, types, mask = host.default_input(m["seq"], m["vocab"], m.get("seed", 0))
+    batch = {"input_ids": torch.tensor(ids)[None], "token_type_ids": torch.tensor(types)[None],
+             "attention_mask": torch.tensor(mask)[None]}
+    model = synthetic_model(parse_model_spec(spec), seed=m.get("seed", 0))
+    want = [apply_integer_member(member, batch) for member in model.members]
+    exact = all(torch.equal(w, g.reshape(w.shape)) for w, g in zip(want, got))
+    return {"exact": bool(exact), "golden_s": round(golden_s, 2),
+            "logits": [g.reshape(-1).tolist() for g in got], "accumulators": np.asarray(acc).tolist()}
+
+
+def _simulate(program, plot_dir: Path) -> dict:
+    from bebert import api
+    from bebert.sim import simulate
+    from bebert.sim.energy import load_table
+    from bebert.sim.report import plot
+
+    res: dict = {}
+    for table in ("asic45", "fpga"):
+        r = api.simulate(program, energy=table)
+        res[table] = {"cycles": r.cycles, "latency_s": r.latency_s, "energy_j": r.energy_j,
+                      "energy_per_inference_j": r.energy_per_inference_j, "dram_bytes": r.dram_bytes,
+                      "utilization": r.utilization, "roofline": r.report["roofline"]}
+        if table == "asic45":
+            res["members"] = [{k: x.get(k) for k in ("member", "latency_s", "energy_j", "marginal_latency_s",
+                                                     "marginal_energy_j")} for x in r.report.get("members", [])]
+            res["kinds"] = [{"name": k["name"], "cycles": k["cycles"], "energy_j": k["energy_j"],
+                             "limiter": k.get("roofline", {}).get("limiter"), "reason": k.get("reason")}
+                            for k in r.report.get("kinds", [])]
+            res["energy_breakdown"] = r.report["energy_breakdown"]
+    result = simulate(program, trace=True)
+    res["plots"] = [str(p) for p in plot(program, result, load_table("asic45"), plot_dir)]
+    return res
+
+
+def _rtl(cfg: AccelConfig, rtl_dir: Path, quick: bool) -> dict:
+    from bebert import api
+    from bebert.hw import generate_verilog
+    from bebert.hw.verify import verify
+
+    verilog = generate_verilog(cfg, rtl_dir)
+    cases = ["gemm:13,70,9,2"] if quick else ["gemm:13,70,9,2", "gemm:40,200,24,4"]
+    runs = []
+    for spec in cases:
+        r = verify(api.compile(spec, cfg))
+        runs.append({"model": spec, "config": cfg.name, "outputs_match": r["outputs_match"],
+                     "rtl_cycles": r["rtl_cycles"], "sim_cycles": r["sim_cycles"], "passed": bool(r["passed"])})
+    return {"verilog": str(verilog), "bytes": verilog.stat().st_size, "verify": runs}
+
+
+def _sweep(dse_dir: Path, quick: bool) -> dict:
+    import dataclasses
+
+    from bebert.dse import load_space, run_sweep
+
+    space = load_space(SPACE)
+    if quick:  # no Yosys, the tiny model
+        space = dataclasses.replace(space, area=False, model=space.model.replace("minilm-l6", "tiny"), minimize=tuple(o for o in space.minimize if o != "luts"),
+                                    points=tuple(dataclasses.replace(p, model=p.model.replace("minilm-l6", "tiny"))
+                                                 for p in space.points))
+    r = run_sweep(space, dse_dir, jobs=_jobs(), progress=True)
+    best = min((x for x in r.rows if x["latency_s"] is not None), key=lambda x: x["energy_per_inference_j"],
+               default=None)
+    return {"points": len(r.rows), "evaluated": r.evaluated, "cached": r.cached, "failed": r.failed,
+            "pareto_points": len(r.front), "space": str(SPACE.relative_to(ROOT)), "model": space.model,
+            "front": [{k: r.rows[i].get(k) for k in ("pe_rows", "abits", "members", "cycles", "latency_s",
+                                                 "energy_per_inference_j", "luts")} for i in r.front],
+            "lowest_energy": best and {k: best[k] for k in ("pe_rows", "abits", "members", "energy_per_inference_j")},
+            "plots": [f for f in r.files if f.endswith(".png")], "table": str(dse_dir / "points.csv")}
+
+
+def _jobs() -> int:
+    import os
+
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+# -- the report ---------------------------------------------------------------------------
+def _rel(path: str, out: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(out.resolve()))
+    except ValueError:
+        return path
+
+
+def _markdown(r: dict, cfg: AccelConfig, small: AccelConfig) -> str:
+    out = Path(r["compile"]["program"]).parent
+    c, g, s = r["compile"], r["golden"], r["sim"]
+    a, f = s["asic45"], s["fpga"]
     lines = [
         "# bebert demo report", "",
-        f"## A {L['M']}x{L['K']}x{L['N']} binary layer, {L['act_bits']}-bit activations, config '{cfg.name}'", "",
-        f"- PE array {cfg.pe_rows}x{cfg.pe_cols}x{cfg.xnor_width} bits at {cfg.clock_mhz} MHz, "
-        f"DRAM {cfg.dram_bytes_per_cycle} B/cycle, latency {cfg.dram_latency_cycles} cycles",
-        f"- {f['instructions']:,} instructions, compiled in {f['compile_s']} s",
-        f"- golden executor equals the model's integer path: **{f['golden_equals_integer_path']}** "
-        f"({f['golden_s']} s)",
-        f"- **{sim['cycles']:,} cycles** = {sim['seconds'] * 1e6:.1f} us; DRAM {sim['dram_bytes']:,} bytes",
-        "- utilization: " + ", ".join(f"{k} {v:.1%}" for k, v in sim["utilization"].items()), "",
-        "![busy cycles per unit](ffn_units.png)", "",
-        "## RTL", "", f"- Verilog: `{r['rtl']['verilog']}` ({r['rtl']['bytes']:,} bytes)", "",
-        "| program | config | outputs match | RTL cycles | sim cycles | passed |",
-        "| --- | --- | --- | --- | --- | --- |",
+        f"Everything below was computed by this run ({r['seconds']} s): **{'PASS' if r['passed'] else 'FAIL'}**.", "",
+        f"## The default ensemble: `{r['model']}`", "",
+        f"- accelerator '{cfg.name}': {cfg.pe_rows}x{cfg.pe_cols} PEs x {cfg.xnor_width} bits at {cfg.clock_mhz:g} MHz, "
+        f"DRAM {cfg.dram_bytes_per_cycle} B/cycle, latency {cfg.dram_latency_cycles} cycles, {cfg.vec_lanes} vector lanes",
+        f"- compiled whole: {c['members']} members x {c['seq']} tokens, {c['instructions']:,} instructions, "
+        f"{c['dram_bytes'] / 2**20:.1f} MiB DRAM image",
+        f"- golden executor == the model's integer path, bit for bit: **{g['exact']}** ({g['golden_s']} s); "
+        f"member logits {[[round(v, 4) for v in x] for x in g['logits']]}",
+        f"- **{a['cycles']:,} cycles = {a['latency_s'] * 1e3:.2f} ms** per inference; "
+        f"energy {a['energy_per_inference_j'] * 1e3:.3f} mJ (45 nm ASIC table) / {f['energy_per_inference_j'] * 1e3:.3f} mJ "
+        f"(FPGA table); DRAM {a['dram_bytes'] / 2**20:.1f} MiB",
+        "- utilization: " + ", ".join(f"{k} {v:.1%}" for k, v in a["utilization"].items()),
+        f"- roofline: bound by {a['roofline']['bound_by']}, {a['roofline']['achieved_fraction']:.1%} of the bound", "",
     ]
-    for v in r["verify"]:
-        lines.append(f"| `{v['model']}` | {v['config']} | {v['outputs_match']} | {v['rtl_cycles']} | "
-                     f"{v['sim_cycles']} | {v['passed']} |")
-    return "\n".join(lines) + "\n"
+    if s.get("members"):
+        lines += ["| member | latency (ms) | energy (mJ) | marginal latency (ms) | marginal energy (mJ) |",
+                  "| --- | --- | --- | --- | --- |"]
+        for x in s["members"]:
+            lines.append(f"| {x['member']} | {_ms(x['latency_s'])} | {_ms(x['energy_j'])} | "
+                         f"{_ms(x['marginal_latency_s'])} | {_ms(x['marginal_energy_j'])} |")
+        lines.append("")
+    if s.get("kinds"):
+        lines += ["| kind of work | cycles | energy (mJ) | limiter | why below the roofline |", "| --- | --- | --- | --- | --- |"]
+        for k in s["kinds"]:
+            lines.append(f"| {k['name']} | {k['cycles']:,} | {_ms(k['energy_j'])} | {k['limiter'] or ''} | {k['reason'] or ''} |")
+        lines.append("")
+    for p in s["plots"]:
+        lines += [f"![{Path(p).stem}]({_rel(p, out)})", ""]
+    v = r["rtl"]
+    lines += [f"## RTL of config '{small.name}' ({small.pe_rows}x{small.pe_cols}x{small.xnor_width})", "",
+              f"- Verilog: `{_rel(v['verilog'], out)}` ({v['bytes']:,} bytes)", "",
+              "| program | outputs match golden | RTL cycles | simulator cycles | passed |", "| --- | --- | --- | --- | --- |"]
+    for x in v["verify"]:
+        lines.append(f"| `{x['model']}` | {x['outputs_match']} | {x['rtl_cycles']} | {x['sim_cycles']} | {x['passed']} |")
+    d = r["dse"]
+    lines += ["", f"## Design-space sweep: `{d['space']}`", "",
+              f"- model `{d['model']}`; {d['points']} points; {d['evaluated']} evaluations run now (points and Yosys runs), "
+              f"{d['cached']} read from the cache; "
+              f"table `{_rel(d['table'], out)}`",
+              f"- Pareto front: {d['pareto_points']} points", "",
+              "| pe_rows | abits | members | cycles | latency (ms) | energy (mJ) | LUTs |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for x in d["front"]:
+        lines.append(f"| {x['pe_rows']} | {x['abits']} | {x['members']} | {x['cycles']:,} | {_ms(x['latency_s'])} | "
+                     f"{_ms(x['energy_per_inference_j'])} | {x['luts'] if x['luts'] is not None else ''} |")
+    lines.append("")
+    for p in d["plots"]:
+        lines += [f"![{Path(p).stem}]({_rel(p, out)})", ""]
+    return "\n".join(lines)
+
+
+def _ms(v) -> str:
+    return "" if v is None else f"{v * 1e3:.3f}"
+
