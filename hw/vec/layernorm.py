@@ -21,6 +21,8 @@ Schedule (start high in cycle 0; every count depends on `cols` only, never on th
     OUT   cols + 5   t = _shift(d R, Z - 60); POST(t, mult[i], bias[i], shift, out_bits)
     DONE  `done` high one cycle: cycle `cycles(cols)` = 3 cols + 105; every output is written.
 
+`busy` is high from the cycle after `start` through DONE; `start` is ignored while busy.
+
 Each pass issues one read per cycle and drains a fixed pipeline; all arithmetic wraps
 modulo 2^64 like numpy's int64. Multipliers: H * q (64 x cols bits), one 64 x 64 shared by
 d * d and d * R, and one 64 x 64 for t * mult.

@@ -24,6 +24,8 @@ Schedule (start high in cycle 0; every count depends on `cols` only):
                      out_bits as `requantize` does (0: int32, 1: +-1)
     DONE  `done` high one cycle: cycle `cycles(cols)` = 3 cols + 76; every output is written.
 
+`busy` is high from the cycle after `start` through DONE; `start` is ignored while busy.
+
 All arithmetic wraps modulo 2^64 like numpy's int64 (a shift by z outside 0..63 gives the
 sign fill, as numpy's). Multipliers: t * div_mult, z * ln2, p * p and e * R (64 x 64 each).
 """
