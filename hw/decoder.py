@@ -58,6 +58,10 @@ class InstructionDecoder(wiring.Component):
         known = Signal()
         is_vec = Signal()
         vec_bad = self._vec_bad(m, w)  # outside the opcode switch: no nested, partial `case`
+        from .vector_unit import IMPLEMENTED
+        vfn = field(w, Op.VEC, "fn")
+        runs = Signal(name="vec_runs")  # a kernel the vector unit runs
+        m.d.comb += runs.eq(sum((vfn == int(f)) for f in IMPLEMENTED) != 0)
         with m.Switch(opcode):
             with m.Case(Op.LOAD):
                 buf = field(w, Op.LOAD, "buf")
@@ -84,15 +88,11 @@ class InstructionDecoder(wiring.Component):
             with m.Case(Op.HALT):
                 m.d.comb += [known.eq(1), self.halt.eq(1), bad.eq(any_flag)]
             with m.Case(Op.VEC):
-                m.d.comb += [known.eq(1), is_vec.eq(1), self.to_compute.eq(1), bad.eq(vec_bad)]
+                m.d.comb += [known.eq(1), is_vec.eq(1), self.to_compute.eq(runs), bad.eq(vec_bad)]
             with m.Default():  # unknown opcode: illegal through ~known. Explicit zeros give
                 # every output's `case` a default arm (verilator CASEINCOMPLETE otherwise).
                 m.d.comb += [known.eq(0), bad.eq(0), is_vec.eq(0), self.halt.eq(0), self.to_load.eq(0),
                              self.to_compute.eq(0), self.to_store.eq(0)]
-        from .vector_unit import IMPLEMENTED
-        fn = field(w, Op.VEC, "fn")
-        runs = Signal(name="vec_runs")
-        m.d.comb += runs.eq(sum((fn == int(f)) for f in IMPLEMENTED) != 0)
         m.d.comb += [self.illegal.eq(~known | bad), self.unsupported.eq(is_vec & ~bad & ~runs)]
         return m
 

@@ -12,9 +12,10 @@ simulation by a hash of the Verilog text.
 Waveforms: `waves=DIR` (or $BEBERT_WAVES=DIR) dumps every signal of `bebert_accel` into
 DIR/<name>.fst (FST: GTKWave, Surfer; `fst2vcd` converts it to VCD).
 
-The RTL has no vector unit yet: `verify` refuses a program with a VEC word
-(`RtlUnsupported`, one line) instead of reporting a mismatch; on the RTL itself a VEC
-word stops fetch with `error_code` = UNSUPPORTED (`bebert.hw.ErrorCode`).
+The RTL's vector unit runs the kernels in `bebert.hw.vector_unit.IMPLEMENTED`: `verify`
+refuses a program with a VEC word of another kernel (`RtlUnsupported`, one line) instead
+of reporting a mismatch; on the RTL itself such a word stops fetch with `error_code` =
+UNSUPPORTED (`bebert.hw.ErrorCode`).
 """
 
 from __future__ import annotations
@@ -192,8 +193,11 @@ def run_rtl(config, words: list[int], dram: np.ndarray, *, waves=None, waves_nam
 
 
 def unsupported_words(words: list[int]) -> list[int]:
-    """Indices of the legal words this RTL does not implement (VEC), up to the first stop."""
+    """Indices of the legal words this RTL does not implement (VEC kernels outside
+    `vector_unit.IMPLEMENTED`), up to the first stop."""
     from bebert.isa import IsaError, Op, decode
+
+    from .vector_unit import IMPLEMENTED
 
     out = []
     for pc, w in enumerate(words):
@@ -201,7 +205,7 @@ def unsupported_words(words: list[int]) -> list[int]:
             ins = decode(w)
         except IsaError:
             break
-        if ins.op == Op.VEC:
+        if ins.op == Op.VEC and ins.fn not in IMPLEMENTED:
             out.append(pc)
         elif ins.op == Op.HALT:
             break
@@ -212,7 +216,7 @@ def verify(program: Program | str | Path, *, waves=None, build_dir: Path | None 
            raw_words: list[int] | None = None) -> dict:
     """Run `program` on the RTL and compare it with the golden executor and the simulator.
 
-    A program with a VEC word raises `RtlUnsupported` (the RTL has no vector unit yet).
+    A program with a VEC word of a kernel the vector unit does not run raises `RtlUnsupported`.
     `waves`: a directory for the waveform (see `waves_request`), named after the program.
 
     `raw_words` replaces the program's instruction stream by raw 128-bit words (possibly
@@ -242,7 +246,9 @@ def verify(program: Program | str | Path, *, waves=None, build_dir: Path | None 
         run_golden = lambda: golden.execute(prog)  # noqa: E731
     vec = unsupported_words(words)
     if vec:
-        raise RtlUnsupported(f"the RTL does not implement VEC yet (instruction {vec[0]}"
+        from bebert.vector import VecFn
+        kinds = sorted({VecFn(decode_words([words[i]])[0].fn).name for i in vec})
+        raise RtlUnsupported(f"the RTL does not implement VEC {'/'.join(kinds)} yet (instruction {vec[0]}"
                              + (f" and {len(vec) - 1} more" if len(vec) > 1 else "") + "); nothing to verify")
     waves_name = Path(program).name if isinstance(program, (str, Path)) else "waves"
     try:

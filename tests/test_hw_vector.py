@@ -137,3 +137,102 @@ def test_embed_dense_and_binary_tables():
                             word=(0, word, 2 * cols, vocab, 2, 0), position=(1, signs, 2, rows, 0, pairs),
                             token_type=(0, tt, cols, 2, 1, 0), out=View.row_major(out, cols)))
     run(img, vec(VecFn.EMBED, d, rows, cols))
+
+
+# -- random instructions ----------------------------------------------------------------------
+def _random_view(img: Image, rows: int, cols: int, rng, *, elems=(1, 2, 4, 8), data=True, sat=False) -> View:
+    """A random window form onto fresh random data: row-major, transposed or POST tiles."""
+    elem = int(rng.choice(elems))
+    kind = int(rng.integers(3))
+    if kind == 2 and elem == 4:
+        t = int(rng.choice([2, 4]))
+        base = img.alloc(((rows + t) // t * t) * ((cols + t) // t * t) * 4)
+        return View.tiles(base, cols, t, t)
+    if kind == 1:
+        base = img.alloc(rows * cols * elem)
+        return View.row_major(base, rows, elem=elem, signed=bool(rng.integers(2))).transposed()
+    base = img.alloc((rows + 1) * (cols + 2) * elem)
+    v = View.row_major(base, cols + 2, elem=elem, signed=bool(rng.integers(2)),
+                       sat=int(rng.integers(2, 12)) if sat else 0)
+    return v.shifted(r0=int(rng.integers(2)), c0=int(rng.integers(3)))
+
+
+def random_vec(img: Image, rng):
+    """One random legal VEC of a kernel the unit runs, with its descriptor and data in `img`."""
+    fn = VecFn(int(rng.choice([VecFn.REQUANT, VecFn.ADD, VecFn.LUT, VecFn.DOT, VecFn.COMBINE, VecFn.EMBED])))
+    rows, cols = int(rng.integers(1, 4)), int(rng.integers(1, 7))
+    out = _random_view(img, rows, cols, rng)
+    if fn == VecFn.REQUANT:
+        k = img.put(consts_words(fn, RequantConsts(int(rng.integers(-3000, 3000)), int(rng.integers(0, 12)),
+                                                   int(rng.choice([0, 1, 4, 8, 16])), bool(rng.integers(2)),
+                                                   int(rng.choice([8, 16, 32])), 1.0, 1.0)))
+        d = encode_desc(fn, src=_random_view(img, rows, cols, rng, sat=True), out=out, consts=k)
+    elif fn == VecFn.ADD:
+        k = img.put(consts_words(fn, AddConsts(int(rng.integers(-500, 500)), int(rng.integers(-500, 500)),
+                                               int(rng.integers(0, 10)), int(rng.choice([4, 8, 16])),
+                                               int(rng.choice([0, 8, 16])), bool(rng.integers(2)), 1.0, 1.0, 1.0)))
+        d = encode_desc(fn, a=_random_view(img, rows, cols, rng), b=_random_view(img, rows, cols, rng), out=out,
+                        consts=k)
+    elif fn == VecFn.LUT:
+        src = img.ints((rows, cols), -4, 4, "<i1")
+        d = encode_desc(fn, src=View.row_major(src, cols, elem=1), out=out, table=img.ints((8,), -9999, 9999),
+                        offset=4, size=8)
+    elif fn == VecFn.DOT:
+        n = int(rng.integers(1, 4))
+        out = _random_view(img, rows, n, rng)
+        d = encode_desc(fn, src=_random_view(img, rows, cols, rng), weight=_random_view(img, n, cols, rng),
+                        bias=img.ints((n,), -10**6, 10**6, "<i8"), out=out)
+        return vec(fn, img.put(d), rows, cols, aux=n)
+    elif fn == VecFn.COMBINE:
+        mem = int(rng.integers(1, 5))
+        d = encode_desc(fn, members=mem, out=out, inputs=[_random_view(img, rows, cols, rng) for _ in range(mem)],
+                        weights=img.ints((mem,), -50, 50, "<i8"))
+    else:
+        vocab = 4
+        tables = []
+        for t, n in ((0, vocab), (1, rows), (2, 2)):
+            if rng.integers(2):
+                e = int(rng.choice([1, 2, 4]))
+                tables.append((0, img.ints((n, cols), -60, 60, f"<i{e}"), cols * e, n, e, 0))
+            else:
+                tables.append((1, img.alloc(n * 2), 2, n, 0, img.ints((n, 2), -60, 60)))
+        d = encode_desc(fn, ids=View.row_major(img.ints((rows,), 0, vocab), 1),
+                        types=View.row_major(img.ints((rows,), 0, 2), 1), word=tables[0], position=tables[1],
+                        token_type=tables[2], out=out)
+    return vec(fn, img.put(d), rows, cols)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_random_vec_programs_match_golden_and_cycles(seed):
+    """Four random VECs back to back: final image == run_vec applied in order; each VEC
+    occupies the compute stage for its `cycles` plus one idle cycle before the next issue."""
+    from bebert.hw.vector_unit import cycles
+    from bebert.hw.verify import run_rtl
+
+    rng = np.random.default_rng(100 + seed)
+    img = Image(size=16384, seed=seed)
+    prog = [random_vec(img, rng) for _ in range(4)]
+    expected = img.dram.copy()
+    for ins in prog:
+        run_vec(expected, ins.args)
+    res = run_rtl(SMALL, [encode(i) for i in prog] + [encode(halt())], img.dram, timeout_cycles=500_000)
+    assert res["done"] and not res["error"], res
+    diff = np.nonzero(res["dram"] != expected)[0]
+    assert diff.size == 0, (f"{diff.size} bytes differ, first at 0x{diff[0]:x}", [i.args for i in prog])
+    want = OVERHEAD - 1 + sum(1 + cycles(i.fn, i.rows, i.cols, i.bits, i.aux, SMALL) for i in prog)
+    assert res["cycles"] == want, [i.args for i in prog]
+
+
+def test_malformed_descriptor_sets_vec_fault():
+    """A COMBINE with 0 members (the golden raises VecError): `error` with VEC_FAULT, the
+    instruction ends at once and the machine finishes normally."""
+    from bebert.hw import ErrorCode
+    from bebert.hw.verify import run_rtl
+
+    img = Image(seed=9)
+    out = img.alloc(64)
+    d = img.put(encode_desc(VecFn.COMBINE, members=0, out=View.row_major(out, 2, elem=8), inputs=[], weights=0)
+                + bytes(200))
+    res = run_rtl(SMALL, [encode(vec(VecFn.COMBINE, d, 1, 2)), encode(halt())], img.dram)
+    assert res["done"] and res["error"] and res["error_code"] == ErrorCode.VEC_FAULT
+    assert np.array_equal(res["dram"], img.dram)  # nothing written

@@ -254,7 +254,7 @@ def test_verify_refuses_a_program_with_vec():
     from bebert.hw.verify import RtlUnsupported
 
     prog = small_program([load("abuf", 0, 0, 1), vec(VecFn.GELU, 0x100, 2, 8, "pop_next"), halt()])
-    with pytest.raises(RtlUnsupported, match="the RTL does not implement VEC yet"):
+    with pytest.raises(RtlUnsupported, match="the RTL does not implement VEC GELU yet"):
         verify(prog)
     assert issubclass(RtlUnsupported, ValueError)
 
@@ -387,7 +387,7 @@ def test_cli_verify_refuses_vec_in_one_line(capsys, tmp_path):
     small_program([vec(VecFn.GELU, 0x100, 2, 8), halt()]).write(tmp_path / "v")
     assert main(["verify", str(tmp_path / "v")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("bebert: error: the RTL does not implement VEC yet"), err
+    assert len(err) == 1 and err[0].startswith("bebert: error: the RTL does not implement VEC GELU yet"), err
 
 
 def test_cli_verify_writes_waves_to_dir(capsys, tmp_path):
