@@ -26,6 +26,7 @@ from pathlib import Path
 from bebert.config import AccelConfig
 from bebert.hw import generate_verilog
 from bebert.hw.resources import SynthesisError, resource_report
+from bebert.hw.verify import _sources_hash
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -165,6 +166,7 @@ def main(argv=None) -> int:
             "may pack two small LUTs into one LUT6_2, so these are upper bounds.",
             "Ops: one binary MAC = 2 ops (XNOR/AND + add), the FINN/BISMO convention.",
         ],
+        "rtl_sources_sha256": _sources_hash(),  # hw/*.py + config + isa: which RTL these figures are of
         "host": {"cpus": os.cpu_count(), "jobs": args.jobs,
                  "note": "synth_seconds are wall times on this host, with --jobs yosys runs sharing it"},
         "configs": results,

@@ -20,11 +20,57 @@ needs_yosys = pytest.mark.skipif(shutil.which("yosys") is None,
 
 
 @pytest.fixture(scope="module")
-def small_report(tmp_path_factory):
-    from bebert.hw import generate_verilog
+def small_rtl(tmp_path_factory):
+    """`bebert rtl --config configs/small.toml --out DIR --report`, as a user runs it: the
+    Verilog and resources.json in DIR (one synthesis shared by the tests below)."""
+    import contextlib
+    import io
+    import json
+
+    from bebert.cli import main
+
     out = tmp_path_factory.mktemp("rtl_small")
-    generate_verilog(SMALL, out)
-    return resource_report(SMALL, out, timeout_s=300, log_dir=out / "yosys")
+    with contextlib.redirect_stdout(io.StringIO()) as printed, contextlib.redirect_stderr(io.StringIO()):
+        code = main(["rtl", "--config", str(CONFIG_DIR / "small.toml"), "--out", str(out), "--report"])
+    assert code == 0
+    summary = json.loads(printed.getvalue())
+    assert summary["verilog"] == str(out / "bebert_accel.v") and summary["report"] == str(out / "resources.json")
+    return out
+
+
+@pytest.fixture(scope="module")
+def small_report(small_rtl):
+    import json
+    return json.loads((small_rtl / "resources.json").read_text())
+
+
+def lint_kinds(verilog: Path) -> set[str]:
+    """Verilator's warning / error kinds on `verilog` (it must exit 0 with -Wno-fatal)."""
+    import re
+    import subprocess
+
+    r = subprocess.run(["verilator", "--lint-only", "-Wno-fatal", "--top-module", "bebert_accel", str(verilog)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return set(re.findall(r"^%(Warning-[A-Z0-9_]+|Error[^:]*)", r.stderr, re.M))
+
+
+needs_verilator = pytest.mark.skipif(shutil.which("verilator") is None, reason="verilator not installed")
+
+
+@needs_yosys
+@needs_verilator
+def test_cli_rtl_report_verilog_lints_with_width_warnings_only(small_rtl):
+    assert lint_kinds(small_rtl / "bebert_accel.v") <= {"Warning-WIDTH"}
+
+
+@needs_verilator
+@pytest.mark.slow
+def test_default_config_verilog_lints_with_width_warnings_only(tmp_path):
+    from bebert.cli import main
+
+    assert main(["rtl", "--config", str(CONFIG_DIR / "default.toml"), "--out", str(tmp_path)]) == 0
+    assert lint_kinds(tmp_path / "bebert_accel.v") <= {"Warning-WIDTH"}
 
 
 @needs_yosys
@@ -35,6 +81,7 @@ def test_small_report_has_positive_luts_and_flip_flops(small_report):
     assert r["total"]["luts"] > 0 and r["total"]["luts_total"] >= r["total"]["luts"]
     assert r["total"]["ffs"] > 0
     assert "synth_seconds" in r
+    assert r["peak_binary_ops_per_s_per_lut"] > 0
 
 
 @needs_yosys
