@@ -36,6 +36,7 @@ from bebert.isa import INSTR_BITS, Op
 from bebert.vector import DESC_LAYOUT, TABLE_WORDS, VIEW_WORDS, VecFn
 
 from .decoder import field
+from .vec.elem import GeluElem
 
 ADDR_BITS = 32
 LEN_BITS = 32
@@ -44,7 +45,7 @@ DESC_BUF_WORDS = 64
 CONST_BUF_WORDS = 8
 
 # The kernels this RTL runs; the decoder reports the others as UNSUPPORTED.
-IMPLEMENTED = (VecFn.EMBED, VecFn.REQUANT, VecFn.ADD, VecFn.LUT, VecFn.DOT, VecFn.COMBINE)
+IMPLEMENTED = (VecFn.EMBED, VecFn.REQUANT, VecFn.ADD, VecFn.GELU, VecFn.LUT, VecFn.DOT, VecFn.COMBINE)
 
 
 def _desc_offsets(fn: VecFn) -> dict[str, int]:
@@ -60,7 +61,7 @@ def _desc_offsets(fn: VecFn) -> dict[str, int]:
 
 OFF = {fn: _desc_offsets(fn) for fn in VecFn}
 # Constant words fetched at setup: (descriptor word holding the address, int64 count).
-CONSTS = {VecFn.REQUANT: ("consts", 5), VecFn.ADD: ("consts", 6), VecFn.COMBINE: ("weights", COMBINE_MAX_MEMBERS)}
+CONSTS = {VecFn.REQUANT: ("consts", 5), VecFn.ADD: ("consts", 6), VecFn.GELU: ("consts", 8), VecFn.COMBINE: ("weights", COMBINE_MAX_MEMBERS)}
 
 
 def _ceil(a: int, b: int) -> int:
@@ -97,6 +98,8 @@ def cycles(fn: int, rows: int, cols: int, bits: int, aux: int, config: AccelConf
         body = n * (5 + rd + wr)
     elif fn == VecFn.ADD:
         body = n * (6 + 2 * rd + wr)
+    elif fn == VecFn.GELU:
+        body = n * (4 + rd + GeluElem.LATENCY + wr)
     elif fn == VecFn.LUT:
         body = n * (5 + 2 * rd + wr)
     elif fn == VecFn.COMBINE:
@@ -164,7 +167,7 @@ class VectorUnit(wiring.Component):
         names = ["IDLE", "DESC_REQ", "DESC_WAIT", "CONST_REQ", "CONST_WAIT", "ROW", "RD_REQ", "RD_WAIT", "WR",
                  "DRAIN", "RQ0", "RQ1", "RQ2", "AD0", "AD1", "AD2", "AD3", "LU0", "LU1", "LU2", "CB0", "CB1",
                  "CB2", "DT0", "DT1", "DT2", "DT3", "DT4", "EM0", "EM1", "EM2", "EM3", "EM4", "EM5", "EM6",
-                 "EM7", "NEXT"]
+                 "EM7", "GE0", "GE1", "GE2", "NEXT"]
         S = {n: i for i, n in enumerate(names)}
         st, ret = Signal(range(len(names))), Signal(range(len(names)))
         m.d.comb += self.busy.eq(st != S["IDLE"])
@@ -363,7 +366,7 @@ class VectorUnit(wiring.Component):
                 with m.If(fn_is[VecFn.COMBINE] & ((dword(0) == 0) | (dword(0) > COMBINE_MAX_MEMBERS))):
                     fault()
                 with m.Else():
-                    first = {VecFn.REQUANT: "RQ0", VecFn.ADD: "AD0", VecFn.LUT: "LU0", VecFn.COMBINE: "CB0",
+                    first = {VecFn.GELU: "GE0", VecFn.REQUANT: "RQ0", VecFn.ADD: "AD0", VecFn.LUT: "LU0", VecFn.COMBINE: "CB0",
                              VecFn.DOT: "DT0", VecFn.EMBED: "EM0"}
                     with m.Switch(fn):
                         for f, s in first.items():
@@ -461,6 +464,22 @@ class VectorUnit(wiring.Component):
                 goto("AD3")
             with m.Case(S["AD3"]):
                 write_view(o["out"], r, c, ad, "NEXT")
+
+        # GELU: hw/vec's pipelined engine (one element in flight, LATENCY cycles).
+        m.submodules.gelu = gelu = GeluElem()
+        m.d.comb += [gelu.valid.eq(st == S["GE1"]), gelu.x.eq(xv), gelu.in_clamp.eq(kconst(0)),
+                     gelu.in_shift.eq(kconst(1)[:8]), gelu.erf_b.eq(kconst(2)), gelu.erf_c.eq(kconst(3)),
+                     gelu.mult.eq(kconst(4)), gelu.shift.eq(kconst(5)[:6]), gelu.out_bits.eq(kconst(6)[:6]),
+                     gelu.out_signed.eq(kconst(7)[0])]
+        o = OFF[VecFn.GELU]
+        with m.Switch(st):
+            with m.Case(S["GE0"]):
+                read_view(o["src"], r, c, "GE1")
+            with m.Case(S["GE1"]):
+                goto("GE2")
+            with m.Case(S["GE2"]):
+                with m.If(gelu.out_valid):
+                    write_view(o["out"], r, c, gelu.out, "NEXT")
 
         # LUT: out = table[src + offset] (int32 entries).
         o = OFF[VecFn.LUT]

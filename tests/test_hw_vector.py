@@ -159,7 +159,8 @@ def _random_view(img: Image, rows: int, cols: int, rng, *, elems=(1, 2, 4, 8), d
 
 def random_vec(img: Image, rng):
     """One random legal VEC of a kernel the unit runs, with its descriptor and data in `img`."""
-    fn = VecFn(int(rng.choice([VecFn.REQUANT, VecFn.ADD, VecFn.LUT, VecFn.DOT, VecFn.COMBINE, VecFn.EMBED])))
+    fn = VecFn(int(rng.choice([VecFn.REQUANT, VecFn.ADD, VecFn.GELU, VecFn.LUT, VecFn.DOT, VecFn.COMBINE,
+                               VecFn.EMBED])))
     rows, cols = int(rng.integers(1, 4)), int(rng.integers(1, 7))
     out = _random_view(img, rows, cols, rng)
     if fn == VecFn.REQUANT:
@@ -173,6 +174,11 @@ def random_vec(img: Image, rng):
                                                int(rng.choice([0, 8, 16])), bool(rng.integers(2)), 1.0, 1.0, 1.0)))
         d = encode_desc(fn, a=_random_view(img, rows, cols, rng), b=_random_view(img, rows, cols, rng), out=out,
                         consts=k)
+    elif fn == VecFn.GELU:
+        from bebert.model.integer_ops import prepare_gelu
+        k = img.put(consts_words(fn, prepare_gelu(float(rng.uniform(0.01, 0.2)), float(rng.uniform(0.01, 0.2)),
+                                                  int(rng.choice([4, 8])), bool(rng.integers(2)))))
+        d = encode_desc(fn, src=_random_view(img, rows, cols, rng, sat=True), out=out, consts=k)
     elif fn == VecFn.LUT:
         src = img.ints((rows, cols), -4, 4, "<i1")
         d = encode_desc(fn, src=View.row_major(src, cols, elem=1), out=out, table=img.ints((8,), -9999, 9999),
@@ -236,3 +242,16 @@ def test_malformed_descriptor_sets_vec_fault():
     res = run_rtl(SMALL, [encode(vec(VecFn.COMBINE, d, 1, 2)), encode(halt())], img.dram)
     assert res["done"] and res["error"] and res["error_code"] == ErrorCode.VEC_FAULT
     assert np.array_equal(res["dram"], img.dram)  # nothing written
+
+
+def test_gelu_matches_golden():
+    from bebert.model.integer_ops import prepare_gelu
+
+    img = Image(seed=7)
+    rows, cols = 2, 9
+    src = img.ints((rows, cols), -128, 128, "<i1")
+    out = img.alloc(rows * cols)
+    k = img.put(consts_words(VecFn.GELU, prepare_gelu(0.05, 0.04, 8, True)))
+    d = img.put(encode_desc(VecFn.GELU, src=View.row_major(src, cols, elem=1), out=View.row_major(out, cols, elem=1),
+                            consts=k))
+    run(img, vec(VecFn.GELU, d, rows, cols))
