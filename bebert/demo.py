@@ -180,7 +180,8 @@ def _sweep(dse_dir: Path, quick: bool) -> dict:
             "front": [{k: r.rows[i].get(k) for k in ("pe_rows", "abits", "members", "cycles", "latency_s",
                                                  "energy_per_inference_j", "luts")} for i in r.front],
             "lowest_energy": best and {k: best[k] for k in ("pe_rows", "abits", "members", "energy_per_inference_j")},
-            "plots": [f for f in r.files if f.endswith(".png")], "table": str(dse_dir / "points.csv")}
+            "plots": [f for f in r.files if f.endswith(".png")], "table": str(dse_dir / "points.csv"),
+            "has_accuracy": any(x.get("accuracy") is not None for x in r.rows), "has_area": space.area}
 
 
 def _jobs() -> int:
@@ -248,8 +249,12 @@ def _markdown(r: dict, cfg: AccelConfig, small: AccelConfig) -> str:
         lines.append(f"| {x['pe_rows']} | {x['abits']} | {x['members']} | {x['cycles']:,} | {_ms(x['latency_s'])} | "
                      f"{_ms(x['energy_per_inference_j'])} | {x['luts'] if x['luts'] is not None else ''} |")
     lines.append("")
+    missing = {"accuracy_energy": (d["has_accuracy"], "no trained runs are named in the space's [accuracy] table "
+                                                      "(docs/TUTORIAL.md, step 6, adds them)"),
+               "area_throughput": (d["has_area"], "area is off in --quick (no Yosys)")}
     for p in d["plots"]:
-        lines += [f"![{Path(p).stem}]({_rel(p, out)})", ""]
+        has, why = missing.get(Path(p).stem, (True, ""))
+        lines += [f"![{Path(p).stem}]({_rel(p, out)})" if has else f"- `{_rel(p, out)}`: {why}.", ""]
     return "\n".join(lines)
 
 

@@ -60,7 +60,7 @@ def plot_sweep(rows: Sequence[dict[str, Any]], front: Sequence[int], out: Path, 
                     transform=ax.transAxes, fontsize=10)
         ax.set_xlabel(xl)
         ax.set_ylabel(yl)
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=9)
         ax.grid(alpha=0.3)
         fig.tight_layout()
         path = out / name

@@ -178,7 +178,7 @@ def _write(out: Path, space: Space, rows: list[dict], front: list[int], evaluate
                  "points": front_rows}
     atomic_write(out / "pareto.json", (json.dumps(front_doc, indent=1) + "\n").encode())
     written.append(str(out / "pareto.json"))
-    title = f"{Path(space.path).name}: {space.model}"
+    title = f"{Path(space.path).name}\n{space.model}"
     written += [str(p) for p in plot_sweep(rows, front, out, title)]
     summary = {"space": space.path, "model": space.model, "points": len(rows), "grid_size": space.grid_size,
                "method": space.method, "evaluated": evaluated, "cached": cached,
