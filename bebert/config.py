@@ -51,7 +51,8 @@ class AccelConfig:
     combines one `xnor_width`-bit activation bit-plane word (its row) with one
     `xnor_width`-bit weight-sign word (its column) and adds the popcount result,
     shifted by the bit-plane's significance, to its 32-bit accumulator. The vector
-    unit (VEC instructions) processes `vec_lanes` elements of a row per cycle.
+    unit (VEC instructions) processes `vec_lanes` elements of a row per cycle; its row
+    memories hold `vec_row_elems` elements (the longest LAYERNORM / SOFTMAX row).
     """
 
     name: str = "default"
@@ -67,6 +68,7 @@ class AccelConfig:
     dram_latency_cycles: int = 32
     queue_depth: int = 8
     vec_lanes: int = 16
+    vec_row_elems: int = 4096  # the vector unit's row memories (LAYERNORM, SOFTMAX): longest row
     clock_mhz: float = 200.0
 
     def __post_init__(self) -> None:
@@ -80,7 +82,8 @@ class AccelConfig:
                 raise ConfigError(f"config '{self.name}': {msg}")
 
         for f in ("pe_rows", "pe_cols", "xnor_width", "abuf_bytes", "wbuf_bytes", "pbuf_bytes",
-                  "obuf_bytes", "dram_bytes_per_cycle", "dram_latency_cycles", "queue_depth", "vec_lanes"):
+                  "obuf_bytes", "dram_bytes_per_cycle", "dram_latency_cycles", "queue_depth", "vec_lanes",
+                  "vec_row_elems"):
             v = getattr(self, f)
             need(isinstance(v, int) and not isinstance(v, bool), f"{f} must be an integer, got {v!r}")
             need(v > 0, f"{f} must be positive, got {v}")
@@ -95,6 +98,8 @@ class AccelConfig:
         need(self.dram_latency_cycles <= 4096, f"dram_latency_cycles must be <= 4096, got {self.dram_latency_cycles}")
         need(_is_pow2(self.vec_lanes) and self.vec_lanes <= 64,
              f"vec_lanes must be a power of two <= 64, got {self.vec_lanes}")
+        need(2 <= self.vec_row_elems <= 65535,
+             f"vec_row_elems must be in [2, 65535] (a VEC's cols field is 16 bits), got {self.vec_row_elems}")
         need(2 <= self.queue_depth <= 64, f"queue_depth must be in [2, 64], got {self.queue_depth}")
         need(isinstance(self.clock_mhz, (int, float)) and 0 < self.clock_mhz <= 2000,
              f"clock_mhz must be in (0, 2000], got {self.clock_mhz}")

@@ -37,15 +37,18 @@ from bebert.vector import DESC_LAYOUT, TABLE_WORDS, VIEW_WORDS, VecFn
 
 from .decoder import field
 from .vec.elem import GeluElem
+from .vec.layernorm import LayerNormRow
+from .vec.softmax import SoftmaxRow
 
 ADDR_BITS = 32
 LEN_BITS = 32
 COMBINE_MAX_MEMBERS = 4
 DESC_BUF_WORDS = 64
-CONST_BUF_WORDS = 8
+CONST_BUF_WORDS = 12
 
 # The kernels this RTL runs; the decoder reports the others as UNSUPPORTED.
-IMPLEMENTED = (VecFn.EMBED, VecFn.REQUANT, VecFn.ADD, VecFn.GELU, VecFn.LUT, VecFn.DOT, VecFn.COMBINE)
+IMPLEMENTED = (VecFn.EMBED, VecFn.REQUANT, VecFn.ADD, VecFn.LAYERNORM, VecFn.SOFTMAX, VecFn.GELU, VecFn.LUT,
+               VecFn.DOT, VecFn.COMBINE)
 
 
 def _desc_offsets(fn: VecFn) -> dict[str, int]:
@@ -61,7 +64,8 @@ def _desc_offsets(fn: VecFn) -> dict[str, int]:
 
 OFF = {fn: _desc_offsets(fn) for fn in VecFn}
 # Constant words fetched at setup: (descriptor word holding the address, int64 count).
-CONSTS = {VecFn.REQUANT: ("consts", 5), VecFn.ADD: ("consts", 6), VecFn.GELU: ("consts", 8), VecFn.COMBINE: ("weights", COMBINE_MAX_MEMBERS)}
+CONSTS = {VecFn.REQUANT: ("consts", 5), VecFn.ADD: ("consts", 6), VecFn.GELU: ("consts", 8),
+          VecFn.LAYERNORM: ("consts", 8), VecFn.SOFTMAX: ("consts", 11), VecFn.COMBINE: ("weights", COMBINE_MAX_MEMBERS)}
 
 
 def _ceil(a: int, b: int) -> int:
@@ -100,6 +104,13 @@ def cycles(fn: int, rows: int, cols: int, bits: int, aux: int, config: AccelConf
         body = n * (6 + 2 * rd + wr)
     elif fn == VecFn.GELU:
         body = n * (4 + rd + GeluElem.LATENCY + wr)
+    elif fn == VecFn.LAYERNORM:  # the row's mult / bias once, then per row: load, engine, store
+        body = cols * (2 * rd + 3) + rows * (2 + cols * (rd + 3) + LayerNormRow.cycles(cols) + 1
+                                             + cols * (3 + wr) + 1)
+        tail = max(1, L - 1) + 1
+    elif fn == VecFn.SOFTMAX:  # per row: load row and mask, engine, store
+        body = rows * (1 + cols * (2 * rd + 4) + SoftmaxRow.cycles(cols) + 1 + cols * (3 + wr) + 1)
+        tail = max(1, L - 1) + 1
     elif fn == VecFn.LUT:
         body = n * (5 + 2 * rd + wr)
     elif fn == VecFn.COMBINE:
@@ -167,7 +178,8 @@ class VectorUnit(wiring.Component):
         names = ["IDLE", "DESC_REQ", "DESC_WAIT", "CONST_REQ", "CONST_WAIT", "ROW", "RD_REQ", "RD_WAIT", "WR",
                  "DRAIN", "RQ0", "RQ1", "RQ2", "AD0", "AD1", "AD2", "AD3", "LU0", "LU1", "LU2", "CB0", "CB1",
                  "CB2", "DT0", "DT1", "DT2", "DT3", "DT4", "EM0", "EM1", "EM2", "EM3", "EM4", "EM5", "EM6",
-                 "EM7", "GE0", "GE1", "GE2", "NEXT"]
+                 "EM7", "GE0", "GE1", "GE2", "LN0", "PM0", "PM1", "PM2", "LD0", "LD1", "LD2", "LD3",
+                 "EN0", "EN1", "OW0", "OW1", "OW2", "RNEXT", "NEXT"]
         S = {n: i for i, n in enumerate(names)}
         st, ret = Signal(range(len(names))), Signal(range(len(names)))
         m.d.comb += self.busy.eq(st != S["IDLE"])
@@ -267,6 +279,7 @@ class VectorUnit(wiring.Component):
         p0, p1 = [Signal(signed(32), name=f"pair{i}") for i in range(3)], [Signal(signed(32), name=f"pair1_{i}") for i in range(3)]
         idx = [Signal(signed(64), name=f"idx{i}") for i in range(3)]
         tsel = Signal(2)
+        idle = Signal(16)  # an idle slot standing in for a read that is not needed
 
         # Requantize (bebert.numerics.requantize with bias 0; the POST arithmetic), combinational.
         def requant(x, mult, shift, obits, osigned, in_bits, name):
@@ -366,7 +379,7 @@ class VectorUnit(wiring.Component):
                 with m.If(fn_is[VecFn.COMBINE] & ((dword(0) == 0) | (dword(0) > COMBINE_MAX_MEMBERS))):
                     fault()
                 with m.Else():
-                    first = {VecFn.GELU: "GE0", VecFn.REQUANT: "RQ0", VecFn.ADD: "AD0", VecFn.LUT: "LU0", VecFn.COMBINE: "CB0",
+                    first = {VecFn.LAYERNORM: "LN0", VecFn.SOFTMAX: "LD0", VecFn.GELU: "GE0", VecFn.REQUANT: "RQ0", VecFn.ADD: "AD0", VecFn.LUT: "LU0", VecFn.COMBINE: "CB0",
                              VecFn.DOT: "DT0", VecFn.EMBED: "EM0"}
                     with m.Switch(fn):
                         for f, s in first.items():
@@ -481,6 +494,130 @@ class VectorUnit(wiring.Component):
                 with m.If(gelu.out_valid):
                     write_view(o["out"], r, c, gelu.out, "NEXT")
 
+        # LAYERNORM / SOFTMAX: hw/vec's row engines over row memories of `vec_row_elems` words.
+        # Per row: load src (and the mask) into the row memories, run the engine, store the
+        # output row memory. LAYERNORM loads its per-column mult / bias once (row 0).
+        from amaranth.lib.memory import Memory
+
+        H = cfg.vec_row_elems
+        m.submodules.ln = ln = LayerNormRow(H)
+        m.submodules.sm = sm = SoftmaxRow(H)
+        mems = {}
+        for name, width in (("row_in", 64), ("row_out", 64), ("row_mult", 64), ("row_bias", 64), ("row_mask", 1)):
+            mems[name] = m.submodules[name] = Memory(shape=width, depth=H, init=[])
+        is_ln = fn_is[VecFn.LAYERNORM]
+        w_in = mems["row_in"].write_port()
+        w_mask = mems["row_mask"].write_port()
+        w_mult = mems["row_mult"].write_port()
+        w_bias = mems["row_bias"].write_port()
+        w_out = mems["row_out"].write_port()
+        r_in = mems["row_in"].read_port(transparent_for=())
+        r_mask = mems["row_mask"].read_port(transparent_for=())
+        r_mult = mems["row_mult"].read_port(transparent_for=())
+        r_bias = mems["row_bias"].read_port(transparent_for=())
+        r_out = mems["row_out"].read_port(transparent_for=())
+        for eng, kfields in ((ln, ("hidden", "in_bits", "d_shift", "eps", "norm_bits", "shift", "out_bits",
+                                   "out_signed")),
+                             (sm, ("out_bits", "in_shift", "t_in_max", "t_max", "ln2", "div_mult", "div_shift",
+                                   "poly_b", "poly_c", "recip_num", "recip_shift"))):
+            for i, k in enumerate(kfields):
+                if k in eng.CONSTS:
+                    m.d.comb += getattr(eng, k).eq(kconst(i)[:len(getattr(eng, k))])
+            m.d.comb += eng.cols.eq(cols)
+        m.d.comb += [
+            r_in.addr.eq(Mux(is_ln, ln.rd_addr, sm.rd_addr)), ln.rd_data.eq(r_in.data), sm.rd_data.eq(r_in.data),
+            r_mask.addr.eq(sm.mask_addr), sm.mask_data.eq(r_mask.data),
+            r_mult.addr.eq(ln.par_addr), r_bias.addr.eq(ln.par_addr), ln.par_mult.eq(r_mult.data),
+            ln.par_bias.eq(r_bias.data),
+            w_out.addr.eq(Mux(is_ln, ln.wr_addr, sm.wr_addr)), w_out.data.eq(Mux(is_ln, ln.wr_data, sm.wr_data)),
+            w_out.en.eq(Mux(is_ln, ln.wr_en, sm.wr_en)),
+            r_out.addr.eq(c),
+            w_in.addr.eq(c), w_in.data.eq(xv), w_mask.addr.eq(c), w_mult.addr.eq(c), w_bias.addr.eq(c),
+            w_mult.data.eq(xv), w_bias.data.eq(xv),
+            ln.start.eq((st == S["EN0"]) & is_ln), sm.start.eq((st == S["EN0"]) & ~is_ln),
+        ]
+        eng_done = Mux(is_ln, ln.done, sm.done)
+        lo_ = OFF[VecFn.LAYERNORM]
+        so_ = OFF[VecFn.SOFTMAX]
+        src_off = Mux(is_ln, lo_["src"], so_["src"])
+        out_off = Mux(is_ln, lo_["out"], so_["out"])
+        mask_base = dword(so_["mask"])
+        ln_consts = dword(lo_["consts"])
+        with m.Switch(st):
+            with m.Case(S["LN0"]):  # LAYERNORM: the constants are for this row length and fit
+                with m.If((kconst(0) != cols) | (cols > H) | (cols < 2)):
+                    fault()
+                with m.Elif(r == 0):
+                    goto("PM0")
+                with m.Else():
+                    goto("LD0")
+            with m.Case(S["PM0"]):  # mult[c], then bias[c]
+                read_raw(ln_consts + ((c + 8) << 3), 8, 1, "PM1")
+            with m.Case(S["PM1"]):
+                m.d.comb += w_mult.en.eq(1)
+                read_raw(ln_consts + ((c + 8 + cols) << 3), 8, 1, "PM2")
+            with m.Case(S["PM2"]):
+                m.d.comb += w_bias.en.eq(1)
+                with m.If(c == cols - 1):
+                    m.d.sync += c.eq(0)
+                    goto("LD0")
+                with m.Else():
+                    m.d.sync += c.eq(c + 1)
+                    goto("PM0")
+            with m.Case(S["LD0"]):  # the row into row_in
+                with m.If((cols > H) | (cols < 2)):
+                    fault()
+                with m.Else():
+                    read_view(src_off, r, c, "LD1")
+            with m.Case(S["LD1"]):
+                m.d.comb += w_in.en.eq(1)
+                with m.If(is_ln):
+                    goto("LD3")
+                with m.Elif(mask_base == 0):  # no mask: every key kept, an idle slot of a read's length
+                    m.d.sync += idle.eq(cfg.dram_latency_cycles + NB)
+                    goto("LD2")
+                with m.Else():
+                    read_view(so_["mask"], r, c, "LD2")
+            with m.Case(S["LD2"]):
+                with m.If(mask_base == 0):
+                    m.d.comb += [w_mask.data.eq(1), w_mask.en.eq(idle == 0)]
+                    with m.If(idle == 0):
+                        goto("LD3")
+                    with m.Else():
+                        m.d.sync += idle.eq(idle - 1)
+                with m.Else():
+                    m.d.comb += [w_mask.data.eq(xv != 0), w_mask.en.eq(1)]
+                    goto("LD3")
+            with m.Case(S["LD3"]):
+                with m.If(c == cols - 1):
+                    m.d.sync += c.eq(0)
+                    goto("EN0")
+                with m.Else():
+                    m.d.sync += c.eq(c + 1)
+                    goto("LD0")
+            with m.Case(S["EN0"]):
+                goto("EN1")
+            with m.Case(S["EN1"]):
+                with m.If(eng_done):
+                    goto("OW0")
+            with m.Case(S["OW0"]):  # row_out[c] is read in this cycle
+                goto("OW1")
+            with m.Case(S["OW1"]):
+                write_view(out_off, r, c, r_out.data.as_signed(), "OW2")
+            with m.Case(S["OW2"]):
+                with m.If(c == cols - 1):
+                    m.d.sync += c.eq(0)
+                    goto("RNEXT")
+                with m.Else():
+                    m.d.sync += c.eq(c + 1)
+                    goto("OW0")
+            with m.Case(S["RNEXT"]):
+                with m.If(r == rows - 1):
+                    goto("DRAIN")
+                with m.Else():
+                    m.d.sync += r.eq(r + 1)
+                    goto("ROW")
+
         # LUT: out = table[src + offset] (int32 entries).
         o = OFF[VecFn.LUT]
         li = Signal(signed(65))
@@ -499,7 +636,6 @@ class VectorUnit(wiring.Component):
         # COMBINE: out = sum_m in_m * w_m over COMBINE_MAX_MEMBERS slots (absent members: an
         # idle slot of one read's length, so that the duration does not depend on `members`).
         o = OFF[VecFn.COMBINE]
-        idle = Signal(16)
         with m.Switch(st):
             with m.Case(S["CB0"]):
                 m.d.sync += [acc.eq(0), j.eq(0)]

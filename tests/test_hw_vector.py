@@ -255,3 +255,33 @@ def test_gelu_matches_golden():
     d = img.put(encode_desc(VecFn.GELU, src=View.row_major(src, cols, elem=1), out=View.row_major(out, cols, elem=1),
                             consts=k))
     run(img, vec(VecFn.GELU, d, rows, cols))
+
+
+def test_layernorm_matches_golden():
+    from bebert.model.integer_ops import prepare_layernorm
+
+    img = Image(seed=8)
+    rows, cols = 2, 6
+    src = img.ints((rows, cols), -3000, 3000)
+    out = img.alloc(rows * cols)
+    rng = np.random.default_rng(8)
+    c = prepare_layernorm(0.01, rng.uniform(0.5, 1.5, cols), rng.uniform(-0.2, 0.2, cols), 0.05)
+    k = img.put(consts_words(VecFn.LAYERNORM, c, extra=(c.mult, c.bias)))
+    d = img.put(encode_desc(VecFn.LAYERNORM, src=View.row_major(src, cols), out=View.row_major(out, cols, elem=1),
+                            consts=k))
+    run(img, vec(VecFn.LAYERNORM, d, rows, cols))
+
+
+@pytest.mark.parametrize("masked", [False, True], ids=["no_mask", "mask"])
+def test_softmax_matches_golden(masked):
+    from bebert.model.integer_ops import prepare_softmax
+
+    img = Image(seed=9)
+    rows, cols = 2, 5
+    src = img.ints((rows, cols), -2000, 2000)
+    mask = View.row_major(img.ints((1, cols), 0, 2, "<i1"), 0, elem=1) if masked else View(base=0)
+    out = img.alloc(rows * cols)
+    k = img.put(consts_words(VecFn.SOFTMAX, prepare_softmax(0.01)))
+    d = img.put(encode_desc(VecFn.SOFTMAX, src=View.row_major(src, cols), mask=mask,
+                            out=View.row_major(out, cols, elem=1, signed=False), consts=k))
+    run(img, vec(VecFn.SOFTMAX, d, rows, cols))
