@@ -20,6 +20,7 @@ Bad input raises `ApiError` (a ValueError) or the part's own ValueError subclass
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -214,11 +215,29 @@ def toolkit_version() -> str:
     return f"bebert {v} / ISA {ISA_VERSION}"
 
 
+@functools.lru_cache(maxsize=None)
+def source_fingerprint(*packages: str) -> str:
+    """SHA-256 (16 hex digits) of the Python sources of the named bebert packages ("bebert",
+    "compiler", "sim", "hw", "model"): a cached figure is only reused by the code that made it.
+    Nothing is imported (the model package would pull in PyTorch)."""
+    import importlib.util
+
+    h = hashlib.sha256()
+    for name in packages:
+        spec = importlib.util.find_spec("bebert" if name == "bebert" else f"bebert.{name}")
+        root = Path(next(iter(spec.submodule_search_locations))).resolve()
+        files = sorted(root.glob("*.py")) if name == "bebert" else sorted(root.rglob("*.py"))
+        for f in files:
+            h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
 def area_key(config: AccelConfig) -> str:
     """Cache key of a configuration's area: its fields but the name and the clock (neither
-    changes the Verilog), and the toolkit version."""
+    changes the Verilog), the toolkit version and the sources of the RTL generator."""
     d = {k: v for k, v in config.to_dict().items() if k not in ("name", "clock_mhz")}
-    blob = json.dumps({"config": d, "toolkit": toolkit_version()}, sort_keys=True)
+    blob = json.dumps({"config": d, "toolkit": toolkit_version(), "sources": source_fingerprint("bebert", "hw")},
+                      sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 

@@ -1,8 +1,8 @@
 """Evaluating one design point, and the cache that makes a sweep resumable.
 
 A point's figures are a pure function of its configuration (all fields but the name), its
-model target, the seed, the energy table and the toolkit / ISA version; `point_key` hashes
-exactly those (a gemm layer repeated for M members is one cached run, scaled when the table
+model target, the seed, the energy table and the code: `point_key` hashes exactly those (the
+code as the toolkit / ISA version and a hash of the compiler, simulator and model sources) (a gemm layer repeated for M members is one cached run, scaled when the table
 is written). A result is written atomically to `CACHE/points/<key>.json` the moment it is
 known, so an interrupted sweep loses at most the points in flight and a re-run evaluates only
 what no file holds. Areas (Yosys) are cached per configuration in `CACHE/area/` by
@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bebert.api import area_key, toolkit_version
+from bebert.api import area_key, source_fingerprint, toolkit_version
 from bebert.config import AccelConfig
 from bebert.program import atomic_write
 
@@ -48,8 +48,8 @@ def energy_fingerprint(energy: str) -> str:
 def point_key(point: Point, space: Space, energy_fp: str) -> str:
     cfg = {k: v for k, v in point.config.to_dict().items() if k != "name"}
     blob = json.dumps({"format": CACHE_FORMAT, "config": cfg, "model": point.model, "seed": space.seed,
-                       "energy": energy_fp,
-                       "toolkit": toolkit_version()}, sort_keys=True)
+                       "energy": energy_fp, "toolkit": toolkit_version(),
+                       "sources": source_fingerprint("bebert", "compiler", "sim", "model")}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
