@@ -327,7 +327,7 @@ def accuracy_from_eval(res: dict, source: str, *, metric: str | None = None,
 
     if metric is not None and metric not in ens:
         raise ApiError(f"{source}: no metric '{metric}' (metrics: {', '.join(ens)})")
-    key = metric if metric is not None else "mean(" + ",".join(ens) + ")"
+    key = metric if metric is not None else next(iter(ens)) if len(ens) == 1 else "mean(" + ",".join(ens) + ")"
     members = tuple(pick(m) for m in r.get("members", []) if isinstance(m, dict) and m)
     return AccuracyReport(task=str(res.get("task", "")), split=name, metric=key, value=pick(ens),
                           members=members, integer=bool(res.get("integer", False)),
