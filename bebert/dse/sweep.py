@@ -116,17 +116,22 @@ def _execute(todo: list[dict], jobs: int, cache: Path, results: dict, progress: 
         # child waiting forever on a lock copied in its held state.
         method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
         ctx = multiprocessing.get_context(method)
-        with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx) as pool:
+        pool = ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx)
+        try:
             pending = {pool.submit(ev.run_task, t) for t in todo}
-            try:
-                while pending:
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for f in finished:
-                        done(f.result())
-            except BaseException:
-                for f in pending:
-                    f.cancel()
-                raise
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for f in finished:
+                    done(f.result())
+        except BaseException:
+            # Interrupted (or a worker died): what finished is already in the cache; stop at
+            # once rather than wait for the points in flight, which a re-run evaluates.
+            workers = list((getattr(pool, "_processes", None) or {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for proc in workers:
+                proc.terminate()
+            raise
+        pool.shutdown()
     finally:
         bar.close()
 
