@@ -89,3 +89,14 @@ def test_the_readme_tour_runs(tmp_path):
         line = " ".join(shlex.quote(a) if a != "|" else a for a in argv)
         r = subprocess.run(f"{env_bin}/{line}", shell=True, cwd=ROOT, capture_output=True, text=True)
         assert r.returncode == 0, f"{line}: {r.stderr[-2000:]}"
+
+
+def test_the_readme_python_example_runs(capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)  # the README's commands run from the repository root
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert blocks
+    for code in blocks:
+        exec(compile(code, "README.md", "exec"), {})
+    out = capsys.readouterr().out.split()
+    assert int(out[0]) > 0 and float(out[2]) > 0  # cycles, latency, energy

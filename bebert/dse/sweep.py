@@ -11,6 +11,8 @@ Writes into `out_dir`:
 
 and keeps the cache in `cache_dir` (default `out_dir/cache`; see `evaluate`). New work runs
 in `jobs` processes (`concurrent.futures`, forkserver), area syntheses first since they take longest.
+As with any multiprocessing code, a script that calls `run_sweep(..., jobs > 1)` must do so
+under `if __name__ == "__main__":` (the workers import the main module).
 """
 
 from __future__ import annotations
