@@ -11,14 +11,20 @@ docs/ARCHITECTURE.md ("The vector unit"). The arithmetic of each kernel is the i
 contract of docs/NUMERICS.md (`bebert/model/integer_ops.py`); the descriptor format and
 the reference semantics are below the cost contract.
 
-Timing. The vector unit is part of the COMPUTE stage (it takes and gives tokens like any
-compute instruction) and works row by row without overlap inside the instruction:
+Timing (the RTL's, `hw/vector_unit.py`, cycle for cycle). The vector unit is part of the
+COMPUTE stage (it takes and gives tokens like any compute instruction) and is element-serial:
+one sequencer, one DRAM access in flight. With L the DRAM latency, NB = max(1, 8 // bus
+bytes) beats per element access, rd = L + NB (one element read), wr = NB (one element
+write), n = rows * cols, a VEC takes
 
-    D = VEC_SETUP_CYCLES + 2 L + rows * (in_beats + passes * ceil(cols / lanes) + extra + out_beats)
+    D = L + desc beats [+ L + const beats] + body + tail
 
-with L the DRAM latency (one for the first read, one for the last write to land),
-lanes = `vec_lanes`, in_beats / out_beats the bus beats of one row's input / output bytes
-(`ceil(bytes / dram_bytes_per_cycle)`), and passes / extra per kernel from `COSTS`.
+(the descriptor, then the constant block, each one burst), with body and tail per kernel in
+`vec_cycles` (docs/ARCHITECTURE.md, "The vector unit", has the table). Nothing about *when*
+depends on the data (absent COMBINE members and padding slots idle for a read's length), so
+D is a function of the word and the config; a slower memory only stretches the RTL.
+`COSTS` (bytes and lane passes per row) prices energy (`vec_bytes`, `vec_elementwise_ops`);
+it is not the timing.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-from bebert.config import VEC_SETUP_CYCLES, AccelConfig
+from bebert.config import AccelConfig
 
 
 class VecFn(IntEnum):
@@ -111,14 +117,70 @@ def row_bytes(fn: int, cols: int, bits: int, aux: int) -> tuple[int, int]:
     return rd, wr
 
 
+# The timing constants of the RTL vector unit (hw/vector_unit.py holds its engines to them).
+COMBINE_MAX_MEMBERS = 4  # COMBINE is timed (and its descriptor fetched) for this many members
+GELU_LATENCY = 5         # hw/vec GeluElem pipeline
+CONST_COUNTS = {VecFn.REQUANT: 5, VecFn.ADD: 6, VecFn.GELU: 8, VecFn.LAYERNORM: 8, VecFn.SOFTMAX: 11,
+                VecFn.PACK_A: 5, VecFn.COMBINE: COMBINE_MAX_MEMBERS}  # int64 words fetched at setup
+
+
+def layernorm_row_cycles(cols: int) -> int:
+    """hw/vec LayerNormRow: start to done (sum, squares, isqrt, 2^60 // sigma, output)."""
+    return 3 * cols + 105
+
+
+def softmax_row_cycles(cols: int) -> int:
+    """hw/vec SoftmaxRow: start to done (max, exp-and-sum, one division, output)."""
+    return 3 * cols + 76
+
+
+def desc_words_fetched(fn: int) -> int:
+    """Descriptor words the unit fetches for kernel `fn` (COMBINE: for COMBINE_MAX_MEMBERS)."""
+    fn = VecFn(fn)
+    sizes = {"view": VIEW_WORDS, "word": 1, "table": TABLE_WORDS}
+    return sum(VIEW_WORDS * COMBINE_MAX_MEMBERS if (fn == VecFn.COMBINE and name == "inputs") else sizes[kind]
+               for name, kind in DESC_LAYOUT[fn])
+
+
 def vec_cycles(fn: int, rows: int, cols: int, bits: int, aux: int, config: AccelConfig) -> int:
-    """Duration D of one VEC instruction (the formula in the module docstring)."""
-    c = COSTS[VecFn(fn)]
-    rd, wr = row_bytes(fn, cols, bits, aux)
-    bpc = config.dram_bytes_per_cycle
-    passes = aux if fn == VecFn.DOT else c.passes
-    per_row = _ceil(rd, bpc) + passes * _ceil(cols, config.vec_lanes) + c.extra + _ceil(wr, bpc)
-    return VEC_SETUP_CYCLES + 2 * config.dram_latency_cycles + rows * per_row
+    """Duration D of one VEC instruction in the COMPUTE stage (issue to end), as the RTL does it."""
+    fn = VecFn(fn)
+    L, bpb = config.dram_latency_cycles, config.dram_bytes_per_cycle
+    nb = max(1, 8 // bpb)
+    rd, wr = L + nb, nb
+    setup = L + _ceil(4 * desc_words_fetched(fn), bpb)
+    if fn in CONST_COUNTS:
+        setup += L + _ceil(8 * CONST_COUNTS[fn], bpb)
+    tail = L + 1
+    n = rows * cols
+    if fn == VecFn.REQUANT:
+        body = n * (5 + rd + wr)
+    elif fn == VecFn.ADD:
+        body = n * (6 + 2 * rd + wr)
+    elif fn == VecFn.GELU:
+        body = n * (4 + rd + GELU_LATENCY + wr)
+    elif fn == VecFn.LAYERNORM:  # the row's mult / bias once, then per row: load, engine, store
+        body = cols * (2 * rd + 3) + rows * (2 + cols * (rd + 3) + layernorm_row_cycles(cols) + 1
+                                             + cols * (3 + wr) + 1)
+        tail = max(1, L - 1) + 1
+    elif fn == VecFn.SOFTMAX:  # per row: load the row and its mask, engine, store
+        body = rows * (1 + cols * (2 * rd + 4) + softmax_row_cycles(cols) + 1 + cols * (3 + wr) + 1)
+        tail = max(1, L - 1) + 1
+    elif fn in _PACK:  # every byte of the padded layout, 8 elements then one byte per plane
+        tile = config.pe_rows if fn == VecFn.PACK_A else config.pe_cols
+        W = config.xnor_width
+        groups = _ceil(rows, tile) * tile * (_ceil(cols, W) * W // 8)
+        body = 2 + groups * (8 * (rd + 3) + bits * (wr + 2) + 1)
+        tail = max(1, L - 1) + 1
+    elif fn == VecFn.LUT:
+        body = n * (5 + 2 * rd + wr)
+    elif fn == VecFn.COMBINE:
+        body = n * (4 + COMBINE_MAX_MEMBERS * (rd + 2) + wr)
+    elif fn == VecFn.DOT:
+        body, tail = 1 + rows * aux * (rd + 2 + cols * (2 * rd + 3) + wr), L + 2
+    else:  # EMBED: per row the ids, the types and a pair per table; per element a read per table
+        body = rows * (2 * rd + 2 + 3 * (2 + rd)) + n * (4 + 3 * (2 + rd) + wr)
+    return setup + body + tail
 
 
 def vec_bytes(fn: int, rows: int, cols: int, bits: int, aux: int) -> tuple[int, int]:

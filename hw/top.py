@@ -95,7 +95,8 @@ class Accelerator(wiring.Component):
         with m.Elif(comp.vec_fault):
             m.d.sync += vec_fault.eq(1)
         m.d.comb += [fetch.start.eq(start), tok.clear.eq(start), self.error.eq(fetch.error | vec_fault),
-                     self.error_code.eq(Mux(fetch.error, fetch.error_code, ErrorCode.VEC_FAULT)),
+                     self.error_code.eq(Mux(fetch.error, fetch.error_code,
+                                            Mux(vec_fault, ErrorCode.VEC_FAULT, ErrorCode.NONE))),
                      self.error_pc.eq(Mux(fetch.error, fetch.error_pc, 0))]
 
         # Fetch -> queues -> stages.

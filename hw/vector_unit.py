@@ -33,7 +33,8 @@ from amaranth.lib.wiring import In, Out
 
 from bebert.config import AccelConfig
 from bebert.isa import INSTR_BITS, Op
-from bebert.vector import DESC_LAYOUT, TABLE_WORDS, VIEW_WORDS, VecFn
+from bebert.vector import (COMBINE_MAX_MEMBERS, CONST_COUNTS, DESC_LAYOUT, GELU_LATENCY, TABLE_WORDS, VIEW_WORDS,
+                           VecFn, desc_words_fetched, layernorm_row_cycles, softmax_row_cycles, vec_cycles)
 
 from .decoder import field
 from .vec.elem import GeluElem
@@ -42,13 +43,11 @@ from .vec.softmax import SoftmaxRow
 
 ADDR_BITS = 32
 LEN_BITS = 32
-COMBINE_MAX_MEMBERS = 4
 DESC_BUF_WORDS = 64
 CONST_BUF_WORDS = 12
 
 # The kernels this RTL runs; the decoder reports the others as UNSUPPORTED.
-IMPLEMENTED = (VecFn.EMBED, VecFn.REQUANT, VecFn.ADD, VecFn.LAYERNORM, VecFn.SOFTMAX, VecFn.GELU, VecFn.LUT,
-               VecFn.DOT, VecFn.COMBINE)
+IMPLEMENTED = tuple(VecFn)
 
 
 def _desc_offsets(fn: VecFn) -> dict[str, int]:
@@ -65,7 +64,8 @@ def _desc_offsets(fn: VecFn) -> dict[str, int]:
 OFF = {fn: _desc_offsets(fn) for fn in VecFn}
 # Constant words fetched at setup: (descriptor word holding the address, int64 count).
 CONSTS = {VecFn.REQUANT: ("consts", 5), VecFn.ADD: ("consts", 6), VecFn.GELU: ("consts", 8),
-          VecFn.LAYERNORM: ("consts", 8), VecFn.SOFTMAX: ("consts", 11), VecFn.COMBINE: ("weights", COMBINE_MAX_MEMBERS)}
+          VecFn.LAYERNORM: ("consts", 8), VecFn.SOFTMAX: ("consts", 11),
+          VecFn.PACK_A: ("consts", 5), VecFn.COMBINE: ("weights", COMBINE_MAX_MEMBERS)}
 
 
 def _ceil(a: int, b: int) -> int:
@@ -86,42 +86,9 @@ def element_beats(config: AccelConfig) -> int:
 
 
 def cycles(fn: int, rows: int, cols: int, bits: int, aux: int, config: AccelConfig) -> int:
-    """The unit's duration at the nominal memory, as the COMPUTE stage sees it (issue to end).
-
-    Every sequencer state takes one cycle, an element read L + NB (request, then its beats),
-    an element write NB; the descriptor and constant bursts L + their beats; at the end the
-    unit waits L cycles for its last write response and the stage ends one cycle later.
-    """
-    fn = VecFn(fn)
-    L, nb = config.dram_latency_cycles, element_beats(config)
-    rd, wr = L + nb, nb
-    setup = L + desc_beats(fn, config) + (L + const_beats(fn, config) if fn in CONSTS else 0)
-    tail = L + 1
-    n = rows * cols
-    if fn == VecFn.REQUANT:
-        body = n * (5 + rd + wr)
-    elif fn == VecFn.ADD:
-        body = n * (6 + 2 * rd + wr)
-    elif fn == VecFn.GELU:
-        body = n * (4 + rd + GeluElem.LATENCY + wr)
-    elif fn == VecFn.LAYERNORM:  # the row's mult / bias once, then per row: load, engine, store
-        body = cols * (2 * rd + 3) + rows * (2 + cols * (rd + 3) + LayerNormRow.cycles(cols) + 1
-                                             + cols * (3 + wr) + 1)
-        tail = max(1, L - 1) + 1
-    elif fn == VecFn.SOFTMAX:  # per row: load row and mask, engine, store
-        body = rows * (1 + cols * (2 * rd + 4) + SoftmaxRow.cycles(cols) + 1 + cols * (3 + wr) + 1)
-        tail = max(1, L - 1) + 1
-    elif fn == VecFn.LUT:
-        body = n * (5 + 2 * rd + wr)
-    elif fn == VecFn.COMBINE:
-        body = n * (4 + COMBINE_MAX_MEMBERS * (rd + 2) + wr)
-    elif fn == VecFn.DOT:
-        body, tail = 1 + rows * aux * (rd + 2 + cols * (2 * rd + 3) + wr), L + 2
-    elif fn == VecFn.EMBED:
-        body = rows * (2 * rd + 2 + 3 * (2 + rd)) + n * (4 + 3 * (2 + rd) + wr)
-    else:
-        raise ValueError(f"the RTL vector unit does not implement {fn.name}")
-    return setup + body + tail
+    """The unit's duration at the nominal memory (issue to end): `bebert.vector.vec_cycles`,
+    the cost contract this sequencer is written to (tests/test_hw_vector.py holds them equal)."""
+    return vec_cycles(fn, rows, cols, bits, aux, config)
 
 
 class VectorUnit(wiring.Component):
@@ -138,6 +105,14 @@ class VectorUnit(wiring.Component):
     def __init__(self, config: AccelConfig):
         if not isinstance(config, AccelConfig):
             raise TypeError(f"VectorUnit needs an AccelConfig, got {type(config).__name__}")
+        # The engines must keep the timing `bebert.vector.vec_cycles` charges.
+        if (GeluElem.LATENCY != GELU_LATENCY
+                or any(LayerNormRow.cycles(c) != layernorm_row_cycles(c) or SoftmaxRow.cycles(c) != softmax_row_cycles(c)
+                       for c in (2, 3, 64))
+                or {f: n for f, (_, n) in CONSTS.items()} != CONST_COUNTS
+                or any(OFF[f]["_words"] != desc_words_fetched(f) for f in VecFn)):
+            raise ValueError("hw/vec engine timing or the unit's fetch sizes differ from bebert.vector's cost "
+                             "contract (vec_cycles)")
         self.config = config
         bus = config.bus_bits
         super().__init__({
@@ -164,8 +139,12 @@ class VectorUnit(wiring.Component):
                          desc.eq(field(self.word, Op.VEC, "desc"))]
 
         # -- descriptor and constant buffers (burst targets) -------------------------------
-        dbits = _ceil(DESC_BUF_WORDS * 32, bus) * bus
-        cbits = _ceil(CONST_BUF_WORDS * 64, bus) * bus
+        # Whole powers of two of bus words, so that a beat index covers them exactly.
+        dwords_n = 1 << (_ceil(DESC_BUF_WORDS * 32, bus) - 1).bit_length()
+        cwords_n = 1 << (_ceil(CONST_BUF_WORDS * 64, bus) - 1).bit_length()
+        dbits, cbits = dwords_n * bus, cwords_n * bus
+        dsel = max(1, (dwords_n - 1).bit_length())
+        csel = max(1, (cwords_n - 1).bit_length())
         dbuf, cbuf = Signal(dbits), Signal(cbits)
 
         def dword(i):
@@ -179,7 +158,8 @@ class VectorUnit(wiring.Component):
                  "DRAIN", "RQ0", "RQ1", "RQ2", "AD0", "AD1", "AD2", "AD3", "LU0", "LU1", "LU2", "CB0", "CB1",
                  "CB2", "DT0", "DT1", "DT2", "DT3", "DT4", "EM0", "EM1", "EM2", "EM3", "EM4", "EM5", "EM6",
                  "EM7", "GE0", "GE1", "GE2", "LN0", "PM0", "PM1", "PM2", "LD0", "LD1", "LD2", "LD3",
-                 "EN0", "EN1", "OW0", "OW1", "OW2", "RNEXT", "NEXT"]
+                 "EN0", "EN1", "OW0", "OW1", "OW2", "RNEXT", "PKS", "PK0", "PKI", "PK1", "PK2", "PK3", "PK4",
+                 "PK5", "NEXT"]
         S = {n: i for i, n in enumerate(names)}
         st, ret = Signal(range(len(names))), Signal(range(len(names)))
         m.d.comb += self.busy.eq(st != S["IDLE"])
@@ -268,6 +248,10 @@ class VectorUnit(wiring.Component):
             m.d.sync += [raw.eq(0), voff.eq(off), vr.eq(row), vc.eq(col), wv.eq(value), wb.eq(0),
                          ret.eq(S[then]), st.eq(S["WR"])]
 
+        def write_raw(addr, value, then):  # one unsigned byte
+            m.d.sync += [raw.eq(1), ra.eq(addr), rfe.eq(1), rfs.eq(0), wv.eq(value), wb.eq(0),
+                         ret.eq(S[then]), st.eq(S["WR"])]
+
         def fault():
             m.d.sync += [self.fault.eq(1), st.eq(S["DRAIN"])]
 
@@ -314,19 +298,16 @@ class VectorUnit(wiring.Component):
 
         # -- the sequencer --------------------------------------------------------------------
         fn_is = {f: (fn == int(f)) for f in VecFn}
-        with m.Switch(st):
-            with m.Case(S["IDLE"]):
+        if True:  # one If per state (a Switch here would lint CASEINCOMPLETE)
+            with m.If(st == S["IDLE"]):
                 with m.If(self.start):
                     m.d.sync += [self.fault.eq(0), beat.eq(0), r.eq(0), c.eq(0), j.eq(0)]
                     goto("DESC_REQ")
 
         # Descriptor burst.
-            with m.Case(S["DESC_REQ"]):
+            with m.If(st == S["DESC_REQ"]):
                 nbeats = Signal(LEN_BITS)
-                with m.Switch(fn):
-                    for f in VecFn:
-                        with m.Case(int(f)):
-                            m.d.comb += nbeats.eq(desc_beats(f, cfg))
+                m.d.comb += nbeats.eq(sum(Mux(fn_is[f], desc_beats(f, cfg), 0) for f in VecFn))
                 m.d.comb += [self.rd_req_valid.eq(desc[:2] == 0), self.rd_req_addr.eq(desc),
                              self.rd_req_len.eq(nbeats)]
                 with m.If(desc[:2] != 0):
@@ -334,14 +315,11 @@ class VectorUnit(wiring.Component):
                 with m.Elif(self.rd_req_ready):
                     m.d.sync += [beat.eq(0), ret.eq(S["DESC_WAIT"])]
                     goto("DESC_WAIT")
-            with m.Case(S["DESC_WAIT"]):
+            with m.If(st == S["DESC_WAIT"]):
                 with m.If(self.rd_data_valid):
-                    m.d.sync += [dbuf.word_select(beat[:8], bus).eq(self.rd_data), beat.eq(beat + 1)]
+                    m.d.sync += [dbuf.word_select(beat[:dsel], bus).eq(self.rd_data), beat.eq(beat + 1)]
                     last = Signal()
-                    with m.Switch(fn):
-                        for f in VecFn:
-                            with m.Case(int(f)):
-                                m.d.comb += last.eq(beat == desc_beats(f, cfg) - 1)
+                    m.d.comb += last.eq(beat == sum(Mux(fn_is[f], desc_beats(f, cfg) - 1, 0) for f in VecFn))
                     with m.If(last):
                         with m.If(sum(fn_is[f] for f in CONSTS) != 0):
                             goto("CONST_REQ")
@@ -359,8 +337,8 @@ class VectorUnit(wiring.Component):
                 else:
                     m.d.comb += caddr.eq(dword(OFF[f][name]))
                 m.d.comb += cn.eq(const_beats(f, cfg))
-        with m.Switch(st):
-            with m.Case(S["CONST_REQ"]):
+        if True:  # one If per state (a Switch here would lint CASEINCOMPLETE)
+            with m.If(st == S["CONST_REQ"]):
                 m.d.comb += [self.rd_req_valid.eq(caddr[:3] == 0), self.rd_req_addr.eq(caddr),
                              self.rd_req_len.eq(cn)]
                 with m.If(caddr[:3] != 0):
@@ -368,18 +346,18 @@ class VectorUnit(wiring.Component):
                 with m.Elif(self.rd_req_ready):
                     m.d.sync += beat.eq(0)
                     goto("CONST_WAIT")
-            with m.Case(S["CONST_WAIT"]):
+            with m.If(st == S["CONST_WAIT"]):
                 with m.If(self.rd_data_valid):
-                    m.d.sync += [cbuf.word_select(beat[:8], bus).eq(self.rd_data), beat.eq(beat + 1)]
+                    m.d.sync += [cbuf.word_select(beat[:csel], bus).eq(self.rd_data), beat.eq(beat + 1)]
                     with m.If(beat == cn - 1):
                         goto("ROW")
 
         # Per-kernel checks, then the first element.
-            with m.Case(S["ROW"]):
+            with m.If(st == S["ROW"]):
                 with m.If(fn_is[VecFn.COMBINE] & ((dword(0) == 0) | (dword(0) > COMBINE_MAX_MEMBERS))):
                     fault()
                 with m.Else():
-                    first = {VecFn.LAYERNORM: "LN0", VecFn.SOFTMAX: "LD0", VecFn.GELU: "GE0", VecFn.REQUANT: "RQ0", VecFn.ADD: "AD0", VecFn.LUT: "LU0", VecFn.COMBINE: "CB0",
+                    first = {VecFn.PACK_A: "PKS", VecFn.PACK_W: "PKS", VecFn.LAYERNORM: "LN0", VecFn.SOFTMAX: "LD0", VecFn.GELU: "GE0", VecFn.REQUANT: "RQ0", VecFn.ADD: "AD0", VecFn.LUT: "LU0", VecFn.COMBINE: "CB0",
                              VecFn.DOT: "DT0", VecFn.EMBED: "EM0"}
                     with m.Switch(fn):
                         for f, s in first.items():
@@ -389,7 +367,7 @@ class VectorUnit(wiring.Component):
                             fault()
 
         # Element read: one request, NB beats.
-            with m.Case(S["RD_REQ"]):
+            with m.If(st == S["RD_REQ"]):
                 m.d.comb += [self.rd_req_valid.eq(~view_bad), self.rd_req_addr.eq(cur_addr),
                              self.rd_req_len.eq(NB)]
                 with m.If(view_bad):
@@ -397,26 +375,26 @@ class VectorUnit(wiring.Component):
                 with m.Elif(self.rd_req_ready):
                     m.d.sync += [beat.eq(0), re_.eq(cur_elem), rs_.eq(cur_signed), rsat.eq(Mux(raw, 0, vsat))]
                     goto("RD_WAIT")
-            with m.Case(S["RD_WAIT"]):
+            with m.If(st == S["RD_WAIT"]):
                 with m.If(self.rd_data_valid):
                     if NB == 1:
                         m.d.sync += rraw.eq(self.rd_data[:64])
                     else:
-                        m.d.sync += rraw.word_select(beat[:4], bus).eq(self.rd_data)
+                        m.d.sync += rraw.word_select(beat[:max(1, (NB - 1).bit_length())], bus).eq(self.rd_data)
                     m.d.sync += beat.eq(beat + 1)
                     with m.If(beat == NB - 1):
                         m.d.sync += st.eq(ret)
 
         # Element write: NB single beats.
-            with m.Case(S["WR"]):
+            with m.If(st == S["WR"]):
                 data = Signal(64 if NB > 1 else bus)
                 m.d.comb += data.eq(wsat)
                 m.d.comb += [self.wr_valid.eq(~view_bad), self.wr_addr.eq(cur_addr + wb * bpb)]
                 if NB == 1:
                     m.d.comb += [self.wr_data.eq(data), self.wr_strb.eq(strb_all)]
                 else:
-                    m.d.comb += [self.wr_data.eq(data.word_select(wb[:2], bus)),
-                                 self.wr_strb.eq(strb_all.word_select(wb[:2], bpb))]
+                    m.d.comb += [self.wr_data.eq(data.word_select(wb[:max(1, (NB - 1).bit_length())], bus)),
+                                 self.wr_strb.eq(strb_all.word_select(wb[:max(1, (NB - 1).bit_length())], bpb))]
                 with m.If(view_bad):
                     fault()
                 with m.Elif(self.wr_ready):
@@ -424,7 +402,7 @@ class VectorUnit(wiring.Component):
                     with m.If(wb == NB - 1):
                         m.d.sync += st.eq(ret)
 
-            with m.Case(S["NEXT"]):
+            with m.If(st == S["NEXT"]):
                 with m.If(c == cols - 1):
                     m.d.sync += c.eq(0)
                     with m.If(r == rows - 1):
@@ -436,20 +414,20 @@ class VectorUnit(wiring.Component):
                     m.d.sync += c.eq(c + 1)
                     goto("ROW")
 
-            with m.Case(S["DRAIN"]):
+            with m.If(st == S["DRAIN"]):
                 with m.If(outstanding == 0):
                     goto("IDLE")
 
         # REQUANT: out = requant(src).
         o = OFF[VecFn.REQUANT]
         rq = requant(xa, kconst(0), kconst(1), kconst(2), kconst(3), kconst(4), "rq")
-        with m.Switch(st):
-            with m.Case(S["RQ0"]):
+        if True:  # one If per state (a Switch here would lint CASEINCOMPLETE)
+            with m.If(st == S["RQ0"]):
                 read_view(o["src"], r, c, "RQ1")
-            with m.Case(S["RQ1"]):
+            with m.If(st == S["RQ1"]):
                 m.d.sync += xa.eq(xv)
                 goto("RQ2")
-            with m.Case(S["RQ2"]):
+            with m.If(st == S["RQ2"]):
                 write_view(o["out"], r, c, rq, "NEXT")
 
         # ADD: requantize(clamp(a) * mult1 + clamp(b) * mult2, 1, 0, shift, out_bits, out_signed).
@@ -466,16 +444,16 @@ class VectorUnit(wiring.Component):
             m.d.comb += y.eq(Mux((ib == 0) | (ib > 64), x, Mux(x < lo_in, lo_in, Mux(x > hi_in, hi_in, x))))
         m.d.comb += sum_.eq((ca_in * kconst(0) + cb_in * kconst(1))[:64].as_signed())
         ad = requant(sum_, 1, kconst(2), kconst(4), kconst(5), Const(0, 7), "ad")
-        with m.Switch(st):
-            with m.Case(S["AD0"]):
+        if True:  # one If per state (a Switch here would lint CASEINCOMPLETE)
+            with m.If(st == S["AD0"]):
                 read_view(o["a"], r, c, "AD1")
-            with m.Case(S["AD1"]):
+            with m.If(st == S["AD1"]):
                 m.d.sync += xa.eq(xv)
                 read_view(o["b"], r, c, "AD2")
-            with m.Case(S["AD2"]):
+            with m.If(st == S["AD2"]):
                 m.d.sync += xb.eq(xv)
                 goto("AD3")
-            with m.Case(S["AD3"]):
+            with m.If(st == S["AD3"]):
                 write_view(o["out"], r, c, ad, "NEXT")
 
         # GELU: hw/vec's pipelined engine (one element in flight, LATENCY cycles).
@@ -485,12 +463,12 @@ class VectorUnit(wiring.Component):
                      gelu.mult.eq(kconst(4)), gelu.shift.eq(kconst(5)[:6]), gelu.out_bits.eq(kconst(6)[:6]),
                      gelu.out_signed.eq(kconst(7)[0])]
         o = OFF[VecFn.GELU]
-        with m.Switch(st):
-            with m.Case(S["GE0"]):
+        if True:  # one If per state (a Switch here would lint CASEINCOMPLETE)
+            with m.If(st == S["GE0"]):
                 read_view(o["src"], r, c, "GE1")
-            with m.Case(S["GE1"]):
+            with m.If(st == S["GE1"]):
                 goto("GE2")
-            with m.Case(S["GE2"]):
+            with m.If(st == S["GE2"]):
                 with m.If(gelu.out_valid):
                     write_view(o["out"], r, c, gelu.out, "NEXT")
 
@@ -543,20 +521,20 @@ class VectorUnit(wiring.Component):
         out_off = Mux(is_ln, lo_["out"], so_["out"])
         mask_base = dword(so_["mask"])
         ln_consts = dword(lo_["consts"])
-        with m.Switch(st):
-            with m.Case(S["LN0"]):  # LAYERNORM: the constants are for this row length and fit
+        if True:  # one If per state (a Switch here would lint CASEINCOMPLETE)
+            with m.If(st == S["LN0"]):  # LAYERNORM: the constants are for this row length and fit
                 with m.If((kconst(0) != cols) | (cols > H) | (cols < 2)):
                     fault()
                 with m.Elif(r == 0):
                     goto("PM0")
                 with m.Else():
                     goto("LD0")
-            with m.Case(S["PM0"]):  # mult[c], then bias[c]
+            with m.If(st == S["PM0"]):  # mult[c], then bias[c]
                 read_raw(ln_consts + ((c + 8) << 3), 8, 1, "PM1")
-            with m.Case(S["PM1"]):
+            with m.If(st == S["PM1"]):
                 m.d.comb += w_mult.en.eq(1)
                 read_raw(ln_consts + ((c + 8 + cols) << 3), 8, 1, "PM2")
-            with m.Case(S["PM2"]):
+            with m.If(st == S["PM2"]):
                 m.d.comb += w_bias.en.eq(1)
                 with m.If(c == cols - 1):
                     m.d.sync += c.eq(0)
@@ -564,12 +542,12 @@ class VectorUnit(wiring.Component):
                 with m.Else():
                     m.d.sync += c.eq(c + 1)
                     goto("PM0")
-            with m.Case(S["LD0"]):  # the row into row_in
+            with m.If(st == S["LD0"]):  # the row into row_in
                 with m.If((cols > H) | (cols < 2)):
                     fault()
                 with m.Else():
                     read_view(src_off, r, c, "LD1")
-            with m.Case(S["LD1"]):
+            with m.If(st == S["LD1"]):
                 m.d.comb += w_in.en.eq(1)
                 with m.If(is_ln):
                     goto("LD3")
@@ -578,7 +556,7 @@ class VectorUnit(wiring.Component):
                     goto("LD2")
                 with m.Else():
                     read_view(so_["mask"], r, c, "LD2")
-            with m.Case(S["LD2"]):
+            with m.If(st == S["LD2"]):
                 with m.If(mask_base == 0):
                     m.d.comb += [w_mask.data.eq(1), w_mask.en.eq(idle == 0)]
                     with m.If(idle == 0):
@@ -588,59 +566,162 @@ class VectorUnit(wiring.Component):
                 with m.Else():
                     m.d.comb += [w_mask.data.eq(xv != 0), w_mask.en.eq(1)]
                     goto("LD3")
-            with m.Case(S["LD3"]):
+            with m.If(st == S["LD3"]):
                 with m.If(c == cols - 1):
                     m.d.sync += c.eq(0)
                     goto("EN0")
                 with m.Else():
                     m.d.sync += c.eq(c + 1)
                     goto("LD0")
-            with m.Case(S["EN0"]):
+            with m.If(st == S["EN0"]):
                 goto("EN1")
-            with m.Case(S["EN1"]):
+            with m.If(st == S["EN1"]):
                 with m.If(eng_done):
                     goto("OW0")
-            with m.Case(S["OW0"]):  # row_out[c] is read in this cycle
+            with m.If(st == S["OW0"]):  # row_out[c] is read in this cycle
                 goto("OW1")
-            with m.Case(S["OW1"]):
+            with m.If(st == S["OW1"]):
                 write_view(out_off, r, c, r_out.data.as_signed(), "OW2")
-            with m.Case(S["OW2"]):
+            with m.If(st == S["OW2"]):
                 with m.If(c == cols - 1):
                     m.d.sync += c.eq(0)
                     goto("RNEXT")
                 with m.Else():
                     m.d.sync += c.eq(c + 1)
                     goto("OW0")
-            with m.Case(S["RNEXT"]):
+            with m.If(st == S["RNEXT"]):
                 with m.If(r == rows - 1):
                     goto("DRAIN")
                 with m.Else():
                     m.d.sync += r.eq(r + 1)
                     goto("ROW")
 
+        # PACK_A / PACK_W: the codes into the ABUF / WBUF bit-plane layouts of compiler/layout.py,
+        # every byte of the padded layout (padding is 0). Rows (padded to the array tile) by
+        # groups of 8 columns: 8 element slots (a read, or an idle slot of a read's length in
+        # the padding), then one byte per plane.
+        is_pa = fn_is[VecFn.PACK_A]
+        Wd, lw = cfg.xnor_width, (cfg.xnor_width - 1).bit_length()
+        Rr, lr = cfg.pe_rows, (cfg.pe_rows - 1).bit_length()
+        Cc, lc = cfg.pe_cols, (cfg.pe_cols - 1).bit_length()
+        pa, pw = OFF[VecFn.PACK_A], OFF[VecFn.PACK_W]
+        bits_ = Signal(4)
+        with m.If(self.start):
+            m.d.sync += bits_.eq(field(self.word, Op.VEC, "bits"))
+        pe, pp = Signal(3), Signal(4)
+        real = Signal()
+        pb = [Signal(8, name=f"plane{i}") for i in range(8)]
+        kw_n = Signal(16)  # words of K: ceil(cols / W)
+        m.d.comb += kw_n.eq((cols + Wd - 1) >> lw)
+        kb_n = Signal(24)  # byte groups per row
+        m.d.comb += kb_n.eq(kw_n << (lw - 3))
+        n_rows = Signal(24)  # padded rows
+        m.d.comb += n_rows.eq(Mux(is_pa, ((rows + Rr - 1) >> lr) << lr, ((rows + Cc - 1) >> lc) << lc))
+        kk = Signal(24)
+        m.d.comb += kk.eq(Cat(pe, j))  # column of the slot: j = byte group, pe = element
+        jw, b0 = Signal(16), Signal(16)
+        m.d.comb += [jw.eq(j >> (lw - 3)), b0.eq((j << 3) & (Wd - 1))]
+        # PACK_W: out + p plane_bytes + ((n // C) KW + kw) EB + ((n % C) W + b0) / 8
+        w_addr = Signal(32)
+        m.d.comb += w_addr.eq(dword(pw["out"]) + pp * dword(pw["plane_bytes"])
+                              + ((r >> lc) * kw_n + jw) * (Cc * Wd // 8) + ((((r & (Cc - 1)) << lw) + b0) >> 3))
+        # PACK_A: entry = mt P KW + P j0 + p n_c + (j - j0), j0 = (j // ch) ch, n_c = min(ch, KW - j0)
+        ch = Signal(16)
+        m.d.comb += ch.eq(Mux(dword(pa["chunk"]) == 0, kw_n, dword(pa["chunk"])[:16]))
+        j0, n_c = Signal(16), Signal(16)
+        m.d.comb += [j0.eq((jw // ch) * ch), n_c.eq(Mux(ch < kw_n - j0, ch, kw_n - j0))]
+        entry = Signal(32)
+        m.d.comb += entry.eq((r >> lr) * bits_ * kw_n + bits_ * j0 + pp * n_c + (jw - j0))
+        a_addr = Signal(32)
+        m.d.comb += a_addr.eq(dword(pa["out"]) + entry * (Rr * Wd // 8) + ((((r & (Rr - 1)) << lw) + b0) >> 3))
+        # The code of a slot: PACK_A optionally requantizes (consts != 0), then saturates to `bits`.
+        pv = Signal(signed(64))
+        psigned = dword(pa["signed"]) != 0
+        plo, phi = Signal(signed(66)), Signal(signed(66))
+        m.d.comb += [phi.eq(Mux(psigned, (Const(1, 66) << (bits_ - 1)[:4]) - 1, (Const(1, 66) << bits_) - 1)),
+                     plo.eq(Mux(psigned, -(Const(1, 66) << (bits_ - 1)[:4]), 0))]
+        pre = Signal(signed(64))
+        m.d.comb += pre.eq(Mux(dword(pa["consts"]) != 0, rq, xa))
+        m.d.comb += pv.eq(Mux(is_pa, Mux(pre < plo, plo, Mux(pre > phi, phi, pre)), xa))
+        if True:  # one If per state (a Switch here would lint CASEINCOMPLETE)
+            with m.If(st == S["PKS"]):  # the layout of this machine's arrays, nothing else
+                ok = Mux(is_pa, (dword(pa["array_rows"]) == Rr) & (dword(pa["width"]) == Wd),
+                         (dword(pw["array_cols"]) == Cc) & (dword(pw["width"]) == Wd))
+                with m.If(~ok):
+                    fault()
+                with m.Else():
+                    m.d.sync += [r.eq(0), j.eq(0), pe.eq(0), pp.eq(0)]
+                    goto("PK0")
+            with m.If(st == S["PK0"]):
+                m.d.sync += real.eq((r < rows) & (kk < cols))
+                with m.If((r < rows) & (kk < cols)):
+                    read_view(OFF[VecFn.PACK_A]["src"], r, kk, "PK1")
+                with m.Else():
+                    m.d.sync += idle.eq(cfg.dram_latency_cycles + NB - 1)
+                    goto("PKI")
+            with m.If(st == S["PKI"]):
+                with m.If(idle == 0):
+                    goto("PK1")
+                with m.Else():
+                    m.d.sync += idle.eq(idle - 1)
+            with m.If(st == S["PK1"]):
+                m.d.sync += xa.eq(Mux(real, xv, 0))
+                goto("PK2")
+            with m.If(st == S["PK2"]):
+                for i in range(8):
+                    m.d.sync += pb[i].bit_select(pe, 1).eq(real & pv[i])
+                with m.If(pe == 7):
+                    m.d.sync += [pe.eq(0), pp.eq(0)]
+                    goto("PK3")
+                with m.Else():
+                    m.d.sync += pe.eq(pe + 1)
+                    goto("PK0")
+            with m.If(st == S["PK3"]):
+                byte = Signal(8)
+                m.d.comb += byte.eq(Cat(*pb).word_select(pp[:3], 8))
+                write_raw(Mux(is_pa, a_addr, w_addr), byte, "PK4")
+            with m.If(st == S["PK4"]):
+                with m.If(pp == bits_ - 1):
+                    m.d.sync += pp.eq(0)
+                    goto("PK5")
+                with m.Else():
+                    m.d.sync += pp.eq(pp + 1)
+                    goto("PK3")
+            with m.If(st == S["PK5"]):
+                with m.If(j == kb_n - 1):
+                    m.d.sync += j.eq(0)
+                    with m.If(r == n_rows - 1):
+                        goto("DRAIN")
+                    with m.Else():
+                        m.d.sync += r.eq(r + 1)
+                        goto("PK0")
+                with m.Else():
+                    m.d.sync += j.eq(j + 1)
+                    goto("PK0")
+
         # LUT: out = table[src + offset] (int32 entries).
         o = OFF[VecFn.LUT]
         li = Signal(signed(65))
         m.d.comb += li.eq(xv + dword(o["offset"]).as_signed())
-        with m.Switch(st):
-            with m.Case(S["LU0"]):
+        if True:  # one If per state (a Switch here would lint CASEINCOMPLETE)
+            with m.If(st == S["LU0"]):
                 read_view(o["src"], r, c, "LU1")
-            with m.Case(S["LU1"]):
+            with m.If(st == S["LU1"]):
                 with m.If((li < 0) | (li >= dword(o["size"]))):
                     fault()
                 with m.Else():
                     read_raw(dword(o["table"]) + (li[:32] << 2), 4, 1, "LU2")
-            with m.Case(S["LU2"]):
+            with m.If(st == S["LU2"]):
                 write_view(o["out"], r, c, xv, "NEXT")
 
         # COMBINE: out = sum_m in_m * w_m over COMBINE_MAX_MEMBERS slots (absent members: an
         # idle slot of one read's length, so that the duration does not depend on `members`).
         o = OFF[VecFn.COMBINE]
-        with m.Switch(st):
-            with m.Case(S["CB0"]):
+        if True:  # one If per state (a Switch here would lint CASEINCOMPLETE)
+            with m.If(st == S["CB0"]):
                 m.d.sync += [acc.eq(0), j.eq(0)]
                 goto("CB1")
-            with m.Case(S["CB1"]):
+            with m.If(st == S["CB1"]):
                 with m.If(j == COMBINE_MAX_MEMBERS):
                     write_view(o["out"], r, c, acc, "NEXT")
                 with m.Elif(j < dword(0)):
@@ -648,7 +729,7 @@ class VectorUnit(wiring.Component):
                 with m.Else():
                     m.d.sync += idle.eq(cfg.dram_latency_cycles + NB)
                     goto("CB2")
-            with m.Case(S["CB2"]):
+            with m.If(st == S["CB2"]):
                 with m.If(j < dword(0)):
                     m.d.sync += [acc.eq((acc + xv * kconst(j[:3]))[:64].as_signed()), j.eq(j + 1)]
                     goto("CB1")
@@ -660,18 +741,18 @@ class VectorUnit(wiring.Component):
 
         # DOT: out[r, j] = bias[j] + sum_c src[r, c] * weight[j, c]  (int64, wrapping).
         o = OFF[VecFn.DOT]
-        with m.Switch(st):
-            with m.Case(S["DT0"]):  # once per (r, j): the bias
+        if True:  # one If per state (a Switch here would lint CASEINCOMPLETE)
+            with m.If(st == S["DT0"]):  # once per (r, j): the bias
                 read_raw(dword(o["bias"]) + (j << 3), 8, 1, "DT1")
-            with m.Case(S["DT1"]):
+            with m.If(st == S["DT1"]):
                 m.d.sync += [acc.eq(xv), c.eq(0)]
                 goto("DT2")
-            with m.Case(S["DT2"]):
+            with m.If(st == S["DT2"]):
                 read_view(o["src"], r, c, "DT3")
-            with m.Case(S["DT3"]):
+            with m.If(st == S["DT3"]):
                 m.d.sync += xa.eq(xv)
                 read_view(o["weight"], j, c, "DT4")
-            with m.Case(S["DT4"]):
+            with m.If(st == S["DT4"]):
                 prod = (acc + xa * xv)[:64].as_signed()
                 with m.If(c == cols - 1):
                     m.d.sync += c.eq(0)
@@ -698,26 +779,26 @@ class VectorUnit(wiring.Component):
         kind, tbase, tstride, tnrows, telem, tpairs = (tword(k) for k in range(TABLE_WORDS))
         cur_idx = Mux(tsel == 0, idx[0], Mux(tsel == 1, idx[1], idx[2]))
         row_addr = (tbase + cur_idx[:32] * tstride)[:32]
-        with m.Switch(st):
-            with m.Case(S["EM0"]):  # per row: the ids, then the types
+        if True:  # one If per state (a Switch here would lint CASEINCOMPLETE)
+            with m.If(st == S["EM0"]):  # per row: the ids, then the types
                 with m.If(c == 0):
                     read_view(o["ids"], r, 0, "EM1")
                 with m.Else():
                     m.d.sync += [acc.eq(0), tsel.eq(0)]
                     goto("EM5")
-            with m.Case(S["EM1"]):
+            with m.If(st == S["EM1"]):
                 m.d.sync += [idx[0].eq(xv), idx[1].eq(r)]
                 read_view(o["types"], r, 0, "EM2")
-            with m.Case(S["EM2"]):
+            with m.If(st == S["EM2"]):
                 m.d.sync += [idx[2].eq(xv), tsel.eq(0)]
                 goto("EM3")
-            with m.Case(S["EM3"]):  # per row and table: check the index, read the pair
+            with m.If(st == S["EM3"]):  # per row and table: check the index, read the pair
                 with m.If((cur_idx < 0) | (cur_idx >= tnrows) | (kind > 1)
                           | ((kind == 0) & (telem != 1) & (telem != 2) & (telem != 4) & (telem != 8))):
                     fault()
                 with m.Else():
                     read_raw(tpairs + (cur_idx[:32] << 3), 8, 1, "EM4")
-            with m.Case(S["EM4"]):
+            with m.If(st == S["EM4"]):
                 for t in range(3):
                     with m.If(tsel == t):
                         m.d.sync += [p0[t].eq(rraw[:32].as_signed()), p1[t].eq(rraw[32:64].as_signed())]
@@ -727,12 +808,12 @@ class VectorUnit(wiring.Component):
                 with m.Else():
                     m.d.sync += tsel.eq(tsel + 1)
                     goto("EM3")
-            with m.Case(S["EM5"]):  # per element and table: a dense code or a sign byte
+            with m.If(st == S["EM5"]):  # per element and table: a dense code or a sign byte
                 with m.If(kind == 0):
                     read_raw(row_addr + (c * telem[:4])[:32], telem[:4], 1, "EM6")
                 with m.Else():
                     read_raw(row_addr + (c >> 3), 1, 0, "EM6")
-            with m.Case(S["EM6"]):
+            with m.If(st == S["EM6"]):
                 bit = (xv >> c[:3])[0]
                 pv = Mux(tsel == 0, Mux(bit, p0[0], p1[0]), Mux(tsel == 1, Mux(bit, p0[1], p1[1]),
                                                                      Mux(bit, p0[2], p1[2])))
@@ -742,6 +823,6 @@ class VectorUnit(wiring.Component):
                 with m.Else():
                     m.d.sync += tsel.eq(tsel + 1)
                     goto("EM5")
-            with m.Case(S["EM7"]):
+            with m.If(st == S["EM7"]):
                 write_view(o["out"], r, c, acc, "NEXT")
         return m

@@ -285,3 +285,26 @@ def test_softmax_matches_golden(masked):
     d = img.put(encode_desc(VecFn.SOFTMAX, src=View.row_major(src, cols), mask=mask,
                             out=View.row_major(out, cols, elem=1, signed=False), consts=k))
     run(img, vec(VecFn.SOFTMAX, d, rows, cols))
+
+
+@pytest.mark.parametrize("requant,signed,chunk", [(False, True, 0), (True, False, 1)], ids=["plain", "requant_chunked"])
+def test_pack_a_matches_golden(requant, signed, chunk):
+    img = Image(seed=10, size=16384)
+    rows, cols, bits = 5, 40, 2  # 2 m-tiles of 4 rows (padded), 2 words of 32 (padded)
+    src = img.ints((rows, cols), -3, 4)
+    out = img.alloc(2 * bits * 2 * 16)
+    k = img.put(consts_words(VecFn.PACK_A, RequantConsts(3, 1, 4, signed, 8, 1.0, 1.0))) if requant else 0
+    d = img.put(encode_desc(VecFn.PACK_A, src=View.row_major(src, cols), out=out, consts=k, array_rows=4, width=32,
+                            signed=int(signed), chunk=chunk))
+    run(img, vec(VecFn.PACK_A, d, rows, cols, bits=bits))
+
+
+def test_pack_w_matches_golden():
+    img = Image(seed=11, size=16384)
+    rows, cols, bits = 6, 33, 3  # 2 n-tiles of 4 (padded), 2 words of 32 (padded)
+    src = img.ints((rows, cols), -4, 4, "<i1")
+    plane = 2 * 2 * 16
+    out = img.alloc(bits * plane)
+    d = img.put(encode_desc(VecFn.PACK_W, src=View.row_major(src, cols, elem=1), out=out, array_cols=4, width=32,
+                            plane_bytes=plane))
+    run(img, vec(VecFn.PACK_W, d, rows, cols, bits=bits))

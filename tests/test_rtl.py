@@ -220,24 +220,28 @@ def test_gemm_and_mode_matches_golden(seed):
     assert_passed(verify(prog))
 
 
-def test_vec_stops_fetch_as_unsupported():
-    """A legal VEC word: error with code UNSUPPORTED and its pc; the machine drains what
-    was fetched before it and finishes exactly as it does on an illegal word there."""
-    from bebert.compiler import golden
-    from bebert.hw import ErrorCode
-    from bebert.hw.verify import run_rtl
-    from bebert.sim import simulate
+def vec_program():
+    """LOAD, GEMM, POST, STORE an int32 tile, then a VEC REQUANT of it (after the STORE's token)."""
+    from bebert.model.integer_ops import RequantConsts
+    from bebert.vector import View, consts_words, encode_desc
 
-    before = [load("abuf", 0, 0, 2, "push_next"), gemm(0, 0, 2, 1, 1, False, True, "pop_prev"),
-              post(0, 0, 0, 0, True, "push_next"), store(0x400, 0, 4, "pop_prev")]
-    words = [encode(i) for i in before] + [encode(vec(VecFn.SOFTMAX, 0x100, 4, 64)), encode(sync()), encode(halt())]
     prog = small_program([halt()])
-    res = run_rtl(SMALL, words, prog.dram)
-    assert res["done"] and res["error"]
-    assert (res["error_code"], res["error_pc"]) == (ErrorCode.UNSUPPORTED, 4)
-    as_illegal = simulate(prog, raw_words=words[:4] + [0] + words[5:])
-    assert res["cycles"] == as_illegal.cycles and as_illegal.error
-    assert np.array_equal(res["dram"], golden.run(SMALL, before + [halt()], prog.dram).dram)
+    dram = prog.dram
+    k = np.frombuffer(consts_words(VecFn.REQUANT, RequantConsts(77, 6, 8, True, 32, 1.0, 1.0)), np.uint8)
+    dram[0x780:0x780 + k.size] = k
+    d = np.frombuffer(encode_desc(VecFn.REQUANT, src=View.row_major(0x400, 4), out=View.row_major(0x600, 4, elem=1),
+                                  consts=0x780), np.uint8)
+    dram[0x700:0x700 + d.size] = d
+    instrs = [load("abuf", 0, 0, 2, "push_next"), gemm(0, 0, 2, 1, 1, False, True, "pop_prev"),
+              post(0, 0, 0, 0, True, "push_next"), store(0x400, 0, 4, "pop_prev", "push_prev"),
+              vec(VecFn.REQUANT, 0x700, 4, 4, "pop_next"), halt()]
+    return Program(config=SMALL, instrs=instrs, dram=dram)
+
+
+def test_vec_after_gemm_and_store_verifies():
+    """A VEC in the compute stage, ordered after a STORE by its token: DRAM equals the golden
+    executor's, cycles the simulator's (`bebert.vector.vec_cycles`)."""
+    assert_passed(verify(vec_program()))
 
 
 def test_illegal_word_reports_code_and_pc():
@@ -250,12 +254,12 @@ def test_illegal_word_reports_code_and_pc():
     assert (res["error"], res["error_code"]) == (False, ErrorCode.NONE)
 
 
-def test_verify_refuses_a_program_with_vec():
-    from bebert.hw.verify import RtlUnsupported
+def test_verify_refuses_nothing_every_vec_kernel_runs():
+    from bebert.hw.verify import RtlUnsupported, unsupported_words
 
-    prog = small_program([load("abuf", 0, 0, 1), vec(VecFn.GELU, 0x100, 2, 8, "pop_next"), halt()])
-    with pytest.raises(RtlUnsupported, match="the RTL does not implement VEC GELU yet"):
-        verify(prog)
+    words = [encode(vec(f, 0x100, 2, 8, bits=2 if f in (VecFn.PACK_A, VecFn.PACK_W) else 0,
+                        aux=1 if f == VecFn.DOT else 0)) for f in VecFn]
+    assert unsupported_words(words) == []
     assert issubclass(RtlUnsupported, ValueError)
 
 
@@ -381,13 +385,11 @@ def test_bad_waves_request_is_one_clear_error(tmp_path):
     assert issubclass(WavesError, OSError)
 
 
-def test_cli_verify_refuses_vec_in_one_line(capsys, tmp_path):
+def test_cli_verify_passes_a_vec_program(capsys, tmp_path):
     from bebert.cli import main
 
-    small_program([vec(VecFn.GELU, 0x100, 2, 8), halt()]).write(tmp_path / "v")
-    assert main(["verify", str(tmp_path / "v")]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("bebert: error: the RTL does not implement VEC GELU yet"), err
+    vec_program().write(tmp_path / "v")
+    assert main(["verify", str(tmp_path / "v")]) == 0
 
 
 def test_cli_verify_writes_waves_to_dir(capsys, tmp_path):
