@@ -56,6 +56,10 @@ class _Lower:
 
     def vec(self, src: Node, name: str, fn: VecFn, rows: int, cols: int, fields: dict, outs: list[str],
             bits: int = 0, aux: int = 0) -> None:
+        if fn in (VecFn.LAYERNORM, VecFn.SOFTMAX) and cols > self.cfg.vec_row_elems:
+            # The vector unit holds one such row in its row memories (AccelConfig.vec_row_elems).
+            raise CompileError(f"{name}: {fn.name} row of {cols} elements exceeds the vector unit's row "
+                               f"memory (vec_row_elems = {self.cfg.vec_row_elems})")
         ins = sorted(set(_names(fields)) - set(outs))
         self.out.append(Node("vec", name, {f"i{k}": t for k, t in enumerate(ins)},
                              {f"o{k}": t for k, t in enumerate(outs)},

@@ -308,3 +308,12 @@ def test_pack_w_matches_golden():
     d = img.put(encode_desc(VecFn.PACK_W, src=View.row_major(src, cols, elem=1), out=out, array_cols=4, width=32,
                             plane_bytes=plane))
     run(img, vec(VecFn.PACK_W, d, rows, cols, bits=bits))
+
+
+def test_compiler_refuses_rows_longer_than_the_row_memory():
+    """LAYERNORM / SOFTMAX rows live in the unit's row memories: a longer row is one CompileError."""
+    from bebert.compiler import CompileError, compile_model
+
+    with pytest.raises(CompileError, match="exceeds the vector unit's row memory") as e:
+        compile_model("synthetic:tiny,members=1", AccelConfig(vec_row_elems=32))  # hidden 64
+    assert "\n" not in str(e.value)
