@@ -10,11 +10,13 @@
 4. The Verilog of a tiny configuration (`configs/small.toml`) is generated and two binary
    layers run on it under cocotb + Icarus: outputs bit-identical to the golden executor,
    cycles equal to the simulator's.
-5. A small design-space sweep (`examples/space_small.toml`: array size x activation bits x
-   members, with Yosys area) gives the table, the Pareto front and its plots.
+5. A small design-space sweep (`examples/space_area.toml`: array size x activation bits x
+   members, with Yosys area of both arrays) gives the table, the Pareto front and its plots;
+   its cache (out/demo/dse/cache) makes a second `make demo` skip it.
 6. `REPORT.md` (and `report.json`) with every figure and plot land in the output directory.
 
-`--quick` uses `synthetic:tiny`, one RTL program and no sweep area (tests use it).
+`--quick` uses `synthetic:tiny`, one RTL program and `examples/space_small.toml` on the tiny
+model without area (tests use it).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from bebert.program import atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
-SPACE = ROOT / "examples" / "space_small.toml"
+SPACE = ROOT / "examples" / "space_area.toml"  # with Yosys area (minutes)
+QUICK_SPACE = ROOT / "examples" / "space_small.toml"
 MODEL = "synthetic:minilm-l6"
 QUICK_MODEL = "synthetic:tiny"
 STEPS = 6
@@ -84,7 +87,7 @@ def run_demo(out: Path, *, quick: bool = False) -> int:
     report["rtl"] = _rtl(small, out / "rtl", quick)
     _done(t, ", ".join(f"{v['model']}: {'PASS' if v['passed'] else 'FAIL'}" for v in report["rtl"]["verify"]))
 
-    t = _step(5, f"design-space sweep {SPACE.relative_to(ROOT)}" + (" (no area)" if quick else ""))
+    t = _step(5, f"design-space sweep {(QUICK_SPACE if quick else SPACE).relative_to(ROOT)}")
     report["dse"] = _sweep(out / "dse", quick)
     d = report["dse"]
     _done(t, f"{d['points']} points ({d['evaluated']} evaluations run, {d['cached']} cached), "
@@ -167,16 +170,17 @@ def _sweep(dse_dir: Path, quick: bool) -> dict:
 
     from bebert.dse import load_space, run_sweep
 
-    space = load_space(SPACE)
-    if quick:  # no Yosys, the tiny model
-        space = dataclasses.replace(space, area=False, model=space.model.replace("minilm-l6", "tiny"), minimize=tuple(o for o in space.minimize if o != "luts"),
+    path = QUICK_SPACE if quick else SPACE
+    space = load_space(path)
+    if quick:  # the tiny model
+        space = dataclasses.replace(space, model=space.model.replace("minilm-l6", "tiny"),
                                     points=tuple(dataclasses.replace(p, model=p.model.replace("minilm-l6", "tiny"))
                                                  for p in space.points))
     r = run_sweep(space, dse_dir, jobs=_jobs(), progress=True)
     best = min((x for x in r.rows if x["latency_s"] is not None), key=lambda x: x["energy_per_inference_j"],
                default=None)
     return {"points": len(r.rows), "evaluated": r.evaluated, "cached": r.cached, "failed": r.failed,
-            "pareto_points": len(r.front), "space": str(SPACE.relative_to(ROOT)), "model": space.model,
+            "pareto_points": len(r.front), "space": str(path.relative_to(ROOT)), "model": space.model,
             "front": [{k: r.rows[i].get(k) for k in ("pe_rows", "abits", "members", "cycles", "latency_s",
                                                  "energy_per_inference_j", "luts")} for i in r.front],
             "lowest_energy": best and {k: best[k] for k in ("pe_rows", "abits", "members", "energy_per_inference_j")},
@@ -251,7 +255,7 @@ def _markdown(r: dict, cfg: AccelConfig, small: AccelConfig) -> str:
     lines.append("")
     missing = {"accuracy_energy": (d["has_accuracy"], "no trained runs are named in the space's [accuracy] table "
                                                       "(docs/TUTORIAL.md, step 6, adds them)"),
-               "area_throughput": (d["has_area"], "area is off in --quick (no Yosys)")}
+               "area_throughput": (d["has_area"], "the space asks for no Yosys area (examples/space_area.toml does)")}
     for p in d["plots"]:
         has, why = missing.get(Path(p).stem, (True, ""))
         lines += [f"![{Path(p).stem}]({_rel(p, out)})" if has else f"- `{_rel(p, out)}`: {why}.", ""]

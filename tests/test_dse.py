@@ -171,12 +171,14 @@ def test_missing_space_file(capsys, tmp_path):
     assert code == 2 and "space file not found" in cap.err
 
 
-def test_the_example_space_is_valid():
+def test_the_example_spaces_are_valid():
     from pathlib import Path
 
-    space = load_space(Path(__file__).resolve().parents[1] / "examples" / "space_small.toml")
-    assert space.area and len(space.points) == 8
-    assert len({p.config.pe_rows for p in space.points}) == 2  # two Yosys runs
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    small, area = load_space(examples / "space_small.toml"), load_space(examples / "space_area.toml")
+    assert not small.area and len(small.points) == 8
+    assert area.area and [p.config for p in area.points] == [p.config for p in small.points]
+    assert len({p.config.pe_rows for p in area.points}) == 2  # two Yosys runs
 
 
 @pytest.mark.skipif(not hasattr(compiler, "compile_model"), reason="bebert.compiler.compile_model not landed yet")
@@ -201,7 +203,7 @@ def test_a_model_without_compile_model_is_refused_up_front(tmp_path):
 def test_the_example_space_with_area(tmp_path):
     from pathlib import Path
 
-    space = load_space(Path(__file__).resolve().parents[1] / "examples" / "space_small.toml")
+    space = load_space(Path(__file__).resolve().parents[1] / "examples" / "space_area.toml")
     r = run_sweep(space, tmp_path / "d", jobs=2, progress=False)
     assert r.failed == 0 and all(x["luts"] > 0 for x in r.rows)
     assert run_sweep(space, tmp_path / "d", jobs=2, progress=False).evaluated == 0
