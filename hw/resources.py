@@ -31,7 +31,7 @@ per cycle at `clock_mhz`.
 Run time with yosys 0.23 on a 2-core host: small ~25 s, wide ~5 min, default ~7 min and
 3.6 GB (measured alone). The full flow is kept for every config, because it finishes within
 the default timeout and nothing cheaper gives real LUT counts. What dominates is the
-popcount array (79k of the default's 120k LUTs): its 256-entry popcount table is read by
+popcount array (82k of the default's 133k LUTs; the accumulators, with their 0..14 shifters, 36k): its 256-entry popcount table is read by
 2,176 combinational ports, each mapped to a LUT/MUXF7/MUXF8 tree. The buffers are not
 built from flip-flops: ABUF and WBUF infer RAMB18/RAMB36, OBUF too (distributed RAM in the
 small config), PBUF and the instruction queues distributed RAM (only their registered read
