@@ -111,36 +111,40 @@ class SoftmaxRow(wiring.Component):
         def run_pass(name, nxt):
             m.d.comb += [issuing.eq(k < self.cols), last.eq(k == self.cols + PASS_DEPTH[name] - 1)]
             with m.If(last):
-                m.next = nxt
+                m.d.sync += fsm_state.eq(states.index(nxt))
 
         neg = Signal()
         m.d.comb += neg.eq(self.recip_num < 0)
-        with m.FSM():
-            with m.State("IDLE"):
+        # A state register and one If per state (an Amaranth FSM of a non-power-of-two state
+        # count, or with outputs set in only some states, lints CASEINCOMPLETE under verilator).
+        states = ['IDLE', 'MAX', 'SUM', 'DIV', 'OUT', 'DONE']
+        fsm_state = Signal(range(len(states)), name="fsm_state")
+        if True:
+            with m.If(fsm_state == 0):  # IDLE
                 m.d.comb += self.busy.eq(0)
                 m.d.sync += k.eq(0)
                 with m.If(self.start):
                     m.d.sync += [mx.eq(INT64_MIN), total.eq(0)]
-                    m.next = "MAX"
-            with m.State("MAX"):
+                    m.d.sync += fsm_state.eq(1)  # MAX
+            with m.If(fsm_state == 1):  # MAX
                 run_pass("MAX", "SUM")
                 with m.If(v[0] & (q > mx)):
                     m.d.sync += mx.eq(q)
-            with m.State("SUM"):
+            with m.If(fsm_state == 2):  # SUM
                 run_pass("SUM", "DIV")
                 with m.If(v[3]):
                     m.d.sync += total.eq(wrap(m, total + e, "tot"))
-            with m.State("DIV"):
+            with m.If(fsm_state == 3):  # DIV
                 m.d.comb += [dv.start.eq(k == 0), dv.num.eq(Mux(neg, ~self.recip_num, self.recip_num)),
                              dv.den.eq(Mux(total < 1, 1, total))]
                 with m.If(k == dv.STEPS):
                     m.d.sync += k.eq(0)
-                    m.next = "OUT"
-            with m.State("OUT"):
+                    m.d.sync += fsm_state.eq(4)  # OUT
+            with m.If(fsm_state == 4):  # OUT
                 run_pass("OUT", "DONE")
                 m.d.sync += [self.wr_en.eq(v[4]), self.wr_addr.eq(idx[4]), self.wr_data.eq(o)]
-            with m.State("DONE"):
+            with m.If(fsm_state == 5):  # DONE
                 m.d.comb += self.done.eq(1)
-                m.next = "IDLE"
+                m.d.sync += fsm_state.eq(0)  # IDLE
         m.d.comb += recip.eq(Mux(neg, -dv.quot - 1, dv.quot))       # ~quot for a negative numerator
         return m
