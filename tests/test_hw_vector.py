@@ -159,9 +159,8 @@ def _random_view(img: Image, rows: int, cols: int, rng, *, elems=(1, 2, 4, 8), d
 
 def random_vec(img: Image, rng):
     """One random legal VEC of a kernel the unit runs, with its descriptor and data in `img`."""
-    fn = VecFn(int(rng.choice([VecFn.REQUANT, VecFn.ADD, VecFn.GELU, VecFn.LUT, VecFn.DOT, VecFn.COMBINE,
-                               VecFn.EMBED])))
-    rows, cols = int(rng.integers(1, 4)), int(rng.integers(1, 7))
+    fn = VecFn(int(rng.choice(list(VecFn))))
+    rows, cols = int(rng.integers(1, 4)), int(rng.integers(2, 7))
     out = _random_view(img, rows, cols, rng)
     if fn == VecFn.REQUANT:
         k = img.put(consts_words(fn, RequantConsts(int(rng.integers(-3000, 3000)), int(rng.integers(0, 12)),
@@ -179,6 +178,29 @@ def random_vec(img: Image, rng):
         k = img.put(consts_words(fn, prepare_gelu(float(rng.uniform(0.01, 0.2)), float(rng.uniform(0.01, 0.2)),
                                                   int(rng.choice([4, 8])), bool(rng.integers(2)))))
         d = encode_desc(fn, src=_random_view(img, rows, cols, rng, sat=True), out=out, consts=k)
+    elif fn == VecFn.LAYERNORM:
+        from bebert.model.integer_ops import prepare_layernorm
+        c = prepare_layernorm(float(rng.uniform(0.002, 0.05)), rng.uniform(0.5, 1.5, cols), rng.uniform(-0.3, 0.3, cols),
+                              float(rng.uniform(0.02, 0.1)), int(rng.choice([4, 8])), bool(rng.integers(2)))
+        k = img.put(consts_words(fn, c, extra=(c.mult, c.bias)))
+        d = encode_desc(fn, src=_random_view(img, rows, cols, rng, sat=True), out=out, consts=k)
+    elif fn == VecFn.SOFTMAX:
+        from bebert.model.integer_ops import prepare_softmax
+        mask = View(base=0) if rng.integers(2) else View.row_major(img.ints((1, cols), 0, 2, "<i1"), 0, elem=1)
+        k = img.put(consts_words(fn, prepare_softmax(float(rng.uniform(0.005, 0.05)), int(rng.choice([4, 8])))))
+        d = encode_desc(fn, src=_random_view(img, rows, cols, rng), mask=mask, out=out, consts=k)
+    elif fn in (VecFn.PACK_A, VecFn.PACK_W):
+        bits = int(rng.integers(1, 5))
+        src = _random_view(img, rows, cols, rng, elems=(1, 2, 4))
+        if fn == VecFn.PACK_A:
+            signed = bool(rng.integers(2))
+            k = img.put(consts_words(fn, RequantConsts(int(rng.integers(1, 9)), int(rng.integers(0, 4)), bits,
+                                                       signed, 16, 1.0, 1.0))) if rng.integers(2) else 0
+            d = encode_desc(fn, src=src, out=img.alloc(bits * 16), consts=k, array_rows=4, width=32,
+                            signed=int(signed), chunk=0)
+        else:
+            d = encode_desc(fn, src=src, out=img.alloc(bits * 16), array_cols=4, width=32, plane_bytes=16)
+        return vec(fn, img.put(d), rows, cols, bits=bits)
     elif fn == VecFn.LUT:
         src = img.ints((rows, cols), -4, 4, "<i1")
         d = encode_desc(fn, src=View.row_major(src, cols, elem=1), out=out, table=img.ints((8,), -9999, 9999),
