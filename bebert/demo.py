@@ -186,6 +186,7 @@ def _sweep(dse_dir: Path, quick: bool) -> dict:
                                                  "energy_per_inference_j", "luts")} for i in r.front],
             "lowest_energy": best and {k: best[k] for k in ("pe_rows", "abits", "members", "energy_per_inference_j")},
             "plots": [f for f in r.files if f.endswith(".png")], "table": str(dse_dir / "points.csv"),
+            "objectives": [f"min {o}" for o in space.minimize] + [f"max {o}" for o in space.maximize],
             "has_accuracy": any(x.get("accuracy") is not None for x in r.rows), "has_area": space.area}
 
 
@@ -245,10 +246,11 @@ def _markdown(r: dict, cfg: AccelConfig, small: AccelConfig) -> str:
         lines.append(f"| `{x['model']}` | {x['outputs_match']} | {x['rtl_cycles']} | {x['sim_cycles']} | {x['passed']} |")
     d = r["dse"]
     lines += ["", f"## Design-space sweep: `{d['space']}`", "",
-              f"- model `{d['model']}`; {d['points']} points; {d['evaluated']} evaluations run now (points and Yosys runs), "
+              f"- model `{d['model']}`; {d['points']} points; {d['evaluated']} evaluations run now, "
               f"{d['cached']} read from the cache; "
               f"table `{_rel(d['table'], out)}`",
-              f"- Pareto front: {d['pareto_points']} points", "",
+              f"- Pareto front: {d['pareto_points']} point(s) over the space's objectives "
+              f"({', '.join(d['objectives'])})", "",
               "| pe_rows | abits | members | cycles | latency (ms) | energy (mJ) |" + (" LUTs |" if d["has_area"] else ""),
               "| --- | --- | --- | --- | --- | --- |" + (" --- |" if d["has_area"] else "")]
     for x in d["front"]:
