@@ -169,6 +169,8 @@ def _add(acc: dict[str, int], cells: dict[str, int], times: int = 1) -> None:
 def block_of(module: str, top: str = TOP) -> str:
     """The reported block of a module (`bebert_accel.compute.post` -> `post`)."""
     path = "" if module == top else module.removeprefix(top + ".")
+    if path == "compute.vector" or path.startswith("compute.vector."):
+        return "vector_unit"  # the VEC sequencer, its row memories and the hw/vec engines
     if path in BLOCKS:
         return BLOCKS[path]
     return BLOCKS.get(path.split(".")[0], path.split(".")[0])  # a new submodule: its own block
