@@ -11,12 +11,16 @@ sequencer, one element in flight, its own DRAM port. Every access is a single el
 
 Nothing the unit does depends on data except *what* it reads and writes, never *when*:
 at the nominal memory its duration is a function of (fn, rows, cols, bits, aux) and the
-config (`VectorUnit.cycles`, which `bebert.vector.vec_cycles` must equal). A slower
-memory only stretches it.
+config: `bebert.vector.vec_cycles`, the cost contract the simulator charges (the constructor
+checks the engines' latencies against it). A slower memory only stretches it.
 
 Descriptor and constant blocks are fetched in bursts first. Views are addressed by one
 combinational address generator (two small dividers for the tile arithmetic, four
-multipliers), shared by every access.
+multipliers), shared by every access. Every kernel runs: EMBED (dense and binary tables),
+LUT, DOT (int64), COMBINE, REQUANT / ADD / PACK_A's requantize (the POST arithmetic, inline),
+PACK_A / PACK_W (compiler/layout.py's ABUF / WBUF layouts, padding included), GELU on
+hw/vec's GeluElem, LAYERNORM / SOFTMAX on hw/vec's row engines over row memories of
+`AccelConfig.vec_row_elems` words.
 
 Faults: a descriptor the unit cannot process (an element size other than 1/2/4/8, a
 misaligned descriptor or constant block, a LUT / EMBED index outside its table, a COMBINE
