@@ -153,18 +153,24 @@ def vec_cycles(fn: int, rows: int, cols: int, bits: int, aux: int, config: Accel
         setup += L + _ceil(8 * CONST_COUNTS[fn], bpb)
     tail = L + 1
     n = rows * cols
+    # Streamed kernels: every operand read is a 1-cycle POP from the read streamer, after one
+    # prime of the first element's reads (L + K nb, K operands per element) at the first POP.
+    pop = 1
+    prime1, prime2 = L + nb + 1, L + 2 * nb + 1
     if fn == VecFn.REQUANT:
-        body = n * (5 + rd + wr)
+        body = n * (5 + pop + wr) + prime1
     elif fn == VecFn.ADD:
-        body = n * (6 + 2 * rd + wr)
+        body = n * (6 + 2 * pop + wr) + prime2
     elif fn == VecFn.GELU:
-        body = n * (4 + rd + GELU_LATENCY + wr)
+        body = n * (4 + pop + GELU_LATENCY + wr) + prime1
     elif fn == VecFn.LAYERNORM:  # the row's mult / bias once, then per row: load, engine, store
-        body = cols * (2 * rd + 3) + rows * (2 + cols * (rd + 3) + layernorm_row_cycles(cols) + 1
-                                             + cols * (3 + wr) + 1)
+        pad = max(0, nb - 4)
+        body = cols * (2 * rd + 3) + rows * (2 + cols * (pop + 3 + pad) + layernorm_row_cycles(cols) + 1
+                                             + cols * (3 + wr) + 1) + prime1
         tail = max(1, L - 1) + 1
     elif fn == VecFn.SOFTMAX:  # per row: load the row and its mask, engine, store
-        body = rows * (1 + cols * (2 * rd + 4) + softmax_row_cycles(cols) + 1 + cols * (3 + wr) + 1)
+        pad = max(0, 2 * nb - 6)
+        body = rows * (1 + cols * (2 * pop + 4 + pad) + softmax_row_cycles(cols) + 1 + cols * (3 + wr) + 1) + prime2
         tail = max(1, L - 1) + 1
     elif fn in _PACK:  # every byte of the padded layout, 8 elements then one byte per plane
         tile = config.pe_rows if fn == VecFn.PACK_A else config.pe_cols

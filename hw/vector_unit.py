@@ -163,7 +163,7 @@ class VectorUnit(wiring.Component):
                  "CB2", "DT0", "DT1", "DT2", "DT3", "DT4", "EM0", "EM1", "EM2", "EM3", "EM4", "EM5", "EM6",
                  "EM7", "GE0", "GE1", "GE2", "LN0", "PM0", "PM1", "PM2", "LD0", "LD1", "LD2", "LD3",
                  "EN0", "EN1", "OW0", "OW1", "OW2", "RNEXT", "PKS", "PK0", "PKI", "PK1", "PK2", "PK3", "PK4",
-                 "PK5", "NEXT"]
+                 "PK5", "NEXT", "POP"]
         S = {n: i for i, n in enumerate(names)}
         st, ret = Signal(range(len(names))), Signal(range(len(names)))
         m.d.comb += self.busy.eq(st != S["IDLE"])
@@ -179,21 +179,30 @@ class VectorUnit(wiring.Component):
         wb = Signal(range(NB + 1))
         outstanding = Signal(32)
 
-        # View address generator (combinational, from the registers above).
-        vw = [dword(voff + k) for k in range(VIEW_WORDS)]
-        base, fmt, rtile, ctile, s_rt, s_r, s_ct, s_c, r0, c0 = vw
-        R, C = Signal(24), Signal(24)
-        m.d.comb += [R.eq(vr + r0), C.eq(vc + c0)]
-        qr, mr, qc, mc = Signal(24), Signal(24), Signal(24), Signal(24)
-        rt16, ct16 = rtile[:16], ctile[:16]
-        m.d.comb += [qr.eq(Mux(rt16 == 0, 0, R // rt16)), mr.eq(Mux(rt16 == 0, R, R % rt16)),
-                     qc.eq(Mux(ct16 == 0, 0, C // ct16)), mc.eq(Mux(ct16 == 0, C, C % ct16))]
-        vaddr = Signal(32)
-        m.d.comb += vaddr.eq(base + qr * s_rt + mr * s_r + qc * s_ct + mc * s_c)
+        # View address generators (combinational): one for the sequencer's own accesses, one for
+        # the read streamer's (see "Read streaming" below).
+        def view_gen(voff, vr, vc, name):
+            vw = [dword(voff + k) for k in range(VIEW_WORDS)]
+            base, fmt, rtile, ctile, s_rt, s_r, s_ct, s_c, r0, c0 = vw
+            R, C = Signal(24, name=f"{name}_R"), Signal(24, name=f"{name}_C")
+            m.d.comb += [R.eq(vr + r0), C.eq(vc + c0)]
+            qr, mr = Signal(24, name=f"{name}_qr"), Signal(24, name=f"{name}_mr")
+            qc, mc = Signal(24, name=f"{name}_qc"), Signal(24, name=f"{name}_mc")
+            rt16, ct16 = rtile[:16], ctile[:16]
+            m.d.comb += [qr.eq(Mux(rt16 == 0, 0, R // rt16)), mr.eq(Mux(rt16 == 0, R, R % rt16)),
+                         qc.eq(Mux(ct16 == 0, 0, C // ct16)), mc.eq(Mux(ct16 == 0, C, C % ct16))]
+            addr = Signal(32, name=f"{name}_addr")
+            m.d.comb += addr.eq(base + qr * s_rt + mr * s_r + qc * s_ct + mc * s_c)
+            elem = fmt[0:8]
+            bad = Signal(name=f"{name}_bad")
+            m.d.comb += bad.eq(((elem != 1) & (elem != 2) & (elem != 4) & (elem != 8))
+                               | (rtile[16:] != 0) | (ctile[16:] != 0))
+            return addr, fmt, bad
+
+        vaddr, fmt, vbad = view_gen(voff, vr, vc, "view")
         velem, vsigned, vsat = fmt[0:8], fmt[8], fmt[16:24]
         view_bad = Signal()
-        m.d.comb += view_bad.eq(~raw & (((velem != 1) & (velem != 2) & (velem != 4) & (velem != 8))
-                                        | (rtile[16:] != 0) | (ctile[16:] != 0)))
+        m.d.comb += view_bad.eq(~raw & vbad)
         cur_elem = Mux(raw, rfe, velem)
         cur_signed = Mux(raw, rfs, vsigned)
 
@@ -248,6 +257,9 @@ class VectorUnit(wiring.Component):
         def read_raw(addr, elem, sgn, then):
             m.d.sync += [raw.eq(1), ra.eq(addr), rfe.eq(elem), rfs.eq(sgn), ret.eq(S[then]), st.eq(S["RD_REQ"])]
 
+        def pop_view(off, row, col, then):  # the next streamed element (a read of view `off` at (row, col))
+            m.d.sync += [raw.eq(0), voff.eq(off), vr.eq(row), vc.eq(col), ret.eq(S[then]), st.eq(S["POP"])]
+
         def write_view(off, row, col, value, then):
             m.d.sync += [raw.eq(0), voff.eq(off), vr.eq(row), vc.eq(col), wv.eq(value), wb.eq(0),
                          ret.eq(S[then]), st.eq(S["WR"])]
@@ -256,8 +268,11 @@ class VectorUnit(wiring.Component):
             m.d.sync += [raw.eq(1), ra.eq(addr), rfe.eq(1), rfs.eq(0), wv.eq(value), wb.eq(0),
                          ret.eq(S[then]), st.eq(S["WR"])]
 
+        pf_go = Signal()  # the read streamer runs (see "Read streaming")
+        s_inflight = Signal(range((1 << (cfg.dram_latency_cycles + 24 - 1).bit_length()) + 1))  # streamed, not landed
+
         def fault():
-            m.d.sync += [self.fault.eq(1), st.eq(S["DRAIN"])]
+            m.d.sync += [self.fault.eq(1), st.eq(S["DRAIN"]), pf_go.eq(0)]
 
         def next_elem():  # column-major inner loop: c, then r; then drain
             m.d.sync += st.eq(S["NEXT"])
@@ -305,7 +320,7 @@ class VectorUnit(wiring.Component):
         if True:  # one If per state (a Switch here would lint CASEINCOMPLETE)
             with m.If(st == S["IDLE"]):
                 with m.If(self.start):
-                    m.d.sync += [self.fault.eq(0), beat.eq(0), r.eq(0), c.eq(0), j.eq(0)]
+                    m.d.sync += [self.fault.eq(0), beat.eq(0), r.eq(0), c.eq(0), j.eq(0), pf_go.eq(0)]
                     goto("DESC_REQ")
 
         # Descriptor burst.
@@ -419,7 +434,7 @@ class VectorUnit(wiring.Component):
                     goto("ROW")
 
             with m.If(st == S["DRAIN"]):
-                with m.If(outstanding == 0):
+                with m.If((outstanding == 0) & (s_inflight == 0)):
                     goto("IDLE")
 
         # REQUANT: out = requant(src).
@@ -427,7 +442,7 @@ class VectorUnit(wiring.Component):
         rq = requant(xa, kconst(0), kconst(1), kconst(2), kconst(3), kconst(4), "rq")
         if True:  # one If per state (a Switch here would lint CASEINCOMPLETE)
             with m.If(st == S["RQ0"]):
-                read_view(o["src"], r, c, "RQ1")
+                pop_view(o["src"], r, c, "RQ1")
             with m.If(st == S["RQ1"]):
                 m.d.sync += xa.eq(xv)
                 goto("RQ2")
@@ -450,10 +465,10 @@ class VectorUnit(wiring.Component):
         ad = requant(sum_, 1, kconst(2), kconst(4), kconst(5), Const(0, 7), "ad")
         if True:  # one If per state (a Switch here would lint CASEINCOMPLETE)
             with m.If(st == S["AD0"]):
-                read_view(o["a"], r, c, "AD1")
+                pop_view(o["a"], r, c, "AD1")
             with m.If(st == S["AD1"]):
                 m.d.sync += xa.eq(xv)
-                read_view(o["b"], r, c, "AD2")
+                pop_view(o["b"], r, c, "AD2")
             with m.If(st == S["AD2"]):
                 m.d.sync += xb.eq(xv)
                 goto("AD3")
@@ -469,7 +484,7 @@ class VectorUnit(wiring.Component):
         o = OFF[VecFn.GELU]
         if True:  # one If per state (a Switch here would lint CASEINCOMPLETE)
             with m.If(st == S["GE0"]):
-                read_view(o["src"], r, c, "GE1")
+                pop_view(o["src"], r, c, "GE1")
             with m.If(st == S["GE1"]):
                 goto("GE2")
             with m.If(st == S["GE2"]):
@@ -482,6 +497,7 @@ class VectorUnit(wiring.Component):
         from amaranth.lib.memory import Memory
 
         H = cfg.vec_row_elems
+        PAD_LN, PAD_SM = max(0, NB - 4), max(0, 2 * NB - 6)  # element loops of at least K * NB cycles
         m.submodules.ln = ln = LayerNormRow(H)
         m.submodules.sm = sm = SoftmaxRow(H)
         mems = {}
@@ -550,28 +566,22 @@ class VectorUnit(wiring.Component):
                 with m.If((cols > H) | (cols < 2)):
                     fault()
                 with m.Else():
-                    read_view(src_off, r, c, "LD1")
+                    pop_view(src_off, r, c, "LD1")
             with m.If(st == S["LD1"]):
                 m.d.comb += w_in.en.eq(1)
                 with m.If(is_ln):
+                    m.d.sync += idle.eq(PAD_LN)
                     goto("LD3")
-                with m.Elif(mask_base == 0):  # no mask: every key kept, an idle slot of a read's length
-                    m.d.sync += idle.eq(cfg.dram_latency_cycles + NB)
-                    goto("LD2")
-                with m.Else():
-                    read_view(so_["mask"], r, c, "LD2")
+                with m.Else():  # the mask (no mask: the streamer re-reads src, ignored: every key kept)
+                    pop_view(so_["mask"], r, c, "LD2")
             with m.If(st == S["LD2"]):
-                with m.If(mask_base == 0):
-                    m.d.comb += [w_mask.data.eq(1), w_mask.en.eq(idle == 0)]
-                    with m.If(idle == 0):
-                        goto("LD3")
-                    with m.Else():
-                        m.d.sync += idle.eq(idle - 1)
-                with m.Else():
-                    m.d.comb += [w_mask.data.eq(xv != 0), w_mask.en.eq(1)]
-                    goto("LD3")
-            with m.If(st == S["LD3"]):
-                with m.If(c == cols - 1):
+                m.d.comb += [w_mask.data.eq((mask_base == 0) | (xv != 0)), w_mask.en.eq(1)]
+                m.d.sync += idle.eq(PAD_SM)
+                goto("LD3")
+            with m.If(st == S["LD3"]):  # padded so that the streamer keeps up (only when NB > 1)
+                with m.If(idle != 0):
+                    m.d.sync += idle.eq(idle - 1)
+                with m.Elif(c == cols - 1):
                     m.d.sync += c.eq(0)
                     goto("EN0")
                 with m.Else():
@@ -829,4 +839,86 @@ class VectorUnit(wiring.Component):
                     goto("EM5")
             with m.If(st == S["EM7"]):
                 write_view(o["out"], r, c, acc, "NEXT")
+
+        # -- Read streaming ------------------------------------------------------------------
+        # REQUANT, GELU, ADD, LAYERNORM's and SOFTMAX's row loads read their operands in a
+        # fixed order, (r, c) with c inner and the operands of an element in turn, so a
+        # streamer issues those reads ahead, one request per cycle, up to SD slots (issued, not
+        # yet taken) ahead; the beats land in order in a FIFO, and the sequencer takes one
+        # element per cycle (POP) where it used to wait a read. The streamer starts at the first
+        # POP, which then waits PRIME cycles (the first element's reads, from the word alone),
+        # after which, at the nominal memory, every POP finds its element: the kernels' element
+        # loops are at least K * NB cycles long (LAYERNORM / SOFTMAX pad theirs by PAD_* when
+        # NB > 1), so the beats keep ahead. A slower memory only stretches POP.
+        L = cfg.dram_latency_cycles
+        SD = 1 << (L + 24 - 1).bit_length()
+        lsd = SD.bit_length() - 1
+        two = fn_is[VecFn.ADD] | fn_is[VecFn.SOFTMAX]  # K = 2 operands per element
+        prime = Signal(range(L + 2 * NB + 1))
+        PRIME = Mux(two, L + 2 * NB, L + NB)
+        s_k, s_r, s_c, s_done = Signal(), Signal(16), Signal(16), Signal()
+        s_used = Signal(range(SD + 1))  # slots issued and not yet taken
+        wp, rp = Signal(lsd + 1), Signal(lsd + 1)
+        m.submodules.stream_fifo = sf = Memory(shape=64, depth=SD, init=[])
+        sf_w = sf.write_port()
+        sf_r = sf.read_port(domain="comb")
+        m.d.comb += sf_r.addr.eq(rp[:lsd])
+        s_off = Signal(range(DESC_BUF_WORDS))
+        with m.Switch(fn):
+            for f, offs in ((VecFn.REQUANT, ("src", "src")), (VecFn.GELU, ("src", "src")), (VecFn.ADD, ("a", "b")),
+                            (VecFn.LAYERNORM, ("src", "src"))):
+                with m.Case(int(f)):
+                    m.d.comb += s_off.eq(Mux(s_k, OFF[f][offs[1]], OFF[f][offs[0]]))
+            with m.Case(int(VecFn.SOFTMAX)):
+                so = OFF[VecFn.SOFTMAX]
+                m.d.comb += s_off.eq(Mux(s_k & (mask_base != 0), so["mask"], so["src"]))
+        s_addr, _s_fmt, s_bad = view_gen(s_off, s_r, s_c, "stream")
+        s_can = Signal()
+        m.d.comb += s_can.eq(pf_go & ~s_done & (s_used < SD))
+        do_issue, do_push, do_pop = Signal(), Signal(), Signal()
+        with m.If(s_can & ~s_bad):
+            m.d.comb += [self.rd_req_valid.eq(1), self.rd_req_addr.eq(s_addr), self.rd_req_len.eq(NB),
+                         do_issue.eq(self.rd_req_ready)]
+        with m.If(do_issue):
+            with m.If(s_k | ~two):
+                m.d.sync += s_k.eq(0)
+                with m.If(s_c == cols - 1):
+                    m.d.sync += s_c.eq(0)
+                    with m.If(s_r == rows - 1):
+                        m.d.sync += s_done.eq(1)
+                    with m.Else():
+                        m.d.sync += s_r.eq(s_r + 1)
+                with m.Else():
+                    m.d.sync += s_c.eq(s_c + 1)
+            with m.Else():
+                m.d.sync += s_k.eq(1)
+        # Beats of streamed reads (never in flight together with the sequencer's own reads).
+        with m.If(self.rd_data_valid & (s_inflight != 0)):
+            if NB == 1:
+                m.d.comb += [sf_w.data.eq(self.rd_data[:64]), do_push.eq(1)]
+            else:
+                sb = Signal(range(NB))
+                sbuf = Signal(64)
+                lb = max(1, (NB - 1).bit_length())
+                m.d.sync += [sbuf.word_select(sb[:lb], bus).eq(self.rd_data), sb.eq(Mux(sb == NB - 1, 0, sb + 1))]
+                m.d.comb += [sf_w.data.eq(Cat(sbuf[:bus * (NB - 1)], self.rd_data)), do_push.eq(sb == NB - 1)]
+        m.d.comb += [sf_w.addr.eq(wp[:lsd]), sf_w.en.eq(do_push)]
+        with m.If(do_push):
+            m.d.sync += wp.eq(wp + 1)
+        m.d.sync += s_inflight.eq(s_inflight + do_issue - do_push)
+        with m.If(prime != 0):
+            m.d.sync += prime.eq(prime - 1)
+        with m.If(st == S["POP"]):
+            with m.If(~pf_go):
+                m.d.sync += [pf_go.eq(1), prime.eq(PRIME)]
+            with m.Elif((prime == 0) & (wp != rp)):
+                m.d.comb += do_pop.eq(1)
+                m.d.sync += [rraw.eq(sf_r.data), re_.eq(velem), rs_.eq(vsigned), rsat.eq(vsat), rp.eq(rp + 1),
+                             st.eq(ret)]
+        m.d.sync += s_used.eq(s_used + do_issue - do_pop)
+        with m.If(st == S["IDLE"]):
+            with m.If(self.start):
+                m.d.sync += [s_k.eq(0), s_r.eq(0), s_c.eq(0), s_done.eq(0), s_used.eq(0), rp.eq(wp), prime.eq(0)]
+        with m.If(s_can & s_bad):
+            fault()
         return m
