@@ -1,16 +1,34 @@
 """FPGA resource figures of the generated accelerator, from Yosys.
 
-`resource_report(config, verilog)` runs Debian's `yosys` on `bebert_accel.v`:
+`resource_report(config, verilog)` synthesises `bebert_accel.v` with Debian's `yosys` for
+7-series, one job per module:
 
-    read_verilog bebert_accel.v
-    synth_xilinx -top bebert_accel -noiopad -noclkbuf     (7-series, hierarchy kept)
+    read_verilog -lib stubs.v          (the module's submodules, ports only: blackboxes)
+    read_verilog module.v              (the module's own text, split from bebert_accel.v)
+    synth_xilinx -top <module> -noiopad -noclkbuf
     tee -o stat.txt stat
 
 and counts the mapped Xilinx primitives of every module. Nothing is estimated: every
-figure is a cell count from that netlist. The hierarchy is kept (no `-flatten`) so that
+figure is a cell count from a netlist. Without `-flatten` no synth_xilinx pass crosses a
+module boundary, so this is the netlist of the one hierarchical run
+`read_verilog bebert_accel.v; synth_xilinx -top bebert_accel -noiopad -noclkbuf`, module
+for module (tests/test_resources.py checks the two agree). The hierarchy is kept so that
 each Amaranth elaboratable stays one module (`bebert_accel.compute.popcount`, ...) and the
 figures can be given per block; the price is that no optimisation crosses a module
 boundary, so the totals are a little above what a flattened run would give.
+
+Why per module: since the vector unit (hw/vector_unit.py, hw/vec) one run of the whole
+design took ~330 s on the small config (2 loaded cores) and longer on default/wide, nearly
+all of it in yosys passes that are single-threaded. Per module the jobs run in parallel
+(`jobs`, default every core, longest module first), and each module's `stat` is cached
+under $BEBERT_CACHE/rtl/yosys (default ~/.cache/bebert/rtl/yosys) by a hash of the
+yosys version, the script, the module's text and its submodules' ports: a change to one
+block re-synthesises that block only. The critical path is the longest module,
+`bebert_accel.compute.vector` (the VEC sequencer with the element datapaths: ~80
+multipliers, five combinational dividers). Options that would change the figures
+(`-flatten`, `-abc9`, `-nowidelut`, other `-run` subsets) are not used: the report keeps
+the default synth_xilinx mapping, so its numbers compare with earlier reports. Progress
+(which modules are running) goes to stderr with tqdm.
 
 What is counted (per module, per block and in total):
 
@@ -28,9 +46,9 @@ Peak binary throughput counts one binary multiply-accumulate as two operations (
 AND and an add), the convention of FINN and BISMO: `2 * pe_rows * pe_cols * xnor_width`
 per cycle at `clock_mhz`.
 
-Run time with yosys 0.23 on a 2-core host: small ~25 s, wide ~5 min, default ~7 min and
-3.6 GB (measured alone). The full flow is kept for every config, because it finishes within
-the default timeout and nothing cheaper gives real LUT counts. What dominates is the
+Before the vector unit, whole-design run time with yosys 0.23 on a 2-core host was small
+~25 s, wide ~5 min, default ~7 min and 3.6 GB (measured alone); see
+bench/results/resources.json for the current per-module times. What dominates the LUTs is the
 popcount array (82k of the default's 133k LUTs; the accumulators, with their 0..14 shifters, 36k): its 256-entry popcount table is read by
 2,176 combinational ports, each mapped to a LUT/MUXF7/MUXF8 tree. The buffers are not
 built from flip-flops: ABUF and WBUF infer RAMB18/RAMB36, OBUF too (distributed RAM in the
@@ -43,11 +61,15 @@ ports are flip-flops).
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from bebert.config import AccelConfig
@@ -56,6 +78,9 @@ TOP = "bebert_accel"
 FLOW = "synth_xilinx"
 SYNTH_CMD = f"synth_xilinx -top {TOP} -noiopad -noclkbuf"
 DEFAULT_TIMEOUT_S = 1800.0
+FLOW_NOTES = ("every module synthesised alone by `synth_xilinx -top <module> -noiopad -noclkbuf` with its "
+              "submodules blackboxed (the netlist of one hierarchical run: no pass crosses a module "
+              "boundary without -flatten), modules in parallel, results cached by module text")
 
 # LUT-equivalents of the 7-series distributed-RAM and shift-register primitives.
 LUTRAM_LUTS = {"RAM16X1S": 1, "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2, "RAM256X1S": 4,
@@ -226,48 +251,187 @@ def _verilog_file(path: str | Path) -> Path:
     return p
 
 
+def split_modules(verilog: str) -> dict[str, str]:
+    """The text of every module of a Verilog file (attribute lines above it included), by name."""
+    mods: dict[str, str] = {}
+    pending: list[str] = []
+    name, body = None, []
+    for line in verilog.splitlines(keepends=True):
+        if name is None:
+            m = re.match(r"^module\s+\\?(\S+)\s*[(;]", line)
+            if m:
+                name, body = m.group(1), pending + [line]
+                pending = []
+            elif line.lstrip().startswith("(*"):
+                pending.append(line)
+            elif line.strip():
+                pending = []
+            continue
+        body.append(line)
+        if line.strip() == "endmodule":
+            mods[name] = "".join(body)
+            name = None
+    if not mods:
+        raise SynthesisError("no `module` found in the Verilog")
+    return mods
+
+
+def _children(text: str, names) -> list[str]:
+    """The modules of `names` that `text` (one module) instantiates."""
+    return [n for n in names if re.search(r"^\s*\\?" + re.escape(n) + r"\s", text, re.M)]
+
+
+def _stub(name: str, text: str) -> str:
+    """A blackbox of a module: its header and port declarations only."""
+    header = text[text.index("module"):].split(";", 1)[0] + ";\n"
+    ports = [ln for ln in text.splitlines() if re.match(r"^\s*(input|output|inout)\b.*;\s*$", ln)]
+    return "(* blackbox *)\n" + header + "\n".join(ports) + "\nendmodule\n"
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("BEBERT_CACHE", Path.home() / ".cache" / "bebert")) / "rtl" / "yosys"
+
+
+def _synth_module(name: str, mods: dict[str, str], version: str, exe: str, deadline: float,
+                  use_cache: bool, running: set[str] | None = None) -> tuple[str, str, float, bool]:
+    """`synth_xilinx` of one module, its submodules blackboxed: (name, its `stat` text, seconds,
+    from cache). Keyed in the cache by the module's text, its submodules' ports, flow and tool."""
+    text = mods[name]
+    stubs = "".join(_stub(c, mods[c]) for c in _children(text, [n for n in mods if n != name]))
+    script = f"read_verilog -lib stubs.v; read_verilog module.v; {SYNTH_CMD.replace(TOP, _esc(name))}; " \
+             f"tee -q -o stat.txt stat"
+    key = hashlib.sha256("\0".join((version, script, stubs, text)).encode()).hexdigest()[:32]
+    cached = _cache_dir() / f"{key}.stat"
+    if use_cache and cached.is_file():
+        return name, cached.read_text(), 0.0, True
+    if running is not None:
+        running.add(name)  # shown by the progress bar
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise SynthesisError(f"timed out before module {name}")
+    with tempfile.TemporaryDirectory(prefix="bebert_yosys_") as tmp:
+        work = Path(tmp)
+        (work / "stubs.v").write_text(stubs)
+        (work / "module.v").write_text(text)
+        t0 = time.perf_counter()
+        try:
+            # -q: only warnings and errors reach stderr (a full log runs to gigabytes).
+            proc = subprocess.run([exe, "-q", "-p", script], cwd=work, capture_output=True, text=True,
+                                  timeout=left)
+        except subprocess.TimeoutExpired:
+            raise SynthesisError(f"module {name} still running") from None
+        seconds = time.perf_counter() - t0
+        stat = work / "stat.txt"
+        if proc.returncode != 0 or not stat.is_file():
+            errs = [ln for ln in (proc.stderr + proc.stdout).splitlines() if "ERROR" in ln]
+            raise SynthesisError(f"module {name}: " + (errs[-1].strip() if errs else f"exit {proc.returncode}"))
+        out = stat.read_text()
+    if use_cache:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmpf = cached.with_suffix(f".{os.getpid()}.tmp")
+        tmpf.write_text(out)
+        os.replace(tmpf, cached)  # atomic: a concurrent reader never sees half a file
+    return name, out, seconds, False
+
+
+def synth_module(verilog_path_or_dir: str | Path, module: str, *, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 yosys: str = "yosys", cache: bool = True) -> dict[str, int]:
+    """The primitives of one module of the accelerator's Verilog, synthesised alone (its
+    submodules blackboxed, as in `resource_report`): {cell type: count}, submodule instances
+    excluded. For a look at one block without synthesising the whole design."""
+    vfile = _verilog_file(verilog_path_or_dir)
+    mods = split_modules(vfile.read_text())
+    if module not in mods:
+        raise SynthesisError(f"{vfile} has no module '{module}' (it has {', '.join(sorted(mods))})")
+    version = yosys_version(yosys)
+    exe = shutil.which(yosys)
+    _, stat, _, _ = _synth_module(module, mods, version, exe, time.monotonic() + timeout_s, cache)
+    return {t: n for t, n in parse_stat(stat)[module].items() if t not in mods}
+
+
+def _esc(name: str) -> str:
+    return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", name) else "\\" + name
+
+
 def resource_report(config: AccelConfig, verilog_path_or_dir: str | Path, *,
                     timeout_s: float = DEFAULT_TIMEOUT_S, log_dir: str | Path | None = None,
-                    yosys: str = "yosys") -> dict:
+                    yosys: str = "yosys", jobs: int | None = None, cache: bool = True,
+                    progress: bool = True) -> dict:
     """Synthesize the accelerator's Verilog with `yosys synth_xilinx` and report its resources.
 
     `verilog_path_or_dir` is `bebert_accel.v` or the directory holding it (as written by
-    `bebert.hw.generate_verilog(config, dir)` for this `config`). With `log_dir`, the `stat`
-    output (`stat.txt`) and Yosys's warnings (`yosys_messages.txt`) are kept there. Raises
-    `SynthesisError` (a `ValueError`) with one line if Yosys is missing, fails or takes
-    longer than `timeout_s` seconds (the default config takes several minutes).
+    `bebert.hw.generate_verilog(config, dir)` for this `config`). Every module is synthesised
+    on its own (submodules blackboxed: the same netlist as one hierarchical run, see the module
+    docstring), `jobs` at a time (default: every core), each result cached under
+    $BEBERT_CACHE/rtl/yosys by its text unless `cache=False`; `progress` shows on stderr which
+    module is running. With `log_dir`, the merged `stat` output (`stat.txt`) is kept there.
+    Raises `SynthesisError` (a `ValueError`) with one line if Yosys is missing, fails or takes
+    longer than `timeout_s` seconds in all.
     """
     if not isinstance(config, AccelConfig):
         raise TypeError(f"resource_report needs an AccelConfig, got {type(config).__name__}")
     vfile = _verilog_file(verilog_path_or_dir)
     version = yosys_version(yosys)
-    with tempfile.TemporaryDirectory(prefix="bebert_yosys_") as tmp:
-        work = Path(log_dir) if log_dir is not None else Path(tmp)
-        work.mkdir(parents=True, exist_ok=True)
-        stat_file = work / "stat.txt"
-        stat_file.unlink(missing_ok=True)  # never report a stale run
-        script = (f"read_verilog {_quote(vfile.resolve())}; {SYNTH_CMD}; "
-                  f"tee -q -o {_quote(stat_file.resolve())} stat")
-        t0 = time.perf_counter()
-        try:
-            # -q: only warnings and errors reach stderr (a full log of the default config runs
-            # to gigabytes).
-            proc = subprocess.run([shutil.which(yosys), "-q", "-p", script],
-                                  capture_output=True, text=True, timeout=timeout_s)
-        except subprocess.TimeoutExpired:
+    exe = shutil.which(yosys)
+    mods = split_modules(vfile.read_text())
+    if TOP not in mods:
+        raise SynthesisError(f"{vfile} has no module '{TOP}'")
+    order = sorted(mods, key=lambda n: -len(mods[n]))  # longest first: the critical path starts early
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    deadline = time.monotonic() + timeout_s
+    stats: dict[str, str] = {}
+    seconds: dict[str, float] = {}
+    hits = 0
+    t0 = time.perf_counter()
+    from tqdm import tqdm
+    bar = tqdm(total=len(order), desc="yosys", unit="module", disable=not progress, file=sys.stderr,
+               dynamic_ncols=True)
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    try:
+        running: set[str] = set()
+        futures = {pool.submit(_synth_module, n, mods, version, exe, deadline, cache, running): n
+                   for n in order}
+        for fut in as_completed(futures):
+            name, text, secs, hit = fut.result()
+            running.discard(name)
+            stats[name], seconds[name] = text, round(secs, 1)
+            hits += hit
+            bar.set_postfix_str(f"done {_short(name)} ({secs:.0f} s); running: "
+                                + ", ".join(_short(n) for n in order if n in running))
+            bar.update()
+    except SynthesisError as e:
+        for f in futures:
+            f.cancel()
+        msg = str(e)
+        if "still running" in msg or "timed out" in msg:
             raise SynthesisError(f"yosys {FLOW} of {vfile} (config '{config.name}') timed out after "
                                  f"{timeout_s:g} s") from None
-        seconds = time.perf_counter() - t0
-        if log_dir is not None:
-            (work / "yosys_messages.txt").write_text(proc.stderr + proc.stdout)
-        if proc.returncode != 0 or not stat_file.is_file():
-            errs = [ln for ln in (proc.stderr + proc.stdout).splitlines() if "ERROR" in ln]
-            why = errs[-1].strip() if errs else f"exit status {proc.returncode}"
-            raise SynthesisError(f"yosys {FLOW} of {vfile} (config '{config.name}') failed: {why}")
-        report = report_from_stat(config, stat_file.read_text())
-    shown = script.replace(str(vfile.resolve()), vfile.name).replace(str(work.resolve()), "<work>")
-    return {"tool": version, "flow": FLOW, "script": shown,
-            "family": "xc7", "synth_seconds": round(seconds, 1), "verilog": str(vfile)} | report
+        raise SynthesisError(f"yosys {FLOW} of {vfile} (config '{config.name}') failed: {msg}") from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
+    wall = time.perf_counter() - t0
+    merged = "\n".join(_section(stats[n], n) for n in order)
+    if log_dir is not None:
+        Path(log_dir).mkdir(parents=True, exist_ok=True)
+        (Path(log_dir) / "stat.txt").write_text(merged)
+    report = report_from_stat(config, merged)
+    return {"tool": version, "flow": FLOW, "script": SYNTH_CMD,
+            "flow_notes": FLOW_NOTES, "family": "xc7", "synth_seconds": round(wall, 1),
+            "jobs": jobs, "cached_modules": hits, "module_seconds": seconds, "verilog": str(vfile)} | report
+
+
+def _short(module: str) -> str:
+    return module.removeprefix(TOP + ".") if module != TOP else TOP
+
+
+def _section(stat_text: str, name: str) -> str:
+    """The `=== name ===` section of one module's `stat` text (blackboxes and hierarchy dropped)."""
+    sections = parse_stat(stat_text)
+    if name not in sections:
+        raise SynthesisError(f"yosys `stat` of module {name} has no section for it")
+    cells = "\n".join(f"     {t} {n}" for t, n in sections[name].items())
+    return f"=== {name} ===\n\n   Number of cells: {sum(sections[name].values())}\n{cells}\n"
 
 
 def _quote(p: Path) -> str:

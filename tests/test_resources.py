@@ -1,7 +1,12 @@
-"""Resource figures from Yosys (`bebert.hw.resources`): a real synth_xilinx run on configs/small.toml.
+"""Resource figures from Yosys (`bebert.hw.resources`).
 
-The small config synthesizes in about half a minute; it runs once per session (module
-fixture). The default and wide configs take minutes and are left to bench/bench_resources.py.
+The default suite holds the report to its contract on a tiny hierarchical design named like
+the accelerator (seconds): per-module synthesis gives the netlist of one hierarchical
+synth_xilinx run, blocks sum to the total, instances multiply, the cache answers a second
+run. On the small config's real Verilog it checks the module split, the buffers' RAM mapping
+(only those modules are synthesised) and the Verilator lint. The full `bebert rtl --report`
+of the small config (minutes since the vector unit) is `slow`; default and wide are left to
+bench/bench_resources.py.
 """
 
 import shutil
@@ -10,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from bebert.config import AccelConfig
-from bebert.hw.resources import (SUMMARY_KEYS, SynthesisError, block_of, parse_stat, report_from_stat,
-                                 resource_report)
+from bebert.hw.resources import (SUMMARY_KEYS, TOP, SynthesisError, block_of, parse_stat, report_from_stat,
+                                 resource_report, split_modules, synth_module)
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 SMALL = AccelConfig.from_toml(CONFIG_DIR / "small.toml")
@@ -58,10 +63,16 @@ def lint_kinds(verilog: Path) -> set[str]:
 needs_verilator = pytest.mark.skipif(shutil.which("verilator") is None, reason="verilator not installed")
 
 
-@needs_yosys
+@pytest.fixture(scope="module")
+def small_verilog(tmp_path_factory):
+    """The small config's Verilog (`bebert rtl` without --report: seconds)."""
+    from bebert.hw import generate_verilog
+    return generate_verilog(SMALL, tmp_path_factory.mktemp("verilog_small"))
+
+
 @needs_verilator
-def test_cli_rtl_report_verilog_lints_with_width_warnings_only(small_rtl):
-    assert lint_kinds(small_rtl / "bebert_accel.v") <= {"Warning-WIDTH"}
+def test_small_config_verilog_lints_with_width_warnings_only(small_verilog):
+    assert lint_kinds(small_verilog) <= {"Warning-WIDTH"}
 
 
 @needs_verilator
@@ -74,17 +85,19 @@ def test_default_config_verilog_lints_with_width_warnings_only(tmp_path):
 
 
 @needs_yosys
+@pytest.mark.slow
 def test_small_report_has_positive_luts_and_flip_flops(small_report):
     r = small_report
     assert r["flow"] == "synth_xilinx" and r["tool"].startswith("yosys ")
     assert r["config"] == "small" and r["clock_mhz"] == SMALL.clock_mhz
     assert r["total"]["luts"] > 0 and r["total"]["luts_total"] >= r["total"]["luts"]
     assert r["total"]["ffs"] > 0
-    assert "synth_seconds" in r
+    assert "synth_seconds" in r and set(r["module_seconds"]) == set(r["modules"])
     assert r["peak_binary_ops_per_s_per_lut"] > 0
 
 
 @needs_yosys
+@pytest.mark.slow
 def test_blocks_sum_to_the_total(small_report):
     r = small_report
     for key in SUMMARY_KEYS:
@@ -94,10 +107,11 @@ def test_blocks_sum_to_the_total(small_report):
 
 
 @needs_yosys
+@pytest.mark.slow
 def test_every_top_level_block_is_reported(small_report):
     blocks = small_report["blocks"]
     for b in ("control", "fetch", "tokens", "queues", "load_dma", "store_dma", "compute_control",
-              "popcount_array", "bitserial_accumulator", "post", "abuf", "wbuf", "pbuf", "obuf"):
+              "popcount_array", "bitserial_accumulator", "post", "vector_unit", "abuf", "wbuf", "pbuf", "obuf"):
         assert b in blocks, b
     # The PE array is where the logic is.
     array = blocks["popcount_array"]["luts"] + blocks["bitserial_accumulator"]["luts"]
@@ -105,19 +119,30 @@ def test_every_top_level_block_is_reported(small_report):
 
 
 @needs_yosys
-def test_buffers_map_to_block_or_distributed_ram(small_report):
-    blocks = small_report["blocks"]
-    for b in ("abuf", "wbuf", "pbuf", "obuf"):
-        memory = blocks[b]["bram36_equiv"] + blocks[b]["lutram_luts"]
-        assert memory > 0, f"{b} was not mapped to RAM: {blocks[b]['cells']}"
-        assert blocks[b]["luts"] == 0, f"{b} built from logic: {blocks[b]['cells']}"
-        # only the registered read port may use flip-flops, never the storage itself
-        assert blocks[b]["ffs"] <= SMALL.entry_bits[b]
-    # 4 KiB ABUF and WBUF are block RAM.
-    assert blocks["abuf"]["bram36_equiv"] > 0 and blocks["wbuf"]["bram36_equiv"] > 0
+@pytest.mark.parametrize("buf", ["abuf", "pbuf"])  # block RAM, distributed RAM (wbuf is abuf's twin)
+def test_buffers_map_to_block_or_distributed_ram(small_verilog, buf):
+    from bebert.hw.resources import summarize
+    figs = summarize(synth_module(small_verilog, f"{TOP}.{buf}"))
+    memory = figs["bram36_equiv"] + figs["lutram_luts"]
+    assert memory > 0, f"{buf} was not mapped to RAM: {figs['cells']}"
+    assert figs["luts"] == 0, f"{buf} built from logic: {figs['cells']}"
+    # only the registered read port may use flip-flops, never the storage itself
+    assert figs["ffs"] <= SMALL.entry_bits[buf]
+    if buf == "abuf":  # 4 KiB ABUF (and WBUF) are block RAM
+        assert figs["bram36_equiv"] > 0
+
+
+def test_small_verilog_splits_into_modules_that_all_have_a_block(small_verilog):
+    mods = split_modules(small_verilog.read_text())
+    assert TOP in mods and f"{TOP}.compute.vector" in mods and f"{TOP}.compute.popcount" in mods
+    assert all(text.rstrip().endswith("endmodule") for text in mods.values())
+    assert sum(text.count("\nendmodule") for text in mods.values()) == small_verilog.read_text().count("\nendmodule")
+    blocks = {block_of(m) for m in mods}
+    assert {"control", "popcount_array", "vector_unit", "abuf", "queues"} <= blocks
 
 
 @needs_yosys
+@pytest.mark.slow
 def test_peak_throughput_per_lut(small_report):
     r = small_report
     ops = 2 * SMALL.pe_rows * SMALL.pe_cols * SMALL.xnor_width * SMALL.clock_hz
@@ -181,8 +206,92 @@ def test_missing_verilog_is_one_clear_error(tmp_path):
 
 
 @needs_yosys
-def test_timeout_is_one_clear_error(tmp_path):
-    from bebert.hw import generate_verilog
-    generate_verilog(SMALL, tmp_path)
+def test_timeout_is_one_clear_error(small_verilog):
     with pytest.raises(SynthesisError, match="timed out after 0.5 s"):
-        resource_report(SMALL, tmp_path, timeout_s=0.5)
+        resource_report(SMALL, small_verilog, timeout_s=0.5, cache=False, progress=False)
+
+
+# A design named like the accelerator, small enough to synthesise in seconds: a counter in the
+# top (control), a block RAM (abuf), and a compute module holding two instances of post (DSP).
+TINY = r"""
+module bebert_accel(clk, rst, we, addr, d, q, x, y, z0, z1, cycles);
+  input clk; input rst; input we; input [9:0] addr; input [31:0] d; output [31:0] q;
+  input [15:0] x; input [15:0] y; output [31:0] z0; output [31:0] z1; output reg [15:0] cycles;
+  always @(posedge clk) if (rst) cycles <= 16'd0; else cycles <= cycles + 16'd1;
+  \bebert_accel.abuf  abuf (.clk(clk), .we(we), .addr(addr), .d(d), .q(q));
+  \bebert_accel.compute  compute (.clk(clk), .x(x), .y(y), .z0(z0), .z1(z1));
+endmodule
+
+(* generator = "hand" *)
+module \bebert_accel.abuf (clk, we, addr, d, q);
+  input clk; input we; input [9:0] addr; input [31:0] d; output reg [31:0] q;
+  reg [31:0] mem [0:1023];
+  always @(posedge clk) begin if (we) mem[addr] <= d; q <= mem[addr]; end
+endmodule
+
+module \bebert_accel.compute (clk, x, y, z0, z1);
+  input clk; input [15:0] x; input [15:0] y; output [31:0] z0; output [31:0] z1;
+  \bebert_accel.compute.post  post0 (.clk(clk), .a(x), .b(y), .p(z0));
+  \bebert_accel.compute.post  post1 (.clk(clk), .a(y), .b(x), .p(z1));
+endmodule
+
+module \bebert_accel.compute.post (clk, a, b, p);
+  input clk; input [15:0] a; input [15:0] b; output reg [31:0] p;
+  always @(posedge clk) p <= (a * b) ^ {a, b};
+endmodule
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """(Verilog path, its report from an empty cache, the report again from the warm cache)."""
+    import os
+    d = tmp_path_factory.mktemp("tiny")
+    (d / "bebert_accel.v").write_text(TINY)
+    old = os.environ.get("BEBERT_CACHE")
+    os.environ["BEBERT_CACHE"] = str(d / "cache")
+    try:
+        cold = resource_report(SMALL, d, jobs=2, progress=False, log_dir=d / "log")
+        warm = resource_report(SMALL, d, jobs=2, progress=False)
+    finally:
+        if old is None:
+            del os.environ["BEBERT_CACHE"]
+        else:
+            os.environ["BEBERT_CACHE"] = old
+    return d / "bebert_accel.v", cold, warm
+
+
+@needs_yosys
+def test_per_module_synthesis_equals_one_hierarchical_run(tiny):
+    import subprocess
+    vfile, cold, _ = tiny
+    stat = vfile.parent / "whole_stat.txt"
+    subprocess.run(["yosys", "-q", "-p", f"read_verilog {vfile}; synth_xilinx -top {TOP} -noiopad -noclkbuf; "
+                    f"tee -q -o {stat} stat"], check=True, capture_output=True)
+    whole = report_from_stat(SMALL, stat.read_text())
+    assert cold["modules"] == whole["modules"]
+    assert cold["total"] == whole["total"] and cold["blocks"] == whole["blocks"]
+
+
+@needs_yosys
+def test_report_structure_and_sums(tiny):
+    _, r, _ = tiny
+    assert r["flow"] == "synth_xilinx" and r["tool"].startswith("yosys ") and r["flow_notes"]
+    assert set(r["module_seconds"]) == set(r["modules"]) == {TOP, f"{TOP}.abuf", f"{TOP}.compute",
+                                                            f"{TOP}.compute.post"}
+    assert r["modules"][f"{TOP}.compute.post"]["instances"] == 2
+    for key in SUMMARY_KEYS:
+        assert sum(b[key] for b in r["blocks"].values()) == pytest.approx(r["total"][key]), key
+    assert sorted(m for b in r["blocks"].values() for m in b["modules"]) == sorted(r["modules"])
+    assert set(r["blocks"]) == {"control", "abuf", "compute_control", "post"}
+    assert r["blocks"]["post"]["dsp"] == 2 * r["modules"][f"{TOP}.compute.post"]["dsp"] > 0
+    assert r["blocks"]["abuf"]["bram36_equiv"] > 0 and r["blocks"]["control"]["ffs"] == 16
+    assert r["peak_binary_ops_per_s_per_lut"] == pytest.approx(r["peak_binary_ops_per_s"] / r["total"]["luts_total"])
+
+
+@needs_yosys
+def test_second_run_comes_from_the_cache_with_the_same_figures(tiny):
+    vfile, cold, warm = tiny
+    assert cold["cached_modules"] == 0 and warm["cached_modules"] == len(warm["modules"])
+    assert warm["modules"] == cold["modules"] and warm["total"] == cold["total"]
+    assert (vfile.parent / "log" / "stat.txt").is_file()
