@@ -176,7 +176,7 @@ def vec_cycles(fn: int, rows: int, cols: int, bits: int, aux: int, config: Accel
         tile = config.pe_rows if fn == VecFn.PACK_A else config.pe_cols
         W = config.xnor_width
         groups = _ceil(rows, tile) * tile * (_ceil(cols, W) * W // 8)
-        body = 2 + groups * (8 * (rd + 3) + bits * (wr + 2) + 1)
+        body = 2 + groups * (8 * (pop + 3 + max(0, nb - 4)) + bits * (wr + 2) + 1) + prime1
         tail = max(1, L - 1) + 1
     elif fn == VecFn.LUT:
         body = n * (5 + 2 * rd + wr)

@@ -615,6 +615,7 @@ class VectorUnit(wiring.Component):
         # groups of 8 columns: 8 element slots (a read, or an idle slot of a read's length in
         # the padding), then one byte per plane.
         is_pa = fn_is[VecFn.PACK_A]
+        PAD_PK = max(0, NB - 4)
         Wd, lw = cfg.xnor_width, (cfg.xnor_width - 1).bit_length()
         Rr, lr = cfg.pe_rows, (cfg.pe_rows - 1).bit_length()
         Cc, lc = cfg.pe_cols, (cfg.pe_cols - 1).bit_length()
@@ -667,20 +668,19 @@ class VectorUnit(wiring.Component):
                     m.d.sync += [r.eq(0), j.eq(0), pe.eq(0), pp.eq(0)]
                     goto("PK0")
             with m.If(st == S["PK0"]):
-                m.d.sync += real.eq((r < rows) & (kk < cols))
+                m.d.sync += [real.eq((r < rows) & (kk < cols)), idle.eq(PAD_PK)]
                 with m.If((r < rows) & (kk < cols)):
-                    read_view(OFF[VecFn.PACK_A]["src"], r, kk, "PK1")
-                with m.Else():
-                    m.d.sync += idle.eq(cfg.dram_latency_cycles + NB - 1)
+                    pop_view(OFF[VecFn.PACK_A]["src"], r, kk, "PK1")
+                with m.Else():  # padding: no read (the streamer skips it too), one cycle as a POP
                     goto("PKI")
             with m.If(st == S["PKI"]):
-                with m.If(idle == 0):
-                    goto("PK1")
-                with m.Else():
-                    m.d.sync += idle.eq(idle - 1)
-            with m.If(st == S["PK1"]):
+                goto("PK1")
+            with m.If(st == S["PK1"]):  # padded so that the streamer keeps up (only when NB > 4)
                 m.d.sync += xa.eq(Mux(real, xv, 0))
-                goto("PK2")
+                with m.If(idle != 0):
+                    m.d.sync += idle.eq(idle - 1)
+                with m.Else():
+                    goto("PK2")
             with m.If(st == S["PK2"]):
                 for i in range(8):
                     m.d.sync += pb[i].bit_select(pe, 1).eq(real & pv[i])
@@ -866,20 +866,39 @@ class VectorUnit(wiring.Component):
         s_off = Signal(range(DESC_BUF_WORDS))
         with m.Switch(fn):
             for f, offs in ((VecFn.REQUANT, ("src", "src")), (VecFn.GELU, ("src", "src")), (VecFn.ADD, ("a", "b")),
-                            (VecFn.LAYERNORM, ("src", "src"))):
+                            (VecFn.LAYERNORM, ("src", "src")), (VecFn.PACK_A, ("src", "src")),
+                            (VecFn.PACK_W, ("src", "src"))):
                 with m.Case(int(f)):
                     m.d.comb += s_off.eq(Mux(s_k, OFF[f][offs[1]], OFF[f][offs[0]]))
             with m.Case(int(VecFn.SOFTMAX)):
                 so = OFF[VecFn.SOFTMAX]
                 m.d.comb += s_off.eq(Mux(s_k & (mask_base != 0), so["mask"], so["src"]))
-        s_addr, _s_fmt, s_bad = view_gen(s_off, s_r, s_c, "stream")
+        # PACK_A / PACK_W walk their padded layout (rows n_rows, byte groups kb_n, 8 slots) and
+        # skip the padding slots (no read) at one per cycle.
+        is_pk = fn_is[VecFn.PACK_A] | fn_is[VecFn.PACK_W]
+        s_pe = Signal(3)
+        s_kk = Cat(s_pe, s_c)
+        s_skip = Signal()
+        m.d.comb += s_skip.eq(is_pk & ~((s_r < rows) & (s_kk < cols)))
+        s_addr, _s_fmt, s_bad = view_gen(s_off, s_r, Mux(is_pk, s_kk, s_c), "stream")
         s_can = Signal()
         m.d.comb += s_can.eq(pf_go & ~s_done & (s_used < SD))
         do_issue, do_push, do_pop = Signal(), Signal(), Signal()
-        with m.If(s_can & ~s_bad):
+        with m.If(s_can & ~s_skip & ~s_bad):
             m.d.comb += [self.rd_req_valid.eq(1), self.rd_req_addr.eq(s_addr), self.rd_req_len.eq(NB),
                          do_issue.eq(self.rd_req_ready)]
-        with m.If(do_issue):
+        with m.If((do_issue | (s_can & s_skip)) & is_pk):
+            m.d.sync += s_pe.eq(s_pe + 1)
+            with m.If(s_pe == 7):
+                with m.If(s_c == kb_n - 1):
+                    m.d.sync += s_c.eq(0)
+                    with m.If(s_r == n_rows - 1):
+                        m.d.sync += s_done.eq(1)
+                    with m.Else():
+                        m.d.sync += s_r.eq(s_r + 1)
+                with m.Else():
+                    m.d.sync += s_c.eq(s_c + 1)
+        with m.If(do_issue & ~is_pk):
             with m.If(s_k | ~two):
                 m.d.sync += s_k.eq(0)
                 with m.If(s_c == cols - 1):
@@ -918,7 +937,8 @@ class VectorUnit(wiring.Component):
         m.d.sync += s_used.eq(s_used + do_issue - do_pop)
         with m.If(st == S["IDLE"]):
             with m.If(self.start):
-                m.d.sync += [s_k.eq(0), s_r.eq(0), s_c.eq(0), s_done.eq(0), s_used.eq(0), rp.eq(wp), prime.eq(0)]
-        with m.If(s_can & s_bad):
+                m.d.sync += [s_k.eq(0), s_r.eq(0), s_c.eq(0), s_pe.eq(0), s_done.eq(0), s_used.eq(0), rp.eq(wp),
+                             prime.eq(0)]
+        with m.If(s_can & ~s_skip & s_bad):
             fault()
         return m
