@@ -50,16 +50,17 @@ def test_hand_computed_program_cycles_and_energy():
     # 1  GEMM bits=2 k=1 @pop_prev  2*1 + 2 = 4       9       10..13    14
     # 2  GEMM AND bits=2 k=1        2*1 + 2 = 4       14      15..18    19 (same D as XNOR)
     # 3  POST @push_next            4 + 2 = 6         19      20..25    26 (c2s from 26)
-    # 4  VEC REQUANT rows=2 cols=8  (bebert.vector.vec_cycles, the RTL's element-serial unit:
+    # 4  VEC REQUANT rows=2 cols=8  (bebert.vector.vec_cycles, the RTL vector unit's timing:
     #    descriptor 21 words = 11 beats: L + 11 = 15; constants 5 int64 = 5 beats: L + 5 = 9;
-    #    16 elements x (5 states + read L + 1 + write 1) = 176; tail L + 1 = 5)
-    #    D = 15 + 9 + 176 + 5 = 205                   26      27..231   232
+    #    16 elements x (5 states + POP 1 + write 1) = 112, the streamer's prime L + 1 + 1 = 6;
+    #    tail L + 1 = 5)
+    #    D = 15 + 9 + 118 + 5 = 147                   26      27..173   174
     # 5  STORE n=4 @pop_prev        1+4*2+4 = 13      26      27..39    40 (beside the VEC)
-    # 6  HALT decoded in 13. T = 232, cycles = 233.
+    # 6  HALT decoded in 13. T = 174, cycles = 175.
     p = hand_program()
     r = simulate(p)
-    assert r.cycles == 233
-    assert r.busy == {"load": 6, "compute": 219, "store": 13, "gemm": 8, "post": 6, "sync": 0, "vector": 205}
+    assert r.cycles == 175
+    assert r.busy == {"load": 6, "compute": 161, "store": 13, "gemm": 8, "post": 6, "sync": 0, "vector": 147}
     # Energy with asic45, in pJ. SRAM per byte below 8 KB follows the 8 KB -> 32 KB segment
     # (x2 per x4 capacity, i.e. sqrt): 4096 B -> 1.25 / sqrt(2), 1024 B -> 1.25 / sqrt(8).
     s4k, s1k = 1.25 / math.sqrt(2), 1.25 / math.sqrt(8)
@@ -79,17 +80,17 @@ def test_hand_computed_program_cycles_and_energy():
         "sram_obuf_write": 4 * 16 * s1k,  # POST writes pe_rows entries
         "dram_read": (16 + 2 * 32) * 243.75,  # LOAD + VEC rows in = 19500
         "dram_write": (64 + 2 * 32) * 243.75,  # STORE + VEC rows out = 31200
-        "control": 7 * 25.0 + 233 * 5.0,  # 7 words fetched + 233 cycles = 1340
-        "leakage": 233 * 100.0,  # 23300
+        "control": 7 * 25.0 + 175 * 5.0,  # 7 words fetched + 175 cycles = 1050
+        "leakage": 175 * 100.0,  # 17500
     }
     e = estimate(p, r, ASIC45)
     assert set(e.by_unit) == set(UNITS) == set(expect)
     for u, pj in expect.items():
         assert e.by_unit[u] == pytest.approx(pj * 1e-12, rel=1e-12, abs=1e-30), u
-    # 5.12 + 4.48 + 6.4 + 56 + 107.2 + 50700 + 1340 + 23300 = 75519.2;
-    # SRAM: 144 s4k + 160 s1k = 180 / sqrt(2) + 200 / sqrt(8) = 140 sqrt(2) -> 75717.1899 pJ
-    assert e.total_j == pytest.approx((75519.2 + 140 * math.sqrt(2)) * 1e-12, rel=1e-12)
-    assert e.total_j == pytest.approx(75717.1899e-12, rel=1e-8)
+    # 5.12 + 4.48 + 6.4 + 56 + 107.2 + 50700 + 1050 + 17500 = 69429.2;
+    # SRAM: 144 s4k + 160 s1k = 180 / sqrt(2) + 200 / sqrt(8) = 140 sqrt(2) -> 69627.1899 pJ
+    assert e.total_j == pytest.approx((69429.2 + 140 * math.sqrt(2)) * 1e-12, rel=1e-12)
+    assert e.total_j == pytest.approx(69627.1899e-12, rel=1e-8)
     assert e.total_j == sum(e.by_unit.values())  # exactly: the total is that sum
     assert e.per_inference_j == e.total_j and e.by_region == {"program": e.total_j}
 
@@ -119,15 +120,15 @@ def test_totals_equal_the_sum_of_their_breakdowns_on_random_programs():
 
 
 def test_per_cycle_energy_is_split_over_regions_by_busy_cycles():
-    # r0 = LOAD + GEMM (busy 6 + 4 = 10), r1 = the rest (4 + 6 + 205 + 13 = 228); 233 cycles.
+    # r0 = LOAD + GEMM (busy 6 + 4 = 10), r1 = the rest (4 + 6 + 147 + 13 = 170); 175 cycles.
     p = hand_program(regions=[{"name": "r0", "start": 0, "end": 2}, {"name": "r1", "start": 2, "end": 7}])
     e = estimate(p, simulate(p), ASIC45)
     r0, r1 = e.regions
-    assert (r0.busy_cycles, r1.busy_cycles) == (10, 228)
-    assert r0.by_unit["leakage"] == pytest.approx(233 * 100e-12 * 10 / 238)
+    assert (r0.busy_cycles, r1.busy_cycles) == (10, 170)
+    assert r0.by_unit["leakage"] == pytest.approx(175 * 100e-12 * 10 / 180)
     assert r0.by_unit["dram_read"] == pytest.approx(16 * 243.75e-12)
     assert r1.by_unit["dram_read"] == pytest.approx(64 * 243.75e-12)  # the VEC's rows
-    assert r0.by_unit["control"] == pytest.approx((2 * 25 + 233 * 5 * 10 / 238) * 1e-12)
+    assert r0.by_unit["control"] == pytest.approx((2 * 25 + 175 * 5 * 10 / 180) * 1e-12)
     assert r0.by_unit["vector"] == 0 and r1.by_unit["vector"] == pytest.approx(107.2e-12)
 
 

@@ -102,21 +102,22 @@ def test_vec_takes_the_vector_units_cost_contract(fn, rows, cols, bits, aux):
 
 def test_layernorm_vec_by_hand():
     # LAYERNORM 2 rows x 20 on small (L = 4, 8-byte bus: rd = L + 1 = 5, wr = 1), as the RTL:
-    # descriptor 21 words L + 11 = 15, constants 8 int64 L + 8 = 12; mult / bias once
-    # 20 x (2 rd + 3) = 260; per row 2 + 20 (rd + 3) + LayerNormRow (3 x 20 + 105) + 1
-    # + 20 (3 + wr) + 1 = 409; tail L = 4. D = 15 + 12 + 260 + 818 + 4 = 1109; cycles = D + 4.
+    # descriptor 21 words L + 11 = 15, constants 8 int64 L + 8 = 12; mult / bias once (serial
+    # reads) 20 x (2 rd + 3) = 260; per row 2 + 20 (1 POP + 3) + LayerNormRow (3 x 20 + 105) + 1
+    # + 20 (3 + wr) + 1 = 329; the streamer's prime once L + 1 + 1 = 6; tail L = 4.
+    # D = 15 + 12 + 260 + 658 + 6 + 4 = 955; cycles = D + 4.
     r = run([vec(VecFn.LAYERNORM, 0, 2, 20), halt()])
-    assert r.cycles == 1113 and r.busy["vector"] == 1109
+    assert r.cycles == 959 and r.busy["vector"] == 955
 
 
 def test_vec_holds_the_compute_stage_and_moves_tokens():
-    # j 0 VEC REQUANT rows=2 cols=8 @push_next: D = 205 (tests/test_energy.py), issues 2, idle 208
-    # j 1 GEMM bits=1 k=1: queued end of 3, waits behind the VEC, issues 208, D = 3, idle 212
-    # j 2 STORE n=1 @pop_prev: c2s from 208, issues 208, D = 1 + 2 + 4 = 7, idle 216. cycles = 217.
+    # j 0 VEC REQUANT rows=2 cols=8 @push_next: D = 147 (tests/test_energy.py), issues 2, idle 150
+    # j 1 GEMM bits=1 k=1: queued end of 3, waits behind the VEC, issues 150, D = 3, idle 154
+    # j 2 STORE n=1 @pop_prev: c2s from 150, issues 150, D = 1 + 2 + 4 = 7, idle 158. cycles = 159.
     r = run([vec(VecFn.REQUANT, 0, 2, 8, "push_next"), gemm(0, 0, 1, 1, 1, False, True),
              store(4096, 0, 1, "pop_prev"), halt()])
-    assert r.cycles == 217 and r.stall_cycles["store"] == 208 - 6
-    assert r.busy == {"load": 0, "compute": 208, "store": 7, "gemm": 3, "post": 0, "sync": 0, "vector": 205}
+    assert r.cycles == 159 and r.stall_cycles["store"] == 150 - 6
+    assert r.busy == {"load": 0, "compute": 150, "store": 7, "gemm": 3, "post": 0, "sync": 0, "vector": 147}
 
 
 def test_and_mode_gemm_takes_as_long_as_xnor_and_counts_its_bits():

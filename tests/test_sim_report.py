@@ -42,7 +42,7 @@ def test_trace_of_the_hand_computed_program():
     r = simulate(hand_program(), trace=True)
     assert r.trace.issue.tolist() == [2, 9, 14, 19, 26, 26, -1]
     assert r.trace.start.tolist() == [3, 10, 15, 20, 27, 27, -1]
-    assert r.trace.end.tolist() == [9, 14, 19, 26, 232, 40, -1]  # one past the last execution cycle
+    assert r.trace.end.tolist() == [9, 14, 19, 26, 174, 40, -1]  # one past the last execution cycle
 
 
 @pytest.mark.parametrize("tokens", [False, True], ids=["tiled", "tokens"])
@@ -107,32 +107,32 @@ def test_roofline_fraction_stays_within_the_bound_on_random_programs():
 
 
 def test_members_regions_and_the_whole_ensemble():
-    # Member 0: LOAD + GEMM (executes 3..13), member 1: GEMM (AND) .. HALT (15..231).
+    # Member 0: LOAD + GEMM (executes 3..13), member 1: GEMM (AND) .. HALT (15..173).
     p = hand_program(regions=[{"name": "m0.ffn", "start": 0, "end": 2, "member": 0},
                               {"name": "m1.ffn", "start": 2, "end": 7, "member": 1}])
     d = sim_report(p, simulate(p), ASIC45)
     r0, r1 = d["regions"]
     assert (r0["first_cycle"], r0["end_cycle"], r0["cycles"]) == (3, 14, 11)
-    assert (r1["first_cycle"], r1["end_cycle"], r1["cycles"]) == (15, 232, 217)
+    assert (r1["first_cycle"], r1["end_cycle"], r1["cycles"]) == (15, 174, 159)
     assert r0["busy"] == {"load": 6, "compute": 4, "store": 0, "gemm": 4, "post": 0, "vector": 0}
-    assert r1["busy"] == {"load": 0, "compute": 215, "store": 13, "gemm": 4, "post": 6, "vector": 205}
+    assert r1["busy"] == {"load": 0, "compute": 157, "store": 13, "gemm": 4, "post": 6, "vector": 147}
     assert (r0["binary_ops"], r0["dram_read_bytes"], r1["dram_write_bytes"]) == (1024, 16, 64 + 64)
     m0, m1 = d["members"]
-    assert (m0["member"], m0["latency_cycles"], m1["latency_cycles"]) == (0, 11, 217)
-    assert m1["latency_s"] == pytest.approx(217 / SMALL.clock_hz)
+    assert (m0["member"], m0["latency_cycles"], m1["latency_cycles"]) == (0, 11, 159)
+    assert m1["latency_s"] == pytest.approx(159 / SMALL.clock_hz)
     assert m0["energy_j"] + m1["energy_j"] == pytest.approx(d["energy_j"], rel=1e-12)
     assert d["energy_by_region"] == {"m0.ffn": r0["energy_j"], "m1.ffn": r1["energy_j"]}
-    assert d["latency_s"] == pytest.approx(233 / SMALL.clock_hz)
+    assert d["latency_s"] == pytest.approx(175 / SMALL.clock_hz)
     # Marginal cost: each member claims its span; the 5 other cycles (start-up) are fixed.
-    assert (m0["marginal_cycles"], m1["marginal_cycles"], d["ensemble"]["fixed_cycles"]) == (11, 217, 5)
-    assert (m0["cumulative_cycles"], m1["cumulative_cycles"]) == (16, 233)
+    assert (m0["marginal_cycles"], m1["marginal_cycles"], d["ensemble"]["fixed_cycles"]) == (11, 159, 5)
+    assert (m0["cumulative_cycles"], m1["cumulative_cycles"]) == (16, 175)
     assert m1["cumulative_energy_j"] == pytest.approx(d["energy_j"], rel=1e-12)
 
 
 def test_shared_regions_layers_kinds_and_marginal_cost():
     # The hand-computed program as a two-member ensemble with shared work around it:
     # embed = LOAD [3, 9); m0.l0 = GEMM [10, 14); m1.l0 = GEMM (AND) + POST [15, 26);
-    # combine = VEC + STORE + HALT [27, 232). 233 cycles.
+    # combine = VEC + STORE + HALT [27, 174). 175 cycles.
     p = hand_program(regions=[
         {"name": "embed", "start": 0, "end": 1, "kind": "embed"},
         {"name": "m0.l0", "start": 1, "end": 2, "member": 0, "layer": 0, "kind": "gemm"},
@@ -140,11 +140,11 @@ def test_shared_regions_layers_kinds_and_marginal_cost():
         {"name": "combine", "start": 4, "end": 7, "kind": "vec"}])
     d = sim_report(p, simulate(p), ASIC45)
     assert [(r["name"], r["first_cycle"], r["end_cycle"]) for r in d["regions"]] == [
-        ("embed", 3, 9), ("m0.l0", 10, 14), ("m1.l0", 15, 26), ("combine", 27, 232)]
+        ("embed", 3, 9), ("m0.l0", 10, 14), ("m1.l0", 15, 26), ("combine", 27, 174)]
     assert [(l["name"], l["cycles"], l["binary_ops"]) for l in d["layers"]] == [("m0.l0", 4, 1024),
                                                                                    ("m1.l0", 11, 1024)]
     kinds = {k["name"]: k for k in d["kinds"]}
-    assert {k: v["cycles"] for k, v in kinds.items()} == {"embed": 6, "gemm": 4 + 11, "vec": 205}
+    assert {k: v["cycles"] for k, v in kinds.items()} == {"embed": 6, "gemm": 4 + 11, "vec": 147}
     # gemm: 2048 binary ops, no DRAM bytes -> bound = peak (512 per cycle) over 15 cycles.
     g = kinds["gemm"]
     assert g["roofline"]["achieved_fraction"] == pytest.approx(2048 / (15 * 512))
@@ -153,10 +153,10 @@ def test_shared_regions_layers_kinds_and_marginal_cost():
     assert kinds["vec"]["roofline"]["achieved_fraction"] is None
     assert kinds["vec"]["reason"].startswith("no binary operations")
     assert kinds["vec"]["roofline"]["limiter"] == "vector"
-    # Shared spans claim 6 + 205 cycles first; m0 adds 4, m1 adds 11; fixed = 233 - 15 = 218.
+    # Shared spans claim 6 + 147 cycles first; m0 adds 4, m1 adds 11; fixed = 175 - 15 = 160.
     e = d["ensemble"]
     assert e["members"] == 2 and e["shared_regions"] == ["embed", "combine"]
-    assert [m["marginal_cycles"] for m in e["marginal"]] == [4, 11] and e["fixed_cycles"] == 218
+    assert [m["marginal_cycles"] for m in e["marginal"]] == [4, 11] and e["fixed_cycles"] == 160
     assert e["marginal"][-1]["cumulative_latency_s"] == pytest.approx(d["latency_s"])
     shared_j = d["energy_by_region"]["embed"] + d["energy_by_region"]["combine"]
     assert e["fixed_energy_j"] == pytest.approx(shared_j, rel=1e-12)
@@ -239,7 +239,7 @@ def test_cli_sim_prints_the_report_and_writes_plots(tmp_path, capsys):
     p.write(tmp_path / "prog")
     assert main(["sim", str(tmp_path / "prog"), "--json", "--plot", str(tmp_path / "figs")]) == 0
     d = json.loads(capsys.readouterr().out)
-    assert KEYS <= set(d) and d["cycles"] == 233 and len(d["plots"]) == 2
+    assert KEYS <= set(d) and d["cycles"] == 175 and len(d["plots"]) == 2
     assert [m["member"] for m in d["members"]] == [0, 1]
     assert main(["sim", str(tmp_path / "prog")]) == 0
     out = capsys.readouterr().out
