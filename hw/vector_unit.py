@@ -1,13 +1,18 @@
 """The vector unit: runs one VEC instruction (`bebert.vector` semantics) over DRAM, element by element.
 
-A deliberately simple, exact design (docs/ARCHITECTURE.md, "The vector unit"): one
-sequencer, one element in flight, its own DRAM port. Every access is a single element:
+A simple, exact design (docs/ARCHITECTURE.md, "The vector unit"): one sequencer computing one
+element at a time, its own DRAM port, and a read streamer. Every access is a single element:
 
 - a read is one request of NB = max(1, 8 // dram_bytes_per_cycle) beats at the element's
-  *byte* address (the port is byte-addressed); it is issued in one cycle and its last beat
-  lands L + NB - 1 cycles later, so a read costs L + NB cycles at the nominal memory;
+  *byte* address (the port is byte-addressed). The kernels whose reads come in a fixed order
+  (REQUANT, GELU, ADD, PACK_A / PACK_W, LAYERNORM / SOFTMAX row loads) get them from the
+  streamer: one request per cycle, up to SD >= L + 24 slots ahead, beats into an in-order
+  FIFO, so such a read costs the sequencer one cycle (POP) after one prime of L + K NB
+  cycles per instruction. The other reads are serial: issued in one cycle, the last beat
+  L + NB - 1 cycles later, L + NB cycles at the nominal memory;
 - a write is NB single-beat writes (address, data, byte strobes), one per cycle; the
-  responses are only counted, and the unit waits for all of them at the end.
+  responses are only counted, and the unit waits for all of them (and every streamed read)
+  at the end.
 
 Nothing the unit does depends on data except *what* it reads and writes, never *when*:
 at the nominal memory its duration is a function of (fn, rows, cols, bits, aux) and the
