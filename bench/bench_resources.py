@@ -162,19 +162,26 @@ def main(argv=None) -> int:
             "configured one, not a measured Fmax.",
             "Hierarchy is kept (no -flatten) so figures can be given per block; no optimisation crosses "
             "module boundaries.",
+            "Each module is synthesised alone with its submodules blackboxed (the same netlist as one "
+            "hierarchical run, checked in tests/test_resources.py), modules in parallel on every core, each "
+            "cached by its text under $BEBERT_CACHE/rtl/yosys: module_seconds are per-module wall times "
+            "(0 = from the cache, counted in cached_modules), synth_seconds the wall time of the whole report.",
             "luts_total counts LUT1..6 and INV cells plus LUTs used as distributed RAM and SRLs; Vivado "
             "may pack two small LUTs into one LUT6_2, so these are upper bounds.",
             "Ops: one binary MAC = 2 ops (XNOR/AND + add), the FINN/BISMO convention.",
         ],
         "rtl_sources_sha256": _sources_hash(),  # hw/*.py + config + isa: which RTL these figures are of
         "host": {"cpus": os.cpu_count(), "jobs": args.jobs,
-                 "note": "synth_seconds are wall times on this host, with --jobs yosys runs sharing it"},
+                 "note": "synth_seconds are wall times on this host, with --jobs configs (each running its modules "
+                         "on every core) sharing it"},
         "configs": results,
         "comparison": comparison(results),
     }
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2) + "\n")
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(out, indent=2) + "\n")
+    os.replace(tmp, path)  # atomic: a reader never sees half a file
     print(json.dumps(out, indent=2))
     return 0
 

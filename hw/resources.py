@@ -289,7 +289,8 @@ def _stub(name: str, text: str) -> str:
 
 
 def _cache_dir() -> Path:
-    return Path(os.environ.get("BEBERT_CACHE", Path.home() / ".cache" / "bebert")) / "rtl" / "yosys"
+    from .verify import cache_root  # the RTL build cache ($BEBERT_CACHE/rtl): one place decides it
+    return cache_root() / "yosys"
 
 
 def _synth_module(name: str, mods: dict[str, str], version: str, exe: str, deadline: float,
