@@ -12,16 +12,20 @@ contract of docs/NUMERICS.md (`bebert/model/integer_ops.py`); the descriptor for
 the reference semantics are below the cost contract.
 
 Timing (the RTL's, `hw/vector_unit.py`, cycle for cycle). The vector unit is part of the
-COMPUTE stage (it takes and gives tokens like any compute instruction) and is element-serial:
-one sequencer, one DRAM access in flight. With L the DRAM latency, NB = max(1, 8 // bus
-bytes) beats per element access, rd = L + NB (one element read), wr = NB (one element
-write), n = rows * cols, a VEC takes
+COMPUTE stage (it takes and gives tokens like any compute instruction): one sequencer
+computing one element at a time, and a read streamer keeping many reads in flight for the
+kernels whose reads come in a fixed order (REQUANT, GELU, ADD, PACK_A / PACK_W, LAYERNORM /
+SOFTMAX row loads: a read costs 1 cycle after one prime of L + K NB per instruction; the
+others' reads are serial). With L the DRAM latency, NB = max(1, 8 // bus bytes) beats per
+element access, rd = L + NB (one serial element read), wr = NB (one element write),
+n = rows * cols, a VEC takes
 
     D = L + desc beats [+ L + const beats] + body + tail
 
 (the descriptor, then the constant block, each one burst), with body and tail per kernel in
 `vec_cycles` (docs/ARCHITECTURE.md, "The vector unit", has the table). Nothing about *when*
-depends on the data (absent COMBINE members and padding slots idle for a read's length), so
+depends on the data (absent COMBINE members idle for a read's length, PACK padding slots
+take a streamed read's one cycle, SOFTMAX without a mask re-reads src in the mask's slot), so
 D is a function of the word and the config; a slower memory only stretches the RTL.
 `COSTS` (bytes and lane passes per row) prices energy (`vec_bytes`, `vec_elementwise_ops`);
 it is not the timing.
