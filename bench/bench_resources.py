@@ -105,15 +105,17 @@ def synthesize(name: str, timeout_s: float) -> dict:
     config = AccelConfig.from_toml(ROOT / "configs" / f"{name}.toml")
     with tempfile.TemporaryDirectory(prefix=f"bebert_res_{name}_") as tmp:
         t0 = time.perf_counter()
+        sources = _sources_hash()  # the RTL these figures are of (others may edit hw/ meanwhile)
         vfile = generate_verilog(config, tmp)
         gen_s = time.perf_counter() - t0
         try:
             report = resource_report(config, vfile, timeout_s=timeout_s)
         except SynthesisError as e:
-            return {"config": name, "error": str(e), "verilog_seconds": round(gen_s, 1),
+            return {"config": name, "error": str(e), "verilog_seconds": round(gen_s, 1), "rtl_sources_sha256": sources,
                     "peak_binary_ops_per_s": 2 * config.binary_ops_per_cycle * config.clock_hz,
                     "clock_mhz": config.clock_mhz}
     report["verilog"] = f"<tmp>/{vfile.name}"
+    report["rtl_sources_sha256"] = sources
     report["verilog_seconds"] = round(gen_s, 1)
     report.pop("modules")  # per-block figures are kept; per-module detail is in resource_report
     return report

@@ -62,6 +62,7 @@ ports are flip-flops).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -295,16 +296,20 @@ def _cache_dir() -> Path:
 
 def _synth_module(name: str, mods: dict[str, str], version: str, exe: str, deadline: float,
                   use_cache: bool, running: set[str] | None = None) -> tuple[str, str, float, bool]:
-    """`synth_xilinx` of one module, its submodules blackboxed: (name, its `stat` text, seconds,
-    from cache). Keyed in the cache by the module's text, its submodules' ports, flow and tool."""
+    """`synth_xilinx` of one module, its submodules blackboxed: (name, its `stat` text, seconds
+    of the synthesis that made it, from cache). Keyed in the cache by the module's text, its submodules' ports, flow and tool."""
     text = mods[name]
     stubs = "".join(_stub(c, mods[c]) for c in _children(text, [n for n in mods if n != name]))
     script = f"read_verilog -lib stubs.v; read_verilog module.v; {SYNTH_CMD.replace(TOP, _esc(name))}; " \
              f"tee -q -o stat.txt stat"
     key = hashlib.sha256("\0".join((version, script, stubs, text)).encode()).hexdigest()[:32]
-    cached = _cache_dir() / f"{key}.stat"
+    cached = _cache_dir() / f"{key}.json"  # {"stat": its text, "seconds": the run that made it}
     if use_cache and cached.is_file():
-        return name, cached.read_text(), 0.0, True
+        try:
+            entry = json.loads(cached.read_text())
+            return name, entry["stat"], entry["seconds"], True
+        except (ValueError, KeyError, TypeError):
+            pass  # a damaged entry: synthesise again and overwrite it
     if running is not None:
         running.add(name)  # shown by the progress bar
     left = deadline - time.monotonic()
@@ -330,7 +335,7 @@ def _synth_module(name: str, mods: dict[str, str], version: str, exe: str, deadl
     if use_cache:
         cached.parent.mkdir(parents=True, exist_ok=True)
         tmpf = cached.with_suffix(f".{os.getpid()}.tmp")
-        tmpf.write_text(out)
+        tmpf.write_text(json.dumps({"stat": out, "seconds": round(seconds, 1)}))
         os.replace(tmpf, cached)  # atomic: a concurrent reader never sees half a file
     return name, out, seconds, False
 
@@ -364,7 +369,9 @@ def resource_report(config: AccelConfig, verilog_path_or_dir: str | Path, *,
     `bebert.hw.generate_verilog(config, dir)` for this `config`). Every module is synthesised
     on its own (submodules blackboxed: the same netlist as one hierarchical run, see the module
     docstring), `jobs` at a time (default: every core), each result cached under
-    $BEBERT_CACHE/rtl/yosys by its text unless `cache=False`; `progress` shows on stderr which
+    $BEBERT_CACHE/rtl/yosys by its text unless `cache=False` (`module_seconds` gives each
+    module's synthesis time, from the run that filled the cache for the `cached_modules`;
+    `synth_seconds` is this call's wall time); `progress` shows on stderr which
     module is running. With `log_dir`, the merged `stat` output (`stat.txt`) is kept there.
     Raises `SynthesisError` (a `ValueError`) with one line if Yosys is missing, fails or takes
     longer than `timeout_s` seconds in all.
@@ -397,7 +404,7 @@ def resource_report(config: AccelConfig, verilog_path_or_dir: str | Path, *,
             running.discard(name)
             stats[name], seconds[name] = text, round(secs, 1)
             hits += hit
-            bar.set_postfix_str(f"done {_short(name)} ({secs:.0f} s); running: "
+            bar.set_postfix_str(f"done {_short(name)} ({'cached' if hit else f'{secs:.0f} s'}); running: "
                                 + ", ".join(_short(n) for n in order if n in running))
             bar.update()
     except SynthesisError as e:

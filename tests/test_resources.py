@@ -294,4 +294,5 @@ def test_second_run_comes_from_the_cache_with_the_same_figures(tiny):
     vfile, cold, warm = tiny
     assert cold["cached_modules"] == 0 and warm["cached_modules"] == len(warm["modules"])
     assert warm["modules"] == cold["modules"] and warm["total"] == cold["total"]
+    assert warm["module_seconds"] == cold["module_seconds"]  # the times of the run that filled the cache
     assert (vfile.parent / "log" / "stat.txt").is_file()
