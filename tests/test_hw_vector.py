@@ -339,3 +339,43 @@ def test_compiler_refuses_rows_longer_than_the_row_memory():
     with pytest.raises(CompileError, match="exceeds the vector unit's row memory") as e:
         compile_model("synthetic:tiny,members=1", AccelConfig(vec_row_elems=32))  # hidden 64
     assert "\n" not in str(e.value)
+
+
+# -- the read streamer ------------------------------------------------------------------------
+STREAMED = (VecFn.ADD, VecFn.REQUANT, VecFn.LAYERNORM, VecFn.SOFTMAX, VecFn.GELU, VecFn.PACK_A, VecFn.PACK_W)
+
+
+def _streamed_cases(seed: int, kinds=STREAMED, n_each: int = 1):
+    """Random VECs of the streamed kernels `kinds`, `n_each` of each, deterministic."""
+    rng, got, i = np.random.default_rng(seed), {}, 0
+    while any(got.get(f, 0) < n_each for f in kinds):
+        img = Image(seed=seed * 1000 + i)
+        i += 1
+        ins = random_vec(img, rng)
+        f = VecFn(ins.args["fn"])
+        if f in kinds and got.get(f, 0) < n_each:
+            got[f] = got.get(f, 0) + 1
+            yield img, ins
+
+
+@pytest.mark.parametrize("bpb,latency", [(2, 7), pytest.param(1, 5, marks=pytest.mark.slow)], ids=["NB4", "NB8"])
+def test_streamed_kernels_keep_exact_timing_on_narrow_buses(bpb, latency):
+    """Several beats per element (NB = 4, 8): the element loops are padded so that the
+    streamer keeps up, and the duration is still exactly `vec_cycles`."""
+    import dataclasses
+    config = dataclasses.replace(SMALL, dram_bytes_per_cycle=bpb, dram_latency_cycles=latency)
+    for img, ins in _streamed_cases(bpb):
+        run(img, ins, config)
+
+
+def test_streamed_kernels_under_backpressure():
+    """A slow memory (requests refused, beats late): the same bytes, in more cycles."""
+    from bebert.hw.verify import run_rtl
+
+    kinds = (VecFn.ADD, VecFn.SOFTMAX, VecFn.LAYERNORM, VecFn.PACK_W)
+    for k, (img, ins) in enumerate(_streamed_cases(7, kinds)):
+        expected = img.dram.copy()
+        run_vec(expected, ins.args)
+        res = run_rtl(SMALL, [encode(ins), encode(halt())], img.dram, stall=0.3, seed=k, timeout_cycles=400_000)
+        assert res["done"] and not res["error"], res
+        assert np.array_equal(res["dram"], expected), VecFn(ins.args["fn"]).name
