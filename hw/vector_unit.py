@@ -878,6 +878,8 @@ class VectorUnit(wiring.Component):
             with m.Case(int(VecFn.SOFTMAX)):
                 so = OFF[VecFn.SOFTMAX]
                 m.d.comb += s_off.eq(Mux(s_k & (mask_base != 0), so["mask"], so["src"]))
+            with m.Default():  # not streamed: the streamer never starts
+                m.d.comb += s_off.eq(0)
         # PACK_A / PACK_W walk their padded layout (rows n_rows, byte groups kb_n, 8 slots) and
         # skip the padding slots (no read) at one per cycle.
         is_pk = fn_is[VecFn.PACK_A] | fn_is[VecFn.PACK_W]
