@@ -34,7 +34,6 @@ OUT_BITS = 32  # one int32 output element per output channel
 GEMM_PIPELINE_CYCLES = 2  # buffer read + popcount/accumulate register
 POST_PIPELINE_CYCLES = 2  # accumulator read + multiply/round register
 SYNC_CYCLES = 1
-VEC_SETUP_CYCLES = 4  # descriptor fetch and decode before a VEC instruction's first access
 
 _POW2 = {1 << i for i in range(32)}
 
@@ -51,8 +50,8 @@ class AccelConfig:
     combines one `xnor_width`-bit activation bit-plane word (its row) with one
     `xnor_width`-bit weight-sign word (its column) and adds the popcount result,
     shifted by the bit-plane's significance, to its 32-bit accumulator. The vector
-    unit (VEC instructions) processes `vec_lanes` elements of a row per cycle; its row
-    memories hold `vec_row_elems` elements (the longest LAYERNORM / SOFTMAX row).
+    unit (VEC instructions) is element-serial with streamed DRAM reads
+    (`bebert.vector.vec_cycles`); its row memories hold `vec_row_elems` elements (the longest LAYERNORM / SOFTMAX row).
     """
 
     name: str = "default"
@@ -67,7 +66,6 @@ class AccelConfig:
     dram_bytes_per_cycle: int = 16
     dram_latency_cycles: int = 32
     queue_depth: int = 8
-    vec_lanes: int = 16
     vec_row_elems: int = 4096  # the vector unit's row memories (LAYERNORM, SOFTMAX): longest row
     clock_mhz: float = 200.0
 
@@ -82,7 +80,7 @@ class AccelConfig:
                 raise ConfigError(f"config '{self.name}': {msg}")
 
         for f in ("pe_rows", "pe_cols", "xnor_width", "abuf_bytes", "wbuf_bytes", "pbuf_bytes",
-                  "obuf_bytes", "dram_bytes_per_cycle", "dram_latency_cycles", "queue_depth", "vec_lanes",
+                  "obuf_bytes", "dram_bytes_per_cycle", "dram_latency_cycles", "queue_depth",
                   "vec_row_elems"):
             v = getattr(self, f)
             need(isinstance(v, int) and not isinstance(v, bool), f"{f} must be an integer, got {v!r}")
@@ -96,8 +94,6 @@ class AccelConfig:
         need(_is_pow2(self.dram_bytes_per_cycle) and self.dram_bytes_per_cycle <= 128,
              f"dram_bytes_per_cycle must be a power of two <= 128, got {self.dram_bytes_per_cycle}")
         need(self.dram_latency_cycles <= 4096, f"dram_latency_cycles must be <= 4096, got {self.dram_latency_cycles}")
-        need(_is_pow2(self.vec_lanes) and self.vec_lanes <= 64,
-             f"vec_lanes must be a power of two <= 64, got {self.vec_lanes}")
         need(2 <= self.vec_row_elems <= 65535,
              f"vec_row_elems must be in [2, 65535] (a VEC's cols field is 16 bits), got {self.vec_row_elems}")
         need(2 <= self.queue_depth <= 64, f"queue_depth must be in [2, 64], got {self.queue_depth}")

@@ -213,7 +213,7 @@ def _markdown(r: dict, cfg: AccelConfig, small: AccelConfig) -> str:
         f"Everything below was computed by this run ({r['seconds']} s): **{'PASS' if r['passed'] else 'FAIL'}**.", "",
         f"## The default ensemble: `{r['model']}`", "",
         f"- accelerator '{cfg.name}': {cfg.pe_rows}x{cfg.pe_cols} PEs x {cfg.xnor_width} bits at {cfg.clock_mhz:g} MHz, "
-        f"DRAM {cfg.dram_bytes_per_cycle} B/cycle, latency {cfg.dram_latency_cycles} cycles, {cfg.vec_lanes} vector lanes",
+        f"DRAM {cfg.dram_bytes_per_cycle} B/cycle, latency {cfg.dram_latency_cycles} cycles",
         f"- compiled whole: {c['members']} members x {c['seq']} tokens, {c['instructions']:,} instructions, "
         f"{c['dram_bytes'] / 2**20:.1f} MiB DRAM image",
         f"- golden executor == the model's integer path, bit for bit: **{g['exact']}** ({g['golden_s']} s); "

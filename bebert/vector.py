@@ -55,10 +55,11 @@ class VecFn(IntEnum):
 
 @dataclass(frozen=True)
 class Cost:
-    """Per-row cost of a kernel: bytes in and out per element, passes over the row, extra cycles."""
+    """Energy pricing of a kernel (not its timing, which is `vec_cycles`): bytes in and out per
+    element, lane operations per element, the dividers' extra per row."""
 
     in_bytes: float   # DRAM bytes read per input element
-    passes: int       # passes of ceil(cols / lanes) cycles over the row
+    passes: int       # lane operations per element (passes over the row)
     extra: int        # fixed cycles per row (dividers, square root)
     out_bytes: float  # DRAM bytes written per element (PACK: bits / 8; DOT: per output)
 

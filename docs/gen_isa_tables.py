@@ -91,8 +91,10 @@ def render() -> str:
         out.append("")
     comments = _vec_comments()
     out += ["### Vector kernels (`VEC fn=`)", "",
-            "Per-row cost (`bebert.vector.COSTS`): DRAM bytes read per input element, passes of "
-            "ceil(cols / vec_lanes) cycles, fixed extra cycles, bytes written per element.", "",
+            "Energy pricing (`bebert.vector.COSTS`, used by `vec_bytes` and `vec_elementwise_ops`): DRAM "
+            "bytes read per input element, lane operations (passes) per element, the per-row extra "
+            "of the dividers, bytes written per element. The cycle count is `bebert.vector.vec_cycles`, "
+            "exactly the RTL's (docs/ARCHITECTURE.md, \"The vector unit\").", "",
             "| fn | kernel | in bytes/elem | passes | extra cycles | out bytes/elem | what it computes |",
             "| --- | --- | --- | --- | --- | --- | --- |"]
     for fn in vector.VecFn:

@@ -74,7 +74,7 @@ REASONS = {
              "write port while the PE array waits for OBUF space",
     "load": "load-bound: operands stream in through the LOAD DMA and the read port faster than the "
             "array can reuse them (little reuse per byte at this tile shape)",
-    "vector": "vector unit serialisation: VEC kernels run row by row on vec_lanes lanes in the COMPUTE "
+    "vector": "vector unit serialisation: VEC kernels run element by element (one element per few cycles) in the COMPUTE "
               "stage, so the PE array idles while they run",
     "post": "POST serialisation: pe_rows + 2 cycles per output tile in the COMPUTE stage, not "
             "overlapped with GEMM",

@@ -293,8 +293,7 @@ def test_fast_kernel_equals_reference_on_random_programs(tokens, features):
     configs = list(_configs())
     for case in range(150):
         config = configs[case % 3].replace(queue_depth=int(rng.integers(2, 7)),
-                                           dram_latency_cycles=int(rng.integers(1, 70)),
-                                           vec_lanes=int(2 ** rng.integers(0, 7)))
+                                           dram_latency_cycles=int(rng.integers(1, 70)))
         p = random_test_program(rng, config, int(rng.integers(1, 150)), tokens=tokens, features=features)
         fast = simulate(p)
         ref = simulate(p, kernel=K.run_reference)
