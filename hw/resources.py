@@ -26,9 +26,17 @@ yosys version, the script, the module's text and its submodules' ports: a change
 block re-synthesises that block only. The critical path is the longest module,
 `bebert_accel.compute.vector` (the VEC sequencer with the element datapaths: ~80
 multipliers, five combinational dividers). Options that would change the figures
-(`-flatten`, `-abc9`, `-nowidelut`, other `-run` subsets) are not used: the report keeps
-the default synth_xilinx mapping, so its numbers compare with earlier reports. Progress
-(which modules are running) goes to stderr with tqdm.
+(`-flatten`, `-abc9`, `-nowidelut`, `-widemux`, other `-run` subsets) are not used: the
+report keeps the default synth_xilinx mapping, so its numbers compare with earlier reports.
+Their effect on time and figures has NOT been measured yet (no CPU to spare in the change
+that introduced this flow): the next step, since `compute.vector` alone bounds a cold run.
+Progress (which modules are running) goes to stderr with tqdm.
+
+Measured with yosys 0.23 on a 2-core host shared with a training run and other yosys jobs
+(cold cache, 2 jobs): small 587 s wall, of which `compute.vector` 586 s (the 26 other modules
+were done after 6 min on the other core); wide 756 s wall (`compute.vector` 756 s and
+`compute.popcount` 542 s side by side). A cached report takes seconds; an edit to one block
+re-synthesises that block only. bench/results/resources.json holds every module's seconds.
 
 What is counted (per module, per block and in total):
 
