@@ -35,7 +35,8 @@ Progress (which modules are running) goes to stderr with tqdm.
 Measured with yosys 0.23 on a 2-core host shared with a training run and other yosys jobs
 (cold cache, 2 jobs): small 587 s wall, of which `compute.vector` 586 s (the 26 other modules
 were done after 6 min on the other core); wide 756 s wall (`compute.vector` 756 s and
-`compute.popcount` 542 s side by side). A cached report takes seconds; an edit to one block
+`compute.popcount` 542 s side by side); bench_resources on the next vector-unit revision:
+small 414 s (`compute.vector` 414 s). A cached `bebert rtl --report` (small) takes 4 s; an edit to one block
 re-synthesises that block only. bench/results/resources.json holds every module's seconds.
 
 What is counted (per module, per block and in total):
