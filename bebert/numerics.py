@@ -13,6 +13,8 @@ the accelerator all compute exactly this (docs/ARCHITECTURE.md, "Post-processing
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
@@ -93,3 +95,43 @@ def fixed_point(scale: np.ndarray, offset: np.ndarray, *, acc_bound: int = 1 << 
     mult = np.clip(np.rint(scale * 2.0 ** shift), INT32_MIN, INT32_MAX).astype(np.int64)
     bias = np.clip(np.rint(offset * 2.0 ** shift), INT32_MIN, INT32_MAX).astype(np.int64)
     return mult.astype(np.int32), bias.astype(np.int32), shift
+
+
+# -- the integer layer --------------------------------------------------------------------
+@dataclass(frozen=True)
+class IntegerLinear:
+    """A binary linear layer fixed to integers: y_int = requantize(x_int @ W^T).
+
+    sign[n, k] is True for weight +1. x_int holds `in_bits`-bit codes (+-1 when in_bits
+    is 1). The output is the POST unit's result with `out_bits` / `out_signed`.
+    """
+
+    sign: np.ndarray  # bool (N, K)
+    mult: np.ndarray  # int32 (N,)
+    bias: np.ndarray  # int32 (N,)
+    shift: int
+    in_bits: int
+    in_signed: bool
+    out_bits: int
+    out_signed: bool
+    in_step: float = 1.0
+    out_step: float = 1.0
+
+    @property
+    def in_features(self) -> int:
+        return int(self.sign.shape[1])
+
+    @property
+    def out_features(self) -> int:
+        return int(self.sign.shape[0])
+
+    def weights(self) -> np.ndarray:
+        return np.where(self.sign, 1, -1).astype(np.int64)
+
+    def accumulate(self, x_int: np.ndarray) -> np.ndarray:
+        return np.asarray(x_int, np.int64) @ self.weights().T
+
+    def forward(self, x_int: np.ndarray) -> np.ndarray:
+        """The integer inference path in numpy: int32 (M, N)."""
+        return requantize(self.accumulate(x_int), self.mult, self.bias, self.shift,
+                          self.out_bits, self.out_signed)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bebert.model import integer_ops as I
-from bebert.numerics import act_range, fixed_point
+from bebert.numerics import IntegerLinear, act_range, fixed_point
 
 from .errors import CompileError
 from .shapes import EnsembleShape
@@ -33,34 +33,8 @@ def _signs(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class SynLinear:
-    """The integer-linear protocol of `model.binary_linear.IntegerLinear` (sign, mult, bias,
-    shift, in/out bits and signedness, `weights()`)."""
-
-    sign: np.ndarray
-    mult: np.ndarray
-    bias: np.ndarray
-    shift: int
-    in_bits: int
-    in_signed: bool
-    out_bits: int
-    out_signed: bool
-
-    @property
-    def in_features(self) -> int:
-        return int(self.sign.shape[1])
-
-    @property
-    def out_features(self) -> int:
-        return int(self.sign.shape[0])
-
-    def weights(self) -> np.ndarray:
-        return np.where(self.sign, 1, -1).astype(np.int64)
-
-
-@dataclass(frozen=True)
 class SynIntLinear:
-    layer: SynLinear
+    layer: IntegerLinear
     act: I.RequantConsts | None
     split: bool
 
@@ -119,7 +93,7 @@ def _linear(rng, n: int, k: int, in_bits: int, in_signed: bool, s_in: float | No
     bias = rng.normal(0, 0.05, n)
     bound = kk * max(abs(v) for v in act_range(in_bits, in_signed))
     mult, ibias, shift = fixed_point(alpha * s_act / out_step, bias / out_step, acc_bound=bound)
-    layer = SynLinear(_signs(rng, n, kk), mult, ibias, shift, in_bits, in_signed, out_bits, out_signed)
+    layer = IntegerLinear(_signs(rng, n, kk), mult, ibias, shift, in_bits, in_signed, out_bits, out_signed)
     act = None if s_in is None else I.prepare_requant(s_in, s_act, in_bits, in_signed)
     return SynIntLinear(layer, act, split)
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bebert.numerics import act_range, fixed_point, requantize, requantize_torch
+from bebert.numerics import IntegerLinear, act_range, fixed_point, requantize, requantize_torch  # noqa: F401
 
 
 # -- straight-through estimators ---------------------------------------------------------
@@ -99,44 +99,7 @@ class ActQuantizer(nn.Module):
         return torch.clamp(torch.floor(x / self.step.abs() + 0.5), qmin, qmax).to(torch.int64)
 
 
-# -- the integer layer --------------------------------------------------------------------
-@dataclass(frozen=True)
-class IntegerLinear:
-    """A binary linear layer fixed to integers: y_int = requantize(x_int @ W^T).
-
-    sign[n, k] is True for weight +1. x_int holds `in_bits`-bit codes (+-1 when in_bits
-    is 1). The output is the POST unit's result with `out_bits` / `out_signed`.
-    """
-
-    sign: np.ndarray  # bool (N, K)
-    mult: np.ndarray  # int32 (N,)
-    bias: np.ndarray  # int32 (N,)
-    shift: int
-    in_bits: int
-    in_signed: bool
-    out_bits: int
-    out_signed: bool
-    in_step: float = 1.0
-    out_step: float = 1.0
-
-    @property
-    def in_features(self) -> int:
-        return int(self.sign.shape[1])
-
-    @property
-    def out_features(self) -> int:
-        return int(self.sign.shape[0])
-
-    def weights(self) -> np.ndarray:
-        return np.where(self.sign, 1, -1).astype(np.int64)
-
-    def accumulate(self, x_int: np.ndarray) -> np.ndarray:
-        return np.asarray(x_int, np.int64) @ self.weights().T
-
-    def forward(self, x_int: np.ndarray) -> np.ndarray:
-        """The integer inference path in numpy: int32 (M, N)."""
-        return requantize(self.accumulate(x_int), self.mult, self.bias, self.shift,
-                          self.out_bits, self.out_signed)
+# The integer layer lives in bebert.numerics (torch-free, so the compiler needs no torch).
 
 
 class BinaryLinear(nn.Module):
