@@ -8,7 +8,7 @@ address `desc`; the instruction word itself carries everything the timing depend
 This module is the single source of truth for the kernel list (`VecFn`), which words are
 legal (`check_vec`), and the cost contract (`vec_cycles`, `vec_bytes`), documented in
 docs/ARCHITECTURE.md ("The vector unit"). The arithmetic of each kernel is the integer
-contract of docs/NUMERICS.md (`bebert/model/integer_ops.py`); the descriptor format and
+contract of docs/NUMERICS.md (`bebert/integer_ops.py`); the descriptor format and
 the reference semantics are below the cost contract.
 
 Timing (the RTL's, `hw/vector_unit.py`, cycle for cycle). The vector unit is part of the
@@ -36,6 +36,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
+from bebert import integer_ops as I
+from bebert import layout as lay
 from bebert.config import AccelConfig
 
 
@@ -222,7 +224,7 @@ def vec_elementwise_ops(fn: int, rows: int, cols: int, aux: int) -> int:
 # fmt: bits 0-7 element bytes (1, 2, 4, 8), bit 8 signed, bits 16-23 `sat`: when reading,
 # codes saturate to signed `sat` bits (0: none). Writes saturate to the element type.
 #
-# Constant blocks (kernel integer constants, `*Consts` of model/integer_ops.py) are runs of
+# Constant blocks (kernel integer constants, `*Consts` of bebert/integer_ops.py) are runs of
 # little-endian int64 words at an 8-byte aligned address named by a descriptor word.
 # Every kernel's descriptor is listed in `DESC_LAYOUT`; docs/ARCHITECTURE.md ("The vector
 # unit") is the prose form.
@@ -271,7 +273,7 @@ class View:
 
     @classmethod
     def tiles(cls, base: int, cols: int, rows_per_tile: int, cols_per_tile: int, sat: int = 0) -> "View":
-        """An int32 tensor in the POST/STORE output layout (`compiler/layout.py` obuf)."""
+        """An int32 tensor in the POST/STORE output layout (`bebert/layout.py` obuf)."""
         nt = -(-cols // cols_per_tile)
         tile = rows_per_tile * cols_per_tile * 4
         return cls(base=base, elem=4, signed=True, rtile=rows_per_tile, ctile=cols_per_tile,
@@ -380,7 +382,7 @@ def decode_desc(dram: np.ndarray, fn: int, addr: int, rows: int = 1) -> dict:
 
 
 def consts_words(fn: VecFn, c, extra: tuple[np.ndarray, ...] = ()) -> bytes:
-    """A kernel's integer constants (`*Consts` of model/integer_ops.py) as an int64 block."""
+    """A kernel's integer constants (`*Consts` of bebert/integer_ops.py) as an int64 block."""
     vals = [int(getattr(c, f)) for f in CONST_FIELDS[VecFn(fn)]]
     arr = np.asarray(vals, np.int64)
     if extra:
@@ -480,11 +482,6 @@ def _consts(dram: np.ndarray, fn: VecFn, addr: int, extra: int = 0) -> tuple[dic
 
 
 # -- the kernels ---------------------------------------------------------------------------------
-def _ops():
-    from bebert.model import integer_ops as I  # numpy-only module: no torch on the golden path
-    return I
-
-
 def _table_rows(dram: np.ndarray, t: tuple, idx: np.ndarray, cols: int) -> np.ndarray:
     kind, base, stride, nrows, elem, pairs = t
     if idx.size and (idx.min() < 0 or idx.max() >= nrows):
@@ -515,7 +512,6 @@ def _embed(dram, d, rows, cols, args):
 
 
 def _add(dram, d, rows, cols, args):
-    I = _ops()
     k, _ = _consts(dram, VecFn.ADD, d["consts"])
     c = I.AddConsts(mult1=k["mult1"], mult2=k["mult2"], shift=k["shift"], in_bits=k["in_bits"],
                     out_bits=k["out_bits"], out_signed=bool(k["out_signed"]), scale1=1.0, scale2=1.0, out_scale=1.0)
@@ -524,18 +520,16 @@ def _add(dram, d, rows, cols, args):
 
 
 def _requant_consts(k: dict):
-    I = _ops()
     return I.RequantConsts(mult=k["mult"], shift=k["shift"], bits=k["bits"], signed=bool(k["signed"]),
                            in_bits=k["in_bits"], scale_in=1.0, scale_out=1.0)
 
 
 def _requant(dram, d, rows, cols, args):
     k, _ = _consts(dram, VecFn.REQUANT, d["consts"])
-    write_view(dram, d["out"], _ops().apply_requant(read_view(dram, d["src"], rows, cols), _requant_consts(k)))
+    write_view(dram, d["out"], I.apply_requant(read_view(dram, d["src"], rows, cols), _requant_consts(k)))
 
 
 def _layernorm(dram, d, rows, cols, args):
-    I = _ops()
     k, _ = _consts(dram, VecFn.LAYERNORM, d["consts"])
     h = k["hidden"]
     if h != cols:
@@ -549,7 +543,6 @@ def _layernorm(dram, d, rows, cols, args):
 
 
 def _softmax(dram, d, rows, cols, args):
-    I = _ops()
     k, _ = _consts(dram, VecFn.SOFTMAX, d["consts"])
     c = I.SoftmaxConsts(**k, in_scale=1.0, out_scale=1.0)
     mask = None if d["mask"].base == 0 else read_view(dram, d["mask"], rows, cols) != 0
@@ -557,19 +550,16 @@ def _softmax(dram, d, rows, cols, args):
 
 
 def _gelu(dram, d, rows, cols, args):
-    I = _ops()
     k, _ = _consts(dram, VecFn.GELU, d["consts"])
     c = I.GeluConsts(**{**k, "out_signed": bool(k["out_signed"])}, in_scale=1.0, out_scale=1.0)
     write_view(dram, d["out"], I.apply_gelu(read_view(dram, d["src"], rows, cols), c))
 
 
 def _pack_a(dram, d, rows, cols, args):
-    from bebert.compiler import layout as lay  # the ABUF layout has one definition
-
     x = read_view(dram, d["src"], rows, cols)
     if d["consts"]:
         k, _ = _consts(dram, VecFn.PACK_A, d["consts"])
-        x = _ops().apply_requant(x, _requant_consts(k)).astype(np.int64)
+        x = I.apply_requant(x, _requant_consts(k)).astype(np.int64)
     bits, signed = args["bits"], bool(d["signed"])
     lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
     x = np.clip(x, lo, hi)  # the codes are `bits` wide: saturate rather than wrap
@@ -579,8 +569,6 @@ def _pack_a(dram, d, rows, cols, args):
 
 
 def _pack_w(dram, d, rows, cols, args):
-    from bebert.compiler import layout as lay
-
     x = read_view(dram, d["src"], rows, cols)
     L = lay.weight_layout(rows, cols, d["array_cols"], d["width"])
     for p in range(args["bits"]):
@@ -637,7 +625,7 @@ _KERNELS = {VecFn.EMBED: _embed, VecFn.ADD: _add, VecFn.REQUANT: _requant, VecFn
 def run_vec(dram: np.ndarray, args: dict[str, int]) -> None:
     """Execute one VEC instruction (its operand dict) on the DRAM image `dram` (uint8, in place).
 
-    The reference semantics every back end reproduces; the arithmetic is model/integer_ops.py's."""
+    The reference semantics every back end reproduces; the arithmetic is bebert/integer_ops.py's."""
     why = check_vec(args)
     if why:
         raise VecError(why)

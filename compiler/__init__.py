@@ -7,7 +7,7 @@
     check_tokens(instrs, queue_depth) -> TokenReport (raises TokenError on deadlock / imbalance)
 """
 
-from . import golden, layout
+from . import golden
 from .errors import CompileError
 from .lower import compile_linear
 from .pipeline import compile_model, run_passes
@@ -16,4 +16,4 @@ from .tokens import TokenError, TokenReport, check_tokens
 
 __all__ = ["CompileError", "TokenError", "TokenReport", "check_tokens", "compile_linear", "compile_model",
            "run_passes",
-           "compile_spec", "golden", "layout", "parse_spec"]
+           "compile_spec", "golden", "parse_spec"]

@@ -22,7 +22,7 @@ import numpy as np
 from bebert.config import AccelConfig
 from bebert.vector import VecFn, consts_words
 
-from . import layout as lay
+from bebert import layout as lay
 from .errors import CompileError
 from .ir import Graph, Node, TensorRec
 
@@ -121,7 +121,7 @@ class _Lower:
         mid = n.member
         sm = self.const(f"{n.name}.softmax", consts_words(VecFn.SOFTMAX, a["softmax"]), mid)
         pr = self.const(f"{n.name}.probs", consts_words(VecFn.PACK_A, a["probs"]), mid)
-        from bebert.model.integer_ops import RequantConsts
+        from bebert.integer_ops import RequantConsts
         copy = self.const(f"{n.name}.copy", consts_words(VecFn.REQUANT, RequantConsts(1, 0, 0, True, 32, 1.0, 1.0)),
                           mid)
         ctx = g.t(n.outs["y"])

@@ -15,7 +15,7 @@ import numpy as np
 from bebert.config import AccelConfig
 from bebert.program import Program, Tensor
 
-from . import layout as lay
+from bebert import layout as lay
 from .ir import Graph
 
 

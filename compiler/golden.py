@@ -39,7 +39,7 @@ from bebert.numerics import requantize, wrap_int32
 from bebert.program import Program
 from bebert.vector import VecError, run_vec
 
-from . import layout as lay
+from bebert import layout as lay
 from .tokens import COUNTERS, pops, pushes
 
 

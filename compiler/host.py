@@ -17,7 +17,7 @@ import numpy as np
 from bebert.program import Program, ProgramError
 
 from . import golden
-from . import layout as lay
+from bebert import layout as lay
 
 INPUTS = ("ids", "types", "mask")
 

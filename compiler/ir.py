@@ -10,7 +10,7 @@ Node ops, by level:
   machine level (bitplane): vec (one VEC instruction; attrs["fn"] a `VecFn`), gemm (one tiled
                             GEMM block: XNOR for linears, AND for activation x activation)
 Tensor forms: "rows" (row-major codes of `elem` bytes), "tiles" (int32 in the POST/STORE
-output-tile layout), "abuf" / "wbuf" / "pbuf" (buffer-entry layouts of compiler/layout.py),
+output-tile layout), "abuf" / "wbuf" / "pbuf" (buffer-entry layouts of bebert/layout.py),
 "bytes" (an opaque constant block: tables, kernel constants).
 """
 

@@ -23,7 +23,7 @@ from bebert.isa import IsaError
 from bebert.numerics import INT32_MAX, INT32_MIN, MAX_SHIFT, act_range
 from bebert.program import Program, Tensor
 
-from . import layout as lay
+from bebert import layout as lay
 from .errors import CompileError
 from .schedule import PostArgs, Regions, emit, walk
 from .tiling import plan_tiling

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bebert.model import integer_ops as I
+from bebert import integer_ops as I
 from bebert.numerics import IntegerLinear, act_range, fixed_point
 
 from .errors import CompileError

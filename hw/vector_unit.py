@@ -23,7 +23,7 @@ Descriptor and constant blocks are fetched in bursts first. Views are addressed 
 combinational address generator (two small dividers for the tile arithmetic, four
 multipliers), shared by every access. Every kernel runs: EMBED (dense and binary tables),
 LUT, DOT (int64), COMBINE, REQUANT / ADD / PACK_A's requantize (the POST arithmetic, inline),
-PACK_A / PACK_W (compiler/layout.py's ABUF / WBUF layouts, padding included), GELU on
+PACK_A / PACK_W (bebert/layout.py's ABUF / WBUF layouts, padding included), GELU on
 hw/vec's GeluElem, LAYERNORM / SOFTMAX on hw/vec's row engines over row memories of
 `AccelConfig.vec_row_elems` words.
 
@@ -615,7 +615,7 @@ class VectorUnit(wiring.Component):
                     m.d.sync += r.eq(r + 1)
                     goto("ROW")
 
-        # PACK_A / PACK_W: the codes into the ABUF / WBUF bit-plane layouts of compiler/layout.py,
+        # PACK_A / PACK_W: the codes into the ABUF / WBUF bit-plane layouts of bebert/layout.py,
         # every byte of the padded layout (padding is 0). Rows (padded to the array tile) by
         # groups of 8 columns: 8 element slots (a read, or an idle slot of a read's length in
         # the padding), then one byte per plane.

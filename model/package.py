@@ -40,7 +40,7 @@ from torch import nn
 
 from bebert.numerics import requantize_torch
 
-from . import integer_ops as I
+from bebert import integer_ops as I
 from .binary_linear import ActQuantizer, IntegerLinear
 from .quant_bert import FP, BertShape, QEmbedding, QLinear, QuantBert, QuantConfig
 
@@ -300,7 +300,7 @@ class IntegerPathUnavailable(NotImplementedError, ValueError):
     """The integer inference path cannot run this package."""
 
 
-# The integer path of one member (I-BERT style, model/integer_ops.py for the non-linear kernels):
+# The integer path of one member (I-BERT style, bebert/integer_ops.py for the non-linear kernels):
 #   embeddings   integer tables on one grid, summed, integer LayerNorm -> 16-bit residual stream
 #   projections  activation codes (requantized to the layer's LSQ step), BinaryLinear.to_integer
 #   attention    Q/K/V codes straight from the POST unit, int scores, i-softmax (16-bit) requantized
@@ -563,7 +563,7 @@ def apply_integer_member(im: IntegerMember, batch: dict) -> torch.Tensor:
 def integer_logits(package: Package, batch: dict, batch_size: int = 64,
                    model: IntegerModel | None = None) -> list[torch.Tensor]:
     """Per-member logits on the integer path: `integer_model(package)` (BinaryLinear.to_integer for
-    every projection, the I-BERT constants of model/integer_ops.py for softmax, GELU, LayerNorm and
+    every projection, the I-BERT constants of bebert/integer_ops.py for softmax, GELU, LayerNorm and
     residual adds, the grids stored in the package) applied to the batch."""
     im = model if model is not None else integer_model(package)
     n = batch["input_ids"].shape[0]

@@ -9,7 +9,7 @@ import pytest
 
 from bebert.compiler import (CompileError, TokenError, check_tokens, compile_linear, compile_spec, golden,
                              parse_spec)
-from bebert.compiler import layout as lay
+from bebert import layout as lay
 from bebert.compiler.lower import _fold_pm1
 from bebert.config import AccelConfig
 from bebert.isa import Op, gemm, halt, load, post, store, sync

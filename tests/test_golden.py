@@ -242,7 +242,7 @@ def test_round_trip_through_files_keeps_results(tmp_path):
 def test_outputs_unpacks_every_output_tensor():
     prog = compile_spec("gemm:3,10,2,4", SHIPPED["small"])
     y = np.arange(6, dtype=np.int32).reshape(3, 2) - 3
-    from bebert.compiler.layout import pack_outputs
+    from bebert.layout import pack_outputs
 
     t = prog.tensor("y")
     dram = prog.dram.copy()
@@ -259,7 +259,7 @@ def _and_matmul_program(cfg: AccelConfig, x: np.ndarray, y: np.ndarray, xbits: i
                         ybits: int, ysigned: bool) -> Program:
     """One tile of x @ y^T (activation x activation): x as ABUF planes, each plane of y as one
     WBUF operand of an AND-mode GEMM (wshift = plane, wneg on y's signed top plane)."""
-    from bebert.compiler import layout as lay
+    from bebert import layout as lay
 
     M, K = x.shape
     N = y.shape[0]
@@ -317,7 +317,7 @@ def test_and_mode_top_plane_sign_rule():
 
 def test_vec_runs_its_kernel_on_dram():
     from bebert.isa import vec
-    from bebert.model import integer_ops as I
+    from bebert import integer_ops as I
     from bebert.vector import VecFn, View, consts_words, encode_desc
 
     cfg = AccelConfig()

@@ -12,7 +12,7 @@ import pytest
 
 from bebert.config import AccelConfig
 from bebert.isa import encode, halt, vec
-from bebert.model.integer_ops import AddConsts, RequantConsts
+from bebert.integer_ops import AddConsts, RequantConsts
 from bebert.vector import View, VecFn, consts_words, encode_desc, run_vec
 
 pytestmark = [pytest.mark.rtl,
@@ -174,18 +174,18 @@ def random_vec(img: Image, rng):
         d = encode_desc(fn, a=_random_view(img, rows, cols, rng), b=_random_view(img, rows, cols, rng), out=out,
                         consts=k)
     elif fn == VecFn.GELU:
-        from bebert.model.integer_ops import prepare_gelu
+        from bebert.integer_ops import prepare_gelu
         k = img.put(consts_words(fn, prepare_gelu(float(rng.uniform(0.01, 0.2)), float(rng.uniform(0.01, 0.2)),
                                                   int(rng.choice([4, 8])), bool(rng.integers(2)))))
         d = encode_desc(fn, src=_random_view(img, rows, cols, rng, sat=True), out=out, consts=k)
     elif fn == VecFn.LAYERNORM:
-        from bebert.model.integer_ops import prepare_layernorm
+        from bebert.integer_ops import prepare_layernorm
         c = prepare_layernorm(float(rng.uniform(0.002, 0.05)), rng.uniform(0.5, 1.5, cols), rng.uniform(-0.3, 0.3, cols),
                               float(rng.uniform(0.02, 0.1)), int(rng.choice([4, 8])), bool(rng.integers(2)))
         k = img.put(consts_words(fn, c, extra=(c.mult, c.bias)))
         d = encode_desc(fn, src=_random_view(img, rows, cols, rng, sat=True), out=out, consts=k)
     elif fn == VecFn.SOFTMAX:
-        from bebert.model.integer_ops import prepare_softmax
+        from bebert.integer_ops import prepare_softmax
         mask = View(base=0) if rng.integers(2) else View.row_major(img.ints((1, cols), 0, 2, "<i1"), 0, elem=1)
         k = img.put(consts_words(fn, prepare_softmax(float(rng.uniform(0.005, 0.05)), int(rng.choice([4, 8])))))
         d = encode_desc(fn, src=_random_view(img, rows, cols, rng), mask=mask, out=out, consts=k)
@@ -267,7 +267,7 @@ def test_malformed_descriptor_sets_vec_fault():
 
 
 def test_gelu_matches_golden():
-    from bebert.model.integer_ops import prepare_gelu
+    from bebert.integer_ops import prepare_gelu
 
     img = Image(seed=7)
     rows, cols = 2, 9
@@ -280,7 +280,7 @@ def test_gelu_matches_golden():
 
 
 def test_layernorm_matches_golden():
-    from bebert.model.integer_ops import prepare_layernorm
+    from bebert.integer_ops import prepare_layernorm
 
     img = Image(seed=8)
     rows, cols = 2, 6
@@ -296,7 +296,7 @@ def test_layernorm_matches_golden():
 
 @pytest.mark.parametrize("masked", [False, True], ids=["no_mask", "mask"])
 def test_softmax_matches_golden(masked):
-    from bebert.model.integer_ops import prepare_softmax
+    from bebert.integer_ops import prepare_softmax
 
     img = Image(seed=9)
     rows, cols = 2, 5

@@ -1,4 +1,4 @@
-"""The vector unit's arithmetic engines equal `bebert.model.integer_ops` bit for bit.
+"""The vector unit's arithmetic engines equal `bebert.integer_ops` bit for bit.
 
 Each engine runs in Amaranth's simulator behind real synchronous memories (row engines) or
 with a stream of elements (element engines), on seeded random and edge-case inputs, 64-bit
@@ -19,7 +19,7 @@ from bebert.hw.vec.arith import Divider, Isqrt64
 from bebert.hw.vec.elem import AddElem, GeluElem, RequantElem
 from bebert.hw.vec.layernorm import LayerNormRow
 from bebert.hw.vec.softmax import SoftmaxRow
-from bebert.model import integer_ops as I
+from bebert import integer_ops as I
 from bebert.vector import CONST_FIELDS, VecFn
 
 I64_MIN, I64_MAX = -(1 << 63), (1 << 63) - 1

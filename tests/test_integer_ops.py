@@ -1,4 +1,4 @@
-"""The integer-only kernels (model/integer_ops.py) against float references, their torch
+"""The integer-only kernels (bebert/integer_ops.py) against float references, their torch
 twins, and the contract of docs/NUMERICS.md: integer arithmetic only, no int64 overflow,
 exact floor square root and constant division, edge cases."""
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from bebert.model import integer_ops as io
+from bebert import integer_ops as io
 
 RNG_SEED = 1234
 

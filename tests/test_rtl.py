@@ -222,7 +222,7 @@ def test_gemm_and_mode_matches_golden(seed):
 
 def vec_program():
     """LOAD, GEMM, POST, STORE an int32 tile, then a VEC REQUANT of it (after the STORE's token)."""
-    from bebert.model.integer_ops import RequantConsts
+    from bebert.integer_ops import RequantConsts
     from bebert.vector import View, consts_words, encode_desc
 
     prog = small_program([halt()])

@@ -1,13 +1,13 @@
 """The vector unit's descriptors and reference semantics: every kernel on DRAM equals the integer
-kernels of model/integer_ops.py (and compiler/layout.py for the packing kernels)."""
+kernels of bebert/integer_ops.py (and bebert/layout.py for the packing kernels)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from bebert.compiler import layout as lay
-from bebert.model import integer_ops as I
+from bebert import layout as lay
+from bebert import integer_ops as I
 from bebert.vector import (VIEW_WORDS, VecError, VecFn, View, consts_words, decode_desc, encode_desc,
                            read_view, run_vec, write_view)
 

@@ -1,5 +1,5 @@
 """bebert.hw.vec: the arithmetic engines of the vector unit, each bit-exact to
-`bebert.model.integer_ops` on int64 words, with a cycle count that depends on `cols` only.
+`bebert.integer_ops` on int64 words, with a cycle count that depends on `cols` only.
 
 One engine per module: `layernorm.LayerNormRow`, `softmax.SoftmaxRow` (row engines over
 synchronous row memories, start / done, `cycles(cols)`), `elem.GeluElem` / `AddElem` /

@@ -1,6 +1,6 @@
 """Shared int64 arithmetic of the vector engines: numpy's int64 semantics, in gates.
 
-The golden kernels (`bebert.model.integer_ops`) run on numpy int64, so every intermediate
+The golden kernels (`bebert.integer_ops`) run on numpy int64, so every intermediate
 wraps modulo 2^64 and the engines must wrap the same way to be bit-exact on any input
 (64-bit extremes included). The helpers below build combinational logic inside a `Module`
 and return a named `signed(64)` signal; assigning through `.eq` keeps the low 64 bits,
