@@ -28,12 +28,14 @@ class ConfigError(ValueError):
 # Fixed-point widths of the post-processing unit (part of the numeric contract).
 ACC_BITS = 32  # signed accumulator per PE
 PARAM_BITS = 64  # one (multiplier:int32, bias:int32) pair per output channel
-OUT_BITS = 32  # one int32 output element per output channel
 
 # Microarchitecture timing constants (see docs/ARCHITECTURE.md, "Timing").
-GEMM_PIPELINE_CYCLES = 2  # buffer read + popcount/accumulate register
-POST_PIPELINE_CYCLES = 2  # accumulator read + multiply/round register
+GEMM_PIPELINE_CYCLES = 2  # buffer read + popcount register, then the accumulate register
+SNAP_CYCLES = GEMM_PIPELINE_CYCLES + 1  # a snap GEMM drains its pipeline, then copies the accumulators
+POST_PIPELINE_CYCLES = 3  # PBUF read + snapshot column read + multiply/round register
+POSTCFG_CYCLES = 1
 SYNC_CYCLES = 1
+MAX_ACT_BITS = 8  # bit-planes of an activation operand (GEMM bits / wbits, packed outputs)
 
 _POW2 = {1 << i for i in range(32)}
 
@@ -49,28 +51,32 @@ class AccelConfig:
     The PE array has `pe_rows` x `pe_cols` processing elements. Every cycle each PE
     combines one `xnor_width`-bit activation bit-plane word (its row) with one
     `xnor_width`-bit weight-sign word (its column) and adds the popcount result,
-    shifted by the bit-plane's significance, to its 32-bit accumulator. The vector
-    unit (VEC instructions) is element-serial with streamed DRAM reads
-    (`bebert.vector.vec_cycles`); its row memories hold `vec_row_elems` elements (the longest LAYERNORM / SOFTMAX row).
+    shifted by the bit-plane's significance, to its 32-bit accumulator. The output path
+    post-processes a snapshot of the accumulators and writes DRAM in its consumer's layout.
+    The vector unit has `vec_lanes` lanes, one per row of its row tile (and of the stream
+    layout's row tiles); each lane's row memory holds `vec_row_elems` elements (the longest
+    LAYERNORM / SOFTMAX row). Every DRAM port moves `dram_bytes_per_cycle` bytes per cycle.
     """
 
     name: str = "default"
     pe_rows: int = 16
     pe_cols: int = 16
     xnor_width: int = 64
-    act_bits: tuple[int, ...] = (1, 2, 4, 8)
-    abuf_bytes: int = 64 * 1024
+    act_bits: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8)
+    abuf_bytes: int = 128 * 1024
     wbuf_bytes: int = 64 * 1024
     pbuf_bytes: int = 8 * 1024
-    obuf_bytes: int = 16 * 1024
-    dram_bytes_per_cycle: int = 16
+    dram_bytes_per_cycle: int = 32
     dram_latency_cycles: int = 32
     queue_depth: int = 8
-    vec_row_elems: int = 4096  # the vector unit's row memories (LAYERNORM, SOFTMAX): longest row
+    vec_lanes: int = 16  # vector lanes = rows of a row tile (and of the stream layout's tiles)
+    vec_row_elems: int = 1024  # each lane's row memory (LAYERNORM, SOFTMAX): longest row
     clock_mhz: float = 200.0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "act_bits", tuple(int(b) for b in self.act_bits))
+        bits = self.act_bits
+        if isinstance(bits, (list, tuple)) and all(isinstance(b, int) and not isinstance(b, bool) for b in bits):
+            object.__setattr__(self, "act_bits", tuple(sorted(set(bits))))
         self._validate()
 
     # -- validation ---------------------------------------------------------------
@@ -79,9 +85,9 @@ class AccelConfig:
             if not ok:
                 raise ConfigError(f"config '{self.name}': {msg}")
 
+        need(isinstance(self.name, str) and self.name != "", f"name must be a non-empty string, got {self.name!r}")
         for f in ("pe_rows", "pe_cols", "xnor_width", "abuf_bytes", "wbuf_bytes", "pbuf_bytes",
-                  "obuf_bytes", "dram_bytes_per_cycle", "dram_latency_cycles", "queue_depth",
-                  "vec_row_elems"):
+                  "dram_bytes_per_cycle", "dram_latency_cycles", "queue_depth", "vec_lanes", "vec_row_elems"):
             v = getattr(self, f)
             need(isinstance(v, int) and not isinstance(v, bool), f"{f} must be an integer, got {v!r}")
             need(v > 0, f"{f} must be positive, got {v}")
@@ -89,8 +95,15 @@ class AccelConfig:
         need(self.pe_cols <= 64 and _is_pow2(self.pe_cols), f"pe_cols must be a power of two <= 64, got {self.pe_cols}")
         need(self.xnor_width in (8, 16, 32, 64, 128, 256),
              f"xnor_width must be one of 8, 16, 32, 64, 128, 256, got {self.xnor_width}")
-        need(len(self.act_bits) > 0 and all(b in (1, 2, 4, 8) for b in self.act_bits),
-             f"act_bits must be a non-empty subset of (1, 2, 4, 8), got {self.act_bits}")
+        need(isinstance(self.act_bits, tuple) and len(self.act_bits) > 0
+             and all(isinstance(b, int) and not isinstance(b, bool) and 1 <= b <= MAX_ACT_BITS
+                     for b in self.act_bits),
+             f"act_bits must be a non-empty list of integers in 1..{MAX_ACT_BITS}, got {self.act_bits!r}")
+        need(self.pe_rows <= self.xnor_width and self.pe_cols <= self.xnor_width,
+             f"pe_rows ({self.pe_rows}) and pe_cols ({self.pe_cols}) must not exceed xnor_width "
+             f"({self.xnor_width}): a tile's rows and columns fit one packed word")
+        need(self.vec_lanes <= 64 and _is_pow2(self.vec_lanes),
+             f"vec_lanes must be a power of two in 1..64, got {self.vec_lanes}")
         need(_is_pow2(self.dram_bytes_per_cycle) and self.dram_bytes_per_cycle <= 128,
              f"dram_bytes_per_cycle must be a power of two <= 128, got {self.dram_bytes_per_cycle}")
         need(self.dram_latency_cycles <= 4096, f"dram_latency_cycles must be <= 4096, got {self.dram_latency_cycles}")
@@ -112,8 +125,6 @@ class AccelConfig:
             need(entries <= 1 << 20, f"{buf}_bytes ({nbytes}) holds {entries} entries; at most 2^20 are addressable")
             need(_is_pow2(entries), f"{buf}_bytes ({nbytes}) holds {entries} entries; the count must be a "
                                     f"power of two (buffer addresses wrap by dropping high bits)")
-        need(self.obuf_entries >= self.pe_rows,
-             f"obuf holds {self.obuf_entries} entries; one output tile needs pe_rows = {self.pe_rows}")
 
     # -- derived quantities -------------------------------------------------------
     @property
@@ -128,7 +139,6 @@ class AccelConfig:
             "abuf": self.pe_rows * self.xnor_width,  # one bit-plane word per array row
             "wbuf": self.pe_cols * self.xnor_width,  # one sign word per array column
             "pbuf": self.pe_cols * PARAM_BITS,  # (multiplier, bias) per column
-            "obuf": self.pe_cols * OUT_BITS,  # int32 per column
         }
 
     def entry_bytes(self, buf: str) -> int:
@@ -151,10 +161,6 @@ class AccelConfig:
     @property
     def pbuf_entries(self) -> int:
         return self.entries("pbuf")
-
-    @property
-    def obuf_entries(self) -> int:
-        return self.entries("obuf")
 
     @property
     def binary_ops_per_cycle(self) -> int:
@@ -199,7 +205,7 @@ class AccelConfig:
         return dataclasses.replace(self, **changes)
 
 
-BUFFERS = ("abuf", "wbuf", "pbuf", "obuf")
+BUFFERS = ("abuf", "wbuf", "pbuf")
 
 
 def read_toml(path: str | Path, error: type[Exception], what: str) -> dict[str, Any]:

@@ -1,40 +1,40 @@
-"""The vector / special-function unit: its kernels, their legality and their cycle cost.
+"""The vector unit's kernels (ISA v3): one record per kernel, read by every part of the toolkit.
 
-One VEC instruction runs one row-wise kernel over tensors in DRAM: `rows` rows of `cols`
-elements each. Its operands (tensor views, constant blocks) are in a descriptor at DRAM
-address `desc`; the instruction word itself carries everything the timing depends on
-(fn, bits, rows, cols, aux), so the simulator and the RTL time a VEC from the word alone.
+A VEC instruction runs one kernel over `rows` rows of `cols` elements. Its operands (tensor
+views, constant blocks, a packed-output description) are in a descriptor at DRAM address
+`desc`; the word itself carries everything the timing depends on (fn, rows, cols, bits, aux,
+io), so the simulator and the RTL time a VEC from the word alone.
 
-This module is the single source of truth for the kernel list (`VecFn`), which words are
-legal (`check_vec`), and the cost contract (`vec_cycles`, `vec_bytes`), documented in
-docs/ARCHITECTURE.md ("The vector unit"). The arithmetic of each kernel is the integer
-contract of docs/NUMERICS.md (`bebert/integer_ops.py`); the descriptor format and
-the reference semantics are below the cost contract.
+`KERNELS[fn]` is the one record of kernel `fn`: its engine, descriptor layout, constant
+fields, which `io` flags and outputs it takes (legality: `check_vec`), its reference
+semantics (`run_vec`: the integer contract of docs/NUMERICS.md, `bebert/integer_ops.py`), its
+cycle cost (`vec_cycles`) and its energy pricing (`Cost`). The compiler writes descriptors
+with `encode_desc`, the golden executor runs `run_vec`, the simulator charges `vec_cycles`
+and `vec_bytes`, the RTL keeps `vec_cycles` exactly, docs/ISA.md's tables are generated from
+the records.
 
-Timing (the RTL's, `hw/vector_unit.py`, cycle for cycle). The vector unit is part of the
-COMPUTE stage (it takes and gives tokens like any compute instruction): one sequencer
-computing one element at a time, and a read streamer keeping many reads in flight for the
-kernels whose reads come in a fixed order (REQUANT, GELU, ADD, PACK_A / PACK_W, LAYERNORM /
-SOFTMAX row loads: a read costs 1 cycle after one prime of L + K NB per instruction; the
-others' reads are serial). With L the DRAM latency, NB = max(1, 8 // bus bytes) beats per
-element access, rd = L + NB (one serial element read), wr = NB (one element write),
-n = rows * cols, a VEC takes
+Two engines (docs/ARCHITECTURE.md, "The vector unit"):
 
-    D = L + desc beats [+ L + const beats] + body + tail
+- the **tile engine** (ADD, REQUANT, LAYERNORM, SOFTMAX, GELU): row tiles of T = `vec_lanes`
+  rows, lane l owning row l; it reads and writes *stream* tensors (bebert/layout.py), one
+  tile column (T elements) per step, and can also write its result as packed bit-planes
+  (`bits` > 0, a `Packed` description, an optional requantize first);
+- the **scalar engine** (EMBED, LUT, DOT, COMBINE): element by element with streamed reads,
+  for the small kernels at the ends of a member.
 
-(the descriptor, then the constant block, each one burst), with body and tail per kernel in
-`vec_cycles` (docs/ARCHITECTURE.md, "The vector unit", has the table). Nothing about *when*
-depends on the data (absent COMBINE members idle for a read's length, PACK padding slots
-take a streamed read's one cycle, SOFTMAX without a mask re-reads src in the mask's slot), so
-D is a function of the word and the config; a slower memory only stretches the RTL.
-`COSTS` (bytes and lane passes per row) prices energy (`vec_bytes`, `vec_elementwise_ops`);
-it is not the timing.
+TIMING IS PROVISIONAL until the v3 RTL vector unit lands: `vec_cycles` below has the right
+structure (setup bursts, per-tile phases, per-lane divisions in parallel) and plausible
+constants; the RTL's implementer replaces the constants (in this file only) with the exact
+ones and tests/test_hw_vector.py then holds RTL == vec_cycles.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import IntEnum
+from dataclasses import dataclass, field, replace
+from enum import IntEnum, IntFlag
+from typing import Callable
+
+import numpy as np
 
 from bebert import integer_ops as I
 from bebert import layout as lay
@@ -45,197 +45,54 @@ class VecFn(IntEnum):
     EMBED = 1      # word[ids] + position[pos] + token_type[tt]  (three gathers, summed)
     ADD = 2        # residual add of two code tensors (apply_add)
     REQUANT = 3    # requantize codes to another grid / width (apply_requant)
-    LAYERNORM = 4  # i-LayerNorm (apply_layernorm): isqrt and one division per row
+    LAYERNORM = 4  # i-LayerNorm (apply_layernorm), optionally of apply_add(a, b): isqrt and one division per row
     SOFTMAX = 5    # i-softmax with a key mask (apply_softmax): one division per row
     GELU = 6       # i-GELU (apply_gelu)
-    PACK_A = 7     # codes -> ABUF bit-plane layout (`bits` planes)
-    PACK_W = 8     # codes -> WBUF bit-plane layout (`bits` planes, one per GEMM AND pass)
     LUT = 9        # table lookup (the pooler's tanh)
     DOT = 10       # small exact int64 matmul + bias (the classifier): `aux` outputs per row
-    COMBINE = 11   # ensemble combination of member outputs
+    COMBINE = 11   # ensemble combination of member outputs (`aux` members)
 
 
-@dataclass(frozen=True)
-class Cost:
-    """Energy pricing of a kernel (not its timing, which is `vec_cycles`): bytes in and out per
-    element, lane operations per element, the dividers' extra per row."""
+class Io(IntFlag):
+    """The VEC word's `io` field: operand facts the timing depends on (checked against the
+    descriptor by the unit: a mismatch is a fault)."""
 
-    in_bytes: float   # DRAM bytes read per input element
-    passes: int       # lane operations per element (passes over the row)
-    extra: int        # fixed cycles per row (dividers, square root)
-    out_bytes: float  # DRAM bytes written per element (PACK: bits / 8; DOT: per output)
+    STREAM_OUT = 1   # the kernel writes its stream output view
+    SECOND_IN = 2    # a second input: LAYERNORM's b (fused add), SOFTMAX's mask
+    # bits 2-3: log2 of the (first) input's element bytes; bits 4-5: log2 of the stream output's
 
 
-DIV_CYCLES = 64   # restoring divider, one quotient bit per cycle
-ISQRT_CYCLES = 32  # digit-by-digit square root, one result bit per cycle
-
-COSTS: dict[VecFn, Cost] = {
-    VecFn.EMBED: Cost(4, 3, 0, 4),          # three table rows read per element (ids ride along)
-    VecFn.ADD: Cost(8, 1, 0, 4),
-    VecFn.REQUANT: Cost(4, 1, 0, 4),
-    VecFn.LAYERNORM: Cost(4, 3, ISQRT_CYCLES + DIV_CYCLES, 4),  # sum, sum of squares, normalise
-    VecFn.SOFTMAX: Cost(4, 3, DIV_CYCLES, 4),                   # max, exp-and-sum, normalise
-    VecFn.GELU: Cost(4, 1, 0, 4),
-    VecFn.PACK_A: Cost(4, 1, 0, 0),          # out bytes: bits / 8 per element
-    VecFn.PACK_W: Cost(4, 1, 0, 0),
-    VecFn.LUT: Cost(4, 1, 0, 4),
-    VecFn.DOT: Cost(4, 0, 0, 8),             # passes: aux (one per output), out: 8 bytes per output
-    VecFn.COMBINE: Cost(8, 1, 0, 8),
-}
-
-_PACK = (VecFn.PACK_A, VecFn.PACK_W)
+def io_word(stream_out: bool = True, second_in: bool = False, in_elem: int = 2, out_elem: int = 2) -> int:
+    return (int(stream_out) | int(second_in) << 1 | (in_elem.bit_length() - 1) << 2
+            | (out_elem.bit_length() - 1) << 4)
 
 
-def check_vec(args: dict[str, int]) -> str | None:
-    """Why a VEC word's operands are illegal, or None (the RTL decoder flags the same)."""
-    try:
-        fn = VecFn(args["fn"])
-    except ValueError:
-        return f"unknown vector function fn={args['fn']}"
-    if args["rows"] == 0 or args["cols"] == 0:
-        return "rows and cols must be at least 1"
-    if fn in _PACK:
-        if not 1 <= args["bits"] <= 8:
-            return f"{fn.name}: bits={args['bits']} must be in 1..8"
-    elif args["bits"]:
-        return f"{fn.name}: bits must be 0"
-    if fn == VecFn.DOT:
-        if args["aux"] == 0:
-            return "DOT: aux (output columns) must be at least 1"
-    elif args["aux"]:
-        return f"{fn.name}: aux must be 0"
-    return None
-
-
-def _ceil(a: float, b: int) -> int:
-    return -int(-a // b)
-
-
-def row_bytes(fn: int, cols: int, bits: int, aux: int) -> tuple[int, int]:
-    """(DRAM bytes read, DRAM bytes written) for one row."""
-    c = COSTS[VecFn(fn)]
-    rd = int(c.in_bytes * cols) * (3 if fn == VecFn.EMBED else 1)
-    if fn in _PACK:
-        wr = _ceil(cols * bits, 8)
-    elif fn == VecFn.DOT:
-        wr = int(c.out_bytes) * aux
-    else:
-        wr = int(c.out_bytes * cols)
-    return rd, wr
-
-
-# The timing constants of the RTL vector unit (hw/vector_unit.py holds its engines to them).
-COMBINE_MAX_MEMBERS = 4  # COMBINE is timed (and its descriptor fetched) for this many members
-GELU_LATENCY = 5         # hw/vec GeluElem pipeline
-CONST_COUNTS = {VecFn.REQUANT: 5, VecFn.ADD: 6, VecFn.GELU: 8, VecFn.LAYERNORM: 8, VecFn.SOFTMAX: 11,
-                VecFn.PACK_A: 5, VecFn.COMBINE: COMBINE_MAX_MEMBERS}  # int64 words fetched at setup
-
-
-def layernorm_row_cycles(cols: int) -> int:
-    """hw/vec LayerNormRow: start to done (sum, squares, isqrt, 2^60 // sigma, output)."""
-    return 3 * cols + 105
-
-
-def softmax_row_cycles(cols: int) -> int:
-    """hw/vec SoftmaxRow: start to done (max, exp-and-sum, one division, output)."""
-    return 3 * cols + 76
-
-
-def desc_words_fetched(fn: int) -> int:
-    """Descriptor words the unit fetches for kernel `fn` (COMBINE: for COMBINE_MAX_MEMBERS)."""
-    fn = VecFn(fn)
-    sizes = {"view": VIEW_WORDS, "word": 1, "table": TABLE_WORDS}
-    return sum(VIEW_WORDS * COMBINE_MAX_MEMBERS if (fn == VecFn.COMBINE and name == "inputs") else sizes[kind]
-               for name, kind in DESC_LAYOUT[fn])
-
-
-def vec_cycles(fn: int, rows: int, cols: int, bits: int, aux: int, config: AccelConfig) -> int:
-    """Duration D of one VEC instruction in the COMPUTE stage (issue to end), as the RTL does it."""
-    fn = VecFn(fn)
-    L, bpb = config.dram_latency_cycles, config.dram_bytes_per_cycle
-    nb = max(1, 8 // bpb)
-    rd, wr = L + nb, nb
-    setup = L + _ceil(4 * desc_words_fetched(fn), bpb)
-    if fn in CONST_COUNTS:
-        setup += L + _ceil(8 * CONST_COUNTS[fn], bpb)
-    tail = L + 1
-    n = rows * cols
-    # Streamed kernels: every operand read is a 1-cycle POP from the read streamer, after one
-    # prime of the first element's reads (L + K nb, K operands per element) at the first POP.
-    pop = 1
-    prime1, prime2 = L + nb + 1, L + 2 * nb + 1
-    if fn == VecFn.REQUANT:
-        body = n * (5 + pop + wr) + prime1
-    elif fn == VecFn.ADD:
-        body = n * (6 + 2 * pop + wr) + prime2
-    elif fn == VecFn.GELU:
-        body = n * (4 + pop + GELU_LATENCY + wr) + prime1
-    elif fn == VecFn.LAYERNORM:  # the row's mult / bias once, then per row: load, engine, store
-        pad = max(0, nb - 4)
-        body = cols * (2 * rd + 3) + rows * (2 + cols * (pop + 3 + pad) + layernorm_row_cycles(cols) + 1
-                                             + cols * (3 + wr) + 1) + prime1
-        tail = max(1, L - 1) + 1
-    elif fn == VecFn.SOFTMAX:  # per row: load the row and its mask, engine, store
-        pad = max(0, 2 * nb - 6)
-        body = rows * (1 + cols * (2 * pop + 4 + pad) + softmax_row_cycles(cols) + 1 + cols * (3 + wr) + 1) + prime2
-        tail = max(1, L - 1) + 1
-    elif fn in _PACK:  # every byte of the padded layout, 8 elements then one byte per plane
-        tile = config.pe_rows if fn == VecFn.PACK_A else config.pe_cols
-        W = config.xnor_width
-        groups = _ceil(rows, tile) * tile * (_ceil(cols, W) * W // 8)
-        body = 2 + groups * (8 * (pop + 3 + max(0, nb - 4)) + bits * (wr + 2) + 1) + prime1
-        tail = max(1, L - 1) + 1
-    elif fn == VecFn.LUT:
-        body = n * (5 + 2 * rd + wr)
-    elif fn == VecFn.COMBINE:
-        body = n * (4 + COMBINE_MAX_MEMBERS * (rd + 2) + wr)
-    elif fn == VecFn.DOT:
-        body, tail = 1 + rows * aux * (rd + 2 + cols * (2 * rd + 3) + wr), L + 2
-    else:  # EMBED: per row the ids, the types and a pair per table; per element a read per table
-        body = rows * (2 * rd + 2 + 3 * (2 + rd)) + n * (4 + 3 * (2 + rd) + wr)
-    return setup + body + tail
-
-
-def vec_bytes(fn: int, rows: int, cols: int, bits: int, aux: int) -> tuple[int, int]:
-    """(DRAM bytes read, DRAM bytes written) by one VEC instruction (energy accounting)."""
-    rd, wr = row_bytes(fn, cols, bits, aux)
-    return rows * rd, rows * wr
-
-
-def vec_elementwise_ops(fn: int, rows: int, cols: int, aux: int) -> int:
-    """Element operations of one VEC instruction (energy accounting: one lane-op each)."""
-    passes = aux if fn == VecFn.DOT else COSTS[VecFn(fn)].passes
-    return rows * cols * passes
-
-
-# == Descriptors and reference semantics ===================================================
-#
-# A descriptor is a block of little-endian 32-bit words in DRAM at `desc` (4-byte aligned).
-# Tensors are read and written through *views* of VIEW_WORDS words:
-#
-#     base  fmt  rtile  ctile  s_rt  s_r  s_ct  s_c  r0  c0
-#
-# element (r, c) of the view lives at byte address
-#     base + (R // rtile) s_rt + (R % rtile) s_r + (C // ctile) s_ct + (C % ctile) s_c
-# with R = r + r0, C = c + c0 (a tile size of 0 means "no tiling": R // 0 = 0, R % 0 = R).
-# One form covers row-major tensors, the POST unit's output tiles (rtile = pe_rows, ctile =
-# pe_cols), transposed tensors (swap the strides), head slices (c0), broadcast rows (s_r = 0)
-# and the TWS split input [x, x] (ctile = K, s_ct = 0).
-# fmt: bits 0-7 element bytes (1, 2, 4, 8), bit 8 signed, bits 16-23 `sat`: when reading,
-# codes saturate to signed `sat` bits (0: none). Writes saturate to the element type.
-#
-# Constant blocks (kernel integer constants, `*Consts` of bebert/integer_ops.py) are runs of
-# little-endian int64 words at an 8-byte aligned address named by a descriptor word.
-# Every kernel's descriptor is listed in `DESC_LAYOUT`; docs/ARCHITECTURE.md ("The vector
-# unit") is the prose form.
-
-import numpy as np  # noqa: E402
-
-VIEW_WORDS = 10
+def io_fields(io: int) -> tuple[bool, bool, int, int]:
+    """(stream_out, second_in, input element bytes, output element bytes) of an io field."""
+    return bool(io & 1), bool(io & 2), 1 << (io >> 2 & 3), 1 << (io >> 4 & 3)
 
 
 class VecError(ValueError):
     """A VEC instruction whose descriptor or data the vector unit cannot process."""
+
+
+# == Views and descriptors ==================================================================
+#
+# A descriptor is a block of little-endian 32-bit words in DRAM at `desc` (4-byte aligned).
+# Tensors are read and written through *views* of VIEW_WORDS words
+#     base  fmt  rtile  ctile  s_rt  s_r  s_ct  s_c  r0  c0
+# element (r, c) at  base + (R // rtile) s_rt + (R % rtile) s_r + (C // ctile) s_ct + (C % ctile) s_c
+# with R = r + r0, C = c + c0 (tile 0 = untiled). fmt: bits 0-7 element bytes (1, 2, 4, 8), bit 8
+# signed, bits 16-23 `sat` (reads saturate to signed `sat` bits; 0 = none). Writes saturate to
+# the element type. The tile engine takes only *stream* views (View.stream: rtile = T, ctile 0,
+# s_r = e, s_c = T e, r0 a multiple of T); the scalar engine any view.
+# A *packed* output is PACKED_WORDS words  base pitch gstride group wstep flags consts
+# (bebert/layout.py row_word_addr; flags bit 0 signed codes, bit 1 pm1; consts: the address of a
+# REQUANT constant block applied first, 0 = none).
+
+VIEW_WORDS = 10
+PACKED_WORDS = 7
+TABLE_WORDS = 6  # kind base stride rows elem pairs
 
 
 @dataclass(frozen=True)
@@ -272,75 +129,215 @@ class View:
         return cls(base=base, elem=elem, signed=signed, s_r=cols * elem, s_c=elem, sat=sat)
 
     @classmethod
-    def tiles(cls, base: int, cols: int, rows_per_tile: int, cols_per_tile: int, sat: int = 0) -> "View":
-        """An int32 tensor in the POST/STORE output layout (`bebert/layout.py` obuf)."""
-        nt = -(-cols // cols_per_tile)
-        tile = rows_per_tile * cols_per_tile * 4
-        return cls(base=base, elem=4, signed=True, rtile=rows_per_tile, ctile=cols_per_tile,
-                   s_rt=nt * tile, s_r=cols_per_tile * 4, s_ct=tile, s_c=4, sat=sat)
+    def stream(cls, base: int, layout: dict, sat: int = 0, c0: int = 0) -> "View":
+        """A stream tensor (`bebert.layout.stream_layout`), optionally from column c0."""
+        T, e = layout["lanes"], layout["elem"]
+        return cls(base=base + c0 * T * e, elem=e, signed=layout["signed"], rtile=T, s_rt=layout["pitch"],
+                   s_r=e, s_c=T * e, sat=sat)
+
+    def is_stream(self, lanes: int) -> bool:
+        return (self.rtile == lanes and self.ctile == 0 and self.s_r == self.elem
+                and self.s_c == lanes * self.elem and self.r0 % lanes == 0 and self.c0 == 0)
 
     def shifted(self, r0: int = 0, c0: int = 0) -> "View":
-        from dataclasses import replace
         return replace(self, r0=self.r0 + r0, c0=self.c0 + c0)
 
     def transposed(self) -> "View":
         return View(self.base, self.elem, self.signed, self.ctile, self.rtile, self.s_ct, self.s_c,
                     self.s_rt, self.s_r, self.c0, self.r0, self.sat)
 
-    def with_sat(self, sat: int) -> "View":
-        from dataclasses import replace
-        return replace(self, sat=sat)
+
+@dataclass(frozen=True)
+class Packed:
+    """Where a kernel writes packed bit-planes: row-word (r, p, j) at
+    base + (r // group) gstride + (r % group) W/8 + p pitch + j wstep (bebert/layout.py)."""
+
+    base: int
+    pitch: int
+    gstride: int
+    group: int
+    wstep: int
+    signed: bool = False
+    pm1: bool = False
+    consts: int = 0  # REQUANT constants applied before packing (0: the codes as they are)
+
+    def words(self) -> list[int]:
+        return [self.base, self.pitch, self.gstride, self.group, self.wstep,
+                int(self.signed) | int(self.pm1) << 1, self.consts]
+
+    @classmethod
+    def from_words(cls, w) -> "Packed":
+        w = [int(x) for x in w]
+        return cls(w[0], w[1], w[2], w[3], w[4], bool(w[5] & 1), bool(w[5] & 2), w[6])
+
+    @classmethod
+    def of(cls, base: int, geometry: dict, signed: bool, pm1: bool = False, consts: int = 0) -> "Packed":
+        """From `layout.abuf_geometry` / `wbuf_geometry`."""
+        g = geometry
+        return cls(base, g["pitch"], g["gstride"], g["group"], g["wstep"], signed, pm1, consts)
 
 
-# Descriptor layouts: kernel -> list of (field, kind), kind "view" (VIEW_WORDS words) or "word".
-# Constant blocks ("consts") are int64 runs; their fields are listed in `CONST_FIELDS`.
-DESC_LAYOUT: dict[VecFn, list[tuple[str, str]]] = {
-    VecFn.EMBED: [("ids", "view"), ("types", "view"), ("word", "table"), ("position", "table"),
-                  ("token_type", "table"), ("out", "view")],
-    VecFn.ADD: [("a", "view"), ("b", "view"), ("out", "view"), ("consts", "word")],
-    VecFn.REQUANT: [("src", "view"), ("out", "view"), ("consts", "word")],
-    VecFn.LAYERNORM: [("src", "view"), ("out", "view"), ("consts", "word")],
-    VecFn.SOFTMAX: [("src", "view"), ("mask", "view"), ("out", "view"), ("consts", "word")],
-    VecFn.GELU: [("src", "view"), ("out", "view"), ("consts", "word")],
-    VecFn.PACK_A: [("src", "view"), ("out", "word"), ("consts", "word"), ("array_rows", "word"),
-                   ("width", "word"), ("signed", "word"), ("chunk", "word")],
-    VecFn.PACK_W: [("src", "view"), ("out", "word"), ("array_cols", "word"), ("width", "word"),
-                   ("plane_bytes", "word")],
-    VecFn.LUT: [("src", "view"), ("out", "view"), ("table", "word"), ("offset", "word"), ("size", "word")],
-    VecFn.DOT: [("src", "view"), ("weight", "view"), ("bias", "word"), ("out", "view")],
-    VecFn.COMBINE: [("members", "word"), ("out", "view"), ("inputs", "view"), ("weights", "word")],
-}
-# An embedding table: kind (0 dense: `base` row-major int codes of `elem` bytes, row stride
-# `stride` bytes; 1 binary: `base` sign bits of each row (little-endian bit order, `stride` bytes
-# per row) and `pairs`: per row two int32, the code of a 1 bit then of a 0 bit), rows.
-TABLE_WORDS = 6  # kind base stride rows elem pairs
-_KIND_WORDS = {"view": VIEW_WORDS, "word": 1, "table": TABLE_WORDS}
+@dataclass(frozen=True)
+class Cost:
+    """Energy pricing of a kernel (not its timing, which is `vec_cycles`): lane operations per
+    element and the dividers' extra operations per row."""
 
-CONST_FIELDS: dict[VecFn, tuple[str, ...]] = {
-    VecFn.ADD: ("mult1", "mult2", "shift", "in_bits", "out_bits", "out_signed"),
-    VecFn.REQUANT: ("mult", "shift", "bits", "signed", "in_bits"),
-    VecFn.PACK_A: ("mult", "shift", "bits", "signed", "in_bits"),  # an optional requantize first
-    VecFn.LAYERNORM: ("hidden", "in_bits", "d_shift", "eps", "norm_bits", "shift", "out_bits",
-                      "out_signed"),  # then mult[hidden], bias[hidden]
-    VecFn.SOFTMAX: ("out_bits", "in_shift", "t_in_max", "t_max", "ln2", "div_mult", "div_shift",
-                    "poly_b", "poly_c", "recip_num", "recip_shift"),
-    VecFn.GELU: ("in_clamp", "in_shift", "erf_b", "erf_c", "mult", "shift", "out_bits", "out_signed"),
-}
+    passes: int  # lane operations per element
+    extra: int   # extra lane operations per row (dividers, square root)
 
 
-def desc_words(fn: VecFn, **fields) -> list[int]:
-    """The descriptor of kernel `fn` as 32-bit words (views as `View`, tables as 6-tuples).
+DIV_CYCLES = 64    # restoring divider, one quotient bit per cycle
+ISQRT_CYCLES = 32  # digit-by-digit square root, one result bit per cycle
 
-    COMBINE takes `inputs` as a list of views and `weights` as the address of its int64 weights."""
+
+@dataclass(frozen=True)
+class Kernel:
+    """Everything about one vector kernel."""
+
+    fn: VecFn
+    engine: str                             # "tile" or "scalar"
+    desc: tuple[tuple[str, str], ...]       # descriptor fields in order: (name, kind) kind view / word / table / packed
+    consts: tuple[str, ...] = ()            # the int64 constant block's fields (`*Consts` of integer_ops)
+    io: Io = Io(0)                          # io flags the kernel may take
+    packs: bool = False                     # may write packed bit-planes (bits > 0)
+    aux: str = ""                           # meaning of `aux` ("" = must be 0)
+    cost: Cost = Cost(1, 0)
+    run: Callable | None = field(default=None, repr=False, compare=False)  # reference semantics
+
+
+# -- legality ----------------------------------------------------------------------------------
+def check_vec(args: dict[str, int]) -> str | None:
+    """Why a VEC word's operands are illegal, or None (the RTL decoder flags the same)."""
+    try:
+        k = KERNELS[VecFn(args["fn"])]
+    except ValueError:
+        return f"unknown vector function fn={args['fn']}"
+    if args["rows"] == 0 or args["cols"] == 0:
+        return "rows and cols must be at least 1"
+    if args["bits"] and not k.packs:
+        return f"{k.fn.name}: bits must be 0 (the kernel writes no packed output)"
+    if args["bits"] > 8:
+        return f"{k.fn.name}: bits={args['bits']} must be in 0..8"
+    if k.aux and args["aux"] == 0:
+        return f"{k.fn.name}: aux ({k.aux}) must be at least 1"
+    if not k.aux and args["aux"]:
+        return f"{k.fn.name}: aux must be 0"
+    if k.engine == "tile":
+        flags = Io(args["io"] & 3)
+        if flags & ~k.io:
+            return f"{k.fn.name}: io flags {int(flags)} are not the kernel's ({int(k.io)})"
+        if not flags & Io.STREAM_OUT and not args["bits"]:
+            return f"{k.fn.name}: no output (neither io STREAM_OUT nor packed bits)"
+        if args["io"] >> 6:
+            return f"{k.fn.name}: io bits 6-7 are reserved"
+    elif args["io"]:
+        return f"{k.fn.name}: io must be 0"
+    return None
+
+
+# -- timing (PROVISIONAL until the v3 RTL vector unit lands) -----------------------------------
+PIPE_CYCLES = 8     # provisional: a lane's pipeline fill / drain
+LN_DIV_CYCLES = 2 + ISQRT_CYCLES + 61   # provisional: isqrt then 2^60 // sigma (61 quotient bits)
+SM_DIV_CYCLES = 2 + 33                  # provisional: recip_num // sum (R < 2^32)
+COMBINE_MAX_MEMBERS = 16
+
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def desc_words(fn: int, aux: int = 0) -> int:
+    """Descriptor words of kernel `fn`."""
+    sizes = {"view": VIEW_WORDS, "word": 1, "table": TABLE_WORDS, "packed": PACKED_WORDS, "views": VIEW_WORDS * aux}
+    return sum(sizes[kind] for _, kind in KERNELS[VecFn(fn)].desc)
+
+
+def _tile_cycles(k: Kernel, rows: int, cols: int, bits: int, io: int, cfg: AccelConfig) -> int:
+    T, B, L, W = cfg.vec_lanes, cfg.dram_bytes_per_cycle, cfg.dram_latency_cycles, cfg.xnor_width
+    stream_out, second, ein, eout = io_fields(io)
+    nin = 2 if (second and k.fn != VecFn.SOFTMAX) or k.fn == VecFn.ADD else 1
+    rd = nin * _ceil(T * ein, B)                      # read beats per tile column
+    wr = (_ceil(T * eout, B) if stream_out else 0) + (_ceil(bits * T * W, 8 * B * W) if bits else 0)
+    step = max(1, rd, wr)                             # cycles per column of a streamed pass
+    tiles = _ceil(rows, T)
+    setup = L + _ceil(4 * desc_words(k.fn), B) + (L + _ceil(8 * len(k.consts), B) if k.consts else 0)
+    if k.fn in (VecFn.ADD, VecFn.REQUANT, VecFn.GELU):   # elementwise: one streamed pass over all tiles
+        return setup + L + tiles * cols * step + PIPE_CYCLES + L
+    if k.fn == VecFn.LAYERNORM:                         # params; per tile: read+sum, D'^2, divisions, output
+        params = L + _ceil(16 * cols, B)
+        per_tile = L + cols * max(1, rd) + cols + LN_DIV_CYCLES + cols * max(1, wr) + PIPE_CYCLES
+        return setup + params + tiles * per_tile + L
+    if k.fn == VecFn.SOFTMAX:                           # mask; per tile: read+max, exp+sum, division, output
+        mask = L + _ceil(4 * cols, B) if second else 0
+        per_tile = L + cols * max(1, rd) + cols + SM_DIV_CYCLES + cols * max(1, wr) + PIPE_CYCLES
+        return setup + mask + tiles * per_tile + L
+    raise AssertionError(k.fn)
+
+
+def _scalar_cycles(k: Kernel, rows: int, cols: int, aux: int, cfg: AccelConfig) -> int:
+    B, L = cfg.dram_bytes_per_cycle, cfg.dram_latency_cycles
+    setup = L + _ceil(4 * desc_words(k.fn, aux), B)
+    n = rows * cols
+    if k.fn == VecFn.EMBED:   # per row: ids / types, three table rows in bursts, then one element per cycle
+        return setup + rows * (2 * (L + 1) + L + 3 * _ceil(4 * cols, B) + cols + 2) + L
+    if k.fn == VecFn.LUT:     # per element: streamed read of x, then the table read (serial)
+        return setup + L + n * (L + 3) + L
+    if k.fn == VecFn.DOT:     # per output: the x row and a weight row streamed, one MAC per cycle
+        return setup + L + 8 * aux + rows * aux * (L + cols + 3) + L
+    if k.fn == VecFn.COMBINE:
+        return setup + L + 8 * aux + n * (aux + 3) + L
+    raise AssertionError(k.fn)
+
+
+def vec_cycles(fn: int, rows: int, cols: int, bits: int, aux: int, io: int, config: AccelConfig) -> int:
+    """Duration D of one VEC instruction in the VECTOR stage (issue to end), as the RTL does it."""
+    k = KERNELS[VecFn(fn)]
+    if k.engine == "tile":
+        return _tile_cycles(k, rows, cols, bits, io, config)
+    return _scalar_cycles(k, rows, cols, aux, config)
+
+
+def vec_bytes(fn: int, rows: int, cols: int, bits: int, aux: int, io: int, config: AccelConfig) -> tuple[int, int]:
+    """(DRAM bytes read, DRAM bytes written) by one VEC instruction (energy and port accounting)."""
+    k = KERNELS[VecFn(fn)]
+    n = rows * cols
+    if k.engine == "tile":
+        stream_out, second, ein, eout = io_fields(io)
+        nin = 2 if (second and k.fn != VecFn.SOFTMAX) or k.fn == VecFn.ADD else 1
+        rd = n * nin * ein + (4 * cols if k.fn == VecFn.SOFTMAX and second else 0) \
+            + (16 * cols if k.fn == VecFn.LAYERNORM else 0)
+        wr = (n * eout if stream_out else 0) + _ceil(n * bits, 8)
+        return rd, wr
+    if k.fn == VecFn.EMBED:
+        return rows * (8 + 3 * 4 * cols), n * 2
+    if k.fn == VecFn.LUT:
+        return n * 8, n * 4
+    if k.fn == VecFn.DOT:
+        return rows * aux * cols * 8 + 8 * aux, rows * aux * 8
+    return n * aux * 8 + 8 * aux, n * 8
+
+
+def vec_elementwise_ops(fn: int, rows: int, cols: int, aux: int) -> int:
+    """Lane operations of one VEC instruction (energy accounting)."""
+    k = KERNELS[VecFn(fn)]
+    if k.fn == VecFn.DOT:
+        return rows * cols * aux
+    return rows * cols * k.cost.passes + rows * k.cost.extra
+
+
+# == Reference semantics =====================================================================
+def desc_words_of(fn: VecFn, **fields) -> list[int]:
+    """The descriptor of kernel `fn` as 32-bit words (views as `View`, packed as `Packed`, tables
+    as 6-tuples, words as ints; COMBINE's `inputs` a list of views)."""
     fn = VecFn(fn)
     out: list[int] = []
-    for name, kind in DESC_LAYOUT[fn]:
-        v = fields[name]
-        if fn == VecFn.COMBINE and name == "inputs":
+    for name, kind in KERNELS[fn].desc:
+        v = fields.get(name, 0)
+        if kind in ("view", "packed"):
+            out += (v.words() if v else [0] * (VIEW_WORDS if kind == "view" else PACKED_WORDS))
+        elif kind == "views":
             for view in v:
                 out += view.words()
-        elif kind == "view":
-            out += v.words()
         elif kind == "table":
             out += [int(x) for x in v]
         else:
@@ -352,11 +349,11 @@ def desc_words(fn: VecFn, **fields) -> list[int]:
 
 
 def encode_desc(fn: VecFn, **fields) -> bytes:
-    return np.asarray(desc_words(fn, **fields), "<u4").tobytes()
+    return np.asarray(desc_words_of(fn, **fields), "<u4").tobytes()
 
 
-def decode_desc(dram: np.ndarray, fn: int, addr: int, rows: int = 1) -> dict:
-    """Read kernel `fn`'s descriptor at `addr`: {field: View | int | tuple}."""
+def decode_desc(dram: np.ndarray, fn: int, addr: int, aux: int = 0) -> dict:
+    """Read kernel `fn`'s descriptor at `addr`: {field: View | Packed | int | tuple | [View]}."""
     fn = VecFn(fn)
     if addr % 4:
         raise VecError(f"{fn.name}: descriptor address 0x{addr:x} is not 4-byte aligned")
@@ -367,23 +364,22 @@ def decode_desc(dram: np.ndarray, fn: int, addr: int, rows: int = 1) -> dict:
         return dram[at:at + 4 * n].view("<u4")
 
     out, at = {}, addr
-    for name, kind in DESC_LAYOUT[fn]:
-        if fn == VecFn.COMBINE and name == "inputs":
-            n = out["members"]
-            out[name] = [View.from_words(words(at + 4 * VIEW_WORDS * i, VIEW_WORDS)) for i in range(n)]
-            at += 4 * VIEW_WORDS * n
+    for name, kind in KERNELS[fn].desc:
+        if kind == "views":
+            out[name] = [View.from_words(words(at + 4 * VIEW_WORDS * i, VIEW_WORDS)) for i in range(aux)]
+            at += 4 * VIEW_WORDS * aux
             continue
-        n = _KIND_WORDS[kind]
+        n = {"view": VIEW_WORDS, "word": 1, "table": TABLE_WORDS, "packed": PACKED_WORDS}[kind]
         w = words(at, n)
-        out[name] = View.from_words(w) if kind == "view" else (tuple(int(x) for x in w) if kind == "table"
-                                                                 else int(w[0]))
+        out[name] = (View.from_words(w) if kind == "view" else Packed.from_words(w) if kind == "packed"
+                     else tuple(int(x) for x in w) if kind == "table" else int(w[0]))
         at += 4 * n
     return out
 
 
 def consts_words(fn: VecFn, c, extra: tuple[np.ndarray, ...] = ()) -> bytes:
     """A kernel's integer constants (`*Consts` of bebert/integer_ops.py) as an int64 block."""
-    vals = [int(getattr(c, f)) for f in CONST_FIELDS[VecFn(fn)]]
+    vals = [int(getattr(c, f)) for f in KERNELS[VecFn(fn)].consts]
     arr = np.asarray(vals, np.int64)
     if extra:
         arr = np.concatenate([arr, *[np.asarray(e, np.int64).reshape(-1) for e in extra]])
@@ -407,33 +403,6 @@ def _axis(start: int, n: int, tile: int, s_t: int, s: int) -> np.ndarray:
     return (i // tile) * s_t + (i % tile) * s
 
 
-def _strided(dram: np.ndarray, v: View, rows: int, cols: int) -> np.ndarray | None:
-    """A numpy view of the window when it is a regular strided array (the fast path), else None."""
-    dt = _dtype(v)
-
-    def split(start, n, tile, s_t, s):
-        if tile == 0:
-            return start * s, [(n, s)]
-        if start // tile == (start + n - 1) // tile:  # inside one tile
-            return (start // tile) * s_t + (start % tile) * s, [(n, s)]
-        if start % tile == 0 and n % tile == 0:       # whole tiles
-            return (start // tile) * s_t, [(n // tile, s_t), (tile, s)]
-        return None
-
-    r = split(v.r0, rows, v.rtile, v.s_rt, v.s_r)
-    c = split(v.c0, cols, v.ctile, v.s_ct, v.s_c)
-    if r is None or c is None:
-        return None
-    off = v.base + r[0] + c[0]
-    dims = r[1] + c[1]
-    last = off + sum((n - 1) * s for n, s in dims) + v.elem
-    if off < 0 or last > dram.size:
-        raise VecError(f"view [0x{off:x}, 0x{last:x}) lies outside the {dram.size}-byte DRAM image")
-    arr = np.ndarray(tuple(n for n, _ in dims), dt, buffer=dram, offset=off,
-                     strides=tuple(s for _, s in dims))
-    return arr
-
-
 def _addresses(dram: np.ndarray, v: View, rows: int, cols: int) -> np.ndarray:
     a = v.base + _axis(v.r0, rows, v.rtile, v.s_rt, v.s_r)[:, None] + \
         _axis(v.c0, cols, v.ctile, v.s_ct, v.s_c)[None, :]
@@ -445,16 +414,11 @@ def _addresses(dram: np.ndarray, v: View, rows: int, cols: int) -> np.ndarray:
 
 def read_view(dram: np.ndarray, v: View, rows: int, cols: int) -> np.ndarray:
     """The (rows, cols) int64 codes the view shows (saturated on read when `sat`)."""
-    arr = _strided(dram, v, rows, cols)
-    if arr is not None:
-        x = arr.reshape(rows, cols).astype(np.int64)
-    else:
-        a = _addresses(dram, v, rows, cols)
-        raw = dram[a[..., None] + np.arange(v.elem)]
-        x = np.ascontiguousarray(raw).view(_dtype(v)).reshape(rows, cols).astype(np.int64)
+    a = _addresses(dram, v, rows, cols)
+    raw = dram[a[..., None] + np.arange(v.elem)]
+    x = np.ascontiguousarray(raw).view(_dtype(v)).reshape(rows, cols).astype(np.int64)
     if v.sat:
-        lo, hi = -(1 << (v.sat - 1)), (1 << (v.sat - 1)) - 1
-        x = np.clip(x, lo, hi)
+        x = np.clip(x, -(1 << (v.sat - 1)), (1 << (v.sat - 1)) - 1)
     return x
 
 
@@ -464,34 +428,155 @@ def write_view(dram: np.ndarray, v: View, values: np.ndarray) -> None:
     dt = _dtype(v)
     info = np.iinfo(dt)
     vals = np.clip(np.asarray(values, np.int64), max(info.min, -(1 << 63)), min(info.max, (1 << 63) - 1)).astype(dt)
-    arr = _strided(dram, v, rows, cols)
-    if arr is not None:
-        arr[...] = vals.reshape(arr.shape)
-        return
     a = _addresses(dram, v, rows, cols)
     dram[a[..., None] + np.arange(v.elem)] = vals.reshape(rows, cols, 1).view(np.uint8).reshape(rows, cols, v.elem)
 
 
-def _consts(dram: np.ndarray, fn: VecFn, addr: int, extra: int = 0) -> tuple[dict, np.ndarray]:
-    names = CONST_FIELDS[fn]
+def write_packed(dram: np.ndarray, p: Packed, codes: np.ndarray, bits: int, width: int, what: str) -> None:
+    """Write integer codes (rows, cols) as packed row-words (partial last word at the top)."""
+    rows, cols = codes.shape
+    if p.group == 0 or p.group & (p.group - 1):
+        raise VecError(f"{what}: packed group {p.group} is not a power of two")
+    planes = lay.planes_of(codes, 1 if p.pm1 else bits, p.signed, p.pm1)        # (P, rows, cols)
+    words = lay._to_words(planes, cols, width)                                  # (P, rows, KW * W)
+    kw = words.shape[-1] // width
+    data = lay._pack_bits(words.reshape(planes.shape[0], rows, kw, width))     # (P, rows, KW, W/8)
+    r, pp, j = np.meshgrid(np.arange(rows), np.arange(planes.shape[0]), np.arange(kw), indexing="ij")
+    addr = p.base + lay.row_word_addr(r, pp, j, group=p.group, gstride=p.gstride, pitch=p.pitch, wstep=p.wstep,
+                                      width=width)
+    if addr.size and (addr.min() < 0 or addr.max() + width // 8 > dram.size):
+        raise VecError(f"{what}: packed output reaches outside the {dram.size}-byte DRAM image")
+    dram[addr[..., None] + np.arange(width // 8)] = data.transpose(1, 0, 2, 3)
+
+
+def _consts(dram: np.ndarray, fn: VecFn, addr: int, names: tuple[str, ...], extra: int = 0) -> tuple[dict, np.ndarray]:
     n = len(names) + extra
-    if addr % 8 or addr + 8 * n > dram.size:
-        raise VecError(f"{fn.name}: constant block at 0x{addr:x} is misaligned or outside DRAM")
+    if addr % 8 or addr + 8 * n > dram.size or addr == 0:
+        raise VecError(f"{fn.name}: constant block at 0x{addr:x} is misaligned, missing or outside DRAM")
     w = dram[addr:addr + 8 * n].view("<i8")
     return {k: int(x) for k, x in zip(names, w)}, w[len(names):].astype(np.int64)
 
 
-# -- the kernels ---------------------------------------------------------------------------------
+REQUANT_CONSTS = ("mult", "shift", "bits", "signed", "in_bits")
+
+
+def _requant_consts(k: dict) -> I.RequantConsts:
+    return I.RequantConsts(mult=k["mult"], shift=k["shift"], bits=k["bits"], signed=bool(k["signed"]),
+                           in_bits=k["in_bits"], scale_in=1.0, scale_out=1.0)
+
+
+def _add_consts(k: dict) -> I.AddConsts:
+    return I.AddConsts(mult1=k["mult1"], mult2=k["mult2"], shift=k["shift"], in_bits=k["in_bits"],
+                       out_bits=k["out_bits"], out_signed=bool(k["out_signed"]), scale1=1.0, scale2=1.0,
+                       out_scale=1.0)
+
+
+ADD_CONSTS = ("mult1", "mult2", "shift", "in_bits", "out_bits", "out_signed")
+
+
+def _check_stream(v: View, cfg_lanes: int, elem: int, what: str) -> None:
+    if not v.is_stream(cfg_lanes):
+        raise VecError(f"{what}: the tile engine reads and writes stream views of {cfg_lanes}-row tiles")
+    if v.elem != elem:
+        raise VecError(f"{what}: view of {v.elem}-byte elements, the word's io says {elem}")
+
+
+class _Ctx:
+    """What a kernel's reference needs besides its descriptor."""
+
+    def __init__(self, dram, d, args, lanes: int, width: int):
+        self.dram, self.d, self.args, self.lanes, self.width = dram, d, args, lanes, width
+        self.rows, self.cols, self.bits = args["rows"], args["cols"], args["bits"]
+        self.fn = VecFn(args["fn"])
+        self.stream_out, self.second, self.ein, self.eout = io_fields(args["io"])
+
+    def read(self, name: str) -> np.ndarray:
+        v = self.d[name]
+        _check_stream(v, self.lanes, self.ein, f"{self.fn.name}.{name}")
+        return read_view(self.dram, v, self.rows, self.cols)
+
+    def consts(self, names: tuple[str, ...], word: str = "consts", extra: int = 0):
+        return _consts(self.dram, self.fn, self.d[word], names, extra)
+
+    def out(self, y: np.ndarray) -> None:
+        """The tile kernels' outputs: the stream view and / or the packed planes."""
+        if self.stream_out:
+            _check_stream(self.d["out"], self.lanes, self.eout, f"{self.fn.name}.out")
+            write_view(self.dram, self.d["out"], y)
+        if self.bits:
+            p = self.d["pout"]
+            z = y
+            if p.consts:
+                k, _ = _consts(self.dram, self.fn, p.consts, REQUANT_CONSTS)
+                z = I.apply_requant(y, _requant_consts(k))
+            lo, hi = (-1, 1) if p.pm1 else lay.code_range(self.bits, p.signed)
+            z = np.clip(np.asarray(z, np.int64), lo, hi)  # packed codes saturate to their planes
+            if p.pm1:
+                z = np.where(z >= 0, 1, -1)
+            write_packed(self.dram, p, z, self.bits, self.width, f"{self.fn.name}.pout")
+
+
+def _add(c: _Ctx) -> None:
+    k, _ = c.consts(ADD_CONSTS)
+    c.out(I.apply_add(c.read("a"), c.read("b"), _add_consts(k)))
+
+
+def _requant(c: _Ctx) -> None:
+    k, _ = c.consts(REQUANT_CONSTS)
+    c.out(I.apply_requant(c.read("src"), _requant_consts(k)))
+
+
+LN_CONSTS = ("hidden", "in_bits", "d_shift", "eps", "norm_bits", "shift", "out_bits", "out_signed")
+
+
+def _layernorm(c: _Ctx) -> None:
+    x = c.read("a")
+    if c.second:
+        k, _ = c.consts(ADD_CONSTS, "add_consts")
+        x = I.apply_add(x, c.read("b"), _add_consts(k))
+    k, _ = c.consts(LN_CONSTS)
+    h = k["hidden"]
+    if h != c.cols:
+        raise VecError(f"LAYERNORM: constants for hidden {h}, instruction has cols={c.cols}")
+    _, tail = c.consts(LN_CONSTS, extra=2 * h)
+    lc = I.LayerNormConsts(hidden=h, in_bits=k["in_bits"], d_shift=k["d_shift"], eps=k["eps"],
+                           norm_bits=k["norm_bits"], mult=tuple(tail[:h].tolist()), bias=tuple(tail[h:].tolist()),
+                           shift=k["shift"], out_bits=k["out_bits"], out_signed=bool(k["out_signed"]),
+                           in_scale=1.0, out_scale=1.0)
+    c.out(I.apply_layernorm(x, lc))
+
+
+SM_CONSTS = ("out_bits", "in_shift", "t_in_max", "t_max", "ln2", "div_mult", "div_shift", "poly_b", "poly_c",
+             "recip_num", "recip_shift")
+
+
+def _softmax(c: _Ctx) -> None:
+    k, _ = c.consts(SM_CONSTS)
+    sc = I.SoftmaxConsts(**k, in_scale=1.0, out_scale=1.0)
+    mask = None
+    if c.second:
+        mask = read_view(c.dram, c.d["mask"], 1, c.cols) != 0
+        mask = np.broadcast_to(mask, (c.rows, c.cols))
+    c.out(I.apply_softmax(c.read("src"), sc, mask=mask))
+
+
+GELU_CONSTS = ("in_clamp", "in_shift", "erf_b", "erf_c", "mult", "shift", "out_bits", "out_signed")
+
+
+def _gelu(c: _Ctx) -> None:
+    k, _ = c.consts(GELU_CONSTS)
+    gc = I.GeluConsts(**{**k, "out_signed": bool(k["out_signed"])}, in_scale=1.0, out_scale=1.0)
+    c.out(I.apply_gelu(c.read("src"), gc))
+
+
 def _table_rows(dram: np.ndarray, t: tuple, idx: np.ndarray, cols: int) -> np.ndarray:
     kind, base, stride, nrows, elem, pairs = t
     if idx.size and (idx.min() < 0 or idx.max() >= nrows):
         raise VecError(f"EMBED: index outside the table's {nrows} rows")
     if kind == 0:
         v = View(base=base, elem=elem, signed=True, s_r=stride, s_c=elem)
-        full = read_view(dram, v, nrows, cols) if nrows * cols <= 1 << 22 else None
-        if full is not None:
-            return full[idx]
-        return np.concatenate([read_view(dram, v.shifted(r0=int(i)), 1, cols) for i in idx])
+        return np.concatenate([read_view(dram, v.shifted(r0=int(i)), 1, cols) for i in idx]) if idx.size \
+            else np.zeros((0, cols), np.int64)
     if kind == 1:
         if base + nrows * stride > dram.size or pairs + 8 * nrows > dram.size:
             raise VecError("EMBED: binary table outside DRAM")
@@ -502,138 +587,90 @@ def _table_rows(dram: np.ndarray, t: tuple, idx: np.ndarray, cols: int) -> np.nd
     raise VecError(f"EMBED: unknown table kind {kind}")
 
 
-def _embed(dram, d, rows, cols, args):
-    ids = read_view(dram, d["ids"], rows, 1)[:, 0]
-    tt = read_view(dram, d["types"], rows, 1)[:, 0]
+def _embed(c: _Ctx) -> None:
+    rows, cols, d = c.rows, c.cols, c.d
+    ids = read_view(c.dram, d["ids"], rows, 1)[:, 0]
+    tt = read_view(c.dram, d["types"], rows, 1)[:, 0]
     pos = np.arange(rows, dtype=np.int64)
-    e = _table_rows(dram, d["word"], ids, cols) + _table_rows(dram, d["position"], pos, cols) \
-        + _table_rows(dram, d["token_type"], tt, cols)
-    write_view(dram, d["out"], e)
+    e = _table_rows(c.dram, d["word"], ids, cols) + _table_rows(c.dram, d["position"], pos, cols) \
+        + _table_rows(c.dram, d["token_type"], tt, cols)
+    write_view(c.dram, d["out"], e)
 
 
-def _add(dram, d, rows, cols, args):
-    k, _ = _consts(dram, VecFn.ADD, d["consts"])
-    c = I.AddConsts(mult1=k["mult1"], mult2=k["mult2"], shift=k["shift"], in_bits=k["in_bits"],
-                    out_bits=k["out_bits"], out_signed=bool(k["out_signed"]), scale1=1.0, scale2=1.0, out_scale=1.0)
-    out = I.apply_add(read_view(dram, d["a"], rows, cols), read_view(dram, d["b"], rows, cols), c)
-    write_view(dram, d["out"], out)
-
-
-def _requant_consts(k: dict):
-    return I.RequantConsts(mult=k["mult"], shift=k["shift"], bits=k["bits"], signed=bool(k["signed"]),
-                           in_bits=k["in_bits"], scale_in=1.0, scale_out=1.0)
-
-
-def _requant(dram, d, rows, cols, args):
-    k, _ = _consts(dram, VecFn.REQUANT, d["consts"])
-    write_view(dram, d["out"], I.apply_requant(read_view(dram, d["src"], rows, cols), _requant_consts(k)))
-
-
-def _layernorm(dram, d, rows, cols, args):
-    k, _ = _consts(dram, VecFn.LAYERNORM, d["consts"])
-    h = k["hidden"]
-    if h != cols:
-        raise VecError(f"LAYERNORM: constants for hidden {h}, instruction has cols={cols}")
-    _, tail = _consts(dram, VecFn.LAYERNORM, d["consts"], extra=2 * h)
-    c = I.LayerNormConsts(hidden=h, in_bits=k["in_bits"], d_shift=k["d_shift"], eps=k["eps"],
-                          norm_bits=k["norm_bits"], mult=tuple(tail[:h].tolist()), bias=tuple(tail[h:].tolist()),
-                          shift=k["shift"], out_bits=k["out_bits"], out_signed=bool(k["out_signed"]),
-                          in_scale=1.0, out_scale=1.0)
-    write_view(dram, d["out"], I.apply_layernorm(read_view(dram, d["src"], rows, cols), c))
-
-
-def _softmax(dram, d, rows, cols, args):
-    k, _ = _consts(dram, VecFn.SOFTMAX, d["consts"])
-    c = I.SoftmaxConsts(**k, in_scale=1.0, out_scale=1.0)
-    mask = None if d["mask"].base == 0 else read_view(dram, d["mask"], rows, cols) != 0
-    write_view(dram, d["out"], I.apply_softmax(read_view(dram, d["src"], rows, cols), c, mask=mask))
-
-
-def _gelu(dram, d, rows, cols, args):
-    k, _ = _consts(dram, VecFn.GELU, d["consts"])
-    c = I.GeluConsts(**{**k, "out_signed": bool(k["out_signed"])}, in_scale=1.0, out_scale=1.0)
-    write_view(dram, d["out"], I.apply_gelu(read_view(dram, d["src"], rows, cols), c))
-
-
-def _pack_a(dram, d, rows, cols, args):
-    x = read_view(dram, d["src"], rows, cols)
-    if d["consts"]:
-        k, _ = _consts(dram, VecFn.PACK_A, d["consts"])
-        x = I.apply_requant(x, _requant_consts(k)).astype(np.int64)
-    bits, signed = args["bits"], bool(d["signed"])
-    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
-    x = np.clip(x, lo, hi)  # the codes are `bits` wide: saturate rather than wrap
-    L = lay.act_layout(rows, cols, d["array_rows"], d["width"], bits, signed, chunk=d["chunk"] or None)
-    data = lay.pack_activations(x, L).reshape(-1)
-    _write_bytes(dram, d["out"], data, "PACK_A")
-
-
-def _pack_w(dram, d, rows, cols, args):
-    x = read_view(dram, d["src"], rows, cols)
-    L = lay.weight_layout(rows, cols, d["array_cols"], d["width"])
-    for p in range(args["bits"]):
-        data = lay.pack_weights(((x >> p) & 1).astype(bool), L).reshape(-1)
-        _write_bytes(dram, d["out"] + p * d["plane_bytes"], data, "PACK_W")
-
-
-def _write_bytes(dram, at, data, what):
-    if at + data.size > dram.size:
-        raise VecError(f"{what}: output [0x{at:x}, 0x{at + data.size:x}) outside the {dram.size}-byte DRAM image")
-    dram[at:at + data.size] = data
-
-
-def _lut(dram, d, rows, cols, args):
-    x = read_view(dram, d["src"], rows, cols)
+def _lut(c: _Ctx) -> None:
+    d = c.d
+    x = read_view(c.dram, d["src"], c.rows, c.cols)
     off = d["offset"] - (1 << 32) if d["offset"] >= 1 << 31 else d["offset"]
     i = x + off
     if i.size and (i.min() < 0 or i.max() >= d["size"]):
         raise VecError(f"LUT: index outside the {d['size']}-entry table")
-    if d["table"] + 4 * d["size"] > dram.size:
+    if d["table"] + 4 * d["size"] > c.dram.size:
         raise VecError("LUT: table outside DRAM")
-    table = dram[d["table"]:d["table"] + 4 * d["size"]].view("<i4")
-    write_view(dram, d["out"], table[i].astype(np.int64))
+    table = c.dram[d["table"]:d["table"] + 4 * d["size"]].view("<i4")
+    write_view(c.dram, d["out"], table[i].astype(np.int64))
 
 
-def _dot(dram, d, rows, cols, args):
-    n = args["aux"]
-    x = read_view(dram, d["src"], rows, cols)
-    w = read_view(dram, d["weight"], n, cols)
-    if d["bias"] + 8 * n > dram.size:
+def _dot(c: _Ctx) -> None:
+    d, n = c.d, c.args["aux"]
+    x = read_view(c.dram, d["src"], c.rows, c.cols)
+    w = read_view(c.dram, d["weight"], n, c.cols)
+    if d["bias"] + 8 * n > c.dram.size:
         raise VecError("DOT: bias outside DRAM")
-    b = dram[d["bias"]:d["bias"] + 8 * n].view("<i8").astype(np.int64)
+    b = c.dram[d["bias"]:d["bias"] + 8 * n].view("<i8").astype(np.int64)
     with np.errstate(over="ignore"):
-        write_view(dram, d["out"], x @ w.T + b[None, :])
+        write_view(c.dram, d["out"], x @ w.T + b[None, :])
 
 
-def _combine(dram, d, rows, cols, args):
-    n = d["members"]
-    if n < 1 or d["weights"] + 8 * n > dram.size:
-        raise VecError("COMBINE: member count or weight block out of range")
-    wts = dram[d["weights"]:d["weights"] + 8 * n].view("<i8").astype(np.int64)
-    acc = np.zeros((rows, cols), np.int64)
+def _combine(c: _Ctx) -> None:
+    d, n = c.d, c.args["aux"]
+    if d["weights"] + 8 * n > c.dram.size:
+        raise VecError("COMBINE: weight block outside DRAM")
+    wts = c.dram[d["weights"]:d["weights"] + 8 * n].view("<i8").astype(np.int64)
+    acc = np.zeros((c.rows, c.cols), np.int64)
     with np.errstate(over="ignore"):
         for v, w in zip(d["inputs"], wts):
-            acc += read_view(dram, v, rows, cols) * w
-    write_view(dram, d["out"], acc)
+            acc += read_view(c.dram, v, c.rows, c.cols) * w
+    write_view(c.dram, d["out"], acc)
 
 
-_KERNELS = {VecFn.EMBED: _embed, VecFn.ADD: _add, VecFn.REQUANT: _requant, VecFn.LAYERNORM: _layernorm,
-            VecFn.SOFTMAX: _softmax, VecFn.GELU: _gelu, VecFn.PACK_A: _pack_a, VecFn.PACK_W: _pack_w,
-            VecFn.LUT: _lut, VecFn.DOT: _dot, VecFn.COMBINE: _combine}
+_TILE_OUT = (("out", "view"), ("pout", "packed"))
+KERNELS: dict[VecFn, Kernel] = {k.fn: k for k in (
+    Kernel(VecFn.EMBED, "scalar", (("ids", "view"), ("types", "view"), ("word", "table"), ("position", "table"),
+                                   ("token_type", "table"), ("out", "view")), cost=Cost(3, 0), run=_embed),
+    Kernel(VecFn.ADD, "tile", (("a", "view"), ("b", "view"), ("consts", "word")) + _TILE_OUT, ADD_CONSTS,
+           Io.STREAM_OUT, packs=True, run=_add),
+    Kernel(VecFn.REQUANT, "tile", (("src", "view"), ("consts", "word")) + _TILE_OUT, REQUANT_CONSTS,
+           Io.STREAM_OUT, packs=True, run=_requant),
+    Kernel(VecFn.LAYERNORM, "tile", (("a", "view"), ("b", "view"), ("add_consts", "word"), ("consts", "word"))
+           + _TILE_OUT, LN_CONSTS, Io.STREAM_OUT | Io.SECOND_IN, packs=True,
+           cost=Cost(3, ISQRT_CYCLES + DIV_CYCLES), run=_layernorm),
+    Kernel(VecFn.SOFTMAX, "tile", (("src", "view"), ("mask", "view"), ("consts", "word")) + _TILE_OUT, SM_CONSTS,
+           Io.STREAM_OUT | Io.SECOND_IN, packs=True, cost=Cost(3, DIV_CYCLES), run=_softmax),
+    Kernel(VecFn.GELU, "tile", (("src", "view"), ("consts", "word")) + _TILE_OUT, GELU_CONSTS, Io.STREAM_OUT,
+           packs=True, run=_gelu),
+    Kernel(VecFn.LUT, "scalar", (("src", "view"), ("out", "view"), ("table", "word"), ("offset", "word"),
+                                 ("size", "word")), run=_lut),
+    Kernel(VecFn.DOT, "scalar", (("src", "view"), ("weight", "view"), ("bias", "word"), ("out", "view")),
+           aux="output columns", cost=Cost(0, 0), run=_dot),
+    Kernel(VecFn.COMBINE, "scalar", (("out", "view"), ("weights", "word"), ("inputs", "views")), aux="members",
+           run=_combine),
+)}
+CONST_FIELDS = {fn: k.consts for fn, k in KERNELS.items() if k.consts}
 
 
-def run_vec(dram: np.ndarray, args: dict[str, int]) -> None:
+def run_vec(dram: np.ndarray, args: dict[str, int], config: AccelConfig) -> None:
     """Execute one VEC instruction (its operand dict) on the DRAM image `dram` (uint8, in place).
 
-    The reference semantics every back end reproduces; the arithmetic is bebert/integer_ops.py's."""
+    The reference semantics every back end reproduces; the arithmetic is bebert/integer_ops.py's.
+    Rows past `rows` of the last row tile are never written (stream or packed)."""
     why = check_vec(args)
     if why:
         raise VecError(why)
     fn = VecFn(args["fn"])
-    d = decode_desc(dram, fn, args["desc"], args["rows"])
+    d = decode_desc(dram, fn, args["desc"], args["aux"])
     try:
-        _KERNELS[fn](dram, d, args["rows"], args["cols"], args)
+        KERNELS[fn].run(_Ctx(dram, d, args, config.vec_lanes, config.xnor_width))
     except VecError:
         raise
-    except (ValueError, TypeError, IndexError, OverflowError, ZeroDivisionError) as e:
+    except (ValueError, TypeError, IndexError, OverflowError, ZeroDivisionError, KeyError) as e:
         raise VecError(f"{fn.name}: malformed descriptor or constants ({e})") from None
