@@ -1,46 +1,42 @@
-"""Dependency-token checker: does an instruction stream finish on the decoupled machine?
+"""Program-order token checker: is the program a valid sequential execution of the v3 machine?
 
-`check_tokens` runs the three stage queues abstractly (docs/ARCHITECTURE.md, "The
-machine"): fetch dispatches in program order and blocks while the target queue holds
-`queue_depth` instructions; HALT stops fetching; each stage issues its queue head, in
-order, once every counter the head pops is positive, and the head's pushes then count.
-Durations are left out: every counter has exactly one consumer stage and stages are
-in order, so whether the program finishes does not depend on timing (an enabled issue
-stays enabled until taken). The program passes when fetch reached HALT, every queue
-drained and all four counters are back at 0.
+The machine (docs/MACHINE_V3.md, "Stages and tokens") has four in-order stages and one
+counter c[s -> d] for every ordered pair of different stages (`bebert.isa.COUNTERS`, named
+`"load->compute"`, ... here). An instruction of stage d with pop bit s takes a token from
+c[s -> d] as it issues; one of stage s with push bit d gives one to c[s -> d] when it ends.
+
+`check_tokens` walks the program once, in program order, and requires what the compiler
+promises and the golden executor relies on:
+
+- every pop is preceded in program order by a push it consumes: the level of each counter,
+  counted in program order, never goes below 0;
+- every counter is back at 0 at the end (no token is left for nobody);
+- the program ends in its only HALT.
+
+That discipline never deadlocks, for any queue depth: the oldest instruction not yet
+issued is in its stage's queue (fetch is in order, and a full queue that fetch waits on
+holds only younger instructions) and heads it (its stage is in order), and every counter it
+pops gets a token: each push before it in program order comes from an issued instruction,
+which ends, and each pop of that counter before it (all in its own stage) is already taken. So the concurrent machine finishes, and it computes what the
+sequential, program-order execution computes.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 
-from bebert.isa import Instr, Op, Stage, disassemble
+from bebert.isa import COUNTER_INDEX, COUNTER_NAMES, Instr, Op, disassemble
 
-COUNTERS = ("l2c", "c2l", "c2s", "s2c")
-
-# (stage, flag) -> counter the flag pops or pushes.
-_POPS = {
-    (Stage.LOAD, "pop_next"): "c2l",
-    (Stage.COMPUTE, "pop_prev"): "l2c",
-    (Stage.COMPUTE, "pop_next"): "s2c",
-    (Stage.STORE, "pop_prev"): "c2s",
-}
-_PUSHES = {
-    (Stage.LOAD, "push_next"): "l2c",
-    (Stage.COMPUTE, "push_prev"): "c2l",
-    (Stage.COMPUTE, "push_next"): "c2s",
-    (Stage.STORE, "push_prev"): "s2c",
-}
+COUNTERS = COUNTER_NAMES  # the counters' names, in `bebert.isa.COUNTERS` order
 
 
 class TokenError(ValueError):
-    """An instruction stream that deadlocks, leaves tokens behind or never halts."""
+    """An instruction stream that pops before it pushes, leaves tokens behind or never halts."""
 
 
 @dataclass(frozen=True)
 class TokenReport:
-    """What a passing check saw: tokens pushed and the highest level of each counter."""
+    """What a passing check saw: tokens pushed and the highest program-order level of each counter."""
 
     instructions: int
     pushed: dict[str, int]
@@ -48,15 +44,18 @@ class TokenReport:
 
 
 def pops(ins: Instr) -> list[str]:
-    return [_POPS[(ins.stage, f)] for f in sorted(ins.flags) if (ins.stage, f) in _POPS]
+    """The counters `ins` takes a token from (c[s -> its stage] for each pop bit s)."""
+    return [COUNTER_NAMES[COUNTER_INDEX[(s, ins.stage)]] for s in sorted(ins.pops)]
 
 
 def pushes(ins: Instr) -> list[str]:
-    return [_PUSHES[(ins.stage, f)] for f in sorted(ins.flags) if (ins.stage, f) in _PUSHES]
+    """The counters `ins` gives a token to (c[its stage -> d] for each push bit d)."""
+    return [COUNTER_NAMES[COUNTER_INDEX[(ins.stage, d)]] for d in sorted(ins.pushes)]
 
 
 def check_tokens(instrs: list[Instr] | tuple[Instr, ...], queue_depth: int = 8) -> TokenReport:
-    """Prove that `instrs` completes with balanced tokens; raise `TokenError` (one line) if not."""
+    """Prove that `instrs` is token-correct in program order (hence finishes on a machine of
+    any `queue_depth`); raise `TokenError` (one line) if not."""
     instrs = list(instrs)
     if queue_depth < 1:
         raise TokenError(f"queue_depth must be positive, got {queue_depth}")
@@ -66,43 +65,19 @@ def check_tokens(instrs: list[Instr] | tuple[Instr, ...], queue_depth: int = 8) 
     if halts[0] != len(instrs) - 1:
         raise TokenError(f"instruction {halts[0]} is HALT but {len(instrs) - 1 - halts[0]} "
                          "instruction(s) follow it and would never run")
-    queues = {s: deque() for s in (Stage.LOAD, Stage.COMPUTE, Stage.STORE)}
     level = dict.fromkeys(COUNTERS, 0)
     pushed = dict.fromkeys(COUNTERS, 0)
     peak = dict.fromkeys(COUNTERS, 0)
-    pc, halted = 0, False
-    while True:
-        progress = False
-        for q in queues.values():
-            while q and all(level[c] > 0 for c in pops(instrs[q[0]])):
-                ins = instrs[q.popleft()]
-                for c in pops(ins):
-                    level[c] -= 1
-                for c in pushes(ins):
-                    level[c] += 1
-                    pushed[c] += 1
-                    peak[c] = max(peak[c], level[c])
-                progress = True
-        while not halted:
-            ins = instrs[pc]
-            if ins.op == Op.HALT:
-                halted = True
-                progress = True
-                break
-            q = queues[ins.stage]
-            if len(q) >= queue_depth:
-                break
-            q.append(pc)
-            pc += 1
-            progress = True
-        if not progress:
-            break
-    stuck = [(s, q[0]) for s, q in queues.items() if q]
-    if stuck:
-        heads = "; ".join(f"{s.name} waits at #{i} ({disassemble(instrs[i])})" for s, i in stuck)
-        where = "fetch reached HALT" if halted else f"fetch blocked at #{pc}"
-        tokens = ", ".join(f"{c}={level[c]}" for c in COUNTERS)
-        raise TokenError(f"deadlock: {heads}; {where}; counters {tokens}")
+    for pc, ins in enumerate(instrs[:-1]):
+        for c in pops(ins):
+            if level[c] == 0:
+                raise TokenError(f"instruction {pc} ({disassemble(ins)}) pops {c} before any push it could "
+                                 f"consume in program order (a deadlock, or a race with the golden order)")
+            level[c] -= 1
+        for c in pushes(ins):
+            level[c] += 1
+            pushed[c] += 1
+            peak[c] = max(peak[c], level[c])
     left = [f"{c}={level[c]}" for c in COUNTERS if level[c]]
     if left:
         raise TokenError(f"unbalanced tokens: {', '.join(left)} left unconsumed at the end")
