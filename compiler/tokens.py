@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bebert.isa import COUNTER_INDEX, COUNTER_NAMES, Instr, Op, disassemble
+from bebert.isa import COUNTER_NAMES, Instr, Op, disassemble, popped, pushed
 
 COUNTERS = COUNTER_NAMES  # the counters' names, in `bebert.isa.COUNTERS` order
 
@@ -45,12 +45,12 @@ class TokenReport:
 
 def pops(ins: Instr) -> list[str]:
     """The counters `ins` takes a token from (c[s -> its stage] for each pop bit s)."""
-    return [COUNTER_NAMES[COUNTER_INDEX[(s, ins.stage)]] for s in sorted(ins.pops)]
+    return [COUNTER_NAMES[c] for c in popped(ins)]
 
 
 def pushes(ins: Instr) -> list[str]:
     """The counters `ins` gives a token to (c[its stage -> d] for each push bit d)."""
-    return [COUNTER_NAMES[COUNTER_INDEX[(ins.stage, d)]] for d in sorted(ins.pushes)]
+    return [COUNTER_NAMES[c] for c in pushed(ins)]
 
 
 def check_tokens(instrs: list[Instr] | tuple[Instr, ...], queue_depth: int = 8) -> TokenReport:

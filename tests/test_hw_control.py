@@ -8,6 +8,7 @@ documented cycles; the control path finishes when it should.
 
 import gc
 import random
+from pathlib import Path
 import warnings
 
 import numpy as np
@@ -405,3 +406,73 @@ def test_load_stage_sync_moves_tokens_only():
         assert not ctx.get(dut.ctl.busy) and not ctx.get(dut.rd.req_valid)
 
     run(dut, bench)
+
+
+# -- the control path against the simulator ------------------------------------------------------
+def control_path_issues(program, trace):
+    """Run `ControlPath` with the four stages played by the testbench (each issues its queue
+    head by the rules of docs/MACHINE_V3.md and runs for the simulator's D of that
+    instruction): returns (issue cycle of each fetched word, the `cycles` port, error)."""
+    from bebert.hw.control import ControlPath
+
+    cfg = program.config
+    words = [encode(i) for i in program.instrs]
+    stage_of = [int(s) for s in trace.stage]
+    queue_of = {s: [i for i, st in enumerate(stage_of) if st == s] for s in range(N_STAGES)}
+    dut = ControlPath(cfg)
+    issued = {}
+    out = {}
+
+    async def bench(ctx):
+        ctx.set(dut.start, 1)
+        await ctx.tick()
+        ctx.set(dut.start, 0)
+        remain, pushm, taken = [0] * N_STAGES, [0] * N_STAGES, [0] * N_STAGES
+        data, t = 0, 0
+        while not ctx.get(dut.done) and t < 20000:
+            ctx.set(dut.imem_data, data)
+            ctx.set(dut.imem_valid, 1)
+            for s, st in enumerate(dut.stages):
+                word, ok = ctx.get(st.head.word), ctx.get(st.tokens.pop_ok)
+                popm = word >> POP_LSB & 0xF
+                issue = remain[s] == 0 and ctx.get(st.head.valid) and popm & ~ok == 0
+                ctx.set(st.busy, remain[s] != 0)
+                ctx.set(st.head.pop, issue)
+                ctx.set(st.tokens.pop, popm if issue else 0)
+                ctx.set(st.tokens.push, pushm[s] if remain[s] == 1 else 0)
+                if remain[s]:
+                    remain[s] -= 1
+                if issue:
+                    pc = queue_of[s][taken[s]]
+                    assert words[pc] == word
+                    issued[pc] = t
+                    taken[s] += 1
+                    remain[s], pushm[s] = int(trace.dur[pc]), word >> PUSH_LSB & 0xF
+            a = ctx.get(dut.imem_addr)
+            data = words[a] if a < len(words) else 0
+            await ctx.tick()
+            t += 1
+        out.update(cycles=ctx.get(dut.cycles), error=ctx.get(dut.error), done=ctx.get(dut.done))
+
+    run(dut, bench)
+    return issued, out
+
+
+@pytest.mark.parametrize("depth", [2, 4])
+@pytest.mark.parametrize("tokens", [False, True], ids=["race_free", "token_traffic"])
+def test_control_path_issues_every_instruction_when_the_simulator_does(tokens, depth):
+    """Fetch, the four queues and the 12 counters of the RTL, with stages that run the
+    simulator's durations: every instruction issues in the simulator's cycle and the machine
+    finishes with the simulator's cycle count."""
+    from bebert.sim import simulate
+    from bebert.sim.random_programs import random_test_program
+
+    cfg = AccelConfig.from_toml(Path(__file__).resolve().parents[1] / "configs" / "small.toml")
+    cfg = cfg.replace(queue_depth=depth)
+    for seed in range(2):
+        prog = random_test_program(np.random.default_rng(seed), cfg, 30, tokens=tokens)
+        res = simulate(prog, trace=True)
+        issued, out = control_path_issues(prog, res.trace)
+        want = {i: int(t) for i, t in enumerate(res.trace.issue) if t >= 0}
+        assert issued == want
+        assert (out["done"], out["cycles"], out["error"]) == (1, res.cycles, 0)
