@@ -128,3 +128,28 @@ def test_trace_records_when_each_instruction_ran():
     r = run(prog, trace=True)
     assert list(r.trace.issue[:2]) == [2, 23] and list(r.trace.end[:2]) == [23, 25]
     assert r.trace.stage[1] == Stage.COMPUTE
+
+
+@pytest.mark.parametrize("tokens", [False, True], ids=["race_free", "token_traffic"])
+@pytest.mark.parametrize("lanes", [1, 4, 16])
+def test_event_kernel_equals_the_cycle_stepped_reference_on_random_programs(tokens, lanes):
+    from bebert.sim.random_programs import random_test_program
+
+    cfg = SMALL.replace(name=f"lanes{lanes}", vec_lanes=lanes)
+    rng = np.random.default_rng(lanes * 2 + tokens)
+    for _ in range(8):
+        p = random_test_program(rng, cfg, 40, tokens=tokens)
+        fast, ref = simulate(p), simulate(p, kernel=K.run_reference)
+        assert fast == ref and not fast.error
+        traced = simulate(p, trace=True)
+        assert traced == fast and traced.trace.end.max() < fast.cycles
+
+
+def test_random_programs_run_the_golden_executor_with_strict_tokens():
+    from bebert.compiler import golden
+    from bebert.sim.random_programs import random_program
+
+    rng = np.random.default_rng(7)
+    for _ in range(4):
+        p = random_program(rng, SMALL, 40)
+        golden.execute(p, strict_tokens=True)
