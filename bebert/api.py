@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from bebert.config import AccelConfig, ConfigError
-from bebert.program import Program, atomic_write
+from bebert.files import write_json
+from bebert.program import Program
 
 CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
 __all__ = ["AccuracyReport", "ApiError", "AreaReport", "SimReport", "compile", "estimate_area",
@@ -198,7 +199,7 @@ def estimate_area(config: AccelConfig | str | Path | dict | None = None, *,
         report["verilog_sha256"] = hashlib.sha256(vfile.read_bytes()).hexdigest()
     report["verilog"] = vfile.name
     if cached is not None:
-        atomic_write(cached, (json.dumps(report, indent=1) + "\n").encode())
+        write_json(cached, report, indent=1)
     return _area(cfg, report, cached=False)
 
 
@@ -293,7 +294,7 @@ def evaluate_accuracy(run: str | Path, *, metric: str | None = None, split: str 
     from bebert.model.train import evaluate
 
     res = evaluate(p, data_dir=data_dir, max_examples=max_examples, integer=integer)
-    atomic_write(saved, (json.dumps(res, sort_keys=True) + "\n").encode())
+    write_json(saved, res, indent=None, sort_keys=True)
     return accuracy_from_eval(res, str(saved), metric=metric, split=split)
 
 

@@ -39,19 +39,9 @@ def _config(path: str | None):
 
 
 def _print_json(obj) -> None:
-    print(json.dumps(obj, indent=2, sort_keys=False, default=_json_default))
+    from bebert.files import to_json
 
-
-def _json_default(o):
-    import numpy as np
-
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+    print(to_json(obj))  # strict JSON: a non-finite figure prints as null, never NaN
 
 
 # -- subcommands ------------------------------------------------------------------------
@@ -86,7 +76,8 @@ def cmd_compile(a: argparse.Namespace) -> int:
 def cmd_run(a: argparse.Namespace) -> int:
     import numpy as np
 
-    from bebert.program import Program, atomic_write
+    from bebert.files import atomic_write
+    from bebert.program import Program
 
     program = Program.read(a.program)
     from bebert.compiler import golden
@@ -189,12 +180,12 @@ def cmd_rtl(a: argparse.Namespace) -> int:
     result: dict = {"verilog": str(path)}
     if a.report:
         from bebert.hw.resources import resource_report
-        from bebert.program import atomic_write
+        from bebert.files import write_json
 
         print(f"synthesising {path.name} with yosys (synth_xilinx) ...", file=sys.stderr, flush=True)
         report = resource_report(config, path)
         dest = Path(a.out) / "resources.json"
-        atomic_write(dest, (json.dumps(report, indent=2, default=_json_default) + "\n").encode())
+        write_json(dest, report)
         result.update(report=str(dest), total=report["total"],
                       peak_binary_ops_per_s_per_lut=report["peak_binary_ops_per_s_per_lut"])
     _print_json(result)

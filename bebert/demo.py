@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from bebert.config import AccelConfig
-from bebert.program import atomic_write
+from bebert.files import atomic_write, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -98,8 +98,8 @@ def run_demo(out: Path, *, quick: bool = False) -> int:
     report["seconds"] = round(time.perf_counter() - t_all, 1)
     ok = report["golden"]["exact"] and all(v["passed"] for v in report["rtl"]["verify"]) and d["failed"] == 0
     report["passed"] = ok
-    atomic_write(out / "report.json", (json.dumps(report, indent=2, default=str) + "\n").encode())
-    atomic_write(out / "REPORT.md", _markdown(report, default, small).encode())
+    write_json(out / "report.json", report)
+    atomic_write(out / "REPORT.md", _markdown(report, default, small))
     print(f"{'PASS' if ok else 'FAIL'}: report in {out / 'REPORT.md'} ({report['seconds']} s)")
     return 0 if ok else 1
 

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from bebert.config import AccelConfig, ConfigError
+from bebert.files import atomic_write, to_json  # atomic_write: also importable from here, as before
 from bebert.isa import INSTR_BYTES, ISA_VERSION, Instr, IsaError, from_bytes, to_bytes
 
 FORMAT = "bebert-program"
@@ -122,7 +121,7 @@ class Program:
         }
         atomic_write(d / PROGRAM_FILE, code)
         atomic_write(d / DRAM_FILE, image)
-        atomic_write(d / MANIFEST_FILE, (json.dumps(manifest, indent=2) + "\n").encode())
+        atomic_write(d / MANIFEST_FILE, to_json(manifest) + "\n")
         return d
 
     @classmethod
@@ -176,22 +175,3 @@ class Program:
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def atomic_write(path: str | Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see the old file or the new one, never half."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise

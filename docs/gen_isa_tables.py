@@ -139,7 +139,7 @@ def main(argv: list[str]) -> int:
             return 1
         return 0
     if new != text:
-        from bebert.program import atomic_write
+        from bebert.files import atomic_write
 
         atomic_write(DOC, new.encode())
         print(f"updated {DOC}")

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bebert.files import atomic_path, atomic_write
 from bebert.isa import INSTR_BYTES, to_bytes
 from bebert.program import Program
 
@@ -75,10 +76,7 @@ def cached_verilog(config) -> str:
     if path.is_file():
         return path.read_text()
     text = verilog_text(config)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write(path, text)
     return text
 
 
@@ -182,9 +180,8 @@ def run_rtl(config, words: list[int], dram: np.ndarray, *, waves=None, waves_nam
         res["waves"] = None
         if wdir is not None and dump.is_file():
             dst = wdir / f"{waves_name}.fst"
-            tmp = wdir / f".{dst.name}.{os.getpid()}.tmp"
-            shutil.move(str(dump), tmp)
-            os.replace(tmp, dst)  # atomic: a viewer never sees half a file
+            with atomic_path(dst) as tmp:  # a viewer never sees half a file
+                shutil.move(str(dump), tmp)
             res["waves"] = str(dst)
         return res
     finally:

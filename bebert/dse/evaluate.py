@@ -22,7 +22,7 @@ from typing import Any
 
 from bebert.api import area_key, source_fingerprint, toolkit_version
 from bebert.config import AccelConfig
-from bebert.program import atomic_write
+from bebert.files import write_json
 
 from .space import Point, Space
 
@@ -126,5 +126,4 @@ def read_cached(cache_dir: Path, kind: str, key: str) -> dict[str, Any] | None:
 
 
 def write_cached(cache_dir: Path, result: dict[str, Any]) -> None:
-    atomic_write(cache_path(cache_dir, result["kind"], result["key"]),
-                 (json.dumps(result, sort_keys=True) + "\n").encode())
+    write_json(cache_path(cache_dir, result["kind"], result["key"]), result, indent=None, sort_keys=True)

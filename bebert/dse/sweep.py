@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bebert.api import area_key, evaluate_accuracy
-from bebert.program import atomic_write
+from bebert.files import atomic_write, write_json
 
 from . import evaluate as ev
 from .pareto import pareto_front
@@ -183,7 +183,7 @@ def _write(out: Path, space: Space, rows: list[dict], front: list[int], evaluate
     written.append(_csv(out / "pareto.csv", front_rows, cols))
     front_doc = {"space": space.path, "minimize": list(space.minimize), "maximize": list(space.maximize),
                  "points": front_rows}
-    atomic_write(out / "pareto.json", (json.dumps(front_doc, indent=1) + "\n").encode())
+    write_json(out / "pareto.json", front_doc, indent=1)
     written.append(str(out / "pareto.json"))
     title = f"{Path(space.path).name}\n{space.model}"
     written += [str(p) for p in plot_sweep(rows, front, out, title)]
@@ -192,7 +192,7 @@ def _write(out: Path, space: Space, rows: list[dict], front: list[int], evaluate
                "failed": sum(1 for r in rows if r.get("error")), "pareto_points": len(front),
                "minimize": list(space.minimize), "maximize": list(space.maximize), "energy": space.energy,
                "area": space.area, "seconds": round(seconds, 2), "files": [Path(f).name for f in written]}
-    atomic_write(out / "summary.json", (json.dumps(summary, indent=1) + "\n").encode())
+    write_json(out / "summary.json", summary, indent=1)
     written.append(str(out / "summary.json"))
     return written
 
@@ -203,5 +203,5 @@ def _csv(path: Path, rows: list[dict], cols: list[str]) -> str:
     w.writeheader()
     for r in rows:
         w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in cols})
-    atomic_write(path, buf.getvalue().encode())
+    atomic_write(path, buf.getvalue())
     return str(path)
