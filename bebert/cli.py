@@ -12,7 +12,9 @@
     bebert demo                    the embedded default job
 
 Bad input ends with one line on stderr and exit status 2 (set BEBERT_DEBUG=1 for the
-traceback); imports are lazy so that a quick command does not pay for PyTorch.
+traceback); a program that cannot run (`bebert.program.ProgramRejected`: an access out of
+range, no HALT, a deadlock) is one line and exit status 1, the same line from run, sim and
+verify. Imports are lazy so that a quick command does not pay for PyTorch.
 """
 
 from __future__ import annotations
@@ -33,9 +35,10 @@ class UserError(ValueError):
 
 
 def _config(path: str | None):
-    from bebert.config import AccelConfig
+    """--config: a TOML file or a shipped name (small, wide); none: the shipped default."""
+    from bebert.api import load_config
 
-    return AccelConfig.from_toml(path) if path else AccelConfig()
+    return load_config(path)
 
 
 def _print_json(obj) -> None:
@@ -46,27 +49,28 @@ def _print_json(obj) -> None:
 
 # -- subcommands ------------------------------------------------------------------------
 def cmd_compile(a: argparse.Namespace) -> int:
+    from bebert.target import GemmTarget, parse_target
+
     config = _config(a.config)
-    if a.model.strip().lower().startswith("gemm:"):
-        if a.dump_ir:
+    target = parse_target(a.model)
+    if a.dump_ir:
+        if isinstance(target, GemmTarget):
             raise UserError("--dump-ir applies to whole models (synthetic:... or a package), not gemm: specs")
-        from bebert.compiler import compile_spec
+        from bebert.compiler.pipeline import load_target, run_passes
 
-        program = compile_spec(a.model, config, seed=a.seed)
-    else:
-        from bebert.compiler.pipeline import compile_model, load_target, run_passes
-
-        if a.dump_ir:
-            model, seq, name, meta = load_target(a.model, a.seed)
-            g = run_passes(model, seq, config, name=name, stop=a.dump_ir, meta=meta)
-            sys.stdout.write(g.dump() if hasattr(g, "dump") else
-                             f"# program: {len(g.instrs)} instructions, {g.dram.size} DRAM bytes\n")
-            return 0
-        if not a.out:
-            raise UserError("--out is required (the program directory to write)")
-        program = compile_model(a.model, config, seed=a.seed)
+        model, seq, name, meta = load_target(target, a.seed)
+        g = run_passes(model, seq, config, name=name, stop=a.dump_ir, meta=meta)
+        sys.stdout.write(g.dump() if hasattr(g, "dump") else
+                         f"# program: {len(g.instrs)} instructions, {g.dram.size} DRAM bytes\n")
+        return 0
     if not a.out:
         raise UserError("--out is required (the program directory to write)")
+    from bebert import api
+    from bebert.files import check_output_dir
+    from bebert.program import is_program_dir
+
+    check_output_dir(a.out, "program", is_program_dir)  # before the work: a package there is never touched
+    program = api.compile(target, config, seed=a.seed)
     program.write(a.out)
     _print_json({"out": str(a.out), "instructions": len(program.instrs),
                  "dram_bytes": int(program.dram.size), "config": config.name, "model": a.model})
@@ -79,6 +83,10 @@ def cmd_run(a: argparse.Namespace) -> int:
     from bebert.files import atomic_write
     from bebert.program import Program
 
+    if a.out is not None and not str(a.out).endswith(".npz"):
+        raise UserError(f"--out {a.out}: the outputs file must be a .npz file")
+    if a.examples is not None and a.examples < 1:
+        raise UserError(f"--examples must be at least 1, got {a.examples}")
     program = Program.read(a.program)
     from bebert.compiler import golden
 
@@ -206,7 +214,7 @@ def cmd_disasm(a: argparse.Namespace) -> int:
     from bebert.isa import disassemble_program
     from bebert.program import Program
 
-    program = Program.read(a.program)
+    program = Program.read(a.program, check=False)  # shows a program as it is, even one `run` refuses
     sys.stdout.write(disassemble_program(list(program.instrs)))
     return 0
 
@@ -238,7 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--model", required=True,
                    help="gemm:M,K,N,ABITS[,OBITS] (one layer), synthetic:PRESET[,members=,abits=,seq=] or a "
                         "trained package / run directory (the whole ensemble)")
-    c.add_argument("--config", help="accelerator TOML (default: the built-in default)")
+    c.add_argument("--config", help="accelerator TOML, or a shipped one by name: default, small, wide "
+                                    "(default: default)")
     c.add_argument("--out", help="program directory to write")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--dump-ir", metavar="PASS", help="print the IR after PASS (import, shape, tile, bitplane, "
@@ -263,7 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_sim)
 
     h = sub.add_parser("rtl", help="generate the accelerator's Verilog")
-    h.add_argument("--config", help="accelerator TOML (default: the built-in default)")
+    h.add_argument("--config", help="accelerator TOML, or a shipped one by name: default, small, wide "
+                                    "(default: default)")
     h.add_argument("--out", required=True)
     h.add_argument("--report", action="store_true",
                    help="also synthesise with yosys and write resources.json (LUTs, FFs, BRAM, DSP per block)")
@@ -314,7 +324,13 @@ def main(argv: list[str] | None = None) -> int:
             raise
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         print(f"bebert: error: {msg}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_FAILED if _rejected_program(e) else EXIT_USAGE
+
+
+def _rejected_program(e: Exception) -> bool:
+    from bebert.program import ProgramRejected
+
+    return isinstance(e, ProgramRejected)
 
 
 if __name__ == "__main__":

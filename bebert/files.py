@@ -4,7 +4,8 @@
     atomic_path(path)                 the same for a writer that wants a path (savefig, safetensors)
     write_json(path, obj)             atomic, and always valid JSON (see `to_json`)
     to_json(obj)                      JSON text: numpy values as numbers, non-finite floats as null
-    claim_output_dir(path, kind, ...) an output folder that is new, empty or already of that kind
+    claim_output_dir(path, kind, ...) an output folder that is new, empty or already of that kind,
+                                      with the files derived from its old contents removed
 
 Every part of the toolkit writes through these (one helper, not one per module). A leaf: it
 imports nothing from the rest of bebert.
@@ -82,25 +83,32 @@ def write_json(path: str | Path, obj: Any, *, indent: int | None = 2, sort_keys:
     atomic_write(path, to_json(obj, indent=indent, sort_keys=sort_keys) + "\n")
 
 
-def claim_output_dir(path: str | Path, kind: str, holds: Callable[[Path], bool], *,
-                     stale: Iterable[str] = ()) -> Path:
-    """The folder `path`, ready for a `kind` (e.g. "program") to be written into it.
-
-    It is created when missing and taken when empty or when `holds(path)` says it already
-    holds a `kind`; then the files named in `stale` (results derived from the old contents,
-    e.g. a program's outputs.npz) are removed, so nothing outdated survives the rewrite.
-    Anything else (a file, a trained package, another tool's folder) raises `OutputError`
-    with one line: the toolkit never overwrites what it did not write.
-    """
+def check_output_dir(path: str | Path, kind: str, holds: Callable[[Path], bool]) -> Path:
+    """Raise `OutputError` (one line) unless `path` is missing, an empty folder, or a folder that
+    `holds(path)` says already holds a `kind`; changes nothing (a command checks before working)."""
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise OutputError(f"{p} exists and is not a folder; refusing to write a {kind} there")
     if p.is_dir() and any(p.iterdir()) and not holds(p):
         raise OutputError(f"{p} already holds something that is not a {kind}; refusing to overwrite it "
                           f"(choose another output folder, or empty this one)")
+    return p
+
+
+def claim_output_dir(path: str | Path, kind: str, holds: Callable[[Path], bool], *,
+                     stale: Iterable[str] = ()) -> Path:
+    """The folder `path`, ready for a `kind` (e.g. "program") to be written into it.
+
+    It is created when missing and taken when empty or when `holds(path)` says it already
+    holds a `kind`; then the files matching the glob patterns in `stale` (results derived from
+    the old contents, e.g. a program's outputs.npz and plots) are removed, so nothing outdated
+    survives the rewrite. Anything else (a file, a trained package, another tool's folder)
+    raises `OutputError` with one line: the toolkit never overwrites what it did not write.
+    """
+    p = check_output_dir(path, kind, holds)
     p.mkdir(parents=True, exist_ok=True)
-    for name in stale:
-        f = p / name
-        if f.is_file() or f.is_symlink():
-            f.unlink()
+    for pattern in stale:
+        for f in p.glob(pattern):
+            if f.is_file() or f.is_symlink():
+                f.unlink()
     return p

@@ -32,10 +32,10 @@ if importlib.util.find_spec("pyarrow") is not None:  # Parquet is written only w
 
 @pytest.fixture
 def small_space(tmp_path):
-    from bebert.api import CONFIGS_DIR
+    from conftest import CONFIGS
 
     p = tmp_path / "space.toml"
-    p.write_text(SMALL % (CONFIGS_DIR / "small.toml"))
+    p.write_text(SMALL % (CONFIGS / "small.toml"))
     return p
 
 
@@ -100,12 +100,12 @@ def test_random_sampling_is_seeded(tmp_path):
     body = ('[workload]\nmodel = "gemm:8,64,32,4"\n[accelerator]\nbase = "%s"\n'
             '[sweep]\nclock_mhz = [100.0, 150.0, 200.0, 250.0]\nqueue_depth = [2, 4, 8]\n'
             '[sampling]\nmethod = "random"\nsamples = 5\nseed = %d\n')
-    from bebert.api import CONFIGS_DIR
+    from conftest import CONFIGS
 
-    p.write_text(body % (CONFIGS_DIR / "small.toml", 1))
+    p.write_text(body % (CONFIGS / "small.toml", 1))
     a, b = load_space(p), load_space(p)
     assert len(a.points) == 5 and [x.params for x in a.points] == [x.params for x in b.points]
-    p.write_text(body % (CONFIGS_DIR / "small.toml", 2))
+    p.write_text(body % (CONFIGS / "small.toml", 2))
     assert [x.params for x in load_space(p).points] != [x.params for x in a.points]
 
 

@@ -23,7 +23,8 @@ def register(subparsers) -> None:
     import os
 
     d = subparsers.add_parser("dse", help="design-space exploration: sweep, table, Pareto front, plots")
-    d.add_argument("--space", required=True, help="space file (TOML; see examples/space_small.toml)")
+    d.add_argument("--space", required=True, help="space file (TOML; see examples/space_small.toml), or a shipped "
+                                                  "example by name: space_small, space_area")
     d.add_argument("--out", required=True, help="output folder (table, front, plots; cache in OUT/cache)")
     d.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
     d.add_argument("--cache", default=None, help="cache folder (default: OUT/cache); shared between sweeps")
