@@ -207,7 +207,10 @@ def cmd_verify(a: argparse.Namespace) -> int:
     # VEC (RtlUnsupported) or a bad waves directory (WavesError) is one line via main().
     result = verify(a.program, waves=a.waves)
     _print_json(result)
-    return 0 if result.get("passed") else EXIT_FAILED
+    if not result.get("passed"):
+        print(f"bebert: verify failed: {result.get('reason')}", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
 
 
 def cmd_disasm(a: argparse.Namespace) -> int:
