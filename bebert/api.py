@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -272,6 +273,19 @@ def evaluate_accuracy(run: str | Path, *, metric: str | None = None, split: str 
     return accuracy_from_eval(res, str(saved), metric=metric, split=split)
 
 
+def _check_scores(scores, where: str) -> None:
+    """GLUE scores are finite numbers: accuracy and F1 in [0, 1], correlations (MCC, Pearson,
+    Spearman) in [-1, 1]; a string, NaN or an accuracy of 7.5 is refused, not averaged."""
+    if not isinstance(scores, dict):
+        raise ApiError(f"{where}: scores must be an object of metric -> number, got {scores!r}")
+    for k, v in scores.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ApiError(f"{where}: {k} = {v!r} is not a finite number")
+        lo = 0.0 if k in ("accuracy", "f1") else -1.0
+        if not lo <= v <= 1.0:
+            raise ApiError(f"{where}: {k} = {v} outside [{lo:g}, 1] (scores are fractions, not percentages)")
+
+
 def _read_json(p: Path) -> dict:
     try:
         d = json.loads(p.read_text())
@@ -292,9 +306,16 @@ def accuracy_from_eval(res: dict, source: str, *, metric: str | None = None,
     if name not in splits:
         raise ApiError(f"{source}: no split '{name}' (splits: {', '.join(splits)})")
     r = splits[name]
+    if not isinstance(r, dict):
+        raise ApiError(f"{source}: split '{name}' is not an object of scores")
     ens = r.get("ensemble")
     if not isinstance(ens, dict) or not ens:
         raise ApiError(f"{source}: split '{name}' has no ensemble scores")
+    for who, scores in [("ensemble", ens)] + [(f"member {i}", m) for i, m in enumerate(r.get("members") or [])]:
+        _check_scores(scores, f"{source}: split '{name}', {who}")
+    if not isinstance(r.get("examples", 0), int) or isinstance(r.get("examples"), bool) or r.get("examples", 0) < 0:
+        raise ApiError(f"{source}: split '{name}': examples must be a count, got {r.get('examples')!r}")
+
     def pick(scores: dict) -> float:
         if metric is None:  # the GLUE convention: the mean of the task's metrics
             return float(sum(scores.values()) / len(scores))

@@ -210,3 +210,28 @@ def test_the_example_space_with_area(tmp_path):
     r = run_sweep(space, tmp_path / "d", jobs=2, progress=False)
     assert r.failed == 0 and all(x["luts"] > 0 for x in r.rows)
     assert run_sweep(space, tmp_path / "d", jobs=2, progress=False).evaluated == 0
+
+
+def _eval_json(members: int, **ensemble):
+    return {"task": "mrpc", "alphas": [1.0] * members,
+            "splits": {"validation": {"examples": 408, "members": [{"accuracy": 0.7}] * members,
+                                      "ensemble": ensemble or {"accuracy": 0.75}}}}
+
+
+@pytest.mark.parametrize("members, declared, ensemble, words", [
+    (2, 3, {}, "its results are of 2 member(s)"),
+    (3, 3, {"accuracy": 7.5}, "accuracy = 7.5 outside [0, 1]"),
+    (3, 3, {"accuracy": "high"}, "accuracy = 'high' is not a finite number"),
+    (3, 3, {"accuracy": None}, "accuracy = None is not a finite number"),
+    (3, 3, {"mcc": -1.5}, "mcc = -1.5 outside [-1, 1]"),
+])
+def test_an_accuracy_is_a_fraction_of_the_ensemble_it_is_credited_to(small_space, tmp_path, members, declared,
+                                                                      ensemble, words):
+    f = tmp_path / "eval.json"
+    f.write_text(json.dumps(_eval_json(members, **ensemble)))
+    small_space.write_text(small_space.read_text()
+                           + f'\n[accuracy]\nruns = [{{members = {declared}, abits = 4, run = "{f}"}}]\n')
+    with pytest.raises(ValueError) as e:
+        run_sweep(load_space(small_space), tmp_path / "o", progress=False)
+    assert words in str(e.value) and "\n" not in str(e.value)
+    assert not (tmp_path / "o" / "points.csv").exists()

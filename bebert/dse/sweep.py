@@ -33,7 +33,7 @@ from bebert.files import atomic_write, write_json
 from . import evaluate as ev
 from .pareto import pareto_front
 from .plots import plot_sweep
-from .space import ACCEL_PARAMS, Space
+from .space import ACCEL_PARAMS, Space, SpaceError
 
 
 @dataclass(frozen=True)
@@ -92,9 +92,29 @@ def _accuracies(space: Space) -> dict[tuple[int, int], dict]:
             continue
         r = evaluate_accuracy(src, metric=space.accuracy_metric, split=space.accuracy_split,
                               integer=space.accuracy_integer, run_eval=space.accuracy_evaluate)
+        _check_run_matches(src, r, m, b)
         acc[(m, b)] = {"accuracy": r.value, "accuracy_metric": r.metric, "accuracy_task": r.task,
                        "accuracy_source": r.source}
     return acc
+
+
+def _check_run_matches(src: str, r, members: int, abits: int) -> None:
+    """An accuracy is credited only to the ensemble it was measured on: the run's member count
+    (from its scores) and, where its package is at hand, its activation bits must be the point's."""
+    from bebert.target import PackageTarget, parse_target
+
+    where = f"[accuracy] run {src} (declared members = {members}, abits = {abits})"
+    if r.members and len(r.members) != members:
+        raise SpaceError(f"{where}: its results are of {len(r.members)} member(s)")
+    if Path(src).is_dir():
+        try:
+            pkg = parse_target(src)
+        except ValueError:
+            return  # a folder of saved results only: nothing more to compare
+        if isinstance(pkg, PackageTarget):
+            if pkg.n_members != members or set(pkg.act_bits) != {abits}:
+                raise SpaceError(f"{where}: its package has {pkg.n_members} member(s) with "
+                                 f"{'/'.join(map(str, pkg.act_bits))}-bit activations")
 
 
 def _execute(todo: list[dict], jobs: int, cache: Path, results: dict, progress: bool) -> None:
