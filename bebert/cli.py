@@ -182,8 +182,13 @@ def cmd_sim(a: argparse.Namespace) -> int:
 
 def cmd_rtl(a: argparse.Namespace) -> int:
     config = _config(a.config)
+    from bebert.files import claim_output_dir
     from bebert.hw import generate_verilog
+    from bebert.hw.verilog import TOP_NAME
 
+    rtl_files = (f"{TOP_NAME}.v", "resources.json")
+    claim_output_dir(a.out, "Verilog build", lambda d: all(p.name in rtl_files for p in d.iterdir()),
+                     stale=["resources.json"])  # the report of an earlier, maybe other, config
     path = generate_verilog(config, Path(a.out))
     result: dict = {"verilog": str(path)}
     if a.report:

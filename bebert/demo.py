@@ -28,11 +28,12 @@ from pathlib import Path
 import numpy as np
 
 from bebert.config import AccelConfig
-from bebert.files import atomic_write, write_json
+from bebert.files import atomic_write, claim_output_dir, write_json
 
 # The sweep has no Yosys area: the accelerator with its vector unit takes minutes of Yosys per
 # configuration (examples/space_area.toml is this space with area).
 SPACE = QUICK_SPACE = "space_small"  # a shipped space (`bebert.shipped`)
+DEMO_OUTPUTS = ("model", "sim", "rtl", "dse", "report.json", "REPORT.md")  # what a demo folder holds
 MODEL = "synthetic:minilm-l6"
 QUICK_MODEL = "synthetic:tiny"
 STEPS = 6
@@ -56,8 +57,7 @@ def _done(t: float, what: str) -> None:
 def run_demo(out: Path, *, quick: bool = False) -> int:
     from bebert import api
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim_output_dir(out, "demo", lambda d: all(p.name in DEMO_OUTPUTS for p in d.iterdir()))
     default, small = _config("default"), _config("small")
     spec = QUICK_MODEL if quick else MODEL
     report: dict = {"model": spec, "config": default.to_dict(), "quick": quick}

@@ -148,3 +148,9 @@ def test_bad_command_lines_are_one_line(cli, tmp_path, argv, words):
     r = cli(*(a.format(tmp=tmp_path) for a in argv))
     assert r.code == 2 and words in r.one_line_error()
     assert not (tmp_path / "g").exists()
+
+
+def test_rtl_writes_only_into_a_folder_of_verilog(cli, gemm_program):
+    r = cli("rtl", "--config", "small", "--out", gemm_program)
+    assert r.code == 2 and "not a Verilog build; refusing to overwrite it" in r.one_line_error()
+    assert sorted(p.name for p in gemm_program.iterdir()) == ["dram.bin", "manifest.json", "program.bin"]

@@ -235,3 +235,12 @@ def test_an_accuracy_is_a_fraction_of_the_ensemble_it_is_credited_to(small_space
         run_sweep(load_space(small_space), tmp_path / "o", progress=False)
     assert words in str(e.value) and "\n" not in str(e.value)
     assert not (tmp_path / "o" / "points.csv").exists()
+
+
+def test_a_sweep_never_writes_into_a_folder_of_something_else(small_space, tmp_path, capsys):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "manifest.json").write_text("{}")
+    assert main(["dse", "--space", str(small_space), "--out", str(pkg), "--jobs", "1", "--no-progress"]) == 2
+    assert "not a design-space sweep; refusing to overwrite it" in capsys.readouterr().err
+    assert [p.name for p in pkg.iterdir()] == ["manifest.json"]

@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from bebert.api import area_key, evaluate_accuracy
-from bebert.files import atomic_write, write_json
+from bebert.files import atomic_write, claim_output_dir, write_json
 
 from . import evaluate as ev
 from .pareto import pareto_front
-from .plots import plot_sweep
+from .plots import FIGURES, plot_sweep
 from .space import ACCEL_PARAMS, Space, SpaceError
 
 
@@ -51,8 +51,7 @@ class SweepResult:
 def run_sweep(space: Space, out_dir: str | Path, *, jobs: int = 1, cache_dir: str | Path | None = None,
               progress: bool = True) -> SweepResult:
     t0 = time.perf_counter()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim_sweep_dir(out_dir)
     cache = Path(cache_dir) if cache_dir is not None else out / "cache"
     accuracy = _accuracies(space)  # reads saved evals (or runs them, with evaluate = true) first
 
@@ -82,6 +81,20 @@ def run_sweep(space: Space, out_dir: str | Path, *, jobs: int = 1, cache_dir: st
     failed = sum(1 for r in rows if r.get("error"))
     return SweepResult(rows=tuple(rows), front=tuple(front), evaluated=len(todo), cached=len(tasks) - len(todo),
                        failed=failed, files=tuple(files))
+
+
+OUTPUTS = ("points.csv", "points.parquet", "pareto.csv", "pareto.json", "summary.json", *FIGURES)
+CACHE = "cache"
+
+
+def is_sweep_dir(path: Path) -> bool:
+    """Whether `path` holds only what a sweep writes (so a re-run or a resume may write there)."""
+    return all(p.name in OUTPUTS or (p.name == CACHE and p.is_dir()) for p in path.iterdir())
+
+
+def claim_sweep_dir(out_dir: str | Path) -> Path:
+    """The output folder of a sweep: new, empty or a sweep's (`OutputError`, one line, otherwise)."""
+    return claim_output_dir(out_dir, "design-space sweep", is_sweep_dir)
 
 
 def _accuracies(space: Space) -> dict[tuple[int, int], dict]:
@@ -214,6 +227,9 @@ def _write(out: Path, space: Space, rows: list[dict], front: list[int], evaluate
                "area": space.area, "seconds": round(seconds, 2), "files": [Path(f).name for f in written]}
     write_json(out / "summary.json", summary, indent=1)
     written.append(str(out / "summary.json"))
+    for name in OUTPUTS:  # what an earlier sweep wrote and this one did not (a Parquet, say) is stale
+        if str(out / name) not in written:
+            (out / name).unlink(missing_ok=True)
     return written
 
 
