@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# the CPU wheel of torch first, so that nothing pulls a multi-GB CUDA build
 	$(BIN)/pip install --quiet "$(TORCH)"
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,cluster]"
 	touch $(STAMP)
 
 # Debian's Icarus Verilog (RTL simulation), Yosys (resource reports) and Verilator (lint only),

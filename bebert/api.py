@@ -162,7 +162,7 @@ def estimate_area(config: AccelConfig | str | Path | dict | None = None, *,
     from bebert.hw.resources import DEFAULT_TIMEOUT_S, resource_report
 
     cfg = load_config(config)
-    cached = Path(cache_dir) / f"{area_key(cfg)}.json" if cache_dir is not None else None
+    cached = area_cache_file(cache_dir, area_key(cfg)) if cache_dir is not None else None
     if cached is not None and cached.is_file():
         try:
             return _area(cfg, json.loads(cached.read_text()), cached=True)
@@ -176,6 +176,12 @@ def estimate_area(config: AccelConfig | str | Path | dict | None = None, *,
     if cached is not None:
         write_json(cached, report, indent=1)
     return _area(cfg, report, cached=False)
+
+
+def area_cache_file(cache_dir: str | Path, key: str) -> Path:
+    """Where `estimate_area(..., cache_dir=cache_dir)` keeps the report of the configuration whose
+    `area_key` is `key` (a sweep's driver writes the reports its workers return there too)."""
+    return Path(cache_dir) / f"{key}.json"
 
 
 def toolkit_version() -> str:

@@ -244,3 +244,51 @@ def test_a_sweep_never_writes_into_a_folder_of_something_else(small_space, tmp_p
     assert main(["dse", "--space", str(small_space), "--out", str(pkg), "--jobs", "1", "--no-progress"]) == 2
     assert "not a design-space sweep; refusing to overwrite it" in capsys.readouterr().err
     assert [p.name for p in pkg.iterdir()] == ["manifest.json"]
+
+
+CLUSTER_SPACE = """
+[workload]
+model = "gemm:8,64,32,{abits}"
+
+[accelerator]
+base = "small"
+dram_bytes_per_cycle = 4
+
+[sweep]
+pe_rows = [2, 4]
+abits = [2, 4]
+"""
+
+
+def test_a_sweep_on_a_dask_cluster_gives_the_local_table_cache_and_resume(tmp_path):
+    """A scheduler and two workers on 127.0.0.1, as `dask scheduler` / `dask worker` would run them."""
+    distributed = pytest.importorskip("distributed")
+    (tmp_path / "space.toml").write_text(CLUSTER_SPACE)
+    space = load_space(tmp_path / "space.toml")
+    local = run_sweep(space, tmp_path / "local", jobs=1, progress=False)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        far = run_sweep(space, tmp_path / "far", progress=False, cluster=cluster.scheduler_address)
+        assert (far.evaluated, far.cached, far.failed) == (local.evaluated, 0, 0) == (4, 0, 0)
+        assert (tmp_path / "far" / "points.csv").read_text() == (tmp_path / "local" / "points.csv").read_text()
+        cached = sorted(p.name for p in (tmp_path / "far" / "cache" / "points").iterdir())
+        assert cached == sorted(p.name for p in (tmp_path / "local" / "cache" / "points").iterdir())
+        again = run_sweep(space, tmp_path / "far", progress=False, cluster=cluster.scheduler_address)
+        assert (again.evaluated, again.cached) == (0, 4)  # resumed from the cache: nothing submitted
+
+
+def test_dse_cluster_local_from_the_command_line(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("distributed")
+    from bebert.dse import cluster
+
+    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT_S", 2)  # the unreachable scheduler below
+    (tmp_path / "space.toml").write_text(CLUSTER_SPACE)
+    assert main(["dse", "--space", str(tmp_path / "space.toml"), "--out", str(tmp_path / "a"), "--jobs", "1",
+                 "--no-progress"]) == 0
+    assert main(["dse", "--space", str(tmp_path / "space.toml"), "--out", str(tmp_path / "b"), "--jobs", "2",
+                 "--cluster", "local", "--no-progress"]) == 0
+    assert (tmp_path / "a" / "points.csv").read_text() == (tmp_path / "b" / "points.csv").read_text()
+    capsys.readouterr()
+    assert main(["dse", "--space", str(tmp_path / "space.toml"), "--out", str(tmp_path / "c"),
+                 "--cluster", "tcp://127.0.0.1:9", "--no-progress"]) == 2
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in capsys.readouterr().err

@@ -10,7 +10,8 @@ Writes into `out_dir`:
     summary.json                                                  counts, objectives, timing
 
 and keeps the cache in `cache_dir` (default `out_dir/cache`; see `evaluate`). New work runs
-in `jobs` processes (`concurrent.futures`, forkserver), area syntheses first since they take longest.
+in `jobs` processes (`concurrent.futures`, forkserver), or on a Dask cluster's workers with
+`cluster=` (`bebert.dse.cluster`), area syntheses first since they take longest.
 As with any multiprocessing code, a script that calls `run_sweep(..., jobs > 1)` must do so
 under `if __name__ == "__main__":` (the workers import the main module).
 """
@@ -49,7 +50,11 @@ class SweepResult:
 
 
 def run_sweep(space: Space, out_dir: str | Path, *, jobs: int = 1, cache_dir: str | Path | None = None,
-              progress: bool = True) -> SweepResult:
+              progress: bool = True, cluster: str | None = None) -> SweepResult:
+    """Evaluate what the cache lacks, write the table, front and plots (see the module doc).
+    `cluster`: a Dask scheduler address ("tcp://host:8786") or "local" (a cluster of `jobs`
+    workers on this machine) to run the new work on (`bebert.dse.cluster`); the cache, the
+    resume and the results are those of a local run."""
     t0 = time.perf_counter()
     out = claim_sweep_dir(out_dir)
     cache = Path(cache_dir) if cache_dir is not None else out / "cache"
@@ -62,7 +67,7 @@ def run_sweep(space: Space, out_dir: str | Path, *, jobs: int = 1, cache_dir: st
         tasks.setdefault(("point", k), ev.point_task(p, space, k))
     if space.area:
         for p in space.points:
-            t = ev.area_task(p.config, cache)
+            t = ev.area_task(p.config)
             tasks.setdefault(("area", t["key"]), t)
     results: dict[tuple[str, str], dict] = {}
     for (kind, key) in tasks:
@@ -71,7 +76,7 @@ def run_sweep(space: Space, out_dir: str | Path, *, jobs: int = 1, cache_dir: st
             results[(kind, key)] = r
     todo = [t for tk, t in tasks.items() if tk not in results]
     todo.sort(key=lambda t: t["kind"] != "area")  # the slow syntheses start first
-    _execute(todo, jobs, cache, results, progress)
+    _execute(todo, jobs, cache, results, progress, cluster)
 
     rows = [_row(p, k, space, results, accuracy) for p, k in zip(space.points, keys)]
     front = pareto_front(rows, space.minimize, space.maximize)
@@ -130,45 +135,55 @@ def _check_run_matches(src: str, r, members: int, abits: int) -> None:
                                  f"{'/'.join(map(str, pkg.act_bits))}-bit activations")
 
 
-def _execute(todo: list[dict], jobs: int, cache: Path, results: dict, progress: bool) -> None:
+def _execute(todo: list[dict], jobs: int, cache: Path, results: dict, progress: bool,
+             cluster: str | None = None) -> None:
     if not todo:
         return
     from tqdm import tqdm
 
     bar = tqdm(total=len(todo), desc="dse", unit="task", disable=not progress, dynamic_ncols=True)
 
-    def done(r: dict) -> None:
-        ev.write_cached(cache, r)  # at once: an interrupted sweep keeps every finished point
-        results[(r["kind"], r["key"])] = r
+    def done(r: dict, keep: bool = True) -> None:
+        if keep:
+            ev.write_cached(cache, r)  # at once: an interrupted sweep keeps every finished point
+        results[(r["kind"], r["key"])] = {k: v for k, v in r.items() if k != ev.REPORT}
         bar.update(1)
 
     try:
-        if jobs <= 1 or len(todo) == 1:
+        if cluster is not None:
+            from .cluster import run_on_cluster
+
+            run_on_cluster(todo, cluster, jobs, done)
+        elif jobs <= 1 or len(todo) == 1:
             for t in todo:
                 done(ev.run_task(t))
-            return
-        # Never plain fork: a parent that has used PyTorch or Numba threads can leave a forked
-        # child waiting forever on a lock copied in its held state.
-        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-        ctx = multiprocessing.get_context(method)
-        pool = ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx)
-        try:
-            pending = {pool.submit(ev.run_task, t) for t in todo}
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for f in finished:
-                    done(f.result())
-        except BaseException:
-            # Interrupted (or a worker died): what finished is already in the cache; stop at
-            # once rather than wait for the points in flight, which a re-run evaluates.
-            workers = list((getattr(pool, "_processes", None) or {}).values())
-            pool.shutdown(wait=False, cancel_futures=True)
-            for proc in workers:
-                proc.terminate()
-            raise
-        pool.shutdown()
+        else:
+            _run_in_processes(todo, jobs, done)
     finally:
         bar.close()
+
+
+def _run_in_processes(todo: list[dict], jobs: int, done) -> None:
+    # Never plain fork: a parent that has used PyTorch or Numba threads can leave a forked
+    # child waiting forever on a lock copied in its held state.
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    ctx = multiprocessing.get_context(method)
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx)
+    try:
+        pending = {pool.submit(ev.run_task, t) for t in todo}
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for f in finished:
+                done(f.result())
+    except BaseException:
+        # Interrupted (or a worker died): what finished is already in the cache; stop at
+        # once rather than wait for the points in flight, which a re-run evaluates.
+        workers = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in workers:
+            proc.terminate()
+        raise
+    pool.shutdown()
 
 
 def _row(p, key: str, space: Space, results: dict, accuracy: dict) -> dict[str, Any]:
