@@ -72,6 +72,7 @@ def compile(model: str | Program | Target, config: AccelConfig | str | Path | di
     """
     if isinstance(model, Program):
         return model
+    check_seed(seed)
     cfg = load_config(config)
     target = parse_target(model)
     from bebert import compiler
@@ -79,6 +80,16 @@ def compile(model: str | Program | Target, config: AccelConfig | str | Path | di
     if isinstance(target, GemmTarget):
         return compiler.compile_spec(target, cfg, seed=seed)
     return compiler.compile_model(target, cfg, seed=seed)
+
+
+MAX_SEED = (1 << 32) - 1
+
+
+def check_seed(seed) -> int:
+    """A seed is an integer in 0 .. 2^32 - 1 (what every generator the compiler uses takes)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ApiError(f"seed must be an integer in 0..{MAX_SEED}, got {seed!r}")
+    return seed
 
 
 def check_model(model: str | Target, config: AccelConfig) -> None:

@@ -51,6 +51,9 @@ def _print_json(obj) -> None:
 def cmd_compile(a: argparse.Namespace) -> int:
     from bebert.target import GemmTarget, parse_target
 
+    from bebert.api import check_seed
+
+    check_seed(a.seed)
     config = _config(a.config)
     target = parse_target(a.model)
     if a.dump_ir:

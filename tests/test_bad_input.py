@@ -154,3 +154,9 @@ def test_rtl_writes_only_into_a_folder_of_verilog(cli, gemm_program):
     r = cli("rtl", "--config", "small", "--out", gemm_program)
     assert r.code == 2 and "not a Verilog build; refusing to overwrite it" in r.one_line_error()
     assert sorted(p.name for p in gemm_program.iterdir()) == ["dram.bin", "manifest.json", "program.bin"]
+
+
+@pytest.mark.parametrize("seed", ["-1", "99999999999999999999999"])
+def test_a_seed_out_of_range_is_one_line(cli, tmp_path, seed):
+    r = cli("compile", "--model", "synthetic:tiny", "--seed", seed, "--out", tmp_path / "s")
+    assert r.code == 2 and "seed must be an integer in 0..4294967295" in r.one_line_error()

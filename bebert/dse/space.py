@@ -147,7 +147,7 @@ def load_space(path: str | Path) -> Space:
     model = work.get("model")
     if not isinstance(model, str) or not model.strip():
         raise bad("[workload] model is missing (e.g. model = \"gemm:{seq},512,1024,{abits}\")")
-    seed = _int(bad, "workload.seed", work.get("seed", 0), lo=0)
+    seed = _int(bad, "workload.seed", work.get("seed", 0), lo=0, hi=(1 << 32) - 1)
     energy = _energy(bad, p, work.get("energy", "asic45"))
     area = work.get("area", False)
     if not isinstance(area, bool):
@@ -178,9 +178,10 @@ def _unknown_keys(bad, table: str, d: dict, known: tuple[str, ...]) -> None:
         raise bad(f"unknown parameter(s) {', '.join(unknown)} in [{table}] (known: {', '.join(known)})")
 
 
-def _int(bad, what: str, v: Any, *, lo: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-        raise bad(f"{what} must be an integer >= {lo}, got {v!r}")
+def _int(bad, what: str, v: Any, *, lo: int, hi: int | None = None) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi):
+        raise bad(f"{what} must be an integer >= {lo}" + (f" and <= {hi}" if hi is not None else "")
+                  + f", got {v!r}")
     return v
 
 
@@ -257,7 +258,7 @@ def _sampling(bad, s: dict) -> tuple[str, int | None, int]:
         samples = _int(bad, "sampling.samples", samples, lo=1)
     elif samples is not None:
         raise bad("[sampling] samples is only for method = \"random\"")
-    return method, samples, _int(bad, "sampling.seed", s.get("seed", 0), lo=0)
+    return method, samples, _int(bad, "sampling.seed", s.get("seed", 0), lo=0, hi=(1 << 32) - 1)
 
 
 def _accuracy(bad, p: Path, a: dict) -> tuple:
