@@ -7,14 +7,17 @@ the operands of each opcode occupy the fields listed in `FIELDS`.
 The machine has three decoupled stages fed in program order by a fetch unit
 (the BISMO / VTA arrangement): LOAD (DRAM -> on-chip buffers), COMPUTE (GEMM,
 post-processing, sync) and STORE (output buffer -> DRAM). Stages synchronise
-through four token counters: load->compute, compute->load, compute->store and
-store->compute. An instruction may wait for ("pop") a token from its previous
-and/or next stage before it starts and send ("push") one to either when it ends:
+through token counters. An instruction may wait for ("pop") a token from its
+previous and/or next stage before it starts and send ("push") one to either when
+it ends. `TOKEN_FLAGS` is the one table of which flag of which stage pops or pushes
+which counter (`COUNTERS`); the flags a stage may carry, the token checker
+(`bebert.tokens`), the golden executor, the simulator and the RTL's counters all
+derive from it:
 
     stage     pop_prev        pop_next        push_prev       push_next
-    LOAD      (illegal)       compute->load   (illegal)       load->compute
-    COMPUTE   load->compute   store->compute  compute->load   compute->store
-    STORE     compute->store  (illegal)       store->compute  (illegal)
+    LOAD      (illegal)       c2l             (illegal)       l2c
+    COMPUTE   l2c             s2c             c2l             c2s
+    STORE     c2s             (illegal)       s2c             (illegal)
 
 Opcode map (room is reserved, documented, for what later versions add):
     0x00        illegal (an all-zero word stops the machine with an error)
@@ -78,6 +81,9 @@ class Stage(IntEnum):
     FETCH = 3  # HALT is consumed by the fetch unit itself
 
 
+# The stages that execute instructions, in pipeline order (FETCH consumes HALT itself).
+PIPELINE = (Stage.LOAD, Stage.COMPUTE, Stage.STORE)
+
 STAGE_OF = {
     Op.LOAD: Stage.LOAD,
     Op.STORE: Stage.STORE,
@@ -104,13 +110,38 @@ BUF_NAMES = {Buf.ABUF: "abuf", Buf.WBUF: "wbuf", Buf.PBUF: "pbuf", Buf.OBUF: "ob
 FLAG_BITS = {"pop_prev": 8, "pop_next": 9, "push_prev": 10, "push_next": 11}
 FLAG_NAMES = tuple(FLAG_BITS)
 
-# Flags each stage may legally carry.
-LEGAL_FLAGS = {
-    Stage.LOAD: {"pop_next", "push_next"},
-    Stage.COMPUTE: set(FLAG_NAMES),
-    Stage.STORE: {"pop_prev", "push_prev"},
-    Stage.FETCH: set(),
+# Dependency-token counters, in the bit order of the simulator's masks and the RTL's
+# counters: l2c = load -> compute, c2l = compute -> load, c2s, s2c likewise.
+COUNTERS = ("l2c", "c2l", "c2s", "s2c")
+
+# The token table: per stage, the counter each of its flags pops (pop_*) or pushes (push_*).
+# A flag a stage does not list is illegal for it. Every counter has exactly one stage that
+# pushes it and one that pops it (tests/test_isa.py), which makes whether a program finishes
+# independent of timing (bebert.tokens).
+TOKEN_FLAGS: dict[Stage, dict[str, str]] = {
+    Stage.LOAD: {"pop_next": "c2l", "push_next": "l2c"},
+    Stage.COMPUTE: {"pop_prev": "l2c", "pop_next": "s2c", "push_prev": "c2l", "push_next": "c2s"},
+    Stage.STORE: {"pop_prev": "c2s", "push_prev": "s2c"},
+    Stage.FETCH: {},
 }
+
+# Flags each stage may legally carry (derived from the token table).
+LEGAL_FLAGS = {stage: set(flags) for stage, flags in TOKEN_FLAGS.items()}
+
+
+def token_moves(op: "Op", flags: frozenset[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(counters popped, counters pushed) by an instruction of `op` carrying `flags`."""
+    key = (op, flags)
+    moves = _MOVES.get(key)
+    if moves is None:
+        table = TOKEN_FLAGS[STAGE_OF[op]]
+        mine = [f for f in FLAG_NAMES if f in flags and f in table]
+        moves = _MOVES[key] = (tuple(table[f] for f in mine if f.startswith("pop")),
+                               tuple(table[f] for f in mine if f.startswith("push")))
+    return moves
+
+
+_MOVES: dict[tuple, tuple[tuple[str, ...], tuple[str, ...]]] = {}
 
 # Operand fields: name -> (lsb, width). Text keys are the names used by the assembler.
 FIELDS: dict[Op, dict[str, tuple[int, int]]] = {
@@ -177,6 +208,16 @@ class Instr:
     @property
     def stage(self) -> Stage:
         return STAGE_OF[self.op]
+
+    @property
+    def pops(self) -> tuple[str, ...]:
+        """The token counters this instruction waits on (`TOKEN_FLAGS`)."""
+        return token_moves(self.op, self.flags)[0]
+
+    @property
+    def pushes(self) -> tuple[str, ...]:
+        """The token counters this instruction sends to when it ends."""
+        return token_moves(self.op, self.flags)[1]
 
     def __getattr__(self, name: str) -> int:
         args = self.__dict__.get("args", {})

@@ -12,7 +12,7 @@ from .errors import CompileError
 from .lower import compile_linear
 from .pipeline import compile_model, run_passes
 from .spec import compile_spec, parse_spec
-from .tokens import TokenError, TokenReport, check_tokens
+from bebert.tokens import TokenError, TokenReport, check_tokens  # a leaf: programs read from disk are checked too
 
 __all__ = ["CompileError", "TokenError", "TokenReport", "check_tokens", "compile_linear", "compile_model",
            "run_passes",

@@ -34,13 +34,12 @@ from __future__ import annotations
 import numpy as np
 
 from bebert.config import AccelConfig
-from bebert.isa import BUF_NAMES, Buf, Instr, Op, disassemble
+from bebert.isa import BUF_NAMES, COUNTERS, Buf, Instr, Op, disassemble
 from bebert.numerics import requantize, wrap_int32
 from bebert.program import Program
 from bebert.vector import VecError, run_vec
 
 from bebert import layout as lay
-from .tokens import COUNTERS, pops, pushes
 
 
 class GoldenError(ValueError):
@@ -179,9 +178,9 @@ def _check_pops_satisfiable(instrs) -> None:
     for ins in instrs:
         if ins.op == Op.HALT:
             break
-        for c in pops(ins):
+        for c in ins.pops:
             popped[c] += 1
-        for c in pushes(ins):
+        for c in ins.pushes:
             pushed[c] += 1
     for c in COUNTERS:
         if popped[c] > pushed[c]:
@@ -202,12 +201,12 @@ def run(config: AccelConfig, instrs, dram: np.ndarray, *, strict_tokens: bool = 
         if ins.op == Op.HALT:
             break
         if strict_tokens:
-            for c in pops(ins):
+            for c in ins.pops:
                 if level[c] == 0:
                     raise GoldenError(f"instruction {pc} ({disassemble(ins)}) pops {c} before "
                                       "any earlier instruction pushed it")
                 level[c] -= 1
-            for c in pushes(ins):
+            for c in ins.pushes:
                 level[c] += 1
         fn = _EXEC.get(ins.op)
         if fn is not None:

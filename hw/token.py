@@ -1,11 +1,13 @@
-"""The four dependency-token counters: l2c, c2l, c2s, s2c."""
+"""The dependency-token counters, one per name in `bebert.isa.COUNTERS` (the token table)."""
 
 from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from bebert.isa import COUNTERS
+
 TOKEN_BITS = 16
-NAMES = ("l2c", "c2l", "c2s", "s2c")
+NAMES = COUNTERS
 
 
 class TokenCounters(wiring.Component):

@@ -7,6 +7,7 @@ from pathlib import Path
 from amaranth.back import verilog
 
 from bebert.config import AccelConfig
+from bebert.files import atomic_write
 
 from .top import Accelerator
 
@@ -21,10 +22,8 @@ def verilog_text(config: AccelConfig) -> str:
 
 def generate_verilog(config: AccelConfig, out_dir: str | Path) -> Path:
     """Write `bebert_accel.v` into `out_dir` and return its path."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{TOP_NAME}.v"
+    path = Path(out_dir) / f"{TOP_NAME}.v"
     text = verilog_text(config)
     if not path.exists() or path.read_text() != text:
-        path.write_text(text)
+        atomic_write(path, text)
     return path

@@ -36,7 +36,7 @@ from __future__ import annotations
 import numpy as np
 
 from bebert.config import AccelConfig
-from bebert.isa import Buf, Instr, Op, gemm, halt, load, post, store, sync, vec
+from bebert.isa import COUNTERS, STAGE_OF, TOKEN_FLAGS, Buf, Instr, Op, gemm, halt, load, post, store, sync, vec
 from bebert.program import Program
 from bebert.vector import VecFn
 
@@ -175,13 +175,9 @@ def random_program(rng: np.random.Generator, config: AccelConfig, n_instrs: int,
 
 
 _STAGE_OPS = (Op.LOAD, Op.GEMM, Op.POST, Op.SYNC, Op.STORE, Op.VEC)
-# flag -> counter index (l2c, c2l, c2s, s2c), per op's stage
-_POPS = {Op.LOAD: {"pop_next": 1}, Op.STORE: {"pop_prev": 2},
-         Op.GEMM: {"pop_prev": 0, "pop_next": 3}}
-_PUSHES = {Op.LOAD: {"push_next": 0}, Op.STORE: {"push_prev": 3},
-           Op.GEMM: {"push_prev": 1, "push_next": 2}}
-for _op in (Op.POST, Op.SYNC, Op.VEC):
-    _POPS[_op], _PUSHES[_op] = _POPS[Op.GEMM], _PUSHES[Op.GEMM]
+# flag -> counter, per op's stage (the ISA's token table)
+_POPS = {op: {f: c for f, c in TOKEN_FLAGS[STAGE_OF[op]].items() if f.startswith("pop")} for op in _STAGE_OPS}
+_PUSHES = {op: {f: c for f, c in TOKEN_FLAGS[STAGE_OF[op]].items() if f.startswith("push")} for op in _STAGE_OPS}
 
 
 def random_token_program(rng: np.random.Generator, config: AccelConfig, n_instrs: int, *,
@@ -189,7 +185,7 @@ def random_token_program(rng: np.random.Generator, config: AccelConfig, n_instrs
                          features=RTL_FEATURES) -> list[Instr]:
     """`n_instrs` random instructions (+ token drain + HALT) with random, satisfiable tokens."""
     features = _features(features)
-    cnt = [0, 0, 0, 0]
+    cnt = dict.fromkeys(COUNTERS, 0)
     out: list[Instr] = []
     weights = np.array([3, 3, 2, 1, 2] + ([2] if "vec" in features else []), float)
     for _ in range(n_instrs):
@@ -218,13 +214,13 @@ def random_token_program(rng: np.random.Generator, config: AccelConfig, n_instrs
             ins = sync(*flags)
         out.append(ins)
     # Drain what is left so that every counter ends at zero.
-    for _ in range(cnt[0]):
+    for _ in range(cnt["l2c"]):
         out.append(sync("pop_prev"))
-    for _ in range(cnt[3]):
+    for _ in range(cnt["s2c"]):
         out.append(sync("pop_next"))
-    for _ in range(cnt[1]):
+    for _ in range(cnt["c2l"]):
         out.append(_load(rng, config, Buf.ABUF, 0, 1, "pop_next"))
-    for _ in range(cnt[2]):
+    for _ in range(cnt["c2s"]):
         out.append(_store(rng, config, 0, 1, "pop_prev"))
     return out + [halt()]
 

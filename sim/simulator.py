@@ -20,7 +20,7 @@ from typing import Any, Callable
 import numpy as np
 
 from bebert.config import GEMM_PIPELINE_CYCLES, POST_PIPELINE_CYCLES, SYNC_CYCLES, AccelConfig
-from bebert.isa import BUF_NAMES, Buf, Instr, IsaError, Op, decode
+from bebert.isa import BUF_NAMES, PIPELINE, STAGE_OF, Buf, Instr, IsaError, Op, decode, token_moves
 from bebert.program import Program
 from bebert.vector import vec_bytes, vec_cycles
 
@@ -98,14 +98,9 @@ class SimResult:
 
 
 _OP_INDEX = {Op[name]: i for i, name in enumerate(K.OPS)}
-_STAGE_INDEX = {Op.LOAD: 0, Op.GEMM: 1, Op.POST: 1, Op.SYNC: 1, Op.VEC: 1, Op.STORE: 2, Op.HALT: K.ST_HALT}
-# (pop mask, push mask) over the counters l2c, c2l, c2s, s2c for each stage's flags.
-_POP = {0: {"pop_next": 1 << K.C2L},
-        1: {"pop_prev": 1 << K.L2C, "pop_next": 1 << K.S2C},
-        2: {"pop_prev": 1 << K.C2S}}
-_PUSH = {0: {"push_next": 1 << K.L2C},
-         1: {"push_prev": 1 << K.C2L, "push_next": 1 << K.C2S},
-         2: {"push_prev": 1 << K.S2C}}
+# Kernel stage index: the position in the ISA's pipeline; HALT is fetch's own (K.ST_HALT).
+_STAGE_INDEX = {op: PIPELINE.index(st) if st in PIPELINE else K.ST_HALT for op, st in STAGE_OF.items()}
+_COUNTER_BIT = {c: 1 << i for i, c in enumerate(K.COUNTERS)}  # popm / pushm bits
 
 
 def duration(ins: Instr, config: AccelConfig) -> int:
@@ -194,8 +189,8 @@ def _row_head(op: Op, flags: frozenset[str]) -> tuple[int, int, int, int]:
     s = _STAGE_INDEX[op]
     if s == K.ST_HALT:
         return s, 0, 0, _OP_INDEX[op]
-    return (s, sum(_POP[s].get(f, 0) for f in flags), sum(_PUSH[s].get(f, 0) for f in flags),
-            _OP_INDEX[op])
+    pops, pushes = token_moves(op, flags)
+    return s, sum(_COUNTER_BIT[c] for c in pops), sum(_COUNTER_BIT[c] for c in pushes), _OP_INDEX[op]
 
 
 def decode_words(words: list[int]) -> list[Instr | None]:

@@ -1,13 +1,17 @@
 """Dependency-token checker: does an instruction stream finish on the decoupled machine?
 
-`check_tokens` runs the three stage queues abstractly (docs/ARCHITECTURE.md, "The
-machine"): fetch dispatches in program order and blocks while the target queue holds
-`queue_depth` instructions; HALT stops fetching; each stage issues its queue head, in
-order, once every counter the head pops is positive, and the head's pushes then count.
-Durations are left out: every counter has exactly one consumer stage and stages are
-in order, so whether the program finishes does not depend on timing (an enabled issue
-stays enabled until taken). The program passes when fetch reached HALT, every queue
-drained and all four counters are back at 0.
+`check_tokens` runs the stage queues abstractly (docs/ARCHITECTURE.md, "The machine"):
+fetch dispatches in program order and blocks while the target queue holds `queue_depth`
+instructions; HALT stops fetching; each stage issues its queue head, in order, once every
+counter the head pops is positive, and the head's pushes then count. Durations are left
+out: every counter has exactly one consumer stage and stages are in order, so whether the
+program finishes does not depend on timing (an enabled issue stays enabled until taken).
+The program passes when fetch reached HALT, every queue drained and every counter is back
+at 0. The stages, the counters and which flag moves which are `bebert.isa`'s token table
+(`PIPELINE`, `COUNTERS`, `TOKEN_FLAGS`); nothing here names a counter.
+
+A leaf: the compiler proves its programs with it, and `bebert.validate` refuses programs
+read from disk that fail it.
 """
 
 from __future__ import annotations
@@ -15,23 +19,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from bebert.isa import Instr, Op, Stage, disassemble
-
-COUNTERS = ("l2c", "c2l", "c2s", "s2c")
-
-# (stage, flag) -> counter the flag pops or pushes.
-_POPS = {
-    (Stage.LOAD, "pop_next"): "c2l",
-    (Stage.COMPUTE, "pop_prev"): "l2c",
-    (Stage.COMPUTE, "pop_next"): "s2c",
-    (Stage.STORE, "pop_prev"): "c2s",
-}
-_PUSHES = {
-    (Stage.LOAD, "push_next"): "l2c",
-    (Stage.COMPUTE, "push_prev"): "c2l",
-    (Stage.COMPUTE, "push_next"): "c2s",
-    (Stage.STORE, "push_prev"): "s2c",
-}
+from bebert.isa import COUNTERS, PIPELINE, Instr, Op, disassemble
 
 
 class TokenError(ValueError):
@@ -47,14 +35,6 @@ class TokenReport:
     max_level: dict[str, int]
 
 
-def pops(ins: Instr) -> list[str]:
-    return [_POPS[(ins.stage, f)] for f in sorted(ins.flags) if (ins.stage, f) in _POPS]
-
-
-def pushes(ins: Instr) -> list[str]:
-    return [_PUSHES[(ins.stage, f)] for f in sorted(ins.flags) if (ins.stage, f) in _PUSHES]
-
-
 def check_tokens(instrs: list[Instr] | tuple[Instr, ...], queue_depth: int = 8) -> TokenReport:
     """Prove that `instrs` completes with balanced tokens; raise `TokenError` (one line) if not."""
     instrs = list(instrs)
@@ -66,7 +46,7 @@ def check_tokens(instrs: list[Instr] | tuple[Instr, ...], queue_depth: int = 8) 
     if halts[0] != len(instrs) - 1:
         raise TokenError(f"instruction {halts[0]} is HALT but {len(instrs) - 1 - halts[0]} "
                          "instruction(s) follow it and would never run")
-    queues = {s: deque() for s in (Stage.LOAD, Stage.COMPUTE, Stage.STORE)}
+    queues = {s: deque() for s in PIPELINE}
     level = dict.fromkeys(COUNTERS, 0)
     pushed = dict.fromkeys(COUNTERS, 0)
     peak = dict.fromkeys(COUNTERS, 0)
@@ -74,11 +54,11 @@ def check_tokens(instrs: list[Instr] | tuple[Instr, ...], queue_depth: int = 8) 
     while True:
         progress = False
         for q in queues.values():
-            while q and all(level[c] > 0 for c in pops(instrs[q[0]])):
+            while q and all(level[c] > 0 for c in instrs[q[0]].pops):
                 ins = instrs[q.popleft()]
-                for c in pops(ins):
+                for c in ins.pops:
                     level[c] -= 1
-                for c in pushes(ins):
+                for c in ins.pushes:
                     level[c] += 1
                     pushed[c] += 1
                     peak[c] = max(peak[c], level[c])
