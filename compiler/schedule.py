@@ -18,7 +18,7 @@ Two plain passes:
    Group g is emitted right after segment max(g - 2, s) (two groups of lookahead: the
    double buffer), and each STORE right after its POST. Every pop is thus preceded in
    program order by the push it consumes, so the program cannot deadlock whatever the
-   queue depth (`tokens.check_tokens` verifies this on every program).
+   queue depth (`bebert.tokens.check_tokens` verifies this on every program).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
     python docs/gen_isa_tables.py           rewrite the generated block of docs/ISA.md
     python docs/gen_isa_tables.py --check   exit 1 if docs/ISA.md is out of date (tests/test_docs.py)
 
-The tables come from `bebert.isa` (Op, STAGE_OF, FLAG_BITS, LEGAL_FLAGS, FIELDS, OPTIONAL) and
+The tables come from `bebert.isa` (Op, STAGE_OF, FLAG_BITS, TOKEN_FLAGS, LEGAL_FLAGS, FIELDS, OPTIONAL) and
 `bebert.vector` (VecFn, COSTS, DESC_LAYOUT, CONST_FIELDS); each field's meaning is the comment beside it in `FIELDS`
 (`FIELD_NOTES` below for the fields written without one). A field with no meaning anywhere
 fails the generator, so a new field cannot land undocumented.
@@ -69,6 +69,15 @@ def render() -> str:
         stage = isa.STAGE_OF[op]
         flags = ", ".join(f"`{f}`" for f in isa.FLAG_NAMES if f in isa.LEGAL_FLAGS[stage]) or "none"
         out.append(f"| `{op.name}` | `0x{int(op):02X}` | {stage.name} | {flags} |")
+    out += ["", "### Dependency tokens (`bebert.isa.TOKEN_FLAGS`)", "",
+            "The counter each flag of each stage pops (waits on) or pushes (sends to); a dash: the "
+            f"flag is illegal for that stage. Counters: {', '.join(f'`{c}`' for c in isa.COUNTERS)}.", "",
+            "| stage | " + " | ".join(f"`{f}`" for f in isa.FLAG_NAMES) + " |",
+            "| --- |" + " --- |" * len(isa.FLAG_NAMES)]
+    for stage in isa.PIPELINE:
+        table = isa.TOKEN_FLAGS[stage]
+        out.append(f"| {stage.name} | " + " | ".join(f"`{table[f]}`" if f in table else "-"
+                                                     for f in isa.FLAG_NAMES) + " |")
     out += ["", "### Common bits", "", "| bits | name | meaning |", "| --- | --- | --- |",
             "| [7:0] | opcode | the table above; 0x00 and every unlisted value are illegal |"]
     for f, b in isa.FLAG_BITS.items():
@@ -130,7 +139,7 @@ def main(argv: list[str]) -> int:
             return 1
         return 0
     if new != text:
-        from bebert.program import atomic_write
+        from bebert.files import atomic_write
 
         atomic_write(DOC, new.encode())
         print(f"updated {DOC}")

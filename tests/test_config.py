@@ -63,3 +63,26 @@ def test_unknown_keys_and_bad_files_are_refused(tmp_path):
     bad.write_text('[accelerator]\npe_rows = "four"\n')
     with pytest.raises(ConfigError, match="pe_rows must be an integer"):
         AccelConfig.from_toml(bad)
+
+
+@pytest.mark.parametrize("text, words", [
+    ("accelerator = 5\n", "'accelerator' must be a table"),
+    ("[accelerator]\nact_bits = [4.5]\n", "act_bits must be a list of integers"),
+    ('[accelerator]\nact_bits = ["4"]\n', "act_bits must be a list of integers"),
+    ('[accelerator]\nact_bits = "4"\n', "act_bits must be a list of integers"),
+    ("", "sets no accelerator parameter"),
+    ("[accelerator]\n", "sets no accelerator parameter"),
+    ('[accelerator]\nname = "x"\n', "sets no accelerator parameter"),
+    ("[accelerator]\npe_rows = 4\n[extra]\nx = 1\n", "unknown table or key(s) extra"),
+    ("[accelerator]\nclock_mhz = true\n", "clock_mhz"),
+    ("[accelerator]\nclock_mhz = nan\n", "clock_mhz"),
+    ("[accelerator]\nclock_mhz = inf\n", "clock_mhz"),
+    ("[accelerator]\npe_rows = 4.0\n", "pe_rows must be an integer"),
+    ("[accelerator]\nname = 3\npe_rows = 4\n", "name must be a non-empty string"),
+])
+def test_numbers_are_numbers_and_an_empty_or_odd_file_is_no_config(tmp_path, text, words):
+    f = tmp_path / "c.toml"
+    f.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        AccelConfig.from_toml(f)
+    assert words in str(e.value) and "\n" not in str(e.value)

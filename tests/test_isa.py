@@ -121,3 +121,21 @@ def test_version_1_text_assembles_unchanged_and_the_new_operands_default_to_zero
     ins = isa.assemble_line("GEMM a=3 w=4 k=8 stride=8 bits=4 signed=1 init=1 @pop_prev")
     assert (ins.mode, ins.wneg, ins.wshift) == (0, 0, 0)
     assert isa.disassemble(ins) == "GEMM a=3 w=4 k=8 stride=8 bits=4 signed=1 init=1 @pop_prev"
+
+
+def test_every_token_counter_has_one_producer_stage_and_one_consumer_stage():
+    """The token table's invariant that makes completion independent of timing (bebert.tokens)."""
+    for c in isa.COUNTERS:
+        pushers = [s for s, t in isa.TOKEN_FLAGS.items() for f, x in t.items() if x == c and f.startswith("push")]
+        poppers = [s for s, t in isa.TOKEN_FLAGS.items() for f, x in t.items() if x == c and f.startswith("pop")]
+        assert len(pushers) == 1 and len(poppers) == 1 and pushers != poppers, c
+    used = {x for t in isa.TOKEN_FLAGS.values() for x in t.values()}
+    assert used == set(isa.COUNTERS)
+    assert all(set(t) <= set(isa.FLAG_NAMES) for t in isa.TOKEN_FLAGS.values())
+
+
+def test_an_instruction_names_the_counters_its_flags_move():
+    ins = isa.gemm(0, 0, 1, 1, 1, False, True, "pop_prev", "pop_next", "push_next")
+    assert ins.pops == ("l2c", "s2c") and ins.pushes == ("c2s",)
+    assert isa.load("abuf", 0, 0, 1, "pop_next", "push_next").pops == ("c2l",)
+    assert isa.halt().pops == isa.halt().pushes == ()
