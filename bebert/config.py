@@ -206,6 +206,11 @@ class AccelConfig:
         return cls.from_dict(d, source=str(p))
 
     def replace(self, **changes: Any) -> "AccelConfig":
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ConfigError(f"config '{self.name}': unknown parameter(s) {', '.join(unknown)}; "
+                              f"known: {', '.join(sorted(known))}")
         return dataclasses.replace(self, **changes)
 
 

@@ -18,7 +18,7 @@ def rewrite_manifest(d, m):
 
 def small_program() -> Program:
     cfg = AccelConfig().replace(name="t")
-    instrs = [isa.load("wbuf", 0, 0, 1, "push_next"), isa.sync("pop_prev"), isa.halt()]
+    instrs = [isa.load("wbuf", 0, 0, 1, push=["compute"]), isa.sync("compute", pop=["load"]), isa.halt()]
     dram = np.arange(512, dtype=np.uint8)
     tensors = [Tensor("w", "weight", 0, 128, (16, 64)), Tensor("y", "output", 256, 256, (1, 64))]
     return Program(cfg, instrs, dram, tensors, meta={"kind": "test"})
