@@ -74,21 +74,26 @@ class StreamBeat(wiring.Component):
         m = Module()
         cfg = self.config
         R, Bb = cfg.pe_rows, cfg.dram_bytes_per_cycle
+        valid = [r < self.rows for r in range(R)]  # rows of the tile that are written
+        data, strb = [], []
         for elem in range(3):
             e = 1 << elem
             S = self.chunk_bytes(cfg, e)
             col = Cat(*[self.values[r][:8 * e] for r in range(R)])
+            col_valid = Cat(*[valid[y // e] for y in range(R * e)])
             chunk = Signal(8 * S, name=f"chunk{e}")
+            chunk_valid = Signal(S, name=f"chunk{e}_valid")
             with m.Switch(self.beat):
                 for k in range(R * e // S):
                     with m.Case(k):
-                        m.d.comb += chunk.eq(col[8 * S * k:8 * S * (k + 1)])
-            strb = []
-            for x in range(Bb):
-                row = (self.beat * S + x % S) // e  # the column byte's element
-                strb.append(((x // S) == (self.offset // S)) & (row < self.rows))
-            with m.If(self.elem == elem):
-                m.d.comb += [self.data.eq(Cat(*[chunk] * (Bb // S))), self.strb.eq(Cat(*strb))]
+                        m.d.comb += [chunk.eq(col[8 * S * k:8 * S * (k + 1)]), chunk_valid.eq(col_valid[S * k:S * (k + 1)])]
+            here = [(x // S) == (self.offset // S) for x in range(Bb)]
+            data.append(Cat(*[chunk] * (Bb // S)))
+            strb.append(Cat(*[chunk_valid[x % S] & here[x] for x in range(Bb)]))
+        with m.Switch(self.elem):
+            for elem in range(3):
+                with m.Case(elem):
+                    m.d.comb += [self.data.eq(data[elem]), self.strb.eq(strb[elem])]
         return m
 
 
