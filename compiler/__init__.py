@@ -4,10 +4,10 @@
     compile_spec("gemm:M,K,N,ABITS[,OBITS]", config, seed=0) -> Program
     compile_model("synthetic:..." | package dir | IntegerModel, config, seed=0) -> Program (whole ensemble)
     golden.execute(program) -> final DRAM image;  golden.outputs(program, dram) -> {name: array}
+                                (`from bebert.compiler import golden`: imported on use)
     check_tokens(instrs, queue_depth) -> TokenReport (raises TokenError on deadlock / imbalance)
 """
 
-from . import golden
 from .errors import CompileError
 from .lower import compile_linear
 from .pipeline import compile_model, run_passes

@@ -1,13 +1,16 @@
-"""Dependency-token checker: does an instruction stream finish on the decoupled machine?
+"""Dependency-token checker (ISA v3): does an instruction stream finish on the decoupled machine?
 
-`check_tokens` runs the three stage queues abstractly (docs/ARCHITECTURE.md, "The
-machine"): fetch dispatches in program order and blocks while the target queue holds
-`queue_depth` instructions; HALT stops fetching; each stage issues its queue head, in
-order, once every counter the head pops is positive, and the head's pushes then count.
-Durations are left out: every counter has exactly one consumer stage and stages are
-in order, so whether the program finishes does not depend on timing (an enabled issue
-stays enabled until taken). The program passes when fetch reached HALT, every queue
-drained and all four counters are back at 0.
+`check_tokens` runs the four stage queues abstractly (docs/MACHINE_V3.md, "Stages and tokens"):
+fetch dispatches in program order and blocks while the target queue holds `queue_depth`
+instructions; HALT stops fetching; each stage issues its queue head, in order, once every
+counter the head pops (c[s -> stage] for s in its pop mask) is positive, and the head's pushes
+(c[stage -> d] for d in its push mask) then count. Durations are left out: every counter has
+exactly one consumer stage and stages are in order, so whether the program finishes does not
+depend on timing (an enabled issue stays enabled until taken). The program passes when fetch
+reached HALT, every queue drained and all 12 counters are back at 0.
+
+`pops` / `pushes` name the counters an instruction takes from and gives to (indices into
+`bebert.isa.COUNTERS`); the golden executor's strict token mode uses the same two functions.
 """
 
 from __future__ import annotations
@@ -15,23 +18,9 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from bebert.isa import Instr, Op, Stage, disassemble
+from bebert.isa import COUNTER_INDEX, COUNTER_NAMES, EXEC_STAGES, Instr, Op, disassemble
 
-COUNTERS = ("l2c", "c2l", "c2s", "s2c")
-
-# (stage, flag) -> counter the flag pops or pushes.
-_POPS = {
-    (Stage.LOAD, "pop_next"): "c2l",
-    (Stage.COMPUTE, "pop_prev"): "l2c",
-    (Stage.COMPUTE, "pop_next"): "s2c",
-    (Stage.STORE, "pop_prev"): "c2s",
-}
-_PUSHES = {
-    (Stage.LOAD, "push_next"): "l2c",
-    (Stage.COMPUTE, "push_prev"): "c2l",
-    (Stage.COMPUTE, "push_next"): "c2s",
-    (Stage.STORE, "push_prev"): "s2c",
-}
+COUNTERS = COUNTER_NAMES  # "load->compute", ... (12, in bebert.isa.COUNTERS order)
 
 
 class TokenError(ValueError):
@@ -47,12 +36,14 @@ class TokenReport:
     max_level: dict[str, int]
 
 
-def pops(ins: Instr) -> list[str]:
-    return [_POPS[(ins.stage, f)] for f in sorted(ins.flags) if (ins.stage, f) in _POPS]
+def pops(ins: Instr) -> list[int]:
+    """Counters (indices into bebert.isa.COUNTERS) the instruction takes a token from."""
+    return [COUNTER_INDEX[(s, ins.stage)] for s in sorted(ins.pops)]
 
 
-def pushes(ins: Instr) -> list[str]:
-    return [_PUSHES[(ins.stage, f)] for f in sorted(ins.flags) if (ins.stage, f) in _PUSHES]
+def pushes(ins: Instr) -> list[int]:
+    """Counters the instruction gives a token to when it ends."""
+    return [COUNTER_INDEX[(ins.stage, d)] for d in sorted(ins.pushes)]
 
 
 def check_tokens(instrs: list[Instr] | tuple[Instr, ...], queue_depth: int = 8) -> TokenReport:
@@ -66,30 +57,27 @@ def check_tokens(instrs: list[Instr] | tuple[Instr, ...], queue_depth: int = 8) 
     if halts[0] != len(instrs) - 1:
         raise TokenError(f"instruction {halts[0]} is HALT but {len(instrs) - 1 - halts[0]} "
                          "instruction(s) follow it and would never run")
-    queues = {s: deque() for s in (Stage.LOAD, Stage.COMPUTE, Stage.STORE)}
-    level = dict.fromkeys(COUNTERS, 0)
-    pushed = dict.fromkeys(COUNTERS, 0)
-    peak = dict.fromkeys(COUNTERS, 0)
-    pc, halted = 0, False
+    body = instrs[:-1]
+    pop_of = [pops(i) for i in body]
+    push_of = [pushes(i) for i in body]
+    queues = {s: deque() for s in EXEC_STAGES}
+    n = len(COUNTERS)
+    level, pushed, peak = [0] * n, [0] * n, [0] * n
+    pc = 0
     while True:
         progress = False
         for q in queues.values():
-            while q and all(level[c] > 0 for c in pops(instrs[q[0]])):
-                ins = instrs[q.popleft()]
-                for c in pops(ins):
+            while q and all(level[c] > 0 for c in pop_of[q[0]]):
+                i = q.popleft()
+                for c in pop_of[i]:
                     level[c] -= 1
-                for c in pushes(ins):
+                for c in push_of[i]:
                     level[c] += 1
                     pushed[c] += 1
                     peak[c] = max(peak[c], level[c])
                 progress = True
-        while not halted:
-            ins = instrs[pc]
-            if ins.op == Op.HALT:
-                halted = True
-                progress = True
-                break
-            q = queues[ins.stage]
+        while pc < len(body):
+            q = queues[body[pc].stage]
             if len(q) >= queue_depth:
                 break
             q.append(pc)
@@ -97,13 +85,15 @@ def check_tokens(instrs: list[Instr] | tuple[Instr, ...], queue_depth: int = 8) 
             progress = True
         if not progress:
             break
+    halted = pc == len(body)
     stuck = [(s, q[0]) for s, q in queues.items() if q]
     if stuck:
         heads = "; ".join(f"{s.name} waits at #{i} ({disassemble(instrs[i])})" for s, i in stuck)
         where = "fetch reached HALT" if halted else f"fetch blocked at #{pc}"
-        tokens = ", ".join(f"{c}={level[c]}" for c in COUNTERS)
-        raise TokenError(f"deadlock: {heads}; {where}; counters {tokens}")
-    left = [f"{c}={level[c]}" for c in COUNTERS if level[c]]
+        tokens = ", ".join(f"{COUNTERS[c]}={level[c]}" for c in range(n) if level[c])
+        raise TokenError(f"deadlock: {heads}; {where}; counters {tokens or 'all 0'}")
+    left = [f"{COUNTERS[c]}={level[c]}" for c in range(n) if level[c]]
     if left:
         raise TokenError(f"unbalanced tokens: {', '.join(left)} left unconsumed at the end")
-    return TokenReport(instructions=len(instrs), pushed=pushed, max_level=peak)
+    return TokenReport(instructions=len(instrs), pushed=dict(zip(COUNTERS, pushed)),
+                       max_level=dict(zip(COUNTERS, peak)))
