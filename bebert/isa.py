@@ -214,6 +214,18 @@ class Instr:
         return hash(encode(self))
 
 
+def popped(ins: Instr) -> tuple[int, ...]:
+    """Counter indices (`COUNTERS`) that the instruction pops: c[src -> its stage] for each pop."""
+    st = ins.stage
+    return () if st == Stage.FETCH else tuple(COUNTER_INDEX[(s, st)] for s in sorted(ins.pops))
+
+
+def pushed(ins: Instr) -> tuple[int, ...]:
+    """Counter indices that the instruction pushes: c[its stage -> dst] for each push."""
+    st = ins.stage
+    return () if st == Stage.FETCH else tuple(COUNTER_INDEX[(st, d)] for d in sorted(ins.pushes))
+
+
 def _check(ins: Instr) -> None:
     for k, (_, width) in FIELDS[ins.op].items():
         v = ins.args[k]

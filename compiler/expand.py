@@ -9,8 +9,7 @@ order is the list order. The dependencies are every conflict on a shared resourc
   the blocks it overwrites (a GEMM, or the writing POST that last used a PBUF entry); a GEMM
   (POST) waits for the LOADs of its blocks;
 - the accumulator snapshot: a POST waits for its `snap` GEMM; a `snap` GEMM waits for the
-  instruction after which the previous snapshot is consumed (the previous POST, or the SYNC that
-  follows a POST which writes DRAM, so that the hand-over never waits for write responses);
+  previous POST (a push to COMPUTE never waits for write responses);
 - DRAM, by tensor rows (`Track`): a reader (LOAD, VEC) waits for the last writer of the rows it
   reads (a POST's writes must have *landed*: the pushing POST waits for its responses); every
   writer of a tensor waits for every access of the tensors whose bytes it reuses (alloc's
@@ -25,8 +24,9 @@ only one that waits for the previous POST.
 from __future__ import annotations
 
 from bebert import layout as lay
-from bebert.config import POSTCFG_CYCLES, SNAP_CYCLES, SYNC_CYCLES, AccelConfig
+from bebert.config import POSTCFG_CYCLES, AccelConfig
 from bebert.isa import Op, PostFmt, Stage
+from bebert.timing import gemm_cycles, load_cycles
 from bebert.vector import Packed, View, encode_desc, vec_cycles
 
 from .errors import CompileError
@@ -175,7 +175,7 @@ class Streams:
 
     def load(self, buf: str, dram: int, addr: int, n: int, deps: list, node: int) -> int:
         args = {"buf": ("abuf", "wbuf", "pbuf").index(buf), "dram": dram, "addr": addr, "n": n}
-        return self.add(LOAD, Rec(Op.LOAD, args, self.L + n * self.bpe[buf], deps, node=node))
+        return self.add(LOAD, Rec(Op.LOAD, args, load_cycles(n, args["buf"], self.cfg), deps, node=node))
 
     def ensure(self, buf: str, key, n: int, parts: list[tuple[int, int, int]], src: tuple[str, int, int],
                node: int) -> list:
@@ -255,6 +255,7 @@ class Streams:
         args = {"fmt": int(o.fmt), "elem": o.elem if o.fmt == PostFmt.STREAM else 0, "shift": o.shift,
                 "obits": o.obits, "osigned": int(o.osigned), "pitch": geo["pitch"], "gstride": geo["gstride"],
                 "group": geo["group"], "pm1": int(o.pm1)}
+        self.group = geo["group"]
         self.add(OUTPUT, Rec(Op.POSTCFG, args, POSTCFG_CYCLES, [], node=ni))
 
     def dst_addr(self, op: GemmOp, t, m: int) -> tuple[int, int, int, int]:
@@ -274,7 +275,7 @@ class Streams:
         tokens = L["K"]
         wn = min(W, tokens - word * W)
         at = int(lay.row_word_addr(t.col * self.C, 0, word, **geo))
-        return dst.offset + at, W - wn + (m * R - word * W), t.col * self.C, t.col * self.C + self.C
+        return dst.offset + at, 0, t.col * self.C, t.col * self.C + self.C  # pos documents packed words only
 
     def gemm(self, n: Node, ni: int) -> None:
         op: GemmOp = n.attrs["gemm"]
@@ -368,7 +369,7 @@ class Streams:
                 deps = [(LOAD, b[3], False) for b in blocks if b[3] >= 0]
                 if snap and self.snap_free >= 0:
                     deps.append((OUTPUT, self.snap_free, False))
-                dur = g["bits"] * g["wbits"] * g["k"] + (SNAP_CYCLES if snap else 0)
+                dur = gemm_cycles(g["bits"], g["wbits"], g["k"], snap)
                 idx = self.add(COMPUTE, Rec(Op.GEMM, g, dur, deps, node=ni))
                 for b in blocks:
                     b[2] = idx
@@ -389,9 +390,9 @@ class Streams:
             deps.append((LOAD, pb[3], False))
         if writes:
             deps += self.war(op.dsts[t.dst])
-        args = {"p": pb[0] + t.pe - lo, "dram": dram, "pos": min(pos, self.W - 1), "cols": t.cols,
+        args = {"p": pb[0] + t.pe - lo, "dram": dram, "pos": pos, "cols": t.cols,
                 "rows": op.rows_valid(m, R), "flush": int(flush and fmt != PostFmt.STREAM)}
-        dur = post_cycles(fmt, t.cols, 1 << op.out.elem, op.out.obits, flush, False, self.cfg)
+        dur = post_cycles(fmt, t.cols, 1 << op.out.elem, op.out.obits, flush, self.group, self.cfg)
         idx = self.add(OUTPUT, Rec(Op.POST, args, dur, deps, writes=writes, node=ni))
         pending_p.append(pb)
         if writes:
@@ -399,9 +400,7 @@ class Streams:
             for b in pending_p:
                 b[2] = idx
             pending_p.clear()
-            self.snap_free = self.add(OUTPUT, Rec(Op.SYNC, {"stage": OUTPUT}, SYNC_CYCLES, [], node=ni))
-        else:
-            self.snap_free = idx
+        self.snap_free = idx
 
     # -- all nodes -------------------------------------------------------------------------
     def build(self) -> None:

@@ -15,8 +15,8 @@ has *landed* (the output path's writes are in DRAM when a POST that pushes has w
 write responses). A dependency it does not know of becomes one pop from c[src -> dst], matched
 to a push on the producer (or a later instruction of its stage placed earlier in the program):
 counters are FIFO, so pushes and pops on a counter are matched in order. A landed dependency
-needs a POST that writes to push (the POST then waits for its responses, L cycles); an
-output-to-compute hand-over pushes from a SYNC or a POST that writes nothing, which never wait.
+needs a POST that writes to push to LOAD or VECTOR (the POST then waits for its responses, L
+cycles, bebert/timing.py); a push to COMPUTE (the snapshot hand-over) never waits.
 """
 
 from __future__ import annotations
@@ -30,8 +30,10 @@ STAGES = (LOAD, COMPUTE, OUTPUT, VECTOR)
 _PREFER = (COMPUTE, OUTPUT, LOAD, VECTOR)  # ties: keep the PE array fed first
 
 
-def program_order(seq: list[list[Rec]], config: AccelConfig) -> tuple[list[tuple[int, int]], int]:
-    """The interleaving [(stage, index)] and the estimated cycles of the streams (module doc)."""
+def program_order(seq: list[list[Rec]], config: AccelConfig,
+                  times: dict | None = None) -> tuple[list[tuple[int, int]], int]:
+    """The interleaving [(stage, index)] and the estimated cycles of the streams (module doc);
+    `times`, when given, receives the estimated issue cycle of every instruction per stage."""
     depth = config.queue_depth
     L = config.dram_latency_cycles
     n = [len(s) for s in seq]
@@ -77,6 +79,8 @@ def program_order(seq: list[list[Rec]], config: AccelConfig) -> tuple[list[tuple
         ptr[s] += 1
         order.append((s, i))
     end = max((free[s] for s in STAGES), default=0)
+    if times is not None:
+        times["issue"] = issue
     return order, max(end, decode + 1) + 1
 
 
@@ -114,7 +118,7 @@ def place_tokens(seq: list[list[Rec]], order: list[tuple[int, int]]) -> list[Ins
             if ds == OUTPUT and need_landed >= 0:
                 while q < hi and not out_recs[q].writes:
                     q += 1
-            elif ds == OUTPUT:
+            elif ds == OUTPUT and s != COMPUTE:
                 r = lo
                 while r < min(hi, lo + 3) and out_recs[r].writes and not waiting[r]:
                     r += 1
@@ -131,8 +135,8 @@ def place_tokens(seq: list[list[Rec]], order: list[tuple[int, int]]) -> list[Ins
                     k[x] = kq[x]
             if q > k[ds]:
                 k[ds] = q
-            if ds == OUTPUT and out_recs[q].writes:
-                waiting[q] = True
+            if ds == OUTPUT and out_recs[q].writes and s in (LOAD, VECTOR):
+                waiting[q] = True   # a POST that tells LOAD / VECTOR waits for its write responses
                 if q > k[4]:
                     k[4] = q
         know[s][i] = k

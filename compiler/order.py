@@ -19,6 +19,7 @@ producers), which the scheduler turns into instructions and the DRAM allocator i
 from __future__ import annotations
 
 from bebert.config import POST_PIPELINE_CYCLES, SNAP_CYCLES, AccelConfig
+from bebert.timing import OutputMode, flush_beats, stream_beats_per_column
 from bebert.isa import PostFmt
 from bebert.vector import vec_cycles
 
@@ -26,20 +27,13 @@ from .gemm_plan import ceil_div
 from .ir import Graph, Node
 
 
-def post_cycles(fmt: PostFmt, cols: int, elem: int, planes: int, flush: bool, pushes: bool,
+def post_cycles(fmt: PostFmt, cols: int, elem: int, planes: int, flush: bool, group: int,
                 config: AccelConfig) -> int:
-    """D of one POST (docs/MACHINE_V3.md, "OUTPUT"): stream or packed, with the write wait of a pusher."""
-    R, C, T, W = config.pe_rows, config.pe_cols, config.vec_lanes, config.xnor_width
-    B, L = config.dram_bytes_per_cycle, config.dram_latency_cycles
+    """D of one POST that tells no LOAD / VECTOR instruction (bebert/timing.py; telling one adds L)."""
+    mode = OutputMode(int(fmt), elem.bit_length() - 1, planes, group)
     if fmt == PostFmt.STREAM:
-        run = min(R, T) * elem
-        bpc = max(1, R // T) * max(1, run // B)
-        return POST_PIPELINE_CYCLES + cols * bpc + (L if pushes else 0)
-    words = R if fmt == PostFmt.PACKED else C
-    d = POST_PIPELINE_CYCLES + C
-    if flush:
-        d += ceil_div(planes * words * W, 8 * B) + (L if pushes else 0)
-    return d
+        return POST_PIPELINE_CYCLES + cols * stream_beats_per_column(mode, config)
+    return POST_PIPELINE_CYCLES + config.pe_cols + (flush_beats(mode, config) if flush else 0)
 
 
 def gemm_cycles(n: Node, config: AccelConfig) -> int:
@@ -52,8 +46,9 @@ def gemm_cycles(n: Node, config: AccelConfig) -> int:
     serial = kw == 1 or (ngemm == 1)
     total = 0
     e = 1 << op.out.elem
+    group = config.pe_rows if op.out.fmt == PostFmt.PACKED else config.pe_cols
     for t in op.tiles:
-        post = post_cycles(op.out.fmt, t.cols, e, op.out.obits, t.last, False, config) + 3
+        post = post_cycles(op.out.fmt, t.cols, e, op.out.obits, t.last, group, config) + 1
         g = per_word * kw + ngemm + SNAP_CYCLES
         total += g + post if serial else max(g, post + per_word + SNAP_CYCLES + 1)
     total *= len(n.attrs["mt"])

@@ -1,53 +1,61 @@
-"""Dependency-token checker (ISA v3): does an instruction stream finish on the decoupled machine?
+"""Program-order token checker: is the program a valid sequential execution of the v3 machine?
 
-`check_tokens` runs the four stage queues abstractly (docs/MACHINE_V3.md, "Stages and tokens"):
-fetch dispatches in program order and blocks while the target queue holds `queue_depth`
-instructions; HALT stops fetching; each stage issues its queue head, in order, once every
-counter the head pops (c[s -> stage] for s in its pop mask) is positive, and the head's pushes
-(c[stage -> d] for d in its push mask) then count. Durations are left out: every counter has
-exactly one consumer stage and stages are in order, so whether the program finishes does not
-depend on timing (an enabled issue stays enabled until taken). The program passes when fetch
-reached HALT, every queue drained and all 12 counters are back at 0.
+The machine (docs/MACHINE_V3.md, "Stages and tokens") has four in-order stages and one
+counter c[s -> d] for every ordered pair of different stages (`bebert.isa.COUNTERS`, named
+`"load->compute"`, ... here). An instruction of stage d with pop bit s takes a token from
+c[s -> d] as it issues; one of stage s with push bit d gives one to c[s -> d] when it ends.
 
-`pops` / `pushes` name the counters an instruction takes from and gives to (indices into
-`bebert.isa.COUNTERS`); the golden executor's strict token mode uses the same two functions.
+`check_tokens` walks the program once, in program order, and requires what the compiler
+promises and the golden executor relies on:
+
+- every pop is preceded in program order by a push it consumes: the level of each counter,
+  counted in program order, never goes below 0;
+- every counter is back at 0 at the end (no token is left for nobody);
+- the program ends in its only HALT.
+
+That discipline never deadlocks, for any queue depth: the oldest instruction not yet
+issued is in its stage's queue (fetch is in order, and a full queue that fetch waits on
+holds only younger instructions) and heads it (its stage is in order), and every counter it
+pops gets a token: each push before it in program order comes from an issued instruction,
+which ends, and each pop of that counter before it (all in its own stage) is already taken. So the concurrent machine finishes, and it computes what the
+sequential, program-order execution computes.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 
-from bebert.isa import COUNTER_INDEX, COUNTER_NAMES, EXEC_STAGES, Instr, Op, disassemble
+from bebert.isa import COUNTER_NAMES, Instr, Op, disassemble, popped, pushed
 
-COUNTERS = COUNTER_NAMES  # "load->compute", ... (12, in bebert.isa.COUNTERS order)
+COUNTERS = COUNTER_NAMES  # the counters' names, in `bebert.isa.COUNTERS` order
 
 
 class TokenError(ValueError):
-    """An instruction stream that deadlocks, leaves tokens behind or never halts."""
+    """An instruction stream that pops before it pushes, leaves tokens behind or never halts."""
 
 
 @dataclass(frozen=True)
 class TokenReport:
-    """What a passing check saw: tokens pushed and the highest level of each counter."""
+    """What a passing check saw: tokens pushed and the highest program-order level of each counter."""
 
     instructions: int
     pushed: dict[str, int]
     max_level: dict[str, int]
 
 
-def pops(ins: Instr) -> list[int]:
-    """Counters (indices into bebert.isa.COUNTERS) the instruction takes a token from."""
-    return [COUNTER_INDEX[(s, ins.stage)] for s in sorted(ins.pops)]
+def pops(ins: Instr) -> list[str]:
+    """The counters `ins` takes a token from (c[s -> its stage] for each pop bit s)."""
+    return [COUNTER_NAMES[c] for c in popped(ins)]
 
 
-def pushes(ins: Instr) -> list[int]:
-    """Counters the instruction gives a token to when it ends."""
-    return [COUNTER_INDEX[(ins.stage, d)] for d in sorted(ins.pushes)]
+def pushes(ins: Instr) -> list[str]:
+    """The counters `ins` gives a token to (c[its stage -> d] for each push bit d)."""
+    return [COUNTER_NAMES[c] for c in pushed(ins)]
 
 
 def check_tokens(instrs: list[Instr] | tuple[Instr, ...], queue_depth: int = 8) -> TokenReport:
-    """Prove that `instrs` completes with balanced tokens; raise `TokenError` (one line) if not."""
+    """Prove that `instrs` is token-correct in program order (hence finishes on a machine of
+    any `queue_depth`); raise `TokenError` (one line) if not."""
     instrs = list(instrs)
     if queue_depth < 1:
         raise TokenError(f"queue_depth must be positive, got {queue_depth}")
@@ -57,43 +65,20 @@ def check_tokens(instrs: list[Instr] | tuple[Instr, ...], queue_depth: int = 8) 
     if halts[0] != len(instrs) - 1:
         raise TokenError(f"instruction {halts[0]} is HALT but {len(instrs) - 1 - halts[0]} "
                          "instruction(s) follow it and would never run")
-    body = instrs[:-1]
-    pop_of = [pops(i) for i in body]
-    push_of = [pushes(i) for i in body]
-    queues = {s: deque() for s in EXEC_STAGES}
-    n = len(COUNTERS)
-    level, pushed, peak = [0] * n, [0] * n, [0] * n
-    pc = 0
-    while True:
-        progress = False
-        for q in queues.values():
-            while q and all(level[c] > 0 for c in pop_of[q[0]]):
-                i = q.popleft()
-                for c in pop_of[i]:
-                    level[c] -= 1
-                for c in push_of[i]:
-                    level[c] += 1
-                    pushed[c] += 1
-                    peak[c] = max(peak[c], level[c])
-                progress = True
-        while pc < len(body):
-            q = queues[body[pc].stage]
-            if len(q) >= queue_depth:
-                break
-            q.append(pc)
-            pc += 1
-            progress = True
-        if not progress:
-            break
-    halted = pc == len(body)
-    stuck = [(s, q[0]) for s, q in queues.items() if q]
-    if stuck:
-        heads = "; ".join(f"{s.name} waits at #{i} ({disassemble(instrs[i])})" for s, i in stuck)
-        where = "fetch reached HALT" if halted else f"fetch blocked at #{pc}"
-        tokens = ", ".join(f"{COUNTERS[c]}={level[c]}" for c in range(n) if level[c])
-        raise TokenError(f"deadlock: {heads}; {where}; counters {tokens or 'all 0'}")
-    left = [f"{COUNTERS[c]}={level[c]}" for c in range(n) if level[c]]
+    level = dict.fromkeys(COUNTERS, 0)
+    pushed = dict.fromkeys(COUNTERS, 0)
+    peak = dict.fromkeys(COUNTERS, 0)
+    for pc, ins in enumerate(instrs[:-1]):
+        for c in pops(ins):
+            if level[c] == 0:
+                raise TokenError(f"instruction {pc} ({disassemble(ins)}) pops {c} before any push it could "
+                                 f"consume in program order (a deadlock, or a race with the golden order)")
+            level[c] -= 1
+        for c in pushes(ins):
+            level[c] += 1
+            pushed[c] += 1
+            peak[c] = max(peak[c], level[c])
+    left = [f"{c}={level[c]}" for c in COUNTERS if level[c]]
     if left:
         raise TokenError(f"unbalanced tokens: {', '.join(left)} left unconsumed at the end")
-    return TokenReport(instructions=len(instrs), pushed=dict(zip(COUNTERS, pushed)),
-                       max_level=dict(zip(COUNTERS, peak)))
+    return TokenReport(instructions=len(instrs), pushed=pushed, max_level=peak)

@@ -12,10 +12,9 @@ simulation by a hash of the Verilog text.
 Waveforms: `waves=DIR` (or $BEBERT_WAVES=DIR) dumps every signal of `bebert_accel` into
 DIR/<name>.fst (FST: GTKWave, Surfer; `fst2vcd` converts it to VCD).
 
-The RTL's vector unit runs the kernels in `bebert.hw.vector_unit.IMPLEMENTED`: `verify`
-refuses a program with a VEC word of another kernel (`RtlUnsupported`, one line) instead
-of reporting a mismatch; on the RTL itself such a word stops fetch with `error_code` =
-UNSUPPORTED (`bebert.hw.ErrorCode`).
+The bench (`bebert.hw.tb.program_bench`) puts the nominal memory of the configuration behind
+the four DRAM ports (`rd`, `owr`, `vrd`, `vwr`: docs/MACHINE_V3.md), or a slower one
+(`run_rtl(..., stall=p)`), which must change the cycles and nothing else.
 """
 
 from __future__ import annotations
@@ -40,10 +39,6 @@ HW_DIR = Path(__file__).resolve().parent
 DEFAULT_TIMEOUT_MARGIN = 10_000
 
 
-class RtlUnsupported(ValueError):
-    """A program that uses what this RTL does not implement (VEC): nothing to compare."""
-
-
 class WavesError(OSError):
     """The waveform directory cannot be used."""
 
@@ -57,12 +52,15 @@ def _sources_hash() -> str:
     import amaranth
 
     import bebert.config
+    import bebert.integer_ops
     import bebert.isa
-
-    h = hashlib.sha256(amaranth.__version__.encode())
+    import bebert.layout
+    import bebert.numerics
     import bebert.vector
 
-    for p in sorted(HW_DIR.rglob("*.py")) + [Path(f.__file__) for f in (bebert.config, bebert.isa, bebert.vector)]:
+    h = hashlib.sha256(amaranth.__version__.encode())
+    leaves = (bebert.config, bebert.isa, bebert.vector, bebert.layout, bebert.numerics, bebert.integer_ops)
+    for p in sorted(HW_DIR.rglob("*.py")) + [Path(f.__file__) for f in leaves]:
         h.update(str(p.relative_to(p.parent.parent)).encode())
         h.update(p.read_bytes())
     return h.hexdigest()
@@ -192,22 +190,21 @@ def run_rtl(config, words: list[int], dram: np.ndarray, *, waves=None, waves_nam
             shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def unsupported_words(words: list[int]) -> list[int]:
-    """Indices of the legal words this RTL does not implement (VEC kernels outside
-    `vector_unit.IMPLEMENTED`), up to the first stop."""
-    from bebert.isa import IsaError, Op, decode
-
-    from .vector_unit import IMPLEMENTED
+def legal_prefix(words: list[int], config) -> list:
+    """The instructions fetch dispatches from raw `words` on `config`: those before the first
+    HALT or word `bebert.isa.decode` / `check_config` refuses, and that HALT."""
+    from bebert.isa import IsaError, Op, check_config, decode
 
     out = []
-    for pc, w in enumerate(words):
+    for w in words:
         try:
             ins = decode(w)
         except IsaError:
             break
-        if ins.op == Op.VEC and ins.fn not in IMPLEMENTED:
-            out.append(pc)
-        elif ins.op == Op.HALT:
+        if check_config(ins, config) is not None:
+            break
+        out.append(ins)
+        if ins.op == Op.HALT:
             break
     return out
 
@@ -216,7 +213,6 @@ def verify(program: Program | str | Path, *, waves=None, build_dir: Path | None 
            raw_words: list[int] | None = None) -> dict:
     """Run `program` on the RTL and compare it with the golden executor and the simulator.
 
-    A program with a VEC word of a kernel the vector unit does not run raises `RtlUnsupported`.
     `waves`: a directory for the waveform (see `waves_request`), named after the program.
 
     `raw_words` replaces the program's instruction stream by raw 128-bit words (possibly
@@ -227,7 +223,7 @@ def verify(program: Program | str | Path, *, waves=None, build_dir: Path | None 
     """
     from bebert.compiler import golden
     from bebert.sim import simulate
-    from bebert.sim.simulator import SimError, decode_words
+    from bebert.sim.simulator import SimError
 
     t0 = time.time()
     prog = program if isinstance(program, Program) else Program.read(program)
@@ -235,7 +231,7 @@ def verify(program: Program | str | Path, *, waves=None, build_dir: Path | None 
     problems = {}
     if raw_words is not None:
         words = [int(w) for w in raw_words]
-        legal = [i for i in decode_words(words) if i is not None]
+        legal = legal_prefix(words, cfg)
         if not legal or legal[-1].op.name != "HALT":
             legal.append(_halt())
         run_sim = lambda: simulate(prog, raw_words=words)  # noqa: E731
@@ -244,12 +240,6 @@ def verify(program: Program | str | Path, *, waves=None, build_dir: Path | None 
         words = [int.from_bytes(to_bytes([i]), "little") for i in prog.instrs]
         run_sim = lambda: simulate(prog)  # noqa: E731
         run_golden = lambda: golden.execute(prog)  # noqa: E731
-    vec = unsupported_words(words)
-    if vec:
-        from bebert.vector import VecFn
-        kinds = sorted({VecFn(decode_words([words[i]])[0].fn).name for i in vec})
-        raise RtlUnsupported(f"the RTL does not implement VEC {'/'.join(kinds)} yet (instruction {vec[0]}"
-                             + (f" and {len(vec) - 1} more" if len(vec) > 1 else "") + "); nothing to verify")
     waves_name = Path(program).name if isinstance(program, (str, Path)) else "waves"
     try:
         sim = run_sim()

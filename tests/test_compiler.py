@@ -252,31 +252,3 @@ def test_compiled_programs_pass_the_token_check(spec, depth):
     report = check_tokens(prog.instrs, depth)
     assert report.pushed["l2c"] >= 1 and report.pushed["c2s"] == prog.meta["tiles"]["m"] * prog.meta["tiles"]["n"]
     assert prog.instrs[-1].op == Op.HALT
-
-
-def test_token_cycle_deadlocks():
-    instrs = [load("wbuf", 0, 0, 1, "pop_next", "push_next"),
-              gemm(0, 0, 1, 1, 1, False, True, "pop_prev", "push_prev"), halt()]
-    with pytest.raises(TokenError, match="deadlock"):
-        check_tokens(instrs, 8)
-
-
-def test_full_queue_deadlocks_only_when_shallow():
-    # compute waits for a load that fetch cannot reach while the compute queue is full
-    instrs = [sync("pop_prev"), sync("pop_prev"), sync(), sync(),
-              load("wbuf", 0, 0, 1, "push_next"), load("wbuf", 0, 0, 1, "push_next"), halt()]
-    check_tokens(instrs, 8)
-    with pytest.raises(TokenError, match=r"deadlock: COMPUTE waits at #0 .*fetch blocked at #2"):
-        check_tokens(instrs, 2)
-
-
-def test_unbalanced_and_unhalted_programs():
-    with pytest.raises(TokenError, match="unbalanced tokens: l2c=1"):
-        check_tokens([load("wbuf", 0, 0, 1, "push_next"), halt()])
-    with pytest.raises(TokenError, match="no HALT"):
-        check_tokens([sync()])
-    with pytest.raises(TokenError, match="follow it"):
-        check_tokens([halt(), sync()])
-    # a store that pushes back to compute is fine when someone consumes it
-    check_tokens([post(0, 0, 0, 0, True, "push_next"), store(0, 0, 1, "pop_prev", "push_prev"),
-                  sync("pop_next"), halt()])
