@@ -4,7 +4,10 @@ Weights, parameters and constants (the image the program ships with), the inputs
 outputs get their own regions for the whole run; intermediates (role scratch) share one arena:
 a tensor is live from the node that first writes it to the last node that reads it, and a
 dead tensor's bytes are reused by tensors first written by later nodes (first fit, adjacent
-holes merged). A node's outputs never share bytes with its inputs. Every tensor starts on an
+holes merged). A node's outputs never share bytes with its inputs. When the node order carries
+estimated times (compiler/order.py), a tensor dies when its last reader is estimated to end,
+not when that reader starts: reusing the bytes then never makes a node wait for another that
+runs beside it. Every tensor starts on an
 ALIGN-byte boundary (LOAD addresses are bus-aligned, the output path's stream runs aligned to
 their size, vec_lanes * 4 bytes at most; VEC constants 8-byte aligned); the first ALIGN bytes
 stay unused, so DRAM address 0 can mean "none" in a descriptor.
@@ -113,11 +116,23 @@ def alloc(g: Graph) -> Graph:
                 last[name] = i
     arena = Arena(top)
     occ = Occupants()
-    ends: dict[int, list[str]] = {}
-    for name, i in last.items():
-        ends.setdefault(i, []).append(name)
+    timed = all("t1" in n.attrs for n in g.nodes)
+    done_at: dict[str, int] = {}   # tensor -> when its last access ends (estimated; else its node index)
+    for i, n in enumerate(g.nodes):
+        for name in list(n.ins.values()) + list(n.outs.values()):
+            if name in last:
+                done_at[name] = max(done_at.get(name, 0), n.attrs["t1"] if timed else i)
+    dying = sorted((done_at[nm], nm) for nm in last)
+    k = 0
     peak = top
     for i, n in enumerate(g.nodes):
+        now = n.attrs["t0"] if timed else i
+        while k < len(dying) and (dying[k][0] <= now if timed else dying[k][0] < now):
+            t = g.t(dying[k][1])
+            if t.offset < 0:
+                raise CompileError(f"tensor '{t.name}' is read before any node writes it")
+            arena.free(t.offset, t.nbytes)
+            k += 1
         for name in n.outs.values():
             t = g.t(name)
             if t.role == "scratch" and t.offset < 0:
@@ -125,11 +140,6 @@ def alloc(g: Graph) -> Graph:
                 t.offset = arena.alloc(t.nbytes)
                 t.reuses = occ.take(t.offset, t.offset + _up(t.nbytes), t.name)
                 peak = max(peak, arena.top)
-        for name in ends.get(i, []):
-            t = g.t(name)
-            if t.offset < 0:
-                raise CompileError(f"tensor '{name}' is read before any node writes it")
-            arena.free(t.offset, t.nbytes)
     unused = [t.name for t in g.tensors.values() if t.role == "scratch" and t.offset < 0]
     if unused:
         raise CompileError(f"tensor '{unused[0]}' is never written ({len(unused)} such)")

@@ -286,8 +286,8 @@ class _Lower:
             raise CompileError(f"tensor '{n.name}': {bits}-bit values cannot be an AND-mode operand (2..8 bits)")
         ctx = self.context_tiles(d, heads)
         segs = [[t for t in ctx if t[2] == h] for h in range(heads)]
-        dsts = [self.wplanes(f"{att.name}.h{h}.vt", len(segs[h]) * self.C, self.tokens, bits, n.member)
-                for h in range(heads)]
+        rows = max(len(sg) for sg in segs) * self.C   # one geometry for all heads: one POSTCFG
+        dsts = [self.wplanes(f"{att.name}.h{h}.vt", rows, self.tokens, bits, n.member) for h in range(heads)]
         tiles = []
         for h in range(heads):
             for s, t in enumerate(segs[h]):
@@ -353,7 +353,7 @@ class _Lower:
             op = GemmOp(name=name, M=rows, mtiles=ceil_div(rows, self.R), bits=pb, signed=False, wbits=vb,
                         wsigned=True, mode=1, segs=((0, 0, tw),),
                         a_tensors=tuple(ATensor(ps[h], Tk // self.R, pb, tw) for h in hs),
-                        w_tensors=tuple(WTensor(vts[h], len(a["v_segments"][h]), vb, tw) for h in hs),
+                        w_tensors=tuple(WTensor(vts[h], self.g.t(vts[h]).layout["ntiles"], vb, tw) for h in hs),
                         p_tensors=(rq,), tiles=tiles,
                         out=OutFmt(PostFmt.PACKED, act.bits, bool(act.signed), int(act.shift), pm1=act.bits == 1),
                         dsts=(ctx,))

@@ -79,32 +79,46 @@ class Track:
 
 
 class Ring:
-    """One on-chip buffer as a ring of blocks, filled in allocation order."""
+    """One on-chip buffer as two halves (double buffering), the least recently used one refilled;
+    a block larger than half takes the whole buffer."""
 
     def __init__(self, name: str, size: int):
         self.name, self.size = name, size
-        self.ptr = 0
+        self.half = size // 2
         self.blocks: dict = {}   # key -> [start, n, last reader (index), last load (index)]
+        self.used = [0, 0]       # per half: when it was last used (a counter)
+        self.tick = 0
         self.pinned: set = set()
 
     def find(self, key):
-        return self.blocks.get(key)
+        b = self.blocks.get(key)
+        if b is not None:
+            self.touch(b)
+        return b
+
+    def touch(self, b: list) -> None:
+        self.tick += 1
+        if b[1] > self.half:
+            self.used = [self.tick, self.tick]
+        else:
+            self.used[0 if b[0] < self.half else 1] = self.tick
 
     def alloc(self, key, n: int) -> tuple[list, int]:
         """A new block of n entries for `key`; (the block, the last reader of what it overwrites)."""
         if n > self.size:
             raise CompileError(f"a block of {n} {self.name} entries does not fit the {self.size}-entry buffer")
-        if self.ptr + n > self.size:
-            self.ptr = 0
-        s = self.ptr
-        self.ptr += n
+        if n <= self.half:
+            s = 0 if self.used[0] <= self.used[1] else self.half
+        else:
+            s = 0
         reader = -1
         for k in [k for k, b in self.blocks.items() if b[0] < s + n and s < b[0] + b[1]]:
             if k in self.pinned:
-                raise AssertionError(f"{self.name} ring evicts a block still in use ({k})")
+                raise AssertionError(f"{self.name} buffer evicts a block still in use ({k})")
             reader = max(reader, self.blocks.pop(k)[2])
         block = [s, n, -1, -1]
         self.blocks[key] = block
+        self.touch(block)
         return block, reader
 
 
@@ -177,21 +191,21 @@ class Streams:
         args = {"buf": ("abuf", "wbuf", "pbuf").index(buf), "dram": dram, "addr": addr, "n": n}
         return self.add(LOAD, Rec(Op.LOAD, args, load_cycles(n, args["buf"], self.cfg), deps, node=node))
 
-    def ensure(self, buf: str, key, n: int, parts: list[tuple[int, int, int]], src: tuple[str, int, int],
+    def ensure(self, buf: str, key, n: int, parts: list[tuple], src: tuple[str, int, int] | None,
                node: int) -> list:
-        """The block of `key` in `buf`, loading it if absent: parts [(dram, first entry offset, n)] of
-        rows [r0, r1) of tensor `src` = (name, r0, r1)."""
+        """The block of `key` in `buf`, loading it if absent: parts [(dram, first entry offset, n[, src])]
+        reading rows [r0, r1) of tensor src = (name, r0, r1) (per part, or `src` for all)."""
         ring = self.rings[buf]
         b = ring.find(key)
         if b is not None:
             return b
         b, reader = ring.alloc(key, n)
-        deps = self.raw(*src)
-        if reader >= 0:
-            deps.append((COMPUTE if buf != "pbuf" else OUTPUT, reader, buf == "pbuf"))
-        for dram, at, cnt in parts:
-            b[3] = self.load(buf, dram, b[0] + at, cnt, deps, node)
-            self.read(*src, LOAD, b[3])
+        war = [(COMPUTE if buf != "pbuf" else OUTPUT, reader, buf == "pbuf")] if reader >= 0 else []
+        for part in parts:
+            dram, at, cnt = part[:3]
+            ps = part[3] if len(part) > 3 else src
+            b[3] = self.load(buf, dram, b[0] + at, cnt, self.raw(*ps) + war, node)
+            self.read(*ps, LOAD, b[3])
         return b
 
     # -- VEC ----------------------------------------------------------------------------
@@ -256,151 +270,91 @@ class Streams:
                 "obits": o.obits, "osigned": int(o.osigned), "pitch": geo["pitch"], "gstride": geo["gstride"],
                 "group": geo["group"], "pm1": int(o.pm1)}
         self.group = geo["group"]
+        self.postcfg_geo = geo
         self.add(OUTPUT, Rec(Op.POSTCFG, args, POSTCFG_CYCLES, [], node=ni))
 
-    def dst_addr(self, op: GemmOp, t, m: int) -> tuple[int, int, int, int]:
-        """(dram, pos, first row written, end row) of tile (m, t)."""
-        dst = self.g.t(op.dsts[t.dst])
-        L = dst.layout
-        R, W = self.R, self.W
-        if op.out.fmt == PostFmt.STREAM:
-            return dst.offset + int(lay.stream_addr(L, m * R, t.col)), 0, m * R, m * R + R
-        if op.out.fmt == PostFmt.PACKED:
-            geo = lay.abuf_geometry(L, self.eb["abuf"]) if L["kind"] == "abuf" else \
-                lay.wbuf_geometry(L, self.eb["wbuf"])
-            at = int(lay.row_word_addr(m * R, 0, t.col, **geo))
-            return dst.offset + at, t.pos, m * R, m * R + R
-        geo = lay.wbuf_geometry(L, self.eb["wbuf"])
-        word = (m * R) // W
-        tokens = L["K"]
-        wn = min(W, tokens - word * W)
-        at = int(lay.row_word_addr(t.col * self.C, 0, word, **geo))
-        return dst.offset + at, 0, t.col * self.C, t.col * self.C + self.C  # pos documents packed words only
+    def destinations(self, op: GemmOp) -> list[tuple]:
+        """Per destination tensor: (kind, base, stride per row tile / group, group, wstep, lanes, elem)."""
+        out = []
+        for d in op.dsts:
+            t = self.g.t(d)
+            L = t.layout
+            if op.out.fmt == PostFmt.STREAM:
+                out.append(("s", t.offset, L["pitch"], L["lanes"], 0, L["lanes"], L["elem"], d, L.get("K", 0)))
+            else:
+                geo = lay.abuf_geometry(L, self.eb["abuf"]) if L["kind"] == "abuf" else \
+                    lay.wbuf_geometry(L, self.eb["wbuf"])
+                out.append(("p", t.offset, geo["gstride"], geo["group"], geo["wstep"], 0, 0, d, L.get("K", 0)))
+                if (geo["pitch"], geo["gstride"], geo["group"]) != (self.postcfg_geo["pitch"],
+                                                                   self.postcfg_geo["gstride"], self.postcfg_geo["group"]):
+                    raise AssertionError(f"{op.name}: destination '{d}' has another geometry than its POSTCFG")
+        return out
 
     def gemm(self, n: Node, ni: int) -> None:
         op: GemmOp = n.attrs["gemm"]
         plan: GemmPlan = n.attrs["plan"]
         mt = n.attrs["mt"]
-        R, C = self.R, self.C
+        R = self.R
         P, Q = op.bits, op.wbits
         A, Wr, Pr = self.rings["abuf"], self.rings["wbuf"], self.rings["pbuf"]
         self.postcfg(op, ni)
-        KA = op.a_tensors[0].kwords
         abase = {}
         A.pinned = set()
-        if not plan.chunked:
+        if not plan.chunked:  # the group's activations of every A tensor, as one block
+            parts, at_off = [], 0
             for ai, at in enumerate(op.a_tensors):
-                key = (at.name, mt[0], mt[-1])
                 cnt = len(mt) * P * at.kwords
                 dram = self.off(at.name) + mt[0] * P * at.kwords * self.eb["abuf"]
-                b = self.ensure("abuf", key, cnt, [(dram, 0, cnt)], (at.name, mt[0] * R, (mt[-1] + 1) * R), ni)
-                A.pinned.add(key)
-                abase[ai] = b
+                parts.append((dram, at_off, cnt, (at.name, mt[0] * R, (mt[-1] + 1) * R)))
+                abase[ai] = at_off
+                at_off += cnt
+            key = (tuple(a.name for a in op.a_tensors), mt[0], mt[-1])
+            b = self.ensure("abuf", key, at_off, parts, None, ni)
+            A.pinned.add(key)
+            abase = {ai: (b, off) for ai, off in abase.items()}
         transposed = op.out.fmt == PostFmt.TRANSPOSED
-        pending_p: list = []
+        ctx = _TileCtx(self, op, plan, mt, abase, ni)
         for block in plan.blocks:
             tiles = [op.tiles[i] for i in block]
             wblk, pblk = {}, {}
             Wr.pinned, Pr.pinned = set(), set()
-            if not plan.chunked:
+            if not plan.chunked:  # the block's weights of every W tensor, as one block
+                parts, keys, off = [], [], 0
                 for wi in sorted({t.w for t in tiles}):
                     wt = op.w_tensors[wi]
                     lo = min(t.wt for t in tiles if t.w == wi)
                     hi = max(t.wt for t in tiles if t.w == wi)
                     cnt = hi - lo + 1
-                    key = (wt.name, lo, hi)
                     base = self.off(wt.name)
-                    parts = [(base + (q * wt.ntiles * wt.kwords + lo * wt.kwords) * self.eb["wbuf"],
-                              q * cnt * wt.kwords, cnt * wt.kwords) for q in range(Q)]
                     src = (wt.name, 0, self.g.t(wt.name).shape[0])
-                    wblk[wi] = (self.ensure("wbuf", key, Q * cnt * wt.kwords, parts, src, ni), lo, cnt)
-                    Wr.pinned.add(key)
+                    parts += [(base + (q * wt.ntiles * wt.kwords + lo * wt.kwords) * self.eb["wbuf"],
+                               off + q * cnt * wt.kwords, cnt * wt.kwords, src) for q in range(Q)]
+                    keys.append((wt.name, lo, hi))
+                    wblk[wi] = [None, off, lo, cnt]
+                    off += Q * cnt * wt.kwords
+                key = tuple(keys)
+                b = self.ensure("wbuf", key, off, parts, None, ni)
+                Wr.pinned.add(key)
+                for v in wblk.values():
+                    v[0] = b
+            parts, keys, off = [], [], 0
             for pi in sorted({t.p for t in tiles}):
                 lo = min(t.pe for t in tiles if t.p == pi)
                 hi = max(t.pe for t in tiles if t.p == pi)
-                key = (op.p_tensors[pi], lo, hi)
-                dram = self.off(op.p_tensors[pi]) + lo * self.eb["pbuf"]
-                pblk[pi] = (self.ensure("pbuf", key, hi - lo + 1, [(dram, 0, hi - lo + 1)],
-                                        (op.p_tensors[pi], 0, 0), ni), lo)
-                Pr.pinned.add(key)
+                parts.append((self.off(op.p_tensors[pi]) + lo * self.eb["pbuf"], off, hi - lo + 1,
+                              (op.p_tensors[pi], 0, 0)))
+                keys.append((op.p_tensors[pi], lo, hi))
+                pblk[pi] = [None, off - lo]
+                off += hi - lo + 1
+            key = tuple(keys)
+            b = self.ensure("pbuf", key, off, parts, None, ni)
+            Pr.pinned.add(key)
+            for v in pblk.values():
+                v[0] = b
+            ctx.wblk, ctx.pblk = wblk, pblk
             order = [(m, t) for t in tiles for m in mt] if transposed else [(m, t) for m in mt for t in tiles]
             for m, t in order:
-                self.tile(op, plan, m, t, abase, wblk, mt, pblk, pending_p, ni)
-
-    def chunks(self, op: GemmOp, plan: GemmPlan) -> list[tuple[int, int, int]]:
-        """(A word, W word, words) of each GEMM of a tile before the snap split."""
-        return [(a0 + j, w0 + j, min(plan.kc, nw - j)) for a0, w0, nw in op.segs for j in range(0, nw, plan.kc)]
-
-    def chunk_blocks(self, op: GemmOp, plan: GemmPlan, m: int, t, aw: int, ww: int, k: int, abase: dict,
-                     wblk: dict, mt, ni: int) -> tuple[dict, list]:
-        """The operand addresses of one GEMM (loading its k-chunk blocks when chunked) and the blocks."""
-        P, Q = op.bits, op.wbits
-        at, wt = op.a_tensors[t.a], op.w_tensors[t.w]
-        common = {"bits": P, "signed": int(op.signed), "wbits": Q, "wsigned": int(op.wsigned), "mode": op.mode}
-        if plan.chunked:
-            ea, ew = self.eb["abuf"], self.eb["wbuf"]
-            ka = self.ensure("abuf", (at.name, m, aw, k), P * k,
-                             [(self.off(at.name) + ((m * P + p) * at.kwords + aw) * ea, p * k, k) for p in range(P)],
-                             (at.name, m * self.R, (m + 1) * self.R), ni)
-            kw = self.ensure("wbuf", (wt.name, t.wt, ww, k), Q * k,
-                             [(self.off(wt.name) + (q * wt.ntiles * wt.kwords + t.wt * wt.kwords + ww) * ew, q * k, k)
-                              for q in range(Q)], (wt.name, 0, self.g.t(wt.name).shape[0]), ni)
-            return dict(common, a=ka[0], w=kw[0], k=k, stride=k, wstride=k if Q > 1 else 0), [ka, kw]
-        ab = abase[t.a]
-        wb, lo, cnt = wblk[t.w]
-        return dict(common, a=ab[0] + (m - mt[0]) * P * at.kwords + aw, w=wb[0] + (t.wt - lo) * wt.kwords + ww, k=k,
-                    stride=at.kwords, wstride=cnt * wt.kwords if Q > 1 else 0), [ab, wb]
-
-    def tile(self, op: GemmOp, plan: GemmPlan, m: int, t, abase: dict, wblk: dict, mt, pblk: dict,
-             pending_p: list, ni: int) -> None:
-        """The GEMMs and the POST of tile (m, t). The last GEMM is split so that a one-word `snap`
-        GEMM is the only one that waits for the previous POST."""
-        R = self.R
-        parts = self.chunks(op, plan)
-        idx = -1
-        for ci, (aw, ww, k) in enumerate(parts):
-            args, blocks = self.chunk_blocks(op, plan, m, t, aw, ww, k, abase, wblk, mt, ni)
-            last = ci == len(parts) - 1
-            pieces = [args] if not last or k == 1 else [
-                dict(args, k=k - 1), dict(args, a=args["a"] + k - 1, w=args["w"] + k - 1, k=1)]
-            for pi, g in enumerate(pieces):
-                snap = last and pi == len(pieces) - 1
-                g = dict(g, init=int(ci == 0 and pi == 0), snap=int(snap))
-                deps = [(LOAD, b[3], False) for b in blocks if b[3] >= 0]
-                if snap and self.snap_free >= 0:
-                    deps.append((OUTPUT, self.snap_free, False))
-                dur = gemm_cycles(g["bits"], g["wbits"], g["k"], snap)
-                idx = self.add(COMPUTE, Rec(Op.GEMM, g, dur, deps, node=ni))
-                for b in blocks:
-                    b[2] = idx
-        snap = idx
-        pb, lo = pblk[t.p]
-        dram, pos, w0, w1 = self.dst_addr(op, t, m)
-        fmt = op.out.fmt
-        if fmt == PostFmt.PACKED:
-            flush = t.last
-        elif fmt == PostFmt.TRANSPOSED:
-            tokens = self.g.t(op.dsts[t.dst]).layout["K"]
-            flush = (m + 1) * R % self.W == 0 or (m + 1) * R >= tokens
-        else:
-            flush = True
-        writes = fmt == PostFmt.STREAM or flush
-        deps = [(COMPUTE, snap, False)]
-        if pb[3] >= 0:
-            deps.append((LOAD, pb[3], False))
-        if writes:
-            deps += self.war(op.dsts[t.dst])
-        args = {"p": pb[0] + t.pe - lo, "dram": dram, "pos": pos, "cols": t.cols,
-                "rows": op.rows_valid(m, R), "flush": int(flush and fmt != PostFmt.STREAM)}
-        dur = post_cycles(fmt, t.cols, 1 << op.out.elem, op.out.obits, flush, self.group, self.cfg)
-        idx = self.add(OUTPUT, Rec(Op.POST, args, dur, deps, writes=writes, node=ni))
-        pending_p.append(pb)
-        if writes:
-            self.wrote(op.dsts[t.dst], w0, w1, OUTPUT, idx)
-            for b in pending_p:
-                b[2] = idx
-            pending_p.clear()
-        self.snap_free = idx
+                ctx.tile(m, t)
 
     # -- all nodes -------------------------------------------------------------------------
     def build(self) -> None:
@@ -413,3 +367,99 @@ class Streams:
             else:
                 raise CompileError(f"node '{n.name}': op '{n.op}' is not a machine node")
 
+
+
+class _TileCtx:
+    """What the tiles of one gemm node share: operand blocks, destinations, durations (module doc)."""
+
+    def __init__(self, st: Streams, op: GemmOp, plan: GemmPlan, mt, abase: dict, ni: int):
+        self.st, self.op, self.plan, self.mt, self.abase, self.ni = st, op, plan, mt, abase, ni
+        self.parts = [(a0 + j, w0 + j, min(plan.kc, nw - j)) for a0, w0, nw in op.segs
+                      for j in range(0, nw, plan.kc)]
+        self.common = {"bits": op.bits, "signed": int(op.signed), "wbits": op.wbits, "wsigned": int(op.wsigned),
+                       "mode": op.mode}
+        self.dsts = st.destinations(op)
+        self.durs: dict = {}
+        self.wblk: dict = {}
+        self.pblk: dict = {}
+        self.pending_p: list = []
+
+    def operands(self, m: int, t, aw: int, ww: int, k: int) -> tuple[dict, list]:
+        """The operand addresses of one GEMM (loading its k-chunk blocks when chunked) and the blocks."""
+        st, op = self.st, self.op
+        P, Q = op.bits, op.wbits
+        at, wt = op.a_tensors[t.a], op.w_tensors[t.w]
+        if self.plan.chunked:
+            ea, ew = st.eb["abuf"], st.eb["wbuf"]
+            ka = st.ensure("abuf", (at.name, m, aw, k), P * k,
+                           [(st.off(at.name) + ((m * P + p) * at.kwords + aw) * ea, p * k, k) for p in range(P)],
+                           (at.name, m * st.R, (m + 1) * st.R), self.ni)
+            kw = st.ensure("wbuf", (wt.name, t.wt, ww, k), Q * k,
+                           [(st.off(wt.name) + (q * wt.ntiles * wt.kwords + t.wt * wt.kwords + ww) * ew, q * k, k)
+                            for q in range(Q)], (wt.name, 0, st.g.t(wt.name).shape[0]), self.ni)
+            return dict(self.common, a=ka[0], w=kw[0], k=k, stride=k, wstride=k if Q > 1 else 0), [ka, kw]
+        ab, aoff = self.abase[t.a]
+        wb, woff, lo, cnt = self.wblk[t.w]
+        return dict(self.common, a=ab[0] + aoff + (m - self.mt[0]) * P * at.kwords + aw,
+                    w=wb[0] + woff + (t.wt - lo) * wt.kwords + ww,
+                    k=k, stride=at.kwords, wstride=cnt * wt.kwords if Q > 1 else 0), [ab, wb]
+
+    def tile(self, m: int, t) -> None:
+        """The GEMMs and the POST of tile (m, t). The last GEMM is split so that a one-word `snap`
+        GEMM is the only one that waits for the previous POST."""
+        st, op = self.st, self.op
+        R, W, C = st.R, st.W, st.C
+        comp = st.seq[COMPUTE]
+        idx = -1
+        nparts = len(self.parts)
+        for ci, (aw, ww, k) in enumerate(self.parts):
+            args, blocks = self.operands(m, t, aw, ww, k)
+            ldeps = [(LOAD, b[3], False) for b in blocks if b[3] >= 0]
+            last = ci == nparts - 1
+            pieces = [args] if not last or k == 1 else [
+                dict(args, k=k - 1), dict(args, a=args["a"] + k - 1, w=args["w"] + k - 1, k=1)]
+            for pi, g in enumerate(pieces):
+                snap = last and pi == len(pieces) - 1
+                g["init"] = int(ci == 0 and pi == 0)
+                g["snap"] = int(snap)
+                deps = ldeps + [(OUTPUT, st.snap_free, False)] if snap and st.snap_free >= 0 else ldeps
+                comp.append(Rec(Op.GEMM, g, gemm_cycles(g["bits"], g["wbits"], g["k"], snap), deps, node=self.ni))
+                idx = len(comp) - 1
+                for b in blocks:
+                    b[2] = idx
+        pb, poff = self.pblk[t.p]
+        kind, base, gstride, group, wstep, lanes, e, dname, tokens = self.dsts[t.dst]
+        fmt = op.out.fmt
+        r = m * R
+        if fmt == PostFmt.STREAM:
+            dram = base + (r // lanes) * gstride + t.col * lanes * e + (r % lanes) * e
+            flush, rows = True, (r, r + R)
+        elif fmt == PostFmt.PACKED:
+            dram = base + (r // group) * gstride + (r % group) * (W // 8) + t.col * wstep
+            flush, rows = t.last, (r, r + R)
+        else:
+            row = t.col * C
+            dram = base + (row // group) * gstride + (row % group) * (W // 8) + (r // W) * wstep
+            flush, rows = (m + 1) * R % W == 0 or (m + 1) * R >= tokens, (row, row + C)
+        writes = fmt == PostFmt.STREAM or flush
+        deps = [(COMPUTE, idx, False)]
+        if pb[3] >= 0:
+            deps.append((LOAD, pb[3], False))
+        if writes:
+            deps += st.war(dname)
+        args = {"p": pb[0] + poff + t.pe, "dram": dram, "pos": t.pos if fmt == PostFmt.PACKED else 0, "cols": t.cols,
+                "rows": op.rows_valid(m, R), "flush": int(flush and fmt != PostFmt.STREAM)}
+        key = (t.cols, flush)
+        dur = self.durs.get(key)
+        if dur is None:
+            dur = self.durs[key] = post_cycles(fmt, t.cols, 1 << op.out.elem, op.out.obits, flush, st.group, st.cfg)
+        out = st.seq[OUTPUT]
+        out.append(Rec(Op.POST, args, dur, deps, writes=writes, node=self.ni))
+        pidx = len(out) - 1
+        self.pending_p.append(pb)
+        if writes:
+            st.wrote(dname, rows[0], rows[1], OUTPUT, pidx)
+            for b in self.pending_p:
+                b[2] = pidx
+            self.pending_p.clear()
+        st.snap_free = pidx

@@ -13,7 +13,9 @@ member m starts its last layer (its embedding then overlaps member m's end).
 
 Dependencies are read-after-write on tensor rows (`attrs["reads"]` / `["writes"]`). The result
 is the nodes sorted by their scheduled start: a valid execution order (every node after its
-producers), which the scheduler turns into instructions and the DRAM allocator into lifetimes.
+producers), which the scheduler turns into instructions; each node keeps its estimated start and
+end (`attrs["t0"]`, `["t1"]`), from which the DRAM allocator frees a tensor only once its last
+reader is estimated to be done (so that reusing its bytes does not stall a node running beside it).
 """
 
 from __future__ import annotations
@@ -153,4 +155,6 @@ def order_nodes(nodes: list[Node], g: Graph, config: AccelConfig) -> list[Node]:
             if left[s] == 0:
                 offer(s)
     g.meta["order_estimate_cycles"] = max(start[i] + dur[i] for i in range(n))
+    for i, x in enumerate(nodes):
+        x.attrs["t0"], x.attrs["t1"] = start[i], start[i] + dur[i]
     return [nodes[i] for i in sorted(range(n), key=lambda i: (start[i], i))]
