@@ -71,8 +71,8 @@ def emit_program(g: Graph, config: AccelConfig) -> Program:
             dram[t.offset:t.offset + t.data.size] = t.data
         if t.role in ("input", "output") and not t.layout:
             t.layout = lay.rows_layout(t.shape[0], t.shape[1], t.elem, t.signed)
-        if t.role in ("input", "output", "weight"):
-            nb = lay.nbytes(t.layout) if t.role in ("input", "output") else t.nbytes
+        if t.role in ("input", "output", "weight", "param"):
+            nb = lay.nbytes(t.layout) if t.layout.get("kind") == "rows" else t.nbytes  # (mask: padding keys beyond)
             tensors.append(Tensor(t.name, t.role, t.offset, nb, tuple(t.shape), t.layout))
     dram[g.meta["desc_base"]:g.meta["desc_base"] + len(descs)] = np.frombuffer(descs, np.uint8)
     instrs = g.meta["instrs"]
