@@ -28,6 +28,8 @@ reads token 0 alone).
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from bebert import layout as lay
@@ -66,7 +68,7 @@ def fold_pm1(mult: np.ndarray, bias: np.ndarray, shift: int, S: np.ndarray):
 
 
 class _Lower:
-    def __init__(self, g: Graph, config: AccelConfig):
+    def __init__(self, g: Graph, config: AccelConfig, block: int = 1, cache: dict | None = None):
         self.g, self.cfg = g, config
         self.R, self.C, self.W, self.T = config.pe_rows, config.pe_cols, config.xnor_width, config.vec_lanes
         self.out: list[Node] = []
@@ -75,7 +77,8 @@ class _Lower:
         step = max(self.R, self.T)
         self.seq = seq
         self.tokens = ceil_div(seq, step) * step      # attention's padded token count
-        self.block = step                              # rows of one LAYERNORM / GELU VEC
+        self.block = step * block                      # rows of one LAYERNORM / GELU / EMBED VEC
+        self.cache = {} if cache is None else cache    # packed weights, shared by trial lowerings
         self.consumers: dict[str, list[Node]] = {}
         for n in g.nodes:
             for t in n.ins.values():
@@ -135,7 +138,7 @@ class _Lower:
                               "fields": fields, "reads": list(reads), "writes": list(writes)},
                              src.member, src.layer, src.region, src.kind))
 
-    def gemm(self, src: Node, name: str, op: GemmOp) -> None:
+    def gemm(self, src: Node, name: str, op: GemmOp):
         plan = plan_gemm(op, self.cfg, name)
         R = self.R
         w_reads = [(w.name, 0, self.g.t(w.name).shape[0]) for w in op.w_tensors
@@ -154,6 +157,7 @@ class _Lower:
                                  {f"o{k}": t for k, t in enumerate(sorted({t for t, _, _ in writes}))},
                                  {"gemm": op, "plan": plan, "mt": mt, "reads": reads, "writes": writes},
                                  src.member, src.layer, src.region, src.kind))
+        return plan.groups(op)
 
     # -- linear layers -------------------------------------------------------------------
     def act_input(self, n: Node) -> tuple[str, bool]:
@@ -168,6 +172,17 @@ class _Lower:
 
     def weights(self, n: Node, tiles: list[tuple[int, int]], pm1: bool) -> tuple[str, str, int]:
         """Weight signs and (mult, bias) packed per n-tile of `tiles` [(n0, cols)]; their words per tile."""
+        key = (n.name, tuple(tiles), pm1)
+        if key not in self.cache:
+            self.cache[key] = self.pack_weights(n, tiles, pm1)
+        wd, wl, pd, pl, shift, KW = self.cache[key]
+        L = n.attrs["lin"].layer
+        w = self.tensor(f"{n.name}.w", "weight", "wbuf", (L.out_features, L.in_features), data=wd, layout=wl,
+                        member=n.member)
+        p = self.tensor(f"{n.name}.p", "param", "pbuf", (L.out_features, 2), data=pd, layout=pl, member=n.member)
+        return w, p, shift, KW
+
+    def pack_weights(self, n: Node, tiles: list[tuple[int, int]], pm1: bool):
         lin = n.attrs["lin"]
         L = lin.layer
         C, W = self.C, self.W
@@ -192,12 +207,8 @@ class _Lower:
             mult[t * C:t * C + cols] = pm[n0:n0 + cols]
             bias[t * C:t * C + cols] = pb[n0:n0 + cols]
         wl = lay.weight_layout(len(tiles) * C, len(halves) * KW * W, C, W)
-        w = self.tensor(f"{n.name}.w", "weight", "wbuf", (L.out_features, L.in_features),
-                        data=lay.pack_weights(rows, wl), layout=wl, member=n.member)
         pl = lay.param_layout(len(tiles) * C, C)
-        p = self.tensor(f"{n.name}.p", "param", "pbuf", (L.out_features, 2), data=lay.pack_params(mult, bias, pl),
-                        layout=pl, member=n.member)
-        return w, p, shift, KW
+        return lay.pack_weights(rows, wl), wl, lay.pack_params(mult, bias, pl), pl, shift, KW
 
     def linear_op(self, n: Node, tiles: list[tuple[int, int, int, int, int, bool, int]], out: OutFmt,
                   dsts: tuple[str, ...], M: int, mtiles: int) -> GemmOp:
@@ -327,7 +338,7 @@ class _Lower:
             self.gemm(n, op.name, op)
             p = self.abuf(f"{hn}.p", Tk, pb, False, False, mid)
             ps.append(p)
-            self.softmax(n, hn, sc, p, sm, pr, rows, se, pb)
+            self.softmax(n, f"{hn}.softmax", sc, p, sm, pr, 0, rows, se, pb)
         # P V per head group (heads sharing a word of the context), into the next linear's input
         ao = next(c for c in self.consumers[n.outs["y"]] if c.op == "linear")
         act = ao.attrs["lin"].act
@@ -359,11 +370,13 @@ class _Lower:
                         dsts=(ctx,))
             self.gemm(n, name, op)
 
-    def softmax(self, n: Node, hn: str, sc: str, p: str, sm: str, pr: str, rows: int, se: int, pb: int) -> None:
-        fields = {"src": ("stream", sc, 0), "mask": ("rows", "mask"), "consts": ("addr", sm),
-                  "pout": ("packed", p, 0, pr)}
-        self.vec(n, f"{hn}.softmax", VecFn.SOFTMAX, rows, self.tokens, fields,
-                 reads=[(sc, 0, rows), ("mask", 0, 1)], writes=[(p, 0, rows)], bits=pb,
+    def softmax(self, n: Node, name: str, sc: str, p: str, sm: str, pr: str, r0: int, r1: int, se: int,
+                pb: int) -> None:
+        """SOFTMAX of query rows [r0, r1) of one head (the key mask read as a row of int32)."""
+        fields = {"src": ("stream", sc, r0), "mask": ("rows", "mask"), "consts": ("addr", sm),
+                  "pout": ("packed", p, r0, pr)}
+        self.vec(n, name, VecFn.SOFTMAX, r1 - r0, self.tokens, fields,
+                 reads=[(sc, r0, r1), ("mask", 0, 1)], writes=[(p, r0, r1)], bits=pb,
                  io=io_word(stream_out=False, second_in=True, in_elem=se, out_elem=2))
 
     # -- vector kernels --------------------------------------------------------------------
@@ -473,10 +486,13 @@ class _Lower:
         ys = self.stream(f"{y}.s", rows, cols, 4, n.member)
         self.stream_of[y] = ys
         tables = {k: self.table(f"{n.name}.{k}", a[k], n.member) for k in ("word", "position", "token_type")}
-        self.vec(n, n.name, VecFn.EMBED, rows, cols,
-                 {"ids": ("rows", n.ins["ids"]), "types": ("rows", n.ins["types"]), **tables,
-                  "out": ("stream", ys, 0)},
-                 reads=[(n.ins["ids"], 0, rows), (n.ins["types"], 0, rows)], writes=[(ys, 0, rows)])
+        blocks = self.row_blocks(rows)
+        for bi, (r0, nr) in enumerate(blocks):  # per row block: embed_ln and the first projections follow
+            pos = dict(tables["position"], first=r0)  # the block's positions start at row r0 of the table
+            self.vec(n, f"{n.name}.r{bi}" if len(blocks) > 1 else n.name, VecFn.EMBED, nr, cols,
+                     {"ids": ("rows", n.ins["ids"], r0), "types": ("rows", n.ins["types"], r0), "word": tables["word"],
+                      "position": pos, "token_type": tables["token_type"], "out": ("stream", ys, r0)},
+                     reads=[(n.ins["ids"], r0, r0 + nr), (n.ins["types"], r0, r0 + nr)], writes=[(ys, r0, r0 + nr)])
 
     def lut(self, n: Node) -> None:
         a = n.attrs
@@ -559,12 +575,18 @@ class _Lower:
 
     def run(self) -> None:
         self.mark_live_rows()
-        nodes = self.g.nodes
+        nodes = list(self.g.nodes)
         att_of = {}
         for n in nodes:
             if n.op == "attention":
                 for k in ("q", "k", "v"):
                     att_of[n.ins[k]] = (n, k)
+        pos = {n.outs["y"]: i for i, n in enumerate(nodes)}
+        for n in self.g.nodes:  # K before Q: every query row needs all of K (ties go to the earlier node)
+            if n.op == "attention":
+                i, j = pos[n.ins["q"]], pos[n.ins["k"]]
+                if i < j:
+                    nodes[i], nodes[j] = nodes[j], nodes[i]
         qkv: dict[str, dict[str, list[str]]] = {}
         fused = {n.ins["x"] for n in nodes if n.op == "layernorm" and n.ins["x"] in
                  {m.outs["y"] for m in nodes if m.op == "add"}}
@@ -647,15 +669,31 @@ def _const_names(fields: dict) -> list[str]:
     return out
 
 
-def bitplane(g: Graph, config: AccelConfig) -> Graph:
-    g.require("tile", "bitplane")
-    low = _Lower(g, config)
-    g.t("mask").nbytes = 4 * low.tokens   # the padding keys read as 0 (masked)
+def _lowered(g: Graph, config: AccelConfig, block: int, cache: dict) -> tuple[Graph, list[Node]]:
+    """A trial lowering of `g` with row blocks of `block` x max(pe_rows, vec_lanes) rows, ordered."""
+    trial = Graph(tensors={k: copy.copy(v) for k, v in g.tensors.items()}, nodes=g.nodes, meta=dict(g.meta),
+                  stage=g.stage)
+    low = _Lower(trial, config, block, cache)
+    trial.t("mask").nbytes = 4 * low.tokens   # the padding keys read as 0 (masked)
     low.run()
-    g.meta["tokens"] = low.tokens
+    trial.meta["tokens"] = low.tokens
     used = {t for n in low.out for t in list(n.ins.values()) + list(n.outs.values())}
-    for name in [t.name for t in g.tensors.values() if t.role == "scratch" and t.name not in used]:
-        del g.tensors[name]   # model-level tensors that took another form (stream, packed)
-    g.nodes = order_nodes(low.out, g, config)
+    for name in [t.name for t in trial.tensors.values() if t.role == "scratch" and t.name not in used]:
+        del trial.tensors[name]   # model-level tensors that took another form (stream, packed)
+    return trial, order_nodes(low.out, trial, config)
+
+
+def bitplane(g: Graph, config: AccelConfig) -> Graph:
+    """Lower with vector row blocks of one and of two row tiles; keep the one whose list schedule is
+    shorter (per-VEC overheads against overlap: a vector-bound model may want fewer, longer VECs)."""
+    g.require("tile", "bitplane")
+    cache: dict = {}
+    step = max(config.pe_rows, config.vec_lanes)
+    tokens = -(-g.meta["seq"] // step) * step
+    blocks = (1, 2) if tokens >= 8 * step else (1,)
+    trials = [_lowered(g, config, b, cache) for b in blocks]
+    trial, nodes = min(trials, key=lambda tn: tn[0].meta["order_estimate_cycles"])
+    g.tensors, g.meta = trial.tensors, trial.meta
+    g.nodes = nodes
     g.stage = "bitplane"
     return g

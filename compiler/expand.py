@@ -211,9 +211,10 @@ class Streams:
     # -- VEC ----------------------------------------------------------------------------
     def resolve(self, v, cols: int):
         g = self.g
-        if isinstance(v, dict):
-            return (v["kind"], self.off(v["table"]), v["stride"], v["rows"], v["elem"],
-                    self.off(v["pairs"]) if "pairs" in v else 0)
+        if isinstance(v, dict):  # a table from row `first` on
+            r = v.get("first", 0)
+            return (v["kind"], self.off(v["table"]) + r * v["stride"], v["stride"], v["rows"] - r, v["elem"],
+                    self.off(v["pairs"]) + 8 * r if "pairs" in v else 0)
         if not isinstance(v, tuple):
             return int(v)
         kind = v[0]
@@ -226,7 +227,8 @@ class Streams:
         if kind == "rows":
             if v[1] == "mask":
                 return View.row_major(t.offset, g.meta["tokens"], 4, True)
-            return View.row_major(t.offset, t.shape[1], t.elem, t.signed)
+            r0 = v[2] if len(v) > 2 else 0
+            return View.row_major(t.offset + r0 * t.shape[1] * t.elem, t.shape[1], t.elem, t.signed)
         if kind == "packed":
             geo = lay.abuf_geometry(L, self.eb["abuf"]) if L["kind"] == "abuf" else lay.wbuf_geometry(L, self.eb["wbuf"])
             r0 = v[2]

@@ -9,7 +9,8 @@ path to the member's end, data-flow index). This finds the overlaps of issue 11 
 per model: Q K^T of head h+1 and P V of head h-1 around the softmax of head h, the next linear's
 first m-group while LayerNorm works on the following row blocks, GELU of one row block while
 FFN_in computes the next. Members run one after another: member m+1's nodes become eligible when
-member m starts its last layer (its embedding then overlaps member m's end).
+member m starts the last layers whose PE-array work covers m+1's embedding (which then overlaps
+them, in the vector unit's gaps).
 
 Dependencies are read-after-write on tensor rows (`attrs["reads"]` / `["writes"]`). The result
 is the nodes sorted by their scheduled start: a valid execution order (every node after its
@@ -84,17 +85,26 @@ def dependencies(nodes: list[Node]) -> list[list[int]]:
     return deps
 
 
-def _gates(nodes: list[Node]) -> dict[int, int]:
-    """member m -> how many of member m-1's nodes must have started before m's may (all but m-1's last
-    layer and head)."""
-    last_layer: dict[int, int] = {}
-    for x in nodes:
-        if x.member is not None and x.layer is not None:
-            last_layer[x.member] = max(last_layer.get(x.member, -1), x.layer)
-    members = sorted(last_layer)
-    return {m: sum(1 for x in nodes if x.member == prev and x.layer is not None and x.layer < last_layer[prev])
-               + sum(1 for x in nodes if x.member == prev and x.layer is None and x.kind != "head")
-            for prev, m in zip(members, members[1:])}
+def _gates(nodes: list[Node], dur: list[int]) -> dict[int, int]:
+    """member m -> how many of member m-1's nodes must have started before m's may: all but those of
+    the last layers of m-1 whose PE-array work covers m's embedding (so that it overlaps them)."""
+    members = sorted({x.member for x in nodes if x.member is not None})
+    gates = {}
+    for prev, m in zip(members, members[1:]):
+        embed = sum(d for x, d in zip(nodes, dur) if x.member == m and x.kind == "embed")
+        per_layer: dict[int, int] = {}
+        for x, d in zip(nodes, dur):
+            if x.member == prev and x.layer is not None and x.op == "gemm":
+                per_layer[x.layer] = per_layer.get(x.layer, 0) + d
+        overlap, covered = set(), 0
+        for layer in sorted(per_layer, reverse=True):
+            overlap.add(layer)
+            covered += per_layer[layer]
+            if covered >= embed:
+                break
+        gates[m] = sum(1 for x in nodes if x.member == prev and x.kind != "head"
+                       and (x.layer is None or x.layer not in overlap))
+    return gates
 
 
 def order_nodes(nodes: list[Node], g: Graph, config: AccelConfig) -> list[Node]:
@@ -113,7 +123,7 @@ def order_nodes(nodes: list[Node], g: Graph, config: AccelConfig) -> list[Node]:
         rank[i] = dur[i] + max((rank[s] for s in succ[i] if nodes[s].member == nodes[i].member), default=0)
     unit = [0 if x.op == "gemm" else 1 for x in nodes]
     member = [x.member if x.member is not None else -1 for x in nodes]
-    gates = _gates(nodes)
+    gates = _gates(nodes, dur)
     started: dict[int, int] = {}
     left = [len(d) for d in deps]
     ready_at = [0] * n
