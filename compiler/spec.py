@@ -73,6 +73,27 @@ def random_layer(M: int, K: int, N: int, abits: int, asigned: bool, obits: int, 
     return integer, x_int
 
 
+def _numpy_layer(M: int, K: int, N: int, abits: int, asigned: bool, obits: int, seed: int):
+    """A seeded random binary layer and input in numpy: signs, LSQ-like step, requantize to obits."""
+    from bebert.numerics import IntegerLinear, act_range, fixed_point
+
+    rng = np.random.default_rng(seed)
+    lo, hi = act_range(abits, asigned)
+    x = rng.integers(lo, hi + 1, (M, K))
+    sign = rng.random((N, K)) < 0.5
+    s_x = 2.0 / max(1, hi)
+    alpha = np.abs(rng.normal(0.05, 0.01, N)) + 1e-3
+    bias = rng.uniform(-0.5, 0.5, N)
+    y = (x @ np.where(sign, 1.0, -1.0).T) * alpha * s_x + bias
+    spread = float(np.abs(y).max()) if y.size else 1.0
+    spread = spread if math.isfinite(spread) and spread > 0 else 1.0
+    out_step = spread / ((1 << (obits - 1)) - 1) if obits >= 2 else 1.0 if obits == 1 else spread / (1 << 12)
+    mult, ibias, shift = fixed_point(alpha * s_x / out_step, bias / out_step, acc_bound=max(K * max(-lo, hi), 1))
+    layer = IntegerLinear(sign=sign, mult=mult, bias=ibias, shift=shift, in_bits=abits, in_signed=asigned,
+                          out_bits=obits, out_signed=True, in_step=s_x, out_step=out_step)
+    return layer, x
+
+
 def compile_spec(spec: str | GemmTarget, config: AccelConfig, *, seed: int = 0):
     """The `Program` of a seeded random layer described by `spec` (see the module doc)."""
     target = parse_gemm(spec)
