@@ -63,6 +63,7 @@ class Stage(IntEnum):
 
 
 EXEC_STAGES = (Stage.LOAD, Stage.COMPUTE, Stage.OUTPUT, Stage.VECTOR)
+PIPELINE = EXEC_STAGES  # the stages that execute instructions, in pipeline order
 N_STAGES = len(EXEC_STAGES)
 STAGE_NAMES = {Stage.LOAD: "load", Stage.COMPUTE: "compute", Stage.OUTPUT: "output", Stage.VECTOR: "vec"}
 _STAGE_BY_NAME = {v: k for k, v in STAGE_NAMES.items()}

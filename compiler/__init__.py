@@ -14,8 +14,8 @@ import importlib
 
 _LAZY = {
     "CompileError": ".errors", "compile_linear": ".lower", "compile_model": ".pipeline", "run_passes": ".pipeline",
-    "compile_spec": ".spec", "parse_spec": ".spec", "TokenError": ".tokens", "TokenReport": ".tokens",
-    "check_tokens": ".tokens",
+    "compile_spec": ".spec", "parse_spec": ".spec", "TokenError": "bebert.tokens", "TokenReport": "bebert.tokens",
+    "check_tokens": "bebert.tokens",
 }
 
 __all__ = ["CompileError", "TokenError", "TokenReport", "check_tokens", "compile_linear", "compile_model",
@@ -26,5 +26,6 @@ def __getattr__(name):
     if name == "golden":
         return importlib.import_module(".golden", __name__)
     if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+        mod = _LAZY[name]
+        return getattr(importlib.import_module(mod, __name__ if mod.startswith(".") else None), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -5,7 +5,8 @@
 M rows of input, K input features, N output features, ABITS activation bits (1..8; 1 is
 +-1, a trailing 'u' as in '4u' makes them unsigned), OBITS output bits (default ABITS;
 0 = raw int32, 1 = sign). The layer, its calibration batch and its input are drawn
-from `seed`, so a spec and a seed name one program.
+from `seed`, so a spec and a seed name one program. The spec is parsed (and its size
+bounded) by `bebert.target.parse_gemm`, the one target parser.
 """
 
 from __future__ import annotations
@@ -15,45 +16,17 @@ import math
 import numpy as np
 
 from bebert.config import AccelConfig
+from bebert.target import GEMM_FORMAT, GemmTarget, parse_gemm
 
 from .errors import CompileError
 from .lower import compile_linear
 
-FORMAT = "gemm:M,K,N,ABITS[,OBITS]"
-MAX_DIM = 1 << 20
+FORMAT = GEMM_FORMAT
 
 
 def parse_spec(spec: str) -> dict:
-    """'gemm:M,K,N,ABITS[,OBITS]' -> dict(M, K, N, abits, asigned, obits); CompileError if malformed."""
-    def bad(why: str) -> CompileError:
-        return CompileError(f"spec {spec!r}: {why} (expected {FORMAT})")
-
-    if not isinstance(spec, str):
-        raise CompileError(f"spec {spec!r}: not a string (expected {FORMAT})")
-    kind, sep, rest = spec.strip().partition(":")
-    if not sep or kind.strip().lower() != "gemm":
-        raise bad("unknown kind" if sep else "missing 'gemm:'")
-    parts = [p.strip() for p in rest.split(",")]
-    if len(parts) not in (4, 5):
-        raise bad(f"{len(parts)} fields")
-    asigned = True
-    if parts[3].lower().endswith("u"):
-        parts[3], asigned = parts[3][:-1], False
-    vals = []
-    for label, p in zip(("M", "K", "N", "ABITS", "OBITS"), parts):
-        if not p.isdigit():
-            raise bad(f"{label} = {p!r} is not a non-negative integer")
-        vals.append(int(p))
-    M, K, N, abits = vals[:4]
-    obits = vals[4] if len(vals) == 5 else abits
-    for label, v in (("M", M), ("K", K), ("N", N)):
-        if not 1 <= v <= MAX_DIM:
-            raise bad(f"{label} = {v} outside 1..{MAX_DIM}")
-    if not 1 <= abits <= 8:
-        raise bad(f"ABITS = {abits} outside 1..8")
-    if not 0 <= obits <= 8:
-        raise bad(f"OBITS = {obits} outside 0..8")
-    return {"M": M, "K": K, "N": N, "abits": abits, "asigned": asigned or abits == 1, "obits": obits}
+    """'gemm:M,K,N,ABITS[,OBITS]' -> dict(M, K, N, abits, asigned, obits) (`bebert.target.parse_gemm`)."""
+    return parse_gemm(spec).as_dict()
 
 
 def random_layer(M: int, K: int, N: int, abits: int, asigned: bool, obits: int, seed: int):
@@ -121,16 +94,17 @@ def _numpy_layer(M: int, K: int, N: int, abits: int, asigned: bool, obits: int, 
     return layer, x
 
 
-def compile_spec(spec: str, config: AccelConfig, *, seed: int = 0):
+def compile_spec(spec: str | GemmTarget, config: AccelConfig, *, seed: int = 0):
     """The `Program` of a seeded random layer described by `spec` (see the module doc)."""
-    s = parse_spec(spec)
+    target = parse_gemm(spec)
+    s = target.as_dict()
     if s["abits"] not in config.act_bits:
         allowed = ", ".join(str(b) for b in config.act_bits)
         raise CompileError(f"activation bits {s['abits']} not supported by config '{config.name}' "
                            f"(act_bits = {allowed})")
     layer, x_int = random_layer(s["M"], s["K"], s["N"], s["abits"], s["asigned"], s["obits"], seed)
     prog = compile_linear(layer, x_int, config, name="y")
-    prog.meta.update({"spec": spec, "seed": seed})
+    prog.meta.update({"spec": target.text, "seed": seed})
     return prog
 
 

@@ -21,7 +21,7 @@ from bebert import integer_ops as I
 from bebert.numerics import IntegerLinear, act_range, fixed_point
 
 from .errors import CompileError
-from .shapes import EnsembleShape
+from bebert.ensemble_shape import EnsembleShape
 
 R_BITS = 16
 R_TOP = (1 << (R_BITS - 1)) - 1

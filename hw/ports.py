@@ -23,8 +23,10 @@ On-chip ports:
   (`en`, `addr`, `data` stored at the end of the cycle) and read port (`en` + `addr` in t,
   `data` valid from t+1 until the next read).
 - `snapshot_port(rows, cols)`: the COMPUTE stage's accumulators to the OUTPUT stage: `acc`
-  (R x C int32, element (r, c) at bits [32 (r C + c), 32 (r C + c) + 32), registered) and the
-  `snap` pulse in the cycle the OUTPUT stage's snapshot register takes them.
+  (R x C int32, element (r, c) at bits [32 (r C + c), 32 (r C + c) + 32), registered), `row`
+  (R int32, row r at bits [32 r, 32 r + 32): PE (r, c)'s accumulator is acc[r][c] + row[r]
+  modulo 2^32, `hw/bitserial_accumulator.py`) and the `snap` pulse in the cycle the OUTPUT
+  stage's snapshot register takes them.
 - `queue_write()` (fetch -> a stage queue: `data`, `en`, `rdy`) and `queue_head()` (a queue ->
   its stage: `valid`, `word`, `pop`); `token_port()` (the token counters -> a stage: `pop_ok`,
   `pop`, `push`, one bit per stage). `bebert.hw.issue.StageSignature` combines the last two.
@@ -77,7 +79,7 @@ def buffer_read(width: int, abits: int) -> wiring.Signature:
 
 def snapshot_port(rows: int, cols: int) -> wiring.Signature:
     """The accumulators and the snap pulse, from the COMPUTE stage's side."""
-    return wiring.Signature({"acc": Out(rows * cols * ACC_BITS), "snap": Out(1)})
+    return wiring.Signature({"acc": Out(rows * cols * ACC_BITS), "row": Out(rows * ACC_BITS), "snap": Out(1)})
 
 
 def queue_write() -> wiring.Signature:

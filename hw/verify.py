@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bebert.files import atomic_path, atomic_write
 from bebert.isa import INSTR_BYTES, to_bytes
 from bebert.program import Program
 
@@ -73,10 +74,7 @@ def cached_verilog(config) -> str:
     if path.is_file():
         return path.read_text()
     text = verilog_text(config)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write(path, text)
     return text
 
 
@@ -180,9 +178,8 @@ def run_rtl(config, words: list[int], dram: np.ndarray, *, waves=None, waves_nam
         res["waves"] = None
         if wdir is not None and dump.is_file():
             dst = wdir / f"{waves_name}.fst"
-            tmp = wdir / f".{dst.name}.{os.getpid()}.tmp"
-            shutil.move(str(dump), tmp)
-            os.replace(tmp, dst)  # atomic: a viewer never sees half a file
+            with atomic_path(dst) as tmp:  # a viewer never sees half a file
+                shutil.move(str(dump), tmp)
             res["waves"] = str(dst)
         return res
     finally:
@@ -217,9 +214,11 @@ def verify(program: Program | str | Path, *, waves=None, build_dir: Path | None 
 
     `raw_words` replaces the program's instruction stream by raw 128-bit words (possibly
     illegal: the RTL must stop with `error`, as the simulator does); the golden result is
-    then that of the legal words before the first illegal one. A program the simulator
-    finds deadlocked passes when the RTL does not finish either (it runs until
-    `timeout_cycles`, by default 2 * simulated cycles + 10,000).
+    then that of the legal words before the first illegal one. The RTL runs for at most
+    `timeout_cycles`, by default 2 * simulated cycles + 10,000. The result's `passed` is
+    false, with a one-line `reason`, on a deadlock (a program read from disk is refused
+    before, by `bebert.program_check`; `cycles_match` still tells whether the RTL did not
+    finish either), past the cycle budget, or on any difference.
     """
     from bebert.compiler import golden
     from bebert.sim import simulate
@@ -282,13 +281,31 @@ def verify(program: Program | str | Path, *, waves=None, build_dir: Path | None 
         "sim_error": False if deadlock else bool(sim.error),
         "problems": problems,
     }
-    if deadlock:  # nothing to compare but the fact that neither finishes
-        res["passed"] = res["cycles_match"] and not rtl["error"]
-    else:
-        res["passed"] = res["outputs_match"] and res["cycles_match"] and res["rtl_error"] == res["sim_error"]
+    res["reason"] = _failure(res, problems, timeout_cycles)
+    res["passed"] = res["reason"] is None
     res["waves"] = rtl["waves"]
     res["wall_s"] = round(time.time() - t0, 3)
     return res
+
+
+def _failure(res: dict, problems: dict, budget: int) -> str | None:
+    """Why a verification failed, in one line, or None when it passed. A deadlock fails even
+    when the RTL, as it should, does not finish either: there is nothing to hold it to."""
+    if res["sim_cycles"] is None:
+        agree = "the RTL did not finish either" if res["cycles_match"] else "but the RTL finished"
+        return f"{problems.get('sim', 'deadlock')} ({agree})"
+    if not res["rtl_done"]:
+        return (f"the RTL did not finish within the cycle budget of {budget:,} cycles (the simulator takes "
+                f"{res['sim_cycles']:,})")
+    if res["rtl_error"] != res["sim_error"]:
+        return f"error flag: RTL {res['rtl_error']}, simulator {res['sim_error']}"
+    if not res["cycles_match"]:
+        return (f"cycles: RTL {res['rtl_cycles']:,} (observed {res['rtl_observed_cycles']:,}), "
+                f"simulator {res['sim_cycles']:,}")
+    if res["mismatched"]:
+        return "outputs differ from the golden executor: " + ", ".join(res["mismatched"]) + (
+            f" ({problems['golden']})" if "golden" in problems else "")
+    return None
 
 
 def _halt():

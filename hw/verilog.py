@@ -9,6 +9,7 @@ from amaranth.hdl import ValueCastable
 from amaranth.lib import wiring
 
 from bebert.config import AccelConfig
+from bebert.files import atomic_write
 
 TOP_NAME = "bebert_accel"
 
@@ -38,10 +39,8 @@ def verilog_text(config: AccelConfig) -> str:
 
 def generate_verilog(config: AccelConfig, out_dir: str | Path) -> Path:
     """Write `bebert_accel.v` into `out_dir` and return its path."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{TOP_NAME}.v"
+    path = Path(out_dir) / f"{TOP_NAME}.v"
     text = verilog_text(config)
     if not path.exists() or path.read_text() != text:
-        path.write_text(text)
+        atomic_write(path, text)
     return path

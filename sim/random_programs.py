@@ -18,7 +18,7 @@ Two generators, both returning a whole `Program` (instructions and the DRAM imag
   never depends on data, and their indices stay in range), POSTs write only their own region.
 
 Token discipline (both): every pop is preceded in program order by its push
-(`compiler/tokens.py check_tokens`), which never deadlocks for any queue depth, and every
+(`bebert/tokens.py check_tokens`), which never deadlocks for any queue depth, and every
 counter ends at 0. In `random_program` the tokens of each counter are also FIFO-matched (the
 k-th pop is meant for the k-th push), so each one orders exactly the pair it was placed for;
 random extra pairs between stages (often on SYNCs) only add order.

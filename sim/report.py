@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from bebert.config import AccelConfig
+from bebert.files import atomic_path
 from bebert.program import Program
 
 from . import kernel as K
@@ -396,7 +397,8 @@ def _plot_breakdown(plt, report: dict, program: Program, table: EnergyTable, pat
         ax.legend(fontsize=8, ncol=2)
     fig.suptitle(f"{program.meta.get('spec', program.meta.get('kind', 'program'))} on '{program.config.name}'")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     return path
 
@@ -471,6 +473,7 @@ def _plot_timeline(plt, report: dict, program: Program, trace: Trace, path: Path
     ax_u.set_xlim(0, cycles)
     ax_u.legend(fontsize=8, ncol=5)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     return path

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from bebert.cli import main
 from bebert.compiler import CompileError, check_tokens, compile_model, golden, host
-from bebert.compiler.shapes import EnsembleShape, parse_model_spec
+from bebert.ensemble_shape import EnsembleShape, parse_model_spec
 from bebert.compiler.synthetic import synthetic_model
 from bebert.config import AccelConfig
 from bebert.model.package import apply_integer_member
@@ -149,7 +149,7 @@ def test_cli_compile_run_and_dump_ir(tmp_path, capsys):
     assert main(["compile", "--model", "synthetic:tiny", "--dump-ir", "nonsense"]) == 2
     assert "unknown pass" in capsys.readouterr().err
     assert main(["compile", "--model", str(tmp_path / "missing"), "--out", str(out)]) == 2
-    assert "no such package" in capsys.readouterr().err
+    assert "nor an existing package" in capsys.readouterr().err
     assert main(["run", str(out), "--task", "sst2"]) == 2
     assert "synthetic" in capsys.readouterr().err
 

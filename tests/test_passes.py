@@ -13,7 +13,7 @@ from bebert.compiler.order import dependencies
 from bebert.compiler.pipeline import PASSES, run_passes
 from bebert.compiler.schedule import schedule_graph
 from bebert.compiler.shape import infer_shapes
-from bebert.compiler.shapes import parse_model_spec
+from bebert.ensemble_shape import parse_model_spec
 from bebert.compiler.synthetic import synthetic_model
 from bebert.compiler.tile import tile
 from bebert.config import AccelConfig

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bebert.compiler.tokens import check_tokens
+from bebert.tokens import check_tokens
 from bebert.config import AccelConfig
 from bebert.isa import Op, check_config, decode, encode
 from bebert.sim.random_programs import ALL_FEATURES, random_program, random_test_program, random_token_program

@@ -64,7 +64,10 @@ def lint_kinds(verilog: Path) -> set[str]:
     return set(re.findall(r"^%(Warning-[A-Z0-9_]+|Error[^:]*)", r.stderr, re.M))
 
 
-needs_verilator = pytest.mark.skipif(shutil.which("verilator") is None, reason="verilator not installed")
+def needs_verilator(test):
+    """Verilator lint: an `rtl` test, skipped where verilator is missing."""
+    skip = pytest.mark.skipif(shutil.which("verilator") is None, reason="verilator not installed")
+    return pytest.mark.rtl(skip(test))
 
 
 @pytest.fixture(scope="module")

@@ -122,7 +122,7 @@ def every_kind_program(config=SMALL) -> Program:
 
 
 def test_every_instruction_kind_matches_golden_and_simulator():
-    from bebert.compiler.tokens import check_tokens
+    from bebert.tokens import check_tokens
 
     prog = every_kind_program()
     check_tokens(prog.instrs)
@@ -290,10 +290,19 @@ def test_deadlock_times_out_instead_of_hanging():
     res = run_rtl(SMALL, [encode(sync("compute", pop=["load"])), encode(halt())], np.zeros(64, np.uint8),
                   timeout_cycles=200)
     assert res["timed_out"] and not res["done"]
-    # verify: the simulator reports the deadlock, the RTL must not finish either
+    # verify: the simulator reports the deadlock and the RTL does not finish either, yet a
+    # deadlock is a failure with its reason, never a pass
     res = verify(small_program([halt()]), raw_words=[encode(sync("compute", pop=["load"])), encode(halt())],
                  timeout_cycles=300)
-    assert res["passed"] and res["rtl_timed_out"] and "sim" in res["problems"], res
+    assert not res["passed"] and res["rtl_timed_out"] and res["cycles_match"], res
+    assert res["reason"].startswith("deadlock at cycle") and "the RTL did not finish either" in res["reason"]
+
+
+def test_past_the_cycle_budget_verify_fails_with_the_reason():
+    res = verify(small_program([load("abuf", 0, 0, 1, push=["compute"]), sync("compute", pop=["load"]), halt()]),
+                 timeout_cycles=5)
+    assert not res["passed"] and res["rtl_timed_out"]
+    assert "did not finish within the cycle budget of 5 cycles" in res["reason"]
 
 
 def test_waves_are_dumped(tmp_path, monkeypatch):

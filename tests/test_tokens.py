@@ -1,8 +1,8 @@
-"""The program-order token checker (compiler/tokens.py) on the v3 machine's 12 counters."""
+"""The program-order token checker (bebert/tokens.py) on the v3 machine's 12 counters."""
 
 import pytest
 
-from bebert.compiler.tokens import COUNTERS, TokenError, check_tokens, pops, pushes
+from bebert.tokens import COUNTERS, TokenError, check_tokens, pops, pushes
 from bebert.isa import COUNTER_NAMES, gemm, halt, load, post, postcfg, sync, vec
 from bebert.vector import VecFn
 
