@@ -130,8 +130,6 @@ class Streams:
         self.R, self.C, self.W, self.T = config.pe_rows, config.pe_cols, config.xnor_width, config.vec_lanes
         self.unit = min(self.R, self.T)
         self.eb = {b: config.entry_bytes(b) for b in ("abuf", "wbuf", "pbuf")}
-        self.bpe = {b: config.beats_per_entry(b) for b in ("abuf", "wbuf", "pbuf")}
-        self.L = config.dram_latency_cycles
         self.seq: list[list[Rec]] = [[], [], [], []]
         self.rings = {"abuf": Ring("abuf", config.abuf_entries), "wbuf": Ring("wbuf", config.wbuf_entries),
                       "pbuf": Ring("pbuf", config.pbuf_entries)}
@@ -140,7 +138,6 @@ class Streams:
         self.snap_free = -1            # OUTPUT index after which the snapshot is free
         self.desc_at = desc_base
         self.descs: list[bytes] = []
-        self.node_first: list[tuple[int, ...]] = []  # per node: stream lengths before it
 
     # -- helpers ----------------------------------------------------------------------
     def add(self, stage: int, rec: Rec) -> int:
@@ -362,7 +359,6 @@ class Streams:
     # -- all nodes -------------------------------------------------------------------------
     def build(self) -> None:
         for ni, n in enumerate(self.g.nodes):
-            self.node_first.append(tuple(len(s) for s in self.seq))
             if n.op == "vec":
                 self.vec(n, ni)
             elif n.op == "gemm":
