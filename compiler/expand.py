@@ -5,9 +5,9 @@ COMPUTE, OUTPUT, VECTOR; `Rec` records). An instruction depends on earlier instr
 other stages (`Rec.deps`: (stage, index in that stage's list, landed)); inside a stage the
 order is the list order. The dependencies are every conflict on a shared resource:
 
-- ABUF / WBUF / PBUF: buffers are rings of blocks (`Ring`); a LOAD waits for the last reader of
-  the blocks it overwrites (a GEMM, or the writing POST that last used a PBUF entry); a GEMM
-  (POST) waits for the LOADs of its blocks;
+- ABUF / WBUF / PBUF: each buffer is two halves (`Ring`); a LOAD waits for the last reader of
+  the blocks it overwrites (a GEMM, or the POST that last read a PBUF entry); a GEMM (POST)
+  waits for the LOADs of its blocks;
 - the accumulator snapshot: a POST waits for its `snap` GEMM; a `snap` GEMM waits for the
   previous POST (a push to COMPUTE never waits for write responses);
 - DRAM, by tensor rows (`Track`): a reader (LOAD, VEC) waits for the last writer of the rows it
@@ -197,7 +197,7 @@ class Streams:
         if b is not None:
             return b
         b, reader = ring.alloc(key, n)
-        war = [(COMPUTE if buf != "pbuf" else OUTPUT, reader, buf == "pbuf")] if reader >= 0 else []
+        war = [(COMPUTE if buf != "pbuf" else OUTPUT, reader, False)] if reader >= 0 else []
         for part in parts:
             dram, at, cnt = part[:3]
             ps = part[3] if len(part) > 3 else src
@@ -337,24 +337,33 @@ class Streams:
                 Wr.pinned.add(key)
                 for v in wblk.values():
                     v[0] = b
-            parts, keys, off = [], [], 0
-            for pi in sorted({t.p for t in tiles}):
-                lo = min(t.pe for t in tiles if t.p == pi)
-                hi = max(t.pe for t in tiles if t.p == pi)
-                parts.append((self.off(op.p_tensors[pi]) + lo * self.eb["pbuf"], off, hi - lo + 1,
-                              (op.p_tensors[pi], 0, 0)))
-                keys.append((op.p_tensors[pi], lo, hi))
-                pblk[pi] = [None, off - lo]
-                off += hi - lo + 1
-            key = tuple(keys)
-            b = self.ensure("pbuf", key, off, parts, None, ni)
-            Pr.pinned.add(key)
-            for v in pblk.values():
-                v[0] = b
+            if sum(max(t.pe for t in tiles if t.p == pi) - min(t.pe for t in tiles if t.p == pi) + 1
+                   for pi in {t.p for t in tiles}) <= Pr.half:
+                self.params(op, tiles, pblk, ni)
+            else:   # a PBUF too small for the block's parameters: one entry per tile, loaded as it comes
+                pblk = None
             ctx.wblk, ctx.pblk = wblk, pblk
             order = [(m, t) for t in tiles for m in mt] if transposed else [(m, t) for m in mt for t in tiles]
             for m, t in order:
                 ctx.tile(m, t)
+
+    def params(self, op: GemmOp, tiles, pblk: dict, ni: int) -> None:
+        """Load the PBUF entries of `tiles` (every parameter tensor they use) as one block."""
+        Pr = self.rings["pbuf"]
+        parts, keys, off = [], [], 0
+        for pi in sorted({t.p for t in tiles}):
+            lo = min(t.pe for t in tiles if t.p == pi)
+            hi = max(t.pe for t in tiles if t.p == pi)
+            parts.append((self.off(op.p_tensors[pi]) + lo * self.eb["pbuf"], off, hi - lo + 1,
+                          (op.p_tensors[pi], 0, 0)))
+            keys.append((op.p_tensors[pi], lo, hi))
+            pblk[pi] = [None, off - lo]
+            off += hi - lo + 1
+        key = tuple(keys)
+        b = self.ensure("pbuf", key, off, parts, None, ni)
+        Pr.pinned = {key}
+        for v in pblk.values():
+            v[0] = b
 
     # -- all nodes -------------------------------------------------------------------------
     def build(self) -> None:
@@ -380,8 +389,7 @@ class _TileCtx:
         self.dsts = st.destinations(op)
         self.durs: dict = {}
         self.wblk: dict = {}
-        self.pblk: dict = {}
-        self.pending_p: list = []
+        self.pblk: dict | None = {}
 
     def operands(self, m: int, t, aw: int, ww: int, k: int) -> tuple[dict, list]:
         """The operand addresses of one GEMM (loading its k-chunk blocks when chunked) and the blocks."""
@@ -426,7 +434,12 @@ class _TileCtx:
                 idx = len(comp) - 1
                 for b in blocks:
                     b[2] = idx
-        pb, poff = self.pblk[t.p]
+        if self.pblk is None:   # per-tile parameters
+            self.pblk_tile = {}
+            st.params(op, [t], self.pblk_tile, self.ni)
+            pb, poff = self.pblk_tile[t.p]
+        else:
+            pb, poff = self.pblk[t.p]
         kind, base, gstride, group, wstep, lanes, e, dname, tokens = self.dsts[t.dst]
         fmt = op.out.fmt
         r = m * R
@@ -455,10 +468,7 @@ class _TileCtx:
         out = st.seq[OUTPUT]
         out.append(Rec(Op.POST, args, dur, deps, writes=writes, node=self.ni))
         pidx = len(out) - 1
-        self.pending_p.append(pb)
+        pb[2] = pidx    # the block's last reader
         if writes:
             st.wrote(dname, rows[0], rows[1], OUTPUT, pidx)
-            for b in self.pending_p:
-                b[2] = pidx
-            self.pending_p.clear()
         st.snap_free = pidx
