@@ -136,6 +136,7 @@ class Streams:
         self.tracks: dict[str, Track] = {}
         self.reuse_deps: dict[str, list] = {}
         self.snap_free = -1            # OUTPUT index after which the snapshot is free
+        self.after_post: dict[int, int] = {}   # POST index -> the snap GEMM that waited for it
         self.desc_at = desc_base
         self.descs: list[bytes] = []
 
@@ -197,7 +198,14 @@ class Streams:
         if b is not None:
             return b
         b, reader = ring.alloc(key, n)
-        war = [(COMPUTE if buf != "pbuf" else OUTPUT, reader, False)] if reader >= 0 else []
+        if reader < 0:
+            war = []
+        elif buf != "pbuf":
+            war = [(COMPUTE, reader, False)]
+        elif reader in self.after_post:   # the snap GEMM that waited for that POST: the hand-back
+            war = [(COMPUTE, self.after_post[reader], False)]   # of the PBUF entry goes through COMPUTE
+        else:
+            war = [(OUTPUT, reader, False)]
         for part in parts:
             dram, at, cnt = part[:3]
             ps = part[3] if len(part) > 3 else src
@@ -432,6 +440,8 @@ class _TileCtx:
                 deps = ldeps + [(OUTPUT, st.snap_free, False)] if snap and st.snap_free >= 0 else ldeps
                 comp.append(Rec(Op.GEMM, g, gemm_cycles(g["bits"], g["wbits"], g["k"], snap), deps, node=self.ni))
                 idx = len(comp) - 1
+                if snap and st.snap_free >= 0:
+                    st.after_post[st.snap_free] = idx
                 for b in blocks:
                     b[2] = idx
         if self.pblk is None:   # per-tile parameters
