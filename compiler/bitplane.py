@@ -486,7 +486,8 @@ class _Lower:
         ys = self.stream(f"{y}.s", rows, cols, 4, n.member)
         self.stream_of[y] = ys
         tables = {k: self.table(f"{n.name}.{k}", a[k], n.member) for k in ("word", "position", "token_type")}
-        blocks = self.row_blocks(rows)
+        eb = max(1, self.block // 4)   # short VECs: the next member's embedding fills the vector unit's gaps
+        blocks = [(r, min(eb, rows - r)) for r in range(0, rows, eb)]
         for bi, (r0, nr) in enumerate(blocks):  # per row block: embed_ln and the first projections follow
             pos = dict(tables["position"], first=r0)  # the block's positions start at row r0 of the table
             self.vec(n, f"{n.name}.r{bi}" if len(blocks) > 1 else n.name, VecFn.EMBED, nr, cols,

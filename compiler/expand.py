@@ -222,8 +222,9 @@ class Streams:
             return self.off(v[1])
         t = g.t(v[1])
         L = t.layout
-        if kind == "stream":
-            return View.stream(t.offset + (v[2] // L["lanes"]) * L["pitch"], L)
+        if kind == "stream":   # from row v[2]: whole row tiles by the base, the rest (scalar kernels) by r0
+            view = View.stream(t.offset + (v[2] // L["lanes"]) * L["pitch"], L)
+            return view.shifted(r0=v[2] % L["lanes"]) if v[2] % L["lanes"] else view
         if kind == "rows":
             if v[1] == "mask":
                 return View.row_major(t.offset, g.meta["tokens"], 4, True)
