@@ -74,8 +74,9 @@ class EnsembleShape:
         if self.seq > self.max_position:
             raise bad(f"seq {self.seq} exceeds max_position {self.max_position}")
         for f in ("weight_bits", "embed_bits", "act_bits", "attn_bits"):
-            if getattr(self, f) not in (1, 2, 4, 8, FP):
-                raise bad(f"{f} = {getattr(self, f)!r} not one of 1, 2, 4, 8, {FP} (full precision)")
+            v = getattr(self, f)
+            if v != FP and (isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 8):
+                raise bad(f"{f} = {v!r} not in 1..8 or {FP} (full precision)")
         if self.base not in BASES:
             raise bad(f"base '{self.base}' not one of {', '.join(BASES)}")
         if self.base == "bibert" and self.attn_bits != 1:
@@ -149,8 +150,8 @@ def parse_model_spec(spec: str) -> EnsembleShape:
     if "seq" in ints and ints["seq"] > MAX_SEQ:
         raise bad(f"seq = {ints['seq']} outside 1..{MAX_SEQ}")
     abits = ints.get("abits", 1 if base == "bibert" else shape.act_bits)
-    if abits not in (1, 2, 4, 8):
-        raise bad(f"abits = {abits} not one of 1, 2, 4, 8")
+    if not 1 <= abits <= 8:
+        raise bad(f"abits = {abits} outside 1..8")
     if base == "bibert" and abits != 1:
         raise bad(f"abits = {abits}: bibert has 1-bit activations")
     seq = ints.get("seq", shape.seq)

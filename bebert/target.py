@@ -9,7 +9,7 @@
 the command line, the design-space loader, `stats`, the compiler pipeline) calls it and then
 dispatches on the type it returns. A malformed target is a `TargetError` with one line.
 
-gemm: M rows of input, K input features, N output features, ABITS activation bits (1, 2, 4, 8;
+gemm: M rows of input, K input features, N output features, ABITS activation bits (1..8;
 a trailing 'u' as in '4u' makes them unsigned), OBITS output bits (default ABITS; 0 = raw
 int32, 1 = sign). The layer is built in float32 with PyTorch before it is quantized, so
 M x K, K x N and M x N are each held to MAX_ELEMENTS. synthetic: `bebert.ensemble_shape`
@@ -151,8 +151,8 @@ def parse_gemm(spec: str | GemmTarget) -> GemmTarget:
         if n > MAX_ELEMENTS:
             raise bad(f"{label} = {n:,} elements; at most {MAX_ELEMENTS:,} per matrix (the layer is built "
                       f"in float32)")
-    if abits not in (1, 2, 4, 8):
-        raise bad(f"ABITS = {abits} not one of 1, 2, 4, 8")
+    if not 1 <= abits <= 8:
+        raise bad(f"ABITS = {abits} outside 1..8")
     if not 0 <= obits <= 8:
         raise bad(f"OBITS = {obits} outside 0..8")
     return GemmTarget(spec.strip(), M, K, N, abits, asigned or abits == 1, obits)

@@ -25,7 +25,7 @@ from .errors import CompileError
 from .host import default_input, with_inputs
 from .import_model import import_model
 from .ir import STAGES, Graph
-from .sequence import schedule_graph
+from .schedule import schedule_graph
 from .shape import infer_shapes
 from .tile import tile
 

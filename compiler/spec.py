@@ -2,8 +2,8 @@
 
     gemm:M,K,N,ABITS[,OBITS]
 
-M rows of input, K input features, N output features, ABITS activation bits (1, 2, 4,
-8; a trailing 'u' as in '4u' makes them unsigned), OBITS output bits (default ABITS;
+M rows of input, K input features, N output features, ABITS activation bits (1..8; 1 is
++-1, a trailing 'u' as in '4u' makes them unsigned), OBITS output bits (default ABITS;
 0 = raw int32, 1 = sign). The layer, its calibration batch and its input are drawn
 from `seed`, so a spec and a seed name one program. The spec is parsed (and its size
 bounded) by `bebert.target.parse_gemm`, the one target parser.
@@ -30,8 +30,16 @@ def parse_spec(spec: str) -> dict:
 
 
 def random_layer(M: int, K: int, N: int, abits: int, asigned: bool, obits: int, seed: int):
-    """(IntegerLinear, x_int) of a seeded random `BinaryLinear` calibrated on a seeded batch."""
+    """(IntegerLinear, x_int) of a seeded random `BinaryLinear` calibrated on a seeded batch; for
+    widths the model's quantizer does not take yet, the same construction in numpy."""
     import torch
+
+    from bebert.model.binary_linear import ActQuantizer
+
+    try:
+        ActQuantizer(abits, asigned)
+    except ValueError:
+        return _numpy_layer(M, K, N, abits, asigned, obits, seed)
 
     from bebert.model.binary_linear import BinaryLinear
 
@@ -65,6 +73,27 @@ def random_layer(M: int, K: int, N: int, abits: int, asigned: bool, obits: int, 
     return integer, x_int
 
 
+def _numpy_layer(M: int, K: int, N: int, abits: int, asigned: bool, obits: int, seed: int):
+    """A seeded random binary layer and input in numpy: signs, LSQ-like step, requantize to obits."""
+    from bebert.numerics import IntegerLinear, act_range, fixed_point
+
+    rng = np.random.default_rng(seed)
+    lo, hi = act_range(abits, asigned)
+    x = rng.integers(lo, hi + 1, (M, K))
+    sign = rng.random((N, K)) < 0.5
+    s_x = 2.0 / max(1, hi)
+    alpha = np.abs(rng.normal(0.05, 0.01, N)) + 1e-3
+    bias = rng.uniform(-0.5, 0.5, N)
+    y = (x @ np.where(sign, 1.0, -1.0).T) * alpha * s_x + bias
+    spread = float(np.abs(y).max()) if y.size else 1.0
+    spread = spread if math.isfinite(spread) and spread > 0 else 1.0
+    out_step = spread / ((1 << (obits - 1)) - 1) if obits >= 2 else 1.0 if obits == 1 else spread / (1 << 12)
+    mult, ibias, shift = fixed_point(alpha * s_x / out_step, bias / out_step, acc_bound=max(K * max(-lo, hi), 1))
+    layer = IntegerLinear(sign=sign, mult=mult, bias=ibias, shift=shift, in_bits=abits, in_signed=asigned,
+                          out_bits=obits, out_signed=True, in_step=s_x, out_step=out_step)
+    return layer, x
+
+
 def compile_spec(spec: str | GemmTarget, config: AccelConfig, *, seed: int = 0):
     """The `Program` of a seeded random layer described by `spec` (see the module doc)."""
     target = parse_gemm(spec)
@@ -87,19 +116,18 @@ def reference(spec: str, seed: int = 0) -> np.ndarray:
 
 
 def random_config(seed: int, *, small: bool = True) -> AccelConfig:
-    """A seeded random valid `AccelConfig` (tiny buffers when `small`, to force chunking)."""
+    """A seeded random valid `AccelConfig` (tiny buffers when `small`, to force k-chunking)."""
     rng = np.random.default_rng(seed)
     R = int(rng.choice([1, 2, 4, 8]))
     C = int(rng.choice([1, 2, 4, 8]))
-    W = int(rng.choice([8, 16, 32, 64]))
-    entry = {"abuf": R * W // 8, "wbuf": C * W // 8, "pbuf": C * 8, "obuf": C * 4}
+    W = int(rng.choice([w for w in (8, 16, 32, 64) if w >= max(R, C)]))
+    entry = {"abuf": R * W // 8, "wbuf": C * W // 8, "pbuf": C * 8}
     bus = int(rng.choice([b for b in (1, 2, 4, 8, 16) if all(e % b == 0 for e in entry.values())]))
     hi = 5 if small else 9  # entry counts are powers of two: up to 32 or 512
     counts = {b: 1 << int(rng.integers(1, hi + 1)) for b in entry}
-    counts["obuf"] = max(counts["obuf"], R << int(rng.integers(0, 2)))
-    bits = [b for b in (1, 2, 4, 8) if rng.random() < 0.7] or [int(rng.choice([1, 2, 4, 8]))]
+    bits = [b for b in range(1, 9) if rng.random() < 0.6] or [int(rng.integers(1, 9))]
     return AccelConfig(name=f"random{seed}", pe_rows=R, pe_cols=C, xnor_width=W, act_bits=tuple(bits),
                        abuf_bytes=counts["abuf"] * entry["abuf"], wbuf_bytes=counts["wbuf"] * entry["wbuf"],
-                       pbuf_bytes=counts["pbuf"] * entry["pbuf"], obuf_bytes=counts["obuf"] * entry["obuf"],
-                       dram_bytes_per_cycle=bus, dram_latency_cycles=int(rng.integers(1, 40)),
-                       queue_depth=int(rng.integers(2, 9)))
+                       pbuf_bytes=counts["pbuf"] * entry["pbuf"], dram_bytes_per_cycle=bus,
+                       dram_latency_cycles=int(rng.integers(1, 40)), queue_depth=int(rng.integers(2, 9)),
+                       vec_lanes=int(rng.choice([1, 2, 4, 8, 16])))

@@ -334,14 +334,14 @@ def program_counts(prog) -> dict:
         ops[ins.op.name] += 1
         a = ins.args
         if ins.op == Op.GEMM:
-            bit_macs = a["bits"] * a["k"] * per_gemm
+            bit_macs = a["bits"] * a["wbits"] * a["k"] * per_gemm
             if a["mode"]:
                 and_ += bit_macs
             else:
                 xnor += bit_macs
         elif ins.op == Op.VEC:
             lane += vec_elementwise_ops(a["fn"], a["rows"], a["cols"], a["aux"])
-            r, w = vec_bytes(a["fn"], a["rows"], a["cols"], a["bits"], a["aux"])
+            r, w = vec_bytes(a["fn"], a["rows"], a["cols"], a["bits"], a["aux"], a["io"], cfg)
             vrd, vwr = vrd + r, vwr + w
     weights = sum(t.nbytes for t in prog.tensors if t.role == "weight")
     return {"instructions": len(prog.instrs), "by_opcode": dict(sorted(ops.items())),
@@ -351,6 +351,6 @@ def program_counts(prog) -> dict:
             "dram_image_bytes": int(prog.dram.size), "weight_bytes_packed": weights,
             "scratch_bytes": prog.meta.get("scratch_bytes"),
             "scratch_bytes_without_reuse": prog.meta.get("scratch_bytes_without_reuse"),
-            "convention": "counted from the instructions: a GEMM is bits * k * pe_rows * pe_cols * xnor_width "
+            "convention": "counted from the instructions: a GEMM is bits * wbits * k * pe_rows * pe_cols * xnor_width "
                           "bit-plane MACs (whole tiles, padding included), 2 binary operations each; "
                           "weight_bytes_packed = WBUF-layout weight tensors (tile padding included)"}

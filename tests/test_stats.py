@@ -148,7 +148,7 @@ def test_spec_options():
     ("synthetic:tiny,members", "unknown option 'members'"),
     ("synthetic:tiny,members=0", "members = '0' is not a positive integer"),
     ("synthetic:tiny,members=65", "members = 65 outside 1..64"),
-    ("synthetic:tiny,abits=3", "abits = 3 not one of 1, 2, 4, 8"),
+    ("synthetic:tiny,abits=9", "abits = 9 outside 1..8"),
     ("synthetic:tiny,abits=x", "abits = 'x' is not a positive integer"),
     ("synthetic:tiny,seq=-1", "seq = '-1' is not a positive integer"),
     ("synthetic:tiny,base=fp", "base = 'fp' not one of binarybert, bibert"),
