@@ -60,16 +60,27 @@ class Io(IntFlag):
     STREAM_OUT = 1   # the kernel writes its stream output view
     SECOND_IN = 2    # a second input: LAYERNORM's b (fused add), SOFTMAX's mask
     # bits 2-3: log2 of the (first) input's element bytes; bits 4-5: log2 of the stream output's
+    PACK_RQ = 64     # the packed output is requantized first (Packed.consts != 0): LAYERNORM, SOFTMAX
 
 
-def io_word(stream_out: bool = True, second_in: bool = False, in_elem: int = 2, out_elem: int = 2) -> int:
+def io_word(stream_out: bool = True, second_in: bool = False, in_elem: int = 2, out_elem: int = 2,
+            pack_rq: bool = False) -> int:
     return (int(stream_out) | int(second_in) << 1 | (in_elem.bit_length() - 1) << 2
-            | (out_elem.bit_length() - 1) << 4)
+            | (out_elem.bit_length() - 1) << 4 | int(pack_rq) << 6)
 
 
 def io_fields(io: int) -> tuple[bool, bool, int, int]:
     """(stream_out, second_in, input element bytes, output element bytes) of an io field."""
     return bool(io & 1), bool(io & 2), 1 << (io >> 2 & 3), 1 << (io >> 4 & 3)
+
+
+def io_pack_rq(io: int) -> bool:
+    """The packed output is requantized first (`Io.PACK_RQ`)."""
+    return bool(io & Io.PACK_RQ)
+
+
+TILE_IN_ELEMS = (1, 2, 4)    # the tile engine reads int32 codes of at most 4 bytes
+RQ_KERNELS = ("LAYERNORM", "SOFTMAX")
 
 
 class VecError(ValueError):
@@ -228,8 +239,12 @@ def check_vec(args: dict[str, int]) -> str | None:
             return f"{k.fn.name}: io flags {int(flags)} are not the kernel's ({int(k.io)})"
         if not flags & Io.STREAM_OUT and not args["bits"]:
             return f"{k.fn.name}: no output (neither io STREAM_OUT nor packed bits)"
-        if args["io"] >> 6:
-            return f"{k.fn.name}: io bits 6-7 are reserved"
+        if args["io"] >> 7:
+            return f"{k.fn.name}: io bit 7 is reserved"
+        if io_pack_rq(args["io"]) and (k.fn.name not in RQ_KERNELS or not args["bits"]):
+            return f"{k.fn.name}: io PACK_RQ (requantized packed output) is for LAYERNORM / SOFTMAX with bits > 0"
+        if io_fields(args["io"])[2] not in TILE_IN_ELEMS:
+            return f"{k.fn.name}: the tile engine reads 1-, 2- or 4-byte elements (io in_elem 8)"
     elif args["io"]:
         return f"{k.fn.name}: io must be 0"
     return None
@@ -474,25 +489,44 @@ def _add_consts(k: dict) -> I.AddConsts:
 ADD_CONSTS = ("mult1", "mult2", "shift", "in_bits", "out_bits", "out_signed")
 
 
-def _check_stream(v: View, cfg_lanes: int, elem: int, what: str) -> None:
+def _check_stream(v: View, cfg_lanes: int, elem: int, what: str, bus: int) -> None:
     if not v.is_stream(cfg_lanes):
         raise VecError(f"{what}: the tile engine reads and writes stream views of {cfg_lanes}-row tiles")
     if v.elem != elem:
         raise VecError(f"{what}: view of {v.elem}-byte elements, the word's io says {elem}")
+    if v.base % bus or v.s_rt % bus:
+        raise VecError(f"{what}: stream view base 0x{v.base:x} / pitch {v.s_rt} not aligned to the {bus}-byte bus")
+
+
+def _check_packed(p: Packed, cfg: AccelConfig, what: str) -> None:
+    """The packed writer writes beats of consecutive row-words of one group."""
+    T, B, W = cfg.vec_lanes, cfg.dram_bytes_per_cycle, cfg.xnor_width
+    if p.group == 0 or p.group & (p.group - 1) or p.group < min(T, max(1, 8 * B // W)):
+        raise VecError(f"{what}: packed group {p.group} is not a power of two >= min(lanes, bus row-words)")
+    align = min(B, T * W // 8)
+    if any(x % align for x in (p.base, p.pitch, p.gstride, p.wstep)):
+        raise VecError(f"{what}: packed base / pitch / gstride / wstep not multiples of {align} bytes")
+
+
+def _check_mask(v: View, what: str) -> None:
+    """The key mask is a plain int32 row."""
+    if (v.elem, v.rtile, v.ctile, v.s_c, v.r0, v.c0) != (4, 0, 0, 4, 0, 0) or v.base % 4:
+        raise VecError(f"{what}: the key mask must be a plain int32 row (elem 4, untiled, s_c 4, r0 = c0 = 0)")
 
 
 class _Ctx:
     """What a kernel's reference needs besides its descriptor."""
 
-    def __init__(self, dram, d, args, lanes: int, width: int):
-        self.dram, self.d, self.args, self.lanes, self.width = dram, d, args, lanes, width
+    def __init__(self, dram, d, args, config: AccelConfig):
+        self.dram, self.d, self.args, self.config = dram, d, args, config
+        self.lanes, self.width, self.bus = config.vec_lanes, config.xnor_width, config.dram_bytes_per_cycle
         self.rows, self.cols, self.bits = args["rows"], args["cols"], args["bits"]
         self.fn = VecFn(args["fn"])
         self.stream_out, self.second, self.ein, self.eout = io_fields(args["io"])
 
     def read(self, name: str) -> np.ndarray:
         v = self.d[name]
-        _check_stream(v, self.lanes, self.ein, f"{self.fn.name}.{name}")
+        _check_stream(v, self.lanes, self.ein, f"{self.fn.name}.{name}", self.bus)
         return read_view(self.dram, v, self.rows, self.cols)
 
     def consts(self, names: tuple[str, ...], word: str = "consts", extra: int = 0):
@@ -501,10 +535,14 @@ class _Ctx:
     def out(self, y: np.ndarray) -> None:
         """The tile kernels' outputs: the stream view and / or the packed planes."""
         if self.stream_out:
-            _check_stream(self.d["out"], self.lanes, self.eout, f"{self.fn.name}.out")
+            _check_stream(self.d["out"], self.lanes, self.eout, f"{self.fn.name}.out", self.bus)
             write_view(self.dram, self.d["out"], y)
         if self.bits:
             p = self.d["pout"]
+            _check_packed(p, self.config, f"{self.fn.name}.pout")
+            if bool(p.consts) != io_pack_rq(self.args["io"]):
+                raise VecError(f"{self.fn.name}.pout: packed consts {'set' if p.consts else 'absent'} but io "
+                               f"PACK_RQ {'clear' if p.consts else 'set'}")
             z = y
             if p.consts:
                 k, _ = _consts(self.dram, self.fn, p.consts, REQUANT_CONSTS)
@@ -555,9 +593,11 @@ def _softmax(c: _Ctx) -> None:
     sc = I.SoftmaxConsts(**k, in_scale=1.0, out_scale=1.0)
     mask = None
     if c.second:
+        _check_mask(c.d["mask"], "SOFTMAX.mask")
         mask = read_view(c.dram, c.d["mask"], 1, c.cols) != 0
         mask = np.broadcast_to(mask, (c.rows, c.cols))
-    c.out(I.apply_softmax(c.read("src"), sc, mask=mask))
+    scores = np.clip(c.read("src"), -(1 << 31), (1 << 31) - 1)   # int32 codes (docs/NUMERICS.md)
+    c.out(I.apply_softmax(scores, sc, mask=mask))
 
 
 GELU_CONSTS = ("in_clamp", "in_shift", "erf_b", "erf_c", "mult", "shift", "out_bits", "out_signed")
@@ -669,7 +709,9 @@ def run_vec(dram: np.ndarray, args: dict[str, int], config: AccelConfig) -> None
     fn = VecFn(args["fn"])
     d = decode_desc(dram, fn, args["desc"], args["aux"])
     try:
-        KERNELS[fn].run(_Ctx(dram, d, args, config.vec_lanes, config.xnor_width))
+        if KERNELS[fn].fn in (VecFn.LAYERNORM, VecFn.SOFTMAX) and args["cols"] > config.vec_row_elems:
+            raise VecError(f"{fn.name}: cols={args['cols']} exceed the lanes' row memories ({config.vec_row_elems})")
+        KERNELS[fn].run(_Ctx(dram, d, args, config))
     except VecError:
         raise
     except (ValueError, TypeError, IndexError, OverflowError, ZeroDivisionError, KeyError) as e:
