@@ -153,7 +153,8 @@ def tile_settings(args: dict, d: dict, consts: dict, config: AccelConfig) -> tup
     tc["post_rq"] = post
     bits = args["bits"]
     p: Packed | None = d.get("pout") if bits else None
-    plane = ("s" if p.signed else "u", bits) if p and not p.pm1 else None
+    # the planes' range (+-1 planes: any range with both signs keeps z >= 0, the plane)
+    plane = (("s", 2) if p.pm1 else ("s" if p.signed else "u", bits)) if p else None
     if rq:
         g = consts["pout"]
         tc["dec_r"] = decode_vals(3, True, g["in_bits"])
