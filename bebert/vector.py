@@ -197,8 +197,8 @@ class Cost:
     extra: int   # extra lane operations per row (dividers, square root)
 
 
-DIV_CYCLES = 64    # restoring divider, one quotient bit per cycle
-ISQRT_CYCLES = 32  # digit-by-digit square root, one result bit per cycle
+DIV_CYCLES = 64    # energy pricing: lane operations of a row's division (timing: LN_DIV_STEPS, SM_DIV_STEPS)
+ISQRT_CYCLES = 32  # energy pricing: lane operations of a row's square root (timing: ISQRT_STEPS)
 
 
 @dataclass(frozen=True)
@@ -250,11 +250,20 @@ def check_vec(args: dict[str, int]) -> str | None:
     return None
 
 
-# -- timing (PROVISIONAL until the v3 RTL vector unit lands) -----------------------------------
-PIPE_CYCLES = 8     # provisional: a lane's pipeline fill / drain
-LN_DIV_CYCLES = 2 + ISQRT_CYCLES + 61   # provisional: isqrt then 2^60 // sigma (61 quotient bits)
-SM_DIV_CYCLES = 2 + 33                  # provisional: recip_num // sum (R < 2^32)
+# -- timing: the RTL vector unit's exact schedule at the nominal memory (hw/vector_unit.py) ----
+# The numbers below are the RTL's: hw/vec/ builds to them (it imports them from here), and
+# tests/test_hw_vector.py holds RTL cycles == vec_cycles on random VECs. See the module
+# docstring's table.
 COMBINE_MAX_MEMBERS = 16
+VEC_BURST = 8               # the stream reader's longest burst (beats)
+VEC_FIFO_LAT = 2            # a beat that arrives in cycle c can leave the reader's FIFO in c + 2
+LANE_Y_LAT = {"AFF": 5, "GELU": 10, "LN3": 7, "SM3": 4, "RQ": 6}   # a lane's POST result, after the element
+LANE_OUT_LAT = {p: y + 1 for p, y in LANE_Y_LAT.items()}           # ... and its registered outputs
+LANE_Q_LAT = {"Q": 1, "Y": 5, "DP": 4, "QM": 1, "E": 8}             # row-memory writes of the row passes
+LANE_SQ_LAT = 5                                                     # LAYERNORM's D'^2 into N
+ISQRT_STEPS, LN_DIV_STEPS, SM_DIV_STEPS = 31, 61, 32               # the per-row divider (one digit a cycle)
+CONST_WORDS = 22            # setup: the int64 constants read into registers (K 11, A 6, G 5)
+SETUP_DONE = 24             # setup: cycles from the first constant word read to the engine's start
 
 
 def _ceil(a: int, b: int) -> int:
@@ -267,26 +276,115 @@ def desc_words(fn: int, aux: int = 0) -> int:
     return sum(sizes[kind] for _, kind in KERNELS[VecFn(fn)].desc)
 
 
-def _tile_cycles(k: Kernel, rows: int, cols: int, bits: int, io: int, cfg: AccelConfig) -> int:
-    T, B, L, W = cfg.vec_lanes, cfg.dram_bytes_per_cycle, cfg.dram_latency_cycles, cfg.xnor_width
+def parsed_desc_words(fn: int) -> int:
+    """Descriptor words the setup parses into registers (COMBINE: up to its members' views)."""
+    sizes = {"view": VIEW_WORDS, "word": 1, "table": TABLE_WORDS, "packed": PACKED_WORDS}
+    n = 0
+    for _, kind in KERNELS[VecFn(fn)].desc:
+        if kind == "views":
+            break
+        n += sizes[kind]
+    return n
+
+
+def desc_beats(fn: int, aux: int, config: AccelConfig) -> int:
+    """Beats of the descriptor's burst (from any 4-byte aligned address)."""
+    B = config.dram_bytes_per_cycle
+    return _ceil(4 * desc_words(fn, aux) + B - 4, B)
+
+
+def _block_beats(nbytes: int, align: int, config: AccelConfig) -> int:
+    B = config.dram_bytes_per_cycle
+    return _ceil(nbytes + B - align, B)
+
+
+def setup_blocks(fn: int, cols: int, aux: int, io: int, config: AccelConfig) -> list[tuple[str, int]]:
+    """(kind, beats) of the constant blocks a VEC fetches at setup, in this order: K (the
+    kernel's constants; LAYERNORM's with its H mults and H biases), A (the fused add's), G
+    (the packed requantize's), M (SOFTMAX's key mask), B (DOT's bias, COMBINE's weights)."""
+    k = KERNELS[VecFn(fn)]
+    out = []
+    if k.engine == "tile":
+        n = len(k.consts) + (2 * cols if k.fn == VecFn.LAYERNORM else 0)
+        out.append(("K", _block_beats(8 * n, 8, config)))
+        if k.fn == VecFn.LAYERNORM and io & Io.SECOND_IN:
+            out.append(("A", _block_beats(8 * len(ADD_CONSTS), 8, config)))
+        if io_pack_rq(io):
+            out.append(("G", _block_beats(8 * len(REQUANT_CONSTS), 8, config)))
+        if k.fn == VecFn.SOFTMAX and io & Io.SECOND_IN:
+            out.append(("M", _block_beats(4 * cols, 4, config)))
+    elif k.fn in (VecFn.DOT, VecFn.COMBINE):
+        out.append(("B", _block_beats(8 * aux, 8, config)))
+    return out
+
+
+def setup_cycles(fn: int, cols: int, aux: int, io: int, config: AccelConfig) -> int:
+    """Cycles from the VEC's issue to its engine's start (the descriptor, then the blocks)."""
+    L = config.dram_latency_cycles
+    parse_end = max(4 + L + parsed_desc_words(fn), 2 + L + desc_beats(fn, aux, config))
+    blocks = setup_blocks(fn, cols, aux, io, config)
+    kinds = "KAGMB"
+    first = min((kinds.index(k) for k, _ in blocks), default=None)
+    nbeats = sum(b for _, b in blocks)
+    words = parse_end + 6 if first is None else max(parse_end + 6, parse_end + 1 + first + L + nbeats)
+    return words + SETUP_DONE
+
+
+_K_ELEM = {VecFn.ADD: "AFF", VecFn.REQUANT: "AFF", VecFn.GELU: "GELU"}
+
+
+def tile_gap(fn: VecFn, pss: str, two: bool = False) -> int:
+    """Cycles from the last issue of a row pass to the first issue of the next (DIV: from
+    entering the division to the output pass's first issue)."""
+    if pss == "DIV":
+        return (ISQRT_STEPS + LN_DIV_STEPS if fn == VecFn.LAYERNORM else SM_DIV_STEPS) + 1
+    lat = {(VecFn.LAYERNORM, "P1"): LANE_Q_LAT["Y" if two else "Q"], (VecFn.LAYERNORM, "P2"): LANE_SQ_LAT,
+           (VecFn.LAYERNORM, "P3"): LANE_Y_LAT["LN3"], (VecFn.SOFTMAX, "P1"): LANE_Q_LAT["QM"],
+           (VecFn.SOFTMAX, "P2"): LANE_Q_LAT["E"], (VecFn.SOFTMAX, "P3"): LANE_Y_LAT["SM3"]}[(fn, pss)]
+    return lat + 1
+
+
+def tile_geometry(fn: int, rows: int, cols: int, bits: int, io: int, cfg: AccelConfig) -> dict:
+    """The tile engine's per-VEC counts: elements per column, steps, write beats, flush beats."""
+    fn = VecFn(fn)
+    T, B, W = cfg.vec_lanes, cfg.dram_bytes_per_cycle, cfg.xnor_width
     stream_out, second, ein, eout = io_fields(io)
-    nin = 2 if (second and k.fn != VecFn.SOFTMAX) or k.fn == VecFn.ADD else 1
-    rd = nin * _ceil(T * ein, B)                      # read beats per tile column
-    wr = (_ceil(T * eout, B) if stream_out else 0) + (_ceil(bits * T * W, 8 * B * W) if bits else 0)
-    step = max(1, rd, wr)                             # cycles per column of a streamed pass
-    tiles = _ceil(rows, T)
-    setup = L + _ceil(4 * desc_words(k.fn), B) + (L + _ceil(8 * len(k.consts), B) if k.consts else 0)
-    if k.fn in (VecFn.ADD, VecFn.REQUANT, VecFn.GELU):   # elementwise: one streamed pass over all tiles
-        return setup + L + tiles * cols * step + PIPE_CYCLES + L
-    if k.fn == VecFn.LAYERNORM:                         # params; per tile: read+sum, D'^2, divisions, output
-        params = L + _ceil(16 * cols, B)
-        per_tile = L + cols * max(1, rd) + cols + LN_DIV_CYCLES + cols * max(1, wr) + PIPE_CYCLES
-        return setup + params + tiles * per_tile + L
-    if k.fn == VecFn.SOFTMAX:                           # mask; per tile: read+max, exp+sum, division, output
-        mask = L + _ceil(4 * cols, B) if second else 0
-        per_tile = L + cols * max(1, rd) + cols + SM_DIV_CYCLES + cols * max(1, wr) + PIPE_CYCLES
-        return setup + mask + tiles * per_tile + L
-    raise AssertionError(k.fn)
+    two = fn == VecFn.ADD or (fn == VecFn.LAYERNORM and second)
+    nin = 2 if two else 1
+    beats_col = max(1, T * ein // B)                    # read beats per tile column and input
+    run = _ceil(cols * T * ein, B)                      # beats of a tile's run
+    return {
+        "two": two, "tiles": _ceil(rows, T), "step": max(nin, nin * T * ein // B),
+        "wsp": max(1, T * eout // B) if stream_out else 1,
+        "flush": bits * max(1, T * W // (8 * B)) if bits else 0, "words": _ceil(cols, W),
+        "fill": (beats_col - 1) + (min(VEC_BURST, run) if two else 0),
+    }
+
+
+def _tile_cycles(k: Kernel, rows: int, cols: int, bits: int, io: int, cfg: AccelConfig) -> int:
+    L = cfg.dram_latency_cycles
+    g = tile_geometry(k.fn, rows, cols, bits, io, cfg)
+    two, tiles, wsp, fb, nw = g["two"], g["tiles"], g["wsp"], g["flush"], g["words"]
+    start = setup_cycles(k.fn, cols, 0, io, cfg)                 # the engine's start (issue = cycle 0)
+    first = start + 2 + L + VEC_FIFO_LAT + g["fill"]            # its first column is in
+    if k.fn in _K_ELEM:                                         # one pass over every tile's columns
+        S = max(g["step"], wsp)
+        a0 = first + int(two) + LANE_OUT_LAT[_K_ELEM[k.fn]]
+        last = a0 + (tiles * cols - 1) * S + (tiles * nw - 1) * max(0, wsp + fb - S)
+    else:                                                       # per tile: P1, P2, DIV, P3 (P4)
+        rq = io_pack_rq(io)
+        t1 = first
+        for _ in range(tiles):
+            t2 = t1 + (cols - 1) * g["step"] + int(two) + tile_gap(k.fn, "P1", two)
+            t3 = t2 + cols - 1 + tile_gap(k.fn, "P2") - 1 + tile_gap(k.fn, "DIV")
+            path = "LN3" if k.fn == VecFn.LAYERNORM else "SM3"
+            if rq:
+                a0 = t3 + cols - 1 + tile_gap(k.fn, "P3") + LANE_OUT_LAT["RQ"]
+            else:
+                a0 = t3 + LANE_OUT_LAT[path]
+            last = a0 + (cols - 1) * wsp + (nw - 1) * fb
+            t1 = max(last + 1, t2 + 1 + L + VEC_FIFO_LAT + g["fill"])   # the next tile was read from t2 - 1 on
+    return last + wsp + fb - 1 + L + 1                          # the last write, answered
 
 
 def _scalar_cycles(k: Kernel, rows: int, cols: int, aux: int, cfg: AccelConfig) -> int:

@@ -62,6 +62,7 @@ class VectorUnit(wiring.Component):
         m.submodules.setup = su = Setup(cfg)
         m.submodules.derive = dv = Derive(cfg)
         m.submodules.engine = eng = TileEngine(cfg)
+        self.engine = eng
         m.submodules.reader = rdr = StreamReader(cfg)
         m.submodules.columns = asm = ColumnAssembler(cfg)
         m.submodules.params = par = Params(cfg, su.depth)
@@ -125,7 +126,8 @@ class VectorUnit(wiring.Component):
         wiring.connect(m, dv.wc, wr.cfg)
         rows_kind = (dv.tc.kind == K_LN) | (dv.tc.kind == K_SM)
         m.d.comb += [rdr.go.eq(eng.rd_go), rdr.restart.eq(eng.start), rdr.ntiles.eq(Mux(rows_kind, 1, dv.tc.tiles))]
-        m.d.comb += [asm.elem.eq(fields["io"][2:4]), asm.two.eq(dv.tc.two),
+        m.d.comb += [asm.start.eq(eng.start), asm.cols.eq(fields["cols"]), asm.elem.eq(fields["io"][2:4]),
+                     asm.two.eq(dv.tc.two),
                      asm.a_beat.eq(rdr.a_beat), asm.a_valid.eq(rdr.a_valid), rdr.a_pop.eq(asm.a_pop),
                      asm.b_beat.eq(rdr.b_beat), asm.b_valid.eq(rdr.b_valid), rdr.b_pop.eq(asm.b_pop),
                      eng.in_ready.eq(asm.ready), eng.in_a.eq(asm.col_a), eng.in_b.eq(asm.col_b),

@@ -30,7 +30,10 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from bebert.vector import ISQRT_STEPS, LN_DIV_STEPS, SM_DIV_STEPS
+
 LN_RECIP_SHIFT = 60
+assert LN_DIV_STEPS == LN_RECIP_SHIFT + 1 and SM_DIV_STEPS == 32 and ISQRT_STEPS == 31
 
 
 def thermo(width: int, p):
@@ -140,9 +143,7 @@ class RowDivider(wiring.Component):
     square root the trial is 4 root + 1 or, after a negative R, 4 root + 3). |R| < 2^46.
     """
 
-    ISQRT_STEPS = 31
-    LN_DIV_STEPS = LN_RECIP_SHIFT + 1
-    SM_DIV_STEPS = 32
+    ISQRT_STEPS, LN_DIV_STEPS, SM_DIV_STEPS = ISQRT_STEPS, LN_DIV_STEPS, SM_DIV_STEPS
     REM = 48
 
     @classmethod

@@ -44,6 +44,8 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from bebert.vector import LANE_OUT_LAT, LANE_Q_LAT, LANE_SQ_LAT, LANE_Y_LAT
+
 from .arith import Post, PostConfig, RowDivider, fits
 from .front import Affine, DecodeConfig, ElemDecode
 from .gelu import Gelu, GeluConfig
@@ -88,17 +90,24 @@ class LaneControl(wiring.Signature):
         })
 
 
-Y_LAT = {"AFF": 5, "GELU": 10, "LN3": 7, "SM3": 4, "RQ": 6}
+Y_LAT = LANE_Y_LAT             # the contract's numbers (bebert.vector), which this lane is built to
 PATH_OF = {"AFF": "AFF", "GELU": "GELU", "LN3": "LN3", "SM3": "SM3", "RQ": "AFF"}  # RQ: AFF from a row word
 OUT_EXTRA = 1
+assert all(LANE_OUT_LAT[p] == y + OUT_EXTRA for p, y in Y_LAT.items())
+assert Y_LAT["AFF"] == ElemDecode.LATENCY + Affine.LATENCY + Post.LATENCY
+assert Y_LAT["RQ"] == Y_LAT["AFF"] + 1 and Y_LAT["SM3"] == 1 + 1 + Post.LATENCY
+assert Y_LAT["GELU"] == ElemDecode.LATENCY + Gelu.LATENCY + Post.LATENCY
+assert Y_LAT["LN3"] == 1 + LnNormalize.LATENCY + Post.LATENCY
+assert LANE_SQ_LAT == 1 + LnSquares.LATENCY and LANE_Q_LAT["DP"] == 1 + LnSquares.DPRIME
+assert LANE_Q_LAT["E"] == 1 + SmExp.LATENCY and LANE_Q_LAT["Y"] == Y_LAT["AFF"]
 
 
 class Lane(wiring.Component):
     Y_LAT = Y_LAT
     OUT_EXTRA = OUT_EXTRA
     OUT_LAT = {p: y + OUT_EXTRA for p, y in Y_LAT.items()}
-    Q_LAT = {"Q": 1, "Y": 5, "DP": 4, "QM": 1, "E": 8}    # row memory write data, after the element
-    SQ_LAT = 5                                             # D'^2 for `n_en`
+    Q_LAT = LANE_Q_LAT                                     # row memory write data, after the element
+    SQ_LAT = LANE_SQ_LAT                                   # D'^2 for `n_en`
 
     def __init__(self, depth: int):
         if not isinstance(depth, int) or depth < 2:

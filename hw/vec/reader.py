@@ -25,6 +25,7 @@ from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
 from bebert.config import AccelConfig
+from bebert.vector import VEC_BURST
 
 
 def _pow2_at_least(n: int) -> int:
@@ -71,7 +72,7 @@ class _Sequence:
 
 
 class StreamReader(wiring.Component):
-    BURST = 8
+    BURST = VEC_BURST
 
     def __init__(self, config: AccelConfig):
         self.config = config
@@ -142,6 +143,7 @@ class ColumnAssembler(wiring.Component):
         self.T, self.B = config.vec_lanes, config.dram_bytes_per_cycle
         T, B = self.T, self.B
         super().__init__({
+            "start": In(1), "cols": In(16),
             "elem": In(2), "two": In(1), "a_beat": In(8 * B), "a_valid": In(1), "a_pop": Out(1),
             "b_beat": In(8 * B), "b_valid": In(1), "b_pop": Out(1),
             "ready": Out(1), "take": In(1), "col_a": Out(32 * T), "col_b": Out(32 * T),
@@ -149,6 +151,15 @@ class ColumnAssembler(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        # a tile's run may end inside a beat (columns narrower than a beat): its last column
+        # ends the beat, the next tile's run starts at a fresh one
+        n = Signal(16)
+        self._tile_end = tile_end = Signal()
+        m.d.comb += tile_end.eq(n == self.cols - 1)
+        with m.If(self.start):
+            m.d.sync += n.eq(0)
+        with m.Elif(self.take & self.ready):
+            m.d.sync += n.eq(Mux(tile_end, 0, n + 1))
         full = [self._channel(m, name) for name in ("a", "b")]
         m.d.comb += self.ready.eq(full[0] & (full[1] | ~self.two))
         return m
@@ -181,7 +192,7 @@ class ColumnAssembler(wiring.Component):
         nslots = max(2, B // T)
         slot = Signal(range(nslots), name=f"{name}_slot")
         last = Signal(name=f"{name}_last")
-        m.d.comb += last.eq(((slot + 1) << self.elem) * T >= B)
+        m.d.comb += last.eq((((slot + 1) << self.elem) * T >= B) | self._tile_end)
         npop = ~wide & valid & (~held | (take & last))
         with m.If(npop):
             m.d.sync += [hold.eq(beat), held.eq(1), slot.eq(0)]

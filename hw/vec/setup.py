@@ -25,8 +25,9 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from bebert.config import AccelConfig
-from bebert.vector import (ADD_CONSTS, KERNELS, PACKED_WORDS, REQUANT_CONSTS, TABLE_WORDS, VIEW_WORDS, Io, VecFn,
-                           io_pack_rq)
+from bebert.vector import (ADD_CONSTS, CONST_WORDS, KERNELS, PACKED_WORDS, REQUANT_CONSTS, TABLE_WORDS, VIEW_WORDS,
+                           VecFn, desc_beats, parsed_desc_words)
+from bebert.vector import _block_beats as block_beats
 
 from .reader import ReadPort
 
@@ -58,41 +59,12 @@ def slot_map(fn: VecFn) -> list[int]:
     return out
 
 
-def parsed_words(fn: int, aux: int = 0) -> int:
+def parsed_words(fn: int) -> int:
     return len(slot_map(VecFn(fn)))
 
 
-def desc_beats(fn: int, aux: int, config: AccelConfig) -> int:
-    """Beats of the descriptor burst: the whole descriptor from any 4-byte aligned address."""
-    from bebert.vector import desc_words
-    B = config.dram_bytes_per_cycle
-    return -(-(4 * desc_words(fn, aux) + B - 4) // B)
-
-
-def block_beats(nbytes: int, align: int, config: AccelConfig) -> int:
-    B = config.dram_bytes_per_cycle
-    return -(-(nbytes + B - align) // B)
-
-
-def const_blocks(fn: int, cols: int, aux: int, io: int, config: AccelConfig) -> list[tuple[str, int]]:
-    """(kind, beats) of the constant blocks a VEC fetches at setup, in order; kinds: K (the
-    kernel's constants; LAYERNORM: with mult and bias), A (the fused add's), G (the packed
-    requantize's), M (SOFTMAX's mask), B (DOT's bias, COMBINE's weights)."""
-    fn = VecFn(fn)
-    k = KERNELS[fn]
-    out = []
-    if k.engine == "tile":
-        n = len(k.consts) + (2 * cols if fn == VecFn.LAYERNORM else 0)
-        out.append(("K", block_beats(8 * n, 8, config)))
-        if fn == VecFn.LAYERNORM and io & Io.SECOND_IN:
-            out.append(("A", block_beats(8 * A_WORDS, 8, config)))
-        if io_pack_rq(io):
-            out.append(("G", block_beats(8 * G_WORDS, 8, config)))
-        if fn == VecFn.SOFTMAX and io & Io.SECOND_IN:
-            out.append(("M", block_beats(4 * cols, 4, config)))
-    elif fn in (VecFn.DOT, VecFn.COMBINE):
-        out.append(("B", block_beats(8 * aux, 8, config)))
-    return out
+assert all(parsed_words(f) == parsed_desc_words(f) for f in VecFn)
+assert K_WORDS + A_WORDS + G_WORDS == CONST_WORDS
 
 
 def sbuf_depth(config: AccelConfig) -> int:

@@ -38,9 +38,9 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from bebert.config import AccelConfig
-from bebert.vector import VecFn
+from bebert.vector import VecFn, tile_gap
 
-from .arith import PostConfig, RowDivider
+from .arith import PostConfig
 from .front import DecodeConfig
 from .lane import PATH_OF, PATHS, WSEL, Lane, LaneConfig
 
@@ -52,14 +52,9 @@ DELAY = max(Lane.OUT_LAT.values()) + 1
 
 def gap(kind: int, pss: int, two: bool = False) -> int:
     """Cycles from the last issue of row pass `pss` to the first issue of the next pass (the
-    division: from entering DIV to P3's first issue)."""
-    if pss == P_DIV:
-        return RowDivider.cycles(0 if kind == K_LN else 1) + 1
-    if kind == K_LN:
-        lat = {P1: Lane.Q_LAT["Y" if two else "Q"], P2: Lane.SQ_LAT, P3: Lane.Y_LAT["LN3"]}[pss]
-    else:
-        lat = {P1: Lane.Q_LAT["QM"], P2: Lane.Q_LAT["E"], P3: Lane.Y_LAT["SM3"]}[pss]
-    return lat + 1
+    division: from entering DIV to P3's first issue): `bebert.vector.tile_gap`."""
+    fn = VecFn.LAYERNORM if kind == K_LN else VecFn.SOFTMAX
+    return tile_gap(fn, {P1: "P1", P2: "P2", P3: "P3", P_DIV: "DIV"}[pss], two)
 
 
 def out_path(kind: int, pss: int) -> str:
@@ -172,6 +167,7 @@ class TileEngine(wiring.Component):
         pss, active, issuing, waiting = Signal(3), Signal(), Signal(), Signal()
         col, tile, elem, pace, wait = Signal(16), Signal(16), Signal(), Signal(3), Signal(8)
         ps = _Pass(m, tc, pss)
+        self._pace = pace
         step = Mux(ps.inputs, tc.step, Mux(ps.out, tc.ostep, 1))
         issue, done_col, last, rowend = Signal(), Signal(), Signal(), Signal()
         ready = Mux(ps.inputs, self.in_ready, 1)
@@ -219,7 +215,7 @@ class TileEngine(wiring.Component):
         """Start the pass after the current one (it may issue from the next cycle on)."""
         tc = self.tc
         more = tile != tc.tiles - 1
-        m.d.sync += [issuing.eq(1), waiting.eq(0)]
+        m.d.sync += [issuing.eq(1), waiting.eq(0), self._pace.eq(0)]
         with m.Switch(pss):
             with m.Case(P_ELEM):
                 m.d.sync += [active.eq(0), issuing.eq(0)]
