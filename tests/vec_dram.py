@@ -71,45 +71,59 @@ class VecDram:
         return np.frombuffer(bytes(self.mem), np.uint8).copy()
 
 
-def run_unit(config: AccelConfig, image: np.ndarray, args: dict, *, stall: float = 0.0, seed: int = 0,
-             limit: int = 400_000, dut: VectorUnit | None = None) -> dict:
-    """One VEC (`args`: its operands) on the unit: the image after it, `cycles` (busy cycles),
-    `fault`, the port log's complaints."""
+def run_units(config: AccelConfig, cases: list, *, stall: float = 0.0, seed: int = 0, limit: int = 400_000,
+              dut: VectorUnit | None = None) -> list[dict]:
+    """VECs one after another on one unit (one simulation): `cases` are (image, args); per
+    case the image after it, `cycles` (busy cycles), `fault`, the port log's complaints."""
     dut = dut or VectorUnit(config)
-    mem = VecDram(image, config, stall, seed)
-    word = encode(vec(args["fn"], args["desc"], args["rows"], args["cols"], bits=args["bits"], aux=args["aux"],
-                      io=args["io"]))
-    out = {}
+    results: list[dict] = []
 
     async def bench(ctx):
-        ctx.set(dut.word, word)
-        ctx.set(dut.start, 1)
-        await ctx.tick()
-        ctx.set(dut.start, 0)
-        busy = 0
-        for cycle in range(1, limit):
-            rd_ready = int(not mem.stalled())
-            wr_ready = int(not mem.stalled())
-            ctx.set(dut.vrd.req_ready, rd_ready)
-            ctx.set(dut.vwr.ready, wr_ready)
-            b = mem.beat(cycle)
-            ctx.set(dut.vrd.data_valid, int(b is not None))
-            ctx.set(dut.vrd.data, b or 0)
-            ctx.set(dut.vwr.resp_valid, int(mem.response(cycle)))
-            if not ctx.get(dut.busy):
-                out.update(cycles=busy, fault=ctx.get(dut.fault))
-                return
-            busy += 1
-            if ctx.get(dut.vrd.req_valid) and rd_ready:
-                mem.request(cycle, ctx.get(dut.vrd.req_addr), ctx.get(dut.vrd.req_len))
-            if ctx.get(dut.vwr.valid) and wr_ready:
-                mem.write(cycle, ctx.get(dut.vwr.addr), ctx.get(dut.vwr.data), ctx.get(dut.vwr.strb))
+        for n, (image, args) in enumerate(cases):
+            mem = VecDram(image, config, stall, seed + n)
+            word = encode(vec(args["fn"], args["desc"], args["rows"], args["cols"], bits=args["bits"],
+                              aux=args["aux"], io=args["io"]))
+            for name in ("vrd.req_ready", "vrd.data_valid", "vwr.ready", "vwr.resp_valid"):
+                obj = dut
+                for part in name.split("."):
+                    obj = getattr(obj, part)
+                ctx.set(obj, 0)
+            ctx.set(dut.word, word)
+            ctx.set(dut.start, 1)
             await ctx.tick()
-        raise AssertionError(f"the vector unit is still busy after {limit} cycles")
+            ctx.set(dut.start, 0)
+            busy = 0
+            for cycle in range(1, limit):
+                rd_ready = int(not mem.stalled())
+                wr_ready = int(not mem.stalled())
+                ctx.set(dut.vrd.req_ready, rd_ready)
+                ctx.set(dut.vwr.ready, wr_ready)
+                b = mem.beat(cycle)
+                ctx.set(dut.vrd.data_valid, int(b is not None))
+                ctx.set(dut.vrd.data, b or 0)
+                ctx.set(dut.vwr.resp_valid, int(mem.response(cycle)))
+                if not ctx.get(dut.busy):
+                    break
+                busy += 1
+                if ctx.get(dut.vrd.req_valid) and rd_ready:
+                    mem.request(cycle, ctx.get(dut.vrd.req_addr), ctx.get(dut.vrd.req_len))
+                if ctx.get(dut.vwr.valid) and wr_ready:
+                    mem.write(cycle, ctx.get(dut.vwr.addr), ctx.get(dut.vwr.data), ctx.get(dut.vwr.strb))
+                await ctx.tick()
+            else:
+                raise AssertionError(f"case {n}: the vector unit is still busy after {limit} cycles")
+            results.append({"cycles": busy, "fault": ctx.get(dut.fault), "dram": mem.image(),
+                             "complaints": mem.bad, "left": (len(mem.reads), len(mem.resps))})
+            ctx.set(dut.vwr.resp_valid, 0)
+            await ctx.tick()
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
-    out.update(dram=mem.image(), complaints=mem.bad, left=(len(mem.reads), len(mem.resps)))
-    return out
+    return results
+
+
+def run_unit(config: AccelConfig, image: np.ndarray, args: dict, **kw) -> dict:
+    """One VEC on the unit (see `run_units`)."""
+    return run_units(config, [(image, args)], **kw)[0]
