@@ -263,6 +263,7 @@ LANE_Q_LAT = {"Q": 1, "Y": 5, "DP": 4, "QM": 1, "E": 8}             # row-memory
 LANE_SQ_LAT = 5                                                     # LAYERNORM's D'^2 into N
 ISQRT_STEPS, LN_DIV_STEPS, SM_DIV_STEPS = 31, 61, 32               # the per-row divider (one digit a cycle)
 CONST_WORDS = 22            # setup: the int64 constants read into registers (K 11, A 6, G 5)
+VEC_WALK_INIT = 71          # the scalar engine's view walkers: r0 / c0 divided by their tiles, 6 products
 SETUP_DONE = 24             # setup: cycles from the first constant word read to the engine's start
 
 
@@ -387,19 +388,35 @@ def _tile_cycles(k: Kernel, rows: int, cols: int, bits: int, io: int, cfg: Accel
     return last + wsp + fb - 1 + L + 1                          # the last write, answered
 
 
+def lut_block(config: AccelConfig) -> int:
+    """LUT's block: its x are read, then its table entries (a power of two >= L + 4, so that a
+    block's first x is back before its first table read)."""
+    return 1 << (config.dram_latency_cycles + 3).bit_length()
+
+
 def _scalar_cycles(k: Kernel, rows: int, cols: int, aux: int, cfg: AccelConfig) -> int:
-    B, L = cfg.dram_bytes_per_cycle, cfg.dram_latency_cycles
-    setup = L + _ceil(4 * desc_words(k.fn, aux), B)
+    L = cfg.dram_latency_cycles
+    first = setup_cycles(k.fn, cols, aux, 0, cfg) + 2 + VEC_WALK_INIT   # the first element request
     n = rows * cols
-    if k.fn == VecFn.EMBED:   # per row: ids / types, three table rows in bursts, then one element per cycle
-        return setup + rows * (2 * (L + 1) + L + 3 * _ceil(4 * cols, B) + cols + 2) + L
-    if k.fn == VecFn.LUT:     # per element: streamed read of x, then the table read (serial)
-        return setup + L + n * (L + 3) + L
-    if k.fn == VecFn.DOT:     # per output: the x row and a weight row streamed, one MAC per cycle
-        return setup + L + 8 * aux + rows * aux * (L + cols + 3) + L
-    if k.fn == VecFn.COMBINE:
-        return setup + L + 8 * aux + n * (aux + 3) + L
-    raise AssertionError(k.fn)
+    back = L + VEC_FIFO_LAT                                               # a request's value can be taken
+    if k.fn == VecFn.DOT:         # x[r, :], then w[n, :] for every n: one request a cycle, one MAC a cycle
+        p = first + rows * cols * (1 + aux) - 1 + back
+        w_last, idle = p + 3, p + 5
+    elif k.fn == VecFn.LUT:       # blocks of Q: the block's x, then its table entries
+        q = lut_block(cfg)
+        k_last = n - (_ceil(n, q) - 1) * q
+        p = first + 2 * n - 1 + max(0, L + 3 - k_last) + back
+        w_last, idle = p + 1, p + 3
+    elif k.fn == VecFn.EMBED:     # per row: id, type, 3 table rows' addresses, 3 pairs, 3 elements a column
+        period = L + 11 + 3 * cols
+        p = first + (rows - 1) * period + L + 10 + 3 * cols + back
+        w_last, idle = p + 1, p + 3
+    else:                         # COMBINE: per member its view, weight, walker, elements; then every acc out
+        member = 15 + VEC_WALK_INIT + n
+        p = first + (aux - 1) * member + 13 + VEC_WALK_INIT + n + back
+        w_last = p + 4 + 3 * (n - 1)
+        idle = w_last + 2
+    return max(idle + 1, w_last + L + 1)
 
 
 def vec_cycles(fn: int, rows: int, cols: int, bits: int, aux: int, io: int, config: AccelConfig) -> int:

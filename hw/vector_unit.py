@@ -29,6 +29,7 @@ from bebert.vector import VecFn
 from .vec.derive import Derive
 from .vec.params import Params
 from .vec.reader import ColumnAssembler, ReadPort, StreamReader
+from .vec.scalar import ScalarEngine
 from .vec.setup import Setup
 from .vec.tile_engine import K_LN, K_SM, TileEngine
 from .vec.writer import WritePort, Writer
@@ -67,6 +68,8 @@ class VectorUnit(wiring.Component):
         m.submodules.columns = asm = ColumnAssembler(cfg)
         m.submodules.params = par = Params(cfg, su.depth)
         m.submodules.writer = wr = Writer(cfg)
+        m.submodules.scalar = sc = ScalarEngine(cfg, su.depth)
+        self.scalar = sc
         fields = {n: Signal(FIELDS[Op.VEC][n][1], name=f"vec_{n}") for n in ("fn", "desc", "rows", "cols", "bits",
                                                                                "aux", "io")}
         phase = Signal(3)               # 0 idle, 1 setup, 2 check, 3 run, 4 drain
@@ -80,43 +83,61 @@ class VectorUnit(wiring.Component):
         m.d.comb += [dv.fn.eq(fields["fn"]), dv.rows.eq(fields["rows"]), dv.cols.eq(fields["cols"]),
                      dv.bits.eq(fields["bits"]), dv.io.eq(fields["io"]), dv.desc.eq(fields["desc"]),
                      dv.slots.eq(su.slots), dv.k.eq(su.k), dv.a.eq(su.a), dv.g.eq(su.g)]
-        self._ports(m, su, rdr, wr, phase)
-        self._tile(m, dv, eng, rdr, asm, par, wr, su, fields)
         tile = Signal()
         m.d.comb += tile.eq(sum((fields["fn"] == int(f)) for f in TILE_FNS) != 0)
+        self._ports(m, su, rdr, wr, sc, tile)
+        self._tile(m, dv, eng, rdr, asm, par, wr, su, fields)
+        m.d.comb += [sc.fn.eq(fields["fn"]), sc.rows.eq(fields["rows"]), sc.cols.eq(fields["cols"]),
+                     sc.aux.eq(fields["aux"]), sc.desc.eq(fields["desc"]), sc.slots.eq(su.slots),
+                     sc.reg_b.eq(su.reg_b), sc.off_b.eq(su.off_b), sc.rd_data.eq(su.rd_data)]
+        with m.If(~tile):
+            m.d.comb += su.rd_addr.eq(sc.rd_addr)
         started = Signal()
         with m.Switch(phase):
             with m.Case(1):
                 with m.If(su.done):
                     m.d.sync += phase.eq(2)
             with m.Case(2):
-                with m.If(dv.fault | ~tile):
+                with m.If(tile & dv.fault):
                     m.d.sync += [self.fault.eq(1), phase.eq(0)]
-                with m.Else():
+                with m.Elif(tile):
                     m.d.comb += [eng.start.eq(1), wr.start.eq(1)]
+                    m.d.sync += [phase.eq(3), started.eq(0)]
+                with m.Else():
+                    m.d.comb += sc.start.eq(1)
                     m.d.sync += [phase.eq(3), started.eq(0)]
             with m.Case(3):
                 m.d.sync += started.eq(1)
-                with m.If(started & ~eng.busy):
+                with m.If(started & Mux(tile, ~eng.busy, ~sc.busy)):
                     m.d.sync += phase.eq(4)
+                    with m.If(~tile & sc.fault):
+                        m.d.sync += self.fault.eq(1)
             with m.Case(4):
-                with m.If(wr.idle & rdr.idle):
+                with m.If(Mux(tile, wr.idle & rdr.idle, sc.idle & (self._outstanding == 0))):
                     m.d.sync += phase.eq(0)
         m.d.comb += self.busy.eq(phase != 0)
         return m
 
-    def _ports(self, m, su, rdr, wr, phase):
-        """vrd: the setup's fetches during setup, the reader's runs after; vwr: the writer."""
-        r = self.vrd
+    def _ports(self, m, su, rdr, wr, sc, tile):
+        """vrd: the setup's fetches during setup, then the tile reader's runs or the scalar
+        engine's elements; vwr: the tile writer or the scalar engine."""
+        r, w = self.vrd, self.vwr
         own = su.own_read
-        m.d.comb += [r.req_valid.eq(Mux(own, su.port.req_valid, rdr.port.req_valid)),
-                     r.req_addr.eq(Mux(own, su.port.req_addr, rdr.port.req_addr)),
-                     r.req_len.eq(Mux(own, su.port.req_len, rdr.port.req_len)),
-                     su.port.req_ready.eq(own & r.req_ready), rdr.port.req_ready.eq(~own & r.req_ready),
-                     su.port.data.eq(r.data), rdr.port.data.eq(r.data),
-                     su.port.data_valid.eq(own & r.data_valid), rdr.port.data_valid.eq(~own & r.data_valid)]
-        wiring.connect(m, wiring.flipped(self.vwr), wr.port)
-        del phase
+        eng_rd = Mux(tile, rdr.port.req_valid, sc.rd.req_valid)
+        m.d.comb += [r.req_valid.eq(Mux(own, su.port.req_valid, eng_rd)),
+                     r.req_addr.eq(Mux(own, su.port.req_addr, Mux(tile, rdr.port.req_addr, sc.rd.req_addr))),
+                     r.req_len.eq(Mux(own, su.port.req_len, Mux(tile, rdr.port.req_len, sc.rd.req_len))),
+                     su.port.req_ready.eq(own & r.req_ready), rdr.port.req_ready.eq(~own & tile & r.req_ready),
+                     sc.rd.req_ready.eq(~own & ~tile & r.req_ready),
+                     su.port.data.eq(r.data), rdr.port.data.eq(r.data), sc.rd.data.eq(r.data),
+                     su.port.data_valid.eq(own & r.data_valid), rdr.port.data_valid.eq(~own & tile & r.data_valid),
+                     sc.rd.data_valid.eq(~own & ~tile & r.data_valid)]
+        for f in ("valid", "addr", "data", "strb"):
+            m.d.comb += getattr(w, f).eq(Mux(tile, getattr(wr.port, f), getattr(sc.wr, f)))
+        m.d.comb += [wr.port.ready.eq(tile & w.ready), sc.wr.ready.eq(~tile & w.ready),
+                     wr.port.resp_valid.eq(tile & w.resp_valid), sc.wr.resp_valid.eq(~tile & w.resp_valid)]
+        self._outstanding = n = Signal(16)
+        m.d.sync += n.eq(n + (w.valid & w.ready) - w.resp_valid)
 
     def _tile(self, m, dv, eng, rdr, asm, par, wr, su, fields):
         """The tile engine with its reader, column assembler, parameters and writer."""

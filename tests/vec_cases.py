@@ -208,3 +208,103 @@ def tile_case(config: AccelConfig, fn: VecFn, seed: int, *, rows: int | None = N
     args = {"fn": int(fn), "desc": d, "rows": rows, "cols": cols, "bits": bits, "aux": 0,
             "io": io_word(stream_out, second, in_elem, out_elem, pack_rq)}
     return Case(config, img.dram, args, views, packed, cs)
+
+
+# -- the scalar kernels: any views --------------------------------------------------------------
+def rand_view(img: Image, rows: int, cols: int, elem: int, signed: bool = True, sat: int = 0) -> View:
+    """A random view of a (rows, cols) tensor: row-major, transposed or tiled, maybe a window
+    (r0, c0) of a bigger one; element addresses multiples of the element size."""
+    rng = img.rng
+    kind = rng.randrange(4)
+    r0, c0 = (rng.randrange(3), rng.randrange(3)) if rng.random() < 0.4 else (0, 0)
+    R, C = rows + r0, cols + c0
+    if kind == 0:       # row-major
+        v = View(0, elem, signed, s_r=C * elem, s_c=elem, r0=r0, c0=c0, sat=sat)
+        size = R * C * elem
+    elif kind == 1:     # transposed
+        v = View(0, elem, signed, s_r=elem, s_c=R * elem, r0=r0, c0=c0, sat=sat)
+        size = R * C * elem
+    else:               # tiles of rt x ct, column-major inside a tile
+        rt, ct = rng.choice([1, 2, 3, 4]), rng.choice([1, 2, 5])
+        ntr, ntc = -(-R // rt), -(-C // ct)
+        s_c = rt * elem
+        s_ct = ct * s_c
+        s_rt = ntc * s_ct
+        v = View(0, elem, signed, rtile=rt, ctile=ct, s_rt=s_rt, s_r=elem, s_ct=s_ct, s_c=s_c, r0=r0, c0=c0, sat=sat)
+        size = ntr * s_rt
+    base = img.alloc(size + 8, align=8)
+    return View(base, v.elem, v.signed, v.rtile, v.ctile, v.s_rt, v.s_r, v.s_ct, v.s_c, v.r0, v.c0, v.sat)
+
+
+def _put_view(img: Image, v: View, x: np.ndarray) -> None:
+    from bebert.vector import write_view
+    write_view(img.dram, v, x)
+
+
+def scalar_case(config: AccelConfig, fn: VecFn, seed: int, *, rows: int | None = None, cols: int | None = None,
+                aux: int | None = None) -> Case:
+    """A random scalar-engine VEC (EMBED, LUT, DOT, COMBINE)."""
+    rng = random.Random(seed)
+    npr = np.random.default_rng(seed)
+    fn = VecFn(fn)
+    img = Image(config, 1 << 17, rng)
+    rows = rows or rng.randrange(1, 6)
+    cols = cols or rng.randrange(1, 12)
+    desc: dict = {}
+    aux_v = 0
+    elem = lambda: rng.choice([1, 2, 4, 8])   # noqa: E731
+    if fn == VecFn.EMBED:
+        nrows = [rng.randrange(3, 9), rows + rng.randrange(3), rng.randrange(1, 4)]
+        ids = npr.integers(0, nrows[0], (rows, 1))
+        tts = npr.integers(0, nrows[2], (rows, 1))
+        for name, vals in (("ids", ids), ("types", tts)):
+            v = rand_view(img, rows, 1, rng.choice([2, 4, 8]))
+            _put_view(img, v, vals)
+            desc[name] = v
+        for name, n in zip(("word", "position", "token_type"), nrows):
+            if name == "word" and rng.random() < 0.6:      # binary: sign bits and (+1, -1) pairs
+                stride = -(-cols // 8) + rng.randrange(2)
+                base = img.put(rng.randbytes(n * stride), 1)
+                pairs = img.put(npr.integers(-3000, 3000, (n, 2)).astype("<i4").tobytes(), 8)
+                desc[name] = (1, base, stride, n, 0, pairs)
+            else:
+                e = elem()
+                stride = cols * e + e * rng.randrange(2)
+                base = img.alloc(n * stride, align=8)
+                lo = -(1 << (8 * e - 1)) if e < 8 else -(1 << 40)
+                t = npr.integers(lo // 2, -lo // 2, (n, cols))
+                _put_view(img, View(base, e, True, s_r=stride, s_c=e), t)
+                desc[name] = (0, base, stride, n, e, 0)
+        desc["out"] = rand_view(img, rows, cols, rng.choice([2, 4, 8]))
+    elif fn == VecFn.LUT:
+        size = rng.randrange(4, 64)
+        off = rng.randrange(-20, 20)
+        e = rng.choice([1, 2, 4, 8])
+        x = npr.integers(-off, size - off, (rows, cols))
+        v = rand_view(img, rows, cols, e)
+        _put_view(img, v, x)
+        desc.update(src=v, table=img.put(npr.integers(-(1 << 31), 1 << 31, size).astype("<i4").tobytes(), 8),
+                    offset=off & 0xFFFFFFFF, size=size, out=rand_view(img, rows, cols, rng.choice([2, 4, 8])))
+    elif fn == VecFn.DOT:
+        aux_v = aux or rng.randrange(1, 4)
+        x = npr.integers(-1000, 1000, (rows, cols))
+        w = npr.integers(-1000, 1000, (aux_v, cols))
+        vx, vw = rand_view(img, rows, cols, rng.choice([2, 4, 8])), rand_view(img, aux_v, cols, rng.choice([2, 4, 8]))
+        _put_view(img, vx, x)
+        _put_view(img, vw, w)
+        desc.update(src=vx, weight=vw, bias=img.put(npr.integers(-10**9, 10**9, aux_v).astype("<i8").tobytes(), 8),
+                    out=rand_view(img, rows, aux_v, 8))
+    elif fn == VecFn.COMBINE:
+        aux_v = aux or rng.randrange(1, 4)
+        views = []
+        for _ in range(aux_v):
+            v = rand_view(img, rows, cols, rng.choice([4, 8]))
+            _put_view(img, v, npr.integers(-10**6, 10**6, (rows, cols)))
+            views.append(v)
+        desc.update(out=rand_view(img, rows, cols, 8), inputs=views,
+                    weights=img.put(npr.integers(-100, 100, aux_v).astype("<i8").tobytes(), 8))
+    else:
+        raise ValueError(fn)
+    d = img.put(encode_desc(fn, **desc), 4)
+    args = {"fn": int(fn), "desc": d, "rows": rows, "cols": cols, "bits": 0, "aux": aux_v, "io": 0}
+    return Case(config, img.dram, args)
