@@ -231,6 +231,8 @@ def check_vec(args: dict[str, int]) -> str | None:
         return f"{k.fn.name}: bits={args['bits']} must be in 0..8"
     if k.aux and args["aux"] == 0:
         return f"{k.fn.name}: aux ({k.aux}) must be at least 1"
+    if k.fn == VecFn.COMBINE and args["aux"] > COMBINE_MAX_MEMBERS:
+        return f"COMBINE: aux={args['aux']} members, at most {COMBINE_MAX_MEMBERS}"
     if not k.aux and args["aux"]:
         return f"{k.fn.name}: aux must be 0"
     if k.engine == "tile":
@@ -724,8 +726,21 @@ def _gelu(c: _Ctx) -> None:
     c.out(I.apply_gelu(c.read("src"), gc))
 
 
+def _check_scalar_view(v: View, what: str) -> None:
+    """The scalar engine reads and writes whole elements: every element address a multiple of
+    the element size."""
+    if v.elem not in _DT:
+        raise VecError(f"{what}: view element of {v.elem} bytes (want 1, 2, 4 or 8)")
+    if any(x % v.elem for x in (v.base, v.s_rt, v.s_r, v.s_ct, v.s_c)):
+        raise VecError(f"{what}: view base / strides not multiples of its {v.elem}-byte elements")
+
+
 def _table_rows(dram: np.ndarray, t: tuple, idx: np.ndarray, cols: int) -> np.ndarray:
     kind, base, stride, nrows, elem, pairs = t
+    if kind == 0 and elem in _DT and (base % elem or stride % elem):
+        raise VecError("EMBED: dense table base / stride not multiples of its elements")
+    if kind == 1 and pairs % 8:
+        raise VecError("EMBED: binary table pairs not 8-byte aligned")
     if idx.size and (idx.min() < 0 or idx.max() >= nrows):
         raise VecError(f"EMBED: index outside the table's {nrows} rows")
     if kind == 0:
@@ -744,6 +759,8 @@ def _table_rows(dram: np.ndarray, t: tuple, idx: np.ndarray, cols: int) -> np.nd
 
 def _embed(c: _Ctx) -> None:
     rows, cols, d = c.rows, c.cols, c.d
+    for name in ("ids", "types", "out"):
+        _check_scalar_view(d[name], f"EMBED.{name}")
     ids = read_view(c.dram, d["ids"], rows, 1)[:, 0]
     tt = read_view(c.dram, d["types"], rows, 1)[:, 0]
     pos = np.arange(rows, dtype=np.int64)
@@ -754,6 +771,10 @@ def _embed(c: _Ctx) -> None:
 
 def _lut(c: _Ctx) -> None:
     d = c.d
+    for name in ("src", "out"):
+        _check_scalar_view(d[name], f"LUT.{name}")
+    if d["table"] % 4:
+        raise VecError("LUT: table not 4-byte aligned")
     x = read_view(c.dram, d["src"], c.rows, c.cols)
     off = d["offset"] - (1 << 32) if d["offset"] >= 1 << 31 else d["offset"]
     i = x + off
@@ -767,6 +788,12 @@ def _lut(c: _Ctx) -> None:
 
 def _dot(c: _Ctx) -> None:
     d, n = c.d, c.args["aux"]
+    for name in ("src", "weight", "out"):
+        _check_scalar_view(d[name], f"DOT.{name}")
+    if d["bias"] % 8:
+        raise VecError("DOT: bias not 8-byte aligned")
+    if c.cols > c.config.vec_row_elems or n > c.config.vec_row_elems:
+        raise VecError(f"DOT: cols / outputs beyond the scalar engine's row buffer ({c.config.vec_row_elems})")
     x = read_view(c.dram, d["src"], c.rows, c.cols)
     w = read_view(c.dram, d["weight"], n, c.cols)
     if d["bias"] + 8 * n > c.dram.size:
@@ -778,6 +805,13 @@ def _dot(c: _Ctx) -> None:
 
 def _combine(c: _Ctx) -> None:
     d, n = c.d, c.args["aux"]
+    _check_scalar_view(d["out"], "COMBINE.out")
+    for i, v in enumerate(d["inputs"]):
+        _check_scalar_view(v, f"COMBINE.inputs[{i}]")
+    if d["weights"] % 8:
+        raise VecError("COMBINE: weights not 8-byte aligned")
+    if c.rows * c.cols > c.config.vec_row_elems:
+        raise VecError(f"COMBINE: rows * cols beyond the scalar engine's row buffer ({c.config.vec_row_elems})")
     if d["weights"] + 8 * n > c.dram.size:
         raise VecError("COMBINE: weight block outside DRAM")
     wts = c.dram[d["weights"]:d["weights"] + 8 * n].view("<i8").astype(np.int64)

@@ -81,7 +81,7 @@ class VectorUnit(wiring.Component):
         m.d.comb += [su.start.eq(go), su.fn.eq(fields["fn"]), su.desc.eq(fields["desc"]), su.cols.eq(fields["cols"]),
                      su.aux.eq(fields["aux"]), su.io.eq(fields["io"])]
         m.d.comb += [dv.fn.eq(fields["fn"]), dv.rows.eq(fields["rows"]), dv.cols.eq(fields["cols"]),
-                     dv.bits.eq(fields["bits"]), dv.io.eq(fields["io"]), dv.desc.eq(fields["desc"]),
+                     dv.bits.eq(fields["bits"]), dv.aux.eq(fields["aux"]), dv.io.eq(fields["io"]), dv.desc.eq(fields["desc"]),
                      dv.slots.eq(su.slots), dv.k.eq(su.k), dv.a.eq(su.a), dv.g.eq(su.g)]
         tile = Signal()
         m.d.comb += tile.eq(sum((fields["fn"] == int(f)) for f in TILE_FNS) != 0)
@@ -98,7 +98,7 @@ class VectorUnit(wiring.Component):
                 with m.If(su.done):
                     m.d.sync += phase.eq(2)
             with m.Case(2):
-                with m.If(tile & dv.fault):
+                with m.If(dv.fault):
                     m.d.sync += [self.fault.eq(1), phase.eq(0)]
                 with m.Elif(tile):
                     m.d.comb += [eng.start.eq(1), wr.start.eq(1)]

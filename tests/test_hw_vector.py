@@ -12,12 +12,13 @@ The unit runs in Amaranth's simulator; the cases of a test share one simulation.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from bebert.config import AccelConfig
 from bebert.vector import VecError, VecFn, decode_desc, encode_desc, run_vec, vec_cycles
 from test_hw_vector_arith import TINY
-from vec_cases import tile_case
+from vec_cases import scalar_case, tile_case
 from vec_dram import run_units
 
 SMALL = AccelConfig.from_toml(__import__("pathlib").Path(__file__).resolve().parents[1] / "configs" / "small.toml")
@@ -78,8 +79,27 @@ def test_sixteen_lanes_and_a_wide_bus():
         assert r["cycles"] == cycles_of(cfg, c), c.args
 
 
+SCALAR = [VecFn.EMBED, VecFn.LUT, VecFn.DOT, VecFn.COMBINE]
+
+
+@pytest.mark.parametrize("fn", SCALAR, ids=lambda f: f.name)
+def test_scalar_kernel_matches_run_vec_and_takes_vec_cycles(fn):
+    cases = [scalar_case(TINY, fn, 2000 * int(fn) + s) for s in range(5)]
+    for c, r in zip(cases, check(TINY, cases)):
+        assert r["cycles"] == cycles_of(TINY, c), c.args
+
+
+def test_scalar_kernels_on_a_longer_latency_and_a_wider_bus():
+    cfg = TINY.replace(name="tiny_l13_b16", dram_latency_cycles=13, dram_bytes_per_cycle=16, xnor_width=64,
+                       abuf_bytes=8192, wbuf_bytes=8192, pbuf_bytes=2048)
+    cases = [scalar_case(cfg, fn, 31 + i) for i, fn in enumerate(SCALAR * 2)]
+    for c, r in zip(cases, check(cfg, cases)):
+        assert r["cycles"] == cycles_of(cfg, c), c.args
+
+
 def test_backpressure_gives_the_same_bytes_in_more_cycles():
     cases = [tile_case(TINY, fn, 555 + i, bits=2) for i, fn in enumerate(TILE)]
+    cases += [scalar_case(TINY, fn, 556 + i) for i, fn in enumerate(SCALAR)]
     for c, r in zip(cases, check(TINY, cases, stall=0.3, seed=9)):
         assert r["cycles"] > cycles_of(TINY, c)
 
@@ -88,7 +108,7 @@ def test_backpressure_gives_the_same_bytes_in_more_cycles():
 def _mutate(case, **changes):
     """The case with descriptor fields replaced (views / packed by dataclass fields)."""
     a = case.args
-    d = decode_desc(case.dram, a["fn"], a["desc"])
+    d = decode_desc(case.dram, a["fn"], a["desc"], a["aux"])
     for name, f in changes.items():
         d[name] = f(d[name])
     blob = encode_desc(VecFn(a["fn"]), **d)
@@ -118,6 +138,20 @@ def _fault_cases():
     k = decode_desc(c.dram, c.args["fn"], c.args["desc"])["consts"]
     c.dram[k:k + 8] = list((c.args["cols"] + 1).to_bytes(8, "little"))
     out.append(("LAYERNORM hidden != cols", c))
+    sc = lambda fn, seed: scalar_case(TINY, fn, seed)   # noqa: E731
+    c = sc(VecFn.EMBED, 12)
+    d = decode_desc(c.dram, c.args["fn"], c.args["desc"])
+    ids = d["ids"]
+    from bebert.vector import write_view
+    write_view(c.dram, ids, np.full((c.args["rows"], 1), d["word"][3]))     # an id past the word table
+    out.append(("EMBED id outside its table", c))
+    c = sc(VecFn.LUT, 13)
+    out.append(("LUT index outside its table", _mutate(c, size=lambda n: 1)))
+    out.append(("scalar view not element-aligned", _mutate(sc(VecFn.DOT, 14), src=lambda v: replace(v, base=v.base + 1))))
+    out.append(("DOT bias misaligned", _mutate(sc(VecFn.DOT, 15), bias=lambda b: b + 4)))
+    c = sc(VecFn.COMBINE, 16)
+    out.append(("COMBINE member view misaligned",
+                _mutate(c, inputs=lambda vs: [replace(vs[0], s_c=vs[0].s_c + 1)] + vs[1:])))
     return out
 
 

@@ -14,7 +14,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from bebert.config import AccelConfig
-from bebert.vector import ADD_CONSTS, GELU_CONSTS, LN_CONSTS, REQUANT_CONSTS, SM_CONSTS, VecFn
+from bebert.vector import ADD_CONSTS, COMBINE_MAX_MEMBERS, GELU_CONSTS, LN_CONSTS, REQUANT_CONSTS, SM_CONSTS, VecFn
 
 from .arith import thermo
 from .front import ELEM_ROW
@@ -85,7 +85,7 @@ class Derive(wiring.Component):
     def __init__(self, config: AccelConfig):
         self.config = config
         super().__init__({
-            "fn": In(8), "rows": In(16), "cols": In(16), "bits": In(4), "io": In(8), "desc": In(32),
+            "fn": In(8), "rows": In(16), "cols": In(16), "bits": In(4), "aux": In(16), "io": In(8), "desc": In(32),
             "slots": In(32 * NSLOTS), "k": In(64 * K_WORDS), "a": In(64 * A_WORDS), "g": In(64 * G_WORDS),
             "tc": Out(TileConfig()), "lc": Out(LaneConfig()), "wc": Out(WriterConfig()), "rc": Out(RunConfig()),
             "fault": Out(1),
@@ -261,4 +261,40 @@ class Derive(wiring.Component):
                | (self.bits.any() & packed_bad) | (is_sm & second & mask_bad)
                | (is_ln & ((k0 != self.cols) | (self.cols > cfg.vec_row_elems)))
                | (is_sm & (self.cols > cfg.vec_row_elems)))
-        m.d.comb += self.fault.eq(tile & bad)
+        m.d.comb += self.fault.eq(Mux(tile, bad, self._scalar_bad(m, v0, v1, v2)))
+
+    def _scalar_bad(self, m, v0, v1, v2):
+        """The scalar kernels' descriptors: views of 1-, 2-, 4-, 8-byte elements at multiples
+        of their size, aligned tables and blocks, the row buffer's limits."""
+        cfg, fn = self.config, self.fn
+        R = cfg.vec_row_elems
+        sl = [self.slots.word_select(i, 32) for i in range(NSLOTS)]
+
+        def view_bad(v):
+            e = v["fmt"][:8]
+            ok_e = (e == 1) | (e == 2) | (e == 4) | (e == 8)
+            mis = Cat(*[(v[f] & (e - 1)[:4]).any() for f in ("base", "s_rt", "s_r", "s_ct", "s_c")]).any()
+            return ~ok_e | mis
+
+        def table_bad(t):
+            kind, base, stride, elem, pairs = (sl[SLOTS[t] + i] for i in (0, 1, 2, 4, 5))
+            ok_e = (elem == 1) | (elem == 2) | (elem == 4) | (elem == 8)
+            dense = (kind == 0) & (~ok_e | ((base | stride) & (elem - 1)[:4]).any())
+            return dense | ((kind == 1) & (pairs[:3] != 0))
+
+        c0 = sl[SLOTS["C0"]]
+        rows, cols, aux = self.rows, self.cols, self.aux
+        bad = Signal()
+        with m.Switch(fn):
+            with m.Case(int(VecFn.EMBED)):
+                m.d.comb += bad.eq(view_bad(v0) | view_bad(v1) | view_bad(v2) | table_bad("T0") | table_bad("T1")
+                                   | table_bad("T2"))
+            with m.Case(int(VecFn.LUT)):
+                m.d.comb += bad.eq(view_bad(v0) | view_bad(v2) | (c0[:2] != 0))
+            with m.Case(int(VecFn.DOT)):
+                m.d.comb += bad.eq(view_bad(v0) | view_bad(v1) | view_bad(v2) | (c0[:3] != 0) | (cols > R) | (aux > R))
+            with m.Case(int(VecFn.COMBINE)):
+                m.d.comb += bad.eq(view_bad(v2) | (c0[:3] != 0) | (rows * cols > R) | (aux > COMBINE_MAX_MEMBERS))
+            with m.Default():
+                m.d.comb += bad.eq(1)
+        return bad

@@ -487,6 +487,11 @@ class ScalarEngine(wiring.Component):
                                  gst.eq(2), k.eq(0)]
             with m.Case(2):
                 m.d.comb += [wa.load.eq(k == 0), wa.view.eq(Cat(*words)), wa.cols.eq(self.cols)]
+                e = words[1][:8]
+                ok_e = (e == 1) | (e == 2) | (e == 4) | (e == 8)
+                mis = Cat(*[(words[i] & (e - 1)[:4]).any() for i in (0, 4, 5, 6, 7)]).any()
+                with m.If((k == 0) & (~ok_e | mis)):
+                    m.d.sync += self.fault.eq(1)
                 m.d.sync += k.eq(1)
                 with m.If((k == 1) & wa.ready):
                     m.d.sync += [gst.eq(3), k.eq(0)]
