@@ -1,13 +1,13 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   virtual environment, Python packages, Icarus Verilog, then the embedded default job
-#   make test   the same set-up, then the whole test suite
+#   make test   the same set-up, then the whole test suite (make test-fast: without the RTL tests)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TORCH  ?= torch==2.13.0
 
-.PHONY: all setup demo test bench lint clean
+.PHONY: all setup demo test test-fast bench lint clean
 
 all: test
 
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# the CPU wheel of torch first, so that nothing pulls a multi-GB CUDA build
 	$(BIN)/pip install --quiet "$(TORCH)"
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,cluster]"
 	touch $(STAMP)
 
 # Debian's Icarus Verilog (RTL simulation), Yosys (resource reports) and Verilator (lint only),
@@ -39,8 +39,15 @@ tools:
 demo: setup
 	$(BIN)/bebert demo
 
+# Tests run on pytest-xdist workers (one per core); `make test-fast` leaves out the RTL
+# (Icarus / Verilator) tests for the inner loop. Slow cases run with `make bench`.
+WORKERS ?= auto
+
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(WORKERS)
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -n $(WORKERS) -m "not slow and not rtl"
 
 bench: setup
 	$(BIN)/python bench/bench_sim.py

@@ -6,10 +6,10 @@
     estimate_area(config, cache_dir=None) -> AreaReport          (Yosys; minutes for big arrays)
     evaluate_accuracy(run_dir_or_json, metric=None, ...) -> AccuracyReport
 
-They wrap the toolkit's parts without adding behaviour: `compile` is
-`bebert.compiler.compile_spec` for "gemm:M,K,N,ABITS[,OBITS]" and
-`bebert.compiler.compile_model` for every other target (synthetic:PRESET[,...] specs, trained
-packages and run folders); `simulate` is `bebert.sim.simulate` priced by
+They wrap the toolkit's parts without adding behaviour: `compile` parses its target with
+`bebert.target.parse_target` and is `bebert.compiler.compile_spec` for "gemm:M,K,N,ABITS[,OBITS]"
+and `bebert.compiler.compile_model` for every other target (synthetic:PRESET[,...] specs,
+trained packages and run folders); `simulate` is `bebert.sim.simulate` priced by
 `bebert.sim.report.sim_report`; `estimate_area` is `bebert.hw.resources.resource_report` on the
 configuration's Verilog; `evaluate_accuracy` reads what `bebert eval --json` prints (saved to a
 file, or the `eval*.json` this function saves in a run folder) or runs
@@ -23,14 +23,16 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bebert.config import AccelConfig, ConfigError
-from bebert.program import Program, atomic_write
+from bebert.files import write_json
+from bebert.program import Program
+from bebert.target import GemmTarget, SyntheticTarget, Target, parse_target
 
-CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
 __all__ = ["AccuracyReport", "ApiError", "AreaReport", "SimReport", "compile", "estimate_area",
            "evaluate_accuracy", "load_config", "simulate"]
 
@@ -41,78 +43,63 @@ class ApiError(ValueError):
 
 # -- configuration --------------------------------------------------------------------------
 def load_config(source: AccelConfig | str | Path | dict | None = None) -> AccelConfig:
-    """An `AccelConfig` from a TOML path, a dict of fields, a name in configs/ ("small"), or
-    None (the built-in default). An `AccelConfig` is returned as it is."""
+    """An `AccelConfig` from a TOML path, a dict of fields, the name of a shipped configuration
+    ("small": `bebert.shipped`), or None (the shipped default). An `AccelConfig` is returned as it is."""
+    from bebert import shipped
+
     if source is None:
-        return AccelConfig()
+        return shipped.default_config()
     if isinstance(source, AccelConfig):
         return source
     if isinstance(source, dict):
         return AccelConfig.from_dict(source)
     if isinstance(source, (str, Path)):
         p = Path(source)
-        if not p.is_file() and isinstance(source, str) and "/" not in source and not source.endswith(".toml"):
-            named = CONFIGS_DIR / f"{source}.toml"
-            if named.is_file():
-                return AccelConfig.from_toml(named)
+        if not p.exists() and isinstance(source, str) and "/" not in source and not source.endswith(".toml"):
+            return AccelConfig.from_toml(shipped.config_file(source))
         return AccelConfig.from_toml(p)
     raise ConfigError(f"cannot make an accelerator config from {type(source).__name__}")
 
 
 # -- compile --------------------------------------------------------------------------------
-def compile(model: str | Program, config: AccelConfig | str | Path | dict | None = None, *,  # noqa: A001
+def compile(model: str | Program | Target, config: AccelConfig | str | Path | dict | None = None, *,  # noqa: A001
             seed: int = 0) -> Program:
     """The Program of `model` on `config`.
 
-    `model` is "gemm:M,K,N,ABITS[,OBITS]" (a seeded random binary layer), or a model target that
-    `bebert.compiler.compile_model` takes (synthetic:PRESET[,members=,abits=,seq=], a trained
-    package or run folder). A `Program` is returned unchanged (its own config stands).
+    `model` is a target `bebert.target.parse_target` takes: "gemm:M,K,N,ABITS[,OBITS]" (a seeded
+    random binary layer), "synthetic:PRESET[,members=,abits=,seq=]", a trained package or run
+    folder, or such a target already parsed. A `Program` is returned unchanged (its own config stands).
     """
     if isinstance(model, Program):
         return model
+    check_seed(seed)
     cfg = load_config(config)
-    if not isinstance(model, str) or not model.strip():
-        raise ApiError(f"model target {model!r}: expected 'gemm:M,K,N,ABITS', 'synthetic:PRESET[,...]' or a run dir")
+    target = parse_target(model)
     from bebert import compiler
 
-    if model.strip().lower().startswith("gemm:"):
-        return compiler.compile_spec(model.strip(), cfg, seed=seed)
-    if not hasattr(compiler, "compile_model"):
-        raise ApiError(f"model target {model!r}: this toolkit's compiler has no compile_model yet; "
-                       f"only gemm:M,K,N,ABITS targets compile")
-    return compiler.compile_model(model.strip(), cfg, seed=seed)
+    if isinstance(target, GemmTarget):
+        return compiler.compile_spec(target, cfg, seed=seed)
+    return compiler.compile_model(target, cfg, seed=seed)
 
 
-def model_supported(model: str) -> bool:
-    """Whether `compile` can take this kind of target with the compiler installed."""
-    from bebert import compiler
-
-    return model.strip().lower().startswith("gemm:") or hasattr(compiler, "compile_model")
+MAX_SEED = (1 << 32) - 1
 
 
-def check_model(model: str, config: AccelConfig) -> None:
+def check_seed(seed) -> int:
+    """A seed is an integer in 0 .. 2^32 - 1 (what every generator the compiler uses takes)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ApiError(f"seed must be an integer in 0..{MAX_SEED}, got {seed!r}")
+    return seed
+
+
+def check_model(model: str | Target, config: AccelConfig) -> None:
     """Raise (one line) if `model` is malformed or cannot run on `config`, without compiling."""
-    from bebert import compiler
-
-    m = model.strip()
-    if m.lower().startswith("gemm:"):
-        s = compiler.parse_spec(m)
-        if s["abits"] not in config.act_bits:
-            raise ApiError(f"model {m!r}: activation bits {s['abits']} not supported by config "
-                           f"'{config.name}' (act_bits = {', '.join(map(str, config.act_bits))})")
-        return
-    if m.lower().startswith("synthetic:"):
-        from bebert.compiler.shapes import parse_model_spec
-
-        shape = parse_model_spec(m)
-        if shape.act_bits not in config.act_bits:
-            raise ApiError(f"model {m!r}: activation bits {shape.act_bits} not supported by config "
-                           f"'{config.name}' (act_bits = {', '.join(map(str, config.act_bits))})")
-    elif not Path(m).exists():
-        raise ApiError(f"model target {m!r}: not gemm:..., synthetic:... nor an existing run/package folder")
-    if not model_supported(m):
-        raise ApiError(f"model target {m!r}: this toolkit's compiler has no compile_model yet; "
-                       f"only gemm:M,K,N,ABITS targets compile")
+    target = parse_target(model)
+    bits = {target.abits} if isinstance(target, (GemmTarget, SyntheticTarget)) else set(target.act_bits)
+    missing = sorted(bits - set(config.act_bits))
+    if missing:
+        raise ApiError(f"model {target.text!r}: activation bits {', '.join(map(str, missing))} not supported by "
+                       f"config '{config.name}' (act_bits = {', '.join(map(str, config.act_bits))})")
 
 
 # -- simulate -------------------------------------------------------------------------------
@@ -186,7 +173,7 @@ def estimate_area(config: AccelConfig | str | Path | dict | None = None, *,
     from bebert.hw.resources import DEFAULT_TIMEOUT_S, resource_report
 
     cfg = load_config(config)
-    cached = Path(cache_dir) / f"{area_key(cfg)}.json" if cache_dir is not None else None
+    cached = area_cache_file(cache_dir, area_key(cfg)) if cache_dir is not None else None
     if cached is not None and cached.is_file():
         try:
             return _area(cfg, json.loads(cached.read_text()), cached=True)
@@ -198,8 +185,14 @@ def estimate_area(config: AccelConfig | str | Path | dict | None = None, *,
         report["verilog_sha256"] = hashlib.sha256(vfile.read_bytes()).hexdigest()
     report["verilog"] = vfile.name
     if cached is not None:
-        atomic_write(cached, (json.dumps(report, indent=1) + "\n").encode())
+        write_json(cached, report, indent=1)
     return _area(cfg, report, cached=False)
+
+
+def area_cache_file(cache_dir: str | Path, key: str) -> Path:
+    """Where `estimate_area(..., cache_dir=cache_dir)` keeps the report of the configuration whose
+    `area_key` is `key` (a sweep's driver writes the reports its workers return there too)."""
+    return Path(cache_dir) / f"{key}.json"
 
 
 def toolkit_version() -> str:
@@ -293,8 +286,21 @@ def evaluate_accuracy(run: str | Path, *, metric: str | None = None, split: str 
     from bebert.model.train import evaluate
 
     res = evaluate(p, data_dir=data_dir, max_examples=max_examples, integer=integer)
-    atomic_write(saved, (json.dumps(res, sort_keys=True) + "\n").encode())
+    write_json(saved, res, indent=None, sort_keys=True)
     return accuracy_from_eval(res, str(saved), metric=metric, split=split)
+
+
+def _check_scores(scores, where: str) -> None:
+    """GLUE scores are finite numbers: accuracy and F1 in [0, 1], correlations (MCC, Pearson,
+    Spearman) in [-1, 1]; a string, NaN or an accuracy of 7.5 is refused, not averaged."""
+    if not isinstance(scores, dict):
+        raise ApiError(f"{where}: scores must be an object of metric -> number, got {scores!r}")
+    for k, v in scores.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ApiError(f"{where}: {k} = {v!r} is not a finite number")
+        lo = 0.0 if k in ("accuracy", "f1") else -1.0
+        if not lo <= v <= 1.0:
+            raise ApiError(f"{where}: {k} = {v} outside [{lo:g}, 1] (scores are fractions, not percentages)")
 
 
 def _read_json(p: Path) -> dict:
@@ -317,9 +323,16 @@ def accuracy_from_eval(res: dict, source: str, *, metric: str | None = None,
     if name not in splits:
         raise ApiError(f"{source}: no split '{name}' (splits: {', '.join(splits)})")
     r = splits[name]
+    if not isinstance(r, dict):
+        raise ApiError(f"{source}: split '{name}' is not an object of scores")
     ens = r.get("ensemble")
     if not isinstance(ens, dict) or not ens:
         raise ApiError(f"{source}: split '{name}' has no ensemble scores")
+    for who, scores in [("ensemble", ens)] + [(f"member {i}", m) for i, m in enumerate(r.get("members") or [])]:
+        _check_scores(scores, f"{source}: split '{name}', {who}")
+    if not isinstance(r.get("examples", 0), int) or isinstance(r.get("examples"), bool) or r.get("examples", 0) < 0:
+        raise ApiError(f"{source}: split '{name}': examples must be a count, got {r.get('examples')!r}")
+
     def pick(scores: dict) -> float:
         if metric is None:  # the GLUE convention: the mean of the task's metrics
             return float(sum(scores.values()) / len(scores))

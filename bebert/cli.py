@@ -12,7 +12,9 @@
     bebert demo                    the embedded default job
 
 Bad input ends with one line on stderr and exit status 2 (set BEBERT_DEBUG=1 for the
-traceback); imports are lazy so that a quick command does not pay for PyTorch.
+traceback); a program that cannot run (`bebert.program.ProgramRejected`: an access out of
+range, no HALT, a deadlock) is one line and exit status 1, the same line from run, sim and
+verify. Imports are lazy so that a quick command does not pay for PyTorch.
 """
 
 from __future__ import annotations
@@ -33,50 +35,45 @@ class UserError(ValueError):
 
 
 def _config(path: str | None):
-    from bebert.config import AccelConfig
+    """--config: a TOML file or a shipped name (small, wide); none: the shipped default."""
+    from bebert.api import load_config
 
-    return AccelConfig.from_toml(path) if path else AccelConfig()
+    return load_config(path)
 
 
 def _print_json(obj) -> None:
-    print(json.dumps(obj, indent=2, sort_keys=False, default=_json_default))
+    from bebert.files import to_json
 
-
-def _json_default(o):
-    import numpy as np
-
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+    print(to_json(obj))  # strict JSON: a non-finite figure prints as null, never NaN
 
 
 # -- subcommands ------------------------------------------------------------------------
 def cmd_compile(a: argparse.Namespace) -> int:
+    from bebert.target import GemmTarget, parse_target
+
+    from bebert.api import check_seed
+
+    check_seed(a.seed)
     config = _config(a.config)
-    if a.model.strip().lower().startswith("gemm:"):
-        if a.dump_ir:
+    target = parse_target(a.model)
+    if a.dump_ir:
+        if isinstance(target, GemmTarget):
             raise UserError("--dump-ir applies to whole models (synthetic:... or a package), not gemm: specs")
-        from bebert.compiler import compile_spec
+        from bebert.compiler.pipeline import load_target, run_passes
 
-        program = compile_spec(a.model, config, seed=a.seed)
-    else:
-        from bebert.compiler.pipeline import compile_model, load_target, run_passes
-
-        if a.dump_ir:
-            model, seq, name, meta = load_target(a.model, a.seed)
-            g = run_passes(model, seq, config, name=name, stop=a.dump_ir, meta=meta)
-            sys.stdout.write(g.dump() if hasattr(g, "dump") else
-                             f"# program: {len(g.instrs)} instructions, {g.dram.size} DRAM bytes\n")
-            return 0
-        if not a.out:
-            raise UserError("--out is required (the program directory to write)")
-        program = compile_model(a.model, config, seed=a.seed)
+        model, seq, name, meta = load_target(target, a.seed)
+        g = run_passes(model, seq, config, name=name, stop=a.dump_ir, meta=meta)
+        sys.stdout.write(g.dump() if hasattr(g, "dump") else
+                         f"# program: {len(g.instrs)} instructions, {g.dram.size} DRAM bytes\n")
+        return 0
     if not a.out:
         raise UserError("--out is required (the program directory to write)")
+    from bebert import api
+    from bebert.files import check_output_dir
+    from bebert.program import is_program_dir
+
+    check_output_dir(a.out, "program", is_program_dir)  # before the work: a package there is never touched
+    program = api.compile(target, config, seed=a.seed)
     program.write(a.out)
     _print_json({"out": str(a.out), "instructions": len(program.instrs),
                  "dram_bytes": int(program.dram.size), "config": config.name, "model": a.model})
@@ -86,8 +83,13 @@ def cmd_compile(a: argparse.Namespace) -> int:
 def cmd_run(a: argparse.Namespace) -> int:
     import numpy as np
 
-    from bebert.program import Program, atomic_write
+    from bebert.files import atomic_write
+    from bebert.program import Program
 
+    if a.out is not None and not str(a.out).endswith(".npz"):
+        raise UserError(f"--out {a.out}: the outputs file must be a .npz file")
+    if a.examples is not None and a.examples < 1:
+        raise UserError(f"--examples must be at least 1, got {a.examples}")
     program = Program.read(a.program)
     from bebert.compiler import golden
 
@@ -183,18 +185,23 @@ def cmd_sim(a: argparse.Namespace) -> int:
 
 def cmd_rtl(a: argparse.Namespace) -> int:
     config = _config(a.config)
+    from bebert.files import claim_output_dir
     from bebert.hw import generate_verilog
+    from bebert.hw.verilog import TOP_NAME
 
+    rtl_files = (f"{TOP_NAME}.v", "resources.json")
+    claim_output_dir(a.out, "Verilog build", lambda d: all(p.name in rtl_files for p in d.iterdir()),
+                     stale=["resources.json"])  # the report of an earlier, maybe other, config
     path = generate_verilog(config, Path(a.out))
     result: dict = {"verilog": str(path)}
     if a.report:
         from bebert.hw.resources import resource_report
-        from bebert.program import atomic_write
+        from bebert.files import write_json
 
         print(f"synthesising {path.name} with yosys (synth_xilinx) ...", file=sys.stderr, flush=True)
         report = resource_report(config, path)
         dest = Path(a.out) / "resources.json"
-        atomic_write(dest, (json.dumps(report, indent=2, default=_json_default) + "\n").encode())
+        write_json(dest, report)
         result.update(report=str(dest), total=report["total"],
                       peak_binary_ops_per_s_per_lut=report["peak_binary_ops_per_s_per_lut"])
     _print_json(result)
@@ -208,14 +215,17 @@ def cmd_verify(a: argparse.Namespace) -> int:
     # VEC (RtlUnsupported) or a bad waves directory (WavesError) is one line via main().
     result = verify(a.program, waves=a.waves)
     _print_json(result)
-    return 0 if result.get("passed") else EXIT_FAILED
+    if not result.get("passed"):
+        print(f"bebert: verify failed: {result.get('reason')}", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
 
 
 def cmd_disasm(a: argparse.Namespace) -> int:
     from bebert.isa import disassemble_program
     from bebert.program import Program
 
-    program = Program.read(a.program)
+    program = Program.read(a.program, check=False)  # shows a program as it is, even one `run` refuses
     sys.stdout.write(disassemble_program(list(program.instrs)))
     return 0
 
@@ -247,7 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--model", required=True,
                    help="gemm:M,K,N,ABITS[,OBITS] (one layer), synthetic:PRESET[,members=,abits=,seq=] or a "
                         "trained package / run directory (the whole ensemble)")
-    c.add_argument("--config", help="accelerator TOML (default: the built-in default)")
+    c.add_argument("--config", help="accelerator TOML, or a shipped one by name: default, small, wide "
+                                    "(default: default)")
     c.add_argument("--out", help="program directory to write")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--dump-ir", metavar="PASS", help="print the IR after PASS (import, shape, tile, bitplane, "
@@ -272,7 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_sim)
 
     h = sub.add_parser("rtl", help="generate the accelerator's Verilog")
-    h.add_argument("--config", help="accelerator TOML (default: the built-in default)")
+    h.add_argument("--config", help="accelerator TOML, or a shipped one by name: default, small, wide "
+                                    "(default: default)")
     h.add_argument("--out", required=True)
     h.add_argument("--report", action="store_true",
                    help="also synthesise with yosys and write resources.json (LUTs, FFs, BRAM, DSP per block)")
@@ -323,7 +335,13 @@ def main(argv: list[str] | None = None) -> int:
             raise
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         print(f"bebert: error: {msg}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_FAILED if _rejected_program(e) else EXIT_USAGE
+
+
+def _rejected_program(e: Exception) -> bool:
+    from bebert.program import ProgramRejected
+
+    return isinstance(e, ProgramRejected)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ PARAM_BITS = 64  # one (multiplier:int32, bias:int32) pair per output channel
 # Microarchitecture timing constants (see docs/ARCHITECTURE.md, "Timing").
 GEMM_PIPELINE_CYCLES = 2  # buffer read + popcount register, then the accumulate register
 SNAP_CYCLES = GEMM_PIPELINE_CYCLES + 1  # a snap GEMM drains its pipeline, then copies the accumulators
-POST_PIPELINE_CYCLES = 3  # PBUF read + snapshot column read + multiply/round register
+POST_PIPELINE_CYCLES = 4  # PBUF read, then the three lane stages: column select + row add, multiply, round + clamp
 POSTCFG_CYCLES = 1
 SYNC_CYCLES = 1
 MAX_ACT_BITS = 8  # bit-planes of an activation operand (GEMM bits / wbits, packed outputs)
@@ -75,8 +75,10 @@ class AccelConfig:
 
     def __post_init__(self) -> None:
         bits = self.act_bits
-        if isinstance(bits, (list, tuple)) and all(isinstance(b, int) and not isinstance(b, bool) for b in bits):
-            object.__setattr__(self, "act_bits", tuple(sorted(set(bits))))
+        if not isinstance(bits, (list, tuple)) or not all(isinstance(b, int) and not isinstance(b, bool)
+                                                          for b in bits):
+            raise ConfigError(f"config '{self.name}': act_bits must be a list of integers, got {bits!r}")
+        object.__setattr__(self, "act_bits", tuple(bits))
         self._validate()
 
     # -- validation ---------------------------------------------------------------
@@ -85,7 +87,7 @@ class AccelConfig:
             if not ok:
                 raise ConfigError(f"config '{self.name}': {msg}")
 
-        need(isinstance(self.name, str) and self.name != "", f"name must be a non-empty string, got {self.name!r}")
+        need(isinstance(self.name, str) and bool(self.name), f"name must be a non-empty string, got {self.name!r}")
         for f in ("pe_rows", "pe_cols", "xnor_width", "abuf_bytes", "wbuf_bytes", "pbuf_bytes",
                   "dram_bytes_per_cycle", "dram_latency_cycles", "queue_depth", "vec_lanes", "vec_row_elems"):
             v = getattr(self, f)
@@ -110,7 +112,8 @@ class AccelConfig:
         need(2 <= self.vec_row_elems <= 65535,
              f"vec_row_elems must be in [2, 65535] (a VEC's cols field is 16 bits), got {self.vec_row_elems}")
         need(2 <= self.queue_depth <= 64, f"queue_depth must be in [2, 64], got {self.queue_depth}")
-        need(isinstance(self.clock_mhz, (int, float)) and 0 < self.clock_mhz <= 2000,
+        need(isinstance(self.clock_mhz, (int, float)) and not isinstance(self.clock_mhz, bool)
+             and 0 < self.clock_mhz <= 2000,
              f"clock_mhz must be in (0, 2000], got {self.clock_mhz}")
         bus = self.bus_bits
         for buf, entry_bits in self.entry_bits.items():
@@ -181,7 +184,7 @@ class AccelConfig:
     def from_dict(cls, d: dict[str, Any], *, source: str = "config") -> "AccelConfig":
         if not isinstance(d, dict):
             raise ConfigError(f"{source}: expected a table of accelerator parameters")
-        d = dict(d.get("accelerator", d))
+        d = _accelerator_table(d, source)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -195,17 +198,35 @@ class AccelConfig:
     @classmethod
     def from_toml(cls, path: str | Path) -> "AccelConfig":
         p = Path(path)
-        data = read_toml(p, ConfigError, "config file")
-        d = data.get("accelerator", data)
-        d = dict(d)
+        d = _accelerator_table(read_toml(p, ConfigError, "config file"), str(p))
+        if not set(d) - {"name"}:
+            raise ConfigError(f"{p}: sets no accelerator parameter (an empty config is not the default one: "
+                              "leave out --config for that)")
         d.setdefault("name", p.stem)
         return cls.from_dict(d, source=str(p))
 
     def replace(self, **changes: Any) -> "AccelConfig":
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ConfigError(f"config '{self.name}': unknown parameter(s) {', '.join(unknown)}; "
+                              f"known: {', '.join(sorted(known))}")
         return dataclasses.replace(self, **changes)
 
 
 BUFFERS = ("abuf", "wbuf", "pbuf")
+
+
+def _accelerator_table(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """The parameters of a config document: its [accelerator] table, or the document itself."""
+    if "accelerator" not in data:
+        return dict(data)
+    if not isinstance(data["accelerator"], dict):
+        raise ConfigError(f"{source}: 'accelerator' must be a table ([accelerator]), got {data['accelerator']!r}")
+    extra = sorted(set(data) - {"accelerator"})
+    if extra:
+        raise ConfigError(f"{source}: unknown table or key(s) {', '.join(extra)} beside [accelerator]")
+    return dict(data["accelerator"])
 
 
 def read_toml(path: str | Path, error: type[Exception], what: str) -> dict[str, Any]:

@@ -28,21 +28,21 @@ from pathlib import Path
 import numpy as np
 
 from bebert.config import AccelConfig
-from bebert.program import atomic_write
+from bebert.files import atomic_write, claim_output_dir, write_json
 
-ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = ROOT / "configs"
 # The sweep has no Yosys area: the accelerator with its vector unit takes minutes of Yosys per
 # configuration (examples/space_area.toml is this space with area).
-SPACE = QUICK_SPACE = ROOT / "examples" / "space_small.toml"
+SPACE = QUICK_SPACE = "space_small"  # a shipped space (`bebert.shipped`)
+DEMO_OUTPUTS = ("model", "sim", "rtl", "dse", "report.json", "REPORT.md")  # what a demo folder holds
 MODEL = "synthetic:minilm-l6"
 QUICK_MODEL = "synthetic:tiny"
 STEPS = 6
 
 
 def _config(name: str) -> AccelConfig:
-    path = CONFIGS / f"{name}.toml"
-    return AccelConfig.from_toml(path) if path.is_file() else AccelConfig()
+    from bebert import shipped
+
+    return AccelConfig.from_toml(shipped.config_file(name))
 
 
 def _step(n: int, what: str) -> float:
@@ -57,8 +57,7 @@ def _done(t: float, what: str) -> None:
 def run_demo(out: Path, *, quick: bool = False) -> int:
     from bebert import api
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim_output_dir(out, "demo", lambda d: all(p.name in DEMO_OUTPUTS for p in d.iterdir()))
     default, small = _config("default"), _config("small")
     spec = QUICK_MODEL if quick else MODEL
     report: dict = {"model": spec, "config": default.to_dict(), "quick": quick}
@@ -88,7 +87,7 @@ def run_demo(out: Path, *, quick: bool = False) -> int:
     report["rtl"] = _rtl(small, out / "rtl", quick)
     _done(t, ", ".join(f"{v['model']}: {'PASS' if v['passed'] else 'FAIL'}" for v in report["rtl"]["verify"]))
 
-    t = _step(5, f"design-space sweep {(QUICK_SPACE if quick else SPACE).relative_to(ROOT)}")
+    t = _step(5, f"design-space sweep {QUICK_SPACE if quick else SPACE}")
     report["dse"] = _sweep(out / "dse", quick)
     d = report["dse"]
     _done(t, f"{d['points']} points ({d['evaluated']} evaluations run, {d['cached']} cached), "
@@ -98,8 +97,8 @@ def run_demo(out: Path, *, quick: bool = False) -> int:
     report["seconds"] = round(time.perf_counter() - t_all, 1)
     ok = report["golden"]["exact"] and all(v["passed"] for v in report["rtl"]["verify"]) and d["failed"] == 0
     report["passed"] = ok
-    atomic_write(out / "report.json", (json.dumps(report, indent=2, default=str) + "\n").encode())
-    atomic_write(out / "REPORT.md", _markdown(report, default, small).encode())
+    write_json(out / "report.json", report)
+    atomic_write(out / "REPORT.md", _markdown(report, default, small))
     print(f"{'PASS' if ok else 'FAIL'}: report in {out / 'REPORT.md'} ({report['seconds']} s)")
     return 0 if ok else 1
 
@@ -108,7 +107,7 @@ def _golden_check(program, spec: str) -> dict:
     import torch
 
     from bebert.compiler import host
-    from bebert.compiler.shapes import parse_model_spec
+    from bebert.ensemble_shape import parse_model_spec
     from bebert.compiler.synthetic import synthetic_model
     from bebert.model.package import apply_integer_member
 
@@ -181,7 +180,7 @@ def _sweep(dse_dir: Path, quick: bool) -> dict:
     best = min((x for x in r.rows if x["latency_s"] is not None), key=lambda x: x["energy_per_inference_j"],
                default=None)
     return {"points": len(r.rows), "evaluated": r.evaluated, "cached": r.cached, "failed": r.failed,
-            "pareto_points": len(r.front), "space": str(path.relative_to(ROOT)), "model": space.model,
+            "pareto_points": len(r.front), "space": str(path), "model": space.model,
             "front": [{k: r.rows[i].get(k) for k in ("pe_rows", "abits", "members", "cycles", "latency_s",
                                                  "energy_per_inference_j", "luts")} for i in r.front],
             "lowest_energy": best and {k: best[k] for k in ("pe_rows", "abits", "members", "energy_per_inference_j")},

@@ -63,6 +63,7 @@ class Stage(IntEnum):
 
 
 EXEC_STAGES = (Stage.LOAD, Stage.COMPUTE, Stage.OUTPUT, Stage.VECTOR)
+PIPELINE = EXEC_STAGES  # the stages that execute instructions, in pipeline order
 N_STAGES = len(EXEC_STAGES)
 STAGE_NAMES = {Stage.LOAD: "load", Stage.COMPUTE: "compute", Stage.OUTPUT: "output", Stage.VECTOR: "vec"}
 _STAGE_BY_NAME = {v: k for k, v in STAGE_NAMES.items()}
@@ -212,6 +213,18 @@ class Instr:
 
     def __hash__(self) -> int:
         return hash(encode(self))
+
+
+def popped(ins: Instr) -> tuple[int, ...]:
+    """Counter indices (`COUNTERS`) that the instruction pops: c[src -> its stage] for each pop."""
+    st = ins.stage
+    return () if st == Stage.FETCH else tuple(COUNTER_INDEX[(s, st)] for s in sorted(ins.pops))
+
+
+def pushed(ins: Instr) -> tuple[int, ...]:
+    """Counter indices that the instruction pushes: c[its stage -> dst] for each push."""
+    st = ins.stage
+    return () if st == Stage.FETCH else tuple(COUNTER_INDEX[(st, d)] for d in sorted(ins.pushes))
 
 
 def _check(ins: Instr) -> None:

@@ -6,19 +6,22 @@ A program directory holds three files:
 - `dram.bin`      the initial DRAM image: weights, parameters, inputs, zeroed outputs;
 - `manifest.json` format and ISA versions, the accelerator configuration the program
                   was compiled for, the named tensors in the DRAM image (offset, size,
-                  shape, layout), free-form metadata, and the SHA-256 of both binaries.
+                  shape, layout), free-form metadata, the SHA-256 of both binaries and
+                  of the manifest itself (format version 2: an edited manifest -- a
+                  config field, a tensor, the metadata -- is detected like a damaged binary).
 
 Files are written atomically (temporary file + rename) with the manifest last, so a
-crash leaves either the old program or one whose checksums expose the damage.
-`Program.read` validates everything and raises `ProgramError` with one line.
+crash leaves either the old program or one whose checksums expose the damage. `write`
+refuses a folder that holds anything but a program, and removes what was derived from
+the program it replaces (`DERIVED`: outputs.npz, plots). `Program.read` validates
+everything -- the files, the manifest, then `bebert.program_check` (accesses in range,
+HALT, balanced tokens, the metadata's schema) -- and raises `ProgramError` with one line.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,18 +29,21 @@ from typing import Any
 import numpy as np
 
 from bebert.config import AccelConfig, ConfigError
+from bebert.files import atomic_write, claim_output_dir, json_ready, to_json  # atomic_write: also from here
 from bebert.isa import INSTR_BYTES, ISA_VERSION, Instr, IsaError, from_bytes, to_bytes
+from bebert.program_check import ProgramError, ProgramRejected, check_program
 
 FORMAT = "bebert-program"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the manifest carries its own SHA-256
 PROGRAM_FILE = "program.bin"
 DRAM_FILE = "dram.bin"
 MANIFEST_FILE = "manifest.json"
 ROLES = ("input", "output", "weight", "param", "scratch")
-
-
-class ProgramError(ValueError):
-    """A program directory that is missing, truncated, corrupted or inconsistent."""
+# What the toolkit derives from a program inside its folder (`bebert run`'s outputs, `bebert sim
+# --plot`'s figures): removed when a new program is written there, so nothing outdated stays.
+DERIVED = ("*.npz", "*.png")
+__all__ = ["DERIVED", "FORMAT", "FORMAT_VERSION", "Program", "ProgramError", "ProgramRejected", "Tensor", "atomic_write",
+           "is_program_dir"]
 
 
 @dataclass(frozen=True)
@@ -57,9 +63,15 @@ class Tensor:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Tensor":
-        return cls(name=str(d["name"]), role=str(d["role"]), offset=int(d["offset"]),
-                   nbytes=int(d["nbytes"]), shape=tuple(int(x) for x in d.get("shape", ())),
-                   layout=dict(d.get("layout", {})))
+        """From the manifest, strictly: names are strings, sizes are integers (not 4.5, not "4")."""
+        if not isinstance(d, dict) or not isinstance(d.get("name"), str) or not isinstance(d.get("role"), str):
+            raise ProgramError(f"tensor entry {d!r}: needs a name and a role (strings)")
+        shape, layout = d.get("shape", []), d.get("layout", {})
+        ints = [d.get("offset"), d.get("nbytes"), *(shape if isinstance(shape, list) else [None])]
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in ints) or not isinstance(layout, dict):
+            raise ProgramError(f"tensor '{d['name']}': offset, nbytes and shape must be integers, layout an object")
+        return cls(name=d["name"], role=d["role"], offset=d["offset"], nbytes=d["nbytes"], shape=tuple(shape),
+                   layout=layout)
 
 
 @dataclass(frozen=True)
@@ -105,8 +117,8 @@ class Program:
 
     # -- files ------------------------------------------------------------------------
     def write(self, directory: str | Path) -> Path:
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
+        """Write the three files into `directory` (new, empty or holding a program; see the module doc)."""
+        d = claim_program_dir(directory)
         code = to_bytes(list(self.instrs))
         image = self.dram.tobytes()
         manifest = {
@@ -120,13 +132,17 @@ class Program:
             "tensors": [t.to_dict() for t in self.tensors],
             "meta": self.meta,
         }
+        manifest = json_ready(manifest)
+        manifest["sha256"]["manifest"] = _manifest_sha(manifest)
         atomic_write(d / PROGRAM_FILE, code)
         atomic_write(d / DRAM_FILE, image)
-        atomic_write(d / MANIFEST_FILE, (json.dumps(manifest, indent=2) + "\n").encode())
+        atomic_write(d / MANIFEST_FILE, to_json(manifest) + "\n")
         return d
 
     @classmethod
-    def read(cls, directory: str | Path) -> "Program":
+    def read(cls, directory: str | Path, *, check: bool = True) -> "Program":
+        """The program in `directory`, validated (`check=False` skips `bebert.program_check`,
+        for tools that show a program as it is, such as `bebert disasm`)."""
         d = Path(directory)
         if not d.is_dir():
             raise ProgramError(f"program directory not found: {d}")
@@ -142,7 +158,7 @@ class Program:
             raise ProgramError(f"{paths[MANIFEST_FILE]}: not a {FORMAT} manifest")
         if m.get("format_version") != FORMAT_VERSION:
             raise ProgramError(f"{d}: program format version {m.get('format_version')} "
-                               f"is not supported (expected {FORMAT_VERSION})")
+                               f"is not supported (expected {FORMAT_VERSION}); recompile it")
         if m.get("isa_version") != ISA_VERSION:
             raise ProgramError(f"{d}: compiled for ISA version {m.get('isa_version')}, "
                                f"this toolkit implements version {ISA_VERSION}; recompile it")
@@ -150,6 +166,9 @@ class Program:
         image = paths[DRAM_FILE].read_bytes()
         try:
             sums = m["sha256"]
+            if not isinstance(sums, dict) or sums.get("manifest") != _manifest_sha(m):
+                raise ProgramError(f"{paths[MANIFEST_FILE]}: checksum mismatch (the manifest was edited or "
+                                   "damaged; recompile the program)")
             if len(code) != int(m["n_instructions"]) * INSTR_BYTES:
                 raise ProgramError(f"{paths[PROGRAM_FILE]}: {len(code)} bytes, expected "
                                    f"{int(m['n_instructions']) * INSTR_BYTES} (truncated?)")
@@ -164,34 +183,45 @@ class Program:
             instrs = from_bytes(code)
             tensors = tuple(Tensor.from_dict(t) for t in m.get("tensors", []))
             meta = m.get("meta", {})
+            program = cls(config=config, instrs=instrs, dram=np.frombuffer(image, dtype=np.uint8).copy(),
+                          tensors=tensors, meta=meta)
+        except ProgramError as e:
+            raise ProgramError(str(e) if str(e).startswith(str(d)) else f"{d}: {e}") from None
+        except (ConfigError, IsaError) as e:
+            raise ProgramError(f"{d}: {e}") from None
         except (KeyError, TypeError, ValueError) as e:
-            if isinstance(e, ProgramError):
-                raise
-            if isinstance(e, (ConfigError, IsaError)):
-                raise ProgramError(f"{d}: {e}") from None
             raise ProgramError(f"{paths[MANIFEST_FILE]}: malformed manifest ({type(e).__name__}: {e})") from None
-        return cls(config=config, instrs=instrs, dram=np.frombuffer(image, dtype=np.uint8).copy(),
-                   tensors=tensors, meta=meta)
+        if check:
+            try:
+                check_program(program.config, program.instrs, program.dram, program.tensors, program.meta)
+            except ProgramError as e:
+                raise type(e)(f"{d}: {e}") from None
+        return program
 
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def atomic_write(path: str | Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see the old file or the new one, never half."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+def _manifest_sha(manifest: dict) -> str:
+    """SHA-256 of the manifest's canonical JSON, its own checksum left out."""
+    body = dict(manifest)
+    body["sha256"] = {k: v for k, v in manifest.get("sha256", {}).items() if k != "manifest"} \
+        if isinstance(manifest.get("sha256"), dict) else manifest.get("sha256")
+    return _sha(json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False).encode())
+
+
+def is_program_dir(directory: str | Path) -> bool:
+    """Whether `directory` holds a program (its manifest says so; any format version)."""
+    mf = Path(directory) / MANIFEST_FILE
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+        m = json.loads(mf.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(m, dict) and m.get("format") == FORMAT
+
+
+def claim_program_dir(directory: str | Path) -> Path:
+    """`directory` ready for a program: new, empty or holding one (its `DERIVED` files removed);
+    `bebert.files.OutputError` (one line) if it holds anything else, such as a trained package."""
+    return claim_output_dir(directory, "program", is_program_dir, stale=DERIVED)

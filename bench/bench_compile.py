@@ -49,7 +49,7 @@ def main(argv=None) -> int:
     from bebert.compiler.pipeline import compile_model
     from bebert.config import AccelConfig
     from bebert.isa import Op
-    from bebert.program import atomic_write
+    from bebert.files import atomic_write
 
     res: dict = {"model": a.model, "config": a.config, "targets": {"compile_s": 10.0, "golden_s": 60.0}}
     bebert = Path(sys.executable).with_name("bebert")

@@ -24,6 +24,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from bebert.files import write_json
+
 ROOT = Path(__file__).resolve().parents[1]
 
 GLUE_DIR = Path(os.environ.get("BEBERT_GLUE_DIR", ROOT.parent / "shared" / "data" / "glue"))
@@ -91,11 +93,7 @@ def main() -> int:
     config = AccelConfig.from_toml(args.config)
     res = {"config": config.name, "synthetic": synthetic_case(config)}
     res["package"] = {"skipped": "--no-package"} if args.no_package else package_case(config)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(res, indent=1) + "\n")
-    os.replace(tmp, out)
+    write_json(Path(args.out), res, indent=1)
     print(json.dumps(res, indent=1))
     ok = res["synthetic"]["passed"] and res["package"].get("passed", True)
     return 0 if ok else 1

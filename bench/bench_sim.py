@@ -41,7 +41,8 @@ import numpy as np
 
 from bebert.config import AccelConfig
 from bebert.isa import Op, encode
-from bebert.program import Program, atomic_write
+from bebert.files import write_json
+from bebert.program import Program
 from bebert.sim import simulate
 from bebert.sim import kernel as K
 from bebert.sim.random_programs import ALL_FEATURES, dram_image_bytes, random_program
@@ -275,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     report["speed"] = b
 
     out = Path(a.out)
-    atomic_write(out, (json.dumps(report, indent=2) + "\n").encode())
+    write_json(out, report)
     _print(report)
     print(f"wrote {out}")
     return 0

@@ -4,8 +4,8 @@ The DRAM image holds, in address order: the weights, parameters and constant blo
 inputs and outputs, the scratch arena (zeros), then the VEC descriptors. `Program.tensors`
 names the inputs (`ids`, `types`, `mask`: int32 per position, layout kind "rows"), the outputs
 (`acc<i>`: member i's int64 classifier accumulators) and the weights. `meta["regions"]` gives
-per-node instruction ranges (name, start, end exclusive, member, layer, kind) for the
-simulator's per-member and per-layer report.
+instruction ranges (name, start, end exclusive, member, layer, kind) for the simulator's
+per-member, per-layer and per-kind report (`_regions`).
 """
 
 from __future__ import annotations
@@ -20,19 +20,41 @@ from .ir import Graph
 
 
 def _regions(g: Graph, n_instrs: int) -> list[dict]:
+    """Contiguous instruction ranges labelled by the node region of their PE-array and vector-unit
+    instructions (LOADs and the output path's instructions join the region they run among); a
+    region met again later in the program gets a '#k' suffix (names stay unique)."""
+    nodes, stages = g.meta["instr_nodes"], g.meta["instr_stages"]
+    labels = [-1] * len(nodes)
+    cur = -1
+    for i, (ni, s) in enumerate(zip(nodes, stages)):
+        if s in (1, 3):
+            cur = ni
+        labels[i] = cur
+    first = next((x for x in labels if x >= 0), 0)
+    labels = [first if x < 0 else x for x in labels]
     out: list[dict] = []
-    for node, start in zip(g.nodes, g.meta["node_starts"]):
-        if out and out[-1]["name"] == node.region:
+    seen: dict[str, int] = {}
+    for i, ni in enumerate(labels):
+        node = g.nodes[ni] if g.nodes else None
+        name = node.region if node else "program"
+        if out and out[-1]["base"] == name:
             continue
-        r = {"name": node.region, "start": start, "end": 0, "kind": node.kind}
-        if node.member is not None:
+        k = seen.get(name, 0)
+        seen[name] = k + 1
+        r = {"name": name if k == 0 else f"{name}#{k}", "base": name, "start": i, "end": 0,
+             "kind": node.kind if node else "program"}
+        if node is not None and node.member is not None:
             r["member"] = node.member
-        if node.layer is not None:
+        if node is not None and node.layer is not None:
             r["layer"] = node.layer
         out.append(r)
     for a, b in zip(out, out[1:]):
         a["end"] = b["start"]
-    out[-1]["end"] = n_instrs  # HALT (and a final SYNC) close the last region
+    if not out:
+        out.append({"name": "program", "base": "program", "start": 0, "end": 0, "kind": "program"})
+    out[-1]["end"] = n_instrs  # HALT closes the last region
+    for r in out:
+        del r["base"]
     return out
 
 
@@ -47,15 +69,16 @@ def emit_program(g: Graph, config: AccelConfig) -> Program:
     for t in g.tensors.values():
         if t.data is not None:
             dram[t.offset:t.offset + t.data.size] = t.data
-        if t.role in ("input", "output"):
+        if t.role in ("input", "output") and not t.layout:
             t.layout = lay.rows_layout(t.shape[0], t.shape[1], t.elem, t.signed)
-        if t.role in ("input", "output", "weight"):
-            tensors.append(Tensor(t.name, t.role, t.offset, t.nbytes, tuple(t.shape), t.layout))
+        if t.role in ("input", "output", "weight", "param"):
+            nb = lay.nbytes(t.layout) if t.layout.get("kind") == "rows" else t.nbytes  # (mask: padding keys beyond)
+            tensors.append(Tensor(t.name, t.role, t.offset, nb, tuple(t.shape), t.layout))
     dram[g.meta["desc_base"]:g.meta["desc_base"] + len(descs)] = np.frombuffer(descs, np.uint8)
     instrs = g.meta["instrs"]
     keep = ("model", "seq", "members", "alphas", "cls_scale", "config", "static_bytes", "scratch_bytes",
             "scratch_bytes_without_reuse", "task", "labels", "regression", "vocab", "seed",
-            "package")
+            "package", "tokens", "estimated_cycles", "order_estimate_cycles")
     meta = {"kind": "model", **{k: g.meta[k] for k in keep if k in g.meta}, "regions": _regions(g, len(instrs)),
             "inputs": ["ids", "types", "mask"], "outputs": [f"acc{i}" for i in range(g.meta["members"])]}
     g.stage = "emit"

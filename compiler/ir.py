@@ -7,11 +7,13 @@ same object); each checks its precondition (`Graph.stage`) and records itself.
 
 Node ops, by level:
   model level (import):    embed, layernorm, linear, attention, add, gelu, lut, dot
-  machine level (bitplane): vec (one VEC instruction; attrs["fn"] a `VecFn`), gemm (one tiled
-                            GEMM block: XNOR for linears, AND for activation x activation)
-Tensor forms: "rows" (row-major codes of `elem` bytes), "tiles" (int32 in the POST/STORE
-output-tile layout), "abuf" / "wbuf" / "pbuf" (buffer-entry layouts of bebert/layout.py),
-"bytes" (an opaque constant block: tables, kernel constants).
+  machine level (bitplane): vec (one VEC instruction; attrs["fn"] a `VecFn`), gemm (one m-group
+                            of a tiled product, `compiler/gemm_plan.py` GemmOp: XNOR for linears,
+                            AND for activation x activation)
+Tensor forms (bebert/layout.py): "rows" (row-major codes of `elem` bytes), "stream" (the vector
+unit's row tiles), "abuf" (activation bit-planes), "wbuf" (weight signs), "wplanes" (the bit-planes
+of an AND-mode WBUF operand), "pbuf" (post-processing parameters), "bytes" (an opaque constant
+block: tables, kernel constants).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ STAGES = ("import", "shape", "tile", "bitplane", "alloc", "schedule", "emit")
 class TensorRec:
     name: str
     role: str                      # input | output | weight | param | scratch | const
-    form: str = "rows"             # rows | tiles | abuf | wbuf | pbuf | bytes
+    form: str = "rows"             # rows | stream | abuf | wbuf | wplanes | pbuf | bytes
     shape: tuple[int, ...] = ()
     elem: int = 4
     signed: bool = True
@@ -38,6 +40,7 @@ class TensorRec:
     nbytes: int = 0
     offset: int = -1               # DRAM byte address (alloc)
     member: int | None = None
+    reuses: list[str] = field(default_factory=list)  # tensors whose DRAM bytes this one takes over (alloc)
 
     def describe(self) -> str:
         at = f" @0x{self.offset:x}" if self.offset >= 0 else ""
@@ -60,7 +63,10 @@ class Node:
     def describe(self) -> str:
         ins = ", ".join(f"{k}={v}" for k, v in self.ins.items())
         outs = ", ".join(f"{k}={v}" for k, v in self.outs.items())
-        shown = {k: v for k, v in self.attrs.items() if isinstance(v, (int, str, bool, tuple, float)) and k != "fn"}
+        shown = {k: v for k, v in self.attrs.items()
+                 if isinstance(v, (int, str, bool, float)) and k not in ("fn", "reads", "writes")}
+        if "mt" in self.attrs:
+            shown["mtiles"] = f"{self.attrs['mt'][0]}..{self.attrs['mt'][-1]}"
         fn = f" {self.attrs['fn'].name}" if "fn" in self.attrs else ""
         extra = " ".join(f"{k}={v}" for k, v in shown.items())
         return f"{self.op}{fn} {self.name} ({ins}) -> ({outs}) {extra}".rstrip()

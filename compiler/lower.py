@@ -1,15 +1,15 @@
 """Lower one binary linear layer (`IntegerLinear`) and its input to a `Program`.
 
-Steps, each a plain function: check the layer against the config, choose the
-activation encoding (and fold the +-1 correction into POST when it fits), choose the
-tiling, lay the DRAM image out, schedule both tile orders and keep the one that moves
-fewer bytes, place tokens, emit.
+The layer becomes one GEMM product (`compiler/gemm_plan.py`) over an input the compiler packs
+into ABUF bit-planes (role input), with the output path writing the requantized result as a
+stream tensor (role output: int32 for out_bits 0, one byte for 1..8); the same alloc, schedule
+and emit passes as a whole model then make the program.
 
 +-1 activations (in_bits == 1). The preferred encoding is one unsigned plane
 b = (x + 1) / 2 with the correction folded into POST: sum_k x w = 2 acc_b - S_n
 (S_n = sum_k w[n, k]) gives mult' = 2 mult, bias' = bias - mult S_n; or, when 2 mult
 overflows int32 and shift >= 1, mult' = mult, shift' = shift - 1 and bias' halved
-(exact, see `_fold_pm1`). `BinaryLinear.to_integer` picks the largest multiplier that
+(exact, see `bitplane.fold_pm1`). `BinaryLinear.to_integer` picks the largest multiplier that
 fits int32, so the folded bias usually overflows; the layer is then compiled exactly
 with the +-1 codes as two signed planes (two's complement of -1 is 0b11, of +1 0b01).
 """
@@ -18,45 +18,28 @@ from __future__ import annotations
 
 import numpy as np
 
-from bebert.config import AccelConfig
-from bebert.isa import IsaError
-from bebert.numerics import INT32_MAX, INT32_MIN, MAX_SHIFT, act_range
-from bebert.program import Program, Tensor
-
 from bebert import layout as lay
-from .errors import CompileError
-from .schedule import PostArgs, Regions, emit, walk
-from .tiling import plan_tiling
+from bebert.config import AccelConfig
+from bebert.isa import Op, PostFmt
+from bebert.numerics import INT32_MAX, INT32_MIN, MAX_SHIFT, act_range
+from bebert.program import Program
 
-DRAM_LIMIT = 1 << 32  # LOAD / STORE dram is a 32-bit byte address
+from .alloc import alloc
+from .bitplane import elem_bytes, fold_pm1
+from .emit import emit_program
+from .errors import CompileError
+from .gemm_plan import ATensor, GemmOp, NTile, OutFmt, WTensor, ceil_div, plan_gemm
+from .ir import Graph, Node, TensorRec
+from .schedule import schedule_graph
 
 
 def _fits32(v: np.ndarray) -> bool:
     return bool(np.all((v >= INT32_MIN) & (v <= INT32_MAX)))
 
 
-def _fold_pm1(layer, S: np.ndarray) -> tuple[np.ndarray, np.ndarray, int] | None:
-    """(mult', bias', shift') computing POST(2 acc_b - S) from acc_b exactly, or None.
-
-    With u = acc_b mult + floor(bias'/2) and bias' = bias - mult S:
-    v = 2u + (bias' mod 2); for shift s >= 2, (v + 2^(s-1)) >> s == (u + 2^(s-2)) >> (s-1)
-    since 2u + 2^(s-1) is even and adding 1 never crosses a multiple of 2^s; for s == 1,
-    (v + 1) >> 1 == u + (bias' mod 2), i.e. bias'' = ceil(bias'/2) with shift 0.
-    """
-    mult = layer.mult.astype(np.int64)
-    bias = layer.bias.astype(np.int64) - mult * S
-    if _fits32(2 * mult) and _fits32(bias):
-        return 2 * mult, bias, layer.shift
-    if layer.shift >= 1:
-        half = bias // 2 if layer.shift >= 2 else -((-bias) // 2)
-        if _fits32(half):
-            return mult, half, layer.shift - 1
-    return None
-
-
 def _check_layer(layer, x: np.ndarray, config: AccelConfig, name: str) -> None:
     bits = layer.in_bits
-    if bits not in config.act_bits:
+    if not 1 <= bits <= 8 or bits not in config.act_bits:
         allowed = ", ".join(str(b) for b in config.act_bits)
         raise CompileError(f"activation bits {bits} not supported by config '{config.name}' "
                            f"(act_bits = {allowed})")
@@ -86,8 +69,24 @@ def _check_layer(layer, x: np.ndarray, config: AccelConfig, name: str) -> None:
                            f"(K = {K}), beyond the int32 accumulator")
 
 
+def _encoding(layer, sign: np.ndarray, config: AccelConfig):
+    """(planes, signed, pm1, encoding name, mult, bias, shift) of the layer's input."""
+    mult, bias, shift = layer.mult.astype(np.int64), layer.bias.astype(np.int64), int(layer.shift)
+    if layer.in_bits != 1:
+        return layer.in_bits, bool(layer.in_signed), False, "twos" if layer.in_signed else "unsigned", \
+            mult, bias, shift
+    folded = fold_pm1(mult, bias, shift, np.where(sign, 1, -1).sum(axis=1))
+    if folded is not None:
+        return (1, False, True, "pm1_fold", *folded)
+    if 2 not in config.act_bits:
+        raise CompileError(f"+-1 activations need 2 signed planes here (the folded correction overflows int32) "
+                           f"but config '{config.name}' has no 2-bit GEMMs (act_bits = "
+                           f"{', '.join(str(b) for b in config.act_bits)})")
+    return 2, True, False, "pm1_twos", mult, bias, shift
+
+
 def compile_linear(layer, x_int: np.ndarray, config: AccelConfig, *, name: str = "y") -> Program:
-    """Program computing y = layer.forward(x_int) (int32 (M, N)) into output tensor `name`."""
+    """Program computing y = layer.forward(x_int) ((M, N) codes) into output tensor `name`."""
     x = np.asarray(x_int)
     if not np.issubdtype(x.dtype, np.integer):
         if x.size and not np.array_equal(x, np.round(x)):
@@ -98,70 +97,49 @@ def compile_linear(layer, x_int: np.ndarray, config: AccelConfig, *, name: str =
     _check_layer(layer, x, config, name)
     M, K = x.shape
     N = layer.out_features
+    R, C, W = config.pe_rows, config.pe_cols, config.xnor_width
     sign = np.asarray(layer.sign, bool)
+    planes, signed, pm1, encoding, mult, bias, shift = _encoding(layer, sign, config)
+    eb = [config.entry_bytes(b) for b in ("abuf", "wbuf", "pbuf")]
 
-    # Activation encoding and the POST parameters that go with it.
-    mult, bias, shift = layer.mult.astype(np.int64), layer.bias.astype(np.int64), layer.shift
-    if layer.in_bits == 1:
-        S = np.where(sign, 1, -1).sum(axis=1)
-        folded = _fold_pm1(layer, S)
-        if folded is not None:
-            mult, bias, shift = folded
-            planes, signed, pm1, encoding = 1, False, True, "pm1_fold"
-        else:
-            planes, signed, pm1, encoding = 2, True, False, "pm1_twos"
-    else:
-        planes, signed, pm1 = layer.in_bits, bool(layer.in_signed), False
-        encoding = "twos" if signed else "unsigned"
-
-    t = plan_tiling(M, K, N, planes, config, name)
-    x_lay = lay.act_layout(M, K, t.rows, t.width, planes, signed, chunk=t.a_chunk, pm1=pm1)
-    w_lay = lay.weight_layout(N, K, t.cols, t.width)
-    p_lay = lay.param_layout(N, t.cols)
-    y_lay = lay.output_layout(M, N, t.rows, t.cols)
-
-    entry = {b: config.entry_bytes(b) for b in ("abuf", "wbuf", "pbuf", "obuf")}
+    x_lay = lay.act_layout(M, K, R, W, planes, signed, pm1)
+    w_lay = lay.weight_layout(N, K, C, W)
+    p_lay = lay.param_layout(N, C)
+    e = 4 if layer.out_bits == 0 else elem_bytes(layer.out_bits)
+    y_lay = lay.stream_layout(M, N, config.vec_lanes, e, True, row_align=R)
+    g = Graph(meta={"seq": M, "members": 0})
+    x_data = lay.pack_activations(np.where(x > 0, 1, -1) if pm1 else x, x_lay).reshape(-1)
+    g.add(TensorRec("x", "input", "abuf", (M, K), data=x_data, layout=x_lay, nbytes=x_data.size))
     w_data = lay.pack_weights(sign, w_lay).reshape(-1)
+    g.add(TensorRec("w", "weight", "wbuf", (N, K), data=w_data, layout=w_lay, nbytes=w_data.size))
     p_data = lay.pack_params(mult, bias, p_lay).reshape(-1)
-    x_data = lay.pack_activations(x, x_lay).reshape(-1)
-    y_bytes = lay.nbytes(y_lay, entry["obuf"])
-    off_w = 0
-    off_p = off_w + w_data.size
-    off_x = off_p + p_data.size
-    off_y = off_x + x_data.size
-    total = off_y + y_bytes
-    if total > DRAM_LIMIT:
-        raise CompileError(f"DRAM image of layer '{name}' needs {total} bytes; addresses are 32-bit")
-    dram = np.zeros(total, np.uint8)
-    dram[off_w:off_p] = w_data
-    dram[off_p:off_x] = p_data
-    dram[off_x:off_y] = x_data
+    g.add(TensorRec("p", "param", "pbuf", (N, 2), data=p_data, layout=p_lay, nbytes=p_data.size))
+    g.add(TensorRec(name, "output", "stream", (M, N), layout=y_lay, nbytes=lay.nbytes(y_lay), elem=e))
 
-    regions = Regions(x=off_x, w=off_w, p=off_p, y=off_y, entry=entry)
-    pa = PostArgs(shift=int(shift), obits=int(layer.out_bits), osigned=bool(layer.out_signed),
-                  signed=signed)
-    walks = {order: walk(t, regions, order, pa) for order in ("nm", "mn")}
-    order = min(walks, key=lambda o: (walks[o].load_bytes, len(walks[o].groups)))
-    try:
-        instrs = emit(walks[order], t.o_slots)
-    except IsaError as e:
-        raise CompileError(f"layer '{name}': {e}") from None
-
-    tensors = (
-        Tensor("w", "weight", off_w, w_data.size, (N, K), w_lay),
-        Tensor("p", "param", off_p, p_data.size, (N, 2), p_lay),
-        Tensor("x", "input", off_x, x_data.size, (M, K), x_lay),
-        Tensor(name, "output", off_y, y_bytes, (M, N), y_lay),
-    )
+    KW, NT = ceil_div(K, W), ceil_div(N, C)
+    tiles = tuple(NTile(n0=t * C, cols=min(C, N - t * C), a=0, w=0, wt=t, p=0, pe=t, dst=0, col=t * C, word=t)
+                  for t in range(NT))
+    op = GemmOp(name=name, M=M, mtiles=ceil_div(M, R), bits=planes, signed=signed, wbits=1, wsigned=False, mode=0,
+                segs=((0, 0, KW),), a_tensors=(ATensor("x", x_lay["mtiles"], planes, KW),),
+                w_tensors=(WTensor("w", NT, 1, KW),), p_tensors=("p",), tiles=tiles,
+                out=OutFmt(PostFmt.STREAM, int(layer.out_bits), bool(layer.out_signed), shift,
+                           elem=e.bit_length() - 1), dsts=(name,))
+    plan = plan_gemm(op, config, name)
+    for gi, mt in enumerate(plan.groups(op)):
+        rows = (mt[0] * R, (mt[-1] + 1) * R)
+        g.nodes.append(Node("gemm", f"{name}.g{gi}", {"x": "x", "w": "w", "p": "p"}, {"y": name},
+                            {"gemm": op, "plan": plan, "mt": mt, "reads": [("x", *rows)], "writes": [(name, *rows)]},
+                            region=name, kind="gemm"))
+    g.stage = "bitplane"
+    prog = emit_program(schedule_graph(alloc(g), config), config)
     meta = {
         "kind": "gemm", "M": M, "K": K, "N": N, "in_bits": int(layer.in_bits),
         "in_signed": bool(layer.in_signed), "out_bits": int(layer.out_bits),
         "out_signed": bool(layer.out_signed), "act_encoding": encoding, "planes": planes,
-        "output": name, "order": order, "kc": t.kc,
-        "tiles": {"m": t.mtiles, "n": t.ntiles, "k_chunks": len(t.chunks)},
-        "buffers": {"abuf": t.a.mode, "wbuf": t.w.mode, "pbuf": t.p.mode, "obuf_slots": t.o_slots},
-        "load_bytes": walks[order].load_bytes,
-        "store_bytes": M * t.ntiles * entry["obuf"],
-        "macs": M * K * N,
+        "output": name, "kc": plan.kc, "mb": plan.mb,
+        "tiles": {"m": ceil_div(M, R), "n": NT, "k_words": KW, "k_chunks": ceil_div(KW, plan.kc)},
+        "buffers": {"chunked": plan.chunked, "m_tiles_per_group": plan.mb, "w_tiles_per_block": plan.nbw},
+        "macs": M * K * N, "regions": prog.meta["regions"], "estimated_cycles": prog.meta.get("estimated_cycles"),
+        "load_bytes": sum(i.args["n"] * eb[i.args["buf"]] for i in prog.instrs if i.op == Op.LOAD),
     }
-    return Program(config=config, instrs=tuple(instrs), dram=dram, tensors=tensors, meta=meta)
+    return Program(config=config, instrs=prog.instrs, dram=prog.dram, tensors=prog.tensors, meta=meta)

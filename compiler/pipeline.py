@@ -4,8 +4,9 @@
 
 Each pass is a plain function over the graph IR (compiler/ir.py) that checks which pass ran
 before it; `run_passes(..., stop=NAME)` returns the graph after pass NAME (what `bebert compile
---dump-ir NAME` prints). `target` is a "synthetic:..." spec (compiler/shapes.py), a package or
-training-run directory, or an integer model object (`model/package.py IntegerModel`).
+--dump-ir NAME` prints). `target` is a "synthetic:..." spec, a package or training-run directory
+(both parsed by `bebert.target.parse_target`), or an integer model object (`model/package.py
+IntegerModel`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from bebert.config import AccelConfig
 from bebert.program import Program
+from bebert.target import TARGET_TYPES, PackageTarget, SyntheticTarget, parse_target
 
 from .alloc import alloc
 from .bitplane import bitplane
@@ -23,7 +25,7 @@ from .errors import CompileError
 from .host import default_input, with_inputs
 from .import_model import import_model
 from .ir import STAGES, Graph
-from .sequence import schedule_graph
+from .schedule import schedule_graph
 from .shape import infer_shapes
 from .tile import tile
 
@@ -31,29 +33,24 @@ PASSES = STAGES  # import, shape, tile, bitplane, alloc, schedule, emit
 
 
 def load_target(target, seed: int = 0):
-    """(integer model, seq, name, extra meta) of a spec string, package / run directory or model."""
-    if isinstance(target, (str, Path)) and str(target).strip().lower().startswith("synthetic:"):
-        from .shapes import parse_model_spec
+    """(integer model, seq, name, extra meta) of a target (`bebert.target.parse_target`: a spec,
+    a package or run directory) or of an integer model object."""
+    if not isinstance(target, (str, Path, *TARGET_TYPES)):  # an integer model object
+        return target, int(target.max_seq_len), "integer-model", {}
+    t = parse_target(target)
+    if isinstance(t, SyntheticTarget):
         from .synthetic import synthetic_model
 
-        shape = parse_model_spec(str(target))
-        return synthetic_model(shape, seed), shape.seq, str(target), {"labels": None, "task": "synthetic"}
-    if isinstance(target, (str, Path)):
-        from .shapes import _package_dir
-
-        path = Path(target)
-        if not path.exists():
-            raise CompileError(f"model {str(target)!r}: no such package or run directory (or 'synthetic:' spec)")
-        pkg_dir = _package_dir(path).resolve()
+        return synthetic_model(t.shape, seed), t.shape.seq, t.text, {"labels": None, "task": "synthetic"}
+    if isinstance(t, PackageTarget):
         from bebert.model.package import integer_model, load_package  # imports torch
 
-        pkg = load_package(pkg_dir)
+        pkg = load_package(t.path)
         im = integer_model(pkg)
-        return im, im.max_seq_len, str(pkg_dir), {"task": pkg.task, "labels": pkg.labels,
-                                                   "regression": pkg.regression, "package": str(pkg_dir)}
-    if hasattr(target, "members") and hasattr(target, "max_seq_len"):
-        return target, int(target.max_seq_len), "integer-model", {}
-    raise CompileError(f"model {target!r}: expected a 'synthetic:' spec, a package directory or an IntegerModel")
+        return im, im.max_seq_len, str(t.path), {"task": pkg.task, "labels": pkg.labels,
+                                                  "regression": pkg.regression, "package": str(t.path)}
+    raise CompileError(f"model {t.text!r}: a {t.kind} target is not a whole model; expected a 'synthetic:' spec "
+                       "or a package / run directory")
 
 
 def run_passes(model, seq: int, config: AccelConfig, *, name: str = "model", stop: str = "emit",

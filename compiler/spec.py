@@ -2,10 +2,11 @@
 
     gemm:M,K,N,ABITS[,OBITS]
 
-M rows of input, K input features, N output features, ABITS activation bits (1, 2, 4,
-8; a trailing 'u' as in '4u' makes them unsigned), OBITS output bits (default ABITS;
+M rows of input, K input features, N output features, ABITS activation bits (1..8; 1 is
++-1, a trailing 'u' as in '4u' makes them unsigned), OBITS output bits (default ABITS;
 0 = raw int32, 1 = sign). The layer, its calibration batch and its input are drawn
-from `seed`, so a spec and a seed name one program.
+from `seed`, so a spec and a seed name one program. The spec is parsed (and its size
+bounded) by `bebert.target.parse_gemm`, the one target parser.
 """
 
 from __future__ import annotations
@@ -15,50 +16,30 @@ import math
 import numpy as np
 
 from bebert.config import AccelConfig
+from bebert.target import GEMM_FORMAT, GemmTarget, parse_gemm
 
 from .errors import CompileError
 from .lower import compile_linear
 
-FORMAT = "gemm:M,K,N,ABITS[,OBITS]"
-MAX_DIM = 1 << 20
+FORMAT = GEMM_FORMAT
 
 
 def parse_spec(spec: str) -> dict:
-    """'gemm:M,K,N,ABITS[,OBITS]' -> dict(M, K, N, abits, asigned, obits); CompileError if malformed."""
-    def bad(why: str) -> CompileError:
-        return CompileError(f"spec {spec!r}: {why} (expected {FORMAT})")
-
-    if not isinstance(spec, str):
-        raise CompileError(f"spec {spec!r}: not a string (expected {FORMAT})")
-    kind, sep, rest = spec.strip().partition(":")
-    if not sep or kind.strip().lower() != "gemm":
-        raise bad("unknown kind" if sep else "missing 'gemm:'")
-    parts = [p.strip() for p in rest.split(",")]
-    if len(parts) not in (4, 5):
-        raise bad(f"{len(parts)} fields")
-    asigned = True
-    if parts[3].lower().endswith("u"):
-        parts[3], asigned = parts[3][:-1], False
-    vals = []
-    for label, p in zip(("M", "K", "N", "ABITS", "OBITS"), parts):
-        if not p.isdigit():
-            raise bad(f"{label} = {p!r} is not a non-negative integer")
-        vals.append(int(p))
-    M, K, N, abits = vals[:4]
-    obits = vals[4] if len(vals) == 5 else abits
-    for label, v in (("M", M), ("K", K), ("N", N)):
-        if not 1 <= v <= MAX_DIM:
-            raise bad(f"{label} = {v} outside 1..{MAX_DIM}")
-    if abits not in (1, 2, 4, 8):
-        raise bad(f"ABITS = {abits} not one of 1, 2, 4, 8")
-    if not 0 <= obits <= 8:
-        raise bad(f"OBITS = {obits} outside 0..8")
-    return {"M": M, "K": K, "N": N, "abits": abits, "asigned": asigned or abits == 1, "obits": obits}
+    """'gemm:M,K,N,ABITS[,OBITS]' -> dict(M, K, N, abits, asigned, obits) (`bebert.target.parse_gemm`)."""
+    return parse_gemm(spec).as_dict()
 
 
 def random_layer(M: int, K: int, N: int, abits: int, asigned: bool, obits: int, seed: int):
-    """(IntegerLinear, x_int) of a seeded random `BinaryLinear` calibrated on a seeded batch."""
+    """(IntegerLinear, x_int) of a seeded random `BinaryLinear` calibrated on a seeded batch; for
+    widths the model's quantizer does not take yet, the same construction in numpy."""
     import torch
+
+    from bebert.model.binary_linear import ActQuantizer
+
+    try:
+        ActQuantizer(abits, asigned)
+    except ValueError:
+        return _numpy_layer(M, K, N, abits, asigned, obits, seed)
 
     from bebert.model.binary_linear import BinaryLinear
 
@@ -92,16 +73,38 @@ def random_layer(M: int, K: int, N: int, abits: int, asigned: bool, obits: int, 
     return integer, x_int
 
 
-def compile_spec(spec: str, config: AccelConfig, *, seed: int = 0):
+def _numpy_layer(M: int, K: int, N: int, abits: int, asigned: bool, obits: int, seed: int):
+    """A seeded random binary layer and input in numpy: signs, LSQ-like step, requantize to obits."""
+    from bebert.numerics import IntegerLinear, act_range, fixed_point
+
+    rng = np.random.default_rng(seed)
+    lo, hi = act_range(abits, asigned)
+    x = rng.integers(lo, hi + 1, (M, K))
+    sign = rng.random((N, K)) < 0.5
+    s_x = 2.0 / max(1, hi)
+    alpha = np.abs(rng.normal(0.05, 0.01, N)) + 1e-3
+    bias = rng.uniform(-0.5, 0.5, N)
+    y = (x @ np.where(sign, 1.0, -1.0).T) * alpha * s_x + bias
+    spread = float(np.abs(y).max()) if y.size else 1.0
+    spread = spread if math.isfinite(spread) and spread > 0 else 1.0
+    out_step = spread / ((1 << (obits - 1)) - 1) if obits >= 2 else 1.0 if obits == 1 else spread / (1 << 12)
+    mult, ibias, shift = fixed_point(alpha * s_x / out_step, bias / out_step, acc_bound=max(K * max(-lo, hi), 1))
+    layer = IntegerLinear(sign=sign, mult=mult, bias=ibias, shift=shift, in_bits=abits, in_signed=asigned,
+                          out_bits=obits, out_signed=True, in_step=s_x, out_step=out_step)
+    return layer, x
+
+
+def compile_spec(spec: str | GemmTarget, config: AccelConfig, *, seed: int = 0):
     """The `Program` of a seeded random layer described by `spec` (see the module doc)."""
-    s = parse_spec(spec)
+    target = parse_gemm(spec)
+    s = target.as_dict()
     if s["abits"] not in config.act_bits:
         allowed = ", ".join(str(b) for b in config.act_bits)
         raise CompileError(f"activation bits {s['abits']} not supported by config '{config.name}' "
                            f"(act_bits = {allowed})")
     layer, x_int = random_layer(s["M"], s["K"], s["N"], s["abits"], s["asigned"], s["obits"], seed)
     prog = compile_linear(layer, x_int, config, name="y")
-    prog.meta.update({"spec": spec, "seed": seed})
+    prog.meta.update({"spec": target.text, "seed": seed})
     return prog
 
 
@@ -113,19 +116,18 @@ def reference(spec: str, seed: int = 0) -> np.ndarray:
 
 
 def random_config(seed: int, *, small: bool = True) -> AccelConfig:
-    """A seeded random valid `AccelConfig` (tiny buffers when `small`, to force chunking)."""
+    """A seeded random valid `AccelConfig` (tiny buffers when `small`, to force k-chunking)."""
     rng = np.random.default_rng(seed)
     R = int(rng.choice([1, 2, 4, 8]))
     C = int(rng.choice([1, 2, 4, 8]))
-    W = int(rng.choice([8, 16, 32, 64]))
-    entry = {"abuf": R * W // 8, "wbuf": C * W // 8, "pbuf": C * 8, "obuf": C * 4}
+    W = int(rng.choice([w for w in (8, 16, 32, 64) if w >= max(R, C)]))
+    entry = {"abuf": R * W // 8, "wbuf": C * W // 8, "pbuf": C * 8}
     bus = int(rng.choice([b for b in (1, 2, 4, 8, 16) if all(e % b == 0 for e in entry.values())]))
     hi = 5 if small else 9  # entry counts are powers of two: up to 32 or 512
     counts = {b: 1 << int(rng.integers(1, hi + 1)) for b in entry}
-    counts["obuf"] = max(counts["obuf"], R << int(rng.integers(0, 2)))
-    bits = [b for b in (1, 2, 4, 8) if rng.random() < 0.7] or [int(rng.choice([1, 2, 4, 8]))]
+    bits = [b for b in range(1, 9) if rng.random() < 0.6] or [int(rng.integers(1, 9))]
     return AccelConfig(name=f"random{seed}", pe_rows=R, pe_cols=C, xnor_width=W, act_bits=tuple(bits),
                        abuf_bytes=counts["abuf"] * entry["abuf"], wbuf_bytes=counts["wbuf"] * entry["wbuf"],
-                       pbuf_bytes=counts["pbuf"] * entry["pbuf"], obuf_bytes=counts["obuf"] * entry["obuf"],
-                       dram_bytes_per_cycle=bus, dram_latency_cycles=int(rng.integers(1, 40)),
-                       queue_depth=int(rng.integers(2, 9)))
+                       pbuf_bytes=counts["pbuf"] * entry["pbuf"], dram_bytes_per_cycle=bus,
+                       dram_latency_cycles=int(rng.integers(1, 40)), queue_depth=int(rng.integers(2, 9)),
+                       vec_lanes=int(rng.choice([1, 2, 4, 8, 16])))

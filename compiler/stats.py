@@ -20,11 +20,12 @@ member. Elementwise work (softmax, LayerNorm, GELU, quantizers) is counted too, 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from bebert.ensemble_shape import FP, EnsembleShape, shape_from_package
+from bebert.target import PackageTarget, ProgramTarget, SyntheticTarget, parse_target
+
 from .errors import CompileError
-from .shapes import FP, EnsembleShape, parse_model_spec, shape_from_package
 
 BINOPS_PER_FLOP = 64
 FP_BYTES = 4  # float32: every unquantized parameter (scales, biases, LayerNorm, steps, classifier)
@@ -280,21 +281,15 @@ def gemm_stats(meta: dict) -> dict:
 
 def stats_for(target: str) -> dict:
     """`stats` of a 'synthetic:...' spec, a package or run folder, or a program folder."""
-    target = str(target)
-    if target.strip().lower().startswith("synthetic:"):
-        return stats(parse_model_spec(target))
-    path = Path(target)
-    if not path.is_dir():
-        raise CompileError(f"{target}: not a 'synthetic:...' model, package, run or program folder")
-    mf = path / "manifest.json"
-    if mf.is_file():
-        try:
-            m = json.loads(mf.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise CompileError(f"{mf}: not valid JSON ({e})") from None
-        if isinstance(m, dict) and m.get("format") == "bebert-program":  # bebert/program.py FORMAT
-            return _program_stats(path)
-    return stats(shape_from_package(path))
+    t = parse_target(target, programs=True)
+    if isinstance(t, SyntheticTarget):
+        return stats(t.shape)
+    if isinstance(t, ProgramTarget):
+        return _program_stats(t.path)
+    if isinstance(t, PackageTarget):
+        return stats(shape_from_package(t.path))
+    raise CompileError(f"{t.text}: a gemm spec has no model to count; compile it and run `bebert stats` on the "
+                       "program folder")
 
 
 def _program_stats(path: Path) -> dict:
@@ -313,8 +308,8 @@ def _program_stats(path: Path) -> dict:
     if model is not None:
         if not isinstance(model, str):
             raise CompileError(f"{path}: program meta 'model' is {type(model).__name__}, expected a spec or path")
-        if not model.strip().lower().startswith("synthetic:") and not Path(model).is_absolute():
-            model = str(path / model) if (path / model).is_dir() else model
+        if ":" not in model and not Path(model).is_absolute() and (path / model).is_dir():
+            model = str(path / model)
         return stats_for(model)
     if meta.get("kind") == "gemm":
         return gemm_stats(meta)
@@ -339,14 +334,14 @@ def program_counts(prog) -> dict:
         ops[ins.op.name] += 1
         a = ins.args
         if ins.op == Op.GEMM:
-            bit_macs = a["bits"] * a["k"] * per_gemm
+            bit_macs = a["bits"] * a["wbits"] * a["k"] * per_gemm
             if a["mode"]:
                 and_ += bit_macs
             else:
                 xnor += bit_macs
         elif ins.op == Op.VEC:
             lane += vec_elementwise_ops(a["fn"], a["rows"], a["cols"], a["aux"])
-            r, w = vec_bytes(a["fn"], a["rows"], a["cols"], a["bits"], a["aux"])
+            r, w = vec_bytes(a["fn"], a["rows"], a["cols"], a["bits"], a["aux"], a["io"], cfg)
             vrd, vwr = vrd + r, vwr + w
     weights = sum(t.nbytes for t in prog.tensors if t.role == "weight")
     return {"instructions": len(prog.instrs), "by_opcode": dict(sorted(ops.items())),
@@ -356,6 +351,6 @@ def program_counts(prog) -> dict:
             "dram_image_bytes": int(prog.dram.size), "weight_bytes_packed": weights,
             "scratch_bytes": prog.meta.get("scratch_bytes"),
             "scratch_bytes_without_reuse": prog.meta.get("scratch_bytes_without_reuse"),
-            "convention": "counted from the instructions: a GEMM is bits * k * pe_rows * pe_cols * xnor_width "
+            "convention": "counted from the instructions: a GEMM is bits * wbits * k * pe_rows * pe_cols * xnor_width "
                           "bit-plane MACs (whole tiles, padding included), 2 binary operations each; "
                           "weight_bytes_packed = WBUF-layout weight tensors (tile padding included)"}

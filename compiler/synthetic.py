@@ -21,7 +21,7 @@ from bebert import integer_ops as I
 from bebert.numerics import IntegerLinear, act_range, fixed_point
 
 from .errors import CompileError
-from .shapes import EnsembleShape
+from bebert.ensemble_shape import EnsembleShape
 
 R_BITS = 16
 R_TOP = (1 << (R_BITS - 1)) - 1
@@ -171,8 +171,8 @@ def synthetic_model(shape: EnsembleShape, seed: int = 0) -> SynModel:
     if shape.base != "binarybert" or shape.weight_bits != 1 or shape.embed_bits != 1:
         raise CompileError(f"model: base '{shape.base}' with {shape.act_bits}-bit activations has no integer "
                            "path (the compiler takes BinaryBERT: binary weights, 2..8-bit activations)")
-    if shape.act_bits not in (2, 4, 8) or shape.attn_bits not in (2, 4, 8):
-        raise CompileError(f"model: activation bits {shape.act_bits} unsupported (the integer path takes 2, 4, 8)")
+    if not 2 <= shape.act_bits <= 8 or not 2 <= shape.attn_bits <= 8:
+        raise CompileError(f"model: activation bits {shape.act_bits} unsupported (the integer path takes 2..8)")
     rng = np.random.default_rng(seed)
     members = tuple(synthetic_member(shape, rng) for _ in range(shape.members))
     alphas = tuple(float(a) for a in rng.uniform(0.5, 2.0, shape.members))

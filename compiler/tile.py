@@ -1,9 +1,13 @@
-"""Pass 3, tiling: every matrix product gets its `Tiling` on the accelerator (compiler/tiling.py),
-and the limits that depend on the configuration are checked (CompileError, one line).
+"""Pass 3, tiling: every matrix product's tile counts on the accelerator, and the limits that
+depend on the configuration (CompileError, one line).
 
 linear     (M, K') x (K', N) XNOR, `in_bits` activation planes (K' = 2K for TWS-split layers)
-attention  per head: scores (T, d) x (d, T) AND mode, q_bits planes x k_bits WBUF passes;
-           context (T, T) x (T, d) AND mode, p_bits planes x v_bits WBUF passes
+attention  per head: scores (T, d) x (d, T) AND mode, q_bits x k_bits planes; context
+           (T, T) x (T, d) AND mode, p_bits x v_bits planes (T: the tokens padded to
+           lcm(pe_rows, vec_lanes))
+
+`attrs["tiles"]` holds (m-tiles, n-tiles, k-words) of each product; the bitplane pass cuts the
+products for the machine (`compiler/gemm_plan.py plan_gemm`) once their operand layouts exist.
 """
 
 from __future__ import annotations
@@ -11,11 +15,11 @@ from __future__ import annotations
 from bebert.config import AccelConfig
 
 from .errors import CompileError
+from .gemm_plan import ceil_div
 from .ir import Graph
-from .tiling import plan_tiling
 
 
-def _bits(config: AccelConfig, bits: int, what: str) -> None:
+def check_bits(config: AccelConfig, bits: int, what: str) -> None:
     if bits not in config.act_bits:
         allowed = ", ".join(str(b) for b in config.act_bits)
         raise CompileError(f"tensor '{what}': activation bits {bits} not supported by config "
@@ -24,24 +28,25 @@ def _bits(config: AccelConfig, bits: int, what: str) -> None:
 
 def tile(g: Graph, config: AccelConfig) -> Graph:
     g.require("shape", "tile")
+    R, C, W = config.pe_rows, config.pe_cols, config.xnor_width
+    step = max(R, config.vec_lanes)
+    tokens = ceil_div(g.meta["seq"], step) * step
     for node in g.nodes:
         a = node.attrs
         if node.op == "linear":
             L = a["lin"].layer
             M = g.t(node.outs["y"]).shape[0]
-            _bits(config, L.in_bits, node.name + ".x")
-            a["tiling"] = plan_tiling(M, L.in_features, L.out_features, L.in_bits, config, node.name)
+            check_bits(config, L.in_bits, node.name + ".x")
+            a["tiles"] = (ceil_div(M, R), ceil_div(L.out_features, C), ceil_div(L.in_features, W))
         elif node.op == "attention":
-            T = g.t(node.ins["q"]).shape[0]
             d = a["head_dim"]
             for b, what in ((a["q_bits"], "q"), (a["k_bits"], "k"), (a["v_bits"], "v"), (a["probs"].bits, "probs")):
-                if not 1 <= b <= 8:
-                    raise CompileError(f"tensor '{node.name}.{what}': {b} bits; attention operands are 1..8 bits")
-                _bits(config, b, f"{node.name}.{what}")
-            a["scores_tiling"] = plan_tiling(T, d, T, a["q_bits"], config, node.name + ".scores",
-                                             wpasses=a["k_bits"])
-            a["context_tiling"] = plan_tiling(T, T, d, a["probs"].bits, config, node.name + ".context",
-                                              wpasses=a["v_bits"])
+                if not 2 <= b <= 8:
+                    raise CompileError(f"tensor '{node.name}.{what}': {b} bits; attention operands are 2..8 bits")
+                check_bits(config, b, f"{node.name}.{what}")
+            a["tiles"] = {"scores": (ceil_div(tokens, R), ceil_div(tokens, C), ceil_div(d, W)),
+                          "context": (ceil_div(tokens, R), ceil_div(d, C), ceil_div(tokens, W))}
     g.meta["config"] = config.name
+    g.meta["tokens"] = tokens
     g.stage = "tile"
     return g

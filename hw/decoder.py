@@ -1,11 +1,12 @@
-"""Instruction decoder: one 128-bit word -> its stage, HALT, illegal, or not implemented here."""
+"""Instruction decoder: one 128-bit word -> the stage queue it goes to, HALT, or illegal."""
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Const, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from bebert.isa import FIELDS, FLAG_BITS, INSTR_BITS, Buf, Op
-from bebert.vector import VecFn
+from bebert.config import AccelConfig
+from bebert.isa import FIELDS, INSTR_BITS, N_STAGES, POP_LSB, PUSH_LSB, STAGE_OF, Buf, Op, PostFmt, Stage
+from bebert.vector import KERNELS, Io
 
 
 def field(word, op: Op, name: str):
@@ -14,106 +15,115 @@ def field(word, op: Op, name: str):
     return word[lsb:lsb + width]
 
 
-def flag(word, name: str):
-    return word[FLAG_BITS[name]]
-
-
-# VEC kernels whose `bits` / `aux` operands must be non-zero (`bebert.vector.check_vec`;
-# tests/test_hw_blocks.py holds the decoder to `bebert.isa.decode` on random VEC words).
-_VEC_BITS_FNS = (VecFn.PACK_A, VecFn.PACK_W)
-_VEC_AUX_FNS = (VecFn.DOT,)
+def _pow2_or_zero(v):
+    return (v & (v - 1)) == 0
 
 
 class InstructionDecoder(wiring.Component):
-    """Combinational decoder used by the fetch unit.
+    """Combinational decoder used by the fetch unit, built for one `AccelConfig`.
 
-    `illegal` is high for exactly the words that `bebert.isa.decode` rejects: an unknown
-    opcode (0x00 included), a dependency flag the stage cannot carry, a LOAD to obuf or a
-    STORE from anything but obuf, GEMM bits outside 1..8 or k = 0, GEMM wneg / wshift
-    without mode = 1 (AND), LOAD/STORE n = 0, POST obits > 8, and a VEC word that
-    `bebert.vector.check_vec` refuses.
+    `illegal` is high for exactly the words that `bebert.isa.decode` refuses or that
+    `bebert.isa.check_config` refuses on this configuration: an unknown opcode (0x00 and v2's
+    STORE 0x02 included), a pop / push bit naming the instruction's own stage or any on HALT,
+    LOAD buf > 2 or n = 0, GEMM bits / wbits outside 1..8 (or bits not in `config.act_bits`),
+    k = 0, an XNOR GEMM with wbits != 1 or wsigned, POSTCFG fmt 3, a stream POSTCFG with elem 3
+    or obits > 16, a packed one with obits outside 1..8, group not a power of two, pm1 off a
+    1-bit packed format, POST cols / rows outside 1..pe_cols / 1..pe_rows or pos >= xnor_width,
+    and a VEC word `bebert.vector.check_vec` refuses (read from the kernel records).
 
-    `unsupported` is high for a *legal* VEC word whose kernel the vector unit does not
-    run (`bebert.hw.vector_unit.IMPLEMENTED`). It never coincides with `illegal`. Otherwise (neither) exactly one of
-    `to_load`, `to_compute`, `to_store`, `halt` is high. Reserved bits are ignored.
-    No latency: outputs follow `word` in the same cycle.
+    Otherwise `halt` is high for HALT, or exactly one bit of `queue` names the stage whose
+    queue takes the word (SYNC: its `stage` field). Reserved bits are ignored. No latency:
+    the outputs follow `word` in the same cycle.
     """
 
     word: In(INSTR_BITS)
     illegal: Out(1)
-    unsupported: Out(1)
     halt: Out(1)
-    to_load: Out(1)
-    to_compute: Out(1)
-    to_store: Out(1)
+    queue: Out(N_STAGES)
+
+    def __init__(self, config: AccelConfig):
+        if not isinstance(config, AccelConfig):
+            raise TypeError(f"InstructionDecoder needs an AccelConfig, got {type(config).__name__}")
+        self.config = config
+        super().__init__()
 
     def elaborate(self, platform):
         m = Module()
         w = self.word
-        opcode = w[0:8]
-        pop_prev, pop_next = flag(w, "pop_prev"), flag(w, "pop_next")
-        push_prev, push_next = flag(w, "push_prev"), flag(w, "push_next")
-        any_flag = pop_prev | pop_next | push_prev | push_next
-        bad = Signal()
-        known = Signal()
-        is_vec = Signal()
-        vec_bad = self._vec_bad(m, w)  # outside the opcode switch: no nested, partial `case`
-        from .vector_unit import IMPLEMENTED
-        vfn = field(w, Op.VEC, "fn")
-        runs = Signal(name="vec_runs")  # a kernel the vector unit runs
-        m.d.comb += runs.eq(sum((vfn == int(f)) for f in IMPLEMENTED) != 0)
-        with m.Switch(opcode):
-            with m.Case(Op.LOAD):
-                buf = field(w, Op.LOAD, "buf")
-                m.d.comb += [known.eq(1), self.to_load.eq(1),
-                             bad.eq(pop_prev | push_prev | (buf > Buf.PBUF)
-                                    | (field(w, Op.LOAD, "n") == 0))]
-            with m.Case(Op.STORE):
-                buf = field(w, Op.STORE, "buf")
-                m.d.comb += [known.eq(1), self.to_store.eq(1),
-                             bad.eq(pop_next | push_next | (buf != Buf.OBUF)
-                                    | (field(w, Op.STORE, "n") == 0))]
-            with m.Case(Op.GEMM):
-                bits = field(w, Op.GEMM, "bits")
-                xnor_with_and_operands = (~field(w, Op.GEMM, "mode")
-                                          & (field(w, Op.GEMM, "wneg") | field(w, Op.GEMM, "wshift").any()))
-                m.d.comb += [known.eq(1), self.to_compute.eq(1),
-                             bad.eq((bits == 0) | (bits > 8) | (field(w, Op.GEMM, "k") == 0)
-                                    | xnor_with_and_operands)]
-            with m.Case(Op.POST):
-                m.d.comb += [known.eq(1), self.to_compute.eq(1),
-                             bad.eq(field(w, Op.POST, "obits") > 8)]
-            with m.Case(Op.SYNC):
-                m.d.comb += [known.eq(1), self.to_compute.eq(1)]
-            with m.Case(Op.HALT):
-                m.d.comb += [known.eq(1), self.halt.eq(1), bad.eq(any_flag)]
-            with m.Case(Op.VEC):
-                m.d.comb += [known.eq(1), is_vec.eq(1), self.to_compute.eq(runs), bad.eq(vec_bad)]
-            with m.Default():  # unknown opcode: illegal through ~known. Explicit zeros give
-                # every output's `case` a default arm (verilator CASEINCOMPLETE otherwise).
-                m.d.comb += [known.eq(0), bad.eq(0), is_vec.eq(0), self.halt.eq(0), self.to_load.eq(0),
-                             self.to_compute.eq(0), self.to_store.eq(0)]
-        m.d.comb += [self.illegal.eq(~known | bad), self.unsupported.eq(is_vec & ~bad & ~runs)]
+        pop, push = w[POP_LSB:POP_LSB + N_STAGES], w[PUSH_LSB:PUSH_LSB + N_STAGES]
+        stage = Signal(range(N_STAGES + 1))  # Stage.FETCH for HALT
+        known, bad = Signal(), Signal()
+        rules = {Op.LOAD: self._load_bad, Op.GEMM: self._gemm_bad, Op.POSTCFG: self._postcfg_bad,
+                 Op.POST: self._post_bad, Op.VEC: self._vec_bad}
+        # Every rule is computed outside the opcode switch (no nested, partial `case`).
+        bad_of = {op: rule(m, w) for op, rule in rules.items()}
+        with m.Switch(w[0:8]):
+            for op in Op:
+                with m.Case(op):
+                    st = field(w, Op.SYNC, "stage") if op == Op.SYNC else STAGE_OF[op]
+                    m.d.comb += [known.eq(1), stage.eq(st), bad.eq(bad_of.get(op, Const(0)))]
+            with m.Default():  # explicit zeros: every output's `case` has a default arm
+                m.d.comb += [known.eq(0), stage.eq(Stage.FETCH), bad.eq(0)]
+        # A token bit for the instruction's own stage (HALT: any bit).
+        own = Signal()
+        m.d.comb += own.eq(((pop | push) >> stage)[0] | ((stage == Stage.FETCH) & (pop | push).any()))
+        m.d.comb += [self.illegal.eq(~known | bad | own), self.halt.eq(~self.illegal & (stage == Stage.FETCH))]
+        with m.If(~self.illegal & (stage != Stage.FETCH)):
+            m.d.comb += self.queue.eq(Const(1, N_STAGES) << stage)
         return m
 
+    # -- the rules of `bebert.isa._check_rules` and `check_config`, one opcode each ----------
     @staticmethod
-    def _vec_bad(m: Module, w) -> Signal:
-        """The words `bebert.vector.check_vec` refuses: unknown fn, rows or cols 0, bits / aux
-        set where the kernel takes none or missing where it needs them."""
-        fn, bits, aux = field(w, Op.VEC, "fn"), field(w, Op.VEC, "bits"), field(w, Op.VEC, "aux")
-        bad = Signal(name="vec_bad")
-        bits_ok, aux_ok = Signal(name="vec_bits_ok"), Signal(name="vec_aux_ok")
-        known_fn = Signal(name="vec_known_fn")
-        with m.Switch(fn):
-            for f in VecFn:
-                with m.Case(int(f)):
-                    m.d.comb += [
-                        known_fn.eq(1),
-                        bits_ok.eq(((bits >= 1) & (bits <= 8)) if f in _VEC_BITS_FNS else (bits == 0)),
-                        aux_ok.eq((aux != 0) if f in _VEC_AUX_FNS else (aux == 0)),
-                    ]
-            with m.Default():
-                m.d.comb += [known_fn.eq(0), bits_ok.eq(0), aux_ok.eq(0)]
-        m.d.comb += bad.eq(~known_fn | (field(w, Op.VEC, "rows") == 0) | (field(w, Op.VEC, "cols") == 0)
-                           | ~bits_ok | ~aux_ok)
-        return bad
+    def _in_1_8(v):
+        return (v >= 1) & (v <= 8)
+
+    def _load_bad(self, m, w):
+        return (field(w, Op.LOAD, "buf") > Buf.PBUF) | (field(w, Op.LOAD, "n") == 0)
+
+    def _gemm_bad(self, m, w):
+        f = lambda name: field(w, Op.GEMM, name)  # noqa: E731
+        bits = f("bits")
+        machine_bits = Signal(name="gemm_bits_built")
+        m.d.comb += machine_bits.eq(sum((bits == b) for b in self.config.act_bits) != 0)
+        xnor_bad = ~f("mode") & ((f("wbits") != 1) | f("wsigned"))
+        return ~self._in_1_8(bits) | ~self._in_1_8(f("wbits")) | (f("k") == 0) | xnor_bad | ~machine_bits
+
+    def _postcfg_bad(self, m, w):
+        f = lambda name: field(w, Op.POSTCFG, name)  # noqa: E731
+        fmt, obits = f("fmt"), f("obits")
+        stream = fmt == PostFmt.STREAM
+        stream_bad = stream & ((f("elem") == 3) | (obits > 16))
+        packed_bad = ~stream & ~self._in_1_8(obits)
+        group_bad = (f("group") == 0) | ~_pow2_or_zero(f("group"))
+        pm1_bad = f("pm1") & (stream | (obits != 1))
+        return (fmt == 3) | stream_bad | packed_bad | group_bad | pm1_bad
+
+    def _post_bad(self, m, w):
+        cfg = self.config
+        f = lambda name: field(w, Op.POST, name)  # noqa: E731
+        cols, rows = f("cols"), f("rows")
+        return ((cols == 0) | (rows == 0) | (cols > cfg.pe_cols) | (rows > cfg.pe_rows)
+                | (f("pos") >= cfg.xnor_width))
+
+    def _vec_bad(self, m, w):
+        """`bebert.vector.check_vec`, from the kernel records: unknown fn, rows or cols 0,
+        packed bits on a kernel that writes none or above 8, aux missing or extra, and the io
+        rules (tile: flags the kernel takes, some output, bits 6-7 zero; scalar: io 0)."""
+        f = lambda name: field(w, Op.VEC, name)  # noqa: E731
+        bits, aux, io = f("bits"), f("aux"), f("io")
+        kernel_bad = Signal(name="vec_kernel_bad")
+        with m.Switch(f("fn")):
+            for fn, k in KERNELS.items():
+                with m.Case(int(fn)):
+                    rule = ((bits != 0) if not k.packs else (bits > 8))
+                    rule = rule | ((aux == 0) if k.aux else (aux != 0))
+                    if k.engine == "tile":
+                        flags = io[0:2]  # Io.STREAM_OUT, Io.SECOND_IN
+                        no_output = ((io & int(Io.STREAM_OUT)) == 0) & (bits == 0)
+                        rule = rule | ((flags & ~Const(int(k.io), 2)) != 0) | no_output | (io[6:8] != 0)
+                    else:
+                        rule = rule | (io != 0)
+                    m.d.comb += kernel_bad.eq(rule)
+            with m.Default():  # an unknown kernel
+                m.d.comb += kernel_bad.eq(1)
+        return kernel_bad | (f("rows") == 0) | (f("cols") == 0)

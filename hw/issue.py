@@ -1,61 +1,66 @@
-"""Stage issue control: when a stage takes its queue head, how long it runs, its tokens."""
+"""Stage issue control: the one stage interface, and when a stage takes its queue head."""
 
 from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from bebert.isa import N_STAGES, POP_LSB, PUSH_LSB
+
+from .ports import queue_head, token_port
+
 DURATION_BITS = 40
+
+# What every stage (LOAD, COMPUTE, OUTPUT, VECTOR) shows the rest of the machine, from the
+# stage's side: its queue head (`head.valid`, `head.word` in, `head.pop` out), its token port
+# (`tokens.pop_ok` in, `tokens.pop` / `tokens.push` out, bit s = stage s) and `busy`.
+StageSignature = wiring.Signature({"head": In(queue_head()), "tokens": In(token_port()), "busy": Out(1)})
 
 
 class StageIssuer(wiring.Component):
-    """Issue and duration logic shared by the LOAD, COMPUTE and STORE stages.
+    """Issue and duration logic shared by the four stages.
 
-    In an idle cycle t, with `head_valid` and every token the head pops available
-    (`pop_prev_ok` / `pop_next_ok` where `head_flags` asks), `issue` is high: the stage
-    pops the queue and the tokens (`pop_prev`, `pop_next` pulses in cycle t) and is busy in
-    cycles t+1 .. t+D with D = `duration` (combinational from the head word, >= 1). In cycle
-    t+D `last` is high and the flags captured at issue give the `push_prev` / `push_next`
-    pulses, so pushed tokens are visible in t+D+1, when `busy` is low again.
-    `head_flags` is (pop_prev, pop_next, push_prev, push_next), bit 0 first.
+    `ctl` is the stage's interface (`StageSignature`); a stage forwards its own `ctl` here with
+    `wiring.connect(m, wiring.flipped(self.ctl), issuer.ctl)`. The head word's pop mask is
+    bits [11:8], its push mask bits [15:12] (`bebert.isa.POP_LSB` / `PUSH_LSB`), bit s = stage s.
 
-    `hold` stretches the instruction past D for a memory slower than the nominal one: in
-    a cycle with one cycle left and `hold` high the stage stays busy (`last` low) and the
-    count stays at one, so the instruction ends in the first cycle >= t+D without `hold`.
-    The DMA stages hold until their last read beat / write response has come; at the
-    nominal latency and bandwidth that is cycle t+D exactly, so `hold` is never high then.
+    In an idle cycle t, with `head.valid` and every counter the head pops available
+    (`tokens.pop_ok` covers the pop mask), `issue` is high: the stage pops the queue
+    (`head.pop`) and the tokens (`tokens.pop` = the pop mask, in cycle t) and is busy in cycles
+    t+1 .. t+D with D = `duration` (combinational from the head word, >= 1). In cycle t+D `last`
+    is high and `tokens.push` carries the push mask captured at issue, so pushed tokens count
+    from t+D+1, when `busy` is low and the next instruction may issue.
+
+    `hold` stretches the instruction past D for a memory slower than the nominal one: in a
+    cycle with one cycle left and `hold` high the stage stays busy (`last` low) and the count
+    stays at one, so the instruction ends in the first cycle >= t+D without `hold`. At the
+    nominal memory a stage's `hold` is never high in cycle t+D.
     """
 
-    head_valid: In(1)
-    head_flags: In(4)
+    ctl: Out(StageSignature)
     duration: In(DURATION_BITS)
-    pop_prev_ok: In(1)
-    pop_next_ok: In(1)
     hold: In(1)
     issue: Out(1)
-    busy: Out(1)
     last: Out(1)
-    pop_prev: Out(1)
-    pop_next: Out(1)
-    push_prev: Out(1)
-    push_next: Out(1)
 
     def elaborate(self, platform):
         m = Module()
         remain = Signal(DURATION_BITS)
-        flags = Signal(4)
-        f = self.head_flags
-        tokens_ok = (~f[0] | self.pop_prev_ok) & (~f[1] | self.pop_next_ok)
+        push_mask = Signal(N_STAGES)
+        word = self.ctl.head.word
+        pop_mask = word[POP_LSB:POP_LSB + N_STAGES]
+        tokens_ok = (pop_mask & ~self.ctl.tokens.pop_ok) == 0
         m.d.comb += [
-            self.busy.eq(remain != 0),
-            self.issue.eq(self.head_valid & (remain == 0) & tokens_ok),
-            self.pop_prev.eq(self.issue & f[0]),
-            self.pop_next.eq(self.issue & f[1]),
+            self.ctl.busy.eq(remain != 0),
+            self.issue.eq(self.ctl.head.valid & (remain == 0) & tokens_ok),
+            self.ctl.head.pop.eq(self.issue),
             self.last.eq((remain == 1) & ~self.hold),
-            self.push_prev.eq(self.last & flags[2]),
-            self.push_next.eq(self.last & flags[3]),
         ]
         with m.If(self.issue):
-            m.d.sync += [remain.eq(self.duration), flags.eq(f)]
+            m.d.comb += self.ctl.tokens.pop.eq(pop_mask)
+        with m.If(self.last):
+            m.d.comb += self.ctl.tokens.push.eq(push_mask)
+        with m.If(self.issue):
+            m.d.sync += [remain.eq(self.duration), push_mask.eq(word[PUSH_LSB:PUSH_LSB + N_STAGES])]
         with m.Elif((remain > 1) | self.last):
             m.d.sync += remain.eq(remain - 1)
         return m

@@ -103,17 +103,18 @@ SUMMARY_KEYS = ("luts_total", "luts", "lutram_luts", "srl_luts", "ffs", "bram36"
 
 # Module path below the top (Amaranth names a submodule `parent.child`) -> reported block.
 BLOCKS = {
-    "": "control",  # start / busy / done / cycles and the wiring of the top level
-    "fetch": "fetch", "fetch.decoder": "fetch",
-    "tokens": "tokens",
-    "load_queue": "queues", "compute_queue": "queues", "store_queue": "queues",
-    "load": "load_dma", "load.issuer": "load_dma",
-    "store": "store_dma", "store.issuer": "store_dma",
+    "": "control",  # the wiring of the top level
+    "control": "control",  # start / busy / done / cycles / error
+    "control.fetch": "fetch", "control.fetch.decoder": "fetch",
+    "control.tokens": "tokens",
+    **{f"control.queue{s}{sub}": "queues" for s in range(4) for sub in ("", ".fifo")},
+    "load": "load_stage", "load.issuer": "load_stage",
     "compute": "compute_control", "compute.issuer": "compute_control",
     "compute.popcount": "popcount_array",
     "compute.accumulator": "bitserial_accumulator",
-    "compute.post": "post",
-    "abuf": "abuf", "wbuf": "wbuf", "pbuf": "pbuf", "obuf": "obuf",
+    "output": "output_path",
+    "vector": "vector_stage", "vector.issuer": "vector_stage",
+    "abuf": "abuf", "wbuf": "wbuf", "pbuf": "pbuf",
 }
 ARRAY_BLOCKS = ("popcount_array", "bitserial_accumulator")
 
@@ -204,8 +205,8 @@ def _add(acc: dict[str, int], cells: dict[str, int], times: int = 1) -> None:
 def block_of(module: str, top: str = TOP) -> str:
     """The reported block of a module (`bebert_accel.compute.post` -> `post`)."""
     path = "" if module == top else module.removeprefix(top + ".")
-    if path == "compute.vector" or path.startswith("compute.vector."):
-        return "vector_unit"  # the VEC sequencer, its row memories and the hw/vec engines
+    if path == "vector.unit" or path.startswith("vector.unit."):
+        return "vector_unit"  # the vector unit: its engines, row memories and streamers
     if path in BLOCKS:
         return BLOCKS[path]
     return BLOCKS.get(path.split(".")[0], path.split(".")[0])  # a new submodule: its own block

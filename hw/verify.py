@@ -12,10 +12,9 @@ simulation by a hash of the Verilog text.
 Waveforms: `waves=DIR` (or $BEBERT_WAVES=DIR) dumps every signal of `bebert_accel` into
 DIR/<name>.fst (FST: GTKWave, Surfer; `fst2vcd` converts it to VCD).
 
-The RTL's vector unit runs the kernels in `bebert.hw.vector_unit.IMPLEMENTED`: `verify`
-refuses a program with a VEC word of another kernel (`RtlUnsupported`, one line) instead
-of reporting a mismatch; on the RTL itself such a word stops fetch with `error_code` =
-UNSUPPORTED (`bebert.hw.ErrorCode`).
+The bench (`bebert.hw.tb.program_bench`) puts the nominal memory of the configuration behind
+the four DRAM ports (`rd`, `owr`, `vrd`, `vwr`: docs/MACHINE_V3.md), or a slower one
+(`run_rtl(..., stall=p)`), which must change the cycles and nothing else.
 """
 
 from __future__ import annotations
@@ -31,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bebert.files import atomic_path, atomic_write
 from bebert.isa import INSTR_BYTES, to_bytes
 from bebert.program import Program
 
@@ -38,10 +38,6 @@ from .verilog import TOP_NAME, verilog_text
 
 HW_DIR = Path(__file__).resolve().parent
 DEFAULT_TIMEOUT_MARGIN = 10_000
-
-
-class RtlUnsupported(ValueError):
-    """A program that uses what this RTL does not implement (VEC): nothing to compare."""
 
 
 class WavesError(OSError):
@@ -57,12 +53,15 @@ def _sources_hash() -> str:
     import amaranth
 
     import bebert.config
+    import bebert.integer_ops
     import bebert.isa
-
-    h = hashlib.sha256(amaranth.__version__.encode())
+    import bebert.layout
+    import bebert.numerics
     import bebert.vector
 
-    for p in sorted(HW_DIR.rglob("*.py")) + [Path(f.__file__) for f in (bebert.config, bebert.isa, bebert.vector)]:
+    h = hashlib.sha256(amaranth.__version__.encode())
+    leaves = (bebert.config, bebert.isa, bebert.vector, bebert.layout, bebert.numerics, bebert.integer_ops)
+    for p in sorted(HW_DIR.rglob("*.py")) + [Path(f.__file__) for f in leaves]:
         h.update(str(p.relative_to(p.parent.parent)).encode())
         h.update(p.read_bytes())
     return h.hexdigest()
@@ -75,10 +74,7 @@ def cached_verilog(config) -> str:
     if path.is_file():
         return path.read_text()
     text = verilog_text(config)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write(path, text)
     return text
 
 
@@ -182,9 +178,8 @@ def run_rtl(config, words: list[int], dram: np.ndarray, *, waves=None, waves_nam
         res["waves"] = None
         if wdir is not None and dump.is_file():
             dst = wdir / f"{waves_name}.fst"
-            tmp = wdir / f".{dst.name}.{os.getpid()}.tmp"
-            shutil.move(str(dump), tmp)
-            os.replace(tmp, dst)  # atomic: a viewer never sees half a file
+            with atomic_path(dst) as tmp:  # a viewer never sees half a file
+                shutil.move(str(dump), tmp)
             res["waves"] = str(dst)
         return res
     finally:
@@ -192,22 +187,21 @@ def run_rtl(config, words: list[int], dram: np.ndarray, *, waves=None, waves_nam
             shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def unsupported_words(words: list[int]) -> list[int]:
-    """Indices of the legal words this RTL does not implement (VEC kernels outside
-    `vector_unit.IMPLEMENTED`), up to the first stop."""
-    from bebert.isa import IsaError, Op, decode
-
-    from .vector_unit import IMPLEMENTED
+def legal_prefix(words: list[int], config) -> list:
+    """The instructions fetch dispatches from raw `words` on `config`: those before the first
+    HALT or word `bebert.isa.decode` / `check_config` refuses, and that HALT."""
+    from bebert.isa import IsaError, Op, check_config, decode
 
     out = []
-    for pc, w in enumerate(words):
+    for w in words:
         try:
             ins = decode(w)
         except IsaError:
             break
-        if ins.op == Op.VEC and ins.fn not in IMPLEMENTED:
-            out.append(pc)
-        elif ins.op == Op.HALT:
+        if check_config(ins, config) is not None:
+            break
+        out.append(ins)
+        if ins.op == Op.HALT:
             break
     return out
 
@@ -216,18 +210,19 @@ def verify(program: Program | str | Path, *, waves=None, build_dir: Path | None 
            raw_words: list[int] | None = None) -> dict:
     """Run `program` on the RTL and compare it with the golden executor and the simulator.
 
-    A program with a VEC word of a kernel the vector unit does not run raises `RtlUnsupported`.
     `waves`: a directory for the waveform (see `waves_request`), named after the program.
 
     `raw_words` replaces the program's instruction stream by raw 128-bit words (possibly
     illegal: the RTL must stop with `error`, as the simulator does); the golden result is
-    then that of the legal words before the first illegal one. A program the simulator
-    finds deadlocked passes when the RTL does not finish either (it runs until
-    `timeout_cycles`, by default 2 * simulated cycles + 10,000).
+    then that of the legal words before the first illegal one. The RTL runs for at most
+    `timeout_cycles`, by default 2 * simulated cycles + 10,000. The result's `passed` is
+    false, with a one-line `reason`, on a deadlock (a program read from disk is refused
+    before, by `bebert.program_check`; `cycles_match` still tells whether the RTL did not
+    finish either), past the cycle budget, or on any difference.
     """
     from bebert.compiler import golden
     from bebert.sim import simulate
-    from bebert.sim.simulator import SimError, decode_words
+    from bebert.sim.simulator import SimError
 
     t0 = time.time()
     prog = program if isinstance(program, Program) else Program.read(program)
@@ -235,7 +230,7 @@ def verify(program: Program | str | Path, *, waves=None, build_dir: Path | None 
     problems = {}
     if raw_words is not None:
         words = [int(w) for w in raw_words]
-        legal = [i for i in decode_words(words) if i is not None]
+        legal = legal_prefix(words, cfg)
         if not legal or legal[-1].op.name != "HALT":
             legal.append(_halt())
         run_sim = lambda: simulate(prog, raw_words=words)  # noqa: E731
@@ -244,12 +239,6 @@ def verify(program: Program | str | Path, *, waves=None, build_dir: Path | None 
         words = [int.from_bytes(to_bytes([i]), "little") for i in prog.instrs]
         run_sim = lambda: simulate(prog)  # noqa: E731
         run_golden = lambda: golden.execute(prog)  # noqa: E731
-    vec = unsupported_words(words)
-    if vec:
-        from bebert.vector import VecFn
-        kinds = sorted({VecFn(decode_words([words[i]])[0].fn).name for i in vec})
-        raise RtlUnsupported(f"the RTL does not implement VEC {'/'.join(kinds)} yet (instruction {vec[0]}"
-                             + (f" and {len(vec) - 1} more" if len(vec) > 1 else "") + "); nothing to verify")
     waves_name = Path(program).name if isinstance(program, (str, Path)) else "waves"
     try:
         sim = run_sim()
@@ -292,13 +281,31 @@ def verify(program: Program | str | Path, *, waves=None, build_dir: Path | None 
         "sim_error": False if deadlock else bool(sim.error),
         "problems": problems,
     }
-    if deadlock:  # nothing to compare but the fact that neither finishes
-        res["passed"] = res["cycles_match"] and not rtl["error"]
-    else:
-        res["passed"] = res["outputs_match"] and res["cycles_match"] and res["rtl_error"] == res["sim_error"]
+    res["reason"] = _failure(res, problems, timeout_cycles)
+    res["passed"] = res["reason"] is None
     res["waves"] = rtl["waves"]
     res["wall_s"] = round(time.time() - t0, 3)
     return res
+
+
+def _failure(res: dict, problems: dict, budget: int) -> str | None:
+    """Why a verification failed, in one line, or None when it passed. A deadlock fails even
+    when the RTL, as it should, does not finish either: there is nothing to hold it to."""
+    if res["sim_cycles"] is None:
+        agree = "the RTL did not finish either" if res["cycles_match"] else "but the RTL finished"
+        return f"{problems.get('sim', 'deadlock')} ({agree})"
+    if not res["rtl_done"]:
+        return (f"the RTL did not finish within the cycle budget of {budget:,} cycles (the simulator takes "
+                f"{res['sim_cycles']:,})")
+    if res["rtl_error"] != res["sim_error"]:
+        return f"error flag: RTL {res['rtl_error']}, simulator {res['sim_error']}"
+    if not res["cycles_match"]:
+        return (f"cycles: RTL {res['rtl_cycles']:,} (observed {res['rtl_observed_cycles']:,}), "
+                f"simulator {res['sim_cycles']:,}")
+    if res["mismatched"]:
+        return "outputs differ from the golden executor: " + ", ".join(res["mismatched"]) + (
+            f" ({problems['golden']})" if "golden" in problems else "")
+    return None
 
 
 def _halt():

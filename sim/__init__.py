@@ -2,7 +2,7 @@
 
 `simulate(program)` returns a `SimResult` (cycles, busy cycles per unit, utilization, DRAM
 bytes, instruction counts, stalls) whose cycle count equals the RTL's exactly; a program
-that deadlocks on its tokens raises `SimError`. Every ISA v2 instruction is timed (VEC by
+that deadlocks on its tokens raises `SimError`. Every ISA v3 instruction is timed (`bebert.timing`, VEC by
 `bebert.vector.vec_cycles`). `sim.energy` prices a run, `sim.report` turns it into the
 `bebert sim` report (roofline, regions, layers, members) and figures.
 """

@@ -337,7 +337,7 @@ def unit_prices(config: AccelConfig, table: EnergyTable) -> dict[str, float]:
     return prices
 
 
-_LOAD, _STORE, _GEMM, _POST, _VEC = (int(o) for o in (Op.LOAD, Op.STORE, Op.GEMM, Op.POST, Op.VEC))
+_LOAD, _GEMM, _POST, _VEC = (int(o) for o in (Op.LOAD, Op.GEMM, Op.POST, Op.VEC))
 
 
 def event_counts(program: Program) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -351,7 +351,7 @@ def event_counts(program: Program) -> tuple[dict[str, np.ndarray], np.ndarray]:
     E = {b: c.entry_bytes(b) for b in BUFFERS}
     _, dur, _, _, _, rd, wr, _ = stream_arrays(instrs, c)
     dur, rd, wr = dur[:n], rd[:n], wr[:n]  # a program without HALT gets an illegal word appended
-    # One pass over the words: the opcode, a count (LOAD/STORE n, GEMM bits*k, VEC lane ops),
+    # One pass over the words: the opcode, a count (LOAD n, GEMM bits*wbits*k, VEC lane ops),
     # the LOAD buffer and the GEMM mode; numpy does the rest.
     opc = np.zeros(n, np.int64)
     cnt = np.zeros(n, np.int64)
@@ -360,8 +360,8 @@ def event_counts(program: Program) -> tuple[dict[str, np.ndarray], np.ndarray]:
         op, a = ins.op._value_, ins.args
         opc[i] = op
         if op == _GEMM:
-            cnt[i], aux[i] = a["bits"] * a["k"], a["mode"]
-        elif op == _LOAD or op == _STORE:
+            cnt[i], aux[i] = a["bits"] * a["wbits"] * a["k"], a["mode"]
+        elif op == _LOAD:
             cnt[i], aux[i] = a["n"], a["buf"]
         elif op == _VEC:
             cnt[i] = vec_elementwise_ops(a["fn"], a["rows"], a["cols"], a["aux"])
@@ -375,18 +375,15 @@ def event_counts(program: Program) -> tuple[dict[str, np.ndarray], np.ndarray]:
     ev["accumulators"] = bk * (R * C)
     ev["sram_abuf_read"] = bk * E["abuf"]
     ev["sram_wbuf_read"] = bk * E["wbuf"]
-    post = opc == _POST  # one PBUF entry in, pe_rows OBUF entries out
+    post = opc == _POST  # one PBUF entry and the R x C snapshot in, R x C requantized outputs
     ev["post"] = np.where(post, R * C, 0)
     ev["sram_pbuf_read"] = np.where(post, E["pbuf"], 0)
-    ev["sram_obuf_write"] = np.where(post, R * E["obuf"], 0)
     ev["vector"] = np.where(opc == _VEC, cnt, 0)
     loads = opc == _LOAD
     for b, name in BUF_NAMES.items():
-        if name != "obuf":
-            ev[f"sram_{name}_write"] = np.where(loads & (aux == int(b)), cnt * E[name], 0)
-    ev["sram_obuf_read"] = np.where(opc == _STORE, cnt * E["obuf"], 0)
-    ev["dram_read"] = rd.copy()  # LOAD entries and VEC rows (`bebert.vector.vec_bytes`)
-    ev["dram_write"] = wr.copy()  # STORE entries and VEC rows
+        ev[f"sram_{name}_write"] = np.where(loads & (aux == int(b)), cnt * E[name], 0)
+    ev["dram_read"] = rd.copy()  # LOAD entries and the vector unit's reads (`bebert.vector.vec_bytes`)
+    ev["dram_write"] = wr.copy()  # the output path's and the vector unit's writes
     return ev, dur.copy()
 
 

@@ -20,12 +20,12 @@ jumps over the cycles in which no unit can change state; the tests hold the two 
 Inputs, one entry per fetched word (the Python wrapper builds them once; the stream ends
 with the first HALT or illegal word, so the kernels never index past it):
 
-    stage  int64  0 LOAD, 1 COMPUTE, 2 STORE, 3 HALT (fetch itself), -1 illegal word
+    stage  int64  0 LOAD, 1 COMPUTE, 2 OUTPUT, 3 VECTOR, 4 HALT (fetch itself), -1 illegal word
     dur    int64  D, the execution cycles
     popm   int64  bit c set: the instruction pops token counter c (see COUNTERS)
     pushm  int64  bit c set: the instruction pushes token counter c
     opi    int64  index into OPS (statistics only)
-    rd, wr int64  DRAM bytes read / written (LOAD / STORE DMA, VEC's own row traffic)
+    rd, wr int64  DRAM bytes read / written (LOAD, the output path, the vector unit)
     bops   int64  useful binary operations (GEMM only, XNOR or AND mode)
 
 Both return (status, cycles, stats, diag): status OK / DEADLOCK; cycles = T + 1 (or the
@@ -42,13 +42,16 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-# Token counters, in bit order of popm / pushm.
-L2C, C2L, C2S, S2C = 0, 1, 2, 3
-COUNTERS = ("l2c", "c2l", "c2s", "s2c")
-STAGES = ("load", "compute", "store")
-OPS = ("LOAD", "STORE", "GEMM", "POST", "SYNC", "HALT", "VEC")
+from bebert.isa import COUNTER_NAMES, EXEC_STAGES, STAGE_NAMES
+
+# Token counters, in bit order of popm / pushm (`bebert.isa.COUNTERS`).
+COUNTERS = COUNTER_NAMES
+NC = len(COUNTERS)
+STAGES = tuple(STAGE_NAMES[s] for s in EXEC_STAGES)
+NS = len(STAGES)
+OPS = ("LOAD", "GEMM", "POST", "POSTCFG", "SYNC", "HALT", "VEC")
 N_OPS = len(OPS)
-ST_HALT, ST_ILLEGAL = 3, -1
+ST_HALT, ST_ILLEGAL = NS, -1
 
 OK, DEADLOCK = 0, 1
 
@@ -60,17 +63,17 @@ S_WR = S_RD + 1  # DRAM bytes written
 S_BOPS = S_WR + 1  # binary operations
 S_STALL_FETCH = S_BOPS + 1  # cycles fetch sat in DECODE on a full queue
 S_STALL = S_STALL_FETCH + 1  # + stage: cycles idle with a queue head whose tokens are not there
-S_ERROR = S_STALL + 3  # 1 when fetch stopped on an illegal word
+S_ERROR = S_STALL + NS  # 1 when fetch stopped on an illegal word
 N_STATS = S_ERROR + 1
 
 # diag layout (the state in which a deadlock was found)
 D_PC = 0
 D_PHASE = 1  # fetch: 0 FETCH, 1 DECODE, 2 stopped
 D_LEVEL = 2  # + stage
-D_HEAD = 5  # + stage: instruction index at the queue head, -1 if empty
-D_CNT = 8  # + counter
-D_BUSY = 12  # + stage: 1 if executing
-N_DIAG = 15
+D_HEAD = D_LEVEL + NS  # + stage: instruction index at the queue head, -1 if empty
+D_CNT = D_HEAD + NS  # + counter
+D_BUSY = D_CNT + NC  # + stage: 1 if executing
+N_DIAG = D_BUSY + NS
 
 FETCH, DECODE, STOPPED = 0, 1, 2
 _NEVER = np.int64(1) << np.int64(62)
@@ -80,11 +83,11 @@ _NEVER = np.int64(1) << np.int64(62)
 def _fill_diag(diag, pc, phase, q, head, tail, cnt, busy, depth):
     diag[D_PC] = pc
     diag[D_PHASE] = phase
-    for s in range(3):
+    for s in range(NS):
         diag[D_LEVEL + s] = tail[s] - head[s]
         diag[D_HEAD + s] = q[s, head[s] % depth] if tail[s] > head[s] else -1
         diag[D_BUSY + s] = 1 if busy[s] else 0
-    for c in range(4):
+    for c in range(NC):
         diag[D_CNT + c] = cnt[c]
 
 
@@ -93,28 +96,28 @@ def run_events(stage, dur, popm, pushm, opi, rd, wr, bops, depth, issue=None):
     """The event-driven kernel: exact cycles, but only visits cycles where something changes."""
     stats = np.zeros(N_STATS, np.int64)
     diag = np.zeros(N_DIAG, np.int64)
-    q = np.zeros((3, depth), np.int64)  # per-stage ring buffer of instruction indices
-    head = np.zeros(3, np.int64)  # pops so far
-    tail = np.zeros(3, np.int64)  # pushes so far; level = tail - head
-    busy_end = np.zeros(3, np.int64)  # first cycle in which the stage is idle again
-    pend = np.zeros(3, np.int64)  # push mask that becomes visible in cycle busy_end
-    cnt = np.zeros(4, np.int64)
-    busy = np.zeros(3, np.bool_)
+    q = np.zeros((NS, depth), np.int64)  # per-stage ring buffer of instruction indices
+    head = np.zeros(NS, np.int64)  # pops so far
+    tail = np.zeros(NS, np.int64)  # pushes so far; level = tail - head
+    busy_end = np.zeros(NS, np.int64)  # first cycle in which the stage is idle again
+    pend = np.zeros(NS, np.int64)  # push mask that becomes visible in cycle busy_end
+    cnt = np.zeros(NC, np.int64)
+    busy = np.zeros(NS, np.bool_)
     phase = FETCH
     pc = 0
     t = 0
     while True:
         # Tokens pushed at the end of t - 1 count from t.
-        for s in range(3):
+        for s in range(NS):
             if pend[s] != 0 and busy_end[s] == t:
-                for c in range(4):
+                for c in range(NC):
                     if (pend[s] >> c) & 1:
                         cnt[c] += 1
                 pend[s] = 0
         # Done: fetch stopped, queues empty, stages idle (all in cycle t).
         if phase == STOPPED:
             done = True
-            for s in range(3):
+            for s in range(NS):
                 if tail[s] != head[s] or busy_end[s] > t:
                     done = False
             if done:
@@ -138,16 +141,16 @@ def run_events(stage, dur, popm, pushm, opi, rd, wr, bops, depth, issue=None):
             else:
                 stats[S_STALL_FETCH] += 1
         # Stages: issue on the queue contents and counters of cycle t.
-        for s in range(3):
+        for s in range(NS):
             if busy_end[s] <= t and tail[s] > head[s]:
                 i = q[s, head[s] % depth]
                 m = popm[i]
                 ready = True
-                for c in range(4):
+                for c in range(NC):
                     if (m >> c) & 1 and cnt[c] <= 0:
                         ready = False
                 if ready:
-                    for c in range(4):
+                    for c in range(NC):
                         if (m >> c) & 1:
                             cnt[c] -= 1
                     head[s] += 1
@@ -177,14 +180,14 @@ def run_events(stage, dur, popm, pushm, opi, rd, wr, bops, depth, issue=None):
             st = stage[pc]
             if st < 0 or st == ST_HALT or tail[st] - head[st] < depth:
                 nxt = t + 1
-        for s in range(3):
+        for s in range(NS):
             if busy_end[s] > t:
                 if busy_end[s] < nxt:
                     nxt = busy_end[s]
             elif tail[s] > head[s]:
                 m = popm[q[s, head[s] % depth]]
                 ready = True
-                for c in range(4):
+                for c in range(NC):
                     if (m >> c) & 1 and cnt[c] <= 0:
                         ready = False
                 if ready:
@@ -193,7 +196,7 @@ def run_events(stage, dur, popm, pushm, opi, rd, wr, bops, depth, issue=None):
             # Nothing can change any more: done in t + 1, or never.
             t += 1
             done = phase == STOPPED
-            for s in range(3):
+            for s in range(NS):
                 busy[s] = False
                 if tail[s] != head[s]:
                     done = False
@@ -206,7 +209,7 @@ def run_events(stage, dur, popm, pushm, opi, rd, wr, bops, depth, issue=None):
         if skip > 0:
             if phase == DECODE:
                 stats[S_STALL_FETCH] += skip
-            for s in range(3):
+            for s in range(NS):
                 if busy_end[s] <= t and tail[s] > head[s]:
                     stats[S_STALL + s] += skip
         t = nxt
@@ -217,44 +220,48 @@ def run_reference(stage, dur, popm, pushm, opi, rd, wr, bops, depth, issue=None)
     """The cycle-stepped reference: registered state, next state computed every cycle."""
     stats = np.zeros(N_STATS, np.int64)
     diag = np.zeros(N_DIAG, np.int64)
-    q = np.zeros((3, depth), np.int64)
-    qh = np.zeros(3, np.int64)  # ring-buffer read pointer
-    level = np.zeros(3, np.int64)
-    left = np.zeros(3, np.int64)  # execution cycles left; the stage is idle when 0
-    cur = np.zeros(3, np.int64)  # instruction being executed
-    cnt = np.zeros(4, np.int64)
-    d_cnt = np.zeros(4, np.int64)
-    busy = np.zeros(3, np.bool_)
+    q = np.zeros((NS, depth), np.int64)
+    qh = np.zeros(NS, np.int64)  # ring-buffer read pointer
+    level = np.zeros(NS, np.int64)
+    left = np.zeros(NS, np.int64)  # execution cycles left; the stage is idle when 0
+    cur = np.zeros(NS, np.int64)  # instruction being executed
+    cnt = np.zeros(NC, np.int64)
+    d_cnt = np.zeros(NC, np.int64)
+    busy = np.zeros(NS, np.bool_)
     phase = FETCH
     pc = 0
     t = 0
     while True:
-        if phase == STOPPED and level[0] == 0 and level[1] == 0 and level[2] == 0 \
-                and left[0] == 0 and left[1] == 0 and left[2] == 0:
-            return OK, t + 1, stats, diag
+        if phase == STOPPED:
+            idle = True
+            for s in range(NS):
+                if level[s] != 0 or left[s] != 0:
+                    idle = False
+            if idle:
+                return OK, t + 1, stats, diag
         active = False
-        for c in range(4):
+        for c in range(NC):
             d_cnt[c] = 0
         n_level = level.copy()
         n_left = left.copy()
         # Stages.
-        for s in range(3):
+        for s in range(NS):
             if left[s] > 0:
                 active = True
                 n_left[s] = left[s] - 1
                 if left[s] == 1:  # last execution cycle: pushes count from the next one
-                    for c in range(4):
+                    for c in range(NC):
                         if (pushm[cur[s]] >> c) & 1:
                             d_cnt[c] += 1
             elif level[s] > 0:
                 i = q[s, qh[s]]
                 ready = True
-                for c in range(4):
+                for c in range(NC):
                     if (popm[i] >> c) & 1 and cnt[c] == 0:
                         ready = False
                 if ready:
                     active = True
-                    for c in range(4):
+                    for c in range(NC):
                         if (popm[i] >> c) & 1:
                             d_cnt[c] -= 1
                     qh[s] = (qh[s] + 1) % depth
@@ -296,14 +303,14 @@ def run_reference(stage, dur, popm, pushm, opi, rd, wr, bops, depth, issue=None)
             else:
                 stats[S_STALL_FETCH] += 1
         if not active:
-            for s in range(3):
+            for s in range(NS):
                 busy[s] = left[s] > 0
             _fill_diag(diag, pc, phase, q, qh, qh + level, cnt, busy, depth)
             return DEADLOCK, t, stats, diag
         phase = n_phase
-        for s in range(3):
+        for s in range(NS):
             level[s] = n_level[s]
             left[s] = n_left[s]
-        for c in range(4):
+        for c in range(NC):
             cnt[c] += d_cnt[c]
         t += 1

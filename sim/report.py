@@ -4,7 +4,7 @@
     plot(program, result, table, out_dir) -> [breakdown.png, timeline.png]
 
 The report holds everything `SimResult.to_dict()` has (cycles, busy cycles and utilisation
-of the LOAD DMA, the PE array, POST, the vector unit and the STORE DMA, DRAM bytes), plus:
+of the LOAD DMA, the PE array, the output path and the vector unit, DRAM bytes per port), plus:
 
 - `energy_j`, `energy_per_inference_j`, `energy_table`, `energy_breakdown` (joules by unit;
   they sum to `energy_j`), `energy_by_region` (joules by region; they sum too);
@@ -31,11 +31,12 @@ of the LOAD DMA, the PE array, POST, the vector unit and the STORE DMA, DRAM byt
   work, start-up, idle), so `cumulative_cycles` after the last member is exactly `cycles`.
   Energy: a member's marginal energy is its regions' energy, `fixed_energy_j` the rest.
 
-DRAM bandwidth: the machine has separate read and write ports, each moving
-`dram_bytes_per_cycle` per cycle; `dram_bytes_per_s` is both together, the roof every
-program stays under (`dram_read_bytes_per_s` / `dram_write_bytes_per_s` are each port).
-`min_cycles` adds the tighter per-port view: the cycles the PE array and each DRAM port
-need at full rate, and `min_cycles_fraction` = the largest of them / the cycles taken.
+DRAM bandwidth: the machine has four ports (the LOAD read port, the output path's write port,
+the vector unit's read and write ports), each moving `dram_bytes_per_cycle` per cycle;
+`dram_bytes_per_s` is all four together, the roof every program stays under
+(`dram_port_bytes_per_s` is one port). `min_cycles` adds the tighter per-port view: the cycles
+the PE array and each DRAM port need at full rate, and `min_cycles_fraction` = the largest of
+them / the cycles taken.
 
 Per-region cycles need the per-instruction timing; when `result` carries no trace the
 program is simulated once more with `trace=True` (same cycles, checked).
@@ -51,35 +52,33 @@ from typing import Any
 import numpy as np
 
 from bebert.config import AccelConfig
+from bebert.files import atomic_path
 from bebert.program import Program
 
 from . import kernel as K
 from .energy import UNITS, EnergyError, EnergyReport, EnergyTable, estimate, load_table
-from .simulator import SimResult, Trace, simulate
+from .simulator import PORTS, SimResult, Trace, simulate
 
-STAGE_UNITS = ("load", "compute", "store")
-# Busy cycles reported per region: the stages, and the compute stage's units.
-BUSY_KEYS = ("load", "compute", "store", "gemm", "post", "vector")
+STAGE_UNITS = K.STAGES  # load, compute, output, vec
+# Busy cycles reported per region: the stages, and the units they run (SYNC aside).
+BUSY_KEYS = (*K.STAGES, "gemm", "post", "vector")
 # The machine's units, the ops that keep each busy, and the key of its busy cycles.
-MACHINE_UNITS = {"load": ("LOAD",), "pe_array": ("GEMM",), "post": ("POST",), "vector": ("VEC",),
-                 "store": ("STORE",)}
-_BUSY_KEY = {"load": "load", "pe_array": "gemm", "post": "post", "vector": "vector", "store": "store"}
+MACHINE_UNITS = {"load": ("LOAD",), "pe_array": ("GEMM",), "output": ("POST", "POSTCFG"), "vector": ("VEC",)}
+_BUSY_KEY = {"load": "load", "pe_array": "gemm", "output": "post", "vector": "vector"}
 # Energy units grouped for the figures.
 GROUPS = {"pe_array": ("pe_array", "pe_array_and"), "accumulators": ("accumulators",), "post": ("post",),
           "vector": ("vector",), "sram": tuple(u for u in UNITS if u.startswith("sram_")),
           "dram": ("dram_read", "dram_write"), "control": ("control",), "leakage": ("leakage",)}
 GOOD_FRACTION = 0.8  # below this share of its roofline bound a kind gets a reason
 REASONS = {
-    "store": "store-bound: int32 outputs (4 bytes per element) leave through the STORE DMA and the "
-             "write port while the PE array waits for OBUF space",
     "load": "load-bound: operands stream in through the LOAD DMA and the read port faster than the "
             "array can reuse them (little reuse per byte at this tile shape)",
-    "vector": "vector unit serialisation: VEC kernels run element by element (one element per few cycles) in the COMPUTE "
-              "stage, so the PE array idles while they run",
-    "post": "POST serialisation: pe_rows + 2 cycles per output tile in the COMPUTE stage, not "
-            "overlapped with GEMM",
+    "vector": "vector-bound: the vector unit's kernels (softmax, LayerNorm, GELU, embedding) take longer "
+              "than the GEMMs they overlap, or the GEMMs wait on their results",
+    "output": "output-bound: the output path writes each tile's results (one tile column per cycle, "
+              "a flush per packed word) more slowly than the array computes the next tile",
     "pe_array": "PE array busy but under-filled: operands padded to pe_rows x pe_cols x xnor_width "
-                "tiles, or short GEMMs dominated by the 2-cycle pipeline",
+                "tiles, or short GEMMs dominated by the snapshot / issue overhead",
 }
 
 
@@ -99,19 +98,17 @@ def roofline(program: Program, result: SimResult) -> dict[str, Any]:
     c = program.config
     peak = c.binary_ops_per_cycle * c.clock_hz
     port = c.dram_bytes_per_cycle * c.clock_hz
-    bw = 2 * port  # read port + write port
+    bw = len(PORTS) * port
     bops, nbytes = result.binary_ops, result.dram_bytes
     intensity = bops / nbytes if nbytes else None
     bound = peak if intensity is None else min(peak, intensity * bw)
     achieved = bops / result.seconds if result.seconds > 0 else 0.0
-    need = {"pe_array": math.ceil(bops / c.binary_ops_per_cycle),
-            "dram_read": math.ceil(result.dram_read_bytes / c.dram_bytes_per_cycle),
-            "dram_write": math.ceil(result.dram_write_bytes / c.dram_bytes_per_cycle)}
+    need = {"pe_array": math.ceil(bops / c.binary_ops_per_cycle)}
+    need.update({p: math.ceil(v / c.dram_bytes_per_cycle) for p, v in result.port_bytes.items()})
     return {
         "peak_binary_ops_per_s": peak,
         "dram_bytes_per_s": bw,
-        "dram_read_bytes_per_s": port,
-        "dram_write_bytes_per_s": port,
+        "dram_port_bytes_per_s": port,
         "operational_intensity": intensity,
         "ridge_intensity": peak / bw,
         "bound_ops_per_s": bound,
@@ -132,7 +129,7 @@ def roofline_of(config: AccelConfig, binary_ops: int, read_bytes: int, write_byt
     (`limiter_busy_fraction`), the usual reason a part falls short of its bound.
     """
     peak = config.binary_ops_per_cycle * config.clock_hz
-    bw = 2 * config.dram_bytes_per_cycle * config.clock_hz
+    bw = len(PORTS) * config.dram_bytes_per_cycle * config.clock_hz
     nbytes = read_bytes + write_bytes
     intensity = binary_ops / nbytes if nbytes else None
     bound = peak if intensity is None else min(peak, intensity * bw)
@@ -164,8 +161,8 @@ def shortfall_reason(row: dict) -> str | None:
 def _busy(trace: Trace, ran: np.ndarray) -> dict[str, int]:
     dur, stage, op = trace.dur[ran], trace.stage[ran], trace.op[ran]
     out = {u: int(dur[stage == s].sum()) for s, u in enumerate(STAGE_UNITS)}
-    for key, name in (("gemm", "GEMM"), ("post", "POST"), ("vector", "VEC")):
-        out[key] = int(dur[op == K.OPS.index(name)].sum())
+    for key, names in (("gemm", ("GEMM",)), ("post", ("POST", "POSTCFG")), ("vector", ("VEC",))):
+        out[key] = int(sum(dur[op == K.OPS.index(n)].sum() for n in names))
     return out
 
 
@@ -379,7 +376,7 @@ def _plot_breakdown(plt, report: dict, program: Program, table: EnergyTable, pat
                                               9 if len(names) > 16 else 4.5))
     # Units overlap in time, so busy cycles stand side by side next to the span.
     bars = [("span", [r["cycles"] for r in rows])] + \
-        [(f"{u} busy", [r["busy"][u] for r in rows]) for u in ("load", "gemm", "post", "vector", "store")]
+        [(f"{u} busy", [r["busy"][u] for r in rows]) for u in ("load", "gemm", "post", "vector")]
     w = 0.8 / len(bars)
     for j, (label, v) in enumerate(bars):
         ax_c.bar(x + (j - (len(bars) - 1) / 2) * w, v, width=w, label=label,
@@ -400,7 +397,8 @@ def _plot_breakdown(plt, report: dict, program: Program, table: EnergyTable, pat
         ax.legend(fontsize=8, ncol=2)
     fig.suptitle(f"{program.meta.get('spec', program.meta.get('kind', 'program'))} on '{program.config.name}'")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     return path
 
@@ -433,9 +431,8 @@ def busy_fraction(start: np.ndarray, end: np.ndarray, edges: np.ndarray) -> np.n
     return np.diff(b) / np.diff(edges)
 
 
-_UTIL_KEY = {"load": "load", "pe_array": "pe_array_busy", "post": "post", "vector": "vector", "store": "store"}
-_COLORS = {"load": "tab:blue", "pe_array": "tab:orange", "post": "tab:red", "vector": "tab:purple",
-           "store": "tab:green"}
+_UTIL_KEY = {"load": "load", "pe_array": "pe_array_busy", "output": "post", "vector": "vector_unit"}
+_COLORS = {"load": "tab:blue", "pe_array": "tab:orange", "output": "tab:red", "vector": "tab:purple"}
 
 
 def _plot_timeline(plt, report: dict, program: Program, trace: Trace, path: Path) -> Path:
@@ -464,7 +461,7 @@ def _plot_timeline(plt, report: dict, program: Program, trace: Trace, path: Path
         for m in report["members"][1:]:
             if m["first_cycle"] is not None:
                 ax_t.axvline(m["first_cycle"], color="k", lw=0.8, ls="--")
-    ax_t.set_yticks(range(len(units)), ["LOAD DMA", "PE array", "POST", "vector", "STORE DMA"])
+    ax_t.set_yticks(range(len(units)), ["LOAD DMA", "PE array", "output path", "vector unit"])
     ax_t.set_ylim(-0.6, len(units) - 0.4)
     ax_t.invert_yaxis()
     marks = "dotted lines: region starts" if len(report["regions"]) <= 40 else \
@@ -476,6 +473,7 @@ def _plot_timeline(plt, report: dict, program: Program, trace: Trace, path: Path
     ax_u.set_xlim(0, cycles)
     ax_u.legend(fontsize=8, ncol=5)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     return path

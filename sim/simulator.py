@@ -4,10 +4,11 @@
 runs the Numba kernel `run_events` (sim/kernel.py) over them. The cycle count equals the
 RTL's exactly (docs/ARCHITECTURE.md, "Timing"); no data is moved, only time and bytes.
 
-Every ISA v2 instruction is timed: VEC runs in the COMPUTE stage for
-`bebert.vector.vec_cycles(...)` cycles and moves `bebert.vector.vec_bytes(...)` DRAM bytes
-(the cost contract lives there, not here); a GEMM in AND mode takes as long as in XNOR mode
-and does as many binary operations.
+Every ISA v3 instruction is timed by the one definition of its duration: `bebert.timing`
+(LOAD, GEMM, POSTCFG, POST with the output mode of the POSTCFG before it, SYNC) and
+`bebert.vector.vec_cycles` / `vec_bytes` (VEC, in the VECTOR stage). Bytes are accounted per
+DRAM port (`PORTS`): the LOAD read port, the output path's write port, the vector unit's read
+and write ports.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from bebert.config import GEMM_PIPELINE_CYCLES, POST_PIPELINE_CYCLES, SYNC_CYCLES, AccelConfig
-from bebert.isa import BUF_NAMES, Buf, Instr, IsaError, Op, decode
+from bebert.config import AccelConfig
+from bebert.isa import Instr, IsaError, Op, Stage, decode, popped, pushed
 from bebert.program import Program
+from bebert.timing import OutputMode, duration, gemm_cycles, load_cycles, post_cycles, write_bytes
 from bebert.vector import vec_bytes, vec_cycles
 
 from . import kernel as K
@@ -37,7 +39,7 @@ class Trace:
 
     Row i is word i of the fetched stream: the program's instructions up to and including
     the first HALT or illegal word (plus the illegal word past the end of a program without
-    HALT). `stage` is 0 LOAD, 1 COMPUTE, 2 STORE, 3 HALT, -1 illegal; `op` indexes
+    HALT). `stage` is 0 LOAD, 1 COMPUTE, 2 OUTPUT, 3 VECTOR, 4 HALT, -1 illegal; `op` indexes
     `kernel.OPS`. Instruction i executes in cycles `start[i]` .. `end[i] - 1`; words that
     never execute (HALT, an illegal word) have issue = start = end = -1.
     """
@@ -60,20 +62,22 @@ class Trace:
         return np.where(self.issue >= 0, self.issue + self.dur + 1, -1)
 
 
+PORTS = ("load_read", "output_write", "vector_read", "vector_write")
+
+
 @dataclass(frozen=True)
 class SimResult:
     """What one run of a program costs on the accelerator."""
 
     cycles: int
     seconds: float
-    busy: dict[str, int]  # load/compute/store and gemm/post/sync/vector: sum of D executed
-    # busy / cycles for the stages (load = LOAD DMA, store = STORE DMA, compute) and the
-    # compute units (pe_array_busy = GEMM, post, vector); pe_array = useful bit-ops / peak;
-    # dram_read / dram_write = bytes / port capacity.
+    busy: dict[str, int]  # stages (load, compute, output, vector) and units (gemm, post, ...): sum of D
+    # busy / cycles per stage and unit; pe_array = useful bit-ops / peak; ports = bytes / capacity
     utilization: dict[str, float]
     dram_read_bytes: int
     dram_write_bytes: int
     dram_bytes: int
+    port_bytes: dict[str, int]  # per DRAM port (PORTS)
     instructions: dict[str, int]  # op name -> executed (HALT: decoded)
     binary_ops: int
     error: bool  # fetch stopped on an illegal word (or ran off the end without HALT)
@@ -90,6 +94,7 @@ class SimResult:
             "dram_read_bytes": self.dram_read_bytes,
             "dram_write_bytes": self.dram_write_bytes,
             "dram_bytes": self.dram_bytes,
+            "port_bytes": dict(self.port_bytes),
             "instructions": dict(self.instructions),
             "binary_ops": self.binary_ops,
             "error": self.error,
@@ -98,33 +103,24 @@ class SimResult:
 
 
 _OP_INDEX = {Op[name]: i for i, name in enumerate(K.OPS)}
-_STAGE_INDEX = {Op.LOAD: 0, Op.GEMM: 1, Op.POST: 1, Op.SYNC: 1, Op.VEC: 1, Op.STORE: 2, Op.HALT: K.ST_HALT}
-# (pop mask, push mask) over the counters l2c, c2l, c2s, s2c for each stage's flags.
-_POP = {0: {"pop_next": 1 << K.C2L},
-        1: {"pop_prev": 1 << K.L2C, "pop_next": 1 << K.S2C},
-        2: {"pop_prev": 1 << K.C2S}}
-_PUSH = {0: {"push_next": 1 << K.L2C},
-         1: {"push_prev": 1 << K.C2L, "push_next": 1 << K.C2S},
-         2: {"push_prev": 1 << K.S2C}}
 
 
-def duration(ins: Instr, config: AccelConfig) -> int:
-    """D of one instruction (docs/ARCHITECTURE.md, "Durations")."""
-    L = config.dram_latency_cycles
-    if ins.op == Op.LOAD:
-        return L + ins.args["n"] * config.beats_per_entry(BUF_NAMES[Buf(ins.args["buf"])])
-    if ins.op == Op.STORE:
-        return 1 + ins.args["n"] * config.beats_per_entry("obuf") + L
-    if ins.op == Op.GEMM:
-        return ins.args["bits"] * ins.args["k"] + GEMM_PIPELINE_CYCLES
-    if ins.op == Op.POST:
-        return config.pe_rows + POST_PIPELINE_CYCLES
-    if ins.op == Op.SYNC:
-        return SYNC_CYCLES
+def instruction_cost(ins: Instr, config: AccelConfig, mode: OutputMode = OutputMode()) -> tuple[int, int, int, int]:
+    """(D, DRAM bytes read, DRAM bytes written, binary ops) of one instruction."""
+    a = ins.args
     if ins.op == Op.VEC:
-        a = ins.args
-        return vec_cycles(a["fn"], a["rows"], a["cols"], a["bits"], a["aux"], config)
-    return 0
+        vk = (a["fn"], a["rows"], a["cols"], a["bits"], a["aux"], a["io"])
+        return (vec_cycles(*vk, config), *vec_bytes(*vk, config), 0)
+    if ins.op == Op.LOAD:
+        return load_cycles(a["n"], a["buf"], config), a["n"] * config.entry_bytes(("abuf", "wbuf", "pbuf")[a["buf"]]), 0, 0
+    if ins.op == Op.GEMM:
+        n = a["bits"] * a["wbits"] * a["k"]
+        return gemm_cycles(a["bits"], a["wbits"], a["k"], bool(a["snap"])), 0, 0, n * config.binary_ops_per_cycle
+    if ins.op == Op.POST:
+        return post_cycles(ins, mode, config), 0, write_bytes(ins, mode, config), 0
+    if ins.op == Op.HALT:
+        return 0, 0, 0, 0
+    return duration(ins, config), 0, 0, 0
 
 
 def stream_arrays(instrs: list[Instr | None], config: AccelConfig) -> tuple[np.ndarray, ...]:
@@ -132,50 +128,28 @@ def stream_arrays(instrs: list[Instr | None], config: AccelConfig) -> tuple[np.n
 
     The stream is cut after the first HALT or illegal word (fetch never reads further) and,
     when it has neither, an illegal word is appended: past the end the instruction memory
-    reads 0, which is illegal.
+    reads 0, which is illegal. POST durations use the output mode of the last POSTCFG before
+    them (the OUTPUT stage runs in program order).
     """
-    entry_bytes = {int(b): config.entry_bytes(name) for b, name in BUF_NAMES.items()}
-    beats = {int(b): config.beats_per_entry(name) for b, name in BUF_NAMES.items()}
-    L = config.dram_latency_cycles
-    array_ops = config.pe_rows * config.pe_cols * config.xnor_width
-    post_d = config.pe_rows + POST_PIPELINE_CYCLES
-    # One row per word: stage, dur, popm, pushm, opi, rd, wr, bops, appended to a flat int64
-    # buffer (far cheaper than item assignment into arrays or np.array of tuples).
-    heads: dict[tuple[int, frozenset[str]], tuple[int, int, int, int]] = {}
-    vec_cost: dict[tuple[int, ...], tuple[int, int, int]] = {}  # (fn, rows, cols, bits, aux) -> D, rd, wr
     rows = array.array("q")
     append = rows.extend
+    cache: dict[tuple, tuple[int, int, int, int]] = {}
+    mode = OutputMode()
+    ins = None
     for ins in instrs:
         if ins is None:
             break
-        op = ins.op._value_
-        key = (op, ins.flags)
-        head = heads.get(key)
-        if head is None:
-            head = heads[key] = _row_head(Op(op), ins.flags)
-        stage, popm, pushm, opi = head
-        a = ins.args
-        if op == _LOAD:
-            n_, b = a["n"], a["buf"]
-            append((stage, L + n_ * beats[b], popm, pushm, opi, n_ * entry_bytes[b], 0, 0))
-        elif op == _STORE:
-            n_, b = a["n"], a["buf"]
-            append((stage, 1 + n_ * beats[b] + L, popm, pushm, opi, 0, n_ * entry_bytes[b], 0))
-        elif op == _GEMM:
-            bk = a["bits"] * a["k"]
-            append((stage, bk + GEMM_PIPELINE_CYCLES, popm, pushm, opi, 0, 0, bk * array_ops))
-        elif op == _POST:
-            append((stage, post_d, popm, pushm, opi, 0, 0, 0))
-        elif op == _SYNC:
-            append((stage, SYNC_CYCLES, popm, pushm, opi, 0, 0, 0))
-        elif op == _VEC:
-            vk = (a["fn"], a["rows"], a["cols"], a["bits"], a["aux"])
-            cost = vec_cost.get(vk)
-            if cost is None:
-                cost = vec_cost[vk] = (vec_cycles(*vk, config), *vec_bytes(*vk))
-            append((stage, cost[0], popm, pushm, opi, cost[1], cost[2], 0))
-        else:  # HALT: fetch reads no further
-            append((stage, 0, 0, 0, opi, 0, 0, 0))
+        if ins.op == Op.POSTCFG:
+            mode = OutputMode.of(ins)
+        key = (ins.op, tuple(ins.args.values()), ins.pushes, mode if ins.op == Op.POST else None)
+        cost = cache.get(key)
+        if cost is None:
+            cost = cache[key] = instruction_cost(ins, config, mode)
+        stage = K.ST_HALT if ins.op == Op.HALT else int(ins.stage)
+        popm = sum(1 << c for c in popped(ins))
+        pushm = sum(1 << c for c in pushed(ins))
+        append((stage, cost[0], popm, pushm, _OP_INDEX[ins.op], cost[1], cost[2], cost[3]))
+        if ins.op == Op.HALT:
             break
     else:  # no HALT: the word past the end reads as 0
         ins = None
@@ -183,19 +157,6 @@ def stream_arrays(instrs: list[Instr | None], config: AccelConfig) -> tuple[np.n
         append((K.ST_ILLEGAL, 0, 0, 0, 0, 0, 0, 0))
     table = np.frombuffer(rows, dtype=np.int64).reshape(-1, 8)
     return tuple(np.ascontiguousarray(table[:, c]) for c in range(8))
-
-
-_LOAD, _STORE, _GEMM, _POST, _SYNC, _VEC = (int(o) for o in (Op.LOAD, Op.STORE, Op.GEMM, Op.POST, Op.SYNC,
-                                                              Op.VEC))
-
-
-def _row_head(op: Op, flags: frozenset[str]) -> tuple[int, int, int, int]:
-    """(stage, pop mask, push mask, op index) of an op carrying `flags`."""
-    s = _STAGE_INDEX[op]
-    if s == K.ST_HALT:
-        return s, 0, 0, _OP_INDEX[op]
-    return (s, sum(_POP[s].get(f, 0) for f in flags), sum(_PUSH[s].get(f, 0) for f in flags),
-            _OP_INDEX[op])
 
 
 def decode_words(words: list[int]) -> list[Instr | None]:
@@ -235,7 +196,7 @@ def simulate(program: Program, *, raw_words: list[int] | None = None,
     cycles = int(cycles)
     if status == K.DEADLOCK:
         raise SimError(_deadlock_message(cycles, diag, arrays[0]))
-    result = _result(config, cycles, stats)
+    result = _result(config, cycles, stats, arrays)
     if trace:
         stage, dur, opi, rd, wr, bops = arrays[0], arrays[1], arrays[4], arrays[5], arrays[6], arrays[7]
         result = replace(result, trace=Trace(issue=issue, dur=dur, stage=stage, op=opi, rd=rd, wr=wr, bops=bops))
@@ -259,26 +220,27 @@ def _deadlock_message(cycle: int, diag: np.ndarray, stage: np.ndarray) -> str:
             f"{'; '.join(waits) or 'queues empty'}; tokens {counters}")
 
 
-def _result(config: AccelConfig, cycles: int, stats: np.ndarray) -> SimResult:
+def _result(config: AccelConfig, cycles: int, stats: np.ndarray, arrays) -> SimResult:
     st = [int(x) for x in stats]
     by_op = {name: st[K.S_BUSY + i] for i, name in enumerate(K.OPS)}
-    busy = {
-        "load": by_op["LOAD"],
-        "compute": by_op["GEMM"] + by_op["POST"] + by_op["SYNC"] + by_op["VEC"],
-        "store": by_op["STORE"],
-        "gemm": by_op["GEMM"],
-        "post": by_op["POST"],
-        "sync": by_op["SYNC"],
-        "vector": by_op["VEC"],
-    }
+    stage, dur, rd, wr = arrays[0], arrays[1], arrays[5], arrays[6]
+    ok = stage >= 0
+    by_stage = np.bincount(np.where(ok & (stage < K.NS), stage, K.NS), weights=dur, minlength=K.NS + 1)
+    rd_stage = np.bincount(np.where(ok & (stage < K.NS), stage, K.NS), weights=rd, minlength=K.NS + 1)
+    wr_stage = np.bincount(np.where(ok & (stage < K.NS), stage, K.NS), weights=wr, minlength=K.NS + 1)
+    busy = {name: int(by_stage[s]) for s, name in enumerate(K.STAGES)}
+    busy.update({"gemm": by_op["GEMM"], "post": by_op["POST"] + by_op["POSTCFG"], "sync": by_op["SYNC"],
+                 "vector_unit": by_op["VEC"]})
+    ports = {"load_read": int(rd_stage[Stage.LOAD]), "output_write": int(wr_stage[Stage.OUTPUT]),
+             "vector_read": int(rd_stage[Stage.VECTOR]), "vector_write": int(wr_stage[Stage.VECTOR])}
     bops = st[K.S_BOPS]
-    util = {u: busy[u] / cycles for u in ("load", "compute", "store")}
+    util = {name: busy[name] / cycles for name in K.STAGES}
     util["pe_array"] = bops / (cycles * config.binary_ops_per_cycle)
     util["pe_array_busy"] = busy["gemm"] / cycles
     util["post"] = busy["post"] / cycles
-    util["vector"] = busy["vector"] / cycles
-    util["dram_read"] = st[K.S_RD] / (cycles * config.dram_bytes_per_cycle)
-    util["dram_write"] = st[K.S_WR] / (cycles * config.dram_bytes_per_cycle)
+    util["vector_unit"] = busy["vector_unit"] / cycles
+    for p, v in ports.items():
+        util[p] = v / (cycles * config.dram_bytes_per_cycle)
     stalls = {"fetch": st[K.S_STALL_FETCH]}
     stalls.update({name: st[K.S_STALL + s] for s, name in enumerate(K.STAGES)})
     return SimResult(
@@ -289,6 +251,7 @@ def _result(config: AccelConfig, cycles: int, stats: np.ndarray) -> SimResult:
         dram_read_bytes=st[K.S_RD],
         dram_write_bytes=st[K.S_WR],
         dram_bytes=st[K.S_RD] + st[K.S_WR],
+        port_bytes=ports,
         instructions={name: st[K.S_COUNT + i] for i, name in enumerate(K.OPS)},
         binary_ops=bops,
         error=bool(st[K.S_ERROR]),

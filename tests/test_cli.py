@@ -54,6 +54,7 @@ def test_usage_errors_exit_non_zero(capsys):
     assert e.value.code == 2
 
 
+@pytest.mark.rtl
 def test_compile_run_sim_disasm_verify_as_a_user_would(capsys, tmp_path):
     import json
     from pathlib import Path

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,13 +15,15 @@ from hypothesis import strategies as st
 
 from bebert.cli import main
 from bebert.compiler import CompileError, check_tokens, compile_model, golden, host
-from bebert.compiler.shapes import EnsembleShape, parse_model_spec
+from bebert.ensemble_shape import EnsembleShape, parse_model_spec
 from bebert.compiler.synthetic import synthetic_model
 from bebert.config import AccelConfig
 from bebert.model.package import apply_integer_member
 
 SMALL = AccelConfig(name="small4", pe_rows=4, pe_cols=8, xnor_width=16, abuf_bytes=1024, wbuf_bytes=2048,
-                    pbuf_bytes=512, obuf_bytes=512, dram_bytes_per_cycle=8)
+                    pbuf_bytes=512, dram_bytes_per_cycle=8, vec_lanes=8)
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+SHIPPED = {n: AccelConfig.from_toml(CONFIGS / f"{n}.toml") for n in ("default", "small", "wide")}
 
 
 def reference_logits(model, ids, types, mask) -> list[torch.Tensor]:
@@ -64,6 +67,35 @@ def test_tws_split_layers_and_a_small_machine():
     assert_equal_to_reference(model, compile_model(model, SMALL), 1)
 
 
+@pytest.mark.parametrize("abits", [3, 5, 6, 7])
+@pytest.mark.parametrize("cfg", ["small", "wide"])
+def test_any_activation_width_through_the_whole_model(abits, cfg):
+    shape = parse_model_spec(f"synthetic:tiny,members=1,abits={abits},seq=9")
+    model = synthetic_model(shape, seed=abits)
+    assert_equal_to_reference(model, compile_model(model, SHIPPED[cfg]), abits)
+
+
+def test_heads_narrower_than_a_word_share_it_and_heads_across_words_are_cut():
+    # hidden 24 in 4 heads of 6 on 16-bit words: head 2 straddles the word boundary
+    shape = EnsembleShape(layers=1, hidden=24, heads=4, intermediate=16, vocab=40, max_position=24, members=1,
+                          act_bits=4, attn_bits=4, seq=12)
+    model = synthetic_model(shape, 7)
+    prog = compile_model(model, SMALL)
+    assert_equal_to_reference(model, prog, 7)
+    assert any(r["name"].startswith("m0.l0.attention") for r in prog.meta["regions"])
+
+
+def test_members_run_one_after_another_with_the_next_embedding_overlapping():
+    prog = compile_model("synthetic:tiny,members=2", AccelConfig())
+    first = {}
+    for r in prog.meta["regions"]:
+        first.setdefault(r["member"], r["start"])
+    assert first[0] < first[1]
+    last0 = max(r["end"] for r in prog.meta["regions"] if r["member"] == 0)
+    first1 = min(r["start"] for r in prog.meta["regions"] if r["member"] == 1)
+    assert first1 < last0   # member 1 starts (its embedding) before member 0 ends
+
+
 def test_compiled_in_example_is_the_default_input():
     prog = compile_model("synthetic:tiny,members=1", AccelConfig(), seed=5)
     ids, types, mask = host.default_input(prog.meta["seq"], prog.meta["vocab"], 5)
@@ -88,7 +120,7 @@ def test_property_random_small_models_equal_the_reference(hidden, heads, inter, 
     ("synthetic:tiny,base=bibert", AccelConfig(), "no integer path"),
     ("synthetic:tiny,abits=2", AccelConfig(act_bits=(4,)), "activation bits 2 not supported"),
     ("synthetic:tiny,abits=8", AccelConfig(pe_rows=2, pe_cols=2, xnor_width=64, abuf_bytes=64, wbuf_bytes=64,
-                                            pbuf_bytes=32, obuf_bytes=16, dram_bytes_per_cycle=8), "8 bit-planes"),
+                                            pbuf_bytes=32, dram_bytes_per_cycle=8), "8 bit-planes"),
 ])
 def test_what_the_machine_cannot_hold_is_one_compile_error(spec, config, match):
     with pytest.raises(CompileError, match=match) as e:
@@ -113,11 +145,11 @@ def test_cli_compile_run_and_dump_ir(tmp_path, capsys):
     assert res["examples"] == 1 and len(res["member_logits"]) == 1 and res["predictions"][0] in (0, 1)
     assert main(["compile", "--model", "synthetic:tiny", "--dump-ir", "bitplane"]) == 0
     text = capsys.readouterr().out
-    assert "graph after 'bitplane'" in text and "vec PACK_W" in text and "gemm" in text
+    assert "graph after 'bitplane'" in text and "vec SOFTMAX" in text and "gemm" in text
     assert main(["compile", "--model", "synthetic:tiny", "--dump-ir", "nonsense"]) == 2
     assert "unknown pass" in capsys.readouterr().err
     assert main(["compile", "--model", str(tmp_path / "missing"), "--out", str(out)]) == 2
-    assert "no such package" in capsys.readouterr().err
+    assert "nor an existing package" in capsys.readouterr().err
     assert main(["run", str(out), "--task", "sst2"]) == 2
     assert "synthetic" in capsys.readouterr().err
 

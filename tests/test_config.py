@@ -13,7 +13,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 def test_shipped_configs_load_and_are_consistent(name):
     c = AccelConfig.from_toml(CONFIGS / f"{name}.toml")
     assert c.name == name
-    for buf in ("abuf", "wbuf", "pbuf", "obuf"):
+    for buf in ("abuf", "wbuf", "pbuf"):
         assert c.entry_bits[buf] % c.bus_bits == 0
         assert c.entries(buf) * c.entry_bytes(buf) == getattr(c, f"{buf}_bytes")
         assert c.beats_per_entry(buf) * c.bus_bits == c.entry_bits[buf]
@@ -35,11 +35,16 @@ def test_config_is_frozen_and_round_trips_through_dict():
     ({"pe_rows": 3}, "pe_rows"),
     ({"pe_cols": 0}, "pe_cols"),
     ({"xnor_width": 48}, "xnor_width"),
-    ({"act_bits": (3,)}, "act_bits"),
+    ({"act_bits": (9,)}, "act_bits"),
+    ({"act_bits": (0, 4)}, "act_bits"),
+    ({"act_bits": ()}, "act_bits"),
+    ({"vec_lanes": 0}, "vec_lanes"),
+    ({"vec_lanes": 12}, "vec_lanes"),
+    ({"vec_lanes": 128}, "vec_lanes"),
+    ({"pe_rows": 64, "pe_cols": 64, "xnor_width": 32, "dram_bytes_per_cycle": 8}, "xnor_width"),
     ({"dram_bytes_per_cycle": 12}, "dram_bytes_per_cycle"),
     ({"abuf_bytes": 100}, "abuf_bytes"),
     ({"abuf_bytes": 3 * 2048}, "power of two"),
-    ({"obuf_bytes": 64}, "obuf"),
     ({"queue_depth": 1}, "queue_depth"),
     ({"clock_mhz": -5.0}, "clock_mhz"),
     ({"pe_cols": 2, "dram_bytes_per_cycle": 32}, "bus width"),
@@ -63,3 +68,39 @@ def test_unknown_keys_and_bad_files_are_refused(tmp_path):
     bad.write_text('[accelerator]\npe_rows = "four"\n')
     with pytest.raises(ConfigError, match="pe_rows must be an integer"):
         AccelConfig.from_toml(bad)
+
+
+@pytest.mark.parametrize("text, words", [
+    ("accelerator = 5\n", "'accelerator' must be a table"),
+    ("[accelerator]\nact_bits = [4.5]\n", "act_bits must be a list of integers"),
+    ('[accelerator]\nact_bits = ["4"]\n', "act_bits must be a list of integers"),
+    ('[accelerator]\nact_bits = "4"\n', "act_bits must be a list of integers"),
+    ("", "sets no accelerator parameter"),
+    ("[accelerator]\n", "sets no accelerator parameter"),
+    ('[accelerator]\nname = "x"\n', "sets no accelerator parameter"),
+    ("[accelerator]\npe_rows = 4\n[extra]\nx = 1\n", "unknown table or key(s) extra"),
+    ("[accelerator]\nclock_mhz = true\n", "clock_mhz"),
+    ("[accelerator]\nclock_mhz = nan\n", "clock_mhz"),
+    ("[accelerator]\nclock_mhz = inf\n", "clock_mhz"),
+    ("[accelerator]\npe_rows = 4.0\n", "pe_rows must be an integer"),
+    ("[accelerator]\nname = 3\npe_rows = 4\n", "name must be a non-empty string"),
+])
+def test_numbers_are_numbers_and_an_empty_or_odd_file_is_no_config(tmp_path, text, words):
+    f = tmp_path / "c.toml"
+    f.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        AccelConfig.from_toml(f)
+    assert words in str(e.value) and "\n" not in str(e.value)
+
+
+def test_any_activation_width_from_1_to_8_is_a_machine_width():
+    c = AccelConfig().replace(act_bits=(3, 5, 6, 7))
+    assert c.act_bits == (3, 5, 6, 7)
+    assert AccelConfig().act_bits == tuple(range(1, 9))
+
+
+def test_a_v2_config_with_an_output_buffer_is_refused_by_name():
+    with pytest.raises(ConfigError, match="unknown parameter.*obuf_bytes"):
+        AccelConfig.from_dict({"obuf_bytes": 16384})
+    with pytest.raises(ConfigError, match="unknown parameter.*obuf_bytes"):
+        AccelConfig().replace(obuf_bytes=64)

@@ -2,7 +2,11 @@
 
 import json
 
+import pytest
+
 from bebert.cli import main
+
+pytestmark = pytest.mark.rtl  # the demo verifies programs on the RTL (Icarus)
 
 
 def test_quick_demo_passes_and_writes_the_report(tmp_path, capsys):

@@ -81,6 +81,7 @@ def test_adding_an_instruction_names_real_functions():
 
 
 @pytest.mark.slow
+@pytest.mark.rtl
 def test_the_readme_tour_runs(tmp_path):
     """Every command of the README's tour, in order, as a user would type them (minutes: RTL)."""
     env_bin = Path(sys.executable).parent

@@ -32,10 +32,10 @@ if importlib.util.find_spec("pyarrow") is not None:  # Parquet is written only w
 
 @pytest.fixture
 def small_space(tmp_path):
-    from bebert.api import CONFIGS_DIR
+    from conftest import CONFIGS
 
     p = tmp_path / "space.toml"
-    p.write_text(SMALL % (CONFIGS_DIR / "small.toml"))
+    p.write_text(SMALL % (CONFIGS / "small.toml"))
     return p
 
 
@@ -100,12 +100,12 @@ def test_random_sampling_is_seeded(tmp_path):
     body = ('[workload]\nmodel = "gemm:8,64,32,4"\n[accelerator]\nbase = "%s"\n'
             '[sweep]\nclock_mhz = [100.0, 150.0, 200.0, 250.0]\nqueue_depth = [2, 4, 8]\n'
             '[sampling]\nmethod = "random"\nsamples = 5\nseed = %d\n')
-    from bebert.api import CONFIGS_DIR
+    from conftest import CONFIGS
 
-    p.write_text(body % (CONFIGS_DIR / "small.toml", 1))
+    p.write_text(body % (CONFIGS / "small.toml", 1))
     a, b = load_space(p), load_space(p)
     assert len(a.points) == 5 and [x.params for x in a.points] == [x.params for x in b.points]
-    p.write_text(body % (CONFIGS_DIR / "small.toml", 2))
+    p.write_text(body % (CONFIGS / "small.toml", 2))
     assert [x.params for x in load_space(p).points] != [x.params for x in a.points]
 
 
@@ -210,3 +210,85 @@ def test_the_example_space_with_area(tmp_path):
     r = run_sweep(space, tmp_path / "d", jobs=2, progress=False)
     assert r.failed == 0 and all(x["luts"] > 0 for x in r.rows)
     assert run_sweep(space, tmp_path / "d", jobs=2, progress=False).evaluated == 0
+
+
+def _eval_json(members: int, **ensemble):
+    return {"task": "mrpc", "alphas": [1.0] * members,
+            "splits": {"validation": {"examples": 408, "members": [{"accuracy": 0.7}] * members,
+                                      "ensemble": ensemble or {"accuracy": 0.75}}}}
+
+
+@pytest.mark.parametrize("members, declared, ensemble, words", [
+    (2, 3, {}, "its results are of 2 member(s)"),
+    (3, 3, {"accuracy": 7.5}, "accuracy = 7.5 outside [0, 1]"),
+    (3, 3, {"accuracy": "high"}, "accuracy = 'high' is not a finite number"),
+    (3, 3, {"accuracy": None}, "accuracy = None is not a finite number"),
+    (3, 3, {"mcc": -1.5}, "mcc = -1.5 outside [-1, 1]"),
+])
+def test_an_accuracy_is_a_fraction_of_the_ensemble_it_is_credited_to(small_space, tmp_path, members, declared,
+                                                                      ensemble, words):
+    f = tmp_path / "eval.json"
+    f.write_text(json.dumps(_eval_json(members, **ensemble)))
+    small_space.write_text(small_space.read_text()
+                           + f'\n[accuracy]\nruns = [{{members = {declared}, abits = 4, run = "{f}"}}]\n')
+    with pytest.raises(ValueError) as e:
+        run_sweep(load_space(small_space), tmp_path / "o", progress=False)
+    assert words in str(e.value) and "\n" not in str(e.value)
+    assert not (tmp_path / "o" / "points.csv").exists()
+
+
+def test_a_sweep_never_writes_into_a_folder_of_something_else(small_space, tmp_path, capsys):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "manifest.json").write_text("{}")
+    assert main(["dse", "--space", str(small_space), "--out", str(pkg), "--jobs", "1", "--no-progress"]) == 2
+    assert "not a design-space sweep; refusing to overwrite it" in capsys.readouterr().err
+    assert [p.name for p in pkg.iterdir()] == ["manifest.json"]
+
+
+CLUSTER_SPACE = """
+[workload]
+model = "gemm:8,64,32,{abits}"
+
+[accelerator]
+base = "small"
+dram_bytes_per_cycle = 4
+
+[sweep]
+pe_rows = [2, 4]
+abits = [2, 4]
+"""
+
+
+def test_a_sweep_on_a_dask_cluster_gives_the_local_table_cache_and_resume(tmp_path):
+    """A scheduler and two workers on 127.0.0.1, as `dask scheduler` / `dask worker` would run them."""
+    distributed = pytest.importorskip("distributed")
+    (tmp_path / "space.toml").write_text(CLUSTER_SPACE)
+    space = load_space(tmp_path / "space.toml")
+    local = run_sweep(space, tmp_path / "local", jobs=1, progress=False)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        far = run_sweep(space, tmp_path / "far", progress=False, cluster=cluster.scheduler_address)
+        assert (far.evaluated, far.cached, far.failed) == (local.evaluated, 0, 0) == (4, 0, 0)
+        assert (tmp_path / "far" / "points.csv").read_text() == (tmp_path / "local" / "points.csv").read_text()
+        cached = sorted(p.name for p in (tmp_path / "far" / "cache" / "points").iterdir())
+        assert cached == sorted(p.name for p in (tmp_path / "local" / "cache" / "points").iterdir())
+        again = run_sweep(space, tmp_path / "far", progress=False, cluster=cluster.scheduler_address)
+        assert (again.evaluated, again.cached) == (0, 4)  # resumed from the cache: nothing submitted
+
+
+def test_dse_cluster_local_from_the_command_line(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("distributed")
+    from bebert.dse import cluster
+
+    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT_S", 2)  # the unreachable scheduler below
+    (tmp_path / "space.toml").write_text(CLUSTER_SPACE)
+    assert main(["dse", "--space", str(tmp_path / "space.toml"), "--out", str(tmp_path / "a"), "--jobs", "1",
+                 "--no-progress"]) == 0
+    assert main(["dse", "--space", str(tmp_path / "space.toml"), "--out", str(tmp_path / "b"), "--jobs", "2",
+                 "--cluster", "local", "--no-progress"]) == 0
+    assert (tmp_path / "a" / "points.csv").read_text() == (tmp_path / "b" / "points.csv").read_text()
+    capsys.readouterr()
+    assert main(["dse", "--space", str(tmp_path / "space.toml"), "--out", str(tmp_path / "c"),
+                 "--cluster", "tcp://127.0.0.1:9", "--no-progress"]) == 2
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in capsys.readouterr().err

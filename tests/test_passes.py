@@ -9,14 +9,15 @@ from bebert.compiler.alloc import ALIGN, alloc
 from bebert.compiler.bitplane import bitplane
 from bebert.compiler.emit import emit_program
 from bebert.compiler.import_model import import_model
+from bebert.compiler.order import dependencies
 from bebert.compiler.pipeline import PASSES, run_passes
-from bebert.compiler.sequence import schedule_graph
+from bebert.compiler.schedule import schedule_graph
 from bebert.compiler.shape import infer_shapes
-from bebert.compiler.shapes import parse_model_spec
+from bebert.ensemble_shape import parse_model_spec
 from bebert.compiler.synthetic import synthetic_model
 from bebert.compiler.tile import tile
 from bebert.config import AccelConfig
-from bebert.isa import Op
+from bebert.isa import Op, PostFmt, Stage
 from bebert.vector import VecFn
 
 CFG = AccelConfig()
@@ -56,28 +57,41 @@ def test_shape_rejects_more_tokens_than_positions():
         infer_shapes(import_model(MODEL, 65))
 
 
-def test_tiling_attaches_plans_for_every_product():
+def test_tiling_counts_the_tiles_of_every_product_on_padded_tokens():
     g = graph("tile")
     lin = [n for n in g.nodes if n.op == "linear"]
-    assert all(n.attrs["tiling"].N == n.attrs["lin"].layer.out_features for n in lin)
+    assert all(n.attrs["tiles"][1] == -(-n.attrs["lin"].layer.out_features // CFG.pe_cols) for n in lin)
     att = next(n for n in g.nodes if n.op == "attention")
-    assert att.attrs["scores_tiling"].wpasses == MODEL.members[0].layers[0].key.layer.out_bits
-    assert att.attrs["context_tiling"].K == SHAPE.seq
+    assert g.meta["tokens"] % max(CFG.pe_rows, CFG.vec_lanes) == 0 and g.meta["tokens"] >= SHAPE.seq
+    assert att.attrs["tiles"]["context"][2] == -(-g.meta["tokens"] // CFG.xnor_width)
 
 
-def test_bitplane_lowers_to_vec_and_gemm_with_packing_first():
+def test_bitplane_lowers_to_gemm_and_vec_in_the_consumers_layouts():
     g = graph("bitplane")
     assert {n.op for n in g.nodes} == {"vec", "gemm"}
-    for i, n in enumerate(g.nodes):
-        if n.op == "gemm":
-            x = n.ins["x"]
-            writer = next(m for m in reversed(g.nodes[:i]) if x in m.outs.values())
-            assert writer.op == "vec" and writer.attrs["fn"] == VecFn.PACK_A
-            and_mode = n.attrs["wpasses"] is not None
-            assert and_mode == (".h" in n.name)   # attention products run in AND mode
     fns = {n.attrs["fn"] for n in g.nodes if n.op == "vec"}
-    assert {VecFn.EMBED, VecFn.LAYERNORM, VecFn.SOFTMAX, VecFn.GELU, VecFn.ADD, VecFn.PACK_A, VecFn.PACK_W,
-            VecFn.LUT, VecFn.DOT, VecFn.REQUANT} <= fns
+    assert fns == {VecFn.EMBED, VecFn.LAYERNORM, VecFn.SOFTMAX, VecFn.GELU, VecFn.LUT, VecFn.DOT}  # no ADD: fused
+    forms = {}
+    for n in g.nodes:
+        if n.op == "gemm":
+            op = n.attrs["gemm"]
+            forms.setdefault(op.name.split(".")[-1], set()).add(op.out.fmt)
+            assert op.mode == (1 if ".attention." in op.name else 0)   # attention products in AND mode
+            assert all(g.t(a.name).form == "abuf" for a in op.a_tensors)
+    assert forms["query"] == forms["key"] == {PostFmt.PACKED} and forms["value"] == {PostFmt.TRANSPOSED}
+    pv = {k for k in forms if k.startswith("pv")}
+    assert forms["qk"] == forms["ffn_in"] == {PostFmt.STREAM} and pv and all(forms[k] == {PostFmt.PACKED} for k in pv)
+    ln = [n for n in g.nodes if n.op == "vec" and n.attrs["fn"] == VecFn.LAYERNORM]
+    assert all(n.attrs["rows"] <= max(CFG.pe_rows, CFG.vec_lanes) for n in ln)   # per row block
+    assert any("b" in n.attrs["fields"] for n in ln)                              # the residual add fused
+
+
+def test_node_order_keeps_every_node_after_its_producers():
+    g = graph("bitplane")
+    for i, d in enumerate(dependencies(g.nodes)):
+        assert all(j < i for j in d)
+    times = [n.attrs["t0"] for n in g.nodes]
+    assert times == sorted(times)
 
 
 def test_alloc_reuses_dead_intermediates_without_overlapping_live_ones():
@@ -96,17 +110,21 @@ def test_alloc_reuses_dead_intermediates_without_overlapping_live_ones():
             ty = g.t(y)
             if x < y and not (live[x][1] < live[y][0] or live[y][1] < live[x][0]):
                 assert tx.offset + tx.nbytes <= ty.offset or ty.offset + ty.nbytes <= tx.offset, (x, y)
+            if y in tx.reuses:   # what a tensor takes over died before it was born
+                assert live[y][1] < live[x][0]
     assert g.meta["scratch_bytes"] < g.meta["scratch_bytes_without_reuse"]
 
 
-def test_schedule_places_boundary_tokens():
+def test_schedule_makes_a_valid_sequential_program_with_its_tokens():
     g = graph("schedule")
     instrs = g.meta["instrs"]
     check_tokens(instrs, CFG.queue_depth)
-    for node, start in zip(g.nodes, g.meta["node_starts"]):
-        if node.op == "gemm" and start:
-            first_load = next(x for x in instrs[start:] if x.op == Op.LOAD)
-            assert "pop_next" in first_load.flags   # waits for the compute before the block
+    assert instrs[-1].op == Op.HALT and len(g.meta["instr_nodes"]) == len(instrs) - 1
+    stages = {i.stage for i in instrs[:-1]}
+    assert stages == {Stage.LOAD, Stage.COMPUTE, Stage.OUTPUT, Stage.VECTOR}
+    # every VEC that reads a POST's output pops output->vec; that POST waits for its writes
+    assert any(Stage.OUTPUT in i.pops for i in instrs if i.op == Op.VEC)
+    assert g.meta["estimated_cycles"] > 0
 
 
 def test_emit_regions_cover_the_program_per_member_and_layer():
@@ -114,6 +132,7 @@ def test_emit_regions_cover_the_program_per_member_and_layer():
     regions = prog.meta["regions"]
     assert regions[0]["start"] == 0 and regions[-1]["end"] == len(prog.instrs)
     assert all(a["end"] == b["start"] for a, b in zip(regions, regions[1:]))
+    assert all(r["start"] < r["end"] for r in regions) and len({r["name"] for r in regions}) == len(regions)
     assert {r["kind"] for r in regions} == {"embed", "attention", "ffn", "head"}
     assert {r.get("layer") for r in regions if r["kind"] == "ffn"} == set(range(SHAPE.layers))
     assert PASSES[-1] == "emit" and emit_program is not None and schedule_graph and alloc and bitplane

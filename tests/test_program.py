@@ -7,12 +7,18 @@ import pytest
 
 from bebert import isa
 from bebert.config import AccelConfig
-from bebert.program import Program, ProgramError, Tensor
+from bebert.program import FORMAT_VERSION, Program, ProgramError, Tensor, _manifest_sha
+
+
+def rewrite_manifest(d, m):
+    """Write manifest `m` into program folder `d` re-signed, as a tool that edits programs would."""
+    m["sha256"]["manifest"] = _manifest_sha(m)
+    (d / "manifest.json").write_text(json.dumps(m))
 
 
 def small_program() -> Program:
     cfg = AccelConfig().replace(name="t")
-    instrs = [isa.load("wbuf", 0, 0, 1, "push_next"), isa.sync("pop_prev"), isa.halt()]
+    instrs = [isa.load("wbuf", 0, 0, 1, push=["compute"]), isa.sync("compute", pop=["load"]), isa.halt()]
     dram = np.arange(512, dtype=np.uint8)
     tensors = [Tensor("w", "weight", 0, 128, (16, 64)), Tensor("y", "output", 256, 256, (1, 64))]
     return Program(cfg, instrs, dram, tensors, meta={"kind": "test"})
@@ -51,7 +57,7 @@ def test_malformed_or_missing_manifest_is_one_clear_error(tmp_path):
     (d / "manifest.json").write_text("{not json")
     with pytest.raises(ProgramError, match="not valid JSON"):
         Program.read(d)
-    m = json.loads(json.dumps({"format": "bebert-program", "format_version": 1, "isa_version": 99}))
+    m = json.loads(json.dumps({"format": "bebert-program", "format_version": FORMAT_VERSION, "isa_version": 99}))
     (d / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(ProgramError, match="ISA version 99"):
         Program.read(d)
@@ -68,7 +74,7 @@ def test_unknown_opcode_in_a_program_file_is_refused(tmp_path):
     import hashlib
     m["n_instructions"] = 1
     m["sha256"]["program.bin"] = hashlib.sha256(bad).hexdigest()
-    (d / "manifest.json").write_text(json.dumps(m))
+    rewrite_manifest(d, m)
     with pytest.raises(ProgramError, match="instruction 0: unknown opcode 0x00"):
         Program.read(d)
 

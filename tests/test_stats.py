@@ -11,8 +11,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from bebert.compiler.errors import CompileError
-from bebert.compiler.shapes import PACKAGE_FORMAT, EnsembleShape, parse_model_spec, shape_from_package
+from bebert.ensemble_shape import PACKAGE_FORMAT, EnsembleShape, TargetError, parse_model_spec, shape_from_package
 from bebert.compiler.stats import stats, stats_for
 
 # -- synthetic:tiny, by hand ---------------------------------------------------------------------
@@ -149,7 +148,7 @@ def test_spec_options():
     ("synthetic:tiny,members", "unknown option 'members'"),
     ("synthetic:tiny,members=0", "members = '0' is not a positive integer"),
     ("synthetic:tiny,members=65", "members = 65 outside 1..64"),
-    ("synthetic:tiny,abits=3", "abits = 3 not one of 1, 2, 4, 8"),
+    ("synthetic:tiny,abits=9", "abits = 9 outside 1..8"),
     ("synthetic:tiny,abits=x", "abits = 'x' is not a positive integer"),
     ("synthetic:tiny,seq=-1", "seq = '-1' is not a positive integer"),
     ("synthetic:tiny,base=fp", "base = 'fp' not one of binarybert, bibert"),
@@ -158,24 +157,41 @@ def test_spec_options():
     ("synthetic:tiny,seq=8,seq=9", "option 'seq' given twice"),
 ])
 def test_spec_errors(spec, why):
-    with pytest.raises(CompileError) as e:
+    with pytest.raises(TargetError) as e:
         parse_model_spec(spec)
     msg = str(e.value)
     assert why in msg and "\n" not in msg
 
 
 def test_shape_is_validated():
-    with pytest.raises(CompileError, match="not a multiple of heads"):
+    with pytest.raises(TargetError, match="not a multiple of heads"):
         replace(parse_model_spec("synthetic:tiny"), heads=3)
-    with pytest.raises(CompileError, match="seq 65 exceeds max_position 64"):
+    with pytest.raises(TargetError, match="seq 65 exceeds max_position 64"):
         replace(parse_model_spec("synthetic:tiny"), seq=65)
-    with pytest.raises(CompileError, match="not a 'synthetic:...' model"):
+    with pytest.raises(TargetError, match="nor an existing package, run or program folder"):
         stats_for("/nonexistent/run")
-    with pytest.raises(CompileError, match="unknown option 'heads=4'"):
+    with pytest.raises(TargetError, match="unknown option 'heads=4'"):
         stats_for("synthetic:tiny,heads=4")
 
 
 # -- packages: the counts are what the package stores ------------------------------------------------
+def bert_shape(s: EnsembleShape):
+    """The model's `BertShape` of an ensemble shape (imports torch)."""
+    from bebert.model.quant_bert import BertShape
+
+    return BertShape(vocab_size=s.vocab, hidden_size=s.hidden, num_layers=s.layers, num_heads=s.heads,
+                     intermediate_size=s.intermediate, max_position=s.max_position, type_vocab_size=s.type_vocab,
+                     layer_norm_eps=1e-12, num_labels=s.num_labels)
+
+
+def quant_config(s: EnsembleShape):
+    """The members' `QuantConfig` of an ensemble shape (imports torch)."""
+    from bebert.model.quant_bert import QuantConfig
+
+    return QuantConfig(base=s.base, weight_bits=s.weight_bits, embed_bits=s.embed_bits, act_bits=s.act_bits,
+                       attn_bits=s.attn_bits, bi_attention=s.bi_attention, split=s.tws)
+
+
 def _stored_counts(tensors: dict, prefix: str) -> tuple[int, int]:
     """(sign bits, float32 values) of one member in a package's safetensors."""
     bits = fp = 0
@@ -201,7 +217,7 @@ def test_counts_match_exported_package(tmp_path, spec):
     assert FORMAT == PACKAGE_FORMAT
     shape = parse_model_spec(spec)
     torch.manual_seed(0)
-    members = [build(shape.bert_shape(), shape.quant_config()).eval() for _ in range(shape.members)]
+    members = [build(bert_shape(shape), quant_config(shape)).eval() for _ in range(shape.members)]
     run = tmp_path / "run"
     export_package(run / "package", members, [1.0] * shape.members, task="rte", labels=["a", "b"],
                    max_seq_len=shape.seq)
@@ -216,10 +232,10 @@ def test_counts_match_exported_package(tmp_path, spec):
 
 
 def test_package_errors(tmp_path):
-    with pytest.raises(CompileError, match="neither an ensemble package nor a run folder"):
+    with pytest.raises(TargetError, match="neither an ensemble package nor a run folder"):
         shape_from_package(tmp_path)
     (tmp_path / "manifest.json").write_text("{}")
-    with pytest.raises(CompileError, match=f"not a {PACKAGE_FORMAT} manifest"):
+    with pytest.raises(TargetError, match=f"not a {PACKAGE_FORMAT} manifest"):
         stats_for(str(tmp_path))
     q = {"base": "binarybert", "weight_bits": 1, "embed_bits": 1, "act_bits": 4, "attn_bits": 4,
          "bi_attention": False, "split": False}
@@ -228,14 +244,14 @@ def test_package_errors(tmp_path):
                    "max_position": 32, "type_vocab_size": 2, "layer_norm_eps": 1e-12, "num_labels": 3},
          "members": [{"quant": q, "alpha": 1.0}, {"quant": dict(q, act_bits=8), "alpha": 1.0}]}
     (tmp_path / "manifest.json").write_text(json.dumps(m))
-    with pytest.raises(CompileError, match="members are quantized differently"):
+    with pytest.raises(TargetError, match="members are quantized differently"):
         stats_for(str(tmp_path))
     m["members"] = m["members"][:1]
     (tmp_path / "manifest.json").write_text(json.dumps(m))
     assert shape_from_package(tmp_path) == EnsembleShape(2, 16, 2, 40, 60, 32, 2, 3, members=1, seq=16)
     del m["shape"]["num_heads"]
     (tmp_path / "manifest.json").write_text(json.dumps(m))
-    with pytest.raises(CompileError, match="malformed manifest"):
+    with pytest.raises(TargetError, match="malformed manifest"):
         stats_for(str(tmp_path))
 
 

@@ -5,10 +5,12 @@ model target, the seed, the energy table and the code: `point_key` hashes exactl
 code as the toolkit / ISA version and a hash of the compiler, simulator and model sources) (a gemm layer repeated for M members is one cached run, scaled when the table
 is written). A result is written atomically to `CACHE/points/<key>.json` the moment it is
 known, so an interrupted sweep loses at most the points in flight and a re-run evaluates only
-what no file holds. Areas (Yosys) are cached per configuration in `CACHE/area/` by
-`bebert.api.estimate_area`.
+what no file holds. Areas (Yosys) are cached per configuration: the row in `CACHE/area_rows/`,
+the full report in `CACHE/area/` (the layout `bebert.api.estimate_area(cache_dir=...)` reads).
 
-Workers receive plain dicts (picklable) and return plain dicts.
+Workers -- local processes or a cluster's (`bebert.dse.cluster`) -- receive plain dicts
+(picklable, no path of the driver's machine) and return plain dicts; only the driver writes
+the cache, so a sweep on a cluster leaves the same cache as a local one.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bebert.api import area_key, source_fingerprint, toolkit_version
+from bebert.api import area_cache_file, area_key, source_fingerprint, toolkit_version
 from bebert.config import AccelConfig
-from bebert.program import atomic_write
+from bebert.files import write_json
 
 from .space import Point, Space
 
 CACHE_FORMAT = 1
+REPORT = "report"  # an area result's full Yosys report, kept apart from its cached row
 METRICS = ("cycles", "latency_s", "inferences_per_s", "energy_per_inference_j", "energy_j", "dram_bytes",
            "binary_ops", "utilization_pe_array", "utilization_compute", "roofline_bound_by", "roofline_fraction",
            "instructions")
@@ -59,8 +62,9 @@ def point_task(point: Point, space: Space, key: str) -> dict[str, Any]:
             "seed": space.seed, "energy": space.energy}
 
 
-def area_task(config: AccelConfig, cache_dir: Path) -> dict[str, Any]:
-    return {"kind": "area", "key": area_key(config), "config": config.to_dict(), "cache": str(cache_dir / "area")}
+def area_task(config: AccelConfig) -> dict[str, Any]:
+    """What a worker needs to synthesise `config` (plain data: no path of the driver's machine)."""
+    return {"kind": "area", "key": area_key(config), "config": config.to_dict()}
 
 
 def run_task(task: dict[str, Any]) -> dict[str, Any]:
@@ -104,8 +108,9 @@ def _evaluate_point(task: dict[str, Any]) -> dict[str, Any]:
 def _evaluate_area(task: dict[str, Any]) -> dict[str, Any]:
     from bebert import api
 
-    r = api.estimate_area(AccelConfig.from_dict(task["config"]), cache_dir=task["cache"])
-    return {"luts": r.luts, "ffs": r.ffs, "bram36": r.bram36, "dsp": r.dsp, "tool": r.tool}
+    r = api.estimate_area(AccelConfig.from_dict(task["config"]))
+    # the full report travels back: the driver keeps it in CACHE/area/ as estimate_area would
+    return {"luts": r.luts, "ffs": r.ffs, "bram36": r.bram36, "dsp": r.dsp, "tool": r.tool, REPORT: r.report}
 
 
 # -- the cache ------------------------------------------------------------------------------
@@ -126,5 +131,10 @@ def read_cached(cache_dir: Path, kind: str, key: str) -> dict[str, Any] | None:
 
 
 def write_cached(cache_dir: Path, result: dict[str, Any]) -> None:
-    atomic_write(cache_path(cache_dir, result["kind"], result["key"]),
-                 (json.dumps(result, sort_keys=True) + "\n").encode())
+    """Keep a result (and an area result's report, in CACHE/area/ for `bebert.api.estimate_area`).
+    Only the driver of a sweep writes the cache: workers return plain data."""
+    result = dict(result)
+    report = result.pop(REPORT, None)
+    if report is not None:
+        write_json(area_cache_file(cache_dir / "area", result["key"]), report, indent=1)
+    write_json(cache_path(cache_dir, result["kind"], result["key"]), result, indent=None, sort_keys=True)

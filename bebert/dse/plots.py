@@ -14,6 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+from bebert.files import atomic_path
+
 from .pareto import _known, front_2d
 
 FIGURES = {
@@ -64,9 +66,8 @@ def plot_sweep(rows: Sequence[dict[str, Any]], front: Sequence[int], out: Path, 
         ax.grid(alpha=0.3)
         fig.tight_layout()
         path = out / name
-        tmp = out / f".{name}.tmp.png"
-        fig.savefig(tmp, dpi=110)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
         plt.close(fig)
-        tmp.replace(path)
         paths.append(path)
     return paths

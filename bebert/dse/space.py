@@ -9,8 +9,8 @@
     energy = "asic45"      # energy table: asic45, fpga or a TOML file
     area = false           # true: Yosys LUTs / FFs / BRAM per configuration (slow, cached)
 
-    [accelerator]          # the base configuration: a file and/or AccelConfig fields
-    base = "configs/small.toml"
+    [accelerator]          # the base configuration: a file (or a shipped one's name, "small")
+    base = "configs/small.toml"   # and/or AccelConfig fields
     dram_latency_cycles = 16
 
     [sweep]                # axes: any AccelConfig field, or members / abits / seq
@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from bebert.config import AccelConfig, ConfigError, read_toml
+from bebert.target import GemmTarget, PackageTarget, SyntheticTarget, Target, parse_target
 
 MODEL_PARAMS = ("members", "abits", "seq")
 MODEL_DEFAULTS = {"members": 1, "abits": 4, "seq": 64}
@@ -120,8 +121,13 @@ def _fmt(v: Any) -> str:
 
 
 def load_space(path: str | Path) -> Space:
-    """Read, check and sample a space file; SpaceError (one line) on anything wrong."""
+    """Read, check and sample a space file, or a shipped example space by name ("space_small",
+    `bebert.shipped`); SpaceError (one line) on anything wrong."""
     p = Path(path)
+    if not p.exists() and isinstance(path, str) and "/" not in path:
+        from bebert import shipped
+
+        p = shipped.space_file(path) or p
     data = read_toml(p, SpaceError, "space file")
     where = str(p)
 
@@ -141,7 +147,7 @@ def load_space(path: str | Path) -> Space:
     model = work.get("model")
     if not isinstance(model, str) or not model.strip():
         raise bad("[workload] model is missing (e.g. model = \"gemm:{seq},512,1024,{abits}\")")
-    seed = _int(bad, "workload.seed", work.get("seed", 0), lo=0)
+    seed = _int(bad, "workload.seed", work.get("seed", 0), lo=0, hi=(1 << 32) - 1)
     energy = _energy(bad, p, work.get("energy", "asic45"))
     area = work.get("area", False)
     if not isinstance(area, bool):
@@ -172,9 +178,10 @@ def _unknown_keys(bad, table: str, d: dict, known: tuple[str, ...]) -> None:
         raise bad(f"unknown parameter(s) {', '.join(unknown)} in [{table}] (known: {', '.join(known)})")
 
 
-def _int(bad, what: str, v: Any, *, lo: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-        raise bad(f"{what} must be an integer >= {lo}, got {v!r}")
+def _int(bad, what: str, v: Any, *, lo: int, hi: int | None = None) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi):
+        raise bad(f"{what} must be an integer >= {lo}" + (f" and <= {hi}" if hi is not None else "")
+                  + f", got {v!r}")
     return v
 
 
@@ -203,10 +210,15 @@ def _base_config(bad, p: Path, acc: dict) -> AccelConfig:
     base_file = acc.pop("base", None)
     fields: dict[str, Any] = {}
     if base_file is not None:
-        if not isinstance(base_file, str):
-            raise bad(f"[accelerator] base must be a config file path, got {base_file!r}")
+        if not isinstance(base_file, str) or not base_file:
+            raise bad(f"[accelerator] base must be a config file path or a shipped config's name, got {base_file!r}")
+        path = _resolve(p, base_file)
         try:
-            cfg = AccelConfig.from_toml(_resolve(p, base_file))
+            if not path.exists() and "/" not in base_file and not base_file.endswith(".toml"):
+                from bebert import shipped
+
+                path = shipped.config_file(base_file)  # "small": the shipped configs/small.toml
+            cfg = AccelConfig.from_toml(path)
         except ConfigError as e:
             raise bad(f"[accelerator] base: {e}") from None
         fields = cfg.to_dict()
@@ -246,7 +258,7 @@ def _sampling(bad, s: dict) -> tuple[str, int | None, int]:
         samples = _int(bad, "sampling.samples", samples, lo=1)
     elif samples is not None:
         raise bad("[sampling] samples is only for method = \"random\"")
-    return method, samples, _int(bad, "sampling.seed", s.get("seed", 0), lo=0)
+    return method, samples, _int(bad, "sampling.seed", s.get("seed", 0), lo=0, hi=(1 << 32) - 1)
 
 
 def _accuracy(bad, p: Path, a: dict) -> tuple:
@@ -316,8 +328,8 @@ def _points(bad, model: str, base: AccelConfig, axes, fixed: dict, indices: list
     from bebert.api import check_model
 
     uses = {k: "{" + k + "}" in model for k in MODEL_PARAMS}
-    is_gemm = model.lower().startswith("gemm:")
     points = []
+    targets: dict[str, Target] = {}
     checked: set[tuple[str, str]] = set()
     for n, index in enumerate(indices):
         params = tuple(_unrank(index, axes))
@@ -332,16 +344,23 @@ def _points(bad, model: str, base: AccelConfig, axes, fixed: dict, indices: list
         except (ConfigError, TypeError) as e:
             raise bad(f"point {n} ({what}): {str(e).split(': ', 1)[-1]}") from None
         try:
-            target = model.format(**mp)
+            text = model.format(**mp)
         except (KeyError, IndexError, ValueError) as e:
             raise bad(f"[workload] model {model!r}: bad placeholder ({e}); use {{members}}, {{abits}}, {{seq}}") from None
+        if text not in targets:
+            try:
+                targets[text] = parse_target(text)
+            except ValueError as e:
+                raise bad(f"point {n} ({what}): {str(e).splitlines()[0]}") from None
+        target = targets[text]
+        is_gemm = isinstance(target, GemmTarget)
         if not uses["abits"] and "abits" in dict(params):
             raise bad(f"[sweep] abits is swept but the model {model!r} has no {{abits}}")
         if not uses["seq"] and "seq" in dict(params):
             raise bad(f"[sweep] seq is swept but the model {model!r} has no {{seq}}")
         if not uses["members"] and "members" in dict(params) and not is_gemm:
             raise bad(f"[sweep] members is swept but the model {model!r} has no {{members}}")
-        sig = (target, repr(cfg.act_bits))
+        sig = (text, repr(cfg.act_bits))
         if sig not in checked:  # the model check depends on the target and act_bits only
             try:
                 check_model(target, cfg)
@@ -350,22 +369,20 @@ def _points(bad, model: str, base: AccelConfig, axes, fixed: dict, indices: list
             checked.add(sig)
         factor = mp["members"] if is_gemm and not uses["members"] else 1
         mp.update(_target_params(target))
-        points.append(Point(index=index, params=params, config=cfg, model=target, members=mp["members"],
+        points.append(Point(index=index, params=params, config=cfg, model=text, members=mp["members"],
                             abits=mp["abits"], seq=mp["seq"], members_factor=factor))
     return tuple(points)
 
 
-
-def _target_params(target: str) -> dict[str, int]:
+def _target_params(target: Target) -> dict[str, int]:
     """The model parameters a resolved target states itself (they win over the defaults)."""
-    low = target.lower()
-    if low.startswith("gemm:"):
-        from bebert.compiler import parse_spec
-
-        return {"abits": parse_spec(target)["abits"]}
-    if low.startswith("synthetic:"):
-        from bebert.compiler.shapes import parse_model_spec
-
-        shape = parse_model_spec(target)
-        return {"members": shape.members, "abits": shape.act_bits, "seq": shape.seq}
+    if isinstance(target, GemmTarget):
+        return {"abits": target.abits}
+    if isinstance(target, SyntheticTarget):
+        return {"members": target.shape.members, "abits": target.shape.act_bits, "seq": target.shape.seq}
+    if isinstance(target, PackageTarget):
+        out = {"members": target.n_members, "seq": target.max_seq_len}
+        if len(target.act_bits) == 1:
+            out["abits"] = target.act_bits[0]
+        return out
     return {}

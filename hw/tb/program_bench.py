@@ -1,10 +1,14 @@
 """cocotb test: run one program on `bebert_accel` and record what it did.
 
 Inputs come through environment variables set by `bebert.hw.verify.run_rtl`:
-BEBERT_TB_INPUT (an .npz with the instruction words, the DRAM image, the config's bus
-width and latency, the timeout, and the memories' stall probability (per mille) and seed)
-and BEBERT_TB_OUTPUT (a directory for `result.json` and `dram.npy`). Stall 0 gives the
-nominal memories, the ones the simulator's cycle count assumes.
+BEBERT_TB_INPUT (an .npz with the instruction words, the DRAM image, the config's bus width
+and latency, the timeout, and the memories' stall probability (per mille) and seed) and
+BEBERT_TB_OUTPUT (a directory for `result.json` and `dram.npy`). Stall 0 gives the nominal
+memories, the ones the simulator's cycle count assumes.
+
+The ports (docs/MACHINE_V3.md, "RTL structure and interfaces"): `rd_*` (LOAD's burst reads),
+`owr_*` (the output path's single-beat writes), `vrd_*` / `vwr_*` (the vector unit's reads
+and writes), all on one DRAM image (`bebert.hw.tb.memory_models`).
 """
 
 from __future__ import annotations
@@ -18,7 +22,54 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge
 
-from bebert.hw.tb.memory_models import DramModel, InstructionMemory, VecPortModel
+from bebert.hw.tb.memory_models import DramImage, InstructionMemory, ReadPortModel, WritePortModel
+
+
+class _Drive:
+    """Writes a DUT input only when its value changes (far fewer VPI calls under Icarus)."""
+
+    def __init__(self, dut):
+        self.dut, self.held = dut, {}
+
+    def __call__(self, name: str, value: int) -> None:
+        if self.held.get(name) != value:
+            getattr(self.dut, name).value = self.held[name] = value
+
+
+class _ReadPort:
+    """A `read_port` group of the DUT (`prefix` rd / vrd) in front of a `ReadPortModel`."""
+
+    def __init__(self, dut, prefix: str, model: ReadPortModel, drive: _Drive):
+        self.dut, self.p, self.model, self.drive = dut, prefix, model, drive
+        self.req_valid = getattr(dut, f"{prefix}_req_valid")
+
+    def step(self, t: int) -> None:
+        ready = self.model.ready()
+        self.drive(f"{self.p}_req_ready", ready)
+        if ready and int(self.req_valid.value):
+            self.model.request(t, int(getattr(self.dut, f"{self.p}_req_addr").value),
+                               int(getattr(self.dut, f"{self.p}_req_len").value))
+        beat = self.model.beat(t)
+        if beat is not None:
+            self.drive(f"{self.p}_data", beat)
+        self.drive(f"{self.p}_data_valid", int(beat is not None))
+
+
+class _WritePort:
+    """A `write_port` group of the DUT (`prefix` owr / vwr) in front of a `WritePortModel`."""
+
+    def __init__(self, dut, prefix: str, model: WritePortModel, drive: _Drive):
+        self.dut, self.p, self.model, self.drive = dut, prefix, model, drive
+        self.valid = getattr(dut, f"{prefix}_valid")
+
+    def step(self, t: int) -> None:
+        ready = self.model.ready()
+        self.drive(f"{self.p}_ready", ready)
+        if ready and int(self.valid.value):
+            d = self.dut
+            self.model.write(t, int(getattr(d, f"{self.p}_addr").value), int(getattr(d, f"{self.p}_data").value),
+                             int(getattr(d, f"{self.p}_strb").value))
+        self.drive(f"{self.p}_resp_valid", int(self.model.response(t)))
 
 
 @cocotb.test()
@@ -29,14 +80,17 @@ async def run_program(dut):
     bpb, latency, timeout, stall_permille, seed = (int(x) for x in inp["params"])
     stall = stall_permille / 1000
     imem = InstructionMemory(words, stall=stall, seed=seed)
-    dram = DramModel(inp["dram"], bpb, latency, stall=stall, seed=seed)
-    vport = VecPortModel(dram, stall=stall, seed=seed)
+    dram = DramImage(inp["dram"], bpb)
+    drive = _Drive(dut)
+    ports = [_ReadPort(dut, "rd", ReadPortModel(dram, latency, stall=stall, seed=seed + 1), drive),
+             _WritePort(dut, "owr", WritePortModel(dram, latency, stall=stall, seed=seed + 2), drive),
+             _ReadPort(dut, "vrd", ReadPortModel(dram, latency, stall=stall, seed=seed + 3), drive),
+             _WritePort(dut, "vwr", WritePortModel(dram, latency, stall=stall, seed=seed + 4), drive)]
 
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    for s in (dut.start, dut.imem_data, dut.imem_valid, dut.rd_req_ready, dut.rd_data_valid, dut.rd_data,
-              dut.wr_req_ready, dut.wr_data_ready, dut.wr_resp_valid, dut.vrd_req_ready, dut.vrd_data_valid,
-              dut.vrd_data, dut.vwr_ready, dut.vwr_resp_valid):
-        s.value = 0
+    for name in ("start", "imem_data", "imem_valid", "rd_req_ready", "rd_data_valid", "rd_data", "owr_ready",
+                 "owr_resp_valid", "vrd_req_ready", "vrd_data_valid", "vrd_data", "vwr_ready", "vwr_resp_valid"):
+        drive(name, 0)
     dut.rst.value = 1
     for _ in range(3):
         await FallingEdge(dut.clk)
@@ -44,13 +98,6 @@ async def run_program(dut):
     await FallingEdge(dut.clk)
     dut.start.value = 1  # sampled at the end of this cycle: cycle -1
     t = -1
-    held = {}  # last value driven on each input, to write only changes (faster under Icarus)
-
-    def drive(sig, name, value):
-        if held.get(name) != value:
-            sig.value = held[name] = value
-
-    rd_valid = wr_resp = vrd_valid = vwr_resp = 0
     done = timed_out = False
     # Sample the DUT's outputs (all registered: none depends on this cycle's inputs) and
     # drive its inputs at the falling edge of every cycle t.
@@ -66,46 +113,10 @@ async def run_program(dut):
             timed_out = True
             break
         word, valid = imem.step(int(dut.imem_addr.value))
-        dut.imem_data.value = word
-        drive(dut.imem_valid, "imem_valid", valid)
-        rd_ready, wr_ready, wd_ready = dram.rd_req_ready(), dram.wr_req_ready(), dram.wr_data_ready()
-        drive(dut.rd_req_ready, "rd_req_ready", rd_ready)
-        drive(dut.wr_req_ready, "wr_req_ready", wr_ready)
-        drive(dut.wr_data_ready, "wr_data_ready", wd_ready)
-        if rd_ready and int(dut.rd_req_valid.value):
-            dram.read_request(t, int(dut.rd_req_addr.value), int(dut.rd_req_len.value))
-        if wr_ready and int(dut.wr_req_valid.value):
-            dram.write_request(int(dut.wr_req_addr.value), int(dut.wr_req_len.value))
-        if wd_ready and int(dut.wr_data_valid.value):
-            dram.write_beat(t, int(dut.wr_data.value))
-        beat = dram.read_beat(t)
-        if beat is not None:
-            dut.rd_data.value = beat
-            if not rd_valid:
-                dut.rd_data_valid.value = rd_valid = 1
-        elif rd_valid:
-            dut.rd_data_valid.value = rd_valid = 0
-        resp = int(dram.write_response(t))
-        if resp != wr_resp:
-            dut.wr_resp_valid.value = wr_resp = resp
-        # The vector unit's port (same image; reads and single-beat strobed writes).
-        v_rd_ready, v_wr_ready = vport.rd_req_ready(), vport.wr_ready()
-        drive(dut.vrd_req_ready, "vrd_req_ready", v_rd_ready)
-        drive(dut.vwr_ready, "vwr_ready", v_wr_ready)
-        if v_rd_ready and int(dut.vrd_req_valid.value):
-            vport.read_request(t, int(dut.vrd_req_addr.value), int(dut.vrd_req_len.value))
-        if v_wr_ready and int(dut.vwr_valid.value):
-            vport.write(t, int(dut.vwr_addr.value), int(dut.vwr_data.value), int(dut.vwr_strb.value))
-        vbeat = vport.read_beat(t)
-        if vbeat is not None:
-            dut.vrd_data.value = vbeat
-            if not vrd_valid:
-                dut.vrd_data_valid.value = vrd_valid = 1
-        elif vrd_valid:
-            dut.vrd_data_valid.value = vrd_valid = 0
-        vresp = int(vport.write_response(t))
-        if vresp != vwr_resp:
-            dut.vwr_resp_valid.value = vwr_resp = vresp
+        drive("imem_data", word)
+        drive("imem_valid", valid)
+        for port in ports:
+            port.step(t)
     np.save(out / "dram.npy", dram.image())
     result = {"done": done, "timed_out": timed_out, "cycles": int(dut.cycles.value),
               "observed_cycles": t, "error": bool(int(dut.error.value)),

@@ -14,6 +14,11 @@ preset's positions grows the position table with it.
 `shape_from_package` reads the same shape from a trained package's manifest.json (no weights
 are loaded): `BertShape` under "shape", one `QuantConfig` per member under "members", and
 `max_seq_len` as the sequence length.
+
+A leaf (pure data, no PyTorch): `bebert.target` parses model targets into these shapes, the
+compiler builds synthetic models from them (`compiler/synthetic.py`, which also turns a shape
+into the model's `BertShape` / `QuantConfig`) and `compiler/stats.py` counts them. Errors are
+`bebert.target.TargetError`, one line.
 """
 
 from __future__ import annotations
@@ -22,7 +27,10 @@ import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from .errors import CompileError
+
+class TargetError(ValueError):
+    """A model target (spec, package, run or program folder) that cannot be taken; one line."""
+
 
 FP = 32  # "bits" of an unquantized tensor, as in model/quant_bert.py
 BASES = ("binarybert", "bibert", "fp")
@@ -53,8 +61,8 @@ class EnsembleShape:
     tws: bool = False  # TWS-split layers: [x, x] @ [w1 | w2]^T
 
     def __post_init__(self) -> None:
-        def bad(why: str) -> CompileError:
-            return CompileError(f"model shape: {why}")
+        def bad(why: str) -> TargetError:
+            return TargetError(f"model shape: {why}")
 
         for f in ("layers", "hidden", "heads", "intermediate", "vocab", "max_position", "type_vocab",
                   "num_labels", "members", "seq"):
@@ -66,8 +74,9 @@ class EnsembleShape:
         if self.seq > self.max_position:
             raise bad(f"seq {self.seq} exceeds max_position {self.max_position}")
         for f in ("weight_bits", "embed_bits", "act_bits", "attn_bits"):
-            if getattr(self, f) not in (1, 2, 4, 8, FP):
-                raise bad(f"{f} = {getattr(self, f)!r} not one of 1, 2, 4, 8, {FP} (full precision)")
+            v = getattr(self, f)
+            if v != FP and (isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 8):
+                raise bad(f"{f} = {v!r} not in 1..8 or {FP} (full precision)")
         if self.base not in BASES:
             raise bad(f"base '{self.base}' not one of {', '.join(BASES)}")
         if self.base == "bibert" and self.attn_bits != 1:
@@ -91,22 +100,6 @@ class EnsembleShape:
         return replace(self, members=1, weight_bits=FP, embed_bits=FP, act_bits=FP, attn_bits=FP, base="fp",
                        tws=False)
 
-    def bert_shape(self):
-        """The model's `BertShape` (imports torch)."""
-        from bebert.model.quant_bert import BertShape
-
-        return BertShape(vocab_size=self.vocab, hidden_size=self.hidden, num_layers=self.layers,
-                         num_heads=self.heads, intermediate_size=self.intermediate, max_position=self.max_position,
-                         type_vocab_size=self.type_vocab, layer_norm_eps=1e-12, num_labels=self.num_labels)
-
-    def quant_config(self):
-        """The members' `QuantConfig` (imports torch)."""
-        from bebert.model.quant_bert import QuantConfig
-
-        return QuantConfig(base=self.base, weight_bits=self.weight_bits, embed_bits=self.embed_bits,
-                           act_bits=self.act_bits, attn_bits=self.attn_bits, bi_attention=self.bi_attention,
-                           split=self.tws)
-
 
 PRESETS = {
     "bert-base": EnsembleShape(layers=12, hidden=768, heads=12, intermediate=3072, vocab=30522),
@@ -118,12 +111,12 @@ OPTIONS = ("members", "abits", "seq", "base", "tws", "labels")
 
 
 def parse_model_spec(spec: str) -> EnsembleShape:
-    """'synthetic:bert-base,members=3,abits=4,seq=128' -> EnsembleShape; CompileError if malformed."""
-    def bad(why: str) -> CompileError:
-        return CompileError(f"model {spec!r}: {why} (expected {SPEC_FORMAT})")
+    """'synthetic:bert-base,members=3,abits=4,seq=128' -> EnsembleShape; TargetError if malformed."""
+    def bad(why: str) -> TargetError:
+        return TargetError(f"model {spec!r}: {why} (expected {SPEC_FORMAT})")
 
     if not isinstance(spec, str):
-        raise CompileError(f"model {spec!r}: not a string (expected {SPEC_FORMAT})")
+        raise TargetError(f"model {spec!r}: not a string (expected {SPEC_FORMAT})")
     kind, sep, rest = spec.strip().partition(":")
     if not sep or kind.strip().lower() != "synthetic":
         raise bad("unknown kind" if sep else "missing 'synthetic:'")
@@ -157,8 +150,8 @@ def parse_model_spec(spec: str) -> EnsembleShape:
     if "seq" in ints and ints["seq"] > MAX_SEQ:
         raise bad(f"seq = {ints['seq']} outside 1..{MAX_SEQ}")
     abits = ints.get("abits", 1 if base == "bibert" else shape.act_bits)
-    if abits not in (1, 2, 4, 8):
-        raise bad(f"abits = {abits} not one of 1, 2, 4, 8")
+    if not 1 <= abits <= 8:
+        raise bad(f"abits = {abits} outside 1..8")
     if base == "bibert" and abits != 1:
         raise bad(f"abits = {abits}: bibert has 1-bit activations")
     seq = ints.get("seq", shape.seq)
@@ -166,49 +159,75 @@ def parse_model_spec(spec: str) -> EnsembleShape:
         return replace(shape, members=ints.get("members", shape.members), act_bits=abits, attn_bits=abits,
                        seq=seq, max_position=max(shape.max_position, seq), base=base, tws=tws in ("1", "true"),
                        num_labels=ints.get("labels", shape.num_labels))
-    except CompileError as e:
+    except TargetError as e:
         raise bad(str(e).removeprefix("model shape: ")) from None
 
 
-def _package_dir(path: Path) -> Path:
+def package_dir(path: Path) -> Path:
     """A package folder, or the `package/` folder of a training run."""
     if (path / "manifest.json").is_file():
         return path
     if (path / "package" / "manifest.json").is_file():
         return path / "package"
-    raise CompileError(f"{path}: neither an ensemble package nor a run folder holding package/manifest.json")
+    raise TargetError(f"{path}: neither an ensemble package nor a run folder holding package/manifest.json")
 
 
-def shape_from_package(path: str | Path) -> EnsembleShape:
-    """The EnsembleShape of a trained package (or run folder); CompileError, one line, if it has none."""
-    mf = _package_dir(Path(path)) / "manifest.json"
+def _count(v, what: str) -> int:
+    """A manifest integer, strictly: 16.5 or "16" is an error, not 16."""
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ValueError(f"{what} = {v!r} is not an integer")
+    return v
+
+
+def read_package_manifest(path: str | Path) -> tuple[Path, dict]:
+    """(package folder, its manifest) of a package or run folder, with the fields a shape is read
+    from checked: integers that are integers, max_seq_len within the position table, members."""
+    mf = package_dir(Path(path)) / "manifest.json"
     try:
         m = json.loads(mf.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CompileError(f"{mf}: cannot read the package manifest ({type(e).__name__}: {e})") from None
+        raise TargetError(f"{mf}: cannot read the package manifest ({type(e).__name__}: {e})") from None
     if not isinstance(m, dict) or m.get("format") != PACKAGE_FORMAT:
-        raise CompileError(f"{mf}: not a {PACKAGE_FORMAT} manifest")
+        raise TargetError(f"{mf}: not a {PACKAGE_FORMAT} manifest")
     try:
         s, members = m["shape"], m["members"]
-        quants = [dict(q["quant"]) for q in members]
-        seq = int(m["max_seq_len"])
-        dims = dict(layers=int(s["num_layers"]), hidden=int(s["hidden_size"]), heads=int(s["num_heads"]),
-                    intermediate=int(s["intermediate_size"]), vocab=int(s["vocab_size"]),
-                    max_position=int(s["max_position"]), type_vocab=int(s["type_vocab_size"]),
-                    num_labels=int(s["num_labels"]))
+        for k in SHAPE_KEYS:
+            if _count(s[k], k) < 1:
+                raise ValueError(f"{k} = {s[k]} is not positive")
+        seq = _count(m["max_seq_len"], "max_seq_len")
+        if not 1 <= seq <= s["max_position"]:
+            raise ValueError(f"max_seq_len = {seq} outside 1..{s['max_position']} (the position table)")
+        if not isinstance(members, list) or not members or not all(isinstance(q, dict) for q in members):
+            raise ValueError("members must be a non-empty list of member tables")
+        for q in members:
+            dict(q["quant"])
     except (KeyError, TypeError, ValueError) as e:
-        raise CompileError(f"{mf}: malformed manifest ({type(e).__name__}: {e})") from None
-    if not quants:
-        raise CompileError(f"{mf}: the package has no members")
+        raise TargetError(f"{mf}: malformed manifest ({type(e).__name__}: {e})") from None
+    return mf.parent, m
+
+
+SHAPE_KEYS = ("num_layers", "hidden_size", "num_heads", "intermediate_size", "vocab_size", "max_position",
+              "type_vocab_size", "num_labels")
+
+
+def shape_from_package(path: str | Path) -> EnsembleShape:
+    """The EnsembleShape of a trained package (or run folder); TargetError, one line, if it has none."""
+    pkg, m = read_package_manifest(path)
+    mf = pkg / "manifest.json"
+    s = m["shape"]
+    quants = [dict(q["quant"]) for q in m["members"]]
+    dims = dict(layers=s["num_layers"], hidden=s["hidden_size"], heads=s["num_heads"],
+                intermediate=s["intermediate_size"], vocab=s["vocab_size"], max_position=s["max_position"],
+                type_vocab=s["type_vocab_size"], num_labels=s["num_labels"])
     if any(q != quants[0] for q in quants):
-        raise CompileError(f"{mf}: members are quantized differently; stats need one shape for all members")
+        raise TargetError(f"{mf}: members are quantized differently; stats need one shape for all members")
     q = quants[0]
     try:
         if bool(q.get("bi_attention", False)) != (q.get("base") == "bibert"):
-            raise CompileError(f"bi_attention = {q.get('bi_attention')} with base '{q.get('base')}' is not counted")
-        return EnsembleShape(**dims, members=len(quants), weight_bits=int(q["weight_bits"]),
-                             embed_bits=int(q["embed_bits"]), act_bits=int(q["act_bits"]),
-                             attn_bits=int(q["attn_bits"]), seq=seq, base=str(q["base"]), tws=bool(q["split"]))
+            raise TargetError(f"bi_attention = {q.get('bi_attention')} with base '{q.get('base')}' is not counted")
+        bits = {k: _count(q[k], k) for k in ("weight_bits", "embed_bits", "act_bits", "attn_bits")}
+        return EnsembleShape(**dims, members=len(quants), **bits, seq=m["max_seq_len"], base=str(q["base"]),
+                             tws=bool(q["split"]))
     except (KeyError, TypeError, ValueError) as e:
-        raise CompileError(f"{mf}: {str(e).removeprefix('model shape: ') if isinstance(e, CompileError) else e}") \
+        raise TargetError(f"{mf}: {str(e).removeprefix('model shape: ') if isinstance(e, TargetError) else e}") \
             from None

@@ -1,0 +1,63 @@
+"""Shared fixtures: the repository's folders, the shipped configurations, the command line.
+
+Tiers (markers declared in pyproject.toml): `rtl` marks every test that runs Verilog under
+Icarus or Verilator (`make test-fast` leaves them out); `slow` marks what only `make bench` runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+EXAMPLES = ROOT / "examples"
+GLUE_DIR = Path(os.environ.get("BEBERT_GLUE_DIR", ROOT.parent / "shared" / "data" / "glue"))
+
+needs_icarus = pytest.mark.skipif(shutil.which("iverilog") is None, reason="Icarus Verilog not installed")
+
+
+def shipped_config(name: str):
+    """One of configs/*.toml as an AccelConfig."""
+    from bebert.config import AccelConfig
+
+    return AccelConfig.from_toml(CONFIGS / f"{name}.toml")
+
+
+@pytest.fixture(scope="session")
+def small_config():
+    return shipped_config("small")
+
+
+@pytest.fixture(scope="session")
+def default_config():
+    return shipped_config("default")
+
+
+class CliResult:
+    """What one `bebert ...` call gave: exit code, stdout, stderr."""
+
+    def __init__(self, code: int, out: str, err: str):
+        self.code, self.out, self.err = code, out, err
+
+    def one_line_error(self) -> str:
+        """The single stderr line of a refused command (asserting there is exactly one)."""
+        lines = self.err.strip().splitlines()
+        assert self.code != 0 and len(lines) == 1 and lines[0].startswith("bebert: "), (self.code, self.err)
+        return lines[0]
+
+
+@pytest.fixture
+def cli(capsys):
+    """`cli("sim", DIR, "--json")` runs the command in this process and returns a CliResult."""
+    from bebert.cli import main
+
+    def run(*argv) -> CliResult:
+        code = main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return CliResult(code, out, err)
+
+    return run
