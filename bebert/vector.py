@@ -60,13 +60,11 @@ class Io(IntFlag):
     STREAM_OUT = 1   # the kernel writes its stream output view
     SECOND_IN = 2    # a second input: LAYERNORM's b (fused add), SOFTMAX's mask
     # bits 2-3: log2 of the (first) input's element bytes; bits 4-5: log2 of the stream output's
-    PACK_RQ = 64     # the packed output is requantized first (Packed.consts != 0): LAYERNORM, SOFTMAX
 
 
-def io_word(stream_out: bool = True, second_in: bool = False, in_elem: int = 2, out_elem: int = 2,
-            pack_rq: bool = False) -> int:
+def io_word(stream_out: bool = True, second_in: bool = False, in_elem: int = 2, out_elem: int = 2) -> int:
     return (int(stream_out) | int(second_in) << 1 | (in_elem.bit_length() - 1) << 2
-            | (out_elem.bit_length() - 1) << 4 | int(pack_rq) << 6)
+            | (out_elem.bit_length() - 1) << 4)
 
 
 def io_fields(io: int) -> tuple[bool, bool, int, int]:
@@ -74,13 +72,14 @@ def io_fields(io: int) -> tuple[bool, bool, int, int]:
     return bool(io & 1), bool(io & 2), 1 << (io >> 2 & 3), 1 << (io >> 4 & 3)
 
 
-def io_pack_rq(io: int) -> bool:
-    """The packed output is requantized first (`Io.PACK_RQ`)."""
-    return bool(io & Io.PACK_RQ)
+def packed_pass(fn: int, bits: int) -> bool:
+    """LAYERNORM and SOFTMAX write a packed output in a pass of their own (the tile engine's
+    P4: the result, requantized by `Packed.consts` or not), which the timing counts."""
+    return bits > 0 and VecFn(fn) in (VecFn.LAYERNORM, VecFn.SOFTMAX)
 
 
 TILE_IN_ELEMS = (1, 2, 4)    # the tile engine reads int32 codes of at most 4 bytes
-RQ_KERNELS = ("LAYERNORM", "SOFTMAX")
+RQ_KERNELS = (VecFn.LAYERNORM, VecFn.SOFTMAX)   # the tile kernels whose packed output may be requantized
 
 
 class VecError(ValueError):
@@ -241,10 +240,8 @@ def check_vec(args: dict[str, int]) -> str | None:
             return f"{k.fn.name}: io flags {int(flags)} are not the kernel's ({int(k.io)})"
         if not flags & Io.STREAM_OUT and not args["bits"]:
             return f"{k.fn.name}: no output (neither io STREAM_OUT nor packed bits)"
-        if args["io"] >> 7:
-            return f"{k.fn.name}: io bit 7 is reserved"
-        if io_pack_rq(args["io"]) and (k.fn.name not in RQ_KERNELS or not args["bits"]):
-            return f"{k.fn.name}: io PACK_RQ (requantized packed output) is for LAYERNORM / SOFTMAX with bits > 0"
+        if args["io"] >> 6:
+            return f"{k.fn.name}: io bits 6-7 are reserved"
         if io_fields(args["io"])[2] not in TILE_IN_ELEMS:
             return f"{k.fn.name}: the tile engine reads 1-, 2- or 4-byte elements (io in_elem 8)"
     elif args["io"]:
@@ -301,10 +298,11 @@ def _block_beats(nbytes: int, align: int, config: AccelConfig) -> int:
     return _ceil(nbytes + B - align, B)
 
 
-def setup_blocks(fn: int, cols: int, aux: int, io: int, config: AccelConfig) -> list[tuple[str, int]]:
+def setup_blocks(fn: int, cols: int, aux: int, io: int, config: AccelConfig, bits: int = 0) -> list[tuple[str, int]]:
     """(kind, beats) of the constant blocks a VEC fetches at setup, in this order: K (the
     kernel's constants; LAYERNORM's with its H mults and H biases), A (the fused add's), G
-    (the packed requantize's), M (SOFTMAX's key mask), B (DOT's bias, COMBINE's weights)."""
+    (the packed requantize's: LAYERNORM / SOFTMAX with a packed output, a dummy read when
+    Packed.consts is 0), M (SOFTMAX's key mask), B (DOT's bias, COMBINE's weights)."""
     k = KERNELS[VecFn(fn)]
     out = []
     if k.engine == "tile":
@@ -312,7 +310,7 @@ def setup_blocks(fn: int, cols: int, aux: int, io: int, config: AccelConfig) -> 
         out.append(("K", _block_beats(8 * n, 8, config)))
         if k.fn == VecFn.LAYERNORM and io & Io.SECOND_IN:
             out.append(("A", _block_beats(8 * len(ADD_CONSTS), 8, config)))
-        if io_pack_rq(io):
+        if packed_pass(k.fn, bits):
             out.append(("G", _block_beats(8 * len(REQUANT_CONSTS), 8, config)))
         if k.fn == VecFn.SOFTMAX and io & Io.SECOND_IN:
             out.append(("M", _block_beats(4 * cols, 4, config)))
@@ -321,11 +319,11 @@ def setup_blocks(fn: int, cols: int, aux: int, io: int, config: AccelConfig) -> 
     return out
 
 
-def setup_cycles(fn: int, cols: int, aux: int, io: int, config: AccelConfig) -> int:
+def setup_cycles(fn: int, cols: int, aux: int, io: int, config: AccelConfig, bits: int = 0) -> int:
     """Cycles from the VEC's issue to its engine's start (the descriptor, then the blocks)."""
     L = config.dram_latency_cycles
     parse_end = max(4 + L + parsed_desc_words(fn), 2 + L + desc_beats(fn, aux, config))
-    blocks = setup_blocks(fn, cols, aux, io, config)
+    blocks = setup_blocks(fn, cols, aux, io, config, bits)
     kinds = "KAGMB"
     first = min((kinds.index(k) for k, _ in blocks), default=None)
     nbeats = sum(b for _, b in blocks)
@@ -368,14 +366,14 @@ def _tile_cycles(k: Kernel, rows: int, cols: int, bits: int, io: int, cfg: Accel
     L = cfg.dram_latency_cycles
     g = tile_geometry(k.fn, rows, cols, bits, io, cfg)
     two, tiles, wsp, fb, nw = g["two"], g["tiles"], g["wsp"], g["flush"], g["words"]
-    start = setup_cycles(k.fn, cols, 0, io, cfg)                 # the engine's start (issue = cycle 0)
+    start = setup_cycles(k.fn, cols, 0, io, cfg, bits)           # the engine's start (issue = cycle 0)
     first = start + 2 + L + VEC_FIFO_LAT + g["fill"]            # its first column is in
     if k.fn in _K_ELEM:                                         # one pass over every tile's columns
         S = max(g["step"], wsp)
         a0 = first + int(two) + LANE_OUT_LAT[_K_ELEM[k.fn]]
         last = a0 + (tiles * cols - 1) * S + (tiles * nw - 1) * max(0, wsp + fb - S)
     else:                                                       # per tile: P1, P2, DIV, P3 (P4)
-        rq = io_pack_rq(io)
+        rq = packed_pass(k.fn, bits)
         t1 = first
         for _ in range(tiles):
             t2 = t1 + (cols - 1) * g["step"] + int(two) + tile_gap(k.fn, "P1", two)
@@ -657,9 +655,9 @@ class _Ctx:
         if self.bits:
             p = self.d["pout"]
             _check_packed(p, self.config, f"{self.fn.name}.pout")
-            if bool(p.consts) != io_pack_rq(self.args["io"]):
-                raise VecError(f"{self.fn.name}.pout: packed consts {'set' if p.consts else 'absent'} but io "
-                               f"PACK_RQ {'clear' if p.consts else 'set'}")
+            if p.consts and self.fn not in RQ_KERNELS:
+                raise VecError(f"{self.fn.name}.pout: a packed output of {self.fn.name} is not requantized "
+                               f"(consts must be 0; LAYERNORM and SOFTMAX only)")
             z = y
             if p.consts:
                 k, _ = _consts(self.dram, self.fn, p.consts, REQUANT_CONSTS)

@@ -53,7 +53,7 @@ class VectorUnit(wiring.Component):
         self.config = config
         bus = config.bus_bits
         super().__init__({
-            "start": In(1), "word": In(INSTR_BITS), "busy": Out(1), "fault": Out(1),
+            "start": In(1), "word": In(INSTR_BITS), "busy": Out(1), "done": Out(1), "fault": Out(1),
             "vrd": Out(ReadPort(bus)), "vwr": Out(WritePort(bus)),
         })
 
@@ -79,7 +79,7 @@ class VectorUnit(wiring.Component):
             m.d.sync += [phase.eq(1), go.eq(1), self.fault.eq(0)]
         m.d.sync += go.eq(self.start)
         m.d.comb += [su.start.eq(go), su.fn.eq(fields["fn"]), su.desc.eq(fields["desc"]), su.cols.eq(fields["cols"]),
-                     su.aux.eq(fields["aux"]), su.io.eq(fields["io"])]
+                     su.aux.eq(fields["aux"]), su.io.eq(fields["io"]), su.bits.eq(fields["bits"])]
         m.d.comb += [dv.fn.eq(fields["fn"]), dv.rows.eq(fields["rows"]), dv.cols.eq(fields["cols"]),
                      dv.bits.eq(fields["bits"]), dv.aux.eq(fields["aux"]), dv.io.eq(fields["io"]), dv.desc.eq(fields["desc"]),
                      dv.slots.eq(su.slots), dv.k.eq(su.k), dv.a.eq(su.a), dv.g.eq(su.g)]
@@ -100,6 +100,7 @@ class VectorUnit(wiring.Component):
             with m.Case(2):
                 with m.If(dv.fault):
                     m.d.sync += [self.fault.eq(1), phase.eq(0)]
+                    m.d.comb += self.done.eq(1)
                 with m.Elif(tile):
                     m.d.comb += [eng.start.eq(1), wr.start.eq(1)]
                     m.d.sync += [phase.eq(3), started.eq(0)]
@@ -115,6 +116,7 @@ class VectorUnit(wiring.Component):
             with m.Case(4):
                 with m.If(Mux(tile, wr.idle & rdr.idle, sc.idle & (self._outstanding == 0))):
                     m.d.sync += phase.eq(0)
+                    m.d.comb += self.done.eq(1)
         m.d.comb += self.busy.eq(phase != 0)
         return m
 

@@ -127,8 +127,7 @@ def _fault_cases():
         ("constant block missing", _mutate(mk(VecFn.REQUANT, 5), consts=lambda x: 0)),
         ("constant block misaligned", _mutate(mk(VecFn.GELU, 6), consts=lambda x: x + 4)),
         ("packed group not a power of two", _mutate(mk(VecFn.REQUANT, 7, bits=2), pout=lambda p: replace(p, group=3))),
-        ("packed consts without io PACK_RQ", _mutate(mk(VecFn.LAYERNORM, 8, bits=2, pack_rq=False),
-                                                     pout=lambda p: replace(p, consts=64))),
+        ("packed consts on a REQUANT", _mutate(mk(VecFn.REQUANT, 8, bits=2), pout=lambda p: replace(p, consts=64))),
         ("key mask not a plain int32 row", _mutate(mk(VecFn.SOFTMAX, 9, second=True), mask=lambda v: replace(v, s_c=8))),
     ]
     c = mk(VecFn.REQUANT, 10)

@@ -110,7 +110,7 @@ def _requant_consts(rng: random.Random, bits_choices=(0, 2, 4, 8, 16)) -> I.Requ
 
 def tile_case(config: AccelConfig, fn: VecFn, seed: int, *, rows: int | None = None, cols: int | None = None,
               bits: int | None = None, second: bool | None = None, stream_out: bool | None = None,
-              pack_rq: bool | None = None, pm1: bool | None = None, in_elem: int | None = None,
+              pack_rq: bool | None = None, pm1: bool | None = None, in_elem: int | None = None,  # rq: Packed.consts
               out_elem: int | None = None) -> Case:
     """A random tile-engine VEC (ADD, REQUANT, GELU, LAYERNORM, SOFTMAX)."""
     rng = random.Random(seed)
@@ -206,7 +206,7 @@ def tile_case(config: AccelConfig, fn: VecFn, seed: int, *, rows: int | None = N
         packed = (p, L)
     d = img.put(encode_desc(fn, **desc), 4)
     args = {"fn": int(fn), "desc": d, "rows": rows, "cols": cols, "bits": bits, "aux": 0,
-            "io": io_word(stream_out, second, in_elem, out_elem, pack_rq)}
+            "io": io_word(stream_out, second, in_elem, out_elem)}
     return Case(config, img.dram, args, views, packed, cs)
 
 

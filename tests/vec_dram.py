@@ -92,7 +92,7 @@ def run_units(config: AccelConfig, cases: list, *, stall: float = 0.0, seed: int
             ctx.set(dut.start, 1)
             await ctx.tick()
             ctx.set(dut.start, 0)
-            busy = 0
+            busy, done_at = 0, None
             for cycle in range(1, limit):
                 rd_ready = int(not mem.stalled())
                 wr_ready = int(not mem.stalled())
@@ -105,6 +105,7 @@ def run_units(config: AccelConfig, cases: list, *, stall: float = 0.0, seed: int
                 if not ctx.get(dut.busy):
                     break
                 busy += 1
+                done_at = busy if ctx.get(dut.done) else done_at
                 if ctx.get(dut.vrd.req_valid) and rd_ready:
                     mem.request(cycle, ctx.get(dut.vrd.req_addr), ctx.get(dut.vrd.req_len))
                 if ctx.get(dut.vwr.valid) and wr_ready:
@@ -112,6 +113,7 @@ def run_units(config: AccelConfig, cases: list, *, stall: float = 0.0, seed: int
                 await ctx.tick()
             else:
                 raise AssertionError(f"case {n}: the vector unit is still busy after {limit} cycles")
+            assert done_at == busy, f"case {n}: done in busy cycle {done_at}, the last is {busy}"
             results.append({"cycles": busy, "fault": ctx.get(dut.fault), "dram": mem.image(),
                              "complaints": mem.bad, "left": (len(mem.reads), len(mem.resps))})
             ctx.set(dut.vwr.resp_valid, 0)

@@ -3,7 +3,8 @@
 (shared by every lane). Also the descriptor checks whose failure is a VEC fault (the golden
 executor raises `VecError` for the same descriptors): element sizes and the word's io, the
 tile engine's stream views (tiles of T rows, bus-aligned), constant blocks (8-byte aligned,
-present), LAYERNORM's hidden = cols, packed outputs (group, alignment, consts <-> PACK_RQ),
+present), LAYERNORM's hidden = cols, packed outputs (group, alignment; requantize constants only
+for LAYERNORM / SOFTMAX),
 SOFTMAX's mask (a plain int32 row).
 """
 
@@ -103,7 +104,8 @@ class Derive(wiring.Component):
         pk = {n: sl[SLOTS["P"] + i] for i, n in enumerate(("base", "pitch", "gstride", "group", "wstep", "flags",
                                                             "consts"))}
         io = self.io
-        stream_out, second, rq = io[0], io[1], io[6]
+        is_ln, is_sm = self.fn == int(VecFn.LAYERNORM), self.fn == int(VecFn.SOFTMAX)
+        stream_out, second, rq = io[0], io[1], (is_ln | is_sm) & (self.bits != 0)
         ein_code, eout_code = io[2:4], io[4:6]
         tc, lc, wc, rc = self.tc, self.lc, self.wc, self.rc
         kinds = {VecFn.ADD: K_ADD, VecFn.REQUANT: K_REQUANT, VecFn.GELU: K_GELU, VecFn.LAYERNORM: K_LN,
@@ -151,7 +153,8 @@ class Derive(wiring.Component):
                 m.d.comb += in_bits.eq(64)
         _decode(m, tc.dec_a, ein_code, v0["fmt"][8], _min(sat(v0), in_bits))
         _decode(m, tc.dec_b, ein_code, v1["fmt"][8], _min(sat(v1), in_bits))
-        _decode(m, tc.dec_r, ELEM_ROW, 1, G("in_bits")[:7])
+        has_g = pk["consts"] != 0            # else the packed pass only clamps: an identity requantize
+        _decode(m, tc.dec_r, ELEM_ROW, 1, Mux(has_g, G("in_bits")[:7], 32))
         # the output POST
         shift, obits, osig = Signal(6), Signal(6), Signal()
         for f, names, sh, ob, os in ((VecFn.REQUANT, REQUANT_CONSTS, "shift", "bits", "signed"),
@@ -168,10 +171,11 @@ class Derive(wiring.Component):
         p_signed, pm1 = pk["flags"][0], pk["flags"][1]
         # the planes' range; +-1 planes keep the sign (z >= 0 is the plane): any range with both
         plane = _Range(Mux(pm1, 1, p_signed), Mux(pm1, 2, Cat(bits, Const(0, 2))))
-        _post(m, tc.post_rq, G("shift")[:6], _Range.obits(G("bits")[:6], G("signed")[0]), clip=plane)
+        _post(m, tc.post_rq, Mux(has_g, G("shift")[:6], 0),
+              _Range.obits(Mux(has_g, G("bits")[:6], 0), Mux(has_g, G("signed")[0], 1)), clip=plane)
         m.d.comb += [tc.m1.eq(Mux(fn == int(VecFn.REQUANT), K(REQUANT_CONSTS, "mult"),
                                   Mux(two_ln, A("mult1"), K(ADD_CONSTS, "mult1")))),
-                     tc.m2.eq(Mux(two_ln, A("mult2"), K(ADD_CONSTS, "mult2"))), tc.mrq.eq(G("mult"))]
+                     tc.m2.eq(Mux(two_ln, A("mult2"), K(ADD_CONSTS, "mult2"))), tc.mrq.eq(Mux(has_g, G("mult"), 1))]
         # the lanes' kernel constants
         gk = lambda n: K(GELU_CONSTS, n)  # noqa: E731
         gsh = gk("in_shift").as_signed()
@@ -251,7 +255,7 @@ class Derive(wiring.Component):
         pow2 = (g != 0) & ((g & (g - 1)) == 0)
         gmin = min(T, max(1, 8 * B // W))
         packed_bad = (~pow2 | (g < gmin) | ((pk["base"] | pk["pitch"] | pk["gstride"] | pk["wstep"]) & am).any()
-                      | ((pk["consts"] != 0) != rq) | (rq & const_bad(pk["consts"])))
+                      | ((pk["consts"] != 0) & (~(is_ln | is_sm) | const_bad(pk["consts"]))))
         mask_bad = ((v1["fmt"][:8] != 4) | (v1["rtile"] != 0) | (v1["ctile"] != 0) | (v1["s_c"] != 4)
                     | (v1["r0"] != 0) | (v1["c0"] != 0) | (v1["base"][:2] != 0))
         k0 = self.k.word_select(0, 64)

@@ -32,13 +32,10 @@ def _pow2_at_least(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
 
 
-class ReadPort(wiring.Signature):
-    """A DRAM read port (`vrd_*`, `rd_*`): requests of `len` beats at bus-aligned byte
-    addresses, beats in request order."""
-
-    def __init__(self, bus_bits: int):
-        super().__init__({"req_valid": Out(1), "req_ready": In(1), "req_addr": Out(32), "req_len": Out(32),
-                          "data_valid": In(1), "data": In(bus_bits)})
+def ReadPort(bus_bits: int) -> wiring.Signature:
+    """The DRAM read port (`hw/ports.py read_port`)."""
+    from ..ports import read_port
+    return read_port(bus_bits)
 
 
 class RunConfig(wiring.Signature):

@@ -12,7 +12,7 @@ packed planes' range).
 from __future__ import annotations
 
 from bebert.config import AccelConfig
-from bebert.vector import Io, Packed, VecFn, View, io_fields, io_pack_rq
+from bebert.vector import Io, Packed, VecFn, View, io_fields, packed_pass
 
 Range = tuple  # ("s" | "u", bits)
 
@@ -108,7 +108,7 @@ def tile_settings(args: dict, d: dict, consts: dict, config: AccelConfig) -> tup
     fn = VecFn(args["fn"])
     T, B = config.vec_lanes, config.dram_bytes_per_cycle
     stream_out, second, ein, eout = io_fields(args["io"])
-    rq = io_pack_rq(args["io"])
+    rq = packed_pass(fn, args["bits"])
     k = consts["consts"]
     two = fn == VecFn.ADD or (fn == VecFn.LAYERNORM and second)
     nin = 2 if two else 1
@@ -156,7 +156,7 @@ def tile_settings(args: dict, d: dict, consts: dict, config: AccelConfig) -> tup
     # the planes' range (+-1 planes: any range with both signs keeps z >= 0, the plane)
     plane = (("s", 2) if p.pm1 else ("s" if p.signed else "u", bits)) if p else None
     if rq:
-        g = consts["pout"]
+        g = consts.get("pout") or {"mult": 1, "shift": 0, "bits": 0, "signed": 1, "in_bits": 32}
         tc["dec_r"] = decode_vals(3, True, g["in_bits"])
         tc["mrq"] = g["mult"]
         tc["post_rq"] = post_vals(33, g["shift"], obits_range(g["bits"], g["signed"]), clip=plane)

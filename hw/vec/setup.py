@@ -90,7 +90,7 @@ class Setup(wiring.Component):
         self.depth = sbuf_depth(config)
         bus = 8 * self.B
         super().__init__({
-            "start": In(1), "fn": In(8), "desc": In(32), "cols": In(16), "aux": In(16), "io": In(8),
+            "start": In(1), "fn": In(8), "desc": In(32), "cols": In(16), "aux": In(16), "io": In(8), "bits": In(4),
             "port": Out(ReadPort(bus)), "done": Out(1), "busy": Out(1),
             "slots": Out(32 * NSLOTS), "k": Out(64 * K_WORDS), "a": Out(64 * A_WORDS), "g": Out(64 * G_WORDS),
             "reg_k": Out(range(self.depth)), "reg_m": Out(range(self.depth)), "off_k": Out(5), "off_m": Out(6),
@@ -177,8 +177,8 @@ class Setup(wiring.Component):
         tile = Cat(*[fn == int(f) for f in (VecFn.ADD, VecFn.REQUANT, VecFn.LAYERNORM, VecFn.SOFTMAX,
                                            VecFn.GELU)]).any()
         second = io[1]
-        rq = io[6]
         ln, sm = fn == int(VecFn.LAYERNORM), fn == int(VecFn.SOFTMAX)
+        rq = (ln | sm) & (self.bits != 0)     # the packed pass: its constants (address 0: a dummy read)
         dot_comb = (fn == int(VecFn.DOT)) | (fn == int(VecFn.COMBINE))
         nk = Signal(16)
         with m.Switch(fn):
@@ -189,7 +189,7 @@ class Setup(wiring.Component):
         # kind: (enabled, address, bytes, alignment of its words)
         kinds = [(tile, slot("C0"), Mux(ln, 8 * (8 + 2 * cols), 8 * nk), 8),
                  (ln & second, slot("C1"), 8 * A_WORDS, 8),
-                 (tile & rq, slot("P", 6), 8 * G_WORDS, 8),
+                 (rq, slot("P", 6), 8 * G_WORDS, 8),
                  (sm & second, slot("V1"), 4 * cols, 4),
                  (dot_comb, slot("C0"), 8 * aux, 8)]
         regs = [self.reg_k, None, None, self.reg_m, self.reg_b]

@@ -25,17 +25,15 @@ from amaranth.lib.wiring import In, Out
 
 from bebert.config import AccelConfig
 
-from .packer import Packer
+from ..packer import Packer
 
 PLANES = 8
 
 
-class WritePort(wiring.Signature):
-    """A DRAM write port (`vwr_*`, `owr_*`): single beats with byte strobes, answered in order."""
-
-    def __init__(self, bus_bits: int):
-        super().__init__({"valid": Out(1), "ready": In(1), "addr": Out(32), "data": Out(bus_bits),
-                          "strb": Out(bus_bits // 8), "resp_valid": In(1)})
+def WritePort(bus_bits: int) -> wiring.Signature:
+    """The DRAM write port (`hw/ports.py write_port`)."""
+    from ..ports import write_port
+    return write_port(bus_bits)
 
 
 class WriterConfig(wiring.Signature):
@@ -68,7 +66,7 @@ class Writer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         T, B, W, cfg, p = self.T, self.B, self.W, self.cfg, self.port
-        m.submodules.packer = pk = Packer(T, PLANES, W, 8 * B)
+        m.submodules.packer = pk = Packer(T, PLANES, W, 8 * B)        # the shared row-word packer (hw/packer.py)
         lgB = B.bit_length() - 1
         # -- state
         sleft = Signal(range(8 * T // B + 2))           # stream beats still to write of the taken column
@@ -108,7 +106,7 @@ class Writer(wiring.Component):
         flush = (cfg.planes != 0) & (self.last | (self.col[:W.bit_length() - 1] == W - 1))
         pend_flush = Signal()
         self._last_flush = Signal()                     # the word being flushed is its row's last
-        m.d.comb += [pk.shift.eq(take), pk.mask.eq(Cat(*[i < nrows for i in range(T)]))]
+        m.d.comb += [pk.shift.eq(take), pk.mask.eq(Cat(*[i < nrows for i in range(T)])), pk.rd_transposed.eq(0)]
         for i in range(T):
             m.d.comb += pk.codes[i].eq(self.code[8 * i:8 * i + PLANES])
         with m.If(take):
