@@ -22,10 +22,26 @@ Two engines (docs/ARCHITECTURE.md, "The vector unit"):
 - the **scalar engine** (EMBED, LUT, DOT, COMBINE): element by element with streamed reads,
   for the small kernels at the ends of a member.
 
-TIMING IS PROVISIONAL until the v3 RTL vector unit lands: `vec_cycles` below has the right
-structure (setup bursts, per-tile phases, per-lane divisions in parallel) and plausible
-constants; the RTL's implementer replaces the constants (in this file only) with the exact
-ones and tests/test_hw_vector.py then holds RTL == vec_cycles.
+Timing (`vec_cycles`) is the RTL vector unit's exact schedule (hw/vector_unit.py) at the
+nominal memory; tests/test_hw_vector.py holds RTL == vec_cycles on random VECs. Nothing about
+*when* depends on data, only on the word and the configuration (L = dram_latency_cycles,
+B = dram_bytes_per_cycle, T = vec_lanes, W = xnor_width); a slower memory only stretches it.
+The VEC issues in cycle 0 and is busy in 1 .. D:
+
+| phase | cycles (at the nominal memory) |
+| --- | --- |
+| descriptor | one burst of NDB = ceil((4 desc_words + B - 4) / B) beats; its NW parsed words, one a cycle: parsed by P = max(4 + L + NW, 2 + L + NDB) |
+| constant blocks | one request a cycle for each block (`setup_blocks`: K, A, G, M, B, NC beats in all, the first of kind index k0), then the 22 constant words: the engine starts in S = max(P + 6, P + 1 + k0 + L + NC) + 24 (`setup_cycles`) |
+| tile engine: first column | F1 = S + 2 + L + 2 + fill, fill = (T e_in / B - 1 when a column is several beats) + (two inputs: min(8, beats of a tile's run)) |
+| REQUANT, ADD, GELU | one pass over tiles * cols columns, one every Sc = max(step, w) cycles, step = max(n_in, n_in T e_in / B) (n_in = 2 for ADD), w = max(1, T e_out / B) (1 without a stream output); the first result is taken in a0 = F1 + [ADD] + OUT[path] (OUT: AFF 6, GELU 11); a packed output flushes FB = bits * max(1, T W / 8B) beats after every W columns and a row's last, holding the lanes max(0, w + FB - Sc) cycles each: last = a0 + (tiles cols - 1) Sc + (tiles ceil(cols / W) - 1) max(0, w + FB - Sc) |
+| LAYERNORM, SOFTMAX, per tile | P1 (cols columns, one every `step`) + gap; P2 (cols, one a cycle) + gap - 1; the division (ISQRT + LN_DIV or SM_DIV steps, + 1); P3 (the output: OUT LN3 8, SM3 5) or, with a packed output, P3 (cols, + gap) then P4 (OUT 7); the output pass takes a column every w cycles plus FB per flushed word but its last; the next tile starts at max(last + 1, the start of this tile's P2 + 1 + L + 2 + fill) (`tile_gap`, `_tile_cycles`) |
+| end | D = last + w + FB - 1 + L + 1: the last write, answered |
+| DOT | one element read a cycle from S + 73 on (x[r, :] then w[n, :] per row), the last value taken p = first + rows cols (1 + aux) - 1 + L + 2; D = max(p + 6, p + L + 4) |
+| LUT | blocks of Q = 2^bitlen(L + 3) elements: the block's x, then its table reads; D = max(p + 4, p + L + 2), p = first + 2 n - 1 + max(0, L + 3 - last block) + L + 2 |
+| EMBED | per row L + 11 + 3 cols (id, type, the rows' addresses, 3 pairs, 3 reads a column); D = max(p + 4, p + L + 2) |
+| COMBINE | per member 15 + 71 + rows cols (its view, weight, walker, elements), then 3 cycles per output element; D = max(w_last + 3, w_last + L + 1) (`_scalar_cycles`) |
+
+(71 = VEC_WALK_INIT: the scalar engine's view walkers divide r0, c0 by their tiles.)
 """
 
 from __future__ import annotations

@@ -63,13 +63,11 @@ class VectorUnit(wiring.Component):
         m.submodules.setup = su = Setup(cfg)
         m.submodules.derive = dv = Derive(cfg)
         m.submodules.engine = eng = TileEngine(cfg)
-        self.engine = eng
         m.submodules.reader = rdr = StreamReader(cfg)
         m.submodules.columns = asm = ColumnAssembler(cfg)
         m.submodules.params = par = Params(cfg, su.depth)
         m.submodules.writer = wr = Writer(cfg)
         m.submodules.scalar = sc = ScalarEngine(cfg, su.depth)
-        self.scalar = sc
         fields = {n: Signal(FIELDS[Op.VEC][n][1], name=f"vec_{n}") for n in ("fn", "desc", "rows", "cols", "bits",
                                                                                "aux", "io")}
         phase = Signal(3)               # 0 idle, 1 setup, 2 check, 3 run, 4 drain

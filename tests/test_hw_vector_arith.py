@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import random
 
-import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
@@ -22,7 +21,6 @@ from bebert import layout as lay
 from bebert.config import AccelConfig
 from bebert.hw.vec.arith import Post, RowDivider
 from bebert.hw.vec.settings import post_vals, obits_range, tile_settings
-from bebert.hw.vec.tile_engine import TileEngine
 from bebert.vector import VecFn, decode_desc, io_fields
 from tile_bench import TileBench
 from vec_cases import tile_case

@@ -176,7 +176,6 @@ class Lane(wiring.Component):
         m.d.comb += [div.start.eq(ctl.div_start), div.mode.eq(ctl.div_mode), div.n.eq(n), div.den.eq(tot),
                      div.num.eq(cfg.rnum)]
         self._outputs(m, y, rdata)
-        self.probe = {"s": s, "n": n, "mx": mx, "tot": tot, "quot": div.quot, "x": x, "rdata": rdata, "y": y, "sq": lsq.sq, "dp": lsq.dp, "n_en": ctl.n_en, "wr_en": ctl.wr_en, "wr_addr": ctl.wr_addr, "rd_addr": ctl.rd_addr, "wdata": wr.data}
         return m
 
     def _outputs(self, m, y, rdata):

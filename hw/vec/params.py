@@ -8,7 +8,7 @@ while `en` is low): one buffer read per port, then the word of the beat.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -36,7 +36,7 @@ class Params(wiring.Component):
         ibias = imult + self.cols
         imask = self.off_m + self.col                      # int32 word of mask_c
         first = Signal(32)
-        m.d.comb += first.eq(Mux_(self.masked, self.reg_m + (imask >> l4), self.reg_k + (imult >> l8)))
+        m.d.comb += first.eq(Mux(self.masked, self.reg_m + (imask >> l4), self.reg_k + (imult >> l8)))
         m.d.comb += [self.rd_addr.eq(first), self.rd_en.eq(self.en),
                      self.rd2_addr.eq(self.reg_k + (ibias >> l8)), self.rd2_en.eq(self.en)]
         sm, sb, sk = Signal(max(1, l8)), Signal(max(1, l8)), Signal(max(1, l4))
@@ -46,8 +46,3 @@ class Params(wiring.Component):
         m.d.comb += [self.mult.eq(word(self.rd_data, sm, w8, 64)[:32]), self.bias.eq(word(self.rd2_data, sb, w8, 64)),
                      self.mask.eq(word(self.rd_data, sk, w4, 32).any())]
         return m
-
-
-def Mux_(c, a, b):
-    from amaranth.hdl import Mux
-    return Mux(c, a, b)

@@ -31,7 +31,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from bebert.config import AccelConfig
-from bebert.vector import COMBINE_MAX_MEMBERS, VecFn, lut_block
+from bebert.vector import VecFn, lut_block
 
 from .reader import ReadPort
 from .setup import NSLOTS, SLOTS
@@ -152,8 +152,6 @@ class ScalarEngine(wiring.Component):
             with m.If(fn == int(f)):
                 body(m, go, req, out, done, sl)
         m.d.comb += self.idle.eq((phase == 0) & (inflight == 0))
-        self.probe = {"phase": phase, "inflight": inflight, "done": done, "rq": rq_valid, "fire": fire, "pop": pop,
-                      "ra": wa.ready, "rb": wb.ready, "ro": wo.ready, "vr": vals.r_rdy, "wv": wv}
 
     def _write_port(self, m, wv, wdata, wcode, wo):
         """Element writes through walker O, saturated to the out view's element type."""
@@ -381,7 +379,6 @@ class ScalarEngine(wiring.Component):
                     m.d.sync += ph.eq(1)
                     m.d.comb += wb.restart.eq(1)
         self._mac_consumer(m, go, out, done, sl, dot=True)
-        self.probe_dot = {"r": r, "c": c, "nn": nn, "ph": ph, "gdone": gdone}
 
     def _bias(self, m, n):
         """int64 word n of the setup buffer's block B (DOT's bias, COMBINE's weights), one cycle after n."""
@@ -442,8 +439,6 @@ class ScalarEngine(wiring.Component):
             with m.If(last2):
                 m.d.sync += [out["wv"].eq(1), out["wdata"].eq(nacc + bias)]
         m.d.comb += done.eq(((cr == self.rows) & ~s1 & ~s2 & ~out["wv"]) | self._faulted(out))
-        self.probe_mac = {"cr": cr, "cc": cc, "cn": cn, "cph": cph, "s1": s1, "s2": s2, "last2": last2, "first2": first2,
-                          "p2": p2, "acc": acc, "v1": v1, "x": rr.data}
 
     # -- COMBINE -------------------------------------------------------------------------------
     def _combine(self, m, go, req, out, done, sl):

@@ -208,7 +208,6 @@ class TileEngine(wiring.Component):
             with m.If(Mux(ps.out, end_out, waiting & (wait == 0))):
                 self._next(m, pss, tile, issuing, waiting, wait, active, ps, clr, div_go)
         self._lanes(m, en, pss, elem, line, ps, clr, div_go)
-        self.probe = {"pss": pss, "col": col, "issue": issue, "en": en}
         return m
 
     def _next(self, m, pss, tile, issuing, waiting, wait, active, ps, clr, div_go):
@@ -272,7 +271,6 @@ class TileEngine(wiring.Component):
         for lane in range(self.T):
             ln = Lane(self.depth)
             lm.submodules[f"lane{lane}"] = ln
-            self.lanes_ = getattr(self, "lanes_", []) + [ln]
             lm.d.comb += [ln.b1.eq(col[8 * lane:8 * lane + 8]), ln.b2.eq(col[16 * lane:16 * lane + 16]),
                           ln.b4.eq(col[32 * lane:32 * lane + 32])]
             lm.d.comb += [getattr(ln.ctl, k).eq(v) for k, v in ctl.items()]
