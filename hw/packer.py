@@ -183,7 +183,7 @@ class Packer(wiring.Component):
     def _repeat(self, m, beat, index, tag: str = "n"):
         """W < B: a run of 2^rd_run < wpb words repeats across the beat (beat word q is run word
         q mod n, the run holding word `index`)."""
-        W, wpb = self.width, self.wpb
+        wpb = self.wpb
         if len(beat) == 1:
             return beat[0]
         run = Signal(range(_log2(wpb) + 1), name=f"{tag}_run")

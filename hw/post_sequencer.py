@@ -73,7 +73,7 @@ class PostSequencer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
-        R, C, W, Bb = cfg.pe_rows, cfg.pe_cols, cfg.xnor_width, cfg.dram_bytes_per_cycle
+        R, C, Bb = cfg.pe_rows, cfg.pe_cols, cfg.dram_bytes_per_cycle
         T1 = min(R, cfg.vec_lanes)
         post = {n: Signal(_width(Op.POST, n), name=f"post_{n}") for n in ("p", "dram", "cols", "rows", "flush")}
         tells = Signal()

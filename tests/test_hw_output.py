@@ -13,7 +13,7 @@ from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
 
 from bebert.config import AccelConfig
-from bebert.isa import PostFmt, Stage, encode, post, postcfg, sync
+from bebert.isa import PostFmt, encode, post, postcfg, sync
 from bebert.timing import OutputMode, duration
 from bebert.compiler import golden
 from bebert.hw.output_stage import OutputStage
@@ -210,7 +210,6 @@ def durations(config, prog):
 
 def run_stage(config, prog, pbuf, snapshot, *, ready_p=1.0, seed=0):
     """Runs `prog` back to back; returns (DRAM bytes, issue cycles, push cycles, last cycle)."""
-    R, C = config.pe_rows, config.pe_cols
     entries = np.asarray(pbuf, np.uint8).reshape(config.entries("pbuf"), -1)
     init = [int.from_bytes(e.tobytes(), "little") for e in entries]
     dut = OutputBench(config, init)
