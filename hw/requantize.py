@@ -26,7 +26,11 @@ def lane_mode(m, *, stream, elem, shift, obits, osigned, pm1, name: str = "mode"
       fit n bits;
     - `rnd`: the rounding 2^(s-1) * 2^fine = 2^(8 coarse + 6) for s > 0, else 0;
     - `wrap`: s = 63, the one shift at which `requantize`'s int64 rounding add can wrap
-      (v + 2^62 >= 2^63): the lanes then keep v' to 64 bits, as numpy does.
+      (v + 2^62 >= 2^63, when acc = mult = -2^31). There v + 2^62 >= 0, so the result is 0, or
+      -1 when it wrapped, i.e. bit 63 of v' (fine is 0): the lanes then take bit 63 as the sign
+      and the "saturated" value as the result, with hi = 0 and lo = -1 (signed) or 0
+      (unsigned); the sign (obits 1) keeps its own hi / lo. `force` (sign or wrap) selects
+      hi / lo whatever the clamp says.
     """
     ebits = Signal(6, name=f"{name}_ebits")
     m.d.comb += ebits.eq(Mux(elem == 0, 8, Mux(elem == 1, 16, 32)))
@@ -44,8 +48,11 @@ def lane_mode(m, *, stream, elem, shift, obits, osigned, pm1, name: str = "mode"
     m.d.comb += top.eq(1 << Mux(sgn, n - 1, n)[:6])
     hi = Signal(VALUE_BITS, name=f"{name}_hi")
     lo = Signal(VALUE_BITS, name=f"{name}_lo")
+    wrap = shift == 63
     with m.If(sign):
         m.d.comb += [hi.eq(1), lo.eq(Mux(pm1, 0, -1))]
+    with m.Elif(wrap):
+        m.d.comb += [hi.eq(0), lo.eq(Mux(sgn, -1, 0))]
     with m.Elif(sgn):
         m.d.comb += [hi.eq(top - 1), lo.eq(-top)]
     with m.Else():
@@ -54,18 +61,18 @@ def lane_mode(m, *, stream, elem, shift, obits, osigned, pm1, name: str = "mode"
     first = Signal(8, name=f"{name}_first")  # the lowest bit of v' that must equal the fill
     m.d.comb += first.eq(Cat(Const(7, 3), coarse) + n - sgn)
     mask = Signal(V_BITS - 1, name=f"{name}_mask")
-    m.d.comb += mask.eq(Cat(*[first <= i for i in range(V_BITS - 1)]))
+    m.d.comb += mask.eq(Mux(wrap, 0, Cat(*[first <= i for i in range(V_BITS - 1)])))
     rnd = Signal(V_BITS, name=f"{name}_rnd")
     with m.If(shift != 0):
         m.d.comb += rnd.eq(1 << Cat(Const(6, 3), coarse))
-    return {"coarse": coarse, "fine": fine, "wrap": shift == 63, "sgn": sgn, "sign": sign, "hi": hi, "lo": lo,
+    return {"coarse": coarse, "fine": fine, "wrap": wrap, "sgn": sgn, "force": sign | wrap, "hi": hi, "lo": lo,
             "mask": mask, "rnd": rnd}
 
 
 FINE_BITS = 3  # the part of the shift applied by scaling the multiplier (keeps it within 4 DSP48s)
 V_BITS = 64 + (1 << FINE_BITS) - 1  # v' = 2^fine * v, fine < 8
 MULT_BITS = 32 + (1 << FINE_BITS) - 1
-MODE_LAYOUT = data.StructLayout({"coarse": 3, "fine": 3, "wrap": 1, "sgn": 1, "sign": 1, "hi": VALUE_BITS,
+MODE_LAYOUT = data.StructLayout({"coarse": 3, "fine": 3, "wrap": 1, "sgn": 1, "force": 1, "hi": VALUE_BITS,
                                  "lo": VALUE_BITS, "mask": V_BITS - 1, "rnd": V_BITS})
 
 
@@ -149,15 +156,13 @@ class RequantLane(wiring.Component):
         prod = Signal(signed(V_BITS))
         with m.If(self.adv):
             m.d.sync += [x.eq(self.acc + self.row), prod.eq(x * self.mult)]
-        total = Signal(signed(V_BITS))
-        m.d.comb += total.eq(prod + self.bias)
-        v = Signal(signed(V_BITS))  # s = 63 (fine 0): int64's wrap of the rounding add
-        m.d.comb += v.eq(Cat(total[:64], Mux(md.wrap, Cat(*[total[63]] * (V_BITS - 64)), total[64:])))
-        neg = v[V_BITS - 1]
-        fill = Mux(md.sgn, neg, 0)
+        v = Signal(signed(V_BITS))
+        m.d.comb += v.eq(prod + self.bias)
+        neg = Mux(md.wrap, v[63], v[V_BITS - 1])  # s = 63: int64's wrap of the rounding add (lane_mode)
+        fill = Mux(md.sgn, v[V_BITS - 1], 0)
         over = Signal()
         m.d.comb += over.eq(((v[:V_BITS - 1] ^ Cat(*[fill] * (V_BITS - 1))) & md.mask).any())
-        sat = md.sign | over | (~md.sgn & neg)
+        sat = md.force | over | (~md.sgn & neg)
         ext = byte_shift_right(m, v, md.coarse, VALUE_BITS, "ext")
         with m.If(self.adv):
             m.d.sync += self.value.eq(Mux(sat, Mux(neg, md.lo, md.hi), ext))
