@@ -210,7 +210,7 @@ class _Builder:
             e = 1 << elem
             obits = self.r(0, 16)
             L = lay.stream_layout(M, N, T, e, True, row_align=R)
-            L["pitch"] = _up(L["pitch"], self.img.align)
+            L = lay.stream_layout(M, N, T, e, True, row_align=R, pitch=_up(L["pitch"], self.img.align))
             base = self.img.alloc(lay.stream_nbytes(L))
             cfg_ins = _Ins(Op.POSTCFG, {"fmt": int(fmt), "elem": elem, "shift": shift, "obits": obits,
                                         "osigned": self.r(0, 1), "pitch": L["pitch"], "gstride": 0, "group": 1,
@@ -280,29 +280,34 @@ class _VecJobs:
         return self.tile(fn) if fn in self.TILE else self.scalar(fn)
 
     # -- operands ---------------------------------------------------------------------------------
-    def _stream_in(self, rows: int, cols: int, elem: int) -> View:
+    def _stream(self, rows: int, cols: int, elem: int) -> dict:
+        """A stream layout whose row tiles start on the image's alignment (a bus beat at least)."""
         L = lay.stream_layout(rows, cols, self.T, elem, True, row_align=self.cfg.pe_rows)
+        return lay.stream_layout(rows, cols, self.T, elem, True, row_align=self.cfg.pe_rows,
+                                 pitch=_up(L["pitch"], self.img.align))
+
+    def _stream_in(self, rows: int, cols: int, elem: int) -> View:
+        L = self._stream(rows, cols, elem)
         hi = (1 << (8 * elem - 1)) - 1
         x = self.img.random_codes((rows, cols), -min(hi + 1, 3000), min(hi, 3000))
         return View.stream(self.img.alloc(0, lay.pack_stream(x, L)), L)
 
     def _stream_out(self, rows: int, cols: int, elem: int) -> View:
-        L = lay.stream_layout(rows, cols, self.T, elem, True, row_align=self.cfg.pe_rows)
+        L = self._stream(rows, cols, elem)
         return View.stream(self.img.alloc(lay.stream_nbytes(L)), L)
 
     def _packed_out(self, rows: int, cols: int, bits: int) -> Packed:
-        W, b = self.cfg.xnor_width, self.b
-        G = int(b.rng.choice([self.T, self.cfg.pe_rows, 1]))
+        """A packed output: groups of at least min(T, row-words per beat) row-words (the
+        unit's writer fills whole beats of one group)."""
+        cfg, b = self.cfg, self.b
+        W, B = cfg.xnor_width, cfg.dram_bytes_per_cycle
+        gmin = min(self.T, max(1, 8 * B // W))
+        G = int(b.rng.choice([g for g in (gmin, self.T, cfg.pe_rows) if g >= gmin]))
         kw = _ceil(cols, W)
         gstride = _pow2_up(max(kw * G * W // 8, self.img.align))
-        pitch = _ceil(_up(rows, max(G, self.T, self.cfg.pe_rows)), G) * gstride
+        pitch = _ceil(_up(rows, max(G, self.T, cfg.pe_rows)), G) * gstride
         pm1 = bits == 1 and b.coin()
-        signed = b.coin()
-        consts = 0
-        if b.coin():  # a requantize to the packed width first
-            rq = I.prepare_requant(0.01, 0.05 + b.rng.random(), bits, signed, in_bits=16)
-            consts = self.img.alloc(0, consts_words(VecFn.REQUANT, rq))
-        return Packed(self.img.alloc(bits * pitch), pitch, gstride, G, G * W // 8, signed, pm1, consts)
+        return Packed(self.img.alloc(bits * pitch), pitch, gstride, G, G * W // 8, b.coin(), pm1, 0)
 
     def _row_major(self, rows: int, cols: int, elem: int, lo: int, hi: int) -> View:
         x = self.img.random_codes((rows, cols), lo, hi).astype(f"<i{elem}")

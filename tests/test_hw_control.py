@@ -47,7 +47,8 @@ _EDGES = {  # per field: values around the legality boundaries (None: any value 
     "mode": (0, 1), "wsigned": (0, 1), "fmt": range(4), "elem": range(4), "obits": range(18),
     "group": (0, 1, 2, 3, 4, 6, 8, 64, 128, 255), "pm1": (0, 1), "cols": range(10), "rows": range(10),
     "pos": (0, 1, 7, 8, 31, 32, 33, 255), "stage": range(4), "fn": [0, 7, 12, 255] + [int(f) for f in VecFn] * 4,
-    "aux": (0, 1, 2, None), "io": (0, 1, 2, 3, 5, 0x11, 0x15, 0x40, 0x80, None),
+    "aux": (0, 1, 2, None),
+    "io": (0, 1, 2, 3, 5, 0x0D, 0x11, 0x15, 0x40, 0x41, 0x43, 0x51, 0x80, 0x81, None),
 }
 _OPCODES = [0x00, 0x02, 0x07, 0x0E, 0x11, 0xFF] + [int(o) for o in Op] * 4
 
@@ -131,7 +132,7 @@ def test_decoder_vec_rules_come_from_the_kernel_records():
         lsb, _ = FIELDS[Op.VEC]["aux"]
         words += [base & ~(0xFFFF << lsb), base | 1 << lsb]
         lsb, _ = FIELDS[Op.VEC]["io"]
-        words += [base & ~(0xFF << lsb) | io << lsb for io in (0, 1, 2, 3, 0x40, 0x3C)]
+        words += [base & ~(0xFF << lsb) | io << lsb for io in (0, 1, 2, 3, 0x0D, 0x3C, 0x40, 0x41, 0x43, 0x80)]
 
     async def bench(ctx):
         for w in words:
