@@ -184,6 +184,7 @@ class OutputStage(wiring.Component):
             beat.rows.eq(seq.valid_rows),
             beat.offset.eq(seq.owr_addr[:(cfg.dram_bytes_per_cycle - 1).bit_length()] if cfg.dram_bytes_per_cycle > 1 else 0),
             pk.shift.eq(seq.pk_shift), pk.mask.eq(seq.pk_mask), pk.clear.eq(seq.pk_clear), pk.tload.eq(seq.pk_tload),
+            pk.hold.eq(Cat(*[mode["obits"] <= p for p in range(MAX_ACT_BITS)])),  # planes >= obits keep their words
             pk.codes.eq(Cat(*[lanes.value[r][:MAX_ACT_BITS] for r in range(R)])),
             pk.rd_plane.eq(seq.rd_plane), pk.rd_word.eq(seq.rd_word), pk.rd_part.eq(seq.rd_part),
             pk.rd_run.eq(seq.rd_run), pk.rd_transposed.eq(seq.rd_transposed),

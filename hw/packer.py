@@ -34,8 +34,9 @@ class Packer(wiring.Component):
     word r takes row r's code.
 
     **Shift** (cycle with `shift[h]` high, `clear` low): every word (h*R + r, p) of group h
-    becomes `(word >> 1) | (bit << (W - 1))` with bit = bit p of `codes[r]` if `mask[r]` else 0:
-    one code per row shifts in at the top of its P plane words, masked-off rows shift zeros.
+    with `hold[p]` low becomes `(word >> 1) | (bit << (W - 1))` with bit = bit p of `codes[r]`
+    if `mask[r]` else 0: one code per row shifts in at the top of its plane words, masked-off
+    rows shift zeros, held planes keep their words (the output path holds planes >= obits).
     After n shifts since a clear the i-th shifted code is at bit W - n + i, zeros below, which
     is the layout's partial-word rule (`bebert.layout`, "Partial words").
     **Clear** (`clear`, priority over `shift`): every word becomes 0 at the end of the cycle.
@@ -64,7 +65,8 @@ class Packer(wiring.Component):
     `rd_part`; `rd_plane` ignored). So a writer flushes plane by plane (and group by group):
     max(1, R*W / B) loads, then the transposed beats.
 
-    Ports: `shift` In(H), `mask` In(R), `codes` In(R x P bits, code r at bits [rP, (r+1)P)),
+    Ports: `shift` In(H), `mask` In(R), `hold` In(P), `codes` In(R x P bits, code r at bits
+    [rP, (r+1)P)),
     `clear`, `tload` In(1); `rd_plane`, `rd_word`, `rd_part`, `rd_run`, `rd_transposed` In,
     `rd_data` Out(B). `rd_run` is 4 bits; unused read fields (a single plane's `rd_plane`, `rd_part` when
     W <= B, ...) are 1 bit wide and ignored.
@@ -91,7 +93,8 @@ class Packer(wiring.Component):
         self.parts = max(1, width // bus_bits)  # beats per row-word
         view_words = max(rows, cols)
         super().__init__({
-            "shift": In(self.groups), "mask": In(rows), "codes": In(data.ArrayLayout(unsigned(planes), rows)),
+            "shift": In(self.groups), "mask": In(rows), "hold": In(planes),
+            "codes": In(data.ArrayLayout(unsigned(planes), rows)),
             "clear": In(1), "tload": In(1),
             "rd_plane": In(_bits(planes)), "rd_word": In(_bits(view_words)), "rd_part": In(_bits(self.parts)),
             "rd_run": In(RUN_BITS), "rd_transposed": In(1),
@@ -105,15 +108,17 @@ class Packer(wiring.Component):
         top = [Signal(P, name=f"top_{w}") for w in range(self.words)]
         for w in range(self.words):
             h, r = divmod(w, R)
-            with m.If(self.clear):
-                m.d.sync += [b.eq(0) for b in body[w]]
-            with m.Elif(self.shift[h]):
-                m.d.sync += [body[w][p].eq(Cat(body[w][p][1:], top[w][p])) for p in range(P)]
-            # The top bits: a masked-off row is a synchronous reset (one per row, not per bit).
-            with m.If(self.clear | (self.shift[h] & ~self.mask[r])):
-                m.d.sync += top[w].eq(0)
-            with m.Elif(self.shift[h]):
-                m.d.sync += top[w].eq(self.codes[r])
+            for p in range(P):
+                go = self.shift[h] & ~self.hold[p]
+                with m.If(self.clear):
+                    m.d.sync += body[w][p].eq(0)
+                with m.Elif(go):
+                    m.d.sync += body[w][p].eq(Cat(body[w][p][1:], top[w][p]))
+                # The top bit: a masked-off row is a synchronous reset, not a multiplexer.
+                with m.If(self.clear | (go & ~self.mask[r])):
+                    m.d.sync += top[w][p].eq(0)
+                with m.Elif(go):
+                    m.d.sync += top[w][p].eq(self.codes[r][p])
         words = [[Cat(body[w][p], top[w][p]) for w in range(self.words)] for p in range(P)]
         beat = self._beat(m, words, self.rd_plane, self.rd_word, "n")
         if self.transpose_cols is None:
@@ -183,7 +188,7 @@ class Packer(wiring.Component):
     def _repeat(self, m, beat, index, tag: str = "n"):
         """W < B: a run of 2^rd_run < wpb words repeats across the beat (beat word q is run word
         q mod n, the run holding word `index`)."""
-        W, wpb = self.width, self.wpb
+        wpb = self.wpb
         if len(beat) == 1:
             return beat[0]
         run = Signal(range(_log2(wpb) + 1), name=f"{tag}_run")

@@ -73,7 +73,7 @@ class PostSequencer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
-        R, C, W, Bb = cfg.pe_rows, cfg.pe_cols, cfg.xnor_width, cfg.dram_bytes_per_cycle
+        R, C, Bb = cfg.pe_rows, cfg.pe_cols, cfg.dram_bytes_per_cycle
         T1 = min(R, cfg.vec_lanes)
         post = {n: Signal(_width(Op.POST, n), name=f"post_{n}") for n in ("p", "dram", "cols", "rows", "flush")}
         tells = Signal()
@@ -175,8 +175,8 @@ class PostSequencer(wiring.Component):
                 m.d.comb += step_log.eq(k)
 
         active = Signal()  # from the cycle after the packed POST's last column to its last write
-        plane, w, part, in_run = Signal(3), Signal(range(max(R, C) + 1)), Signal(range(parts)), Signal.like(gg)
-        loading, slot = Signal(), Signal(range(slots))
+        plane, w, part, in_run = Signal(3), Signal(range(max(R, C) + 1)), Signal(range(max(2, parts))), Signal.like(gg)
+        loading, slot = Signal(), Signal(range(max(2, slots)))
         plane_base, run_base, waddr = Signal(32), Signal(32), Signal(32)
         writing = active & ~loading
         taken = writing & self.owr_ready

@@ -1,6 +1,6 @@
 """The output path's arithmetic: R lanes of `bebert.numerics.requantize`, and the mode constants they use."""
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -18,10 +18,19 @@ def lane_mode(m, *, stream, elem, shift, obits, osigned, pm1, name: str = "mode"
     - `sgn`: two's complement clamp (stream obits 0, or osigned); `sign`: obits 1.
     - `hi` / `lo`: the saturated results (2^(n-1) - 1 / -2^(n-1), 2^n - 1 / 0, or 1 / -1
       (pm1: 1 / 0) for the sign).
-    - `mask`: bit i (i < 63) set where i >= s + n - 1 (signed) or s + n (unsigned): the bits
-      of v = acc * mult + bias + round that must all equal the fill (the sign, or 0) for
-      v >> s to fit n bits.
-    - `rnd`: 2^(s-1) for s > 0 (round half up), else 0.
+    - the shift s = 8 c + f' is split: `fine` = 7 - f' scales the multiplier and the bias
+      (v' = 2^fine (acc * mult + bias + round) is exact in V_BITS bits), so the lanes shift v'
+      only by whole bytes, 8 `coarse` + 7 (`lanes` pay no shifter per bit of the fine part);
+    - `mask`: bit i (i < V_BITS - 1) set where i >= s + fine + n - 1 (signed) or + n
+      (unsigned): the bits of v' that must all equal the fill (the sign, or 0) for v >> s to
+      fit n bits;
+    - `rnd`: the rounding 2^(s-1) * 2^fine = 2^(8 coarse + 6) for s > 0, else 0;
+    - `wrap`: s = 63, the one shift at which `requantize`'s int64 rounding add can wrap
+      (v + 2^62 >= 2^63, when acc = mult = -2^31). There v + 2^62 >= 0, so the result is 0, or
+      -1 when it wrapped, i.e. bit 63 of v' (fine is 0): the lanes then take bit 63 as the sign
+      and the "saturated" value as the result, with hi = 0 and lo = -1 (signed) or 0
+      (unsigned); the sign (obits 1) keeps its own hi / lo. `force` (sign or wrap) selects
+      hi / lo whatever the clamp says.
     """
     ebits = Signal(6, name=f"{name}_ebits")
     m.d.comb += ebits.eq(Mux(elem == 0, 8, Mux(elem == 1, 16, 32)))
@@ -39,36 +48,43 @@ def lane_mode(m, *, stream, elem, shift, obits, osigned, pm1, name: str = "mode"
     m.d.comb += top.eq(1 << Mux(sgn, n - 1, n)[:6])
     hi = Signal(VALUE_BITS, name=f"{name}_hi")
     lo = Signal(VALUE_BITS, name=f"{name}_lo")
+    wrap = shift == 63
     with m.If(sign):
         m.d.comb += [hi.eq(1), lo.eq(Mux(pm1, 0, -1))]
+    with m.Elif(wrap):
+        m.d.comb += [hi.eq(0), lo.eq(Mux(sgn, -1, 0))]
     with m.Elif(sgn):
         m.d.comb += [hi.eq(top - 1), lo.eq(-top)]
     with m.Else():
         m.d.comb += [hi.eq(top - 1), lo.eq(0)]
-    first = Signal(8, name=f"{name}_first")  # the lowest bit that must equal the fill
-    m.d.comb += first.eq(shift + n - sgn)
-    mask = Signal(63, name=f"{name}_mask")
-    m.d.comb += mask.eq(Cat(*[first <= i for i in range(63)]))
-    rnd = Signal(64, name=f"{name}_rnd")
+    coarse, fine = shift[3:6], 7 - shift[:3]
+    first = Signal(8, name=f"{name}_first")  # the lowest bit of v' that must equal the fill
+    m.d.comb += first.eq(Cat(Const(7, 3), coarse) + n - sgn)
+    mask = Signal(V_BITS - 1, name=f"{name}_mask")
+    m.d.comb += mask.eq(Mux(wrap, 0, Cat(*[first <= i for i in range(V_BITS - 1)])))
+    rnd = Signal(V_BITS, name=f"{name}_rnd")
     with m.If(shift != 0):
-        m.d.comb += rnd.eq(1 << (shift - 1)[:6])
-    return {"shift": shift, "sgn": sgn, "sign": sign, "hi": hi, "lo": lo, "mask": mask, "rnd": rnd}
+        m.d.comb += rnd.eq(1 << Cat(Const(6, 3), coarse))
+    return {"coarse": coarse, "fine": fine, "wrap": wrap, "sgn": sgn, "force": sign | wrap, "hi": hi, "lo": lo,
+            "mask": mask, "rnd": rnd}
 
 
-MODE_LAYOUT = data.StructLayout({"shift": 6, "sgn": 1, "sign": 1, "hi": VALUE_BITS, "lo": VALUE_BITS,
-                                 "mask": 63, "rnd": 64})
+FINE_BITS = 3  # the part of the shift applied by scaling the multiplier (keeps it within 4 DSP48s)
+V_BITS = 64 + (1 << FINE_BITS) - 1  # v' = 2^fine * v, fine < 8
+MULT_BITS = 32 + (1 << FINE_BITS) - 1
+MODE_LAYOUT = data.StructLayout({"coarse": 3, "fine": 3, "wrap": 1, "sgn": 1, "force": 1, "hi": VALUE_BITS,
+                                 "lo": VALUE_BITS, "mask": V_BITS - 1, "rnd": V_BITS})
 
 
-def shift_right(m, v, s, width: int, name: str):
-    """(v >> s)[:width], arithmetic, s < 64: three 4:1 stages (by 16 k, 4 k, k)."""
-    x = v
-    for lsb, step, need in ((4, 16, width + 15), (2, 4, width + 3), (0, 1, width)):  # bits still wanted
-        out = Signal(signed(need), name=f"{name}_s{step}")
-        sel = s[lsb:lsb + 2]
-        cands = [x >> (k * step) for k in range(4)]
-        m.d.comb += out.eq(Mux(sel[1], Mux(sel[0], cands[3], cands[2]), Mux(sel[0], cands[1], cands[0])))
-        x = out
-    return x
+def byte_shift_right(m, v, coarse, width: int, name: str):
+    """(v >> (8 coarse + 7))[:width], arithmetic: a 4:1 stage (by 0, 16, 32, 48), then 2:1 (8)."""
+    x = v >> 7
+    y = Signal(signed(width + 8), name=f"{name}_y")
+    c = [x >> (16 * k) for k in range(4)]
+    m.d.comb += y.eq(Mux(coarse[2], Mux(coarse[1], c[3], c[2]), Mux(coarse[1], c[1], c[0])))
+    out = Signal(signed(width), name=f"{name}_x")
+    m.d.comb += out.eq(Mux(coarse[0], y >> 8, y))
+    return out
 
 
 class RequantLanes(wiring.Component):
@@ -81,11 +97,14 @@ class RequantLanes(wiring.Component):
         v = acc * mult + bias + rnd      (64 bits, wrapping: `requantize`'s int64 rounding)
         value = lo / hi if v >> s leaves the clamp (below / above), else v >> s
 
+    computed as v' = 2^fine v (the multiplier and bias scaled once, shared by the lanes; 39-bit
+    by 32-bit products still fit four DSP48s) shifted right by whole bytes.
+
     with `mode` (`lane_mode`, `MODE_LAYOUT`) constant while values are in flight. Without
     `adv` every stage holds. `value` is 32 bits: the saturated stream element, or the packed
-    code in its low bits. The multipliers are the one full-width product per lane that
-    exactness needs (int32 x int32); the shift extracts only the 32 bits kept, and the clamp
-    compares v against the mode's bit mask instead of shifting v whole.
+    code in its low bits. Each lane has the one product exactness needs (int32 x int32, its
+    operand scaled by 2^fine); the shift extracts only the 32 bits kept, and the clamp tests v'
+    against the mode's bit mask instead of shifting v' whole.
     """
 
     def __init__(self, lanes: int):
@@ -101,27 +120,50 @@ class RequantLanes(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        L, md = self.lanes, self.mode
-        x = [Signal(signed(ACC_BITS), name=f"x{i}") for i in range(L)]
-        mult = Signal(signed(32))
-        bias = Signal(signed(64))
-        prod = [Signal(signed(64), name=f"prod{i}") for i in range(L)]
-        bias2 = Signal(signed(64))
+        md = self.mode
+        mult = Signal(signed(MULT_BITS))  # stage 1: mult * 2^fine
+        bias = Signal(signed(V_BITS))  # stage 1: (bias + round) * 2^fine
+        bias2 = Signal(signed(V_BITS))  # stage 2
         v1, v2 = Signal(), Signal()
         with m.If(self.adv):
-            m.d.sync += [v1.eq(self.in_valid), v2.eq(v1), self.out_valid.eq(v2),
-                         mult.eq(self.mult), bias.eq(self.bias + md.rnd.as_signed()), bias2.eq(bias)]
-            m.d.sync += [x[i].eq(self.acc[i] + self.row[i]) for i in range(L)]
-            m.d.sync += [prod[i].eq(x[i] * mult) for i in range(L)]
-        for i in range(L):
-            v = Signal(signed(64), name=f"v{i}")
-            m.d.comb += v.eq(prod[i] + bias2)
-            neg = v[63]
-            fill = Mux(md.sgn, neg, 0)
-            over = Signal(name=f"over{i}")
-            m.d.comb += over.eq(((v[:63] ^ Cat(*[fill] * 63)) & md.mask).any())
-            sat = md.sign | over | (~md.sgn & neg)
-            ext = shift_right(m, v, md.shift, VALUE_BITS, f"ext{i}")
-            with m.If(self.adv):
-                m.d.sync += self.value[i].eq(Mux(sat, Mux(neg, md.lo, md.hi), ext))
+            m.d.sync += [v1.eq(self.in_valid), v2.eq(v1), self.out_valid.eq(v2), mult.eq(self.mult << md.fine),
+                         bias.eq((self.bias << md.fine) + md.rnd.as_signed()), bias2.eq(bias)]
+        for i in range(self.lanes):
+            m.submodules[f"lane{i}"] = lane = RequantLane()
+            m.d.comb += [lane.adv.eq(self.adv), lane.acc.eq(self.acc[i]), lane.row.eq(self.row[i]),
+                         lane.mult.eq(mult), lane.bias.eq(bias2), lane.mode.eq(md), self.value[i].eq(lane.value)]
+        return m
+
+
+class RequantLane(wiring.Component):
+    """One lane of `RequantLanes` (its own module, so that synthesis maps each lane alone):
+    with `adv`, x <- acc + row (stage 1), prod <- x * mult (stage 2, `mult` the stage-1 scaled
+    multiplier), value <- the clamped (prod + bias) >> (8 coarse + 7) (stage 3, `bias` the
+    stage-2 scaled bias)."""
+
+    acc: In(signed(ACC_BITS))
+    row: In(signed(ACC_BITS))
+    mult: In(signed(MULT_BITS))
+    bias: In(signed(V_BITS))
+    mode: In(MODE_LAYOUT)
+    adv: In(1)
+    value: Out(VALUE_BITS)
+
+    def elaborate(self, platform):
+        m = Module()
+        md = self.mode
+        x = Signal(signed(ACC_BITS))
+        prod = Signal(signed(V_BITS))
+        with m.If(self.adv):
+            m.d.sync += [x.eq(self.acc + self.row), prod.eq(x * self.mult)]
+        v = Signal(signed(V_BITS))
+        m.d.comb += v.eq(prod + self.bias)
+        neg = Mux(md.wrap, v[63], v[V_BITS - 1])  # s = 63: int64's wrap of the rounding add (lane_mode)
+        fill = Mux(md.sgn, v[V_BITS - 1], 0)
+        over = Signal()
+        m.d.comb += over.eq(((v[:V_BITS - 1] ^ Cat(*[fill] * (V_BITS - 1))) & md.mask).any())
+        sat = md.force | over | (~md.sgn & neg)
+        ext = byte_shift_right(m, v, md.coarse, VALUE_BITS, "ext")
+        with m.If(self.adv):
+            m.d.sync += self.value.eq(Mux(sat, Mux(neg, md.lo, md.hi), ext))
         return m

@@ -4,7 +4,6 @@ durations of `bebert.timing.gemm_cycles`."""
 
 import random
 
-import numpy as np
 import pytest
 from amaranth.hdl import Module
 from amaranth.lib import wiring

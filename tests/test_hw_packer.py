@@ -21,11 +21,13 @@ class PackerModel:
     def clear(self):
         self.words = [[0] * self.P for _ in self.words]
 
-    def shift(self, groups, codes, mask):
+    def shift(self, groups, codes, mask, hold=0):
         for w, row in enumerate(self.words):
             h, r = divmod(w, self.R)
             if groups >> h & 1:
                 for p in range(self.P):
+                    if hold >> p & 1:
+                        continue
                     bit = (codes[r] >> p & 1) if mask >> r & 1 else 0
                     row[p] = (row[p] >> 1) | (bit << (self.W - 1))
 
@@ -76,7 +78,7 @@ SHAPES = [  # rows, planes, width, bus_bits, transpose_cols
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, (v or 0 for v in s))))
-def test_row_words_shift_codes_in_at_the_top_and_read_as_runs(shape):
+def test_row_words_shift_codes_in_at_the_top_held_planes_keep_theirs_read_as_runs(shape):
     R, P, W, B, C = shape
     rng = random.Random(hash(shape) & 0xFFFF)
     dut = Packer(R, P, W, B, transpose_cols=C)
@@ -92,13 +94,16 @@ def test_row_words_shift_codes_in_at_the_top_and_read_as_runs(shape):
                 groups = rng.getrandbits(dut.groups) if op < 0.9 else 0
                 codes = [rng.getrandbits(P) for _ in range(R)]
                 mask = rng.getrandbits(R)
+                hold = rng.getrandbits(P) if rng.random() < 0.3 else 0
                 ctx.set(dut.shift, groups)
                 _codes(dut, ctx, codes)
                 ctx.set(dut.mask, mask)
-                model.shift(groups, codes, mask)
+                ctx.set(dut.hold, hold)
+                model.shift(groups, codes, mask, hold)
             await ctx.tick()
             ctx.set(dut.clear, 0)
             ctx.set(dut.shift, 0)
+            ctx.set(dut.hold, 0)
             if step % 17 == 16:
                 for _ in range(12):
                     p, part, run = rng.randrange(P), rng.randrange(dut.parts), rng.randrange(4)
