@@ -11,7 +11,7 @@ literally (program order is a valid sequential execution of a correctly tokened 
   a = row r of ABUF entry a + p*stride + j, s = column c of WBUF entry w + q*wstride + j.
   Accumulators wrap modulo 2^32; init makes the first term replace them; snap copies them to
   the output path's snapshot afterwards.
-- POSTCFG sets the output path's mode; POST post-processes the snapshot with PBUF entry p
+- POSTCFG sets the output path's mode and clears the packer; POST post-processes the snapshot with PBUF entry p
   (`bebert.numerics.requantize`) and writes stream elements, or shifts the codes into the
   packer (normal: one row-word per tile row; transposed: one word per tile column) and, with
   flush, writes the assembled words and clears them.
@@ -154,6 +154,7 @@ def _gemm(m: Machine, ins: Instr, pc: int) -> None:
 
 def _postcfg(m: Machine, ins: Instr, pc: int) -> None:
     m.mode = OutputMode(**{k: ins.args[k] for k in OutputMode.__dataclass_fields__})
+    m.packer[:] = 0  # a word the POSTs before left unflushed is dropped
 
 
 def stream_elem_signed(mode: OutputMode) -> bool:

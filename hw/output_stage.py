@@ -100,7 +100,8 @@ class StreamBeat(wiring.Component):
 class OutputStage(wiring.Component):
     """Executes POSTCFG, POST and SYNC from the head of the OUTPUT queue (`ctl`).
 
-    POSTCFG (D = POSTCFG_CYCLES) sets the mode registers (its fields) for the POSTs after it.
+    POSTCFG (D = POSTCFG_CYCLES) sets the mode registers (its fields) for the POSTs after it and
+    clears the packer (a word left unflushed by the POSTs before it is dropped).
     The accumulators arrive on `snapshot` (`hw/ports.py snapshot_port`) and are copied into the
     `Snapshot` register on its `snap` pulse, whatever the stage is doing. A POST issued in t
     reads PBUF entry p in t+1 (`pbuf`) and then streams the tile's columns through R lanes of
@@ -183,7 +184,7 @@ class OutputStage(wiring.Component):
             beat.values.eq(lanes.value), beat.elem.eq(mode["elem"]), beat.beat.eq(seq.beat),
             beat.rows.eq(seq.valid_rows),
             beat.offset.eq(seq.owr_addr[:(cfg.dram_bytes_per_cycle - 1).bit_length()] if cfg.dram_bytes_per_cycle > 1 else 0),
-            pk.shift.eq(seq.pk_shift), pk.mask.eq(seq.pk_mask), pk.clear.eq(seq.pk_clear), pk.tload.eq(seq.pk_tload),
+            pk.shift.eq(seq.pk_shift), pk.mask.eq(seq.pk_mask), pk.clear.eq(seq.pk_clear | (iss.issue & (opcode == Op.POSTCFG))), pk.tload.eq(seq.pk_tload),
             pk.hold.eq(Cat(*[mode["obits"] <= p for p in range(MAX_ACT_BITS)])),  # planes >= obits keep their words
             pk.codes.eq(Cat(*[lanes.value[r][:MAX_ACT_BITS] for r in range(R)])),
             pk.rd_plane.eq(seq.rd_plane), pk.rd_word.eq(seq.rd_word), pk.rd_part.eq(seq.rd_part),
