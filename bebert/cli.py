@@ -4,7 +4,7 @@
     bebert run DIR                 golden executor -> DIR/outputs.npz
     bebert sim DIR --json          cycle-accurate simulation
     bebert rtl --config CFG --out DIR [--report]
-    bebert verify DIR              RTL under cocotb + Icarus vs golden and simulator
+    bebert verify DIR [--simulator verilator|icarus]   RTL under cocotb vs golden and simulator
     bebert disasm DIR              the instruction stream as text
     bebert stats TARGET --json     size and operation counts, reductions vs FP BERT
     bebert train / eval            (see `bebert train --help`)
@@ -205,8 +205,9 @@ def cmd_verify(a: argparse.Namespace) -> int:
     from bebert.hw.verify import verify
 
     # Reads the program itself (its directory name names the waveform file); a program with
-    # VEC (RtlUnsupported) or a bad waves directory (WavesError) is one line via main().
-    result = verify(a.program, waves=a.waves)
+    # VEC (RtlUnsupported), a bad waves directory (WavesError) or a simulator that is not
+    # installed (SimulatorMissing) is one line via main().
+    result = verify(a.program, waves=a.waves, simulator=a.simulator)
     _print_json(result)
     return 0 if result.get("passed") else EXIT_FAILED
 
@@ -278,8 +279,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also synthesise with yosys and write resources.json (LUTs, FFs, BRAM, DSP per block)")
     h.set_defaults(func=cmd_rtl)
 
-    v = sub.add_parser("verify", help="run a Program on the RTL (cocotb + Icarus) against golden and simulator")
+    v = sub.add_parser("verify", help="run a Program on the RTL (cocotb + Verilator or Icarus) against golden and simulator")
     v.add_argument("program")
+    v.add_argument("--simulator", choices=("verilator", "icarus"),
+                   help="RTL simulator (default: $BEBERT_SIMULATOR, else the fastest installed: verilator, icarus)")
     v.add_argument("--waves", metavar="DIR",
                    help="dump every signal to DIR/<program>.fst (default: $BEBERT_WAVES, else none)")
     v.set_defaults(func=cmd_verify)

@@ -148,12 +148,17 @@ def parse_stat(text: str) -> dict[str, dict[str, int]]:
             continue
         if current is None:
             continue
-        if re.match(r"^\s+Number of cells:", line):
+        # yosys <= 0.4x: "Number of cells: N" then "TYPE N"; newer: "N cells" then "N TYPE".
+        if re.match(r"^\s+Number of cells:", line) or re.match(r"^\s+\d+\s+cells$", line):
             in_cells = True
             continue
-        cell = re.match(r"^\s+(\S+)\s+(\d+)$", line)
-        if in_cells and cell:
-            modules[current][cell.group(1).lstrip("\\")] = int(cell.group(2))
+        if re.match(r"^\s+\d+\s+submodules$", line):
+            in_cells = True  # newer yosys: submodule instances, cells of their type in the older format
+            continue
+        old, new = re.match(r"^\s+(\S+)\s+(\d+)$", line), re.match(r"^\s+(\d+)\s+(\S+)$", line)
+        if in_cells and (old or new):
+            kind, n = (old.group(1), old.group(2)) if old else (new.group(2), new.group(1))
+            modules[current][kind.lstrip("\\")] = int(n)
         elif in_cells and line.strip():
             in_cells = False
     if not modules:

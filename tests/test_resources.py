@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from bebert.config import AccelConfig
+from bebert.hw import simulators
 from bebert.hw.resources import (SUMMARY_KEYS, TOP, SynthesisError, block_of, parse_stat, report_from_stat,
                                  resource_report, split_modules, synth_module)
 
@@ -55,16 +56,10 @@ def small_report(small_rtl):
 
 def lint_kinds(verilog: Path) -> set[str]:
     """Verilator's warning / error kinds on `verilog` (it must exit 0 with -Wno-fatal)."""
-    import re
-    import subprocess
-
-    r = subprocess.run(["verilator", "--lint-only", "-Wno-fatal", "--top-module", "bebert_accel", str(verilog)],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-2000:]
-    return set(re.findall(r"^%(Warning-[A-Z0-9_]+|Error[^:]*)", r.stderr, re.M))
+    return simulators.lint(verilog, "bebert_accel")
 
 
-needs_verilator = pytest.mark.skipif(shutil.which("verilator") is None, reason="verilator not installed")
+needs_verilator = pytest.mark.skipif(simulators.find("verilator") is None, reason="verilator not installed")
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +71,7 @@ def small_verilog(tmp_path_factory):
 
 @needs_verilator
 def test_small_config_verilog_lints_with_width_warnings_only(small_verilog):
-    assert lint_kinds(small_verilog) <= {"Warning-WIDTH"}
+    assert lint_kinds(small_verilog) <= simulators.WIDTH_KINDS
 
 
 @needs_verilator
@@ -85,7 +80,7 @@ def test_default_config_verilog_lints_with_width_warnings_only(tmp_path):
     from bebert.cli import main
 
     assert main(["rtl", "--config", str(CONFIG_DIR / "default.toml"), "--out", str(tmp_path)]) == 0
-    assert lint_kinds(tmp_path / "bebert_accel.v") <= {"Warning-WIDTH"}
+    assert lint_kinds(tmp_path / "bebert_accel.v") <= simulators.WIDTH_KINDS
 
 
 @needs_yosys

@@ -6,15 +6,15 @@ cases are `slow` (they run in `make bench`; bench/bench_rtl_ensemble.py records 
 default suite's smoke case is tests/test_rtl.py::test_vec_after_gemm_and_store_verifies.
 """
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from bebert.config import AccelConfig
+from bebert.hw import simulators
 
 pytestmark = [pytest.mark.rtl, pytest.mark.slow,
-              pytest.mark.skipif(shutil.which("iverilog") is None, reason="Icarus Verilog not installed")]
+              pytest.mark.skipif(not simulators.installed(), reason="no RTL simulator installed (Verilator or Icarus)")]
 
 SMALL = AccelConfig.from_toml(Path(__file__).resolve().parents[1] / "configs" / "small.toml")
 
