@@ -3,7 +3,7 @@
     bebert compile --model gemm:M,K,N,ABITS --config CFG.toml --out DIR
     bebert run DIR                 golden executor -> DIR/outputs.npz
     bebert sim DIR --json          cycle-accurate simulation
-    bebert rtl --config CFG --out DIR [--report]
+    bebert rtl --config CFG --out DIR [--report] [--pnr ecp5]
     bebert verify DIR [--simulator verilator|icarus]   RTL under cocotb vs golden and simulator
     bebert disasm DIR              the instruction stream as text
     bebert stats TARGET --json     size and operation counts, reductions vs FP BERT
@@ -160,6 +160,11 @@ def cmd_sim(a: argparse.Namespace) -> int:
         print(f"bebert: {a.program}: {e}", file=sys.stderr)
         return EXIT_FAILED
     d = sim_report(program, result, table)
+    from bebert.hw.pnr import clock_status
+
+    d["clock"] = clock_status(program.config)  # the configured clock against its measured Fmax
+    if d["clock"]["warning"]:
+        print(f"bebert: warning: {d['clock']['warning']}", file=sys.stderr)
     if a.plot:
         d["plots"] = [str(p) for p in plot(program, result, table, Path(a.plot))]
     if a.json:
@@ -182,21 +187,35 @@ def cmd_sim(a: argparse.Namespace) -> int:
 
 
 def cmd_rtl(a: argparse.Namespace) -> int:
+    """The Verilog, its wrapper and constraints (bebert.hw.deliver), and with --report /
+    --pnr the resource figures; everything is made in a staging folder and moved into --out
+    only once all of it succeeded, so a failure leaves --out as it was."""
     config = _config(a.config)
-    from bebert.hw import generate_verilog
+    from bebert.hw.deliver import staged_outputs, write_deliverables
+    from bebert.program import atomic_write
 
-    path = generate_verilog(config, Path(a.out))
-    result: dict = {"verilog": str(path)}
-    if a.report:
-        from bebert.hw.resources import resource_report
-        from bebert.program import atomic_write
+    with staged_outputs(Path(a.out)) as stage:
+        paths = write_deliverables(config, stage)
+        result: dict = {name: str(Path(a.out) / p.name) for name, p in paths.items()}
+        report: dict = {}
+        if a.report:
+            from bebert.hw.resources import resource_report
 
-        print(f"synthesising {path.name} with yosys (synth_xilinx) ...", file=sys.stderr, flush=True)
-        report = resource_report(config, path)
-        dest = Path(a.out) / "resources.json"
-        atomic_write(dest, (json.dumps(report, indent=2, default=_json_default) + "\n").encode())
-        result.update(report=str(dest), total=report["total"],
-                      peak_binary_ops_per_s_per_lut=report["peak_binary_ops_per_s_per_lut"])
+            print(f"synthesising {paths['verilog'].name} with yosys (synth_xilinx) ...", file=sys.stderr, flush=True)
+            report = resource_report(config, paths["verilog"], yosys=a.yosys)
+            report["verilog"] = result["verilog"]
+            result.update(total=report["total"], peak_binary_ops_per_s_per_lut=report["peak_binary_ops_per_s_per_lut"])
+        if a.pnr:
+            from bebert.hw.pnr import place_and_route
+
+            print(f"synthesising {paths['verilog'].name} with yosys (synth_ecp5) and placing it on the {a.part} "
+                  "with nextpnr-ecp5 ...", file=sys.stderr, flush=True)
+            pnr = place_and_route(config, paths["verilog"], part_name=a.part, yosys=a.yosys)
+            report = (report or {"config": config.name, "clock_mhz": config.clock_mhz}) | {"ecp5": pnr}
+            result.update(ecp5={k: pnr[k] for k in ("part", "fmax_mhz", "clock_mhz", "meets_clock", "utilization")})
+        if report:
+            atomic_write(stage / "resources.json", (json.dumps(report, indent=2, default=_json_default) + "\n").encode())
+            result["report"] = str(Path(a.out) / "resources.json")
     _print_json(result)
     return 0
 
@@ -276,7 +295,13 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--config", help="accelerator TOML (default: the built-in default)")
     h.add_argument("--out", required=True)
     h.add_argument("--report", action="store_true",
-                   help="also synthesise with yosys and write resources.json (LUTs, FFs, BRAM, DSP per block)")
+                   help="also synthesise with yosys synth_xilinx and write resources.json (7-series LUTs, FFs, BRAM, "
+                        "DSP per block; pre-placement cell counts)")
+    h.add_argument("--pnr", choices=("ecp5",),
+                   help="also synthesise with synth_ecp5 and place and route with nextpnr-ecp5 on --part: placed "
+                        "LUT4 / FF / DP16KD / MULT18 and the achieved Fmax into resources.json (minutes)")
+    h.add_argument("--part", default="LFE5U-85F", help="ECP5 part for --pnr (default LFE5U-85F, the largest)")
+    h.add_argument("--yosys", help="Yosys build: yowasp (default, PyPI), system (the yosys on PATH), or a path")
     h.set_defaults(func=cmd_rtl)
 
     v = sub.add_parser("verify", help="run a Program on the RTL (cocotb + Verilator or Icarus) against golden and simulator")

@@ -70,27 +70,53 @@ ports are flip-flops).
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
 
 from bebert.config import AccelConfig
 
+from .yosys import Yosys, YosysMissing
+from .yosys import find as find_yosys
+
 TOP = "bebert_accel"
-FLOW = "synth_xilinx"
-SYNTH_CMD = f"synth_xilinx -top {TOP} -noiopad -noclkbuf"
 DEFAULT_TIMEOUT_S = 1800.0
-FLOW_NOTES = ("every module synthesised alone by `synth_xilinx -top <module> -noiopad -noclkbuf` with its "
-              "submodules blackboxed (the netlist of one hierarchical run: no pass crosses a module "
-              "boundary without -flatten), modules in parallel, results cached by module text")
+FLOW_NOTES = ("every module synthesised alone by `{command}` with its submodules blackboxed (the "
+              "netlist of one hierarchical run: no pass crosses a module boundary without -flatten), "
+              "modules in parallel, results cached by module text")
+
+
+@dataclass(frozen=True)
+class Flow:
+    """One synthesis flow: the Yosys command run on each module (`{top}` is the module's name),
+    the part family its cells belong to, and whether the mapped netlist is kept for place and
+    route (ECP5: nextpnr reads it)."""
+
+    name: str
+    family: str
+    command: str
+    netlist: bool = False
+
+    def script(self, module: str) -> str:
+        return self.command.format(top=_esc(module))
+
+
+FLOWS = {
+    "xc7": Flow("synth_xilinx", "xc7", "synth_xilinx -top {top} -noiopad -noclkbuf"),
+    "ecp5": Flow("synth_ecp5", "ecp5", "synth_ecp5 -top {top}", netlist=True),
+}
+FLOW = FLOWS["xc7"].name
+SYNTH_CMD = FLOWS["xc7"].command.format(top=TOP)
 
 # LUT-equivalents of the 7-series distributed-RAM and shift-register primitives.
 LUTRAM_LUTS = {"RAM16X1S": 1, "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2, "RAM256X1S": 4,
@@ -100,6 +126,8 @@ SRL_LUTS = {"SRL16E": 1, "SRLC16E": 1, "SRLC32E": 1}
 LUT_CELLS = {"LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6", "LUT6_2", "INV"}  # INV is a LUT1
 SUMMARY_KEYS = ("luts_total", "luts", "lutram_luts", "srl_luts", "ffs", "bram36", "bram18",
                 "bram36_equiv", "dsp", "carry4", "muxf")
+ECP5_SUMMARY_KEYS = ("luts_total", "lut4", "ccu2c", "dpram16x4", "ffs", "dp16kd", "mult18", "alu54", "widemux")
+ECP5_DPRAM_SITES = 4  # TRELLIS_COMB bels a TRELLIS_DPR16X4 takes (its 4 LUTs of RAM; checked with nextpnr)
 
 # Module path below the top (Amaranth names a submodule `parent.child`) -> reported block.
 BLOCKS = {
@@ -120,16 +148,6 @@ ARRAY_BLOCKS = ("popcount_array", "bitserial_accumulator")
 
 class SynthesisError(ValueError):
     """Yosys is missing, failed, or ran out of time."""
-
-
-def yosys_version(yosys: str = "yosys") -> str:
-    exe = shutil.which(yosys)
-    if exe is None:
-        raise SynthesisError(f"'{yosys}' not found on PATH: install Yosys (Debian: apt-get install yosys) "
-                             f"to get a resource report")
-    out = subprocess.run([exe, "-V"], capture_output=True, text=True, timeout=60).stdout.strip()
-    m = re.match(r"Yosys (.+)", out)
-    return f"yosys {m.group(1)}" if m else out or "yosys (unknown version)"
 
 
 def parse_stat(text: str) -> dict[str, dict[str, int]]:
@@ -180,8 +198,11 @@ def _instances(modules: dict[str, dict[str, int]], top: str) -> dict[str, int]:
     return count
 
 
-def summarize(cells: dict[str, int]) -> dict:
+def summarize(cells: dict[str, int], family: str = "xc7") -> dict:
     """The resource classes of one bag of primitives (submodule instances excluded)."""
+    if family == "ecp5":
+        return summarize_ecp5(cells)
+
     def total(pred):
         return sum(n for t, n in cells.items() if pred(t))
 
@@ -201,6 +222,23 @@ def summarize(cells: dict[str, int]) -> dict:
     }
 
 
+def summarize_ecp5(cells: dict[str, int]) -> dict:
+    """The resource classes of one bag of ECP5 primitives (synth_ecp5's cells).
+
+    `luts_total` counts LUT4 sites (nextpnr's TRELLIS_COMB bels, two per slice): a LUT4 takes
+    one, a CCU2C carry cell two (a whole slice), a TRELLIS_DPR16X4 distributed RAM
+    `ECP5_DPRAM_SITES`; PFUMX / L6MUX21 are the slice's wide-function muxes and take none.
+    Before packing, so an upper bound of what nextpnr places (it reports the placed count)."""
+    n = lambda t: cells.get(t, 0)  # noqa: E731
+    luts, ccu2c, dpram = n("LUT4"), n("CCU2C"), n("TRELLIS_DPR16X4")
+    return {
+        "luts_total": luts + 2 * ccu2c + ECP5_DPRAM_SITES * dpram, "lut4": luts, "ccu2c": ccu2c,
+        "dpram16x4": dpram, "ffs": n("TRELLIS_FF"), "dp16kd": n("DP16KD"), "mult18": n("MULT18X18D"),
+        "alu54": n("ALU54B"), "widemux": n("PFUMX") + n("L6MUX21"),
+        "cells": dict(sorted(cells.items())),
+    }
+
+
 def _add(acc: dict[str, int], cells: dict[str, int], times: int = 1) -> None:
     for t, n in cells.items():
         acc[t] = acc.get(t, 0) + n * times
@@ -216,7 +254,15 @@ def block_of(module: str, top: str = TOP) -> str:
     return BLOCKS.get(path.split(".")[0], path.split(".")[0])  # a new submodule: its own block
 
 
-def report_from_stat(config: AccelConfig, stat_text: str, *, top: str = TOP) -> dict:
+LUT_CONVENTIONS = {
+    "xc7": "luts_total = LUT1..6 and INV + LUTs as distributed RAM + LUTs as SRL (yosys cell counts before "
+           "placement/LUT6_2 packing)",
+    "ecp5": f"luts_total = LUT4 sites: LUT4 + 2 per CCU2C + {ECP5_DPRAM_SITES} per TRELLIS_DPR16X4 (yosys cell "
+            "counts before packing; the placed figure is nextpnr's TRELLIS_COMB)",
+}
+
+
+def report_from_stat(config: AccelConfig, stat_text: str, *, top: str = TOP, family: str = "xc7") -> dict:
     """Per-module, per-block and total figures from `stat` text, with the peak throughput."""
     modules = parse_stat(stat_text)
     if top not in modules:
@@ -231,10 +277,10 @@ def report_from_stat(config: AccelConfig, stat_text: str, *, top: str = TOP) -> 
         _add(blocks.setdefault(b, {}), prims[mod], n)
         block_modules.setdefault(b, []).append(mod)
         _add(design, prims[mod], n)
-    total = summarize(design)
+    total = summarize(design, family)
     block_figs = {}
     for b, cells in blocks.items():
-        block_figs[b] = summarize(cells)
+        block_figs[b] = summarize(cells, family)
         block_figs[b]["modules"] = sorted(block_modules[b])
     array_luts = sum(block_figs[b]["luts_total"] for b in ARRAY_BLOCKS if b in block_figs)
 
@@ -249,11 +295,10 @@ def report_from_stat(config: AccelConfig, stat_text: str, *, top: str = TOP) -> 
         "peak_binary_ops_per_s_per_lut": ops / total["luts_total"] if total["luts_total"] else None,
         "peak_binary_ops_per_s_per_array_lut": ops / array_luts if array_luts else None,
         "ops_convention": "2 binary operations (XNOR/AND + add) per binary MAC, as FINN and BISMO count",
-        "lut_convention": "luts_total = LUT1..6 and INV + LUTs as distributed RAM + LUTs as SRL "
-                          "(yosys cell counts before placement/LUT6_2 packing)",
+        "lut_convention": LUT_CONVENTIONS[family],
         "total": total,
         "blocks": dict(sorted(block_figs.items())),
-        "modules": {m: summarize(prims[m]) | {"instances": count[m]} for m in sorted(count)},
+        "modules": {m: summarize(prims[m], family) | {"instances": count[m]} for m in sorted(count)},
     }
 
 
@@ -308,20 +353,34 @@ def _cache_dir() -> Path:
     return cache_root() / "yosys"
 
 
-def _synth_module(name: str, mods: dict[str, str], version: str, exe: str, deadline: float,
-                  use_cache: bool, running: set[str] | None = None) -> tuple[str, str, float, bool]:
-    """`synth_xilinx` of one module, its submodules blackboxed: (name, its `stat` text, seconds
-    of the synthesis that made it, from cache). Keyed in the cache by the module's text, its submodules' ports, flow and tool."""
+@dataclass(frozen=True)
+class ModuleResult:
+    """One module synthesised: its `stat` text, the seconds of the run that made it, whether it
+    came from the cache, and (flows with `netlist`) the gzipped JSON netlist in the cache."""
+
+    name: str
+    stat: str
+    seconds: float
+    cached: bool
+    netlist: Path | None = None
+
+
+def _synth_module(name: str, mods: dict[str, str], yosys: Yosys, flow: Flow, deadline: float,
+                  use_cache: bool, running: set[str] | None = None) -> ModuleResult:
+    """`flow` on one module, its submodules blackboxed. Keyed in the cache by the Yosys
+    version, the script, the module's text and its submodules' ports."""
     text = mods[name]
     stubs = "".join(_stub(c, mods[c]) for c in _children(text, [n for n in mods if n != name]))
-    script = f"read_verilog -lib stubs.v; read_verilog module.v; {SYNTH_CMD.replace(TOP, _esc(name))}; " \
-             f"tee -q -o stat.txt stat"
-    key = hashlib.sha256("\0".join((version, script, stubs, text)).encode()).hexdigest()[:32]
+    script = f"read_verilog -lib stubs.v; read_verilog module.v; {flow.script(name)}; tee -q -o stat.txt stat"
+    if flow.netlist:  # the module alone (its cells keep their port directions from the cell library)
+        script += f"; select ={name}; write_json -selected netlist.json"
+    key = hashlib.sha256("\0".join((yosys.version, script, stubs, text)).encode()).hexdigest()[:32]
     cached = _cache_dir() / f"{key}.json"  # {"stat": its text, "seconds": the run that made it}
-    if use_cache and cached.is_file():
+    netlist = _cache_dir() / f"{key}.netlist.json.gz" if flow.netlist else None
+    if use_cache and cached.is_file() and (netlist is None or netlist.is_file()):
         try:
             entry = json.loads(cached.read_text())
-            return name, entry["stat"], entry["seconds"], True
+            return ModuleResult(name, entry["stat"], entry["seconds"], True, netlist)
         except (ValueError, KeyError, TypeError):
             pass  # a damaged entry: synthesise again and overwrite it
     if running is not None:
@@ -335,27 +394,34 @@ def _synth_module(name: str, mods: dict[str, str], version: str, exe: str, deadl
         (work / "module.v").write_text(text)
         t0 = time.perf_counter()
         try:
-            # -q: only warnings and errors reach stderr (a full log runs to gigabytes).
-            proc = subprocess.run([exe, "-q", "-p", script], cwd=work, capture_output=True, text=True,
-                                  timeout=left)
+            proc = yosys.run(script, work, timeout=left)  # -q: a full log runs to gigabytes
         except subprocess.TimeoutExpired:
             raise SynthesisError(f"module {name} still running") from None
         seconds = time.perf_counter() - t0
         stat = work / "stat.txt"
         if proc.returncode != 0 or not stat.is_file():
             errs = [ln for ln in (proc.stderr + proc.stdout).splitlines() if "ERROR" in ln]
-            raise SynthesisError(f"module {name}: " + (errs[-1].strip() if errs else f"exit {proc.returncode}"))
+            raise SynthesisError(f"module {name}: " + (errs[-1].strip() if errs else f"{yosys.version} exit "
+                                                       f"{proc.returncode} without an error message"))
         out = stat.read_text()
+        if not use_cache:  # the netlist still has to outlive this directory
+            netlist = Path(tempfile.mkdtemp(prefix="bebert_netlist_")) / "netlist.json.gz" if flow.netlist else None
+        if netlist is not None:
+            _atomic_bytes(netlist, gzip.compress((work / "netlist.json").read_bytes(), compresslevel=3))
     if use_cache:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmpf = cached.with_suffix(f".{os.getpid()}.tmp")
-        tmpf.write_text(json.dumps({"stat": out, "seconds": round(seconds, 1)}))
-        os.replace(tmpf, cached)  # atomic: a concurrent reader never sees half a file
-    return name, out, seconds, False
+        _atomic_bytes(cached, json.dumps({"stat": out, "seconds": round(seconds, 1)}).encode())
+    return ModuleResult(name, out, seconds, False, netlist)
+
+
+def _atomic_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)  # atomic: a concurrent reader never sees half a file
 
 
 def synth_module(verilog_path_or_dir: str | Path, module: str, *, timeout_s: float = DEFAULT_TIMEOUT_S,
-                 yosys: str = "yosys", cache: bool = True) -> dict[str, int]:
+                 yosys: str | None = None, cache: bool = True, family: str = "xc7") -> dict[str, int]:
     """The primitives of one module of the accelerator's Verilog, synthesised alone (its
     submodules blackboxed, as in `resource_report`): {cell type: count}, submodule instances
     excluded. For a look at one block without synthesising the whole design."""
@@ -363,10 +429,15 @@ def synth_module(verilog_path_or_dir: str | Path, module: str, *, timeout_s: flo
     mods = split_modules(vfile.read_text())
     if module not in mods:
         raise SynthesisError(f"{vfile} has no module '{module}' (it has {', '.join(sorted(mods))})")
-    version = yosys_version(yosys)
-    exe = shutil.which(yosys)
-    _, stat, _, _ = _synth_module(module, mods, version, exe, time.monotonic() + timeout_s, cache)
-    return {t: n for t, n in parse_stat(stat)[module].items() if t not in mods}
+    res = _synth_module(module, mods, _yosys(yosys), FLOWS[family], time.monotonic() + timeout_s, cache)
+    return {t: n for t, n in parse_stat(res.stat)[module].items() if t not in mods}
+
+
+def _yosys(build: str | None) -> Yosys:
+    try:
+        return find_yosys(build)
+    except YosysMissing as e:
+        raise SynthesisError(str(e)) from None
 
 
 def _esc(name: str) -> str:
@@ -375,9 +446,10 @@ def _esc(name: str) -> str:
 
 def resource_report(config: AccelConfig, verilog_path_or_dir: str | Path, *,
                     timeout_s: float = DEFAULT_TIMEOUT_S, log_dir: str | Path | None = None,
-                    yosys: str = "yosys", jobs: int | None = None, cache: bool = True,
-                    progress: bool = True) -> dict:
-    """Synthesize the accelerator's Verilog with `yosys synth_xilinx` and report its resources.
+                    yosys: str | None = None, jobs: int | None = None, cache: bool = True,
+                    progress: bool = True, family: str = "xc7") -> dict:
+    """Synthesize the accelerator's Verilog for `family` ("xc7": `synth_xilinx`, "ecp5":
+    `synth_ecp5`) and report its resources.
 
     `verilog_path_or_dir` is `bebert_accel.v` or the directory holding it (as written by
     `bebert.hw.generate_verilog(config, dir)` for this `config`). Every module is synthesised
@@ -386,39 +458,59 @@ def resource_report(config: AccelConfig, verilog_path_or_dir: str | Path, *,
     $BEBERT_CACHE/rtl/yosys by its text unless `cache=False` (`module_seconds` gives each
     module's synthesis time, from the run that filled the cache for the `cached_modules`;
     `synth_seconds` is this call's wall time); `progress` shows on stderr which
-    module is running. With `log_dir`, the merged `stat` output (`stat.txt`) is kept there.
-    Raises `SynthesisError` (a `ValueError`) with one line if Yosys is missing, fails or takes
-    longer than `timeout_s` seconds in all.
+    module is running. `yosys` picks the build (`bebert.hw.yosys`: yowasp, system, or an
+    executable; default $BEBERT_YOSYS, else yowasp). With `log_dir`, the merged `stat` output
+    (`stat.txt`) is kept there. ECP5 reports carry `netlists` ({module: gzipped JSON netlist},
+    what `bebert.hw.pnr` places and routes). Raises `SynthesisError` (a `ValueError`) with one
+    line if Yosys is missing, fails or takes longer than `timeout_s` seconds in all.
     """
     if not isinstance(config, AccelConfig):
         raise TypeError(f"resource_report needs an AccelConfig, got {type(config).__name__}")
+    if family not in FLOWS:
+        raise SynthesisError(f"unknown FPGA family '{family}' (choose from {', '.join(FLOWS)})")
+    flow = FLOWS[family]
     vfile = _verilog_file(verilog_path_or_dir)
-    version = yosys_version(yosys)
-    exe = shutil.which(yosys)
+    tool = _yosys(yosys)
     mods = split_modules(vfile.read_text())
     if TOP not in mods:
         raise SynthesisError(f"{vfile} has no module '{TOP}'")
-    order = sorted(mods, key=lambda n: -len(mods[n]))  # longest first: the critical path starts early
+    results, wall, jobs = _synth_all(mods, tool, flow, timeout_s, jobs, cache, progress, vfile, config)
+    order = sorted(mods, key=lambda n: -len(mods[n]))
+    merged = "\n".join(_section(results[n].stat, n) for n in order)
+    if log_dir is not None:
+        Path(log_dir).mkdir(parents=True, exist_ok=True)
+        (Path(log_dir) / "stat.txt").write_text(merged)
+    report = report_from_stat(config, merged, family=family)
+    out = {"tool": tool.version, "yosys_build": tool.build, "flow": flow.name, "script": flow.script(TOP),
+           "flow_notes": FLOW_NOTES.format(command=flow.command.format(top="<module>")), "family": family,
+           "synth_seconds": round(wall, 1), "jobs": jobs, "cached_modules": sum(r.cached for r in results.values()),
+           "module_seconds": {n: round(r.seconds, 1) for n, r in results.items()}, "verilog": str(vfile)} | report
+    if flow.netlist:
+        out["netlists"] = {n: str(r.netlist) for n, r in results.items()}
+    return out
+
+
+def _synth_all(mods, tool: Yosys, flow: Flow, timeout_s, jobs, cache, progress, vfile, config):
+    """Every module through `_synth_module`, `jobs` at a time, longest first (the critical path
+    starts early): ({module: ModuleResult}, wall seconds, jobs)."""
+    from tqdm import tqdm
+
+    order = sorted(mods, key=lambda n: -len(mods[n]))
     jobs = max(1, jobs or os.cpu_count() or 1)
     deadline = time.monotonic() + timeout_s
-    stats: dict[str, str] = {}
-    seconds: dict[str, float] = {}
-    hits = 0
+    results: dict[str, ModuleResult] = {}
     t0 = time.perf_counter()
-    from tqdm import tqdm
-    bar = tqdm(total=len(order), desc="yosys", unit="module", disable=not progress, file=sys.stderr,
+    bar = tqdm(total=len(order), desc=f"yosys {flow.name}", unit="module", disable=not progress, file=sys.stderr,
                dynamic_ncols=True)
     pool = ThreadPoolExecutor(max_workers=jobs)
     try:
         running: set[str] = set()
-        futures = {pool.submit(_synth_module, n, mods, version, exe, deadline, cache, running): n
-                   for n in order}
+        futures = {pool.submit(_synth_module, n, mods, tool, flow, deadline, cache, running): n for n in order}
         for fut in as_completed(futures):
-            name, text, secs, hit = fut.result()
-            running.discard(name)
-            stats[name], seconds[name] = text, round(secs, 1)
-            hits += hit
-            bar.set_postfix_str(f"done {_short(name)} ({'cached' if hit else f'{secs:.0f} s'}); running: "
+            r = fut.result()
+            running.discard(r.name)
+            results[r.name] = r
+            bar.set_postfix_str(f"done {_short(r.name)} ({'cached' if r.cached else f'{r.seconds:.0f} s'}); running: "
                                 + ", ".join(_short(n) for n in order if n in running))
             bar.update()
     except SynthesisError as e:
@@ -426,21 +518,13 @@ def resource_report(config: AccelConfig, verilog_path_or_dir: str | Path, *,
             f.cancel()
         msg = str(e)
         if "still running" in msg or "timed out" in msg:
-            raise SynthesisError(f"yosys {FLOW} of {vfile} (config '{config.name}') timed out after "
+            raise SynthesisError(f"yosys {flow.name} of {vfile} (config '{config.name}') timed out after "
                                  f"{timeout_s:g} s") from None
-        raise SynthesisError(f"yosys {FLOW} of {vfile} (config '{config.name}') failed: {msg}") from None
+        raise SynthesisError(f"yosys {flow.name} of {vfile} (config '{config.name}') failed: {msg}") from None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         bar.close()
-    wall = time.perf_counter() - t0
-    merged = "\n".join(_section(stats[n], n) for n in order)
-    if log_dir is not None:
-        Path(log_dir).mkdir(parents=True, exist_ok=True)
-        (Path(log_dir) / "stat.txt").write_text(merged)
-    report = report_from_stat(config, merged)
-    return {"tool": version, "flow": FLOW, "script": SYNTH_CMD,
-            "flow_notes": FLOW_NOTES, "family": "xc7", "synth_seconds": round(wall, 1),
-            "jobs": jobs, "cached_modules": hits, "module_seconds": seconds, "verilog": str(vfile)} | report
+    return results, time.perf_counter() - t0, jobs
 
 
 def _short(module: str) -> str:

@@ -40,6 +40,7 @@ from .rtl_runner import cache_root
 from .verilog import TOP_NAME, verilog_text
 
 HW_DIR = Path(__file__).resolve().parent
+AXI_TOP = "bebert_axi"
 DEFAULT_TIMEOUT_MARGIN = 10_000
 
 
@@ -149,6 +150,58 @@ def run_rtl(config, words: list[int], dram: np.ndarray, *, waves=None, waves_nam
             shutil.move(str(dump), tmp)
             os.replace(tmp, dst)  # atomic: a viewer never sees half a file
             res["waves"] = str(dst)
+        return res
+    finally:
+        if os.environ.get("BEBERT_KEEP_RUN") is None:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def cached_axi_verilog(config) -> str:
+    """The Verilog of the AXI wrapper `bebert.hw.axi.AxiAccelerator(config)` (top `bebert_axi`), cached."""
+    key = hashlib.sha256((json.dumps(config.to_dict(), sort_keys=True) + _sources_hash()).encode()).hexdigest()[:24]
+    path = cache_root() / "verilog" / f"axi-{key}.v"
+    if path.is_file():
+        return path.read_text()
+    from amaranth.back import verilog as amaranth_verilog
+
+    from .axi import AxiAccelerator
+
+    text = amaranth_verilog.convert(AxiAccelerator(config), name=AXI_TOP, emit_src=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return text
+
+
+def run_axi(config, words: list[int], dram: np.ndarray, *, timeout_cycles: int = 200_000,
+            stall: float = 0.0, seed: int = 0, simulator: str | None = None) -> dict:
+    """Run raw instruction `words` over `dram` on the AXI wrapper (`bebert_axi`) behind
+    cocotbext-axi's AXI RAM (bench `bebert.hw.tb.axi_bench`): the image at address 0, the
+    words at the next 4 KiB boundary; with `stall` every AXI channel of the RAM pauses with
+    that probability per cycle (seeded). Returns {"done", "timed_out", "error", "error_code",
+    "error_pc", "cycles", "dram", "simulator"}; cycles include every AXI round trip (each
+    instruction word is one), so they exceed the simulator's nominal count."""
+    from .axi import PORT_GROUPS, ReadGroup
+
+    sim = simulators.select(simulator)
+    bdir = rtl_runner.build(sim, {f"{AXI_TOP}.v": cached_axi_verilog(config)}, AXI_TOP)
+    run_dir = Path(tempfile.mkdtemp(prefix="axi-", dir=bdir))
+    try:
+        dram = np.asarray(dram, np.uint8)
+        code = np.frombuffer(b"".join(int(w).to_bytes(INSTR_BYTES, "little") for w in words), np.uint8)
+        prog_base = -(-max(dram.size, 1) // 4096) * 4096
+        groups = [f"{g.prefix}:{'read' if isinstance(g, ReadGroup) else 'write'}" for g in PORT_GROUPS] + ["imem:read"]
+        np.savez(run_dir / "input.npz", code=code, dram=dram, params=np.array([prog_base, timeout_cycles, round(stall * 1000), seed], np.int64),
+                 groups=np.array(groups))
+        rtl_runner.run(sim, bdir, AXI_TOP, "bebert.hw.tb.axi_bench", run_dir,
+                       env={"BEBERT_TB_INPUT": str(run_dir / "input.npz"), "BEBERT_TB_OUTPUT": str(run_dir),
+                            "COCOTB_LOG_LEVEL": os.environ.get("COCOTB_LOG_LEVEL", "WARNING")})
+        if not (run_dir / "result.json").is_file():
+            raise RuntimeError(f"AXI run produced no result; see {run_dir / 'sim.log'}")
+        res = json.loads((run_dir / "result.json").read_text())
+        res["dram"] = np.load(run_dir / "dram.npy")
+        res["simulator"] = sim.name
         return res
     finally:
         if os.environ.get("BEBERT_KEEP_RUN") is None:

