@@ -301,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also synthesise with synth_ecp5 and place and route with nextpnr-ecp5 on --part: placed "
                         "LUT4 / FF / DP16KD / MULT18 and the achieved Fmax into resources.json (minutes)")
     h.add_argument("--part", default="LFE5U-85F", help="ECP5 part for --pnr (default LFE5U-85F, the largest)")
-    h.add_argument("--yosys", help="Yosys build: yowasp (default, PyPI), system (the yosys on PATH), or a path")
+    h.add_argument("--yosys", help="Yosys build: system (the yosys on PATH, default where installed), yowasp (PyPI), or a path")
     h.set_defaults(func=cmd_rtl)
 
     v = sub.add_parser("verify", help="run a Program on the RTL (cocotb + Verilator or Icarus) against golden and simulator")

@@ -212,7 +212,7 @@ def place_and_route(config: AccelConfig, verilog_path_or_dir: str | Path, *, par
         if progress:
             print(f"nextpnr-ecp5: placing and routing on the {device.name} (minutes) ...", file=sys.stderr, flush=True)
         with tempfile.TemporaryDirectory(prefix="bebert_pnr_") as tmp:
-            design = join_netlists(netlists, Path(tmp), find(yosys))
+            design = join_netlists(netlists, Path(tmp), find(yosys, "ecp5"))
             ran = run_nextpnr(design, device, config.clock_mhz, seed=seed, timeout_s=timeout_s,
                               log=Path(log_dir) / "nextpnr.log" if log_dir is not None else None)
         pnr = {"tool": ran["tool"], "command": ran["command"], "pnr_seconds": round(ran["seconds"], 1),

