@@ -3,7 +3,8 @@
     python bench/bench_yosys.py [--config configs/small.toml] [--modules compute.post ...]
                                 [--builds system yowasp] [--timeout 1800] [--out bench/results/yosys.json]
 
-Every variant (a Yosys build from `bebert.hw.yosys` x a flow command) synthesises the same
+Every variant (a Yosys build from `bebert.hw.yosys` x a flow command x the input Yosys reads:
+the Verilog or its RTLIL twin, `bebert.hw.verilog`) synthesises the same
 modules of the config's Verilog, one at a time, each alone with its submodules blackboxed
 (exactly what `bebert.hw.resources` runs per module), from a cold start (no cache). Recorded
 per module and variant: the wall seconds and the figures (`luts_total`, `ffs`, DSP or MULT18,
@@ -33,17 +34,17 @@ DEFAULT_MODULES = ["compute.accumulator", "compute.post", "compute.vector.ln", "
                    "compute.popcount", "compute.vector"]
 
 
-def run_variant(short: str, texts: dict, name: str, yosys, family: str, command: str, timeout: float) -> dict:
+def run_variant(short: str, sources, name: str, yosys, family: str, command: str, timeout: float) -> dict:
     from bebert.hw.resources import Flow, SynthesisError, _synth_module, parse_stat, summarize
 
     flow = Flow(name, family, command)
     t0 = time.perf_counter()
     load = os.getloadavg()[0]
     try:
-        r = _synth_module(name_of(short), texts, yosys, flow, time.monotonic() + timeout, use_cache=False)
+        r = _synth_module(name_of(short), sources, yosys, flow, time.monotonic() + timeout, use_cache=False)
     except SynthesisError as e:
         return {"error": str(e), "seconds": round(time.perf_counter() - t0, 1), "load_avg": load}
-    cells = {t: n for t, n in parse_stat(r.stat)[r.name].items() if t not in texts}
+    cells = {t: n for t, n in parse_stat(r.stat)[r.name].items() if t not in sources.texts}
     fig = summarize(cells, family)
     keep = ("luts_total", "ffs", "dsp", "bram36_equiv", "carry4", "muxf") if family == "xc7" else \
         ("luts_total", "lut4", "ccu2c", "ffs", "mult18", "dp16kd", "widemux")
@@ -56,8 +57,8 @@ def name_of(short: str) -> str:
 
 def main(argv=None) -> int:
     from bebert.config import AccelConfig
-    from bebert.hw.resources import split_modules
-    from bebert.hw.verilog import verilog_text
+    from bebert.hw.resources import Sources, split_modules, split_rtlil
+    from bebert.hw.verilog import verilog_and_rtlil
     from bebert.hw.yosys import BUILDS, YosysMissing, find
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -65,12 +66,14 @@ def main(argv=None) -> int:
     ap.add_argument("--modules", nargs="+", default=DEFAULT_MODULES)
     ap.add_argument("--builds", nargs="+", default=["system", "yowasp"])
     ap.add_argument("--variants", nargs="+", help="names from VARIANTS (default: all)")
+    ap.add_argument("--inputs", nargs="+", default=["rtlil", "verilog"], help="what Yosys reads: rtlil, verilog")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per module and variant")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "yosys.json"))
     args = ap.parse_args(argv)
 
     config = AccelConfig.from_toml(args.config)
-    texts = split_modules(verilog_text(config))
+    v, il = verilog_and_rtlil(config)
+    inputs = {"verilog": Sources("verilog", split_modules(v)), "rtlil": Sources("rtlil", split_rtlil(il))}
     tools, unusable = {}, {}
     for b in BUILDS:
         try:
@@ -86,11 +89,12 @@ def main(argv=None) -> int:
             for name, family, command in VARIANTS:
                 if args.variants and name not in args.variants:
                     continue
-                key = f"{tools[b].version} ({b}) {name}"
-                r = run_variant(short, texts, name, tools[b], family, command, args.timeout)
-                results[short][key] = r
-                print(f"[bench_yosys] {short:22s} {key:34s} " + (r.get("error") or
-                      f"{r['seconds']:7.1f} s  {r['luts_total']:7} LUTs  {r['ffs']:6} FFs"), file=sys.stderr, flush=True)
+                for kind in args.inputs:
+                    key = f"{tools[b].version} ({b}) {name} from {kind}"
+                    r = run_variant(short, inputs[kind], name, tools[b], family, command, args.timeout)
+                    results[short][key] = r
+                    print(f"[bench_yosys] {short:22s} {key:48s} " + (r.get("error") or
+                          f"{r['seconds']:7.1f} s  {r['luts_total']:7} LUTs  {r['ffs']:6} FFs"), file=sys.stderr, flush=True)
     out = {"what": "yosys builds x synthesis options: seconds and area per module (cold, one module at a time, "
                    "submodules blackboxed), small config unless --config says otherwise",
            "config": config.name, "host": {"cpus": os.cpu_count()},

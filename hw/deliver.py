@@ -1,7 +1,8 @@
 """What `bebert rtl` puts next to the Verilog, and how it puts it there.
 
 `write_deliverables(config, out)` writes
-- `bebert_accel.v`: the accelerator (top `bebert_accel`, ready/valid ports, docs/ARCHITECTURE.md);
+- `bebert_accel.v`: the accelerator (top `bebert_accel`, ready/valid ports, docs/ARCHITECTURE.md),
+  and `bebert_accel.il`, the same design in RTLIL (what Yosys reads fastest: `bebert.hw.verilog`);
 - `bebert_axi.v`: the same accelerator behind AXI (top `bebert_axi`: an AXI4 master per DRAM
   port group and for instructions, AXI4-Lite control; `bebert.hw.axi`);
 - `bebert_accel.sdc` and `bebert_accel.lpf`: clock constraint stubs at the config's clock for
@@ -25,7 +26,7 @@ from amaranth.back import verilog as amaranth_verilog
 from bebert.config import AccelConfig
 
 from .axi import AxiAccelerator
-from .verilog import TOP_NAME, verilog_text
+from .verilog import TOP_NAME, verilog_and_rtlil
 
 AXI_TOP = "bebert_axi"
 
@@ -44,9 +45,10 @@ def lpf_text(config: AccelConfig) -> str:
 
 
 def write_deliverables(config: AccelConfig, out: Path) -> dict[str, Path]:
-    """Write the four files into `out`; {"verilog", "axi_wrapper", "sdc", "lpf"} -> path."""
+    """Write the files into `out`; {"verilog", "rtlil", "axi_wrapper", "sdc", "lpf"} -> path."""
     out.mkdir(parents=True, exist_ok=True)
-    texts = {"verilog": (f"{TOP_NAME}.v", verilog_text(config)),
+    v, il = verilog_and_rtlil(config)
+    texts = {"verilog": (f"{TOP_NAME}.v", v), "rtlil": (f"{TOP_NAME}.il", il),
              "axi_wrapper": (f"{AXI_TOP}.v", amaranth_verilog.convert(AxiAccelerator(config), name=AXI_TOP,
                                                                       emit_src=False)),
              "sdc": (f"{TOP_NAME}.sdc", sdc_text(config)), "lpf": (f"{TOP_NAME}.lpf", lpf_text(config))}

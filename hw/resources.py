@@ -354,6 +354,61 @@ def _stub(name: str, text: str) -> str:
     return "(* blackbox *)\n" + header + "\n".join(ports) + "\nendmodule\n"
 
 
+def split_rtlil(text: str) -> dict[str, str]:
+    """The text of every module of an RTLIL file (its attribute lines included), by name."""
+    mods: dict[str, str] = {}
+    pending: list[str] = []
+    name, body = None, []
+    for line in text.splitlines(keepends=True):
+        if name is None:
+            if line.startswith("attribute "):
+                pending.append(line)
+            elif line.startswith("module "):
+                name, body, pending = line.split()[1].lstrip("\\"), pending + [line], []
+            continue
+        body.append(line)
+        if line.rstrip() == "end":
+            mods[name], name = "".join(body), None
+    if not mods:
+        raise SynthesisError("no `module` found in the RTLIL")
+    return mods
+
+
+@dataclass(frozen=True)
+class Sources:
+    """The design's modules as Yosys reads them: Verilog (split from bebert_accel.v, submodules
+    as port-only blackboxes) or RTLIL (its twin bebert_accel.il, submodules read with -lib)."""
+
+    kind: str  # "verilog" | "rtlil"
+    texts: dict[str, str]
+
+    def children(self, name: str) -> list[str]:
+        others = [n for n in self.texts if n != name]
+        if self.kind == "verilog":
+            return _children(self.texts[name], others)
+        cells = set(re.findall(r"^\s*cell \\?(\S+) ", self.texts[name], re.M))
+        return [n for n in others if n in cells]
+
+    def files(self, name: str) -> tuple[dict[str, str], str]:
+        """({file: text}, the read commands) for synthesising `name` alone."""
+        ext = "v" if self.kind == "verilog" else "il"
+        kids = self.children(name)
+        stubs = "".join(_stub(c, self.texts[c]) for c in kids) if ext == "v" else "".join(self.texts[c] for c in kids)
+        reader = "read_verilog" if ext == "v" else "read_rtlil"
+        return {f"stubs.{ext}": stubs, f"module.{ext}": self.texts[name]}, \
+            f"{reader} -lib stubs.{ext}; {reader} module.{ext}"
+
+
+def design_sources(verilog: Path) -> Sources:
+    """The RTLIL twin of `verilog` when `bebert rtl` wrote one for this very text, else the Verilog."""
+    from .verilog import rtlil_twin
+
+    il = rtlil_twin(verilog)
+    if il is not None:
+        return Sources("rtlil", split_rtlil(il))
+    return Sources("verilog", split_modules(verilog.read_text()))
+
+
 def _cache_dir() -> Path:
     from .verify import cache_root  # the RTL build cache ($BEBERT_CACHE/rtl): one place decides it
     return cache_root() / "yosys"
@@ -371,16 +426,15 @@ class ModuleResult:
     netlist: Path | None = None
 
 
-def _synth_module(name: str, mods: dict[str, str], yosys: Yosys, flow: Flow, deadline: float,
+def _synth_module(name: str, mods: Sources, yosys: Yosys, flow: Flow, deadline: float,
                   use_cache: bool, running: set[str] | None = None) -> ModuleResult:
     """`flow` on one module, its submodules blackboxed. Keyed in the cache by the Yosys
     version, the script, the module's text and its submodules' ports."""
-    text = mods[name]
-    stubs = "".join(_stub(c, mods[c]) for c in _children(text, [n for n in mods if n != name]))
-    script = f"read_verilog -lib stubs.v; read_verilog module.v; {flow.script(name)}; tee -q -o stat.txt stat"
+    files, reads = mods.files(name)
+    script = f"{reads}; {flow.script(name)}; tee -q -o stat.txt stat"
     if flow.netlist:  # the module alone (its cells keep their port directions from the cell library)
         script += f"; select ={name}; write_json -selected netlist.json"
-    key = hashlib.sha256("\0".join((yosys.version, script, stubs, text)).encode()).hexdigest()[:32]
+    key = hashlib.sha256("\0".join((yosys.version, script, *files.values())).encode()).hexdigest()[:32]
     cached = _cache_dir() / f"{key}.json"  # {"stat": its text, "seconds": the run that made it}
     netlist = _cache_dir() / f"{key}.netlist.json.gz" if flow.netlist else None
     if use_cache and cached.is_file() and (netlist is None or netlist.is_file()):
@@ -396,8 +450,8 @@ def _synth_module(name: str, mods: dict[str, str], yosys: Yosys, flow: Flow, dea
         raise SynthesisError(f"timed out before module {name}")
     with tempfile.TemporaryDirectory(prefix="bebert_yosys_") as tmp:
         work = Path(tmp)
-        (work / "stubs.v").write_text(stubs)
-        (work / "module.v").write_text(text)
+        for fname, ftext in files.items():
+            (work / fname).write_text(ftext)
         t0 = time.perf_counter()
         try:
             proc = yosys.run(script, work, timeout=left)  # -q: a full log runs to gigabytes
@@ -432,11 +486,11 @@ def synth_module(verilog_path_or_dir: str | Path, module: str, *, timeout_s: flo
     submodules blackboxed, as in `resource_report`): {cell type: count}, submodule instances
     excluded. For a look at one block without synthesising the whole design."""
     vfile = _verilog_file(verilog_path_or_dir)
-    mods = split_modules(vfile.read_text())
-    if module not in mods:
-        raise SynthesisError(f"{vfile} has no module '{module}' (it has {', '.join(sorted(mods))})")
+    mods = design_sources(vfile)
+    if module not in mods.texts:
+        raise SynthesisError(f"{vfile} has no module '{module}' (it has {', '.join(sorted(mods.texts))})")
     res = _synth_module(module, mods, _yosys(yosys, family), FLOWS[family], time.monotonic() + timeout_s, cache)
-    return {t: n for t, n in parse_stat(res.stat)[module].items() if t not in mods}
+    return {t: n for t, n in parse_stat(res.stat)[module].items() if t not in mods.texts}
 
 
 def _yosys(build: str | None, family: str = "xc7") -> Yosys:
@@ -477,11 +531,11 @@ def resource_report(config: AccelConfig, verilog_path_or_dir: str | Path, *,
     flow = FLOWS[family]
     vfile = _verilog_file(verilog_path_or_dir)
     tool = _yosys(yosys, family)
-    mods = split_modules(vfile.read_text())
-    if TOP not in mods:
+    mods = design_sources(vfile)
+    if TOP not in mods.texts:
         raise SynthesisError(f"{vfile} has no module '{TOP}'")
     results, wall, jobs = _synth_all(mods, tool, flow, timeout_s, jobs, cache, progress, vfile, config)
-    order = sorted(mods, key=lambda n: -len(mods[n]))
+    order = sorted(mods.texts, key=lambda n: -len(mods.texts[n]))
     merged = "\n".join(_section(results[n].stat, n) for n in order)
     if log_dir is not None:
         Path(log_dir).mkdir(parents=True, exist_ok=True)
@@ -490,7 +544,8 @@ def resource_report(config: AccelConfig, verilog_path_or_dir: str | Path, *,
     out = {"stage": STAGE, "tool": tool.version, "yosys_build": tool.build, "flow": flow.name, "script": flow.script(TOP),
            "flow_notes": FLOW_NOTES.format(command=flow.command.format(top="<module>")), "family": family,
            "synth_seconds": round(wall, 1), "jobs": jobs, "cached_modules": sum(r.cached for r in results.values()),
-           "module_seconds": {n: round(r.seconds, 1) for n, r in results.items()}, "verilog": str(vfile)} | report
+           "module_seconds": {n: round(r.seconds, 1) for n, r in results.items()}, "verilog": str(vfile),
+           "source": mods.kind} | report
     if flow.netlist:
         out["netlists"] = {n: str(r.netlist) for n, r in results.items()}
     return out
@@ -501,7 +556,7 @@ def _synth_all(mods, tool: Yosys, flow: Flow, timeout_s, jobs, cache, progress, 
     starts early): ({module: ModuleResult}, wall seconds, jobs)."""
     from tqdm import tqdm
 
-    order = sorted(mods, key=lambda n: -len(mods[n]))
+    order = sorted(mods.texts, key=lambda n: -len(mods.texts[n]))
     jobs = max(1, jobs or os.cpu_count() or 1)
     deadline = time.monotonic() + timeout_s
     results: dict[str, ModuleResult] = {}

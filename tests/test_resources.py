@@ -304,3 +304,17 @@ def test_second_run_comes_from_the_cache_with_the_same_figures(tiny):
     assert warm["modules"] == cold["modules"] and warm["total"] == cold["total"]
     assert warm["module_seconds"] == cold["module_seconds"]  # the times of the run that filled the cache
     assert (vfile.parent / "log" / "stat.txt").is_file()
+
+
+def test_the_rtlil_twin_is_read_only_for_its_own_verilog(small_verilog, tmp_path):
+    """`bebert rtl` writes bebert_accel.il beside the Verilog (Yosys reads it in a second, the
+    Verilog in minutes for the vector unit); an edited Verilog no longer matches it and is read itself."""
+    from bebert.hw.resources import design_sources
+
+    src = design_sources(small_verilog)
+    assert src.kind == "rtlil" and set(src.texts) == set(split_modules(small_verilog.read_text()))
+    assert src.children(f"{TOP}.compute.vector") == [f"{TOP}.compute.vector.{k}" for k in ("gelu", "ln", "sm")]
+    edited = tmp_path / "bebert_accel.v"
+    edited.write_text(small_verilog.read_text() + "\n// edited\n")
+    (tmp_path / "bebert_accel.il").write_text(small_verilog.with_suffix(".il").read_text())
+    assert design_sources(edited).kind == "verilog"
