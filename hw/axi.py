@@ -129,14 +129,13 @@ AXIL_MEMBERS = {"awaddr": ("in", 12), "awvalid": ("in", 1), "awready": ("out", 1
                 "rdata": ("out", 32), "rresp": ("out", 2), "rvalid": ("out", 1), "rready": ("in", 1)}
 
 
+def _members(fields: dict[str, tuple[str, int]], flip: bool = False) -> dict:
+    """Signature members from {name: (direction, width)}: "out" is Out, "in" is In (`flip`: the reverse)."""
+    return {n: (In(w) if (d == "out") == flip else Out(w)) for n, (d, w) in fields.items()}
+
+
 def _signature(fields: dict[str, tuple[str, int]], flip: bool = False) -> wiring.Signature:
-    """A flat signature from {name: (direction, width)}; `flip` turns "out" into In."""
-    return wiring.Signature({n: (In(w) if (d == "out") == flip else Out(w)) for n, (d, w) in fields.items()})
-
-
-def _port(fields, flip=False):
-    """The port-side members (the accelerator's view flipped: its outputs are the bridge's inputs)."""
-    return {n: (In(w) if (d == "out") != flip else Out(w)) for n, (d, w) in fields.items()}
+    return wiring.Signature(_members(fields, flip))
 
 
 class _Splitter(wiring.Component):
@@ -417,8 +416,8 @@ class AxiAccelerator(wiring.Component):
         bus = config.bus_bits
         members = {}
         for g in self.groups + (ReadGroup("imem", aligned=False),):
-            members |= _port({f"m_axi_{g.prefix}_{n}": dw for n, dw in _axi_members(g, bus).items()}, flip=True)
-        members |= _port({f"s_axil_{n}": dw for n, dw in AXIL_MEMBERS.items()}, flip=True)
+            members |= _members({f"m_axi_{g.prefix}_{n}": dw for n, dw in _axi_members(g, bus).items()})
+        members |= _members({f"s_axil_{n}": dw for n, dw in AXIL_MEMBERS.items()})
         members |= {"irq_done": Out(1)}
         super().__init__(members)
 

@@ -133,7 +133,9 @@ LUT_CELLS = {"LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6", "LUT6_2", "INV"}  #
 SUMMARY_KEYS = ("luts_total", "luts", "lutram_luts", "srl_luts", "ffs", "bram36", "bram18",
                 "bram36_equiv", "dsp", "carry4", "muxf")
 ECP5_SUMMARY_KEYS = ("luts_total", "lut4", "ccu2c", "dpram16x4", "ffs", "dp16kd", "mult18", "alu54", "widemux")
-ECP5_DPRAM_SITES = 4  # TRELLIS_COMB bels a TRELLIS_DPR16X4 takes (its 4 LUTs of RAM; checked with nextpnr)
+# TRELLIS_COMB bels a TRELLIS_DPR16X4 takes as nextpnr packs it (4 LUTs of RAM + the 2 of its RAMW slice):
+# the small config's PBUF, 258 LUT4 + 128 DPR16X4, placed on 1,027 TRELLIS_COMB.
+ECP5_DPRAM_SITES = 6
 
 # Module path below the top (Amaranth names a submodule `parent.child`) -> reported block.
 BLOCKS = {

@@ -54,6 +54,10 @@ def build(sim: Simulator, sources: dict[str, str], top: str, *, waves: bool = Fa
             return bdir
         stamp.unlink(missing_ok=True)
         _compile(sim, sources, top, bdir, waves)
+        if sim.name == "verilator":  # the C++ and objects (~150 MB) are not needed to run it
+            for f in bdir.iterdir():
+                if f.is_file() and (f.suffix in (".o", ".a", ".d", ".cpp", ".h") or f.name.endswith(".gch")):
+                    f.unlink()
         stamp.write_text(key)
     return bdir
 
