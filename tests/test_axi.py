@@ -86,9 +86,9 @@ def test_an_illegal_word_shows_in_the_status_registers():
 def test_bursts_never_exceed_256_beats_nor_cross_4k(addr, beats, bus):
     from amaranth.sim import Simulator
 
-    from bebert.hw.axi import _Splitter
+    from bebert.hw.axi.burst_splitter import BurstSplitter
 
-    dut = _Splitter(bus)
+    dut = BurstSplitter(bus)
     got = []
 
     async def bench(ctx):
