@@ -21,14 +21,10 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from amaranth.back import verilog as amaranth_verilog
-
 from bebert.config import AccelConfig
 
-from .axi import AxiAccelerator
-from .verilog import TOP_NAME, verilog_and_rtlil
-
-AXI_TOP = "bebert_axi"
+from .axi import AXI_TOP
+from .verilog import TOP_NAME, axi_verilog_text, verilog_and_rtlil
 
 
 def sdc_text(config: AccelConfig) -> str:
@@ -49,8 +45,7 @@ def write_deliverables(config: AccelConfig, out: Path) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     v, il = verilog_and_rtlil(config)
     texts = {"verilog": (f"{TOP_NAME}.v", v), "rtlil": (f"{TOP_NAME}.il", il),
-             "axi_wrapper": (f"{AXI_TOP}.v", amaranth_verilog.convert(AxiAccelerator(config), name=AXI_TOP,
-                                                                      emit_src=False)),
+             "axi_wrapper": (f"{AXI_TOP}.v", axi_verilog_text(config)),
              "sdc": (f"{TOP_NAME}.sdc", sdc_text(config)), "lpf": (f"{TOP_NAME}.lpf", lpf_text(config))}
     paths = {}
     for key, (name, text) in texts.items():

@@ -40,7 +40,6 @@ from .rtl_runner import cache_root
 from .verilog import TOP_NAME, verilog_text
 
 HW_DIR = Path(__file__).resolve().parent
-AXI_TOP = "bebert_axi"
 DEFAULT_TIMEOUT_MARGIN = 10_000
 
 
@@ -68,18 +67,30 @@ def _sources_hash() -> str:
     return h.hexdigest()
 
 
-def cached_verilog(config) -> str:
-    """The Verilog text of `Accelerator(config)`, from the cache when the sources are unchanged."""
+def _cached_text(config, kind: str, make) -> str:
+    """`make()` (a Verilog text of `config`), from the cache when the config and the sources are unchanged."""
     key = hashlib.sha256((json.dumps(config.to_dict(), sort_keys=True) + _sources_hash()).encode()).hexdigest()[:24]
-    path = cache_root() / "verilog" / f"{key}.v"
+    path = cache_root() / "verilog" / f"{kind}{key}.v"
     if path.is_file():
         return path.read_text()
-    text = verilog_text(config)
+    text = make()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
     return text
+
+
+def cached_verilog(config) -> str:
+    """The Verilog text of `Accelerator(config)`, from the cache when the sources are unchanged."""
+    return _cached_text(config, "", lambda: verilog_text(config))
+
+
+def cached_axi_verilog(config) -> str:
+    """The Verilog of the AXI wrapper `bebert.hw.axi.AxiAccelerator(config)` (top `bebert_axi`), cached."""
+    from .verilog import axi_verilog_text
+
+    return _cached_text(config, "axi-", lambda: axi_verilog_text(config))
 
 
 def build(config, *, waves: bool = False, build_dir: Path | None = None, simulator: str | None = None) -> Path:
@@ -156,24 +167,6 @@ def run_rtl(config, words: list[int], dram: np.ndarray, *, waves=None, waves_nam
             shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def cached_axi_verilog(config) -> str:
-    """The Verilog of the AXI wrapper `bebert.hw.axi.AxiAccelerator(config)` (top `bebert_axi`), cached."""
-    key = hashlib.sha256((json.dumps(config.to_dict(), sort_keys=True) + _sources_hash()).encode()).hexdigest()[:24]
-    path = cache_root() / "verilog" / f"axi-{key}.v"
-    if path.is_file():
-        return path.read_text()
-    from amaranth.back import verilog as amaranth_verilog
-
-    from .axi import AxiAccelerator
-
-    text = amaranth_verilog.convert(AxiAccelerator(config), name=AXI_TOP, emit_src=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return text
-
-
 def run_axi(config, words: list[int], dram: np.ndarray, *, timeout_cycles: int = 200_000,
             stall: float = 0.0, seed: int = 0, simulator: str | None = None) -> dict:
     """Run raw instruction `words` over `dram` on the AXI wrapper (`bebert_axi`) behind
@@ -182,7 +175,7 @@ def run_axi(config, words: list[int], dram: np.ndarray, *, timeout_cycles: int =
     that probability per cycle (seeded). Returns {"done", "timed_out", "error", "error_code",
     "error_pc", "cycles", "dram", "simulator"}; cycles include every AXI round trip (each
     instruction word is one), so they exceed the simulator's nominal count."""
-    from .axi import PORT_GROUPS, ReadGroup
+    from .axi import AXI_TOP, PORT_GROUPS, ReadGroup
 
     sim = simulators.select(simulator)
     bdir = rtl_runner.build(sim, {f"{AXI_TOP}.v": cached_axi_verilog(config)}, AXI_TOP)

@@ -36,6 +36,13 @@ def verilog_text(config: AccelConfig) -> str:
     return verilog_and_rtlil(config)[0]
 
 
+def axi_verilog_text(config: AccelConfig) -> str:
+    """The Verilog of the AXI wrapper `bebert.hw.axi.AxiAccelerator(config)`, top module `bebert_axi`."""
+    from .axi import AXI_TOP, AxiAccelerator
+
+    return verilog_and_rtlil(config, AxiAccelerator(config), AXI_TOP)[0]
+
+
 def generate_verilog(config: AccelConfig, out_dir: str | Path) -> Path:
     """Write `bebert_accel.v` (and its RTLIL twin `bebert_accel.il`) into `out_dir`; the Verilog's path."""
     out = Path(out_dir)

@@ -47,4 +47,6 @@ system with ARESETn inverts it.
 from .ports import PORT_GROUPS, ReadGroup, StrobedWriteGroup, WriteGroup
 from .wrapper import AxiAccelerator
 
-__all__ = ["AxiAccelerator", "PORT_GROUPS", "ReadGroup", "StrobedWriteGroup", "WriteGroup"]
+AXI_TOP = "bebert_axi"  # the wrapper's Verilog module (and file) name
+
+__all__ = ["AXI_TOP", "AxiAccelerator", "PORT_GROUPS", "ReadGroup", "StrobedWriteGroup", "WriteGroup"]
