@@ -29,19 +29,29 @@ under $BEBERT_CACHE/rtl/yosys (default ~/.cache/bebert/rtl/yosys) by a hash of t
 yosys version, the script, the module's text and its submodules' ports: a change to one
 block re-synthesises that block only. The critical path is the longest module,
 `bebert_accel.compute.vector` (the VEC sequencer with the element datapaths: ~80
-multipliers, five combinational dividers). Options that would change the figures
-(`-flatten`, `-abc9`, `-nowidelut`, `-widemux`, other `-run` subsets) are not used: the
-report keeps the default synth_xilinx mapping, so its numbers compare with earlier reports.
-Their effect on time and figures has NOT been measured yet (no CPU to spare in the change
-that introduced this flow): the next step, since `compute.vector` alone bounds a cold run.
+multipliers, five combinational dividers).
+
+What Yosys reads, which Yosys, which options (bench/bench_yosys.py, bench/results/yosys.json):
+- The RTLIL twin (`bebert_accel.il`, `bebert.hw.verilog`) when it matches the Verilog. From
+  the Verilog, yosys 0.23 spent over 40 CPU seconds in its front end on `compute.vector`
+  (26,000 lines) without finishing it, and 414-587 s wall for the module in earlier reports;
+  from RTLIL the whole synth_xilinx of `compute.vector` took 113 CPU seconds (1,148 s wall on
+  a host with a load average of 8) and maps to fewer cells (35.9k LUTs against 47.0k, the
+  Verilog front end's `proc` output being harder to optimise). Smaller modules cost the same
+  either way.
+- Debian's yosys 0.23 (`system`), for both flows. yowasp 0.70's abc9 maps a little smaller but
+  exits without a message on `compute.accumulator` (synth_xilinx) and `compute.popcount`
+  (synth_ecp5), and is the slower on the vector unit.
+- The default synth_xilinx / synth_ecp5 mapping (abc). `-abc9` costs 0.23 about 2.6x the CPU
+  for a few per cent fewer LUTs (compute.post: 26.9 against 10.2 CPU s, 2,294 against 2,377
+  LUTs); `-flatten` would lose the per-block figures.
 Progress (which modules are running) goes to stderr with tqdm.
 
-Measured with yosys 0.23 on a 2-core host shared with a training run and other yosys jobs
-(cold cache, 2 jobs): small 587 s wall, of which `compute.vector` 586 s (the 26 other modules
-were done after 6 min on the other core); wide 756 s wall (`compute.vector` 756 s and
-`compute.popcount` 542 s side by side); bench_resources on the next vector-unit revision:
-small 414 s (`compute.vector` 414 s). A cached `bebert rtl --report` (small) takes 4 s; an edit to one block
-re-synthesises that block only. bench/results/resources.json holds every module's seconds.
+Earlier, from the Verilog with yosys 0.23 on a 2-core host shared with a training run and
+other yosys jobs (cold cache, 2 jobs): small 587 s wall, of which `compute.vector` 586 s;
+wide 756 s wall (`compute.vector` 756 s and `compute.popcount` 542 s side by side). A cached
+`bebert rtl --report` (small) takes seconds; an edit to one block re-synthesises that block
+only. bench/results/resources.json holds every module's seconds.
 
 What is counted (per module, per block and in total):
 
