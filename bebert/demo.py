@@ -125,6 +125,8 @@ def _clock_line(name: str, st: dict) -> str:
     if m is None:
         return (f"- clock ({name}): {st['clock_mhz']:g} MHz configured, not measured on this machine "
                 f"(`bebert rtl --config ... --pnr ecp5` places and routes it and records its Fmax)")
+    if m.get("fmax_mhz") is None:
+        return f"- clock ({name}): {st['clock_mhz']:g} MHz; placed on the {m['part']}, nextpnr reported no Fmax"
     return f"- clock ({name}): {st['clock_mhz']:g} MHz, within the measured Fmax {m['fmax_mhz']:g} MHz on the {m['part']}"
 
 

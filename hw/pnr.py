@@ -283,8 +283,10 @@ def clock_warning(config: AccelConfig) -> str | None:
     if m is None:
         return None
     if not m.get("fits", True):
-        return (f"config '{config.name}' did not fit the {m['part']} when placed ({m.get('measured_at', '?')}): "
-                f"its {config.clock_mhz:g} MHz clock is not backed by a measured Fmax")
+        over = ", ".join(f"{RESOURCE_NAMES.get(k, k)} {f['fraction']:.0%}" for k, f in m.get("fit", {}).items()
+                         if f["used"] > f["available"])
+        return (f"config '{config.name}' does not fit the {m['part']} ({over} of the part; synthesised "
+                f"{m.get('measured_at', '?')}): its {config.clock_mhz:g} MHz clock is not backed by a measured Fmax")
     fmax = m.get("fmax_mhz")
     if fmax is not None and config.clock_mhz > fmax:
         return (f"config '{config.name}' is clocked at {config.clock_mhz:g} MHz but its measured Fmax on the "
