@@ -1,4 +1,4 @@
-"""bebert.hw: the accelerator in Amaranth, its Verilog, and RTL verification (cocotb + Icarus)."""
+"""bebert.hw: the accelerator in Amaranth, its Verilog (bare and behind AXI), RTL verification (cocotb + Verilator or Icarus), synthesis and ECP5 place and route."""
 
 from .fetch import ErrorCode
 from .top import Accelerator

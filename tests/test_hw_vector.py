@@ -5,18 +5,17 @@ must equal `run_vec`'s byte for byte, and its cycle count must be the unit's dur
 (`bebert.hw.vector_unit.cycles`) plus the fixed issue overhead of a lone compute word.
 """
 
-import shutil
-
 import numpy as np
 import pytest
 
 from bebert.config import AccelConfig
+from bebert.hw import simulators
 from bebert.isa import encode, halt, vec
 from bebert.integer_ops import AddConsts, RequantConsts
 from bebert.vector import View, VecFn, consts_words, encode_desc, run_vec
 
 pytestmark = [pytest.mark.rtl,
-              pytest.mark.skipif(shutil.which("iverilog") is None, reason="Icarus Verilog not installed")]
+              pytest.mark.skipif(not simulators.installed(), reason="no RTL simulator installed (Verilator or Icarus)")]
 
 SMALL = AccelConfig.from_toml(__import__("pathlib").Path(__file__).resolve().parents[1] / "configs" / "small.toml")
 OVERHEAD = 4  # FETCH, DECODE, issue; the cycle after the unit's last: done (a lone compute word)
