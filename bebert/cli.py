@@ -202,7 +202,7 @@ def cmd_rtl(a: argparse.Namespace) -> int:
     if stale.is_file():  # the report of an earlier, maybe other, config
         stale.unlink()
     from bebert.hw.deliver import staged_outputs, write_deliverables
-    from bebert.program import atomic_write
+    from bebert.files import write_json
 
     with staged_outputs(Path(a.out)) as stage:
         paths = write_deliverables(config, stage)
@@ -224,7 +224,7 @@ def cmd_rtl(a: argparse.Namespace) -> int:
             report = (report or {"config": config.name, "clock_mhz": config.clock_mhz}) | {"ecp5": pnr}
             result.update(ecp5={k: pnr[k] for k in ("part", "fmax_mhz", "clock_mhz", "meets_clock", "utilization")})
         if report:
-            atomic_write(stage / "resources.json", (json.dumps(report, indent=2, default=_json_default) + "\n").encode())
+            write_json(stage / "resources.json", report)
             result["report"] = str(Path(a.out) / "resources.json")
     _print_json(result)
     return 0
