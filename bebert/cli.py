@@ -3,8 +3,8 @@
     bebert compile --model gemm:M,K,N,ABITS --config CFG.toml --out DIR
     bebert run DIR                 golden executor -> DIR/outputs.npz
     bebert sim DIR --json          cycle-accurate simulation
-    bebert rtl --config CFG --out DIR [--report]
-    bebert verify DIR              RTL under cocotb + Icarus vs golden and simulator
+    bebert rtl --config CFG --out DIR [--report] [--pnr ecp5]
+    bebert verify DIR [--simulator verilator|icarus]   RTL under cocotb vs golden and simulator
     bebert disasm DIR              the instruction stream as text
     bebert stats TARGET --json     size and operation counts, reductions vs FP BERT
     bebert train / eval            (see `bebert train --help`)
@@ -162,6 +162,11 @@ def cmd_sim(a: argparse.Namespace) -> int:
         print(f"bebert: {a.program}: {e}", file=sys.stderr)
         return EXIT_FAILED
     d = sim_report(program, result, table)
+    from bebert.hw.pnr import clock_status
+
+    d["clock"] = clock_status(program.config)  # the configured clock against its measured Fmax
+    if d["clock"]["warning"]:
+        print(f"bebert: warning: {d['clock']['warning']}", file=sys.stderr)
     if a.plot:
         d["plots"] = [str(p) for p in plot(program, result, table, Path(a.plot))]
     if a.json:
@@ -184,26 +189,43 @@ def cmd_sim(a: argparse.Namespace) -> int:
 
 
 def cmd_rtl(a: argparse.Namespace) -> int:
+    """The Verilog, its wrapper and constraints (bebert.hw.deliver), and with --report /
+    --pnr the resource figures; everything is made in a staging folder and moved into --out
+    only once all of it succeeded, so a failure leaves --out as it was."""
     config = _config(a.config)
-    from bebert.files import claim_output_dir
-    from bebert.hw import generate_verilog
+    from bebert.files import check_output_dir
     from bebert.hw.verilog import TOP_NAME
 
-    rtl_files = (f"{TOP_NAME}.v", "resources.json")
-    claim_output_dir(a.out, "Verilog build", lambda d: all(p.name in rtl_files for p in d.iterdir()),
-                     stale=["resources.json"])  # the report of an earlier, maybe other, config
-    path = generate_verilog(config, Path(a.out))
-    result: dict = {"verilog": str(path)}
-    if a.report:
-        from bebert.hw.resources import resource_report
-        from bebert.files import write_json
+    rtl_suffixes = (".v", ".il", ".sdc", ".lpf", ".json")
+    check_output_dir(a.out, "Verilog build", lambda d: all(p.suffix in rtl_suffixes for p in d.iterdir()))
+    stale = Path(a.out) / "resources.json"
+    if stale.is_file():  # the report of an earlier, maybe other, config
+        stale.unlink()
+    from bebert.hw.deliver import staged_outputs, write_deliverables
+    from bebert.files import write_json
 
-        print(f"synthesising {path.name} with yosys (synth_xilinx) ...", file=sys.stderr, flush=True)
-        report = resource_report(config, path)
-        dest = Path(a.out) / "resources.json"
-        write_json(dest, report)
-        result.update(report=str(dest), total=report["total"],
-                      peak_binary_ops_per_s_per_lut=report["peak_binary_ops_per_s_per_lut"])
+    with staged_outputs(Path(a.out)) as stage:
+        paths = write_deliverables(config, stage)
+        result: dict = {name: str(Path(a.out) / p.name) for name, p in paths.items()}
+        report: dict = {}
+        if a.report:
+            from bebert.hw.resources import resource_report
+
+            print(f"synthesising {paths['verilog'].name} with yosys (synth_xilinx) ...", file=sys.stderr, flush=True)
+            report = resource_report(config, paths["verilog"], yosys=a.yosys)
+            report["verilog"] = result["verilog"]
+            result.update(total=report["total"], peak_binary_ops_per_s_per_lut=report["peak_binary_ops_per_s_per_lut"])
+        if a.pnr:
+            from bebert.hw.pnr import place_and_route
+
+            print(f"synthesising {paths['verilog'].name} with yosys (synth_ecp5) and placing it on the {a.part} "
+                  "with nextpnr-ecp5 ...", file=sys.stderr, flush=True)
+            pnr = place_and_route(config, paths["verilog"], part_name=a.part, yosys=a.yosys)
+            report = (report or {"config": config.name, "clock_mhz": config.clock_mhz}) | {"ecp5": pnr}
+            result.update(ecp5={k: pnr[k] for k in ("part", "fmax_mhz", "clock_mhz", "meets_clock", "utilization")})
+        if report:
+            write_json(stage / "resources.json", report)
+            result["report"] = str(Path(a.out) / "resources.json")
     _print_json(result)
     return 0
 
@@ -212,8 +234,9 @@ def cmd_verify(a: argparse.Namespace) -> int:
     from bebert.hw.verify import verify
 
     # Reads the program itself (its directory name names the waveform file); a program with
-    # VEC (RtlUnsupported) or a bad waves directory (WavesError) is one line via main().
-    result = verify(a.program, waves=a.waves)
+    # VEC (RtlUnsupported), a bad waves directory (WavesError) or a simulator that is not
+    # installed (SimulatorMissing) is one line via main().
+    result = verify(a.program, waves=a.waves, simulator=a.simulator)
     _print_json(result)
     if not result.get("passed"):
         print(f"bebert: verify failed: {result.get('reason')}", file=sys.stderr)
@@ -287,11 +310,19 @@ def build_parser() -> argparse.ArgumentParser:
                                     "(default: default)")
     h.add_argument("--out", required=True)
     h.add_argument("--report", action="store_true",
-                   help="also synthesise with yosys and write resources.json (LUTs, FFs, BRAM, DSP per block)")
+                   help="also synthesise with yosys synth_xilinx and write resources.json (7-series LUTs, FFs, BRAM, "
+                        "DSP per block; pre-placement cell counts)")
+    h.add_argument("--pnr", choices=("ecp5",),
+                   help="also synthesise with synth_ecp5 and place and route with nextpnr-ecp5 on --part: placed "
+                        "LUT4 / FF / DP16KD / MULT18 and the achieved Fmax into resources.json (minutes)")
+    h.add_argument("--part", default="LFE5U-85F", help="ECP5 part for --pnr (default LFE5U-85F, the largest)")
+    h.add_argument("--yosys", help="Yosys build: system (the yosys on PATH, default where installed), yowasp (PyPI), or a path")
     h.set_defaults(func=cmd_rtl)
 
-    v = sub.add_parser("verify", help="run a Program on the RTL (cocotb + Icarus) against golden and simulator")
+    v = sub.add_parser("verify", help="run a Program on the RTL (cocotb + Verilator or Icarus) against golden and simulator")
     v.add_argument("program")
+    v.add_argument("--simulator", choices=("verilator", "icarus"),
+                   help="RTL simulator (default: $BEBERT_SIMULATOR, else the fastest installed: verilator, icarus)")
     v.add_argument("--waves", metavar="DIR",
                    help="dump every signal to DIR/<program>.fst (default: $BEBERT_WAVES, else none)")
     v.set_defaults(func=cmd_verify)

@@ -8,7 +8,7 @@
 3. The program is simulated cycle-accurately and priced with both energy tables; the
    breakdown and timeline figures are drawn.
 4. The Verilog of a tiny configuration (`configs/small.toml`) is generated and two binary
-   layers run on it under cocotb + Icarus: outputs bit-identical to the golden executor,
+   layers run on it under cocotb (Verilator or Icarus): outputs bit-identical to the golden executor,
    cycles equal to the simulator's.
 5. A small design-space sweep (`examples/space_small.toml`: array size x activation bits x
    members) gives the table, the Pareto front and its plots; its cache
@@ -82,8 +82,9 @@ def run_demo(out: Path, *, quick: bool = False) -> int:
     s = report["sim"]["asic45"]
     _done(t, f"{s['cycles']:,} cycles = {s['latency_s'] * 1e3:.2f} ms at {default.clock_mhz:g} MHz, "
              f"{s['energy_per_inference_j'] * 1e3:.3f} mJ per inference (asic45)")
+    report["clock"] = _clock_check(default, small)
 
-    t = _step(4, f"generate Verilog for config '{small.name}' and verify programs on it (cocotb + Icarus)")
+    t = _step(4, f"generate Verilog for config '{small.name}' and verify programs on it (cocotb)")
     report["rtl"] = _rtl(small, out / "rtl", quick)
     _done(t, ", ".join(f"{v['model']}: {'PASS' if v['passed'] else 'FAIL'}" for v in report["rtl"]["verify"]))
 
@@ -101,6 +102,31 @@ def run_demo(out: Path, *, quick: bool = False) -> int:
     atomic_write(out / "REPORT.md", _markdown(report, default, small))
     print(f"{'PASS' if ok else 'FAIL'}: report in {out / 'REPORT.md'} ({report['seconds']} s)")
     return 0 if ok else 1
+
+
+def _clock_check(*configs: AccelConfig) -> dict:
+    """Each config's clock against its measured Fmax (`bebert rtl --pnr ecp5` measures it);
+    a clock above it is warned about on stderr and in the report."""
+    from bebert.hw.pnr import clock_status
+
+    out = {}
+    for cfg in configs:
+        out[cfg.name] = st = clock_status(cfg)
+        if st["warning"]:
+            print(f"    warning: {st['warning']}", flush=True)
+    return out
+
+
+def _clock_line(name: str, st: dict) -> str:
+    m = st["measured"]
+    if st["warning"]:
+        return f"- **clock warning** ({name}): {st['warning']}"
+    if m is None:
+        return (f"- clock ({name}): {st['clock_mhz']:g} MHz configured, not measured on this machine "
+                f"(`bebert rtl --config ... --pnr ecp5` places and routes it and records its Fmax)")
+    if m.get("fmax_mhz") is None:
+        return f"- clock ({name}): {st['clock_mhz']:g} MHz; placed on the {m['part']}, nextpnr reported no Fmax"
+    return f"- clock ({name}): {st['clock_mhz']:g} MHz, within the measured Fmax {m['fmax_mhz']:g} MHz on the {m['part']}"
 
 
 def _golden_check(program, spec: str) -> dict:
@@ -221,7 +247,8 @@ def _markdown(r: dict, cfg: AccelConfig, small: AccelConfig) -> str:
         f"energy {a['energy_per_inference_j'] * 1e3:.3f} mJ (45 nm ASIC table) / {f['energy_per_inference_j'] * 1e3:.3f} mJ "
         f"(FPGA table); DRAM {a['dram_bytes'] / 2**20:.1f} MiB",
         "- utilization: " + ", ".join(f"{k} {v:.1%}" for k, v in a["utilization"].items()),
-        f"- roofline: bound by {a['roofline']['bound_by']}, {a['roofline']['achieved_fraction']:.1%} of the bound", "",
+        f"- roofline: bound by {a['roofline']['bound_by']}, {a['roofline']['achieved_fraction']:.1%} of the bound",
+        *[_clock_line(n, st) for n, st in r.get("clock", {}).items()], "",
     ]
     if s.get("members"):
         lines += ["| member | latency (ms) | energy (mJ) | marginal latency (ms) | marginal energy (mJ) |",

@@ -1,12 +1,16 @@
-"""FPGA resources from Yosys for three configurations, and binary ops/s per LUT against FINN and BISMO.
+"""FPGA resources from Yosys for three configurations, placed and routed on an ECP5 where they
+fit, and binary ops/s per LUT against FINN and BISMO.
 
     python bench/bench_resources.py [--configs small default wide] [--timeout 1500] [--jobs 1]
-                                    [--out bench/results/resources.json]
+                                    [--no-pnr] [--out bench/results/resources.json]
 
 For each config: generate `bebert_accel.v`, run `bebert.hw.resources.resource_report`
-(`yosys synth_xilinx`, 7-series, hierarchy kept; see hw/resources.py), and record LUTs,
-flip-flops, BRAM, DSP per block and in total, the synthesis wall time and the peak binary
-operations per second per LUT at the configured clock. A config whose synthesis fails or
+(`yosys synth_xilinx`, 7-series, hierarchy kept; see hw/resources.py: pre-placement cell
+counts, labelled so), and record LUTs, flip-flops, BRAM, DSP per block and in total, the
+synthesis wall time and the peak binary operations per second per LUT at the configured
+clock. Then `bebert.hw.pnr.place_and_route` on the LFE5U-85F (synth_ecp5 + nextpnr-ecp5, out
+of context): placed LUT4 / FF / DP16KD / MULT18 and the achieved Fmax under `ecp5`, or, for a
+config too big for the part, `ecp5.fits = false` with the sizes that do not fit. A config whose synthesis fails or
 runs past `--timeout` is recorded with its error, not left out. The published figures it is
 compared with are in PUBLISHED below, each with its source; a figure that could not be
 found is marked so, never filled in.
@@ -101,7 +105,22 @@ def _per_lut(entry: dict) -> dict:
     return out
 
 
-def synthesize(name: str, timeout_s: float) -> dict:
+def place(config, vfile, timeout_s: float) -> dict:
+    from bebert.hw.pnr import DoesNotFit, PnrError, fit, part, place_and_route
+
+    try:
+        r = place_and_route(config, vfile, timeout_s=timeout_s)
+    except DoesNotFit as e:
+        return {"part": "LFE5U-85F", "fits": False, "error": str(e), "fit": fit(e.report, part("LFE5U-85F")),
+                "synthesis_total": e.report["total"], "synth_seconds": e.report["synth_seconds"]}
+    except PnrError as e:
+        return {"part": "LFE5U-85F", "error": str(e)}
+    syn = r.pop("synthesis")
+    r["synthesis_total"], r["synth_seconds"], r["synthesis_tool"] = syn["total"], syn["synth_seconds"], syn["tool"]
+    return r
+
+
+def synthesize(name: str, timeout_s: float, pnr: bool = True) -> dict:
     config = AccelConfig.from_toml(ROOT / "configs" / f"{name}.toml")
     with tempfile.TemporaryDirectory(prefix=f"bebert_res_{name}_") as tmp:
         t0 = time.perf_counter()
@@ -114,6 +133,8 @@ def synthesize(name: str, timeout_s: float) -> dict:
             return {"config": name, "error": str(e), "verilog_seconds": round(gen_s, 1), "rtl_sources_sha256": sources,
                     "peak_binary_ops_per_s": 2 * config.binary_ops_per_cycle * config.clock_hz,
                     "clock_mhz": config.clock_mhz}
+        if pnr:
+            report["ecp5"] = place(config, vfile, timeout_s)
     report["verilog"] = f"<tmp>/{vfile.name}"
     report["rtl_sources_sha256"] = sources
     report["verilog_seconds"] = round(gen_s, 1)
@@ -134,6 +155,16 @@ def comparison(configs: dict[str, dict]) -> list[dict]:
                      "binary_ops_per_s_per_lut": r["peak_binary_ops_per_s_per_lut"],
                      "kind": "peak of a programmable overlay, at the configured clock (timing not closed)",
                      "sources": {"all": "this run (bench/bench_resources.py)"}})
+        e = r.get("ecp5") or {}
+        if e.get("fmax_mhz"):
+            ops = r["peak_binary_ops_per_s"] / r["clock_mhz"] * min(e["fmax_mhz"], r["clock_mhz"])
+            luts = e["utilization"]["lut4"]["used"]
+            rows.append({"design": f"bebert {name} on the {e['part']} (placed and routed)",
+                         "device": f"Lattice {e['part']} (nextpnr-ecp5, out of context)",
+                         "clock_mhz": min(e["fmax_mhz"], r["clock_mhz"]), "binary_ops_per_s": ops, "luts": luts,
+                         "binary_ops_per_s_per_lut": ops / luts if luts else None,
+                         "kind": "peak of a programmable overlay at min(configured clock, measured Fmax); LUT4s",
+                         "sources": {"all": "this run (bench/bench_resources.py)"}})
     return rows + [_per_lut(p) for p in PUBLISHED]
 
 
@@ -142,26 +173,31 @@ def main(argv=None) -> int:
     ap.add_argument("--configs", nargs="+", default=["small", "default", "wide"])
     ap.add_argument("--timeout", type=float, default=1500.0, help="seconds of yosys per config")
     ap.add_argument("--jobs", type=int, default=1, help="configs synthesized at once (one yosys each)")
+    ap.add_argument("--no-pnr", action="store_true", help="skip the ECP5 place and route")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "resources.json"))
     args = ap.parse_args(argv)
 
     print(f"[bench_resources] synthesizing {', '.join(args.configs)} ({args.jobs} at a time, "
           f"timeout {args.timeout:g} s each) ...", file=sys.stderr, flush=True)
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futures = {name: pool.submit(synthesize, name, args.timeout) for name in args.configs}
+        futures = {name: pool.submit(synthesize, name, args.timeout, not args.no_pnr) for name in args.configs}
         results = {name: f.result() for name, f in futures.items()}
     for name, r in results.items():
         msg = r.get("error") or (f"{r['total']['luts_total']} LUTs, {r['total']['ffs']} FFs, "
                                  f"{r['total']['bram36_equiv']} BRAM36, {r['total']['dsp']} DSP "
-                                 f"in {r['synth_seconds']} s")
+                                 f"in {r['synth_seconds']} s (xc7, pre-placement)")
+        e = r.get("ecp5") or {}
+        if e:
+            msg += "; ECP5: " + (e.get("error") or f"Fmax {e['fmax_mhz']} MHz, {e['utilization']['lut4']['used']} LUT4")
         print(f"[bench_resources] {name}: {msg}", file=sys.stderr, flush=True)
 
     out = {
         "what": "FPGA resources of the bebert accelerator from Yosys synth_xilinx (7-series primitives, "
                 "hierarchy kept), and peak binary ops/s per LUT against published FPGA binary accelerators",
         "flow_notes": [
-            "Real yosys cell counts, no estimates; pre-place-and-route, no timing closure: the clock is the "
-            "configured one, not a measured Fmax.",
+            "The xc7 figures (total, blocks) are real yosys synth_xilinx cell counts, no estimates, labelled "
+            "pre-placement: no packing, placement or timing. `ecp5` holds the placed-and-routed figures on the "
+            "LFE5U-85F (nextpnr-ecp5, out of context) with the achieved Fmax, for every config that fits.",
             "Hierarchy is kept (no -flatten) so figures can be given per block; no optimisation crosses "
             "module boundaries.",
             "Each module is synthesised alone with its submodules blackboxed (the same netlist as one "

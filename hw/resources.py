@@ -1,14 +1,18 @@
 """FPGA resource figures of the generated accelerator, from Yosys.
 
-`resource_report(config, verilog)` synthesises `bebert_accel.v` with Debian's `yosys` for
-7-series, one job per module:
+`resource_report(config, verilog)` synthesises `bebert_accel.v` for 7-series (`family="xc7"`,
+the default) or for Lattice ECP5 (`family="ecp5"`, what `bebert.hw.pnr` places and routes),
+with the Yosys build `bebert.hw.yosys` picks (Debian's 0.23 where installed, else PyPI's
+yowasp 0.70), one job per module:
 
     read_verilog -lib stubs.v          (the module's submodules, ports only: blackboxes)
     read_verilog module.v              (the module's own text, split from bebert_accel.v)
-    synth_xilinx -top <module> -noiopad -noclkbuf
+    synth_xilinx -top <module> -noiopad -noclkbuf     (or: synth_ecp5 -top <module>)
     tee -o stat.txt stat
+    (ECP5 only) delete =A:blackbox =A:whitebox; write_json netlist.json
 
-and counts the mapped Xilinx primitives of every module. Nothing is estimated: every
+and counts the mapped primitives of every module (the xc7 figures are labelled `stage`:
+pre-placement). Nothing is estimated: every
 figure is a cell count from a netlist. Without `-flatten` no synth_xilinx pass crosses a
 module boundary, so this is the netlist of the one hierarchical run
 `read_verilog bebert_accel.v; synth_xilinx -top bebert_accel -noiopad -noclkbuf`, module
@@ -25,19 +29,29 @@ under $BEBERT_CACHE/rtl/yosys (default ~/.cache/bebert/rtl/yosys) by a hash of t
 yosys version, the script, the module's text and its submodules' ports: a change to one
 block re-synthesises that block only. The critical path is the longest module,
 `bebert_accel.compute.vector` (the VEC sequencer with the element datapaths: ~80
-multipliers, five combinational dividers). Options that would change the figures
-(`-flatten`, `-abc9`, `-nowidelut`, `-widemux`, other `-run` subsets) are not used: the
-report keeps the default synth_xilinx mapping, so its numbers compare with earlier reports.
-Their effect on time and figures has NOT been measured yet (no CPU to spare in the change
-that introduced this flow): the next step, since `compute.vector` alone bounds a cold run.
+multipliers, five combinational dividers).
+
+What Yosys reads, which Yosys, which options (bench/bench_yosys.py, bench/results/yosys.json):
+- The RTLIL twin (`bebert_accel.il`, `bebert.hw.verilog`) when it matches the Verilog. From
+  the Verilog, yosys 0.23 spent over 40 CPU seconds in its front end on `compute.vector`
+  (26,000 lines) without finishing it, and 414-587 s wall for the module in earlier reports;
+  from RTLIL the whole synth_xilinx of `compute.vector` took 113 CPU seconds (1,148 s wall on
+  a host with a load average of 8). The cells are the same within 1 % (the vector_unit
+  block: 47,254 LUTs from RTLIL, 47,011 from the Verilog). Small modules cost the same
+  either way.
+- Debian's yosys 0.23 (`system`), for both flows. yowasp 0.70's abc9 maps a little smaller but
+  exits without a message on `compute.accumulator` (synth_xilinx) and `compute.popcount`
+  (synth_ecp5), and is the slower on the vector unit.
+- The default synth_xilinx / synth_ecp5 mapping (abc). `-abc9` costs 0.23 about 2.6x the CPU
+  for a few per cent fewer LUTs (compute.post: 26.9 against 10.2 CPU s, 2,294 against 2,377
+  LUTs); `-flatten` would lose the per-block figures.
 Progress (which modules are running) goes to stderr with tqdm.
 
-Measured with yosys 0.23 on a 2-core host shared with a training run and other yosys jobs
-(cold cache, 2 jobs): small 587 s wall, of which `compute.vector` 586 s (the 26 other modules
-were done after 6 min on the other core); wide 756 s wall (`compute.vector` 756 s and
-`compute.popcount` 542 s side by side); bench_resources on the next vector-unit revision:
-small 414 s (`compute.vector` 414 s). A cached `bebert rtl --report` (small) takes 4 s; an edit to one block
-re-synthesises that block only. bench/results/resources.json holds every module's seconds.
+Earlier, from the Verilog with yosys 0.23 on a 2-core host shared with a training run and
+other yosys jobs (cold cache, 2 jobs): small 587 s wall, of which `compute.vector` 586 s;
+wide 756 s wall (`compute.vector` 756 s and `compute.popcount` 542 s side by side). A cached
+`bebert rtl --report` (small) takes seconds; an edit to one block re-synthesises that block
+only. bench/results/resources.json holds every module's seconds.
 
 What is counted (per module, per block and in total):
 
@@ -65,32 +79,60 @@ small config), PBUF and the instruction queues distributed RAM (only their regis
 ports are flip-flops).
 
 `yosys 0.23`'s `stat -json` prints the hierarchy into the middle of its JSON, so the plain
-`stat` text is parsed instead.
+`stat` text is parsed instead (both its layout and the newer one, counts first).
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
 
 from bebert.config import AccelConfig
 
+from .yosys import Yosys, YosysMissing
+from .yosys import find as find_yosys
+
 TOP = "bebert_accel"
-FLOW = "synth_xilinx"
-SYNTH_CMD = f"synth_xilinx -top {TOP} -noiopad -noclkbuf"
 DEFAULT_TIMEOUT_S = 1800.0
-FLOW_NOTES = ("every module synthesised alone by `synth_xilinx -top <module> -noiopad -noclkbuf` with its "
-              "submodules blackboxed (the netlist of one hierarchical run: no pass crosses a module "
-              "boundary without -flatten), modules in parallel, results cached by module text")
+FLOW_NOTES = ("every module synthesised alone by `{command}` with its submodules blackboxed (the "
+              "netlist of one hierarchical run: no pass crosses a module boundary without -flatten), "
+              "modules in parallel, results cached by module text")
+
+
+@dataclass(frozen=True)
+class Flow:
+    """One synthesis flow: the Yosys command run on each module (`{top}` is the module's name),
+    the part family its cells belong to, and whether the mapped netlist is kept for place and
+    route (ECP5: nextpnr reads it)."""
+
+    name: str
+    family: str
+    command: str
+    netlist: bool = False
+
+    def script(self, module: str) -> str:
+        return self.command.format(top=_esc(module))
+
+
+FLOWS = {
+    "xc7": Flow("synth_xilinx", "xc7", "synth_xilinx -top {top} -noiopad -noclkbuf"),
+    "ecp5": Flow("synth_ecp5", "ecp5", "synth_ecp5 -top {top}", netlist=True),
+}
+STAGE = ("pre-placement: yosys cell counts after technology mapping, before packing, placement and routing; "
+         "no timing (bebert.hw.pnr places and routes on an ECP5 and measures Fmax)")
+FLOW = FLOWS["xc7"].name
+SYNTH_CMD = FLOWS["xc7"].command.format(top=TOP)
 
 # LUT-equivalents of the 7-series distributed-RAM and shift-register primitives.
 LUTRAM_LUTS = {"RAM16X1S": 1, "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2, "RAM256X1S": 4,
@@ -100,6 +142,10 @@ SRL_LUTS = {"SRL16E": 1, "SRLC16E": 1, "SRLC32E": 1}
 LUT_CELLS = {"LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6", "LUT6_2", "INV"}  # INV is a LUT1
 SUMMARY_KEYS = ("luts_total", "luts", "lutram_luts", "srl_luts", "ffs", "bram36", "bram18",
                 "bram36_equiv", "dsp", "carry4", "muxf")
+ECP5_SUMMARY_KEYS = ("luts_total", "lut4", "ccu2c", "dpram16x4", "ffs", "dp16kd", "mult18", "alu54", "widemux")
+# TRELLIS_COMB bels a TRELLIS_DPR16X4 takes as nextpnr packs it (4 LUTs of RAM + the 2 of its RAMW slice):
+# the small config's PBUF, 258 LUT4 + 128 DPR16X4, placed on 1,027 TRELLIS_COMB.
+ECP5_DPRAM_SITES = 6
 
 # Module path below the top (Amaranth names a submodule `parent.child`) -> reported block.
 BLOCKS = {
@@ -123,16 +169,6 @@ class SynthesisError(ValueError):
     """Yosys is missing, failed, or ran out of time."""
 
 
-def yosys_version(yosys: str = "yosys") -> str:
-    exe = shutil.which(yosys)
-    if exe is None:
-        raise SynthesisError(f"'{yosys}' not found on PATH: install Yosys (Debian: apt-get install yosys) "
-                             f"to get a resource report")
-    out = subprocess.run([exe, "-V"], capture_output=True, text=True, timeout=60).stdout.strip()
-    m = re.match(r"Yosys (.+)", out)
-    return f"yosys {m.group(1)}" if m else out or "yosys (unknown version)"
-
-
 def parse_stat(text: str) -> dict[str, dict[str, int]]:
     """Cell counts per module from Yosys `stat` text: {module: {cell type: count}}."""
     modules: dict[str, dict[str, int]] = {}
@@ -149,12 +185,17 @@ def parse_stat(text: str) -> dict[str, dict[str, int]]:
             continue
         if current is None:
             continue
-        if re.match(r"^\s+Number of cells:", line):
+        # yosys <= 0.4x: "Number of cells: N" then "TYPE N"; newer: "N cells" then "N TYPE".
+        if re.match(r"^\s+Number of cells:", line) or re.match(r"^\s+\d+\s+cells$", line):
             in_cells = True
             continue
-        cell = re.match(r"^\s+(\S+)\s+(\d+)$", line)
-        if in_cells and cell:
-            modules[current][cell.group(1).lstrip("\\")] = int(cell.group(2))
+        if re.match(r"^\s+\d+\s+submodules$", line):
+            in_cells = True  # newer yosys: submodule instances, cells of their type in the older format
+            continue
+        old, new = re.match(r"^\s+(\S+)\s+(\d+)$", line), re.match(r"^\s+(\d+)\s+(\S+)$", line)
+        if in_cells and (old or new):
+            kind, n = (old.group(1), old.group(2)) if old else (new.group(2), new.group(1))
+            modules[current][kind.lstrip("\\")] = int(n)
         elif in_cells and line.strip():
             in_cells = False
     if not modules:
@@ -176,8 +217,11 @@ def _instances(modules: dict[str, dict[str, int]], top: str) -> dict[str, int]:
     return count
 
 
-def summarize(cells: dict[str, int]) -> dict:
+def summarize(cells: dict[str, int], family: str = "xc7") -> dict:
     """The resource classes of one bag of primitives (submodule instances excluded)."""
+    if family == "ecp5":
+        return summarize_ecp5(cells)
+
     def total(pred):
         return sum(n for t, n in cells.items() if pred(t))
 
@@ -197,6 +241,23 @@ def summarize(cells: dict[str, int]) -> dict:
     }
 
 
+def summarize_ecp5(cells: dict[str, int]) -> dict:
+    """The resource classes of one bag of ECP5 primitives (synth_ecp5's cells).
+
+    `luts_total` counts LUT4 sites (nextpnr's TRELLIS_COMB bels, two per slice): a LUT4 takes
+    one, a CCU2C carry cell two (a whole slice), a TRELLIS_DPR16X4 distributed RAM
+    `ECP5_DPRAM_SITES`; PFUMX / L6MUX21 are the slice's wide-function muxes and take none.
+    Before packing, so an upper bound of what nextpnr places (it reports the placed count)."""
+    n = lambda t: cells.get(t, 0)  # noqa: E731
+    luts, ccu2c, dpram = n("LUT4"), n("CCU2C"), n("TRELLIS_DPR16X4")
+    return {
+        "luts_total": luts + 2 * ccu2c + ECP5_DPRAM_SITES * dpram, "lut4": luts, "ccu2c": ccu2c,
+        "dpram16x4": dpram, "ffs": n("TRELLIS_FF"), "dp16kd": n("DP16KD"), "mult18": n("MULT18X18D"),
+        "alu54": n("ALU54B"), "widemux": n("PFUMX") + n("L6MUX21"),
+        "cells": dict(sorted(cells.items())),
+    }
+
+
 def _add(acc: dict[str, int], cells: dict[str, int], times: int = 1) -> None:
     for t, n in cells.items():
         acc[t] = acc.get(t, 0) + n * times
@@ -212,7 +273,15 @@ def block_of(module: str, top: str = TOP) -> str:
     return BLOCKS.get(path.split(".")[0], path.split(".")[0])  # a new submodule: its own block
 
 
-def report_from_stat(config: AccelConfig, stat_text: str, *, top: str = TOP) -> dict:
+LUT_CONVENTIONS = {
+    "xc7": "luts_total = LUT1..6 and INV + LUTs as distributed RAM + LUTs as SRL (yosys cell counts before "
+           "placement/LUT6_2 packing)",
+    "ecp5": f"luts_total = LUT4 sites: LUT4 + 2 per CCU2C + {ECP5_DPRAM_SITES} per TRELLIS_DPR16X4 (yosys cell "
+            "counts before packing; the placed figure is nextpnr's TRELLIS_COMB)",
+}
+
+
+def report_from_stat(config: AccelConfig, stat_text: str, *, top: str = TOP, family: str = "xc7") -> dict:
     """Per-module, per-block and total figures from `stat` text, with the peak throughput."""
     modules = parse_stat(stat_text)
     if top not in modules:
@@ -227,10 +296,10 @@ def report_from_stat(config: AccelConfig, stat_text: str, *, top: str = TOP) -> 
         _add(blocks.setdefault(b, {}), prims[mod], n)
         block_modules.setdefault(b, []).append(mod)
         _add(design, prims[mod], n)
-    total = summarize(design)
+    total = summarize(design, family)
     block_figs = {}
     for b, cells in blocks.items():
-        block_figs[b] = summarize(cells)
+        block_figs[b] = summarize(cells, family)
         block_figs[b]["modules"] = sorted(block_modules[b])
     array_luts = sum(block_figs[b]["luts_total"] for b in ARRAY_BLOCKS if b in block_figs)
 
@@ -245,11 +314,10 @@ def report_from_stat(config: AccelConfig, stat_text: str, *, top: str = TOP) -> 
         "peak_binary_ops_per_s_per_lut": ops / total["luts_total"] if total["luts_total"] else None,
         "peak_binary_ops_per_s_per_array_lut": ops / array_luts if array_luts else None,
         "ops_convention": "2 binary operations (XNOR/AND + add) per binary MAC, as FINN and BISMO count",
-        "lut_convention": "luts_total = LUT1..6 and INV + LUTs as distributed RAM + LUTs as SRL "
-                          "(yosys cell counts before placement/LUT6_2 packing)",
+        "lut_convention": LUT_CONVENTIONS[family],
         "total": total,
         "blocks": dict(sorted(block_figs.items())),
-        "modules": {m: summarize(prims[m]) | {"instances": count[m]} for m in sorted(count)},
+        "modules": {m: summarize(prims[m], family) | {"instances": count[m]} for m in sorted(count)},
     }
 
 
@@ -299,25 +367,93 @@ def _stub(name: str, text: str) -> str:
     return "(* blackbox *)\n" + header + "\n".join(ports) + "\nendmodule\n"
 
 
+def split_rtlil(text: str) -> dict[str, str]:
+    """The text of every module of an RTLIL file (its attribute lines included), by name."""
+    mods: dict[str, str] = {}
+    pending: list[str] = []
+    name, body = None, []
+    for line in text.splitlines(keepends=True):
+        if name is None:
+            if line.startswith("attribute "):
+                pending.append(line)
+            elif line.startswith("module "):
+                name, body, pending = line.split()[1].lstrip("\\"), pending + [line], []
+            continue
+        body.append(line)
+        if line.rstrip() == "end":
+            mods[name], name = "".join(body), None
+    if not mods:
+        raise SynthesisError("no `module` found in the RTLIL")
+    return mods
+
+
+@dataclass(frozen=True)
+class Sources:
+    """The design's modules as Yosys reads them: Verilog (split from bebert_accel.v, submodules
+    as port-only blackboxes) or RTLIL (its twin bebert_accel.il, submodules read with -lib)."""
+
+    kind: str  # "verilog" | "rtlil"
+    texts: dict[str, str]
+
+    def children(self, name: str) -> list[str]:
+        others = [n for n in self.texts if n != name]
+        if self.kind == "verilog":
+            return _children(self.texts[name], others)
+        cells = set(re.findall(r"^\s*cell \\?(\S+) ", self.texts[name], re.M))
+        return [n for n in others if n in cells]
+
+    def files(self, name: str) -> tuple[dict[str, str], str]:
+        """({file: text}, the read commands) for synthesising `name` alone."""
+        ext = "v" if self.kind == "verilog" else "il"
+        kids = self.children(name)
+        stubs = "".join(_stub(c, self.texts[c]) for c in kids) if ext == "v" else "".join(self.texts[c] for c in kids)
+        reader = "read_verilog" if ext == "v" else "read_rtlil"
+        return {f"stubs.{ext}": stubs, f"module.{ext}": self.texts[name]}, \
+            f"{reader} -lib stubs.{ext}; {reader} module.{ext}"
+
+
+def design_sources(verilog: Path) -> Sources:
+    """The RTLIL twin of `verilog` when `bebert rtl` wrote one for this very text, else the Verilog."""
+    from .verilog import rtlil_twin
+
+    il = rtlil_twin(verilog)
+    if il is not None:
+        return Sources("rtlil", split_rtlil(il))
+    return Sources("verilog", split_modules(verilog.read_text()))
+
+
 def _cache_dir() -> Path:
     from .verify import cache_root  # the RTL build cache ($BEBERT_CACHE/rtl): one place decides it
     return cache_root() / "yosys"
 
 
-def _synth_module(name: str, mods: dict[str, str], version: str, exe: str, deadline: float,
-                  use_cache: bool, running: set[str] | None = None) -> tuple[str, str, float, bool]:
-    """`synth_xilinx` of one module, its submodules blackboxed: (name, its `stat` text, seconds
-    of the synthesis that made it, from cache). Keyed in the cache by the module's text, its submodules' ports, flow and tool."""
-    text = mods[name]
-    stubs = "".join(_stub(c, mods[c]) for c in _children(text, [n for n in mods if n != name]))
-    script = f"read_verilog -lib stubs.v; read_verilog module.v; {SYNTH_CMD.replace(TOP, _esc(name))}; " \
-             f"tee -q -o stat.txt stat"
-    key = hashlib.sha256("\0".join((version, script, stubs, text)).encode()).hexdigest()[:32]
+@dataclass(frozen=True)
+class ModuleResult:
+    """One module synthesised: its `stat` text, the seconds of the run that made it, whether it
+    came from the cache, and (flows with `netlist`) the gzipped JSON netlist in the cache."""
+
+    name: str
+    stat: str
+    seconds: float
+    cached: bool
+    netlist: Path | None = None
+
+
+def _synth_module(name: str, mods: Sources, yosys: Yosys, flow: Flow, deadline: float,
+                  use_cache: bool, running: set[str] | None = None, procs: set | None = None) -> ModuleResult:
+    """`flow` on one module, its submodules blackboxed. Keyed in the cache by the Yosys
+    version, the script, the module's text and its submodules' ports."""
+    files, reads = mods.files(name)
+    script = f"{reads}; {flow.script(name)}; tee -q -o stat.txt stat"
+    if flow.netlist:  # the module alone: its submodules' stubs and the cell library stay out
+        script += "; delete =A:blackbox =A:whitebox; write_json netlist.json"
+    key = hashlib.sha256("\0".join((yosys.version, script, *files.values())).encode()).hexdigest()[:32]
     cached = _cache_dir() / f"{key}.json"  # {"stat": its text, "seconds": the run that made it}
-    if use_cache and cached.is_file():
+    netlist = _cache_dir() / f"{key}.netlist.json.gz" if flow.netlist else None
+    if use_cache and cached.is_file() and (netlist is None or netlist.is_file()):
         try:
             entry = json.loads(cached.read_text())
-            return name, entry["stat"], entry["seconds"], True
+            return ModuleResult(name, entry["stat"], entry["seconds"], True, netlist)
         except (ValueError, KeyError, TypeError):
             pass  # a damaged entry: synthesise again and overwrite it
     if running is not None:
@@ -327,42 +463,54 @@ def _synth_module(name: str, mods: dict[str, str], version: str, exe: str, deadl
         raise SynthesisError(f"timed out before module {name}")
     with tempfile.TemporaryDirectory(prefix="bebert_yosys_") as tmp:
         work = Path(tmp)
-        (work / "stubs.v").write_text(stubs)
-        (work / "module.v").write_text(text)
+        for fname, ftext in files.items():
+            (work / fname).write_text(ftext)
         t0 = time.perf_counter()
         try:
-            # -q: only warnings and errors reach stderr (a full log runs to gigabytes).
-            proc = subprocess.run([exe, "-q", "-p", script], cwd=work, capture_output=True, text=True,
-                                  timeout=left)
+            proc = yosys.run(script, work, timeout=left, running=procs)  # -q: a full log runs to gigabytes
         except subprocess.TimeoutExpired:
             raise SynthesisError(f"module {name} still running") from None
         seconds = time.perf_counter() - t0
         stat = work / "stat.txt"
         if proc.returncode != 0 or not stat.is_file():
             errs = [ln for ln in (proc.stderr + proc.stdout).splitlines() if "ERROR" in ln]
-            raise SynthesisError(f"module {name}: " + (errs[-1].strip() if errs else f"exit {proc.returncode}"))
+            raise SynthesisError(f"module {name}: " + (errs[-1].strip() if errs else f"{yosys.version} exit "
+                                                       f"{proc.returncode} without an error message"))
         out = stat.read_text()
+        if not use_cache:  # the netlist still has to outlive this directory
+            netlist = Path(tempfile.mkdtemp(prefix="bebert_netlist_")) / "netlist.json.gz" if flow.netlist else None
+        if netlist is not None:
+            _atomic_bytes(netlist, gzip.compress((work / "netlist.json").read_bytes(), compresslevel=3))
     if use_cache:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmpf = cached.with_suffix(f".{os.getpid()}.tmp")
-        tmpf.write_text(json.dumps({"stat": out, "seconds": round(seconds, 1)}))
-        os.replace(tmpf, cached)  # atomic: a concurrent reader never sees half a file
-    return name, out, seconds, False
+        _atomic_bytes(cached, json.dumps({"stat": out, "seconds": round(seconds, 1)}).encode())
+    return ModuleResult(name, out, seconds, False, netlist)
+
+
+def _atomic_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)  # atomic: a concurrent reader never sees half a file
 
 
 def synth_module(verilog_path_or_dir: str | Path, module: str, *, timeout_s: float = DEFAULT_TIMEOUT_S,
-                 yosys: str = "yosys", cache: bool = True) -> dict[str, int]:
+                 yosys: str | None = None, cache: bool = True, family: str = "xc7") -> dict[str, int]:
     """The primitives of one module of the accelerator's Verilog, synthesised alone (its
     submodules blackboxed, as in `resource_report`): {cell type: count}, submodule instances
     excluded. For a look at one block without synthesising the whole design."""
     vfile = _verilog_file(verilog_path_or_dir)
-    mods = split_modules(vfile.read_text())
-    if module not in mods:
-        raise SynthesisError(f"{vfile} has no module '{module}' (it has {', '.join(sorted(mods))})")
-    version = yosys_version(yosys)
-    exe = shutil.which(yosys)
-    _, stat, _, _ = _synth_module(module, mods, version, exe, time.monotonic() + timeout_s, cache)
-    return {t: n for t, n in parse_stat(stat)[module].items() if t not in mods}
+    mods = design_sources(vfile)
+    if module not in mods.texts:
+        raise SynthesisError(f"{vfile} has no module '{module}' (it has {', '.join(sorted(mods.texts))})")
+    res = _synth_module(module, mods, _yosys(yosys, family), FLOWS[family], time.monotonic() + timeout_s, cache)
+    return {t: n for t, n in parse_stat(res.stat)[module].items() if t not in mods.texts}
+
+
+def _yosys(build: str | None, family: str = "xc7") -> Yosys:
+    try:
+        return find_yosys(build, family)
+    except YosysMissing as e:
+        raise SynthesisError(str(e)) from None
 
 
 def _esc(name: str) -> str:
@@ -371,9 +519,10 @@ def _esc(name: str) -> str:
 
 def resource_report(config: AccelConfig, verilog_path_or_dir: str | Path, *,
                     timeout_s: float = DEFAULT_TIMEOUT_S, log_dir: str | Path | None = None,
-                    yosys: str = "yosys", jobs: int | None = None, cache: bool = True,
-                    progress: bool = True) -> dict:
-    """Synthesize the accelerator's Verilog with `yosys synth_xilinx` and report its resources.
+                    yosys: str | None = None, jobs: int | None = None, cache: bool = True,
+                    progress: bool = True, family: str = "xc7") -> dict:
+    """Synthesize the accelerator's Verilog for `family` ("xc7": `synth_xilinx`, "ecp5":
+    `synth_ecp5`) and report its resources.
 
     `verilog_path_or_dir` is `bebert_accel.v` or the directory holding it (as written by
     `bebert.hw.generate_verilog(config, dir)` for this `config`). Every module is synthesised
@@ -382,61 +531,79 @@ def resource_report(config: AccelConfig, verilog_path_or_dir: str | Path, *,
     $BEBERT_CACHE/rtl/yosys by its text unless `cache=False` (`module_seconds` gives each
     module's synthesis time, from the run that filled the cache for the `cached_modules`;
     `synth_seconds` is this call's wall time); `progress` shows on stderr which
-    module is running. With `log_dir`, the merged `stat` output (`stat.txt`) is kept there.
-    Raises `SynthesisError` (a `ValueError`) with one line if Yosys is missing, fails or takes
-    longer than `timeout_s` seconds in all.
+    module is running. `yosys` picks the build (`bebert.hw.yosys`: system, yowasp, or an
+    executable; default $BEBERT_YOSYS, else the family's first installed build). With `log_dir`, the merged `stat` output
+    (`stat.txt`) is kept there. ECP5 reports carry `netlists` ({module: gzipped JSON netlist},
+    what `bebert.hw.pnr` places and routes). Raises `SynthesisError` (a `ValueError`) with one
+    line if Yosys is missing, fails or takes longer than `timeout_s` seconds in all.
     """
     if not isinstance(config, AccelConfig):
         raise TypeError(f"resource_report needs an AccelConfig, got {type(config).__name__}")
+    if family not in FLOWS:
+        raise SynthesisError(f"unknown FPGA family '{family}' (choose from {', '.join(FLOWS)})")
+    flow = FLOWS[family]
     vfile = _verilog_file(verilog_path_or_dir)
-    version = yosys_version(yosys)
-    exe = shutil.which(yosys)
-    mods = split_modules(vfile.read_text())
-    if TOP not in mods:
+    tool = _yosys(yosys, family)
+    mods = design_sources(vfile)
+    if TOP not in mods.texts:
         raise SynthesisError(f"{vfile} has no module '{TOP}'")
-    order = sorted(mods, key=lambda n: -len(mods[n]))  # longest first: the critical path starts early
-    jobs = max(1, jobs or os.cpu_count() or 1)
-    deadline = time.monotonic() + timeout_s
-    stats: dict[str, str] = {}
-    seconds: dict[str, float] = {}
-    hits = 0
-    t0 = time.perf_counter()
-    from tqdm import tqdm
-    bar = tqdm(total=len(order), desc="yosys", unit="module", disable=not progress, file=sys.stderr,
-               dynamic_ncols=True)
-    pool = ThreadPoolExecutor(max_workers=jobs)
-    try:
-        running: set[str] = set()
-        futures = {pool.submit(_synth_module, n, mods, version, exe, deadline, cache, running): n
-                   for n in order}
-        for fut in as_completed(futures):
-            name, text, secs, hit = fut.result()
-            running.discard(name)
-            stats[name], seconds[name] = text, round(secs, 1)
-            hits += hit
-            bar.set_postfix_str(f"done {_short(name)} ({'cached' if hit else f'{secs:.0f} s'}); running: "
-                                + ", ".join(_short(n) for n in order if n in running))
-            bar.update()
-    except SynthesisError as e:
-        for f in futures:
-            f.cancel()
-        msg = str(e)
-        if "still running" in msg or "timed out" in msg:
-            raise SynthesisError(f"yosys {FLOW} of {vfile} (config '{config.name}') timed out after "
-                                 f"{timeout_s:g} s") from None
-        raise SynthesisError(f"yosys {FLOW} of {vfile} (config '{config.name}') failed: {msg}") from None
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        bar.close()
-    wall = time.perf_counter() - t0
-    merged = "\n".join(_section(stats[n], n) for n in order)
+    results, wall, jobs = _synth_all(mods, tool, flow, timeout_s, jobs, cache, progress, vfile, config)
+    order = sorted(mods.texts, key=lambda n: -len(mods.texts[n]))
+    merged = "\n".join(_section(results[n].stat, n) for n in order)
     if log_dir is not None:
         Path(log_dir).mkdir(parents=True, exist_ok=True)
         (Path(log_dir) / "stat.txt").write_text(merged)
-    report = report_from_stat(config, merged)
-    return {"tool": version, "flow": FLOW, "script": SYNTH_CMD,
-            "flow_notes": FLOW_NOTES, "family": "xc7", "synth_seconds": round(wall, 1),
-            "jobs": jobs, "cached_modules": hits, "module_seconds": seconds, "verilog": str(vfile)} | report
+    report = report_from_stat(config, merged, family=family)
+    out = {"stage": STAGE, "tool": tool.version, "yosys_build": tool.build, "flow": flow.name, "script": flow.script(TOP),
+           "flow_notes": FLOW_NOTES.format(command=flow.command.format(top="<module>")), "family": family,
+           "synth_seconds": round(wall, 1), "jobs": jobs, "cached_modules": sum(r.cached for r in results.values()),
+           "module_seconds": {n: round(r.seconds, 1) for n, r in results.items()}, "verilog": str(vfile),
+           "source": mods.kind} | report
+    if flow.netlist:
+        out["netlists"] = {n: str(r.netlist) for n, r in results.items()}
+    return out
+
+
+def _synth_all(mods, tool: Yosys, flow: Flow, timeout_s, jobs, cache, progress, vfile, config):
+    """Every module through `_synth_module`, `jobs` at a time, longest first (the critical path
+    starts early): ({module: ModuleResult}, wall seconds, jobs)."""
+    from tqdm import tqdm
+
+    order = sorted(mods.texts, key=lambda n: -len(mods.texts[n]))
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    deadline = time.monotonic() + timeout_s
+    results: dict[str, ModuleResult] = {}
+    t0 = time.perf_counter()
+    bar = tqdm(total=len(order), desc=f"yosys {flow.name}", unit="module", disable=not progress, file=sys.stderr,
+               dynamic_ncols=True)
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    procs: set = set()  # the yosys processes running now: killed when one module fails
+    try:
+        running: set[str] = set()
+        futures = {pool.submit(_synth_module, n, mods, tool, flow, deadline, cache, running, procs): n for n in order}
+        for fut in as_completed(futures):
+            r = fut.result()
+            running.discard(r.name)
+            results[r.name] = r
+            bar.set_postfix_str(f"done {_short(r.name)} ({'cached' if r.cached else f'{r.seconds:.0f} s'}); running: "
+                                + ", ".join(_short(n) for n in order if n in running))
+            bar.update()
+    except BaseException as e:
+        for f in futures:
+            f.cancel()
+        for p in list(procs):  # do not wait hours for the other modules of a failed report
+            p.kill()
+        if not isinstance(e, SynthesisError):
+            raise
+        msg = str(e)
+        if "still running" in msg or "timed out" in msg:
+            raise SynthesisError(f"yosys {flow.name} of {vfile} (config '{config.name}') timed out after "
+                                 f"{timeout_s:g} s") from None
+        raise SynthesisError(f"yosys {flow.name} of {vfile} (config '{config.name}') failed: {msg}") from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
+    return results, time.perf_counter() - t0, jobs
 
 
 def _short(module: str) -> str:

