@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..load_dma import ADDR_BITS, LEN_BITS
+from ..ports import ADDR_BITS, LEN_BITS
 
 MAX_BURST = 256  # AXI4 INCR bursts: at most 256 beats ...
 BOUNDARY = 4096  # ... and never across a 4 KiB boundary
@@ -53,9 +53,9 @@ class StrobedWriteGroup:
                 "strb": ("out", bus // 8), "resp_valid": ("in", 1)}
 
 
-# The accelerator's DRAM ports today (ISA v2): LOAD reads, STORE writes, the vector unit's
-# reads (any alignment) and single-beat strobed writes. A new port set is a new list.
-PORT_GROUPS = (ReadGroup("rd"), WriteGroup("wr"), ReadGroup("vrd", aligned=False), StrobedWriteGroup("vwr"))
+# The accelerator's DRAM ports (ISA v3, docs/ARCHITECTURE.md): LOAD reads, the output path's and the
+# vector unit's single-beat strobed writes, the vector unit's reads; all bus-aligned. A new port set is a new list.
+PORT_GROUPS = (ReadGroup("rd"), StrobedWriteGroup("owr"), ReadGroup("vrd"), StrobedWriteGroup("vwr"))
 
 
 def axi_read_members(bus: int) -> dict[str, tuple[str, int]]:

@@ -67,7 +67,7 @@ class AxiAccelerator(wiring.Component):
         for g in self.groups:
             br = m.submodules[f"{g.prefix}_bridge"] = _bridge(g, bus)
             for name, (direction, _) in g.accel_fields(bus).items():
-                ours, theirs = getattr(br.port, name), getattr(acc, f"{g.prefix}_{name}")
+                ours, theirs = getattr(br.port, name), getattr(getattr(acc, g.prefix), name)
                 m.d.comb += ours.eq(theirs) if direction == "out" else theirs.eq(ours)
             self._to_axi(m, br.axi, f"m_axi_{g.prefix}", _axi_members(g, bus))
         return m
