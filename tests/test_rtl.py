@@ -162,7 +162,14 @@ ILLEGAL = {
 }
 
 
-@pytest.mark.parametrize("name", list(ILLEGAL))
+# The decoder equals `decode` + `check_config` on thousands of words (tests/test_hw_control.py);
+# here a few words per kind go through the whole machine, the rest are `slow`.
+FAST_ILLEGAL = ("zero word", "v2 STORE", "own-stage pop", "LOAD n=0", "POSTCFG group=3", "POST rows past the array",
+                "VEC unknown fn")
+
+
+@pytest.mark.parametrize("name", [n if n in FAST_ILLEGAL else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in ILLEGAL])
 def test_illegal_word_stops_fetch_with_error_and_the_machine_drains(name):
     words = [encode(i) for i in (load("abuf", 0, 0, 2, push=["compute"]), sync("compute", pop=["load"]),
                                  sync("output", push=["vec"]), sync("vec", pop=["output"]))]
