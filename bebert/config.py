@@ -32,7 +32,7 @@ PARAM_BITS = 64  # one (multiplier:int32, bias:int32) pair per output channel
 # Microarchitecture timing constants (see docs/ARCHITECTURE.md, "Timing").
 GEMM_PIPELINE_CYCLES = 2  # buffer read + popcount register, then the accumulate register
 SNAP_CYCLES = GEMM_PIPELINE_CYCLES + 1  # a snap GEMM drains its pipeline, then copies the accumulators
-POST_PIPELINE_CYCLES = 3  # PBUF read + snapshot column read + multiply/round register
+POST_PIPELINE_CYCLES = 4  # PBUF read, then the three lane stages: column select + row add, multiply, round + clamp
 POSTCFG_CYCLES = 1
 SYNC_CYCLES = 1
 MAX_ACT_BITS = 8  # bit-planes of an activation operand (GEMM bits / wbits, packed outputs)

@@ -48,23 +48,41 @@ def stream_beats_per_column(mode: OutputMode, config: AccelConfig) -> int:
 
 
 def flush_beats(mode: OutputMode, config: AccelConfig) -> int:
-    """Beats a flushing packed POST writes: per plane, the words as runs of min(words, group)."""
+    """Write beats a flushing packed POST issues: per plane, the words as runs of gg = min(words,
+    group) row-words, each write min(gg, B / W) words (a run shorter than a beat is one write)
+    or one B-bit part of a word (W > B)."""
     W, B = config.xnor_width, config.dram_bytes_per_cycle
     words = config.pe_rows if mode.fmt == PostFmt.PACKED else config.pe_cols
     run = min(words, mode.group)
     return mode.obits * (words // run) * max(1, run * W // (8 * B))
 
 
+def transposer_loads(mode: OutputMode, config: AccelConfig) -> int:
+    """Cycles a flushing transposed POST spends loading the transposer (`hw/packer.py`): per
+    plane and per group of min(R, C) words, the R row-words it permutes, one beat a cycle."""
+    if mode.fmt != PostFmt.TRANSPOSED:
+        return 0
+    R, C = config.pe_rows, config.pe_cols
+    groups = max(1, C // R)
+    return mode.obits * groups * max(1, R * config.xnor_width // config.bus_bits)
+
+
 def post_cycles(ins: Instr, mode: OutputMode, config: AccelConfig) -> int:
-    """POST: PBUF and snapshot reads, one tile column per cycle (stream: per write beat), the
-    flush of packed words, and L more for the write responses when it tells LOAD or VECTOR
-    that data is in DRAM."""
+    """POST, as the RTL output stage runs it (`hw/output_stage.py`, `hw/post_sequencer.py`):
+    POST_PIPELINE_CYCLES (the PBUF read, then the lanes' three stages) and then
+
+    - stream: one cycle per write beat, `cols` columns of `stream_beats_per_column` beats;
+    - packed / transposed: one cycle per tile column (all C of them), then with flush the
+      transposer loads (transposed) and one cycle per write beat (`flush_beats`);
+
+    and L more when it pushes to LOAD or VECTOR and wrote something: it ends with the response
+    to its last write (the port answers in order, so every earlier write has landed too)."""
     a = ins.args
     tells = bool(ins.pushes & {Stage.LOAD, Stage.VECTOR})
     L = config.dram_latency_cycles
     if mode.fmt == PostFmt.STREAM:
         return POST_PIPELINE_CYCLES + a["cols"] * stream_beats_per_column(mode, config) + (L if tells else 0)
-    body = config.pe_cols + (flush_beats(mode, config) if a["flush"] else 0)
+    body = config.pe_cols + (flush_beats(mode, config) + transposer_loads(mode, config) if a["flush"] else 0)
     return POST_PIPELINE_CYCLES + body + (L if tells and a["flush"] else 0)
 
 

@@ -5,9 +5,9 @@ COMPUTE, OUTPUT, VECTOR; `Rec` records). An instruction depends on earlier instr
 other stages (`Rec.deps`: (stage, index in that stage's list, landed)); inside a stage the
 order is the list order. The dependencies are every conflict on a shared resource:
 
-- ABUF / WBUF / PBUF: buffers are rings of blocks (`Ring`); a LOAD waits for the last reader of
-  the blocks it overwrites (a GEMM, or the writing POST that last used a PBUF entry); a GEMM
-  (POST) waits for the LOADs of its blocks;
+- ABUF / WBUF / PBUF: each buffer is two halves (`Ring`); a LOAD waits for the last reader of
+  the blocks it overwrites (a GEMM, or the POST that last read a PBUF entry); a GEMM (POST)
+  waits for the LOADs of its blocks;
 - the accumulator snapshot: a POST waits for its `snap` GEMM; a `snap` GEMM waits for the
   previous POST (a push to COMPUTE never waits for write responses);
 - DRAM, by tensor rows (`Track`): a reader (LOAD, VEC) waits for the last writer of the rows it
@@ -130,17 +130,15 @@ class Streams:
         self.R, self.C, self.W, self.T = config.pe_rows, config.pe_cols, config.xnor_width, config.vec_lanes
         self.unit = min(self.R, self.T)
         self.eb = {b: config.entry_bytes(b) for b in ("abuf", "wbuf", "pbuf")}
-        self.bpe = {b: config.beats_per_entry(b) for b in ("abuf", "wbuf", "pbuf")}
-        self.L = config.dram_latency_cycles
         self.seq: list[list[Rec]] = [[], [], [], []]
         self.rings = {"abuf": Ring("abuf", config.abuf_entries), "wbuf": Ring("wbuf", config.wbuf_entries),
                       "pbuf": Ring("pbuf", config.pbuf_entries)}
         self.tracks: dict[str, Track] = {}
         self.reuse_deps: dict[str, list] = {}
         self.snap_free = -1            # OUTPUT index after which the snapshot is free
+        self.after_post: dict[int, int] = {}   # POST index -> the snap GEMM that waited for it
         self.desc_at = desc_base
         self.descs: list[bytes] = []
-        self.node_first: list[tuple[int, ...]] = []  # per node: stream lengths before it
 
     # -- helpers ----------------------------------------------------------------------
     def add(self, stage: int, rec: Rec) -> int:
@@ -200,7 +198,14 @@ class Streams:
         if b is not None:
             return b
         b, reader = ring.alloc(key, n)
-        war = [(COMPUTE if buf != "pbuf" else OUTPUT, reader, buf == "pbuf")] if reader >= 0 else []
+        if reader < 0:
+            war = []
+        elif buf != "pbuf":
+            war = [(COMPUTE, reader, False)]
+        elif reader in self.after_post:   # the snap GEMM that waited for that POST: the hand-back
+            war = [(COMPUTE, self.after_post[reader], False)]   # of the PBUF entry goes through COMPUTE
+        else:
+            war = [(OUTPUT, reader, False)]
         for part in parts:
             dram, at, cnt = part[:3]
             ps = part[3] if len(part) > 3 else src
@@ -222,8 +227,9 @@ class Streams:
             return self.off(v[1])
         t = g.t(v[1])
         L = t.layout
-        if kind == "stream":
-            return View.stream(t.offset + (v[2] // L["lanes"]) * L["pitch"], L)
+        if kind == "stream":   # from row v[2]: whole row tiles by the base, the rest (scalar kernels) by r0
+            view = View.stream(t.offset + (v[2] // L["lanes"]) * L["pitch"], L)
+            return view.shifted(r0=v[2] % L["lanes"]) if v[2] % L["lanes"] else view
         if kind == "rows":
             if v[1] == "mask":
                 return View.row_major(t.offset, g.meta["tokens"], 4, True)
@@ -339,29 +345,37 @@ class Streams:
                 Wr.pinned.add(key)
                 for v in wblk.values():
                     v[0] = b
-            parts, keys, off = [], [], 0
-            for pi in sorted({t.p for t in tiles}):
-                lo = min(t.pe for t in tiles if t.p == pi)
-                hi = max(t.pe for t in tiles if t.p == pi)
-                parts.append((self.off(op.p_tensors[pi]) + lo * self.eb["pbuf"], off, hi - lo + 1,
-                              (op.p_tensors[pi], 0, 0)))
-                keys.append((op.p_tensors[pi], lo, hi))
-                pblk[pi] = [None, off - lo]
-                off += hi - lo + 1
-            key = tuple(keys)
-            b = self.ensure("pbuf", key, off, parts, None, ni)
-            Pr.pinned.add(key)
-            for v in pblk.values():
-                v[0] = b
+            if sum(max(t.pe for t in tiles if t.p == pi) - min(t.pe for t in tiles if t.p == pi) + 1
+                   for pi in {t.p for t in tiles}) <= Pr.half:
+                self.params(op, tiles, pblk, ni)
+            else:   # a PBUF too small for the block's parameters: one entry per tile, loaded as it comes
+                pblk = None
             ctx.wblk, ctx.pblk = wblk, pblk
             order = [(m, t) for t in tiles for m in mt] if transposed else [(m, t) for m in mt for t in tiles]
             for m, t in order:
                 ctx.tile(m, t)
 
+    def params(self, op: GemmOp, tiles, pblk: dict, ni: int) -> None:
+        """Load the PBUF entries of `tiles` (every parameter tensor they use) as one block."""
+        Pr = self.rings["pbuf"]
+        parts, keys, off = [], [], 0
+        for pi in sorted({t.p for t in tiles}):
+            lo = min(t.pe for t in tiles if t.p == pi)
+            hi = max(t.pe for t in tiles if t.p == pi)
+            parts.append((self.off(op.p_tensors[pi]) + lo * self.eb["pbuf"], off, hi - lo + 1,
+                          (op.p_tensors[pi], 0, 0)))
+            keys.append((op.p_tensors[pi], lo, hi))
+            pblk[pi] = [None, off - lo]
+            off += hi - lo + 1
+        key = tuple(keys)
+        b = self.ensure("pbuf", key, off, parts, None, ni)
+        Pr.pinned = {key}
+        for v in pblk.values():
+            v[0] = b
+
     # -- all nodes -------------------------------------------------------------------------
     def build(self) -> None:
         for ni, n in enumerate(self.g.nodes):
-            self.node_first.append(tuple(len(s) for s in self.seq))
             if n.op == "vec":
                 self.vec(n, ni)
             elif n.op == "gemm":
@@ -383,8 +397,7 @@ class _TileCtx:
         self.dsts = st.destinations(op)
         self.durs: dict = {}
         self.wblk: dict = {}
-        self.pblk: dict = {}
-        self.pending_p: list = []
+        self.pblk: dict | None = {}
 
     def operands(self, m: int, t, aw: int, ww: int, k: int) -> tuple[dict, list]:
         """The operand addresses of one GEMM (loading its k-chunk blocks when chunked) and the blocks."""
@@ -427,9 +440,16 @@ class _TileCtx:
                 deps = ldeps + [(OUTPUT, st.snap_free, False)] if snap and st.snap_free >= 0 else ldeps
                 comp.append(Rec(Op.GEMM, g, gemm_cycles(g["bits"], g["wbits"], g["k"], snap), deps, node=self.ni))
                 idx = len(comp) - 1
+                if snap and st.snap_free >= 0:
+                    st.after_post[st.snap_free] = idx
                 for b in blocks:
                     b[2] = idx
-        pb, poff = self.pblk[t.p]
+        if self.pblk is None:   # per-tile parameters
+            self.pblk_tile = {}
+            st.params(op, [t], self.pblk_tile, self.ni)
+            pb, poff = self.pblk_tile[t.p]
+        else:
+            pb, poff = self.pblk[t.p]
         kind, base, gstride, group, wstep, lanes, e, dname, tokens = self.dsts[t.dst]
         fmt = op.out.fmt
         r = m * R
@@ -458,10 +478,7 @@ class _TileCtx:
         out = st.seq[OUTPUT]
         out.append(Rec(Op.POST, args, dur, deps, writes=writes, node=self.ni))
         pidx = len(out) - 1
-        self.pending_p.append(pb)
+        pb[2] = pidx    # the block's last reader
         if writes:
             st.wrote(dname, rows[0], rows[1], OUTPUT, pidx)
-            for b in self.pending_p:
-                b[2] = pidx
-            self.pending_p.clear()
         st.snap_free = pidx

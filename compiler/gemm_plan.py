@@ -151,6 +151,8 @@ def plan_gemm(op: GemmOp, config: AccelConfig, what: str) -> GemmPlan:
         nbw = min(nbw, p_half)
     nbw = min(nbw, MAX_FIELD16 // KWt)
     chunked = nA * P * KA > a_half or nbw < word_tiles
+    if op.out.fmt == PostFmt.TRANSPOSED and nA * P * KA * max(1, W // R) > EA:
+        chunked = True   # a token-word of m-tiles does not fit: every (tile, k-chunk) loads its own blocks
     if chunked:
         kc = min(max(1, (a_half if P <= a_half else EA) // P), max(1, (w_half if Q <= w_half else EW) // Q))
         mb, nbw = 1, 1
@@ -158,12 +160,9 @@ def plan_gemm(op: GemmOp, config: AccelConfig, what: str) -> GemmPlan:
         kc = max(n for _, _, n in op.segs)
         need = math.ceil(2 * C * W / (8 * B * P))  # weight stream at most half the LOAD port
         mb = max(1, min(op.mtiles, need, a_half // (nA * P * KA)))
-    if op.out.fmt == PostFmt.TRANSPOSED:
+    if op.out.fmt == PostFmt.TRANSPOSED:   # the m-tiles of one token-word go together (one packed word)
         word = max(1, W // R)
         mb = max(word, mb // word * word)
-        if nA * P * (kc if chunked else KA) * (1 if chunked else mb) > EA:
-            raise CompileError(f"'{what}': a token-word of activations ({mb} m-tiles) does not fit ABUF of "
-                               f"config '{config.name}'")
     stride = kc if chunked else KA
     if stride > MAX_FIELD16:
         raise CompileError(f"activations of '{what}' need a GEMM plane stride of {stride} ABUF entries "

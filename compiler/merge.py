@@ -21,8 +21,11 @@ cycles, bebert/timing.py); a push to COMPUTE (the snapshot hand-over) never wait
 
 from __future__ import annotations
 
+import numba
+import numpy as np
+
 from bebert.config import AccelConfig
-from bebert.isa import Instr, Op, Stage, _STAGE_SETS, halt
+from bebert.isa import Instr, Stage, _STAGE_SETS, halt
 
 from .expand import COMPUTE, LOAD, OUTPUT, VECTOR, Rec
 
@@ -30,125 +33,184 @@ STAGES = (LOAD, COMPUTE, OUTPUT, VECTOR)
 _PREFER = (COMPUTE, OUTPUT, LOAD, VECTOR)  # ties: keep the PE array fed first
 
 
-def program_order(seq: list[list[Rec]], config: AccelConfig,
-                  times: dict | None = None) -> tuple[list[tuple[int, int]], int]:
-    """The interleaving [(stage, index)] and the estimated cycles of the streams (module doc);
-    `times`, when given, receives the estimated issue cycle of every instruction per stage."""
-    depth = config.queue_depth
-    L = config.dram_latency_cycles
-    n = [len(s) for s in seq]
-    issue = [[0] * k for k in n]
-    done = [[0] * k for k in n]   # first cycle the stage is idle again (= when its pushes count)
-    ptr = [0, 0, 0, 0]
-    free = [0, 0, 0, 0]
+def flatten(seq: list[list[Rec]]) -> dict:
+    """The streams as flat arrays (record g = base[stage] + index): durations, POST writes, and the
+    dependencies in CSR form, for the two kernels below."""
+    n = np.array([len(x) for x in seq], np.int64)
+    base = np.concatenate([[0], np.cumsum(n)[:-1]]).astype(np.int64)
+    dur, writes, ptr, dst, didx, dland = [], [], [0], [], [], []
+    for stream in seq:
+        for rec in stream:
+            dur.append(rec.dur)
+            writes.append(rec.writes)
+            for a, b, c in rec.deps:
+                dst.append(a)
+                didx.append(b)
+                dland.append(c)
+            ptr.append(len(dst))
+    return {"n": n, "base": base, "dur": np.array(dur, np.int64), "writes": np.array(writes, np.bool_),
+            "ptr": np.array(ptr, np.int64), "dstage": np.array(dst, np.int64), "didx": np.array(didx, np.int64),
+            "dland": np.array(dland, np.bool_)}
+
+
+@numba.njit(cache=True)
+def _order(n, base, dur, ptr, dstage, didx, dland, depth, L, prefer):  # pragma: no cover (compiled)
+    total = n.sum()
+    issue = np.zeros(total, np.int64)
+    done = np.zeros(total, np.int64)
+    order = np.empty(total, np.int64)
+    at = np.zeros(4, np.int64)
+    free = np.zeros(4, np.int64)
+    seen = np.zeros(4, np.int64)
+    dep_end = np.zeros(4, np.int64)
     decode = -1
-    order: list[tuple[int, int]] = []
-    total = sum(n)
-    while len(order) < total:
-        best = None
+    for step in range(total):
+        best_t, best_s, best_d = -1, -1, -1
         nxt = decode + 2
-        for s in _PREFER:
-            i = ptr[s]
+        for pi in range(4):
+            s = prefer[pi]
+            i = at[s]
             if i >= n[s]:
                 continue
-            rec = seq[s][i]
-            e = free[s]
-            ok = True
-            for ds, di, landed in rec.deps:
-                if di >= ptr[ds]:
-                    ok = False
+            g = base[s] + i
+            k, e = seen[s], dep_end[s]
+            nd = ptr[g + 1] - ptr[g]
+            while k < nd:
+                j = ptr[g] + k
+                ds = dstage[j]
+                if didx[j] >= at[ds]:
                     break
-                t = done[ds][di] + (L if landed and ds == OUTPUT else 0)
+                t = done[base[ds] + didx[j]] + (L if dland[j] and ds == 2 else 0)
                 if t > e:
                     e = t
-            if not ok:
+                k += 1
+            seen[s], dep_end[s] = k, e
+            if k < nd:
                 continue
-            d = nxt if i < depth else max(nxt, issue[s][i - depth] + 1)
-            t = max(e, d + 1)
-            if best is None or t < best[0]:
-                best = (t, s, d)
-        if best is None:
-            heads = {s: (ptr[s], seq[s][ptr[s]].deps) for s in STAGES if ptr[s] < n[s]}
-            raise AssertionError(f"merge: no stage head can be placed (dependency cycle): {heads}")
-        t, s, d = best
-        i = ptr[s]
-        decode = d
-        issue[s][i] = t
-        done[s][i] = t + seq[s][i].dur + 1
-        free[s] = done[s][i]
-        ptr[s] += 1
-        order.append((s, i))
-    end = max((free[s] for s in STAGES), default=0)
+            if free[s] > e:
+                e = free[s]
+            d = nxt if i < depth else max(nxt, issue[g - depth] + 1)
+            t = e if e > d + 1 else d + 1
+            if best_s < 0 or t < best_t:
+                best_t, best_s, best_d = t, s, d
+        if best_s < 0:
+            return order[:step], issue, -1
+        g = base[best_s] + at[best_s]
+        decode = best_d
+        issue[g] = best_t
+        done[g] = best_t + dur[g] + 1
+        free[best_s] = done[g]
+        at[best_s] += 1
+        seen[best_s] = 0
+        dep_end[best_s] = 0
+        order[step] = g
+    return order, issue, max(free.max(), decode + 1) + 1
+
+
+def program_order(seq: list[list[Rec]], config: AccelConfig, times: dict | None = None,
+                  flat: dict | None = None) -> tuple[np.ndarray, int]:
+    """The interleaving (record numbers, `flatten`) and the estimated cycles of the streams (module
+    doc); `times`, when given, receives the estimated issue cycle of every instruction per stage."""
+    f = flat or flatten(seq)
+    order, issue, cycles = _order(f["n"], f["base"], f["dur"], f["ptr"], f["dstage"], f["didx"], f["dland"],
+                                  config.queue_depth, config.dram_latency_cycles, np.array(_PREFER, np.int64))
+    if cycles < 0:
+        raise AssertionError(f"merge: no stage head can be placed after {len(order)} instructions "
+                             "(a dependency cycle)")
     if times is not None:
-        times["issue"] = issue
-    return order, max(end, decode + 1) + 1
+        times["issue"] = [issue[b:b + k].tolist() for b, k in zip(f["base"], f["n"])]
+    return order, int(cycles)
 
 
-def place_tokens(seq: list[list[Rec]], order: list[tuple[int, int]]) -> list[Instr]:
-    """The program's instructions in `order` with pop / push masks, then HALT (module doc)."""
-    n = [len(s) for s in seq]
-    know: list[list] = [[None] * k for k in n]    # per instruction: [ended per stage x4, landed output]
-    pops: list[list[int]] = [[0] * k for k in n]
-    pushes: list[list[int]] = [[0] * k for k in n]
-    waiting: list[bool] = [False] * n[OUTPUT]
-    last_push = [[-1] * 4 for _ in range(4)]      # [src][dst]: the last instruction of src that pushed to dst
-    placed = [0, 0, 0, 0]
-    out_recs = seq[OUTPUT]
-    for s, i in order:
-        rec = seq[s][i]
-        k = list(know[s][i - 1]) if i else [-1, -1, -1, -1, -1]
+@numba.njit(cache=True)
+def _tokens(n, base, ptr, dstage, didx, dland, writes, order):  # pragma: no cover (compiled)
+    total = n.sum()
+    stage = np.empty(total, np.int64)
+    for s in range(4):
+        stage[base[s]:base[s] + n[s]] = s
+    know = np.full((total, 5), -1, np.int64)   # per record: ended per stage x4, landed output
+    pops = np.zeros(total, np.int64)
+    pushes = np.zeros(total, np.int64)
+    waiting = np.zeros(total, np.bool_)
+    last_push = np.full((4, 4), -1, np.int64)
+    placed = np.zeros(4, np.int64)
+    need_end = np.empty(4, np.int64)
+    need_land = np.empty(4, np.int64)
+    k = np.empty(5, np.int64)
+    ob = base[2]
+    for step in range(total):
+        g = order[step]
+        s = stage[g]
+        i = g - base[s]
+        if i > 0:
+            k[:] = know[g - 1]
+        else:
+            k[:] = -1
         k[s] = i - 1
-        need: dict[int, list[int]] = {}
-        for ds, di, landed in rec.deps:
+        need_end[:] = -1
+        need_land[:] = -1
+        for j in range(ptr[g], ptr[g + 1]):
+            ds, di = dstage[j], didx[j]
             if ds == s:
                 continue
-            if landed and ds == OUTPUT:
-                if k[4] >= di:
-                    continue
-            elif k[ds] >= di:
+            land = dland[j] and ds == 2
+            if (k[4] if land else k[ds]) >= di:
                 continue
-            e = need.setdefault(ds, [-1, -1])
-            e[0] = max(e[0], di)
-            if landed and ds == OUTPUT:
-                e[1] = max(e[1], di)
-        for ds, (need_end, need_landed) in need.items():
-            lo = max(need_end, last_push[ds][s] + 1)
+            need_end[ds] = max(need_end[ds], di)
+            if land:
+                need_land[ds] = max(need_land[ds], di)
+        for ds in range(4):
+            if need_end[ds] < 0:
+                continue
+            lo = max(need_end[ds], last_push[ds, s] + 1)
             hi = placed[ds]
             q = lo
-            if ds == OUTPUT and need_landed >= 0:
-                while q < hi and not out_recs[q].writes:
+            if ds == 2 and need_land[ds] >= 0:
+                while q < hi and not writes[ob + q]:
                     q += 1
-            elif ds == OUTPUT and s != COMPUTE:
+            elif ds == 2 and s != 1:
                 r = lo
-                while r < min(hi, lo + 3) and out_recs[r].writes and not waiting[r]:
+                while r < min(hi, lo + 3) and writes[ob + r] and not waiting[ob + r]:
                     r += 1
-                q = r if r < hi and (not out_recs[r].writes or waiting[r]) else lo
+                q = r if r < hi and (not writes[ob + r] or waiting[ob + r]) else lo
             if q >= hi:
-                raise AssertionError(f"tokens: no {Stage(ds).name} instruction placed before "
-                                     f"{Stage(s).name} #{i} can push what it needs (from #{lo})")
-            pushes[ds][q] |= 1 << s
-            pops[s][i] |= 1 << ds
-            last_push[ds][s] = q
-            kq = know[ds][q]
+                return pops, pushes, g
+            gq = base[ds] + q
+            pushes[gq] |= 1 << s
+            pops[g] |= 1 << ds
+            last_push[ds, s] = q
             for x in range(5):
-                if kq[x] > k[x]:
-                    k[x] = kq[x]
+                if know[gq, x] > k[x]:
+                    k[x] = know[gq, x]
             if q > k[ds]:
                 k[ds] = q
-            if ds == OUTPUT and out_recs[q].writes and s in (LOAD, VECTOR):
-                waiting[q] = True   # a POST that tells LOAD / VECTOR waits for its write responses
+            if ds == 2 and writes[gq] and (s == 0 or s == 3):
+                waiting[gq] = True   # a POST that tells LOAD / VECTOR waits for its write responses
                 if q > k[4]:
                     k[4] = q
-        know[s][i] = k
+        know[g] = k
         placed[s] += 1
+    return pops, pushes, -1
+
+
+def place_tokens(seq: list[list[Rec]], order: np.ndarray, flat: dict | None = None) -> list[Instr]:
+    """The program's instructions in `order` with pop / push masks, then HALT (module doc)."""
+    f = flat or flatten(seq)
+    pops, pushes, bad = _tokens(f["n"], f["base"], f["ptr"], f["dstage"], f["didx"], f["dland"], f["writes"],
+                                np.asarray(order, np.int64))
+    if bad >= 0:
+        s = int(np.searchsorted(f["base"], bad, side="right") - 1)
+        raise AssertionError(f"tokens: no instruction placed before {Stage(s).name} #{bad - f['base'][s]} "
+                             "can push what it needs")
+    recs = [r for stream in seq for r in stream]
+    pops, pushes = pops.tolist(), pushes.tolist()
+    new = object.__new__
     out: list[Instr] = []
-    for s, i in order:
-        rec = seq[s][i]
-        ins = object.__new__(Instr)
-        object.__setattr__(ins, "op", rec.op)
-        object.__setattr__(ins, "args", rec.args)
-        object.__setattr__(ins, "pops", _STAGE_SETS[pops[s][i]])
-        object.__setattr__(ins, "pushes", _STAGE_SETS[pushes[s][i]])
+    for g in order.tolist():   # fields are in range by construction: no re-check of a checked word
+        rec = recs[g]
+        ins = new(Instr)
+        d = ins.__dict__
+        d["op"], d["args"], d["pops"], d["pushes"] = rec.op, rec.args, _STAGE_SETS[pops[g]], _STAGE_SETS[pushes[g]]
         out.append(ins)
     out.append(halt())
     return out

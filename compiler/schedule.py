@@ -15,23 +15,40 @@ mode (tests).
 
 from __future__ import annotations
 
+import gc
+
+import numpy as np
+
 from bebert.config import AccelConfig
 
 from .expand import Streams
 from .ir import Graph
-from .merge import place_tokens, program_order
+from .merge import flatten, place_tokens, program_order
 
 
 def schedule_graph(g: Graph, config: AccelConfig) -> Graph:
     g.require("alloc", "schedule")
+    enabled = gc.isenabled()
+    gc.disable()   # hundreds of thousands of small records: the cyclic collector would rescan them all
+    try:
+        return _schedule(g, config)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _schedule(g: Graph, config: AccelConfig) -> Graph:
     desc_base = -(-g.meta["dram_bytes"] // 64) * 64
     st = Streams(g, config, desc_base)
     st.build()
-    order, cycles = program_order(st.seq, config)
-    instrs = place_tokens(st.seq, order)
+    flat = flatten(st.seq)
+    order, cycles = program_order(st.seq, config, flat=flat)
+    instrs = place_tokens(st.seq, order, flat)
+    recs = [r for stream in st.seq for r in stream]
+    stage_of = np.repeat(np.arange(4), flat["n"])
     g.meta["instrs"] = instrs
-    g.meta["instr_nodes"] = [st.seq[s][i].node for s, i in order]
-    g.meta["instr_stages"] = [s for s, _ in order]
+    g.meta["instr_nodes"] = [recs[x].node for x in order.tolist()]
+    g.meta["instr_stages"] = stage_of[order].tolist()
     g.meta["estimated_cycles"] = cycles
     g.meta["desc_base"] = desc_base
     blob = bytearray()

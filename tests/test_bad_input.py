@@ -46,20 +46,20 @@ def test_a_load_far_past_its_buffer_is_refused_at_once_by_run_sim_and_verify(cli
 def test_dram_accesses_outside_the_image_are_refused(cli, tmp_path):
     d = hand_program(tmp_path, [isa.load("wbuf", 4096, 0, 1), isa.halt()])
     refused_alike(cli, d, "lies outside the 4096-byte image")
-    d = hand_program(tmp_path, [isa.post(0, 0, 0, 0, True, "push_next"), isa.store(1 << 20, 0, 1, "pop_prev"),
-                                isa.halt()], name="store")
-    refused_alike(cli, d, "lies outside the 4096-byte image")
+    d = hand_program(tmp_path, [isa.postcfg(0, 0, True, elem=2, pitch=64), isa.post(0, 1 << 20, 1, 1), isa.halt()],
+                     name="post")
+    refused_alike(cli, d, "outside the 4096-byte image")
 
 
 def test_a_program_without_halt_says_so(cli, tmp_path):
-    refused_alike(cli, hand_program(tmp_path, [isa.sync()]), "program has no HALT")
+    refused_alike(cli, hand_program(tmp_path, [isa.sync("compute")]), "program has no HALT")
 
 
 def test_a_deadlock_and_leftover_tokens_are_refused(cli, tmp_path):
-    d = hand_program(tmp_path, [isa.gemm(0, 0, 1, 1, 1, False, True, "pop_prev"), isa.halt()])
-    refused_alike(cli, d, "deadlock: COMPUTE waits at #0")
-    d = hand_program(tmp_path, [isa.load("abuf", 0, 0, 1, "push_next"), isa.halt()], name="left")
-    refused_alike(cli, d, "unbalanced tokens: l2c=1 left unconsumed")
+    d = hand_program(tmp_path, [isa.gemm(0, 0, 1, 1, 1, False, True, pop=["load"]), isa.halt()])
+    refused_alike(cli, d, "pops load->compute before any push")
+    d = hand_program(tmp_path, [isa.load("abuf", 0, 0, 1, push=["compute"]), isa.halt()], name="left")
+    refused_alike(cli, d, "load->compute=1")
 
 
 @pytest.fixture(scope="module")

@@ -15,82 +15,76 @@ import numpy as np
 import pytest
 
 from bebert.config import AccelConfig
-from bebert.isa import gemm, halt, load, post, store, vec
+from bebert.isa import gemm, halt, load, post, postcfg, vec
 from bebert.program import Program
 from bebert.sim import simulate
 from bebert.sim.energy import (ASIC45, FPGA, PRESETS, UNITS, EnergyError, EnergyTable, estimate,
                                load_table, program_regions)
-from bebert.sim.random_programs import ALL_FEATURES, RTL_FEATURES, dram_image_bytes, random_test_program
-from bebert.vector import VecFn
+from bebert.sim.random_programs import ALL_FEATURES, RTL_FEATURES, random_test_program
+from bebert.vector import VecFn, io_word, vec_bytes, vec_cycles
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = AccelConfig.from_toml(ROOT / "configs" / "small.toml")
 
-# LOAD wbuf 1 entry -> GEMM (2 planes x 1 word) -> GEMM in AND mode -> POST -> VEC REQUANT
-# (2 rows x 8) -> STORE 4 entries -> HALT. The STORE runs while the vector unit works.
+# LOAD wbuf 1 entry -> GEMM (2 planes x 1 word) -> GEMM in AND mode (2 x 2 planes, snap) -> POSTCFG
+# -> POST (stream, 4 x 4 int32) -> VEC REQUANT (4 x 4 int32) -> HALT.
+VEC_IO = io_word(True, False, 4, 4)
 HAND = [
-    load("wbuf", 0, 0, 1, "push_next"),
-    gemm(0, 0, 1, 1, 2, True, True, "pop_prev"),
-    gemm(0, 0, 1, 1, 2, True, False, mode=1, wneg=True, wshift=1),
-    post(0, 0, 0, 0, True, "push_next"),
-    vec(VecFn.REQUANT, 0x800, 2, 8),
-    store(4096, 0, 4, "pop_prev"),
+    load("wbuf", 0, 0, 1, push=["compute"]),
+    gemm(0, 0, 1, 1, 2, True, True, pop=["load"]),
+    gemm(0, 0, 1, 1, 2, True, False, mode=1, wbits=2, wstride=1, wsigned=True, snap=True, push=["output"]),
+    postcfg(0, 0, True, 0, elem=2, pitch=64),
+    post(0, 0x400, 4, 4, pop=["compute"], push=["vec"]),
+    vec(VecFn.REQUANT, 0x800, 4, 4, pop=["output"], io=VEC_IO),
     halt(),
 ]
 
 
 def hand_program(**meta) -> Program:
-    return Program(config=SMALL, instrs=HAND, dram=np.zeros(dram_image_bytes(SMALL), np.uint8), meta=meta)
+    return Program(config=SMALL, instrs=HAND, dram=np.zeros(1 << 13, np.uint8), meta=meta)
 
 
 def test_hand_computed_program_cycles_and_energy():
     # Timing (docs/ARCHITECTURE.md; instruction j is queued at the end of cycle 2j + 1):
-    # j  instruction                D                 issues  executes  idle
-    # 0  LOAD wbuf n=1 @push_next   4 + 1*2 = 6       2       3..8      9 (l2c from 9)
-    # 1  GEMM bits=2 k=1 @pop_prev  2*1 + 2 = 4       9       10..13    14
-    # 2  GEMM AND bits=2 k=1        2*1 + 2 = 4       14      15..18    19 (same D as XNOR)
-    # 3  POST @push_next            4 + 2 = 6         19      20..25    26 (c2s from 26)
-    # 4  VEC REQUANT rows=2 cols=8  (bebert.vector.vec_cycles, the RTL vector unit's timing:
-    #    descriptor 21 words = 11 beats: L + 11 = 15; constants 5 int64 = 5 beats: L + 5 = 9;
-    #    16 elements x (5 states + POP 1 + write 1) = 112, the streamer's prime L + 1 + 1 = 6;
-    #    tail L + 1 = 5)
-    #    D = 15 + 9 + 118 + 5 = 147                   26      27..173   174
-    # 5  STORE n=4 @pop_prev        1+4*2+4 = 13      26      27..39    40 (beside the VEC)
-    # 6  HALT decoded in 13. T = 174, cycles = 175.
+    # j  instruction                      D                          issues  executes  idle / token
+    # 0  LOAD wbuf n=1 @push=compute      4 + 1*2 = 6                2       3..8      9
+    # 1  GEMM bits=2 k=1 @pop=load        2                          9       10..11    12
+    # 2  GEMM AND 2x2 planes snap         2*2*1 + 3 = 7              12      13..19    20
+    # 3  POSTCFG                          1                          8       9         10
+    # 4  POST 4x4 int32 @push=vec         4 + 4 columns * 2 beats + L = 16   20  21..36   37
+    # 5  VEC REQUANT 4x4                  bebert.vector.vec_cycles   37      38..37+D
+    # 6  HALT decoded in 13; T = 38 + D, cycles = 39 + D.
+    d_vec = vec_cycles(VecFn.REQUANT, 4, 4, 0, 0, VEC_IO, SMALL)
+    vrd, vwr = vec_bytes(VecFn.REQUANT, 4, 4, 0, 0, VEC_IO, SMALL)
     p = hand_program()
     r = simulate(p)
-    assert r.cycles == 175
-    assert r.busy == {"load": 6, "compute": 161, "store": 13, "gemm": 8, "post": 6, "sync": 0, "vector": 147}
+    cycles = 39 + d_vec
+    assert r.cycles == cycles
+    assert (r.busy["gemm"], r.busy["post"], r.busy["vector_unit"]) == (2 + 7, 1 + 16, d_vec)
     # Energy with asic45, in pJ. SRAM per byte below 8 KB follows the 8 KB -> 32 KB segment
     # (x2 per x4 capacity, i.e. sqrt): 4096 B -> 1.25 / sqrt(2), 1024 B -> 1.25 / sqrt(8).
     s4k, s1k = 1.25 / math.sqrt(2), 1.25 / math.sqrt(8)
     expect = {
-        "pe_array": 2 * 1 * 4 * 4 * 32 * 0.005,  # bits*k*rows*cols*W XNOR MACs = 5.12
-        "pe_array_and": 2 * 1 * 4 * 4 * 32 * 0.004375,  # the AND-mode GEMM's MACs = 4.48
-        "accumulators": 2 * (2 * 1 * 4 * 4 * 0.1),  # one update per PE per GEMM cycle = 6.4
-        "post": 4 * 4 * 3.5,  # rows*cols elements = 56
-        "vector": 2 * 8 * 1 * 6.7,  # rows * cols * passes lane operations = 107.2
-        "sram_abuf_read": 2 * 2 * 16 * s4k,  # one 16-byte entry per GEMM cycle, both GEMMs
+        "pe_array": 2 * 4 * 4 * 32 * 0.005,  # 2 GEMM cycles x rows*cols*W XNOR MACs
+        "pe_array_and": 4 * 4 * 4 * 32 * 0.004375,  # the AND-mode GEMM's 4 cycles
+        "accumulators": 6 * 4 * 4 * 0.1,  # one update per PE per GEMM cycle
+        "post": 4 * 4 * 3.5,  # rows*cols elements
+        "vector": 4 * 4 * 1 * 6.7,  # rows * cols * passes lane operations
+        "sram_abuf_read": 6 * 16 * s4k,  # one 16-byte entry per GEMM cycle
         "sram_abuf_write": 0.0,
-        "sram_wbuf_read": 2 * 2 * 16 * s4k,
+        "sram_wbuf_read": 6 * 16 * s4k,
         "sram_wbuf_write": 16 * s4k,  # the LOAD
         "sram_pbuf_read": 32 * s1k,  # POST reads one 32-byte entry
         "sram_pbuf_write": 0.0,
-        "sram_obuf_read": 4 * 16 * s1k,  # STORE
-        "sram_obuf_write": 4 * 16 * s1k,  # POST writes pe_rows entries
-        "dram_read": (16 + 2 * 32) * 243.75,  # LOAD + VEC rows in = 19500
-        "dram_write": (64 + 2 * 32) * 243.75,  # STORE + VEC rows out = 31200
-        "control": 7 * 25.0 + 175 * 5.0,  # 7 words fetched + 175 cycles = 1050
-        "leakage": 175 * 100.0,  # 17500
+        "dram_read": (16 + vrd) * 243.75,  # LOAD + the vector unit's reads
+        "dram_write": (64 + vwr) * 243.75,  # POST + the vector unit's writes
+        "control": 7 * 25.0 + cycles * 5.0,  # 7 words fetched + a clock per cycle
+        "leakage": cycles * 100.0,
     }
     e = estimate(p, r, ASIC45)
     assert set(e.by_unit) == set(UNITS) == set(expect)
     for u, pj in expect.items():
         assert e.by_unit[u] == pytest.approx(pj * 1e-12, rel=1e-12, abs=1e-30), u
-    # 5.12 + 4.48 + 6.4 + 56 + 107.2 + 50700 + 1050 + 17500 = 69429.2;
-    # SRAM: 144 s4k + 160 s1k = 180 / sqrt(2) + 200 / sqrt(8) = 140 sqrt(2) -> 69627.1899 pJ
-    assert e.total_j == pytest.approx((69429.2 + 140 * math.sqrt(2)) * 1e-12, rel=1e-12)
-    assert e.total_j == pytest.approx(69627.1899e-12, rel=1e-8)
     assert e.total_j == sum(e.by_unit.values())  # exactly: the total is that sum
     assert e.per_inference_j == e.total_j and e.by_region == {"program": e.total_j}
 
@@ -120,16 +114,20 @@ def test_totals_equal_the_sum_of_their_breakdowns_on_random_programs():
 
 
 def test_per_cycle_energy_is_split_over_regions_by_busy_cycles():
-    # r0 = LOAD + GEMM (busy 6 + 4 = 10), r1 = the rest (4 + 6 + 147 + 13 = 170); 175 cycles.
+    # r0 = LOAD + GEMM (busy 6 + 2 = 8), r1 = the rest (7 + 1 + 16 + D_vec).
+    d_vec = vec_cycles(VecFn.REQUANT, 4, 4, 0, 0, VEC_IO, SMALL)
+    vrd, _ = vec_bytes(VecFn.REQUANT, 4, 4, 0, 0, VEC_IO, SMALL)
     p = hand_program(regions=[{"name": "r0", "start": 0, "end": 2}, {"name": "r1", "start": 2, "end": 7}])
-    e = estimate(p, simulate(p), ASIC45)
+    r = simulate(p)
+    e = estimate(p, r, ASIC45)
     r0, r1 = e.regions
-    assert (r0.busy_cycles, r1.busy_cycles) == (10, 170)
-    assert r0.by_unit["leakage"] == pytest.approx(175 * 100e-12 * 10 / 180)
+    busy1 = 7 + 1 + 16 + d_vec
+    assert (r0.busy_cycles, r1.busy_cycles) == (8, busy1)
+    assert r0.by_unit["leakage"] == pytest.approx(r.cycles * 100e-12 * 8 / (8 + busy1))
     assert r0.by_unit["dram_read"] == pytest.approx(16 * 243.75e-12)
-    assert r1.by_unit["dram_read"] == pytest.approx(64 * 243.75e-12)  # the VEC's rows
-    assert r0.by_unit["control"] == pytest.approx((2 * 25 + 175 * 5 * 10 / 180) * 1e-12)
-    assert r0.by_unit["vector"] == 0 and r1.by_unit["vector"] == pytest.approx(107.2e-12)
+    assert r1.by_unit["dram_read"] == pytest.approx(vrd * 243.75e-12)  # the vector unit's reads
+    assert r0.by_unit["control"] == pytest.approx((2 * 25 + r.cycles * 5 * 8 / (8 + busy1)) * 1e-12)
+    assert r0.by_unit["vector"] == 0 and r1.by_unit["vector"] == pytest.approx(4 * 4 * 6.7e-12)
 
 
 def test_inferences_divide_the_energy():

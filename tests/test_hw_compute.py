@@ -109,9 +109,14 @@ def test_accumulators_hold_acc_plus_row_as_the_spec_sum():
 
 
 # -- the COMPUTE stage ----------------------------------------------------------------------
-TINY = AccelConfig(name="tiny", pe_rows=2, pe_cols=3 + 1, xnor_width=16, abuf_bytes=32 * 4, wbuf_bytes=32 * 8,
-                   pbuf_bytes=2 * 4 * 8, dram_bytes_per_cycle=2, dram_latency_cycles=3, queue_depth=4, vec_lanes=2,
-                   vec_row_elems=16)
+def tiny(R, C, W, entries=32):
+    B = min(min(R, C) * W, C * 64) // 8  # bytes per beat: every entry (PBUF too) a whole number of beats
+    return AccelConfig(name=f"tiny{R}x{C}x{W}", pe_rows=R, pe_cols=C, xnor_width=W, abuf_bytes=entries * R * W // 8,
+                       wbuf_bytes=entries * C * W // 8, pbuf_bytes=2 * C * 8, dram_bytes_per_cycle=min(B, 128),
+                       dram_latency_cycles=3, queue_depth=4, vec_lanes=2, vec_row_elems=16)
+
+
+SHAPES = {"2x4x16": tiny(2, 4, 16), "4x2x32": tiny(4, 2, 32), "1x4x8": tiny(1, 4, 8), "2x2x128": tiny(2, 2, 128, 16)}
 
 
 class ComputeBench(wiring.Component):
@@ -165,9 +170,9 @@ def random_gemm(rng, cfg, na, nw):
                 wsigned=bool(mode and rng.getrandbits(1)), snap=rng.random() < 0.5)
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_compute_stage_runs_gemms_back_to_back_with_exact_durations_and_snapshots(seed):
-    cfg = TINY
+@pytest.mark.parametrize("shape,seed", [("2x4x16", 1), ("2x4x16", 2), ("4x2x32", 3), ("1x4x8", 4), ("2x2x128", 5)])
+def test_compute_stage_runs_gemms_back_to_back_with_exact_durations_and_snapshots(shape, seed):
+    cfg = SHAPES[shape]
     rng = random.Random(seed)
     na, nw = cfg.entries("abuf"), cfg.entries("wbuf")
     abuf = [rng.getrandbits(cfg.entry_bits["abuf"]) for _ in range(na)]

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bebert.config import SNAP_CYCLES, AccelConfig
+from bebert.config import POST_PIPELINE_CYCLES, SNAP_CYCLES, AccelConfig
 from bebert.isa import Stage, gemm, halt, load, post, postcfg, sync, vec
 from bebert.program import Program
 from bebert.sim import SimError, simulate
@@ -62,13 +62,14 @@ def test_a_chain_through_all_four_stages_follows_the_tokens():
             gemm(0, 0, 2, 2, 4, True, True, pop=["load"]),           # issue 23, D = 8: runs 24..31
             gemm(0, 0, 2, 2, 4, True, False, pop=["load", "output"], push=["output"], snap=True),  # issue 32, D = 11
             postcfg(0, 8, True, 2, pitch=64, pop=["load"]),          # issue 41 (PBUF loaded), runs 42
-            post(0, 0, 4, 4, pop=["compute"], push=["vec"]),         # issue 44, D = 3 + 4 columns + L = 11
-            vec(VecFn.REQUANT, 0x100, 4, 4, pop=["output"], io=io_word(True, False, 1, 1)),  # issue 56
+            post(0, 0, 4, 4, pop=["compute"], push=["vec"]),         # issue 44, D = P + 4 columns + L
+            vec(VecFn.REQUANT, 0x100, 4, 4, pop=["output"], io=io_word(True, False, 1, 1)),  # issue 45 + D
             halt()]
     d_vec = vec_cycles(VecFn.REQUANT, 4, 4, 0, 0, io_word(True, False, 1, 1), SMALL)
+    d_post = POST_PIPELINE_CYCLES + 4 + SMALL.dram_latency_cycles
     r = run(prog)
-    assert r.cycles == 56 + d_vec + 1 + 1
-    assert r.busy["gemm"] == 8 + 8 + SNAP_CYCLES and r.busy["post"] == 1 + 11 and r.busy["vector_unit"] == d_vec
+    assert r.cycles == 45 + d_post + d_vec + 1 + 1
+    assert r.busy["gemm"] == 8 + 8 + SNAP_CYCLES and r.busy["post"] == 1 + d_post and r.busy["vector_unit"] == d_vec
 
 
 def test_the_vector_stage_runs_beside_the_array():
@@ -84,13 +85,17 @@ def test_the_vector_stage_runs_beside_the_array():
 def test_post_durations_follow_the_output_mode():
     p = post(0, 0, 3, 4)
     stream16 = OutputMode(fmt=0, elem=1, obits=16)
-    assert post_cycles(p, stream16, SMALL) == 3 + 3  # one 8-byte beat per column of 4 int16
-    assert post_cycles(post(0, 0, 3, 4, push=["vec"]), stream16, SMALL) == 3 + 3 + 4  # waits for responses
-    assert post_cycles(post(0, 0, 3, 4, push=["compute"]), stream16, SMALL) == 3 + 3  # the snapshot only
+    P = POST_PIPELINE_CYCLES
+    assert post_cycles(p, stream16, SMALL) == P + 3  # one 8-byte beat per column of 4 int16
+    assert post_cycles(post(0, 0, 3, 4, push=["vec"]), stream16, SMALL) == P + 3 + 4  # waits for responses
+    assert post_cycles(post(0, 0, 3, 4, push=["compute"]), stream16, SMALL) == P + 3  # the snapshot only
     packed = OutputMode(fmt=1, obits=3, group=4)
-    assert post_cycles(p, packed, SMALL) == 3 + 4  # shifts only
+    assert post_cycles(p, packed, SMALL) == P + 4  # shifts only
     # flush: 3 planes x 4 row-words x 32 bits = 48 bytes = 6 beats
-    assert post_cycles(post(0, 0, 3, 4, flush=True), packed, SMALL) == 3 + 4 + 6
+    assert post_cycles(post(0, 0, 3, 4, flush=True), packed, SMALL) == P + 4 + 6
+    # transposed: the same 6 beats after the transposer's loads, per plane 4 x 32 / 64 = 2 beats
+    transposed = OutputMode(fmt=2, obits=3, group=4)
+    assert post_cycles(post(0, 0, 3, 4, flush=True), transposed, SMALL) == P + 4 + 6 + 3 * 2
 
 
 def test_a_program_whose_pop_is_never_pushed_deadlocks_with_a_diagnosis():

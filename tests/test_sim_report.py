@@ -16,7 +16,8 @@ from bebert.program import Program
 from bebert.sim import simulate
 from bebert.sim import kernel as K
 from bebert.sim.energy import ASIC45, FPGA, EnergyError
-from bebert.sim.random_programs import ALL_FEATURES, RTL_FEATURES, dram_image_bytes, random_test_program
+from bebert.sim.random_programs import ALL_FEATURES, RTL_FEATURES, random_test_program
+from bebert.vector import VecFn, vec_bytes, vec_cycles
 from bebert.sim.report import busy_fraction, plot, sim_report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,25 +25,29 @@ SMALL = AccelConfig.from_toml(ROOT / "configs" / "small.toml")
 DEFAULT = AccelConfig.from_toml(ROOT / "configs" / "default.toml")
 
 # The hand-computed program: LOAD -> GEMM -> GEMM (AND) -> POST -> VEC -> STORE (test_energy.py).
-from test_energy import HAND, hand_program  # noqa: E402
+from test_energy import HAND, VEC_IO, hand_program  # noqa: E402
+
+D_VEC = vec_cycles(VecFn.REQUANT, 4, 4, 0, 0, VEC_IO, SMALL)  # the hand program's VEC
+CYCLES = 39 + D_VEC
 
 
 KEYS = {"cycles", "seconds", "busy", "utilization", "dram_read_bytes", "dram_write_bytes", "dram_bytes",
-        "instructions", "binary_ops", "error", "stall_cycles", "energy_table", "energy_j",
+        "port_bytes", "instructions", "binary_ops", "error", "stall_cycles", "energy_table", "energy_j",
         "energy_per_inference_j", "energy_breakdown", "energy_by_region", "latency_s", "inferences",
         "inferences_per_s", "roofline", "regions", "layers", "kinds", "members", "ensemble"}
-UTIL_KEYS = {"load", "compute", "store", "pe_array", "pe_array_busy", "post", "vector", "dram_read", "dram_write"}
+UTIL_KEYS = {"load", "compute", "output", "vec", "pe_array", "pe_array_busy", "post", "vector_unit", "load_read",
+             "output_write", "vector_read", "vector_write"}
 ROOF_KEYS = {"peak_binary_ops_per_s", "dram_bytes_per_s", "operational_intensity", "bound_ops_per_s",
              "achieved_ops_per_s", "achieved_fraction"}
 
 
 # -- the trace ----------------------------------------------------------------------------
 def test_trace_of_the_hand_computed_program():
-    # See tests/test_energy.py: issues in 2, 9, 14, 19, 26, 26; HALT never issues.
+    # See tests/test_energy.py: issues in 2, 9, 12, 8, 20, 37; HALT never issues.
     r = simulate(hand_program(), trace=True)
-    assert r.trace.issue.tolist() == [2, 9, 14, 19, 26, 26, -1]
-    assert r.trace.start.tolist() == [3, 10, 15, 20, 27, 27, -1]
-    assert r.trace.end.tolist() == [9, 14, 19, 26, 174, 40, -1]  # one past the last execution cycle
+    assert r.trace.issue.tolist() == [2, 9, 12, 8, 20, 37, -1]
+    assert r.trace.start.tolist() == [3, 10, 13, 9, 21, 38, -1]
+    assert r.trace.end.tolist() == [9, 12, 20, 10, 37, 38 + D_VEC, -1]  # one past the last execution cycle
 
 
 @pytest.mark.parametrize("tokens", [False, True], ids=["tiled", "tokens"])
@@ -58,10 +63,10 @@ def test_traced_and_untraced_runs_are_identical(tokens):
         assert plain.trace is None
         assert np.array_equal(fast.trace.issue, ref.trace.issue)
         ran = fast.trace.issue >= 0
-        assert fast.trace.dur[ran].sum() == sum(plain.busy[u] for u in ("load", "compute", "store"))
+        assert fast.trace.dur[ran].sum() == sum(plain.busy[u] for u in K.STAGES)
         assert fast.trace.end.max() <= plain.cycles
         # one instruction at a time per stage, in program order
-        for s in range(3):
+        for s in range(K.NS):
             sel = ran & (fast.trace.stage == s)
             assert np.all(fast.trace.start[sel][1:] >= fast.trace.end[sel][:-1])
 
@@ -89,7 +94,7 @@ def test_report_keys_and_roofline_of_a_compiled_layer():
     assert d["energy_j"] == pytest.approx(sum(d["energy_breakdown"].values()), rel=1e-12)
     assert d["latency_s"] == r.seconds and d["inferences_per_s"] == pytest.approx(1 / r.seconds)
     (region,) = d["regions"]
-    assert region["name"] == "gemm" and region["energy_j"] == d["energy_j"] and d["members"] == []
+    assert region["energy_j"] == d["energy_j"] and d["members"] == []
     assert region["cycles"] <= r.cycles and region["busy"]["compute"] == r.busy["compute"]
     assert sim_report(p, r, FPGA)["energy_j"] > d["energy_j"]
 
@@ -107,32 +112,36 @@ def test_roofline_fraction_stays_within_the_bound_on_random_programs():
 
 
 def test_members_regions_and_the_whole_ensemble():
-    # Member 0: LOAD + GEMM (executes 3..13), member 1: GEMM (AND) .. HALT (15..173).
+    # Member 0: LOAD + GEMM (executes 3..11), member 1: POSTCFG (9) .. VEC (38 .. 37 + D_VEC).
     p = hand_program(regions=[{"name": "m0.ffn", "start": 0, "end": 2, "member": 0},
                               {"name": "m1.ffn", "start": 2, "end": 7, "member": 1}])
     d = sim_report(p, simulate(p), ASIC45)
     r0, r1 = d["regions"]
-    assert (r0["first_cycle"], r0["end_cycle"], r0["cycles"]) == (3, 14, 11)
-    assert (r1["first_cycle"], r1["end_cycle"], r1["cycles"]) == (15, 174, 159)
-    assert r0["busy"] == {"load": 6, "compute": 4, "store": 0, "gemm": 4, "post": 0, "vector": 0}
-    assert r1["busy"] == {"load": 0, "compute": 157, "store": 13, "gemm": 4, "post": 6, "vector": 147}
-    assert (r0["binary_ops"], r0["dram_read_bytes"], r1["dram_write_bytes"]) == (1024, 16, 64 + 64)
+    span1 = 38 + D_VEC - 9
+    assert (r0["first_cycle"], r0["end_cycle"], r0["cycles"]) == (3, 12, 9)
+    assert (r1["first_cycle"], r1["end_cycle"], r1["cycles"]) == (9, 38 + D_VEC, span1)
+    assert r0["busy"] == {"load": 6, "compute": 2, "output": 0, "vec": 0, "gemm": 2, "post": 0, "vector": 0}
+    assert r1["busy"] == {"load": 0, "compute": 7, "output": 17, "vec": D_VEC, "gemm": 7, "post": 17,
+                          "vector": D_VEC}
+    vwr = vec_bytes(VecFn.REQUANT, 4, 4, 0, 0, VEC_IO, SMALL)[1]
+    assert (r0["binary_ops"], r0["dram_read_bytes"], r1["dram_write_bytes"]) == (1024, 16, 64 + vwr)
     m0, m1 = d["members"]
-    assert (m0["member"], m0["latency_cycles"], m1["latency_cycles"]) == (0, 11, 159)
-    assert m1["latency_s"] == pytest.approx(159 / SMALL.clock_hz)
+    assert (m0["member"], m0["latency_cycles"], m1["latency_cycles"]) == (0, 9, span1)
+    assert m1["latency_s"] == pytest.approx(span1 / SMALL.clock_hz)
     assert m0["energy_j"] + m1["energy_j"] == pytest.approx(d["energy_j"], rel=1e-12)
     assert d["energy_by_region"] == {"m0.ffn": r0["energy_j"], "m1.ffn": r1["energy_j"]}
-    assert d["latency_s"] == pytest.approx(175 / SMALL.clock_hz)
-    # Marginal cost: each member claims its span; the 5 other cycles (start-up) are fixed.
-    assert (m0["marginal_cycles"], m1["marginal_cycles"], d["ensemble"]["fixed_cycles"]) == (11, 159, 5)
-    assert (m0["cumulative_cycles"], m1["cumulative_cycles"]) == (16, 175)
+    assert d["latency_s"] == pytest.approx(CYCLES / SMALL.clock_hz)
+    # Marginal cost: each member claims the cycles of its span nobody claimed before (member 1's
+    # span starts at 9, inside member 0's [3, 12)); the 4 other cycles (start-up) are fixed.
+    assert (m0["marginal_cycles"], m1["marginal_cycles"], d["ensemble"]["fixed_cycles"]) == (9, span1 - 3, 4)
+    assert (m0["cumulative_cycles"], m1["cumulative_cycles"]) == (13, CYCLES)
     assert m1["cumulative_energy_j"] == pytest.approx(d["energy_j"], rel=1e-12)
 
 
 def test_shared_regions_layers_kinds_and_marginal_cost():
     # The hand-computed program as a two-member ensemble with shared work around it:
-    # embed = LOAD [3, 9); m0.l0 = GEMM [10, 14); m1.l0 = GEMM (AND) + POST [15, 26);
-    # combine = VEC + STORE + HALT [27, 174). 175 cycles.
+    # embed = LOAD [3, 9); m0.l0 = GEMM [10, 12); m1.l0 = GEMM (AND) + POSTCFG [9, 20);
+    # combine = POST + VEC + HALT [21, 38 + D_VEC).
     p = hand_program(regions=[
         {"name": "embed", "start": 0, "end": 1, "kind": "embed"},
         {"name": "m0.l0", "start": 1, "end": 2, "member": 0, "layer": 0, "kind": "gemm"},
@@ -140,23 +149,24 @@ def test_shared_regions_layers_kinds_and_marginal_cost():
         {"name": "combine", "start": 4, "end": 7, "kind": "vec"}])
     d = sim_report(p, simulate(p), ASIC45)
     assert [(r["name"], r["first_cycle"], r["end_cycle"]) for r in d["regions"]] == [
-        ("embed", 3, 9), ("m0.l0", 10, 14), ("m1.l0", 15, 26), ("combine", 27, 174)]
-    assert [(l["name"], l["cycles"], l["binary_ops"]) for l in d["layers"]] == [("m0.l0", 4, 1024),
-                                                                                   ("m1.l0", 11, 1024)]
+        ("embed", 3, 9), ("m0.l0", 10, 12), ("m1.l0", 9, 20), ("combine", 21, 38 + D_VEC)]
+    assert [(l["name"], l["cycles"], l["binary_ops"]) for l in d["layers"]] == [("m0.l0", 2, 1024),
+                                                                                   ("m1.l0", 11, 2048)]
     kinds = {k["name"]: k for k in d["kinds"]}
-    assert {k: v["cycles"] for k, v in kinds.items()} == {"embed": 6, "gemm": 4 + 11, "vec": 147}
-    # gemm: 2048 binary ops, no DRAM bytes -> bound = peak (512 per cycle) over 15 cycles.
+    assert {k: v["cycles"] for k, v in kinds.items()} == {"embed": 6, "gemm": 2 + 11, "vec": 17 + D_VEC}
+    # gemm: 3072 binary ops, no DRAM bytes -> bound = peak (512 per cycle) over 13 cycles.
     g = kinds["gemm"]
-    assert g["roofline"]["achieved_fraction"] == pytest.approx(2048 / (15 * 512))
-    assert g["roofline"]["limiter"] == "pe_array" and g["roofline"]["limiter_busy_fraction"] == 8 / 15
+    assert g["roofline"]["achieved_fraction"] == pytest.approx(3072 / (13 * 512))
+    assert g["roofline"]["limiter"] == "pe_array" and g["roofline"]["limiter_busy_fraction"] == 9 / 13
     assert g["reason"].startswith("PE array busy but under-filled")
     assert kinds["vec"]["roofline"]["achieved_fraction"] is None
     assert kinds["vec"]["reason"].startswith("no binary operations")
     assert kinds["vec"]["roofline"]["limiter"] == "vector"
-    # Shared spans claim 6 + 147 cycles first; m0 adds 4, m1 adds 11; fixed = 175 - 15 = 160.
+    # Shared spans claim [3, 9) and [21, 38 + D_VEC) first; m0 adds [10, 12); m1 adds [9, 20) less
+    # m0's two cycles; the rest is fixed.
     e = d["ensemble"]
     assert e["members"] == 2 and e["shared_regions"] == ["embed", "combine"]
-    assert [m["marginal_cycles"] for m in e["marginal"]] == [4, 11] and e["fixed_cycles"] == 160
+    assert [m["marginal_cycles"] for m in e["marginal"]] == [2, 9] and e["fixed_cycles"] == CYCLES - 11
     assert e["marginal"][-1]["cumulative_latency_s"] == pytest.approx(d["latency_s"])
     shared_j = d["energy_by_region"]["embed"] + d["energy_by_region"]["combine"]
     assert e["fixed_energy_j"] == pytest.approx(shared_j, rel=1e-12)
@@ -223,7 +233,7 @@ def test_report_of_a_compiled_ensemble_adds_up():
     assert members[-1]["cumulative_energy_j"] == pytest.approx(d["energy_j"], rel=1e-12)
     assert all(m["marginal_cycles"] > 0 and m["marginal_energy_j"] > 0 for m in members)
     assert d["layers"] and all(l["roofline"]["limiter"] for l in d["layers"])
-    assert sum(reg["busy"]["vector"] for reg in d["regions"]) == r.busy["vector"] > 0
+    assert sum(reg["busy"]["vector"] for reg in d["regions"]) == r.busy["vector_unit"] > 0
     assert sum(reg["binary_ops"] for reg in d["regions"]) == r.binary_ops
     for k in d["kinds"]:  # a reason exactly for the kinds under 80 % of their bound
         frac = k["roofline"]["achieved_fraction"]
@@ -239,7 +249,7 @@ def test_cli_sim_prints_the_report_and_writes_plots(tmp_path, capsys):
     p.write(tmp_path / "prog")
     assert main(["sim", str(tmp_path / "prog"), "--json", "--plot", str(tmp_path / "figs")]) == 0
     d = json.loads(capsys.readouterr().out)
-    assert KEYS <= set(d) and d["cycles"] == 175 and len(d["plots"]) == 2
+    assert KEYS <= set(d) and d["cycles"] == CYCLES and len(d["plots"]) == 2
     assert [m["member"] for m in d["members"]] == [0, 1]
     assert main(["sim", str(tmp_path / "prog")]) == 0
     out = capsys.readouterr().out
@@ -250,7 +260,7 @@ def test_cli_sim_of_a_deadlocked_program_is_one_line(tmp_path, capsys):
     from bebert.cli import main
     from bebert.isa import gemm, halt
 
-    Program(config=SMALL, instrs=[gemm(0, 0, 1, 1, 1, False, True, "pop_prev"), halt()],
+    Program(config=SMALL, instrs=[gemm(0, 0, 1, 1, 1, False, True, pop=["load"]), halt()],
             dram=hand_program().dram).write(tmp_path / "dead")
     assert main(["sim", str(tmp_path / "dead")]) == 1
     err = capsys.readouterr().err

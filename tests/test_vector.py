@@ -1,25 +1,32 @@
-"""The vector unit's descriptors and reference semantics: every kernel on DRAM equals the integer
-kernels of bebert/integer_ops.py (and bebert/layout.py for the packing kernels)."""
+"""The vector kernels' records and reference semantics (ISA v3): every kernel on DRAM equals the
+integer kernels of bebert/integer_ops.py, its stream outputs follow bebert/layout.py's stream
+layout and its packed outputs the ABUF / WBUF layouts (partial words at the top)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from bebert import layout as lay
 from bebert import integer_ops as I
-from bebert.vector import (VIEW_WORDS, VecError, VecFn, View, consts_words, decode_desc, encode_desc,
-                           read_view, run_vec, write_view)
+from bebert import layout as lay
+from bebert.config import AccelConfig
+from bebert.vector import (KERNELS, PACKED_WORDS, VIEW_WORDS, Io, Packed, VecError, VecFn, View, check_vec,
+                           consts_words, decode_desc, desc_words, encode_desc, io_fields, io_word, read_view,
+                           run_vec, write_view)
+
+CFG = AccelConfig(name="t", pe_rows=4, pe_cols=4, xnor_width=32, abuf_bytes=4096, wbuf_bytes=4096,
+                  pbuf_bytes=1024, dram_bytes_per_cycle=8, vec_lanes=4, vec_row_elems=256)
 
 
 class Dram:
     """A DRAM image with a bump allocator, for building one VEC by hand."""
 
-    def __init__(self, size: int = 1 << 20):
+    def __init__(self, size: int = 1 << 20, config: AccelConfig = CFG):
         self.mem = np.zeros(size, np.uint8)
         self.top = 64
+        self.cfg = config
 
-    def put(self, data: bytes | np.ndarray, align: int = 8) -> int:
+    def put(self, data, align: int = 8) -> int:
         b = np.frombuffer(bytes(data), np.uint8) if isinstance(data, (bytes, bytearray)) else \
             np.ascontiguousarray(data).view(np.uint8).reshape(-1)
         at = -(-self.top // align) * align
@@ -27,120 +34,163 @@ class Dram:
         self.top = at + b.size
         return at
 
-    def tensor(self, x: np.ndarray, elem: int = 4) -> View:
-        x = np.asarray(x)
-        at = self.put(x.astype(f"<i{elem}"))
-        return View.row_major(at, x.shape[1], elem)
+    def stream(self, x: np.ndarray, elem: int = 2, signed: bool = True) -> tuple[View, dict]:
+        L = lay.stream_layout(x.shape[0], x.shape[1], self.cfg.vec_lanes, elem, signed)
+        return View.stream(self.put(lay.pack_stream(x, L)), L), L
 
-    def empty(self, rows: int, cols: int, elem: int = 4) -> View:
-        return View.row_major(self.put(np.zeros(rows * cols * elem, np.uint8)), cols, elem)
+    def empty_stream(self, rows: int, cols: int, elem: int = 2) -> tuple[View, dict]:
+        L = lay.stream_layout(rows, cols, self.cfg.vec_lanes, elem)
+        return View.stream(self.put(np.zeros(lay.nbytes(L), np.uint8)), L), L
 
-    def run(self, fn: VecFn, rows: int, cols: int, bits: int = 0, aux: int = 0, **fields) -> None:
+    def got(self, view_layout) -> np.ndarray:
+        v, L = view_layout
+        return lay.unpack_stream(self.mem[v.base:v.base + lay.nbytes(L)], L)
+
+    def run(self, fn: VecFn, rows: int, cols: int, bits: int = 0, aux: int = 0, io: int = 0, **fields) -> None:
         desc = self.put(encode_desc(fn, **fields), align=4)
-        run_vec(self.mem, {"fn": int(fn), "bits": bits, "desc": desc, "rows": rows, "cols": cols, "aux": aux})
+        run_vec(self.mem, {"fn": int(fn), "bits": bits, "desc": desc, "rows": rows, "cols": cols, "aux": aux,
+                           "io": io}, self.cfg)
 
 
-def test_view_addresses_tiles_transpose_and_slices():
+def test_every_kernel_has_one_record_with_a_reference_and_a_descriptor():
+    for fn, k in KERNELS.items():
+        assert k.fn == fn and k.run is not None and k.engine in ("tile", "scalar")
+        assert desc_words(fn, aux=2) > 0
+        if k.engine == "scalar":
+            assert not k.packs and k.io == Io(0)
+
+
+def test_io_fields_round_trip():
+    for so in (False, True):
+        for si in (False, True):
+            for ei in (1, 2, 4, 8):
+                for eo in (1, 2, 4, 8):
+                    assert io_fields(io_word(so, si, ei, eo)) == (so, si, ei, eo)
+
+
+def test_stream_views_read_the_stream_layout():
     d = Dram()
-    y = np.arange(32 * 48).reshape(32, 48)
-    tl = lay.output_layout(32, 48, 16, 16)
-    at = d.put(lay.pack_outputs(y, tl))
-    v = View.tiles(at, 48, 16, 16)
-    assert np.array_equal(read_view(d.mem, v, 32, 48), y)
-    assert np.array_equal(read_view(d.mem, v.shifted(c0=8), 32, 20), y[:, 8:28])  # not tile-aligned
-    assert np.array_equal(read_view(d.mem, v.transposed(), 48, 32), y.T)
-    rm = d.tensor(y)
-    split = View(base=rm.base, s_r=rm.s_r, ctile=48, s_ct=0, s_c=4)  # TWS: [x, x] without a copy
-    assert np.array_equal(read_view(d.mem, split, 32, 96), np.concatenate([y, y], 1))
+    x = np.arange(10 * 7).reshape(10, 7) - 30
+    v, L = d.stream(x)
+    assert v.is_stream(CFG.vec_lanes) and np.array_equal(read_view(d.mem, v, 10, 7), x)
+    assert np.array_equal(read_view(d.mem, View.stream(v.base, L, c0=2), 10, 5), x[:, 2:])
     assert View.from_words(v.words()) == v and len(v.words()) == VIEW_WORDS
 
 
 def test_reads_saturate_and_writes_clamp():
     d = Dram()
-    v = d.tensor(np.array([[40000, -40000, 5]]))
-    assert read_view(d.mem, v.with_sat(16), 1, 3).tolist() == [[32767, -32768, 5]]
-    out = d.empty(1, 2, elem=2)
+    at = d.put(np.array([[40000, -40000, 5]], "<i4"))
+    v = View.row_major(at, 3, 4)
+    assert read_view(d.mem, View(**{**v.__dict__, "sat": 16}), 1, 3).tolist() == [[32767, -32768, 5]]
+    out = View.row_major(d.put(np.zeros(4, np.uint8)), 2, 2)
     write_view(d.mem, out, np.array([[1 << 20, -7]]))
     assert read_view(d.mem, out, 1, 2).tolist() == [[32767, -7]]
 
 
 def test_descriptor_round_trip():
     d = Dram()
-    fields = dict(src=View.row_major(128, 8), out=View.tiles(4096, 8, 4, 4), consts=1024)
+    src, _ = d.empty_stream(8, 8)
+    out, _ = d.empty_stream(8, 8)
+    pout = Packed(4096, 64, 128, 4, 16, signed=True, consts=2048)
+    fields = dict(src=src, consts=1024, out=out, pout=pout)
     at = d.put(encode_desc(VecFn.GELU, **fields), align=4)
     assert decode_desc(d.mem, VecFn.GELU, at) == fields
+    assert len(pout.words()) == PACKED_WORDS
     with pytest.raises(VecError, match="aligned"):
         decode_desc(d.mem, VecFn.GELU, at + 2)
 
 
-def test_softmax_layernorm_gelu_add_requant_equal_integer_ops():
-    rng = np.random.default_rng(0)
-    d = Dram()
-    q = rng.integers(-2000, 2000, (6, 16))
-    mask = (rng.random((1, 16)) < 0.7).astype(np.int64)
-    sm = I.prepare_softmax(0.02, out_bits=16)
-    out = d.empty(6, 16)
-    mview = d.tensor(mask)
-    mview = View(**{**mview.__dict__, "s_r": 0})
-    d.run(VecFn.SOFTMAX, 6, 16, src=d.tensor(q), mask=mview, out=out,
-          consts=d.put(consts_words(VecFn.SOFTMAX, sm)))
-    assert np.array_equal(read_view(d.mem, out, 6, 16), I.apply_softmax(q, sm, mask=mask.astype(bool)))
+@pytest.mark.parametrize("lanes", [1, 4, 16])
+def test_tile_kernels_equal_integer_ops(lanes):
+    cfg = CFG.replace(vec_lanes=lanes)
+    rng = np.random.default_rng(lanes)
+    d = Dram(config=cfg)
+    M, N = 6, 16
+    q = rng.integers(-2000, 2000, (M, N))
+    mask = (rng.random((1, N)) < 0.7).astype(np.int64)
+    sm = I.prepare_softmax(0.02, out_bits=15)  # probabilities in a signed int16 stream
+    src, out = d.stream(q), d.empty_stream(M, N)
+    d.run(VecFn.SOFTMAX, M, N, io=io_word(True, True), src=src[0], out=out[0],
+          mask=View.row_major(d.put(mask.astype("<i4")), N, 4), consts=d.put(consts_words(VecFn.SOFTMAX, sm)))
+    assert np.array_equal(d.got(out), I.apply_softmax(q, sm, mask=np.broadcast_to(mask.astype(bool), (M, N))))
 
-    ln = I.prepare_layernorm(0.01, rng.normal(1, 0.1, 16), rng.normal(0, 0.1, 16), 0.002, 16)
-    out = d.empty(6, 16)
-    d.run(VecFn.LAYERNORM, 6, 16, src=d.tensor(q * 7), out=out,
+    ln = I.prepare_layernorm(0.01, rng.normal(1, 0.1, N), rng.normal(0, 0.1, N), 0.002, 16)
+    out = d.empty_stream(M, N)
+    d.run(VecFn.LAYERNORM, M, N, io=io_word(True), a=d.stream(q * 7)[0], out=out[0],
           consts=d.put(consts_words(VecFn.LAYERNORM, ln, (ln.mult, ln.bias))))
-    assert np.array_equal(read_view(d.mem, out, 6, 16), I.apply_layernorm(q * 7, ln))
+    assert np.array_equal(d.got(out), I.apply_layernorm(q * 7, ln))
 
     ge = I.prepare_gelu(0.003, 0.05, 4, False)
-    out = d.empty(6, 16)
-    d.run(VecFn.GELU, 6, 16, src=d.tensor(q), out=out, consts=d.put(consts_words(VecFn.GELU, ge)))
-    assert np.array_equal(read_view(d.mem, out, 6, 16), I.apply_gelu(q, ge))
+    out = d.empty_stream(M, N)
+    d.run(VecFn.GELU, M, N, io=io_word(True), src=src[0], out=out[0], consts=d.put(consts_words(VecFn.GELU, ge)))
+    assert np.array_equal(d.got(out), I.apply_gelu(q, ge))
 
     ad = I.prepare_add(0.01, 0.03, 0.02, 16)
-    out = d.empty(6, 16)
-    d.run(VecFn.ADD, 6, 16, a=d.tensor(q), b=d.tensor(-q // 3), out=out,
+    out = d.empty_stream(M, N)
+    d.run(VecFn.ADD, M, N, io=io_word(True), a=src[0], b=d.stream(-q // 3)[0], out=out[0],
           consts=d.put(consts_words(VecFn.ADD, ad)))
-    assert np.array_equal(read_view(d.mem, out, 6, 16), I.apply_add(q, -q // 3, ad))
+    assert np.array_equal(d.got(out), I.apply_add(q, -q // 3, ad))
 
     rq = I.prepare_requant(0.01, 0.3, 4, True)
-    out = d.empty(6, 16)
-    d.run(VecFn.REQUANT, 6, 16, src=d.tensor(q), out=out, consts=d.put(consts_words(VecFn.REQUANT, rq)))
-    assert np.array_equal(read_view(d.mem, out, 6, 16), I.apply_requant(q, rq))
+    out = d.empty_stream(M, N, elem=1)
+    d.run(VecFn.REQUANT, M, N, io=io_word(True, False, 2, 1), src=src[0], out=out[0],
+          consts=d.put(consts_words(VecFn.REQUANT, rq)))
+    assert np.array_equal(d.got(out), I.apply_requant(q, rq))
 
 
-@pytest.mark.parametrize("bits,signed,requant", [(4, True, True), (2, False, False), (8, True, False)])
-def test_pack_a_writes_the_abuf_layout(bits, signed, requant):
+@pytest.mark.parametrize("bits,signed,requant,pm1", [(4, True, True, False), (2, False, False, False),
+                                                     (3, True, False, False), (1, False, False, True)])
+def test_packed_outputs_write_the_abuf_layout(bits, signed, requant, pm1):
     rng = np.random.default_rng(bits)
     d = Dram()
-    M, K, R, W = 5, 70, 4, 16
-    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
-    x = rng.integers(-500, 500, (M, K)) if requant else rng.integers(lo, hi + 1, (M, K))
+    M, K = 5, 70  # 70 = two 32-bit words and a partial one
+    lo, hi = (-1, 1) if pm1 else lay.code_range(bits, signed)
+    x = rng.integers(-500, 500, (M, K)) if requant else rng.choice([-1, 1], (M, K)) if pm1 else \
+        rng.integers(lo, hi + 1, (M, K))
     rq = I.prepare_requant(0.01, 0.2, bits, signed)
     codes = I.apply_requant(x, rq) if requant else x
-    L = lay.act_layout(M, K, R, W, bits, signed, chunk=2)
-    out = d.put(np.zeros(lay.nbytes(L, R * W // 8), np.uint8))
-    d.run(VecFn.PACK_A, M, K, bits=bits, src=d.tensor(x), out=out,
-          consts=d.put(consts_words(VecFn.PACK_A, rq)) if requant else 0, array_rows=R, width=W,
-          signed=int(signed), chunk=2)
-    assert np.array_equal(d.mem[out:out + lay.nbytes(L, R * W // 8)], lay.pack_activations(codes, L).reshape(-1))
+    L = lay.act_layout(M, K, CFG.pe_rows, CFG.xnor_width, bits, signed, pm1=pm1)
+    eb = CFG.entry_bytes("abuf")
+    at = d.put(np.zeros(lay.nbytes(L, eb), np.uint8))
+    ident = I.prepare_requant(1.0, 1.0, 16, True)
+    d.run(VecFn.REQUANT, M, K, bits=bits, io=io_word(False, False, 2, 2), src=d.stream(x)[0],
+          consts=d.put(consts_words(VecFn.REQUANT, ident)),
+          pout=Packed.of(at, lay.abuf_geometry(L, eb), signed, pm1, d.put(consts_words(VecFn.REQUANT, rq))
+                         if requant else 0))
+    got = lay.unpack_activations(d.mem[at:at + lay.nbytes(L, eb)], L)
+    assert np.array_equal(got, codes)
 
 
-def test_pack_w_writes_one_wbuf_plane_per_bit_from_a_transposed_view():
-    rng = np.random.default_rng(1)
+def test_packed_output_writes_wbuf_planes_for_an_and_mode_operand():
+    """K_h of Q K^T: rows = key tokens grouped pe_cols per entry, every plane its own tensor."""
+    rng = np.random.default_rng(5)
     d = Dram()
-    v = rng.integers(-8, 8, (20, 6))             # (keys, head_dim): V; PACK_W packs V^T
-    L = lay.weight_layout(6, 20, 4, 16)
-    nb = lay.nbytes(L, 4 * 16 // 8)
-    out = d.put(np.zeros(4 * nb, np.uint8))
-    d.run(VecFn.PACK_W, 6, 20, bits=4, src=d.tensor(v).transposed(), out=out, array_cols=4, width=16,
-          plane_bytes=nb)
-    for p in range(4):
-        want = lay.pack_weights(((v.T >> p) & 1).astype(bool), L).reshape(-1)
-        assert np.array_equal(d.mem[out + p * nb:out + (p + 1) * nb], want)
+    M, K, bits = 8, 40, 3
+    k = rng.integers(-4, 4, (M, K))
+    L = lay.wplanes_layout(M, K, CFG.pe_cols, CFG.xnor_width, bits, True)
+    eb = CFG.entry_bytes("wbuf")
+    at = d.put(np.zeros(lay.nbytes(L, eb), np.uint8))
+    ident = I.prepare_requant(1.0, 1.0, 16, True)
+    d.run(VecFn.REQUANT, M, K, bits=bits, io=io_word(False), src=d.stream(k)[0],
+          consts=d.put(consts_words(VecFn.REQUANT, ident)), pout=Packed.of(at, lay.wbuf_geometry(L, eb), True))
+    assert np.array_equal(lay.unpack_weight_planes(d.mem[at:at + lay.nbytes(L, eb)], L), k)
 
 
-def test_embed_lut_dot_combine():
+def test_layernorm_fuses_the_residual_add():
+    rng = np.random.default_rng(6)
+    d = Dram()
+    M, H = 5, 24
+    a, b = rng.integers(-3000, 3000, (M, H)), rng.integers(-3000, 3000, (M, H))
+    addc = I.prepare_add(0.01, 0.02, 0.01, out_bits=16)
+    ln = I.prepare_layernorm(0.01, rng.normal(1, 0.1, H), rng.normal(0, 0.1, H), 0.05, out_bits=8, in_bits=16)
+    out = d.empty_stream(M, H)
+    d.run(VecFn.LAYERNORM, M, H, io=io_word(True, True), a=d.stream(a)[0], b=d.stream(b)[0],
+          add_consts=d.put(consts_words(VecFn.ADD, addc)), out=out[0],
+          consts=d.put(consts_words(VecFn.LAYERNORM, ln, (ln.mult, ln.bias))))
+    assert np.array_equal(d.got(out), I.apply_layernorm(I.apply_add(a, b, addc), ln))
+
+
+def test_scalar_kernels_embed_lut_dot_combine():
     rng = np.random.default_rng(2)
     d = Dram()
     V, H, T = 30, 16, 5
@@ -154,33 +204,61 @@ def test_embed_lut_dot_combine():
     pt = (0, d.put(pos.astype("<i4")), H * 4, T, 4, 0)
     tt_t = (0, d.put(typ.astype("<i4")), H * 4, 2, 4, 0)
     ids, tts = rng.integers(0, V, (T, 1)), rng.integers(0, 2, (T, 1))
-    out = d.empty(T, H)
-    d.run(VecFn.EMBED, T, H, ids=d.tensor(ids), types=d.tensor(tts), word=wt, position=pt,
-          token_type=tt_t, out=out)
-    assert np.array_equal(read_view(d.mem, out, T, H), word[ids[:, 0]] + pos + typ[tts[:, 0]])
+    out = d.empty_stream(T, H)
+    d.run(VecFn.EMBED, T, H, ids=View.row_major(d.put(ids.astype("<i4")), 1), word=wt, position=pt,
+          types=View.row_major(d.put(tts.astype("<i4")), 1), token_type=tt_t, out=out[0])
+    assert np.array_equal(d.got(out), word[ids[:, 0]] + pos + typ[tts[:, 0]])
 
     table = rng.integers(-100, 100, 64).astype("<i4")
     x = rng.integers(-32, 32, (2, 8))
-    out = d.empty(2, 8)
-    d.run(VecFn.LUT, 2, 8, src=d.tensor(x), out=out, table=d.put(table), offset=32, size=64)
-    assert np.array_equal(read_view(d.mem, out, 2, 8), table[x + 32])
+    xs = d.stream(x)
+    out = d.empty_stream(2, 8, elem=4)
+    d.run(VecFn.LUT, 2, 8, src=xs[0], out=out[0], table=d.put(table), offset=32, size=64)
+    assert np.array_equal(d.got(out), table[x + 32])
 
     w, b = rng.integers(-32767, 32767, (3, 8)), rng.integers(-1 << 40, 1 << 40, 3)
-    out = d.empty(2, 3, elem=8)
-    d.run(VecFn.DOT, 2, 8, aux=3, src=d.tensor(x), weight=d.tensor(w), bias=d.put(b.astype("<i8")), out=out)
-    assert np.array_equal(read_view(d.mem, out, 2, 3), x @ w.T + b)
+    o = View.row_major(d.put(np.zeros(2 * 3 * 8, np.uint8)), 3, 8)
+    d.run(VecFn.DOT, 2, 8, aux=3, src=xs[0], weight=View.row_major(d.put(w.astype("<i4")), 8),
+          bias=d.put(b.astype("<i8")), out=o)
+    assert np.array_equal(read_view(d.mem, o, 2, 3), x @ w.T + b)
 
-    a1, a2 = d.tensor(x), d.tensor(-x, elem=4)
-    out = d.empty(2, 8, elem=8)
-    d.run(VecFn.COMBINE, 2, 8, members=2, out=out, inputs=[a1, a2], weights=d.put(np.array([3, 5], "<i8")))
-    assert np.array_equal(read_view(d.mem, out, 2, 8), -2 * x)
+    a1 = View.row_major(d.put(x.astype("<i8")), 8, 8)
+    a2 = View.row_major(d.put((-x).astype("<i8")), 8, 8)
+    o = View.row_major(d.put(np.zeros(2 * 8 * 8, np.uint8)), 8, 8)
+    d.run(VecFn.COMBINE, 2, 8, aux=2, out=o, inputs=[a1, a2], weights=d.put(np.array([3, 5], "<i8")))
+    assert np.array_equal(read_view(d.mem, o, 2, 8), -2 * x)
+
+
+@pytest.mark.parametrize("args,why", [
+    ({"fn": 99}, "unknown vector function"),
+    ({"fn": 7}, "unknown vector function"),
+    ({"fn": 2, "io": 0}, "no output"),
+    ({"fn": 2, "io": 2 | 1}, "io flags"),
+    ({"fn": 9, "bits": 2}, "bits must be 0"),
+    ({"fn": 10}, "aux (output columns)"),
+    ({"fn": 9, "io": 1}, "io must be 0"),
+])
+def test_illegal_vec_words(args, why):
+    full = {"fn": 2, "desc": 0, "rows": 1, "cols": 1, "bits": 0, "aux": 0, "io": 1, **args}
+    assert why in check_vec(full)
+
+
+def test_the_tile_engine_refuses_views_that_are_not_streams_and_wrong_element_sizes():
+    d = Dram()
+    x = np.ones((4, 4), np.int64)
+    rq = d.put(consts_words(VecFn.REQUANT, I.prepare_requant(1.0, 1.0, 8, True)))
+    rowmajor = View.row_major(d.put(x.astype("<i2")), 4, 2)
+    with pytest.raises(VecError, match="stream views"):
+        d.run(VecFn.REQUANT, 4, 4, io=io_word(True), src=rowmajor, out=d.empty_stream(4, 4)[0], consts=rq)
+    with pytest.raises(VecError, match="io says 4"):
+        d.run(VecFn.REQUANT, 4, 4, io=io_word(True, False, 4, 2), src=d.stream(x)[0],
+              out=d.empty_stream(4, 4)[0], consts=rq)
 
 
 def test_out_of_range_is_vec_error():
     d = Dram(4096)
     with pytest.raises(VecError, match="outside"):
-        d.run(VecFn.REQUANT, 4, 4, src=View.row_major(4090, 4), out=View.row_major(64, 4), consts=128)
-    with pytest.raises(VecError, match="REQUANT"):  # a zeroed constant block: in_bits = 0
-        d.run(VecFn.REQUANT, 4, 4, src=View.row_major(64, 4), out=View.row_major(512, 4), consts=128)
-    with pytest.raises(VecError, match="unknown vector function"):
-        run_vec(d.mem, {"fn": 99, "bits": 0, "desc": 0, "rows": 1, "cols": 1, "aux": 0})
+        d.run(VecFn.LUT, 4, 4, src=View.row_major(4090, 4), out=View.row_major(64, 4), table=0, offset=0, size=4)
+    with pytest.raises(VecError, match="constant block"):  # no constant block at all
+        d.run(VecFn.REQUANT, 4, 4, io=io_word(True), src=d.empty_stream(4, 4)[0], out=d.empty_stream(4, 4)[0],
+              consts=0)
