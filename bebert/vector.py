@@ -22,10 +22,26 @@ Two engines (docs/ARCHITECTURE.md, "The vector unit"):
 - the **scalar engine** (EMBED, LUT, DOT, COMBINE): element by element with streamed reads,
   for the small kernels at the ends of a member.
 
-TIMING IS PROVISIONAL until the v3 RTL vector unit lands: `vec_cycles` below has the right
-structure (setup bursts, per-tile phases, per-lane divisions in parallel) and plausible
-constants; the RTL's implementer replaces the constants (in this file only) with the exact
-ones and tests/test_hw_vector.py then holds RTL == vec_cycles.
+Timing (`vec_cycles`) is the RTL vector unit's exact schedule (hw/vector_unit.py) at the
+nominal memory; tests/test_hw_vector.py holds RTL == vec_cycles on random VECs. Nothing about
+*when* depends on data, only on the word and the configuration (L = dram_latency_cycles,
+B = dram_bytes_per_cycle, T = vec_lanes, W = xnor_width); a slower memory only stretches it.
+The VEC issues in cycle 0 and is busy in 1 .. D:
+
+| phase | cycles (at the nominal memory) |
+| --- | --- |
+| descriptor | one burst of NDB = ceil((4 desc_words + B - 4) / B) beats; its NW parsed words, one a cycle: parsed by P = max(4 + L + NW, 2 + L + NDB) |
+| constant blocks | one request a cycle for each block (`setup_blocks`: K, A, G, M, B, NC beats in all, the first of kind index k0), then the 22 constant words: the engine starts in S = max(P + 6, P + 1 + k0 + L + NC) + 24 (`setup_cycles`) |
+| tile engine: first column | F1 = S + 2 + L + 2 + fill, fill = (T e_in / B - 1 when a column is several beats) + (two inputs: min(8, beats of a tile's run)) |
+| REQUANT, ADD, GELU | one pass over tiles * cols columns, one every Sc = max(step, w) cycles, step = max(n_in, n_in T e_in / B) (n_in = 2 for ADD), w = max(1, T e_out / B) (1 without a stream output); the first result is taken in a0 = F1 + [ADD] + OUT[path] (OUT: AFF 6, GELU 11); a packed output flushes FB = bits * max(1, T W / 8B) beats after every W columns and a row's last, holding the lanes max(0, w + FB - Sc) cycles each: last = a0 + (tiles cols - 1) Sc + (tiles ceil(cols / W) - 1) max(0, w + FB - Sc) |
+| LAYERNORM, SOFTMAX, per tile | P1 (cols columns, one every `step`) + gap; P2 (cols, one a cycle) + gap - 1; the division (ISQRT + LN_DIV or SM_DIV steps, + 1); P3 (the output: OUT LN3 8, SM3 5) or, with a packed output, P3 (cols, + gap) then P4 (OUT 7); the output pass takes a column every w cycles plus FB per flushed word but its last; the next tile starts at max(last + 1, the start of this tile's P2 + 1 + L + 2 + fill) (`tile_gap`, `_tile_cycles`) |
+| end | D = last + w + FB - 1 + L + 1: the last write, answered |
+| DOT | one element read a cycle from S + 73 on (x[r, :] then w[n, :] per row), the last value taken p = first + rows cols (1 + aux) - 1 + L + 2; D = max(p + 6, p + L + 4) |
+| LUT | blocks of Q = 2^bitlen(L + 3) elements: the block's x, then its table reads; D = max(p + 4, p + L + 2), p = first + 2 n - 1 + max(0, L + 3 - last block) + L + 2 |
+| EMBED | per row L + 11 + 3 cols (id, type, the rows' addresses, 3 pairs, 3 reads a column); D = max(p + 4, p + L + 2) |
+| COMBINE | per member 15 + 71 + rows cols (its view, weight, walker, elements), then 3 cycles per output element; D = max(w_last + 3, w_last + L + 1) (`_scalar_cycles`) |
+
+(71 = VEC_WALK_INIT: the scalar engine's view walkers divide r0, c0 by their tiles.)
 """
 
 from __future__ import annotations
@@ -70,6 +86,16 @@ def io_word(stream_out: bool = True, second_in: bool = False, in_elem: int = 2, 
 def io_fields(io: int) -> tuple[bool, bool, int, int]:
     """(stream_out, second_in, input element bytes, output element bytes) of an io field."""
     return bool(io & 1), bool(io & 2), 1 << (io >> 2 & 3), 1 << (io >> 4 & 3)
+
+
+def packed_pass(fn: int, bits: int) -> bool:
+    """LAYERNORM and SOFTMAX write a packed output in a pass of their own (the tile engine's
+    P4: the result, requantized by `Packed.consts` or not), which the timing counts."""
+    return bits > 0 and VecFn(fn) in (VecFn.LAYERNORM, VecFn.SOFTMAX)
+
+
+TILE_IN_ELEMS = (1, 2, 4)    # the tile engine reads int32 codes of at most 4 bytes
+RQ_KERNELS = (VecFn.LAYERNORM, VecFn.SOFTMAX)   # the tile kernels whose packed output may be requantized
 
 
 class VecError(ValueError):
@@ -186,8 +212,8 @@ class Cost:
     extra: int   # extra lane operations per row (dividers, square root)
 
 
-DIV_CYCLES = 64    # restoring divider, one quotient bit per cycle
-ISQRT_CYCLES = 32  # digit-by-digit square root, one result bit per cycle
+DIV_CYCLES = 64    # energy pricing: lane operations of a row's division (timing: LN_DIV_STEPS, SM_DIV_STEPS)
+ISQRT_CYCLES = 32  # energy pricing: lane operations of a row's square root (timing: ISQRT_STEPS)
 
 
 @dataclass(frozen=True)
@@ -220,6 +246,8 @@ def check_vec(args: dict[str, int]) -> str | None:
         return f"{k.fn.name}: bits={args['bits']} must be in 0..8"
     if k.aux and args["aux"] == 0:
         return f"{k.fn.name}: aux ({k.aux}) must be at least 1"
+    if k.fn == VecFn.COMBINE and args["aux"] > COMBINE_MAX_MEMBERS:
+        return f"COMBINE: aux={args['aux']} members, at most {COMBINE_MAX_MEMBERS}"
     if not k.aux and args["aux"]:
         return f"{k.fn.name}: aux must be 0"
     if k.engine == "tile":
@@ -230,16 +258,28 @@ def check_vec(args: dict[str, int]) -> str | None:
             return f"{k.fn.name}: no output (neither io STREAM_OUT nor packed bits)"
         if args["io"] >> 6:
             return f"{k.fn.name}: io bits 6-7 are reserved"
+        if io_fields(args["io"])[2] not in TILE_IN_ELEMS:
+            return f"{k.fn.name}: the tile engine reads 1-, 2- or 4-byte elements (io in_elem 8)"
     elif args["io"]:
         return f"{k.fn.name}: io must be 0"
     return None
 
 
-# -- timing (PROVISIONAL until the v3 RTL vector unit lands) -----------------------------------
-PIPE_CYCLES = 8     # provisional: a lane's pipeline fill / drain
-LN_DIV_CYCLES = 2 + ISQRT_CYCLES + 61   # provisional: isqrt then 2^60 // sigma (61 quotient bits)
-SM_DIV_CYCLES = 2 + 33                  # provisional: recip_num // sum (R < 2^32)
+# -- timing: the RTL vector unit's exact schedule at the nominal memory (hw/vector_unit.py) ----
+# The numbers below are the RTL's: hw/vec/ builds to them (it imports them from here), and
+# tests/test_hw_vector.py holds RTL cycles == vec_cycles on random VECs. See the module
+# docstring's table.
 COMBINE_MAX_MEMBERS = 16
+VEC_BURST = 8               # the stream reader's longest burst (beats)
+VEC_FIFO_LAT = 2            # a beat that arrives in cycle c can leave the reader's FIFO in c + 2
+LANE_Y_LAT = {"AFF": 5, "GELU": 10, "LN3": 7, "SM3": 4, "RQ": 6}   # a lane's POST result, after the element
+LANE_OUT_LAT = {p: y + 1 for p, y in LANE_Y_LAT.items()}           # ... and its registered outputs
+LANE_Q_LAT = {"Q": 1, "Y": 5, "DP": 4, "QM": 1, "E": 8}             # row-memory writes of the row passes
+LANE_SQ_LAT = 5                                                     # LAYERNORM's D'^2 into N
+ISQRT_STEPS, LN_DIV_STEPS, SM_DIV_STEPS = 31, 61, 32               # the per-row divider (one digit a cycle)
+CONST_WORDS = 22            # setup: the int64 constants read into registers (K 11, A 6, G 5)
+VEC_WALK_INIT = 71          # the scalar engine's view walkers: r0 / c0 divided by their tiles, 6 products
+SETUP_DONE = 24             # setup: cycles from the first constant word read to the engine's start
 
 
 def _ceil(a: int, b: int) -> int:
@@ -252,41 +292,147 @@ def desc_words(fn: int, aux: int = 0) -> int:
     return sum(sizes[kind] for _, kind in KERNELS[VecFn(fn)].desc)
 
 
-def _tile_cycles(k: Kernel, rows: int, cols: int, bits: int, io: int, cfg: AccelConfig) -> int:
-    T, B, L, W = cfg.vec_lanes, cfg.dram_bytes_per_cycle, cfg.dram_latency_cycles, cfg.xnor_width
+def parsed_desc_words(fn: int) -> int:
+    """Descriptor words the setup parses into registers (COMBINE: up to its members' views)."""
+    sizes = {"view": VIEW_WORDS, "word": 1, "table": TABLE_WORDS, "packed": PACKED_WORDS}
+    n = 0
+    for _, kind in KERNELS[VecFn(fn)].desc:
+        if kind == "views":
+            break
+        n += sizes[kind]
+    return n
+
+
+def desc_beats(fn: int, aux: int, config: AccelConfig) -> int:
+    """Beats of the descriptor's burst (from any 4-byte aligned address)."""
+    B = config.dram_bytes_per_cycle
+    return _ceil(4 * desc_words(fn, aux) + B - 4, B)
+
+
+def _block_beats(nbytes: int, align: int, config: AccelConfig) -> int:
+    B = config.dram_bytes_per_cycle
+    return _ceil(nbytes + B - align, B)
+
+
+def setup_blocks(fn: int, cols: int, aux: int, io: int, config: AccelConfig, bits: int = 0) -> list[tuple[str, int]]:
+    """(kind, beats) of the constant blocks a VEC fetches at setup, in this order: K (the
+    kernel's constants; LAYERNORM's with its H mults and H biases), A (the fused add's), G
+    (the packed requantize's: LAYERNORM / SOFTMAX with a packed output, a dummy read when
+    Packed.consts is 0), M (SOFTMAX's key mask), B (DOT's bias, COMBINE's weights)."""
+    k = KERNELS[VecFn(fn)]
+    out = []
+    if k.engine == "tile":
+        n = len(k.consts) + (2 * cols if k.fn == VecFn.LAYERNORM else 0)
+        out.append(("K", _block_beats(8 * n, 8, config)))
+        if k.fn == VecFn.LAYERNORM and io & Io.SECOND_IN:
+            out.append(("A", _block_beats(8 * len(ADD_CONSTS), 8, config)))
+        if packed_pass(k.fn, bits):
+            out.append(("G", _block_beats(8 * len(REQUANT_CONSTS), 8, config)))
+        if k.fn == VecFn.SOFTMAX and io & Io.SECOND_IN:
+            out.append(("M", _block_beats(4 * cols, 4, config)))
+    elif k.fn in (VecFn.DOT, VecFn.COMBINE):
+        out.append(("B", _block_beats(8 * aux, 8, config)))
+    return out
+
+
+def setup_cycles(fn: int, cols: int, aux: int, io: int, config: AccelConfig, bits: int = 0) -> int:
+    """Cycles from the VEC's issue to its engine's start (the descriptor, then the blocks)."""
+    L = config.dram_latency_cycles
+    parse_end = max(4 + L + parsed_desc_words(fn), 2 + L + desc_beats(fn, aux, config))
+    blocks = setup_blocks(fn, cols, aux, io, config, bits)
+    kinds = "KAGMB"
+    first = min((kinds.index(k) for k, _ in blocks), default=None)
+    nbeats = sum(b for _, b in blocks)
+    words = parse_end + 6 if first is None else max(parse_end + 6, parse_end + 1 + first + L + nbeats)
+    return words + SETUP_DONE
+
+
+_K_ELEM = {VecFn.ADD: "AFF", VecFn.REQUANT: "AFF", VecFn.GELU: "GELU"}
+
+
+def tile_gap(fn: VecFn, pss: str, two: bool = False) -> int:
+    """Cycles from the last issue of a row pass to the first issue of the next (DIV: from
+    entering the division to the output pass's first issue)."""
+    if pss == "DIV":
+        return (ISQRT_STEPS + LN_DIV_STEPS if fn == VecFn.LAYERNORM else SM_DIV_STEPS) + 1
+    lat = {(VecFn.LAYERNORM, "P1"): LANE_Q_LAT["Y" if two else "Q"], (VecFn.LAYERNORM, "P2"): LANE_SQ_LAT,
+           (VecFn.LAYERNORM, "P3"): LANE_Y_LAT["LN3"], (VecFn.SOFTMAX, "P1"): LANE_Q_LAT["QM"],
+           (VecFn.SOFTMAX, "P2"): LANE_Q_LAT["E"], (VecFn.SOFTMAX, "P3"): LANE_Y_LAT["SM3"]}[(fn, pss)]
+    return lat + 1
+
+
+def tile_geometry(fn: int, rows: int, cols: int, bits: int, io: int, cfg: AccelConfig) -> dict:
+    """The tile engine's per-VEC counts: elements per column, steps, write beats, flush beats."""
+    fn = VecFn(fn)
+    T, B, W = cfg.vec_lanes, cfg.dram_bytes_per_cycle, cfg.xnor_width
     stream_out, second, ein, eout = io_fields(io)
-    nin = 2 if (second and k.fn != VecFn.SOFTMAX) or k.fn == VecFn.ADD else 1
-    rd = nin * _ceil(T * ein, B)                      # read beats per tile column
-    wr = (_ceil(T * eout, B) if stream_out else 0) + (_ceil(bits * T * W, 8 * B * W) if bits else 0)
-    step = max(1, rd, wr)                             # cycles per column of a streamed pass
-    tiles = _ceil(rows, T)
-    setup = L + _ceil(4 * desc_words(k.fn), B) + (L + _ceil(8 * len(k.consts), B) if k.consts else 0)
-    if k.fn in (VecFn.ADD, VecFn.REQUANT, VecFn.GELU):   # elementwise: one streamed pass over all tiles
-        return setup + L + tiles * cols * step + PIPE_CYCLES + L
-    if k.fn == VecFn.LAYERNORM:                         # params; per tile: read+sum, D'^2, divisions, output
-        params = L + _ceil(16 * cols, B)
-        per_tile = L + cols * max(1, rd) + cols + LN_DIV_CYCLES + cols * max(1, wr) + PIPE_CYCLES
-        return setup + params + tiles * per_tile + L
-    if k.fn == VecFn.SOFTMAX:                           # mask; per tile: read+max, exp+sum, division, output
-        mask = L + _ceil(4 * cols, B) if second else 0
-        per_tile = L + cols * max(1, rd) + cols + SM_DIV_CYCLES + cols * max(1, wr) + PIPE_CYCLES
-        return setup + mask + tiles * per_tile + L
-    raise AssertionError(k.fn)
+    two = fn == VecFn.ADD or (fn == VecFn.LAYERNORM and second)
+    nin = 2 if two else 1
+    beats_col = max(1, T * ein // B)                    # read beats per tile column and input
+    run = _ceil(cols * T * ein, B)                      # beats of a tile's run
+    return {
+        "two": two, "tiles": _ceil(rows, T), "step": max(nin, nin * T * ein // B),
+        "wsp": max(1, T * eout // B) if stream_out else 1,
+        "flush": bits * max(1, T * W // (8 * B)) if bits else 0, "words": _ceil(cols, W),
+        "fill": (beats_col - 1) + (min(VEC_BURST, run) if two else 0),
+    }
+
+
+def _tile_cycles(k: Kernel, rows: int, cols: int, bits: int, io: int, cfg: AccelConfig) -> int:
+    L = cfg.dram_latency_cycles
+    g = tile_geometry(k.fn, rows, cols, bits, io, cfg)
+    two, tiles, wsp, fb, nw = g["two"], g["tiles"], g["wsp"], g["flush"], g["words"]
+    start = setup_cycles(k.fn, cols, 0, io, cfg, bits)           # the engine's start (issue = cycle 0)
+    first = start + 2 + L + VEC_FIFO_LAT + g["fill"]            # its first column is in
+    if k.fn in _K_ELEM:                                         # one pass over every tile's columns
+        S = max(g["step"], wsp)
+        a0 = first + int(two) + LANE_OUT_LAT[_K_ELEM[k.fn]]
+        last = a0 + (tiles * cols - 1) * S + (tiles * nw - 1) * max(0, wsp + fb - S)
+    else:                                                       # per tile: P1, P2, DIV, P3 (P4)
+        rq = packed_pass(k.fn, bits)
+        t1 = first
+        for _ in range(tiles):
+            t2 = t1 + (cols - 1) * g["step"] + int(two) + tile_gap(k.fn, "P1", two)
+            t3 = t2 + cols - 1 + tile_gap(k.fn, "P2") - 1 + tile_gap(k.fn, "DIV")
+            path = "LN3" if k.fn == VecFn.LAYERNORM else "SM3"
+            if rq:
+                a0 = t3 + cols - 1 + tile_gap(k.fn, "P3") + LANE_OUT_LAT["RQ"]
+            else:
+                a0 = t3 + LANE_OUT_LAT[path]
+            last = a0 + (cols - 1) * wsp + (nw - 1) * fb
+            t1 = max(last + 1, t2 + 1 + L + VEC_FIFO_LAT + g["fill"])   # the next tile was read from t2 - 1 on
+    return last + wsp + fb - 1 + L + 1                          # the last write, answered
+
+
+def lut_block(config: AccelConfig) -> int:
+    """LUT's block: its x are read, then its table entries (a power of two >= L + 4, so that a
+    block's first x is back before its first table read)."""
+    return 1 << (config.dram_latency_cycles + 3).bit_length()
 
 
 def _scalar_cycles(k: Kernel, rows: int, cols: int, aux: int, cfg: AccelConfig) -> int:
-    B, L = cfg.dram_bytes_per_cycle, cfg.dram_latency_cycles
-    setup = L + _ceil(4 * desc_words(k.fn, aux), B)
+    L = cfg.dram_latency_cycles
+    first = setup_cycles(k.fn, cols, aux, 0, cfg) + 2 + VEC_WALK_INIT   # the first element request
     n = rows * cols
-    if k.fn == VecFn.EMBED:   # per row: ids / types, three table rows in bursts, then one element per cycle
-        return setup + rows * (2 * (L + 1) + L + 3 * _ceil(4 * cols, B) + cols + 2) + L
-    if k.fn == VecFn.LUT:     # per element: streamed read of x, then the table read (serial)
-        return setup + L + n * (L + 3) + L
-    if k.fn == VecFn.DOT:     # per output: the x row and a weight row streamed, one MAC per cycle
-        return setup + L + 8 * aux + rows * aux * (L + cols + 3) + L
-    if k.fn == VecFn.COMBINE:
-        return setup + L + 8 * aux + n * (aux + 3) + L
-    raise AssertionError(k.fn)
+    back = L + VEC_FIFO_LAT                                               # a request's value can be taken
+    if k.fn == VecFn.DOT:         # x[r, :], then w[n, :] for every n: one request a cycle, one MAC a cycle
+        p = first + rows * cols * (1 + aux) - 1 + back
+        w_last, idle = p + 3, p + 5
+    elif k.fn == VecFn.LUT:       # blocks of Q: the block's x, then its table entries
+        q = lut_block(cfg)
+        k_last = n - (_ceil(n, q) - 1) * q
+        p = first + 2 * n - 1 + max(0, L + 3 - k_last) + back
+        w_last, idle = p + 1, p + 3
+    elif k.fn == VecFn.EMBED:     # per row: id, type, 3 table rows' addresses, 3 pairs, 3 elements a column
+        period = L + 11 + 3 * cols
+        p = first + (rows - 1) * period + L + 10 + 3 * cols + back
+        w_last, idle = p + 1, p + 3
+    else:                         # COMBINE: per member its view, weight, walker, elements; then every acc out
+        member = 15 + VEC_WALK_INIT + n
+        p = first + (aux - 1) * member + 13 + VEC_WALK_INIT + n + back
+        w_last = p + 4 + 3 * (n - 1)
+        idle = w_last + 2
+    return max(idle + 1, w_last + L + 1)
 
 
 def vec_cycles(fn: int, rows: int, cols: int, bits: int, aux: int, io: int, config: AccelConfig) -> int:
@@ -474,25 +620,44 @@ def _add_consts(k: dict) -> I.AddConsts:
 ADD_CONSTS = ("mult1", "mult2", "shift", "in_bits", "out_bits", "out_signed")
 
 
-def _check_stream(v: View, cfg_lanes: int, elem: int, what: str) -> None:
+def _check_stream(v: View, cfg_lanes: int, elem: int, what: str, bus: int) -> None:
     if not v.is_stream(cfg_lanes):
         raise VecError(f"{what}: the tile engine reads and writes stream views of {cfg_lanes}-row tiles")
     if v.elem != elem:
         raise VecError(f"{what}: view of {v.elem}-byte elements, the word's io says {elem}")
+    if v.base % bus or v.s_rt % bus:
+        raise VecError(f"{what}: stream view base 0x{v.base:x} / pitch {v.s_rt} not aligned to the {bus}-byte bus")
+
+
+def _check_packed(p: Packed, cfg: AccelConfig, what: str) -> None:
+    """The packed writer writes beats of consecutive row-words of one group."""
+    T, B, W = cfg.vec_lanes, cfg.dram_bytes_per_cycle, cfg.xnor_width
+    if p.group == 0 or p.group & (p.group - 1) or p.group < min(T, max(1, 8 * B // W)):
+        raise VecError(f"{what}: packed group {p.group} is not a power of two >= min(lanes, bus row-words)")
+    align = min(B, T * W // 8)
+    if any(x % align for x in (p.base, p.pitch, p.gstride, p.wstep)):
+        raise VecError(f"{what}: packed base / pitch / gstride / wstep not multiples of {align} bytes")
+
+
+def _check_mask(v: View, what: str) -> None:
+    """The key mask is a plain int32 row."""
+    if (v.elem, v.rtile, v.ctile, v.s_c, v.r0, v.c0) != (4, 0, 0, 4, 0, 0) or v.base % 4:
+        raise VecError(f"{what}: the key mask must be a plain int32 row (elem 4, untiled, s_c 4, r0 = c0 = 0)")
 
 
 class _Ctx:
     """What a kernel's reference needs besides its descriptor."""
 
-    def __init__(self, dram, d, args, lanes: int, width: int):
-        self.dram, self.d, self.args, self.lanes, self.width = dram, d, args, lanes, width
+    def __init__(self, dram, d, args, config: AccelConfig):
+        self.dram, self.d, self.args, self.config = dram, d, args, config
+        self.lanes, self.width, self.bus = config.vec_lanes, config.xnor_width, config.dram_bytes_per_cycle
         self.rows, self.cols, self.bits = args["rows"], args["cols"], args["bits"]
         self.fn = VecFn(args["fn"])
         self.stream_out, self.second, self.ein, self.eout = io_fields(args["io"])
 
     def read(self, name: str) -> np.ndarray:
         v = self.d[name]
-        _check_stream(v, self.lanes, self.ein, f"{self.fn.name}.{name}")
+        _check_stream(v, self.lanes, self.ein, f"{self.fn.name}.{name}", self.bus)
         return read_view(self.dram, v, self.rows, self.cols)
 
     def consts(self, names: tuple[str, ...], word: str = "consts", extra: int = 0):
@@ -501,10 +666,14 @@ class _Ctx:
     def out(self, y: np.ndarray) -> None:
         """The tile kernels' outputs: the stream view and / or the packed planes."""
         if self.stream_out:
-            _check_stream(self.d["out"], self.lanes, self.eout, f"{self.fn.name}.out")
+            _check_stream(self.d["out"], self.lanes, self.eout, f"{self.fn.name}.out", self.bus)
             write_view(self.dram, self.d["out"], y)
         if self.bits:
             p = self.d["pout"]
+            _check_packed(p, self.config, f"{self.fn.name}.pout")
+            if p.consts and self.fn not in RQ_KERNELS:
+                raise VecError(f"{self.fn.name}.pout: a packed output of {self.fn.name} is not requantized "
+                               f"(consts must be 0; LAYERNORM and SOFTMAX only)")
             z = y
             if p.consts:
                 k, _ = _consts(self.dram, self.fn, p.consts, REQUANT_CONSTS)
@@ -555,9 +724,11 @@ def _softmax(c: _Ctx) -> None:
     sc = I.SoftmaxConsts(**k, in_scale=1.0, out_scale=1.0)
     mask = None
     if c.second:
+        _check_mask(c.d["mask"], "SOFTMAX.mask")
         mask = read_view(c.dram, c.d["mask"], 1, c.cols) != 0
         mask = np.broadcast_to(mask, (c.rows, c.cols))
-    c.out(I.apply_softmax(c.read("src"), sc, mask=mask))
+    scores = np.clip(c.read("src"), -(1 << 31), (1 << 31) - 1)   # int32 codes (docs/NUMERICS.md)
+    c.out(I.apply_softmax(scores, sc, mask=mask))
 
 
 GELU_CONSTS = ("in_clamp", "in_shift", "erf_b", "erf_c", "mult", "shift", "out_bits", "out_signed")
@@ -569,8 +740,21 @@ def _gelu(c: _Ctx) -> None:
     c.out(I.apply_gelu(c.read("src"), gc))
 
 
+def _check_scalar_view(v: View, what: str) -> None:
+    """The scalar engine reads and writes whole elements: every element address a multiple of
+    the element size."""
+    if v.elem not in _DT:
+        raise VecError(f"{what}: view element of {v.elem} bytes (want 1, 2, 4 or 8)")
+    if any(x % v.elem for x in (v.base, v.s_rt, v.s_r, v.s_ct, v.s_c)):
+        raise VecError(f"{what}: view base / strides not multiples of its {v.elem}-byte elements")
+
+
 def _table_rows(dram: np.ndarray, t: tuple, idx: np.ndarray, cols: int) -> np.ndarray:
     kind, base, stride, nrows, elem, pairs = t
+    if kind == 0 and elem in _DT and (base % elem or stride % elem):
+        raise VecError("EMBED: dense table base / stride not multiples of its elements")
+    if kind == 1 and pairs % 8:
+        raise VecError("EMBED: binary table pairs not 8-byte aligned")
     if idx.size and (idx.min() < 0 or idx.max() >= nrows):
         raise VecError(f"EMBED: index outside the table's {nrows} rows")
     if kind == 0:
@@ -589,6 +773,8 @@ def _table_rows(dram: np.ndarray, t: tuple, idx: np.ndarray, cols: int) -> np.nd
 
 def _embed(c: _Ctx) -> None:
     rows, cols, d = c.rows, c.cols, c.d
+    for name in ("ids", "types", "out"):
+        _check_scalar_view(d[name], f"EMBED.{name}")
     ids = read_view(c.dram, d["ids"], rows, 1)[:, 0]
     tt = read_view(c.dram, d["types"], rows, 1)[:, 0]
     pos = np.arange(rows, dtype=np.int64)
@@ -599,6 +785,10 @@ def _embed(c: _Ctx) -> None:
 
 def _lut(c: _Ctx) -> None:
     d = c.d
+    for name in ("src", "out"):
+        _check_scalar_view(d[name], f"LUT.{name}")
+    if d["table"] % 4:
+        raise VecError("LUT: table not 4-byte aligned")
     x = read_view(c.dram, d["src"], c.rows, c.cols)
     off = d["offset"] - (1 << 32) if d["offset"] >= 1 << 31 else d["offset"]
     i = x + off
@@ -612,6 +802,12 @@ def _lut(c: _Ctx) -> None:
 
 def _dot(c: _Ctx) -> None:
     d, n = c.d, c.args["aux"]
+    for name in ("src", "weight", "out"):
+        _check_scalar_view(d[name], f"DOT.{name}")
+    if d["bias"] % 8:
+        raise VecError("DOT: bias not 8-byte aligned")
+    if c.cols > c.config.vec_row_elems or n > c.config.vec_row_elems:
+        raise VecError(f"DOT: cols / outputs beyond the scalar engine's row buffer ({c.config.vec_row_elems})")
     x = read_view(c.dram, d["src"], c.rows, c.cols)
     w = read_view(c.dram, d["weight"], n, c.cols)
     if d["bias"] + 8 * n > c.dram.size:
@@ -623,6 +819,13 @@ def _dot(c: _Ctx) -> None:
 
 def _combine(c: _Ctx) -> None:
     d, n = c.d, c.args["aux"]
+    _check_scalar_view(d["out"], "COMBINE.out")
+    for i, v in enumerate(d["inputs"]):
+        _check_scalar_view(v, f"COMBINE.inputs[{i}]")
+    if d["weights"] % 8:
+        raise VecError("COMBINE: weights not 8-byte aligned")
+    if c.rows * c.cols > c.config.vec_row_elems:
+        raise VecError(f"COMBINE: rows * cols beyond the scalar engine's row buffer ({c.config.vec_row_elems})")
     if d["weights"] + 8 * n > c.dram.size:
         raise VecError("COMBINE: weight block outside DRAM")
     wts = c.dram[d["weights"]:d["weights"] + 8 * n].view("<i8").astype(np.int64)
@@ -669,7 +872,9 @@ def run_vec(dram: np.ndarray, args: dict[str, int], config: AccelConfig) -> None
     fn = VecFn(args["fn"])
     d = decode_desc(dram, fn, args["desc"], args["aux"])
     try:
-        KERNELS[fn].run(_Ctx(dram, d, args, config.vec_lanes, config.xnor_width))
+        if KERNELS[fn].fn in (VecFn.LAYERNORM, VecFn.SOFTMAX) and args["cols"] > config.vec_row_elems:
+            raise VecError(f"{fn.name}: cols={args['cols']} exceed the lanes' row memories ({config.vec_row_elems})")
+        KERNELS[fn].run(_Ctx(dram, d, args, config))
     except VecError:
         raise
     except (ValueError, TypeError, IndexError, OverflowError, ZeroDivisionError, KeyError) as e:

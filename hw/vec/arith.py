@@ -1,160 +1,187 @@
-"""Shared int64 arithmetic of the vector engines: numpy's int64 semantics, in gates.
+"""Narrow integer arithmetic of the vector lanes (docs/NUMERICS.md), in gates.
 
-The golden kernels (`bebert.integer_ops`) run on numpy int64, so every intermediate
-wraps modulo 2^64 and the engines must wrap the same way to be bit-exact on any input
-(64-bit extremes included). The helpers below build combinational logic inside a `Module`
-and return a named `signed(64)` signal; assigning through `.eq` keeps the low 64 bits,
-which is exactly numpy's wrap-around.
+Every operand is as wide as docs/NUMERICS.md's bounds need and no wider; the bounds hold for
+the constants `bebert.integer_ops.prepare_*` produce (the RTL's contract: other constants
+give unspecified results, never a hang or data-dependent timing).
 
-- `mul`: a * b mod 2^64 (one multiplier).
-- `round_shift`: integer_ops `_shift(x, k)`: x << k for k >= 0 (bits shifted out are lost),
-  (x + 2^(-k-1)) >> -k for k < 0 (round half up); k is a signed run-time amount, |k| <= 63.
-- `rshift_any`: numpy's `x >> n` for an int64 amount n: n in 0..63 shifts arithmetically,
-  anything else (negative, >= 64) gives the sign fill (0 or -1).
-- `round_rshift`: the POST rounding, (v + 2^(s-1)) >> s for 0 < s <= 63, v for s = 0.
-- `saturate`: clamp to signed `bits` (1..64), `act_range(bits, True)`.
-- `post_clamp`: `requantize`'s output step: obits 1 gives +-1, 0 saturates to int32,
-  2..63 clamps to `obits` bits (signed or unsigned); then the int32 cast (low 32 bits,
-  sign-extended), as `.astype(np.int32)` does.
+Helpers (combinational, emitted into the caller's module):
 
-`Isqrt64` (digit by digit, 32 steps) and `Divider` (restoring, `width` steps) are the two
-iterative blocks: one step per cycle, a fixed number of cycles, no data-dependent timing.
+- `thermo(width, p)`: a mask of ones at bit positions >= p (a *thermometer* code). The
+  range checks below compare against such masks, computed once per instruction and shared
+  by every lane, instead of each lane comparing against run-time bounds.
+- `all_equal(x, mask)`: bits p.. of x are all equal (mask = thermo(len(x), p)): "x fits in
+  p + 1 bits, signed". With `fits(x, mask, signed)` also the unsigned form (bits p.. zero
+  and x >= 0, mask = thermo(p)).
+- `saturate(x, mask, lo)`: clamp to the signed range [lo, ~lo] = [-2^(b-1), 2^(b-1) - 1]
+  whose mask is thermo(b - 1).
+
+Components (pipelines; wrap them in `EnableInserter(en)` to stall them):
+
+- `Post(k)`: the POST arithmetic `requantize`'s output step, narrowed: y = clamp(rnd(v, s))
+  for |v| < 2^63, into a range of at most k + 1 bits (k = 33: int32 and 32-bit unsigned
+  results; k = 9: packed codes). LATENCY 2.
+- `RowDivider`: the row's one division (and LayerNorm's square root), one digit per cycle,
+  a fixed number of cycles per mode.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-W = 64
-INT64_MIN = -(1 << 63)
+from bebert.vector import ISQRT_STEPS, LN_DIV_STEPS, SM_DIV_STEPS
+
+LN_RECIP_SHIFT = 60
+assert LN_DIV_STEPS == LN_RECIP_SHIFT + 1 and SM_DIV_STEPS == 32 and ISQRT_STEPS == 31
 
 
-def _sig(m: Module, expr, name: str, shape=signed(W)) -> Signal:
-    """A fresh comb signal holding `expr` (truncated / extended to `shape`); the backend
-    makes repeated names unique."""
-    s = Signal(shape, name=name)
-    m.d.comb += s.eq(expr)
-    return s
+def thermo(width: int, p):
+    """Mask of `width` bits with ones at positions >= p (p a Value or an int; p >= width: 0)."""
+    return (Const((1 << width) - 1, width) << p)[:width]
 
 
-def wrap(m: Module, expr, name: str = "w") -> Signal:
-    """expr modulo 2^64 as a signed 64-bit value."""
-    return _sig(m, expr, name)
+def all_equal(x, mask):
+    """True iff x[i] == x[i + 1] wherever mask[i] (mask = thermo(len(x), p): bits p.. of x equal)."""
+    n = len(x)
+    if n < 2:
+        return Const(1, 1)
+    return ~((x[:n - 1] ^ x[1:]) & mask[:n - 1]).any()
 
 
-def mul(m: Module, a, b, name: str = "mul") -> Signal:
-    """a * b modulo 2^64 (numpy int64 multiplication)."""
-    return _sig(m, a * b, name)
+def fits(x, mask, is_signed):
+    """x (signed) lies in the range of `mask`: signed b bits (mask = thermo(b - 1)) or
+    unsigned b bits (mask = thermo(b), and x >= 0)."""
+    n = len(x)
+    uns = ~x[n - 1] & ~(x & mask).any()
+    return Mux(is_signed, all_equal(x, mask), uns)
 
 
-def round_shift(m: Module, x, k, name: str = "rsh") -> Signal:
-    """integer_ops `_shift(x, k)` for a signed run-time k with |k| <= 63."""
-    k = k.as_signed()
-    left = _sig(m, x << k.as_unsigned()[:7], f"{name}_l")
-    nk = _sig(m, -k, f"{name}_nk", 7)                  # -k for k < 0 (1..63)
-    half = _sig(m, Const(1, W) << (nk - 1)[:6], f"{name}_h", W)
-    right = _sig(m, _sig(m, x + half, f"{name}_s") >> nk, f"{name}_r")
-    return _sig(m, Mux(k >= 0, left, right), name)
+def saturate(x, mask, lo, width: int = 32):
+    """Clamp signed x to [lo, ~lo] (lo = -2^(b-1), mask = thermo(len(x), b - 1)); `width` bits out."""
+    hi = ~lo
+    return Mux(all_equal(x, mask), x[:width], Mux(x[len(x) - 1], lo, hi))
 
 
-def rshift_any(m: Module, x, n, name: str = "ash") -> Signal:
-    """numpy `x >> n` with an int64 amount: out-of-range amounts give the sign fill."""
-    n = n.as_signed()
-    fill = _sig(m, Mux(x < 0, -1, 0), f"{name}_f")
-    return _sig(m, Mux((n < 0) | (n > W - 1), fill, x >> n.as_unsigned()[:6]), name)
+def range_of(is_signed, bits, width: int):
+    """(mask, lo, hi) of the range of `bits`-bit signed (1 <= bits) or unsigned (0 <= bits)
+    codes, on `width`-bit values: mask = thermo(bits - 1) or thermo(bits) (see `fits`)."""
+    bm1 = (bits - 1).as_unsigned()[:len(bits)]
+    mask = Mux(is_signed, thermo(width, bm1), thermo(width, bits))
+    top = (Const(1, width + 1) << bits)[:width + 1]     # 2^bits
+    half = (Const(1, width + 1) << bm1)[:width + 1]     # 2^(bits - 1)
+    lo = Mux(is_signed, -half, 0)
+    hi = Mux(is_signed, half - 1, top - 1)
+    return mask, lo, hi
 
 
-def round_rshift(m: Module, v, s, name: str = "rnd") -> Signal:
-    """POST rounding by an unsigned run-time shift s (0..63)."""
-    half = _sig(m, Mux(s != 0, Const(1, W) << (s - 1)[:6], 0), f"{name}_h", W)
-    return _sig(m, _sig(m, v + half, f"{name}_s") >> s, name)
+class PostConfig(wiring.Signature):
+    """How a `Post(k)` rounds and clamps, fixed for a VEC (shared by every lane):
 
-
-def clamp(m: Module, x, lo, hi, name: str = "clamp") -> Signal:
-    """numpy clamp: max with lo, then min with hi (signed)."""
-    a = _sig(m, Mux(x < lo, lo, x), f"{name}_lo")
-    return _sig(m, Mux(a > hi, hi, a), name)
-
-
-def saturate(m: Module, x, bits, name: str = "sat") -> Signal:
-    """Clamp x to the signed `bits`-bit range (1 <= bits <= 64)."""
-    half = _sig(m, Const(1, W + 1) << (bits - 1)[:6], f"{name}_h", W + 1)
-    hi = _sig(m, half - 1, f"{name}_hi", signed(W + 2))
-    lo = _sig(m, -half, f"{name}_lo", signed(W + 2))
-    return clamp(m, x, lo, hi, name)
-
-
-def post_clamp(m: Module, v, obits, osigned, name: str = "out") -> Signal:
-    """The output step of `requantize` (after the rounding shift), then the int32 cast."""
-    top = _sig(m, Const(1, W + 1) << (obits - 1)[:6], f"{name}_t", W + 1)   # 2^(obits-1)
-    lo = Signal(signed(W + 2), name=f"{name}_lo")
-    hi = Signal(signed(W + 2), name=f"{name}_hi")
-    with m.If(obits == 0):
-        m.d.comb += [lo.eq(-(1 << 31)), hi.eq((1 << 31) - 1)]
-    with m.Elif(osigned):
-        m.d.comb += [lo.eq(-top), hi.eq(top - 1)]
-    with m.Else():
-        m.d.comb += [lo.eq(0), hi.eq((top << 1) - 1)]
-    c = clamp(m, v, lo, hi, f"{name}_c")
-    r = Mux(obits == 1, Mux(v >= 0, 1, -1), c)
-    return _sig(m, _sig(m, r, f"{name}_32", signed(32)), name)
-
-
-class Isqrt64(wiring.Component):
-    """floor(sqrt(n)) as integer_ops `isqrt`: 32 digit-by-digit steps, one per cycle.
-
-    `start` high in cycle t loads `n` (signed 64; a negative n gives 0, as the reference);
-    `root` holds the result from cycle t + 1 + STEPS on, until the next start.
+    - `shift` s (0..63): rnd(v, s) = floor((v + 2^(s-1)) / 2^s), or v for s = 0;
+    - `mask1` = thermo(65, s + k): the window check (rnd(v, s) is exact in k + 1 bits);
+    - `signed`, `mask2` (k + 1 bits), `lo`, `hi`: the output range (see `range_of`);
+    - `force`: always saturate (the POST's obits = 1: `lo` when rnd(v, s) < 0, else `hi`).
     """
 
-    STEPS = 32
+    def __init__(self, k: int):
+        self.k = k
+        super().__init__({"shift": Out(6), "mask1": Out(65), "signed": Out(1), "mask2": Out(k + 1),
+                          "lo": Out(signed(k + 1)), "hi": Out(signed(k + 1)), "force": Out(1)})
 
-    def __init__(self):
-        super().__init__({"start": In(1), "n": In(signed(W)), "root": Out(W)})
+
+class Post(wiring.Component):
+    """y = clamp(rnd(v, s), lo, hi) for a signed 64-bit v (|v| < 2^63), with `PostConfig`.
+
+    v presented in cycle t gives y in cycle t + LATENCY (registered), k + 1 bits signed (the
+    caller keeps the low 32 for an int32 result: `requantize`'s int32 cast).
+
+    Stage 1 takes the (k + 1)-bit window A = floor(2v / 2^s) and whether it is exact; stage 2
+    rounds (A + [s > 0]) >> 1 and clamps. A window that is not exact means |rnd(v, s)| >=
+    2^(k - 1), beyond every range, so the sign of v saturates it.
+    """
+
+    LATENCY = 2
+
+    def __init__(self, k: int):
+        if not isinstance(k, int) or not 2 <= k <= 62:
+            raise ValueError(f"Post: k must be in 2..62, got {k!r}")
+        self.k = k
+        super().__init__({"v": In(signed(64)), "cfg": In(PostConfig(k)), "y": Out(signed(k + 1))})
 
     def elaborate(self, platform):
         m = Module()
-        n = Signal(signed(W))
-        r = Signal(W)
-        bit = Signal(W)
-        c = _sig(m, r + bit, "c")
-        ge = _sig(m, n >= c, "ge", 1)
-        with m.If(self.start):
-            m.d.sync += [n.eq(self.n), r.eq(0), bit.eq(1 << 62)]
-        with m.Elif(bit != 0):
-            m.d.sync += [n.eq(Mux(ge, n - c, n)), r.eq(Mux(ge, (r >> 1) + bit, r >> 1)), bit.eq(bit >> 2)]
-        m.d.comb += self.root.eq(r)
+        k, cfg = self.k, self.cfg
+        u = Cat(Const(0, 1), self.v).as_signed()                 # 2v, 65 bits
+        a = Signal(signed(k + 1))
+        exact, vneg, rbit = Signal(), Signal(), Signal()
+        m.d.sync += [a.eq((u >> cfg.shift)[:k + 1]), exact.eq(all_equal(u, cfg.mask1)),
+                     vneg.eq(self.v < 0), rbit.eq(cfg.shift != 0)]
+        y0 = Signal(signed(k + 1))
+        m.d.comb += y0.eq((a + rbit) >> 1)
+        neg = Mux(exact, y0 < 0, vneg)
+        ok = exact & ~cfg.force & fits(y0, cfg.mask2, cfg.signed)
+        m.d.sync += self.y.eq(Mux(ok, y0, Mux(neg, cfg.lo, cfg.hi)))
         return m
 
 
-class Divider(wiring.Component):
-    """Restoring division of a `width`-bit unsigned dividend by a positive 64-bit divisor.
+class RowDivider(wiring.Component):
+    """The row's one division, and LayerNorm's square root before it (docs/NUMERICS.md).
 
-    `start` high in cycle t loads `num` and `den` (den >= 1, or the quotient is all ones);
-    `quot` = num // den holds from cycle t + 1 + width on. One quotient bit per cycle,
-    most significant first: the remainder stays below den <= 2^64 - 1.
+    `start` (one cycle, with `mode`) begins; `quot` holds the result from cycle t + 1 +
+    `cycles(mode)` on (start in cycle t) until the next start. The operands are the lane's
+    accumulators and the instruction's constants, held stable while the divider runs:
+
+    - mode 0, LayerNorm: sigma = max(isqrt(n), 1) for n < 2^62 (31 digit pairs), then
+      quot = 2^60 // sigma (61 quotient bits): ISQRT_STEPS + LN_DIV_STEPS cycles;
+    - mode 1, softmax: quot = num // max(den, 1) for den < 2^46, num < 2^61 and a quotient
+      below 2^32 (den >= q_l0 makes it so; a fully masked row has den = 0 and multiplies its
+      quotient by zeros only): SM_DIV_STEPS cycles.
+
+    One non-restoring step per cycle, one adder: the partial remainder R is signed, the next
+    step adds or subtracts by R's sign, and each result bit is the sign of the new R (for the
+    square root the trial is 4 root + 1 or, after a negative R, 4 root + 3). |R| < 2^46.
     """
 
-    def __init__(self, width: int):
-        if not isinstance(width, int) or not 1 <= width <= W:
-            raise ValueError(f"Divider: width must be in 1..{W}, got {width!r}")
-        self.width = width
-        self.STEPS = width
-        super().__init__({"start": In(1), "num": In(width), "den": In(W), "quot": Out(width)})
+    ISQRT_STEPS, LN_DIV_STEPS, SM_DIV_STEPS = ISQRT_STEPS, LN_DIV_STEPS, SM_DIV_STEPS
+    REM = 48
+
+    @classmethod
+    def cycles(cls, mode: int) -> int:
+        return cls.ISQRT_STEPS + cls.LN_DIV_STEPS if mode == 0 else cls.SM_DIV_STEPS
+
+    def __init__(self):
+        super().__init__({"start": In(1), "mode": In(1), "n": In(62), "den": In(46), "num": In(61),
+                          "quot": Out(LN_RECIP_SHIFT + 1)})
 
     def elaborate(self, platform):
         m = Module()
-        q = Signal(self.width)           # dividend bits shift out at the top, quotient bits in
-        rem = Signal(W)
-        den = Signal(W)
-        left = Signal(range(self.width + 1))
-        r2 = _sig(m, (rem << 1) | q[-1], "r2", W + 1)
-        ge = _sig(m, r2 >= den, "ge", 1)
+        rem = Signal(signed(self.REM))
+        root = Signal(31)
+        q = Signal(LN_RECIP_SHIFT + 1)
+        i = Signal(6)                       # the digit: counts down to 0
+        sqrt, div, sm = Signal(), Signal(), Signal()
+        pos = rem >= 0
+        pair = self.n.word_select(i[:5], 2)
+        bit = Mux(sm, self.num.bit_select(i[:5], 1), i == LN_RECIP_SHIFT)
+        shifted = Mux(sqrt, Cat(pair, rem), Cat(bit, rem))[:self.REM].as_signed()
+        sigma = Mux(root == 0, 1, root)
+        trial = Mux(sqrt, Cat(Mux(pos, 1, 3)[:2], root), Mux(sm, self.den, sigma))
+        nrem = Mux(pos, shifted - trial, shifted + trial)
+        digit = ~nrem[self.REM - 1]
         with m.If(self.start):
-            m.d.sync += [q.eq(self.num), rem.eq(0), den.eq(self.den), left.eq(self.width)]
-        with m.Elif(left != 0):
-            m.d.sync += [rem.eq(Mux(ge, r2 - den, r2)), q.eq((q << 1) | ge), left.eq(left - 1)]
+            m.d.sync += [sqrt.eq(~self.mode), div.eq(self.mode), sm.eq(self.mode), root.eq(0), q.eq(0),
+                         i.eq(Mux(self.mode, self.SM_DIV_STEPS - 1, self.ISQRT_STEPS - 1)),
+                         rem.eq(Mux(self.mode, self.num >> 32, 0))]
+        with m.Elif(sqrt | div):
+            m.d.sync += [rem.eq(nrem), i.eq(i - 1)]
+            with m.If(sqrt):
+                m.d.sync += root.eq(Cat(digit, root))
+                with m.If(i == 0):
+                    m.d.sync += [sqrt.eq(0), div.eq(1), rem.eq(0), i.eq(self.LN_DIV_STEPS - 1)]
+            with m.Else():
+                m.d.sync += q.eq(Cat(digit, q))
+                with m.If(i == 0):
+                    m.d.sync += div.eq(0)
         m.d.comb += self.quot.eq(q)
         return m

@@ -1,0 +1,553 @@
+"""The scalar engine: EMBED, LUT, DOT, COMBINE, element by element, over any views.
+
+Reads are single-beat requests, one element each (at its byte address's beat), issued in a
+fixed order per kernel, one per cycle while the value FIFO has room (several outstanding);
+the beats come back in order and each becomes its element (its bytes at its offset in the
+beat, sign- or zero-extended, saturated to the view's `sat`). A consumer takes the values in
+the same order; writes are single beats (the element repeated across the beat, its bytes
+strobed). Element addresses are multiples of the element size (a descriptor fault otherwise).
+
+Per kernel (rows r, columns c; `aux` = DOT's outputs n, COMBINE's members m):
+
+- EMBED, per row: id, token type (walkers A, B); the three tables' (+1, -1) pairs (binary
+  tables: pairs + 8 index; a dense table's pair read is a dummy); then per column the three
+  table elements (dense: base + index stride + c elem; binary: the sign bit at base + index
+  stride + c / 8 selects the pair's value); the sum to `out` (walker O).
+- LUT, in blocks of `LUT_BLOCK` elements: the block's x, then the block's table[x + offset]
+  (int32 at table + 4 i; an index outside [0, size) is a fault); each table value to `out`.
+- DOT: per row r the row x[r, :] into the row buffer, then w[n, :] for n < aux (walker B from
+  its start again), one MAC per element: out[r, n] = sum x w + bias[n], int64 wrapping.
+- COMBINE: per member m its view (from the setup buffer's copy of the descriptor: walker A
+  loaded again) and weight, acc[e] = acc[e] + x w_m in the row buffer; then every acc to `out`.
+
+`busy` from `start` until the last write has been sent; the unit waits for the answers.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import fifo, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from bebert.config import AccelConfig
+from bebert.vector import VecFn, lut_block
+
+from .reader import ReadPort
+from .setup import NSLOTS, SLOTS
+from .walker import VIEW_FIELDS, ViewWalker
+from .writer import WritePort
+
+FMT_BITS = 2 + 1 + 8 + 1        # elem code, signed, sat, binary-table bit
+
+
+def _fmt(fmt_word, binary=Const(0, 1)):
+    """The element format of a view's fmt word: log2 elem, signed, sat; and the binary bit."""
+    e = fmt_word[:8]
+    code = Mux(e == 8, 3, Mux(e == 4, 2, Mux(e == 2, 1, 0)))
+    return Cat(code[:2], fmt_word[8], fmt_word[16:24], binary)
+
+
+class ScalarEngine(wiring.Component):
+    def __init__(self, config: AccelConfig, sbuf_depth: int):
+        self.config = config
+        self.B = config.dram_bytes_per_cycle
+        self.depth = 1 << max(5, (config.dram_latency_cycles + 8).bit_length())
+        bus = 8 * self.B
+        super().__init__({
+            "start": In(1), "fn": In(8), "rows": In(16), "cols": In(16), "aux": In(16), "desc": In(32),
+            "slots": In(32 * NSLOTS), "reg_b": In(range(sbuf_depth)), "off_b": In(5),
+            "rd_addr": Out(range(sbuf_depth)), "rd_data": In(bus),
+            "rd": Out(ReadPort(bus)), "wr": Out(WritePort(bus)), "busy": Out(1), "fault": Out(1), "idle": Out(1),
+        })
+        self.sbuf_depth = sbuf_depth
+        self.lut_block = lut_block(config)
+
+    def elaborate(self, platform):
+        m = Module()
+        B, cfg = self.B, self.config
+        sl = [self.slots.word_select(i, 32) for i in range(NSLOTS)]
+        view = lambda s: Cat(*[sl[SLOTS[s] + i] for i in range(len(VIEW_FIELDS))])  # noqa: E731
+        m.submodules.wa = wa = ViewWalker()
+        m.submodules.wb = wb = ViewWalker()
+        m.submodules.wo = wo = ViewWalker()
+        self.walkers = (wa, wb, wo)
+        # -- responses: a tag per request, the element out of its beat
+        self.offb = max(1, self.B.bit_length() - 1)        # a byte's offset in a beat
+        m.submodules.tags = tags = fifo.SyncFIFO(width=self.offb + FMT_BITS + 3, depth=self.depth)
+        m.submodules.vals = vals = fifo.SyncFIFOBuffered(width=64, depth=self.depth)
+        self._responses(m, tags, vals)
+        # -- the row buffer (DOT's x row, COMBINE's accumulators)
+        m.submodules.row = row = Memory(shape=64, depth=cfg.vec_row_elems, init=[])
+        self.row_rd, self.row_wr = row.read_port(), row.write_port()
+        self._kernels(m, tags, vals, wa, wb, wo, view, sl)
+        return m
+
+    def _responses(self, m, tags, vals):
+        """Each returning beat: the element at its tag's offset, extended, saturated."""
+        B = self.B
+        p = self.rd
+        t = tags.r_data
+        o = self.offb
+        off, code, sgn, sat, binary, bit = t[:o], t[o:o + 2], t[o + 2], t[o + 3:o + 11], t[o + 11], t[o + 12:o + 15]
+        m.d.comb += tags.r_en.eq(p.data_valid)
+        beat = p.data
+        raw = Signal(64)
+        for e in range(4):
+            n = 1 << e
+            with m.If(code == e):
+                with m.Switch(off[e:] if e < len(off) else 0):
+                    for k in range(B >> e):
+                        with m.Case(k):
+                            word = beat[8 * n * k:8 * n * (k + 1)]
+                            ext = Mux(sgn & word[-1], (1 << (64 - 8 * n)) - 1, 0) if n < 8 else Const(0, 0)
+                            m.d.comb += raw.eq(Cat(word, ext) if n < 8 else word)
+        with m.If(binary):                              # a binary table's sign bit (byte at off)
+            m.d.comb += raw.eq(beat.word_select(off, 8).bit_select(bit, 1))
+        x = raw.as_signed()
+        half = (Const(1, 65) << (sat - 1)[:6])[:65]
+        lo, hi = -half.as_signed(), half - 1
+        satd = Mux((sat == 0) | (sat >= 64), x, Mux(x < lo, lo, Mux(x > hi, hi, x)))
+        m.d.comb += [vals.w_data.eq(satd), vals.w_en.eq(p.data_valid)]
+
+    # -- the kernels ---------------------------------------------------------------------------
+    def _kernels(self, m, tags, vals, wa, wb, wo, view, sl):
+        fn, B = self.fn, self.B
+        p, w = self.rd, self.wr
+        phase = Signal(2)                       # 0 idle, 1 walkers' init, 2 run, 3 last writes
+        m.d.comb += self.busy.eq(phase != 0)
+        # requests: one a cycle while the value FIFO has room for every element in flight
+        rq_valid, rq_addr, rq_fmt, rq_bit = Signal(), Signal(32), Signal(FMT_BITS), Signal(3)
+        inflight = Signal(range(self.depth + 1))
+        pop = Signal()
+        can = rq_valid & (phase == 2) & (inflight < self.depth - 1) & tags.w_rdy
+        fire = can & p.req_ready
+        m.d.comb += [p.req_valid.eq(can),
+                     p.req_addr.eq(rq_addr & ~(B - 1)), p.req_len.eq(1),
+                     tags.w_data.eq(Cat(rq_addr[:self.offb], rq_fmt, rq_bit)), tags.w_en.eq(fire)]
+        m.d.sync += inflight.eq(inflight + fire - (pop & vals.r_rdy))
+        m.d.comb += vals.r_en.eq(pop)
+        # writes: single beats, the element repeated, its bytes strobed
+        wv, wdata, wcode = Signal(), Signal(64), Signal(2)
+        sent = wv & w.ready
+        self._write_port(m, wv, wdata, wcode, wo)
+        out = {"fire": fire, "pop": pop, "vals": vals, "wv": wv, "wdata": wdata, "wcode": wcode, "sent": sent,
+               "inflight": inflight}
+        req = {"valid": rq_valid, "addr": rq_addr, "fmt": rq_fmt, "bit": rq_bit}
+        done = Signal()
+        with m.If(self.start):
+            m.d.sync += [phase.eq(1), self.fault.eq(0)]
+        for wk, v, cols in ((wa, "V0", Mux((fn == int(VecFn.EMBED)), 1, self.cols)),
+                            (wb, "V1", Mux((fn == int(VecFn.EMBED)), 1, self.cols)),
+                            (wo, "V2", Mux(fn == int(VecFn.DOT), self.aux, self.cols))):
+            m.d.comb += [wk.load.eq(self.start), wk.view.eq(view(v)), wk.cols.eq(cols)]
+        go = Signal()
+        with m.If((phase == 1) & wa.ready & wb.ready & wo.ready):
+            m.d.sync += phase.eq(2)
+            m.d.comb += go.eq(1)
+        with m.If((phase == 2) & done):
+            m.d.sync += phase.eq(0)
+        for f, body in ((VecFn.EMBED, self._embed), (VecFn.LUT, self._lut), (VecFn.DOT, self._dot),
+                        (VecFn.COMBINE, self._combine)):
+            with m.If(fn == int(f)):
+                body(m, go, req, out, done, sl)
+        m.d.comb += self.idle.eq((phase == 0) & (inflight == 0))
+
+    def _write_port(self, m, wv, wdata, wcode, wo):
+        """Element writes through walker O, saturated to the out view's element type."""
+        B, w = self.B, self.wr
+        fmt = self.slots.word_select(SLOTS["V2"] + 1, 32)
+        e, sgn = fmt[:8], fmt[8]
+        x = wdata.as_signed()
+        sat = Signal(64)
+        with m.Switch(e):
+            for n in (1, 2, 4):
+                with m.Case(n):
+                    lo, hi = (-(1 << (8 * n - 1)), (1 << (8 * n - 1)) - 1)
+                    ulo, uhi = 0, (1 << (8 * n)) - 1
+                    m.d.comb += sat.eq(Mux(sgn, Mux(x < lo, lo, Mux(x > hi, hi, x)), Mux(x < ulo, ulo, Mux(x > uhi, uhi, x))))
+            with m.Default():
+                m.d.comb += sat.eq(Mux(~sgn & (x < 0), 0, x))       # uint64: write_view clips to [0, 2^63)
+        rep = Signal(8 * B)
+        strb = Signal(B)
+        off = wo.addr[:B.bit_length() - 1]
+        with m.Switch(e):
+            for n in (1, 2, 4, 8):
+                with m.Case(n):
+                    m.d.comb += [rep.eq(Cat(*[sat[:8 * n]] * (B // n))), strb.eq(((1 << n) - 1) << off)]
+        m.d.comb += [w.valid.eq(wv), w.addr.eq(wo.addr & ~(B - 1)), w.data.eq(rep), w.strb.eq(strb)]
+        m.d.comb += wo.step.eq(wv & w.ready)
+        del wcode
+
+    # -- EMBED ---------------------------------------------------------------------------------
+    def _tables(self, sl):
+        return [{n: sl[SLOTS[t] + i] for i, n in enumerate(("kind", "base", "stride", "rows", "elem", "pairs"))}
+                for t in ("T0", "T1", "T2")]
+
+    def _embed(self, m, go, req, out, done, sl):
+        wa, wb, wo = self.walkers
+        tabs = self._tables(sl)
+        r, c, t = Signal(16), Signal(16), Signal(2)
+        gst = Signal(3)             # 0 id, 1 type, 2 wait ids, 3 row addresses, 4 pairs, 5 elements, 6 done
+        have_ids = Signal()         # the consumer has this row's id and type
+        idv, tyv = Signal(signed(64)), Signal(signed(64))
+        idx = [idv[:32], r, tyv[:32]]
+        rowa = [Signal(32, name=f"rowa{i}") for i in range(3)]
+        cola = [Signal(32, name=f"cola{i}") for i in range(3)]
+        fmt_a, fmt_b = _fmt(sl[SLOTS["V0"] + 1]), _fmt(sl[SLOTS["V1"] + 1])
+        fire = out["fire"]
+        with m.If(go):
+            m.d.sync += [gst.eq(0), r.eq(0), c.eq(0), t.eq(0)]
+        with m.Switch(gst):
+            with m.Case(0):
+                m.d.comb += [req["valid"].eq(~go), req["addr"].eq(wa.addr), req["fmt"].eq(fmt_a)]
+                with m.If(fire):
+                    m.d.sync += gst.eq(1)
+                    m.d.comb += wa.step.eq(1)
+            with m.Case(1):
+                m.d.comb += [req["valid"].eq(1), req["addr"].eq(wb.addr), req["fmt"].eq(fmt_b)]
+                with m.If(fire):
+                    m.d.sync += gst.eq(2)
+                    m.d.comb += wb.step.eq(1)
+            with m.Case(2):                          # this row's id and type (the generator takes them)
+                with m.If(have_ids):
+                    m.d.sync += [gst.eq(3), t.eq(0), have_ids.eq(0)]
+            with m.Case(3):                          # base + index * stride, one table a cycle
+                for i in range(3):
+                    with m.If(t == i):
+                        m.d.sync += [rowa[i].eq(tabs[i]["base"] + (idx[i] * tabs[i]["stride"])[:32]), cola[i].eq(0)]
+                m.d.sync += t.eq(t + 1)
+                with m.If(t == 2):
+                    m.d.sync += [gst.eq(4), t.eq(0)]
+            with m.Case(4):                          # the (+1, -1) pairs (a dummy read for dense tables)
+                pa = Array(tb["pairs"] + (ix << 3) for tb, ix in zip(tabs, idx))[t]
+                m.d.comb += [req["valid"].eq(1), req["addr"].eq(pa), req["fmt"].eq(Cat(Const(3, 2), Const(1, 1), Const(0, 9)))]
+                with m.If(fire):
+                    m.d.sync += t.eq(Mux(t == 2, 0, t + 1))
+                    with m.If(t == 2):
+                        m.d.sync += gst.eq(5)
+            with m.Case(5):
+                for i in range(3):
+                    with m.If(t == i):
+                        binary = tabs[i]["kind"] == 1
+                        efmt = _fmt(Cat(tabs[i]["elem"][:8], Const(1, 1), Const(0, 23)), binary)
+                        m.d.comb += [req["valid"].eq(1), req["fmt"].eq(efmt), req["bit"].eq(c[:3]),
+                                     req["addr"].eq(Mux(binary, rowa[i] + (c >> 3), rowa[i] + cola[i]))]
+                        with m.If(fire):
+                            m.d.sync += cola[i].eq(cola[i] + tabs[i]["elem"])
+                with m.If(fire):
+                    m.d.sync += t.eq(Mux(t == 2, 0, t + 1))
+                    with m.If(t == 2):
+                        m.d.sync += c.eq(c + 1)
+                        with m.If(c == self.cols - 1):
+                            m.d.sync += [c.eq(0), r.eq(r + 1), gst.eq(Mux(r == self.rows - 1, 6, 0))]
+        with m.If(self.fault):
+            m.d.comb += req["valid"].eq(0)
+        self._embed_consumer(m, go, out, done, tabs, r, have_ids, idv, tyv, gst)
+
+    def _embed_consumer(self, m, go, out, done, tabs, r_gen, have_ids, idv, tyv, gst):
+        vals, pop = out["vals"], out["pop"]
+        k = Signal(3)               # 0 id, 1 type, 2..4 pairs, 5.. elements (t = 0, 1, 2)
+        cr, cc, ct = Signal(16), Signal(16), Signal(2)
+        plus = [Signal(signed(32), name=f"plus{i}") for i in range(3)]
+        minus = [Signal(signed(32), name=f"minus{i}") for i in range(3)]
+        acc = Signal(64)
+        blocked = out["wv"] & ~self.wr.ready
+        v = vals.r_data.as_signed()
+        m.d.comb += pop.eq(vals.r_rdy & ~blocked)
+        with m.If(out["sent"]):
+            m.d.sync += out["wv"].eq(0)
+        with m.If(go):
+            m.d.sync += [k.eq(0), cr.eq(0), cc.eq(0), ct.eq(0), have_ids.eq(0)]
+        bad_kind = Cat(*[((tb["kind"] != 0) & (tb["kind"] != 1)) | ((tb["kind"] == 0) & (tb["elem"] != 1) & (tb["elem"] != 2)
+                         & (tb["elem"] != 4) & (tb["elem"] != 8)) for tb in tabs]).any()
+        with m.If(pop):
+            with m.Switch(k):
+                with m.Case(0):
+                    m.d.sync += [idv.eq(v), k.eq(1)]
+                with m.Case(1):
+                    m.d.sync += [tyv.eq(v), k.eq(2), have_ids.eq(1)]
+                    oob = ((idv < 0) | (idv >= tabs[0]["rows"]) | (v < 0) | (v >= tabs[2]["rows"])
+                           | (cr >= tabs[1]["rows"]) | bad_kind)
+                    with m.If(oob):
+                        m.d.sync += self.fault.eq(1)
+                with m.Case(2, 3, 4):
+                    for i in range(3):
+                        with m.If(k == 2 + i):
+                            m.d.sync += [plus[i].eq(v[:32]), minus[i].eq(v[32:])]
+                    m.d.sync += k.eq(Mux(k == 4, 5, k + 1))
+                with m.Default():
+                    val = Signal(signed(64))
+                    binary = Array(tb["kind"] == 1 for tb in tabs)[ct]
+                    m.d.comb += val.eq(Mux(binary, Mux(v[0], Array(plus)[ct], Array(minus)[ct]), v))
+                    nacc = Mux(ct == 0, 0, acc) + val
+                    m.d.sync += [acc.eq(nacc), ct.eq(Mux(ct == 2, 0, ct + 1))]
+                    with m.If(ct == 2):
+                        m.d.sync += [out["wv"].eq(1), out["wdata"].eq(nacc), cc.eq(cc + 1)]
+                        with m.If(cc == self.cols - 1):
+                            m.d.sync += [cc.eq(0), cr.eq(cr + 1), k.eq(0)]
+        with m.If(gst == 6):
+            pass
+        last = (gst == 6) & ~out["wv"] & ~vals.r_rdy & (cr == self.rows)
+        m.d.comb += done.eq(last | self._faulted(out))
+        del r_gen
+
+    def _faulted(self, out):
+        """After a fault: nothing is requested any more; done once every value is in and gone."""
+        return self.fault & (out["inflight"] == 0) & ~out["vals"].r_rdy & ~out["wv"]
+
+    # -- LUT -----------------------------------------------------------------------------------
+    def _lut(self, m, go, req, out, done, sl):
+        wa = self.walkers[0]
+        n = Signal(32)                           # elements requested (x), elements requested (table)
+        nx, nt = Signal(32), Signal(32)
+        total = self.rows * self.cols
+        Q = self.lut_block
+        blk_x = Signal(range(Q + 1))             # x requested in this block
+        tphase = Signal()
+        m.submodules.idx = idxq = fifo.SyncFIFO(width=32, depth=Q)
+        table = sl[SLOTS["C0"]]
+        fire = out["fire"]
+        with m.If(go):
+            m.d.sync += [nx.eq(0), nt.eq(0), blk_x.eq(0), tphase.eq(0)]
+        in_blk = Mux(total - (nx - blk_x) < Q, total - (nx - blk_x), Q)
+        with m.If(~tphase):
+            m.d.comb += [req["valid"].eq((nx < total) & ~self.fault), req["addr"].eq(wa.addr),
+                         req["fmt"].eq(_fmt(sl[SLOTS["V0"] + 1]))]
+            with m.If(fire):
+                m.d.comb += wa.step.eq(1)
+                m.d.sync += [nx.eq(nx + 1), blk_x.eq(blk_x + 1)]
+                with m.If(blk_x + 1 == in_blk):
+                    m.d.sync += tphase.eq(1)
+        with m.Else():
+            m.d.comb += [req["valid"].eq(idxq.r_rdy & ~self.fault), req["addr"].eq(table + (idxq.r_data << 2)),
+                         req["fmt"].eq(Cat(Const(2, 2), Const(1, 1), Const(0, 9)))]
+            with m.If(fire):
+                m.d.comb += idxq.r_en.eq(1)
+                m.d.sync += [nt.eq(nt + 1), blk_x.eq(blk_x - 1)]
+                with m.If(blk_x == 1):
+                    m.d.sync += tphase.eq(0)
+        # consumer: x -> index (checked), table value -> out
+        vals, pop = out["vals"], out["pop"]
+        cx, ct, cb = Signal(32), Signal(32), Signal(range(Q + 1))
+        cph = Signal()
+        blocked = out["wv"] & ~self.wr.ready
+        m.d.comb += pop.eq(vals.r_rdy & ~blocked & (cph | idxq.w_rdy))
+        with m.If(out["sent"]):
+            m.d.sync += out["wv"].eq(0)
+        with m.If(go):
+            m.d.sync += [cx.eq(0), ct.eq(0), cb.eq(0), cph.eq(0)]
+        off = sl[SLOTS["C1"]].as_signed()
+        v = vals.r_data.as_signed()
+        i = v + off
+        cblk = Mux(total - (cx - cb) < Q, total - (cx - cb), Q)
+        with m.If(pop):
+            with m.If(~cph):
+                m.d.comb += [idxq.w_en.eq(1), idxq.w_data.eq(i[:32])]
+                with m.If((i < 0) | (i >= sl[SLOTS["C2"]])):
+                    m.d.sync += self.fault.eq(1)
+                m.d.sync += [cx.eq(cx + 1), cb.eq(cb + 1)]
+                with m.If(cb + 1 == cblk):
+                    m.d.sync += cph.eq(1)
+            with m.Else():
+                m.d.sync += [out["wv"].eq(1), out["wdata"].eq(v), ct.eq(ct + 1), cb.eq(cb - 1)]
+                with m.If(cb == 1):
+                    m.d.sync += cph.eq(0)
+        m.d.comb += done.eq(((ct == total) & ~out["wv"]) | self._faulted(out))
+        del n
+
+    # -- DOT -----------------------------------------------------------------------------------
+    def _dot(self, m, go, req, out, done, sl):
+        wa, wb, _ = self.walkers
+        r, c, nn, ph, gdone = Signal(16), Signal(16), Signal(16), Signal(), Signal()
+        fire = out["fire"]
+        with m.If(go):
+            m.d.sync += [r.eq(0), c.eq(0), nn.eq(0), ph.eq(0), gdone.eq(0)]
+        m.d.comb += [req["valid"].eq(~gdone & ~go), req["addr"].eq(Mux(ph, wb.addr, wa.addr)),
+                     req["fmt"].eq(Mux(ph, _fmt(sl[SLOTS["V1"] + 1]), _fmt(sl[SLOTS["V0"] + 1])))]
+        with m.If(fire):
+            m.d.sync += c.eq(Mux(c == self.cols - 1, 0, c + 1))
+            with m.If(ph):
+                m.d.comb += wb.step.eq(1)
+                with m.If(c == self.cols - 1):
+                    m.d.sync += nn.eq(nn + 1)
+                    with m.If(nn == self.aux - 1):
+                        m.d.sync += [nn.eq(0), ph.eq(0), r.eq(r + 1), gdone.eq(r == self.rows - 1)]
+            with m.Else():
+                m.d.comb += wa.step.eq(1)
+                with m.If(c == self.cols - 1):
+                    m.d.sync += ph.eq(1)
+                    m.d.comb += wb.restart.eq(1)
+        self._mac_consumer(m, go, out, done, sl, dot=True)
+
+    def _bias(self, m, n):
+        """int64 word n of the setup buffer's block B (DOT's bias, COMBINE's weights), one cycle after n."""
+        B = self.B
+        w8 = max(1, B // 8)
+        i = self.off_b + n
+        m.d.comb += self.rd_addr.eq(self.reg_b + (i >> (w8.bit_length() - 1)))
+        sel = Signal(max(1, w8.bit_length() - 1))
+        m.d.sync += sel.eq(i[:w8.bit_length() - 1] if w8 > 1 else 0)
+        return (self.rd_data.word_select(sel, 64) if w8 > 1 else self.rd_data[:64]).as_signed()
+
+    def _mac_consumer(self, m, go, out, done, sl, dot: bool):
+        """DOT's and COMBINE's consumer: x into the row buffer / the MACs, the results out."""
+        vals, pop = out["vals"], out["pop"]
+        rr, rw = self.row_rd, self.row_wr
+        blocked = out["wv"] & ~self.wr.ready
+        en = ~blocked
+        cr, cc, cn, cph = Signal(16), Signal(16), Signal(16), Signal()
+        m.d.comb += pop.eq(vals.r_rdy & en)
+        with m.If(out["sent"]):
+            m.d.sync += out["wv"].eq(0)
+        with m.If(go):
+            m.d.sync += [cr.eq(0), cc.eq(0), cn.eq(0), cph.eq(0)]
+        v = vals.r_data.as_signed()
+        # stage 1: the value, its column; the row buffer read of x[c] (DOT) / acc[e] (COMBINE)
+        s1, v1, c1, last1, n1 = Signal(), Signal(signed(64)), Signal(16), Signal(), Signal(16)
+        m.d.comb += [rr.addr.eq(cc), rr.en.eq(en)]
+        with m.If(en):
+            m.d.sync += [s1.eq(pop & cph), v1.eq(v), c1.eq(cc), last1.eq(cc == self.cols - 1), n1.eq(cn)]
+        with m.If(pop):
+            with m.If(~cph):                 # DOT: x into the row buffer
+                m.d.comb += [rw.en.eq(1), rw.addr.eq(cc), rw.data.eq(v)]
+                m.d.sync += cc.eq(Mux(cc == self.cols - 1, 0, cc + 1))
+                with m.If(cc == self.cols - 1):
+                    m.d.sync += cph.eq(1)
+            with m.Else():
+                m.d.sync += cc.eq(Mux(cc == self.cols - 1, 0, cc + 1))
+                with m.If(cc == self.cols - 1):
+                    m.d.sync += cn.eq(cn + 1)
+                    with m.If(cn == self.aux - 1):
+                        m.d.sync += [cn.eq(0), cph.eq(0), cr.eq(cr + 1)]
+        bias = self._bias(m, n1)         # the value's output: read in stage 2, used in stage 3
+        # stage 2: the product; stage 3: the sum, the result out
+        s2, p2, last2, first2 = Signal(), Signal(signed(64)), Signal(), Signal()
+        acc = Signal(signed(64))
+        first1 = Signal()
+        with m.If(en):
+            m.d.sync += [s2.eq(s1), p2.eq((v1 * rr.data.as_signed())[:64]), last2.eq(last1), first2.eq(first1)]
+            with m.If(s1 & last1):
+                m.d.sync += first1.eq(1)
+            with m.Elif(s1):
+                m.d.sync += first1.eq(0)
+        with m.If(go):
+            m.d.sync += first1.eq(1)
+        with m.If(en & s2):
+            nacc = Mux(first2, 0, acc) + p2
+            m.d.sync += acc.eq(nacc)
+            with m.If(last2):
+                m.d.sync += [out["wv"].eq(1), out["wdata"].eq(nacc + bias)]
+        m.d.comb += done.eq(((cr == self.rows) & ~s1 & ~s2 & ~out["wv"]) | self._faulted(out))
+
+    # -- COMBINE -------------------------------------------------------------------------------
+    def _combine(self, m, go, req, out, done, sl):
+        """Members one by one: the view from the setup buffer's descriptor (words 11 + 10 m ..),
+        its weight from block B, its elements into acc (the row buffer); then acc out."""
+        wa = self.walkers[0]
+        B = self.B
+        wpb = B // 4
+        mem = Signal(16)            # the generator's member
+        gst = Signal(3)             # 0 view words, 1 weight, 2 walker, 3 elements, 4 wait consumer, 5 done
+        k = Signal(5)
+        words = [Signal(32, name=f"mview{i}") for i in range(10)]
+        wts = [Signal(signed(64), name=f"w{i}") for i in range(2)]
+        cm = Signal(16)             # the consumer's member
+        total = self.rows * self.cols
+        ne = Signal(32)
+        woff = self.desc[2:2 + wpb.bit_length() - 1] if wpb > 1 else Const(0, 1)
+        wi = woff + 11 + mem * 10 + k                       # the descriptor word being read
+        got, gk = Signal(), Signal(5)
+        wsel = Signal(max(1, wpb.bit_length() - 1))
+        m.d.sync += [got.eq(0), gk.eq(k), wsel.eq(wi[:wpb.bit_length() - 1] if wpb > 1 else 0)]
+        word = self.rd_data.word_select(wsel, 32) if wpb > 1 else self.rd_data[:32]
+        bias = self._bias_addr(m, mem)
+        with m.If(go):
+            m.d.sync += [mem.eq(0), gst.eq(0), k.eq(0), ne.eq(0)]
+        with m.If(got):
+            for i in range(10):
+                with m.If(gk == i):
+                    m.d.sync += words[i].eq(word)
+        with m.Switch(Mux(go, 7, gst)):            # nothing moves in the cycle of `go`
+            with m.Case(0):
+                m.d.comb += self.rd_addr.eq(wi >> (wpb.bit_length() - 1))
+                m.d.sync += [got.eq(1), k.eq(k + 1)]
+                with m.If(k == 9):
+                    m.d.sync += [gst.eq(1), k.eq(0)]
+            with m.Case(1):                         # the weight (one cycle after its address)
+                m.d.comb += self.rd_addr.eq(bias[0])
+                m.d.sync += k.eq(k + 1)
+                with m.If(k == 1):
+                    m.d.sync += [wts[0].eq(Mux(mem[0], wts[0], bias[1])), wts[1].eq(Mux(mem[0], bias[1], wts[1])),
+                                 gst.eq(2), k.eq(0)]
+            with m.Case(2):
+                m.d.comb += [wa.load.eq(k == 0), wa.view.eq(Cat(*words)), wa.cols.eq(self.cols)]
+                e = words[1][:8]
+                ok_e = (e == 1) | (e == 2) | (e == 4) | (e == 8)
+                mis = Cat(*[(words[i] & (e - 1)[:4]).any() for i in (0, 4, 5, 6, 7)]).any()
+                with m.If((k == 0) & (~ok_e | mis)):
+                    m.d.sync += self.fault.eq(1)
+                m.d.sync += k.eq(1)
+                with m.If((k == 1) & wa.ready):
+                    m.d.sync += [gst.eq(3), k.eq(0)]
+            with m.Case(3):
+                m.d.comb += [req["valid"].eq(~self.fault), req["addr"].eq(wa.addr), req["fmt"].eq(_fmt(words[1]))]
+                with m.If(out["fire"]):
+                    m.d.comb += wa.step.eq(1)
+                    m.d.sync += ne.eq(ne + 1)
+                    with m.If(ne == total - 1):
+                        m.d.sync += [ne.eq(0), mem.eq(mem + 1), gst.eq(Mux(mem == self.aux - 1, 5, 4))]
+            with m.Case(4):                         # at most one member ahead of the consumer
+                with m.If(cm + 1 >= mem):
+                    m.d.sync += gst.eq(0)
+        self._combine_consumer(m, go, out, done, wts, cm, total, gst)
+
+    def _bias_addr(self, m, n):
+        """(buffer entry, int64 value one cycle later) of word n of block B."""
+        B = self.B
+        w8 = max(1, B // 8)
+        i = self.off_b + n
+        sel = Signal(max(1, w8.bit_length() - 1))
+        m.d.sync += sel.eq(i[:w8.bit_length() - 1] if w8 > 1 else 0)
+        val = (self.rd_data.word_select(sel, 64) if w8 > 1 else self.rd_data[:64]).as_signed()
+        return self.reg_b + (i >> (w8.bit_length() - 1)), val
+
+    def _combine_consumer(self, m, go, out, done, wts, cm, total, gst):
+        vals, pop = out["vals"], out["pop"]
+        rr, rw = self.row_rd, self.row_wr
+        blocked = out["wv"] & ~self.wr.ready
+        e = Signal(32)
+        oph = Signal()              # the output phase
+        self._o_v = Signal()        # every acc has been read out
+        m.d.comb += pop.eq(vals.r_rdy & ~blocked & ~oph)
+        with m.If(out["sent"]):
+            m.d.sync += out["wv"].eq(0)
+        with m.If(go):
+            m.d.sync += [e.eq(0), cm.eq(0), oph.eq(0), self._o_v.eq(0)]
+        v = vals.r_data.as_signed()
+        s1, v1, e1, first = Signal(), Signal(signed(64)), Signal(32), Signal()
+        m.d.comb += rr.addr.eq(e)
+        m.d.sync += [s1.eq(pop), v1.eq(v), e1.eq(e), first.eq(cm == 0)]
+        w = Mux(cm[0], wts[1], wts[0])
+        w1 = Signal(signed(64))
+        m.d.sync += w1.eq(w)
+        with m.If(s1):
+            m.d.comb += [rw.en.eq(1), rw.addr.eq(e1), rw.data.eq(Mux(first, 0, rr.data.as_signed()) + (v1 * w1)[:64])]
+        with m.If(pop):
+            m.d.sync += e.eq(Mux(e == total - 1, 0, e + 1))
+            with m.If(e == total - 1):
+                m.d.sync += cm.eq(cm + 1)
+                with m.If(cm == self.aux - 1):
+                    m.d.sync += oph.eq(1)
+        # the output phase: acc[e] read, written the cycle after (the row buffer's read port)
+        o_rd, o_v = Signal(), self._o_v
+        with m.If(oph & ~s1 & ~o_rd & ~out["wv"] & ~o_v):      # one element at a time
+            m.d.comb += rr.addr.eq(e)
+            m.d.sync += [o_rd.eq(1), e.eq(e + 1)]
+            with m.If(e == total - 1):
+                m.d.sync += [oph.eq(0), o_v.eq(1)]
+        with m.Else():
+            m.d.sync += o_rd.eq(0)
+        with m.If(o_rd):
+            m.d.sync += [out["wv"].eq(1), out["wdata"].eq(rr.data)]
+        m.d.comb += done.eq((o_v & ~o_rd & ~out["wv"]) | self._faulted(out))
