@@ -263,6 +263,25 @@ def test_backpressure_on_many_random_programs():
         assert slow["done"] and np.array_equal(slow["dram"], golden.execute(prog))
 
 
+# -- compiled programs -------------------------------------------------------------------------------
+def compiled(spec, config):
+    from bebert.compiler import compile_spec
+    return compile_spec(spec, config)
+
+
+@pytest.mark.parametrize("spec", ["gemm:13,70,9,2", "gemm:5,33,7,3", "gemm:16,64,16,5"])
+def test_compiled_gemms_on_small(spec):
+    """The compiler's programs (any activation width): golden bytes and simulator cycles."""
+    assert_passed(verify(compiled(spec, SMALL)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec,config", [("gemm:37,300,129,3", "default"), ("gemm:30,300,20,7", "wide"),
+                                         ("gemm:40,200,24,8", "small"), ("gemm:64,256,64,1", "small")])
+def test_compiled_gemms_larger(spec, config):
+    assert_passed(verify(compiled(spec, CONFIGS[config])))
+
+
 # -- the build, the ports, the tools ---------------------------------------------------------------
 def test_generated_verilog_is_deterministic_with_the_documented_ports(tmp_path):
     from bebert.hw import generate_verilog
