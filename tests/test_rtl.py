@@ -236,11 +236,12 @@ def test_backpressure_changes_cycles_not_results(seed):
     assert slow["cycles"] > simulate(prog).cycles
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("lanes", [1, 2, 8, 16])
+@pytest.mark.parametrize("lanes", [1, 16] + [pytest.param(t, marks=pytest.mark.slow) for t in (2, 8)])
 def test_random_programs_on_every_lane_count(lanes):
+    """The stream layout's row tiles, the output path's runs and the vector unit's tiles follow
+    `vec_lanes` (one build per lane count: 1 and 16 in the default suite)."""
     cfg = SMALL.replace(name=f"small-t{lanes}", vec_lanes=lanes)
-    for seed in range(3):
+    for seed in range(1 if lanes in (1, 16) else 3):
         assert_passed(verify(random_program(seed, cfg)))
 
 
