@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from bebert.config import AccelConfig
 from bebert.isa import FIELDS, INSTR_BITS, N_STAGES, POP_LSB, PUSH_LSB, STAGE_OF, Buf, Op, PostFmt, Stage
-from bebert.vector import KERNELS, Io
+from bebert.vector import COMBINE_MAX_MEMBERS, KERNELS, TILE_IN_ELEMS, Io, VecFn
 
 
 def field(word, op: Op, name: str):
@@ -107,8 +107,9 @@ class InstructionDecoder(wiring.Component):
 
     def _vec_bad(self, m, w):
         """`bebert.vector.check_vec`, from the kernel records: unknown fn, rows or cols 0,
-        packed bits on a kernel that writes none or above 8, aux missing or extra, and the io
-        rules (tile: flags the kernel takes, some output, bits 6-7 zero; scalar: io 0)."""
+        packed bits on a kernel that writes none or above 8, aux missing or extra (COMBINE: at
+        most COMBINE_MAX_MEMBERS), and the io rules (tile: flags the kernel takes, some output,
+        an input element of TILE_IN_ELEMS bytes, bits 6-7 zero; scalar: io 0)."""
         f = lambda name: field(w, Op.VEC, name)  # noqa: E731
         bits, aux, io = f("bits"), f("aux"), f("io")
         kernel_bad = Signal(name="vec_kernel_bad")
@@ -117,10 +118,15 @@ class InstructionDecoder(wiring.Component):
                 with m.Case(int(fn)):
                     rule = ((bits != 0) if not k.packs else (bits > 8))
                     rule = rule | ((aux == 0) if k.aux else (aux != 0))
+                    if fn == VecFn.COMBINE:
+                        rule = rule | (aux > COMBINE_MAX_MEMBERS)
                     if k.engine == "tile":
                         flags = io[0:2]  # Io.STREAM_OUT, Io.SECOND_IN
                         no_output = ((io & int(Io.STREAM_OUT)) == 0) & (bits == 0)
-                        rule = rule | ((flags & ~Const(int(k.io), 2)) != 0) | no_output | (io[6:8] != 0)
+                        in_elem = io[2:4]  # log2 of the input's element bytes
+                        in_ok = sum((in_elem == e.bit_length() - 1) for e in TILE_IN_ELEMS) != 0
+                        rule = (rule | ((flags & ~Const(int(k.io), 2)) != 0) | no_output | ~in_ok
+                                | (io[6:8] != 0))
                     else:
                         rule = rule | (io != 0)
                     m.d.comb += kernel_bad.eq(rule)

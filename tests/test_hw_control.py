@@ -47,7 +47,7 @@ _EDGES = {  # per field: values around the legality boundaries (None: any value 
     "mode": (0, 1), "wsigned": (0, 1), "fmt": range(4), "elem": range(4), "obits": range(18),
     "group": (0, 1, 2, 3, 4, 6, 8, 64, 128, 255), "pm1": (0, 1), "cols": range(10), "rows": range(10),
     "pos": (0, 1, 7, 8, 31, 32, 33, 255), "stage": range(4), "fn": [0, 7, 12, 255] + [int(f) for f in VecFn] * 4,
-    "aux": (0, 1, 2, None),
+    "aux": (0, 1, 2, 16, 17, None),
     "io": (0, 1, 2, 3, 5, 0x0D, 0x11, 0x15, 0x40, 0x41, 0x43, 0x51, 0x80, 0x81, None),
 }
 _OPCODES = [0x00, 0x02, 0x07, 0x0E, 0x11, 0xFF] + [int(o) for o in Op] * 4

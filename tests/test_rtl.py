@@ -160,7 +160,14 @@ ILLEGAL = {
 }
 
 
-@pytest.mark.parametrize("name", list(ILLEGAL))
+# The decoder equals `decode` + `check_config` on thousands of words (tests/test_hw_control.py);
+# here a few words per kind go through the whole machine, the rest are `slow`.
+FAST_ILLEGAL = ("zero word", "v2 STORE", "own-stage pop", "LOAD n=0", "POSTCFG group=3", "POST rows past the array",
+                "VEC unknown fn")
+
+
+@pytest.mark.parametrize("name", [n if n in FAST_ILLEGAL else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in ILLEGAL])
 def test_illegal_word_stops_fetch_with_error_and_the_machine_drains(name):
     words = [encode(i) for i in (load("abuf", 0, 0, 2, push=["compute"]), sync("compute", pop=["load"]),
                                  sync("output", push=["vec"]), sync("vec", pop=["output"]))]
@@ -227,11 +234,12 @@ def test_backpressure_changes_cycles_not_results(seed):
     assert slow["cycles"] > simulate(prog).cycles
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("lanes", [1, 2, 8, 16])
+@pytest.mark.parametrize("lanes", [1, 16] + [pytest.param(t, marks=pytest.mark.slow) for t in (2, 8)])
 def test_random_programs_on_every_lane_count(lanes):
+    """The stream layout's row tiles, the output path's runs and the vector unit's tiles follow
+    `vec_lanes` (one build per lane count: 1 and 16 in the default suite)."""
     cfg = SMALL.replace(name=f"small-t{lanes}", vec_lanes=lanes)
-    for seed in range(3):
+    for seed in range(1 if lanes in (1, 16) else 3):
         assert_passed(verify(random_program(seed, cfg)))
 
 
@@ -252,6 +260,25 @@ def test_backpressure_on_many_random_programs():
         prog = random_program(seed, n=30)
         slow = run_rtl(SMALL, [encode(i) for i in prog.instrs], prog.dram, stall=0.5, seed=seed)
         assert slow["done"] and np.array_equal(slow["dram"], golden.execute(prog))
+
+
+# -- compiled programs -------------------------------------------------------------------------------
+def compiled(spec, config):
+    from bebert.compiler import compile_spec
+    return compile_spec(spec, config)
+
+
+@pytest.mark.parametrize("spec", ["gemm:13,70,9,2", "gemm:5,33,7,3", "gemm:16,64,16,5"])
+def test_compiled_gemms_on_small(spec):
+    """The compiler's programs (any activation width): golden bytes and simulator cycles."""
+    assert_passed(verify(compiled(spec, SMALL)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec,config", [("gemm:37,300,129,3", "default"), ("gemm:30,300,20,7", "wide"),
+                                         ("gemm:40,200,24,8", "small"), ("gemm:64,256,64,1", "small")])
+def test_compiled_gemms_larger(spec, config):
+    assert_passed(verify(compiled(spec, CONFIGS[config])))
 
 
 # -- the build, the ports, the tools ---------------------------------------------------------------

@@ -20,7 +20,7 @@ from pathlib import Path
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge
+from cocotb.triggers import FallingEdge, ReadOnly
 
 from bebert.hw.tb.memory_models import DramImage, InstructionMemory, ReadPortModel, WritePortModel
 
@@ -43,16 +43,18 @@ class _ReadPort:
         self.dut, self.p, self.model, self.drive = dut, prefix, model, drive
         self.req_valid = getattr(dut, f"{prefix}_req_valid")
 
-    def step(self, t: int) -> None:
-        ready = self.model.ready()
-        self.drive(f"{self.p}_req_ready", ready)
-        if ready and int(self.req_valid.value):
-            self.model.request(t, int(getattr(self.dut, f"{self.p}_req_addr").value),
-                               int(getattr(self.dut, f"{self.p}_req_len").value))
+    def drive_inputs(self, t: int) -> None:
+        self.ready = self.model.ready()
+        self.drive(f"{self.p}_req_ready", self.ready)
         beat = self.model.beat(t)
         if beat is not None:
             self.drive(f"{self.p}_data", beat)
         self.drive(f"{self.p}_data_valid", int(beat is not None))
+
+    def sample_outputs(self, t: int) -> None:
+        if self.ready and int(self.req_valid.value):
+            self.model.request(t, int(getattr(self.dut, f"{self.p}_req_addr").value),
+                               int(getattr(self.dut, f"{self.p}_req_len").value))
 
 
 class _WritePort:
@@ -62,14 +64,16 @@ class _WritePort:
         self.dut, self.p, self.model, self.drive = dut, prefix, model, drive
         self.valid = getattr(dut, f"{prefix}_valid")
 
-    def step(self, t: int) -> None:
-        ready = self.model.ready()
-        self.drive(f"{self.p}_ready", ready)
-        if ready and int(self.valid.value):
+    def drive_inputs(self, t: int) -> None:
+        self.ready = self.model.ready()
+        self.drive(f"{self.p}_ready", self.ready)
+        self.drive(f"{self.p}_resp_valid", int(self.model.response(t)))
+
+    def sample_outputs(self, t: int) -> None:
+        if self.ready and int(self.valid.value):
             d = self.dut
             self.model.write(t, int(getattr(d, f"{self.p}_addr").value), int(getattr(d, f"{self.p}_data").value),
                              int(getattr(d, f"{self.p}_strb").value))
-        self.drive(f"{self.p}_resp_valid", int(self.model.response(t)))
 
 
 @cocotb.test()
@@ -99,8 +103,9 @@ async def run_program(dut):
     dut.start.value = 1  # sampled at the end of this cycle: cycle -1
     t = -1
     done = timed_out = False
-    # Sample the DUT's outputs (all registered: none depends on this cycle's inputs) and
-    # drive its inputs at the falling edge of every cycle t.
+    # Every cycle t: at the falling edge drive the inputs of cycle t (from the memories' state
+    # and the registered `imem_addr`), then, once they have settled (ReadOnly), sample the
+    # outputs of cycle t: a request or write may depend on this cycle's inputs combinationally.
     while True:
         await FallingEdge(dut.clk)
         t += 1
@@ -116,7 +121,10 @@ async def run_program(dut):
         drive("imem_data", word)
         drive("imem_valid", valid)
         for port in ports:
-            port.step(t)
+            port.drive_inputs(t)
+        await ReadOnly()
+        for port in ports:
+            port.sample_outputs(t)
     np.save(out / "dram.npy", dram.image())
     result = {"done": done, "timed_out": timed_out, "cycles": int(dut.cycles.value),
               "observed_cycles": t, "error": bool(int(dut.error.value)),
