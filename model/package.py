@@ -6,11 +6,15 @@ A package is a folder:
                          QuantConfig, AdaBoost alpha and `integer_scales` (the 16-bit grids of
                          the integer path, calibrated once at export; null where the member has
                          no integer path or the package was exported without calibration data);
-                         `integer_calibration` (examples, source, headroom); sha256 of
-                         weights.safetensors
+                         `integer_calibration` (examples, source, headroom); `vote`: the
+                         ensemble's combination (method, fixed-point alphas and per member the
+                         logit-code constants, model/vote.py; null without an integer path);
+                         sha256 of weights.safetensors
     weights.safetensors  per member `m<i>.<module>.<tensor>`:
                            1-bit weights / embeddings: `sign` (uint8, np.packbits of w >= 0 along
-                             each row, big-endian bit order), `scale` (float32, per row), `cols`
+                             each row, big-endian bit order), `scale` (float32, per row), `cols`;
+                             a split layer with a scale per half (BinaryBERT TWS) has `scale` for
+                             the first half of the row and `scale_hi` for the second
                            2/4/8-bit: `codes` (int8) and `scale`;  full precision: `weight`
                            `bias` of every linear; `step` of every activation quantizer (LSQ)
                            LayerNorm `weight`/`bias`; the classifier `weight`/`bias` (float32)
@@ -41,11 +45,13 @@ from torch import nn
 from bebert.numerics import requantize_torch
 
 from bebert import integer_ops as I
+from . import vote as V
 from .binary_linear import ActQuantizer, IntegerLinear
 from .quant_bert import FP, BertShape, QEmbedding, QLinear, QuantBert, QuantConfig
 
 FORMAT = "bebert-ensemble-package"
-VERSION = 2  # 2: per-member integer_scales calibrated at export (v1 calibrated on each batch)
+VERSION = 3  # 3: per-half split scales, head_size, the vote record; 2: integer_scales at export
+READS = (2, 3)  # a version-2 package is read as: shared split scales, the "average" vote
 
 
 class PackageError(ValueError):
@@ -63,6 +69,7 @@ class Package:
     alphas: list[float]
     manifest: dict
     integer_scales: list[dict | None] | None = None  # per member {module: (in_grid, out_grid)}
+    vote: str = "samme"  # how the members combine (model/ensemble.py VOTES / REGRESSION_VOTES)
 
     @property
     def regression(self) -> bool:
@@ -125,7 +132,11 @@ def _pack_weight(prefix: str, mod, out: dict) -> None:
         out[f"{prefix}.cols"] = torch.tensor([codes.shape[1]], dtype=torch.int64)
     else:
         out[f"{prefix}.codes"] = codes.round().to(torch.int8)
-    out[f"{prefix}.scale"] = scale.float().clone()
+    if scale.dim() == 2:  # a scale per half of a split row
+        out[f"{prefix}.scale"] = scale[:, 0].float().clone()
+        out[f"{prefix}.scale_hi"] = scale[:, 1].float().clone()
+    else:
+        out[f"{prefix}.scale"] = scale.float().clone()
 
 
 def member_tensors(model: QuantBert, prefix: str) -> dict[str, torch.Tensor]:
@@ -147,12 +158,14 @@ def member_tensors(model: QuantBert, prefix: str) -> dict[str, torch.Tensor]:
 def export_package(out_dir: str | Path, members: list[QuantBert], alphas: list[float], *, task: str,
                    labels: list[str] | None, max_seq_len: int, tokenizer_dir: str | Path | None = None,
                    extra: dict | None = None, calibration: dict | None = None,
-                   calibration_source: str = "given batch") -> Path:
+                   calibration_source: str = "given batch", vote: str | None = None) -> Path:
     """Write the package folder (replacing the files it holds); returns its path.
 
     `calibration` (input_ids, token_type_ids, attention_mask): the fixed examples the integer
     path's 16-bit grids are calibrated on, once, here; they are stored in the manifest and the
-    integer path reads them from there. Without it the package has no integer path."""
+    integer path reads them from there. Without it the package has no integer path.
+    `vote`: how the members combine (default "samme", "mean" for regression); with an integer
+    path its fixed-point record is stored too."""
     if not members or len(members) != len(alphas):
         raise PackageError(f"{len(members)} members and {len(alphas)} alphas: need one alpha per member, at least one")
     out = Path(out_dir)
@@ -162,6 +175,11 @@ def export_package(out_dir: str | Path, members: list[QuantBert], alphas: list[f
         if m.shape != members[0].shape:
             raise PackageError(f"member {i} has shape {m.shape}, member 0 has {members[0].shape}")
         tensors.update(member_tensors(m, f"m{i}"))
+    from .ensemble import REGRESSION_VOTES, VOTES
+
+    vote = vote or ("mean" if labels is None else "samme")
+    if vote not in (REGRESSION_VOTES if labels is None else VOTES):
+        raise PackageError(f"vote '{vote}' does not apply to a {'regression' if labels is None else 'class'} task")
     scales: list = [None] * len(members)
     cal_info = None
     if calibration is not None:
@@ -179,12 +197,17 @@ def export_package(out_dir: str | Path, members: list[QuantBert], alphas: list[f
             if f.is_file():
                 shutil.copyfile(f, out / "tokenizer" / f.name)
                 tok_files.append(f.name)
+    vote_rec = None
+    if all(sc is not None for sc in scales):
+        heads = [_head(m.classifier, sc["pooler"][1]) for m, sc in zip(members, scales)]
+        vote_rec = V.prepare_vote(vote, alphas, [h["cls_scale"] for h in heads],
+                                  [_acc_bound(h) for h in heads]).to_dict()
     manifest = {
         "format": FORMAT, "version": VERSION, "task": task, "labels": labels, "max_seq_len": max_seq_len,
         "shape": members[0].shape.to_dict(),
         "members": [{"quant": m.quant.to_dict(), "alpha": float(a), "integer_scales": sc}
                     for m, a, sc in zip(members, alphas, scales)],
-        "integer_calibration": cal_info,
+        "integer_calibration": cal_info, "vote": vote, "integer_vote": vote_rec,
         "weights_sha256": _sha256(out / "weights.safetensors"), "tokenizer": tok_files,
         **(extra or {}),
     }
@@ -226,7 +249,11 @@ def _load_member(t: dict, prefix: str, shape: BertShape, quant: QuantConfig, use
                     codes = torch.from_numpy(np.where(bits, 1.0, -1.0).astype(np.float32))
                 else:
                     codes = _check(f"{p}.codes", _take(t, f"{p}.codes", used), (rows, cols)).float()
-                mod.freeze(codes, _check(f"{p}.scale", _take(t, f"{p}.scale", used), (rows,)))
+                scale = _check(f"{p}.scale", _take(t, f"{p}.scale", used), (rows,))
+                if mod._halves() == 2:
+                    hi = _check(f"{p}.scale_hi", _take(t, f"{p}.scale_hi", used), (rows,))
+                    scale = torch.stack([scale, hi], dim=1)
+                mod.freeze(codes, scale)
             if isinstance(mod, QLinear):
                 mod.bias.copy_(_check(f"{p}.bias", _take(t, f"{p}.bias", used), (rows,)))
         elif isinstance(mod, ActQuantizer):
@@ -249,8 +276,9 @@ def load_package(path: str | Path) -> Package:
         raise PackageError(f"{mf}: not valid JSON ({e})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise PackageError(f"{mf}: not a {FORMAT} manifest")
-    if manifest.get("version") != VERSION:
-        raise PackageError(f"{mf}: package version {manifest.get('version')!r}, this bebert reads version {VERSION}")
+    if manifest.get("version") not in READS:
+        raise PackageError(f"{mf}: package version {manifest.get('version')!r}, this bebert reads versions "
+                           f"{', '.join(map(str, READS))}")
     wf = path / "weights.safetensors"
     if not wf.is_file():
         raise PackageError(f"{path}: weights.safetensors is missing")
@@ -261,6 +289,8 @@ def load_package(path: str | Path) -> Package:
         quants = [QuantConfig(**m["quant"]) for m in manifest["members"]]
         alphas = [float(m["alpha"]) for m in manifest["members"]]
         task, labels, max_len = str(manifest["task"]), manifest["labels"], int(manifest["max_seq_len"])
+        # version 2 predates the vote record: it combined by probability averaging (score mean)
+        vote = str(manifest.get("vote") or ("average" if labels is not None else "mean"))
     except (KeyError, TypeError, ValueError) as e:
         raise PackageError(f"{mf}: malformed manifest ({type(e).__name__}: {e})") from None
     if not quants:
@@ -275,7 +305,7 @@ def load_package(path: str | Path) -> Package:
     extra = sorted(set(tensors) - used)
     if extra:
         raise PackageError(f"{wf}: {len(extra)} tensors the manifest does not describe, e.g. '{extra[0]}'")
-    return Package(path, task, labels, max_len, shape, members, alphas, manifest, int_scales)
+    return Package(path, task, labels, max_len, shape, members, alphas, manifest, int_scales, vote)
 
 
 def _parse_scales(mf: Path, i: int, sc) -> dict | None:
@@ -315,14 +345,14 @@ class IntegerPathUnavailable(NotImplementedError, ValueError):
 # is a learned LSQ step. The integer path is therefore a pure function of the package:
 # `integer_model(package)` is all of it as plain data, `integer_logits` only applies it.
 _R_BITS = 16
-CAL_HEADROOM = 1.0   # grid = headroom * calibration max / (2^15 - 1); values beyond saturate
+CAL_HEADROOM = 2.0   # grid = headroom * calibration max / (2^15 - 1): one bit above the largest value seen
 
 
 def _supports_integer(q: QuantConfig) -> str | None:
     if q.weight_bits != 1 or q.embed_bits == FP:
         return "weights and embeddings must be binary"
-    if q.bi_attention or 1 in (q.act_bits, q.attn_bits) or FP in (q.act_bits, q.attn_bits):
-        return "activations must be 2..8 bits with softmax attention (BinaryBERT); BiBERT's are not supported"
+    if q.bi_attention or FP in (q.act_bits, q.attn_bits):
+        return "activations must be 1..8 bits with softmax attention (BinaryBERT); BiBERT's are not supported"
     return None
 
 
@@ -367,11 +397,16 @@ def calibrate_scales(model: QuantBert, calibration: dict, batch_size: int = 64) 
 @dataclass(frozen=True)
 class IntLinear:
     """One projection: input codes -> (act: requantize to the layer's LSQ step; None when the
-    input already is codes on it) -> ([x, x] when split, TWS) -> layer (IntegerLinear)."""
+    input already is codes on it) -> ([x, x] when split, TWS) -> layer (IntegerLinear).
+
+    `mult_hi` (int32 per output, split layers with a scale per half): the second half's POST
+    multiplier, v = acc_lo * layer.mult + acc_hi * mult_hi + layer.bias (acc_lo over the first K
+    columns of the 2K-wide sign matrix, acc_hi over the rest); None: one multiplier per row."""
 
     layer: IntegerLinear
     act: I.RequantConsts | None
     split: bool
+    mult_hi: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -387,7 +422,7 @@ class IntegerLayer:
     attn_add: I.AddConsts
     attn_ln: I.LayerNormConsts
     ffn_in: IntLinear           # -> 16-bit
-    gelu: I.GeluConsts          # 16-bit -> FFN2's input codes
+    gelu: I.GeluConsts | I.RequantConsts  # 16-bit -> FFN2's input codes (1-bit: the sign, RequantConsts)
     ffn_out: IntLinear          # -> 16-bit (act None: i-GELU's output is its input)
     ffn_add: I.AddConsts
     ffn_ln: I.LayerNormConsts
@@ -415,13 +450,15 @@ class IntegerModel:
     alphas: tuple[float, ...]
     max_seq_len: int
     calibration: dict           # the manifest's integer_calibration (examples, source, headroom, bits)
+    vote: V.EnsembleVote | None = None  # the integer combination of the members (model/vote.py)
 
 
 def _int_linear(layer: QLinear, out_step: float, out_bits: int, s_in: float | None,
                 out_signed: bool = True) -> IntLinear:
     q = layer.act_quant
     act = None if s_in is None else I.prepare_requant(s_in, float(q.step.abs()), q.bits, q.signed)
-    return IntLinear(layer.to_integer(out_step, out_bits, out_signed), act, bool(layer.split))
+    lin, mult_hi = layer.to_integer_halves(out_step, out_bits, out_signed)
+    return IntLinear(lin, act, bool(layer.split), mult_hi)
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -469,7 +506,8 @@ def integer_member(model: QuantBert, cal: dict) -> IntegerMember:
         s_fi = cal[f"{p}.ffn_in"][1]
         fi = _int_linear(layer.ffn_in, s_fi, _R_BITS, s_x)
         fo = layer.ffn_out.act_quant
-        gelu = I.prepare_gelu(s_fi, step(fo), fo.bits, fo.signed)
+        # 1-bit FFN2 inputs are sign(GELU(x)) = sign(x): the sign of ffn_in's codes
+        gelu = I.prepare_requant(s_fi, s_fi, 1) if fo.bits == 1 else I.prepare_gelu(s_fi, step(fo), fo.bits, fo.signed)
         s_fo = cal[f"{p}.ffn_out"][1]
         ffo = _int_linear(layer.ffn_out, s_fo, _R_BITS, None)
         s_sum, s_ln = cal[f"{p}.ffn_ln"]
@@ -502,6 +540,11 @@ def _head(cls: nn.Linear, s_pool: float) -> dict:
     return {"tanh_lut": lut, "cls_codes": w_codes, "cls_bias": bias, "cls_scale": acc_scale}
 
 
+def _acc_bound(head: dict) -> int:
+    """The largest |classifier accumulator|: 16-bit tanh codes times 16-bit weight codes, plus bias."""
+    return int(head["cls_codes"].shape[1]) * _TANH_TOP * _TANH_TOP + int(np.abs(head["cls_bias"]).max())
+
+
 def integer_model(package: Package) -> IntegerModel:
     """The whole integer model of the package as plain data (what the compiler consumes): a pure
     function of the package, nothing calibrated on the data it will run on."""
@@ -515,26 +558,43 @@ def integer_model(package: Package) -> IntegerModel:
             raise IntegerPathUnavailable(f"--integer: member {i} has no integer_scales in the package "
                                          "(exported without calibration data); re-export it")
         out.append(integer_member(m, sc))
+    rec = package.manifest.get("integer_vote")
+    try:
+        vote = V.EnsembleVote.from_dict(rec) if rec else V.prepare_vote(
+            package.vote, package.alphas, [m.cls_scale for m in out], [_acc_bound(m.__dict__) for m in out])
+    except (KeyError, TypeError, ValueError) as e:
+        raise PackageError(f"{package.path}: malformed integer_vote ({type(e).__name__}: {e})") from None
+    if len(vote.members) != len(out):
+        raise PackageError(f"{package.path}: integer_vote has {len(vote.members)} members, the package {len(out)}")
     return IntegerModel(tuple(out), tuple(package.alphas), package.max_seq_len,
-                        dict(package.manifest.get("integer_calibration") or {}))
+                        dict(package.manifest.get("integer_calibration") or {}), vote)
 
 
 # -- applying it --------------------------------------------------------------------------------
 def _apply_linear(lin: IntLinear, a: torch.Tensor) -> torch.Tensor:
     if lin.act is not None:
         a = I.apply_requant(a, lin.act)
+    L = lin.layer
+    w = torch.from_numpy(L.weights())
+    mult_hi = getattr(lin, "mult_hi", None)  # (synthetic models of the compiler have none)
+    if mult_hi is not None:  # TWS with a scale per half: two accumulators, one rounding
+        k = w.shape[1] // 2
+        a = a.to(torch.int64)
+        v = (a @ w[:, :k].t()) * torch.from_numpy(np.asarray(L.mult, np.int64)) + \
+            (a @ w[:, k:].t()) * torch.from_numpy(np.asarray(mult_hi, np.int64))
+        return requantize_torch(v, torch.ones(1, dtype=torch.int64), torch.from_numpy(np.asarray(L.bias)),
+                                L.shift, L.out_bits, L.out_signed).to(torch.int64)
     if lin.split:  # TWS: [x, x] @ [w1 | w2]^T
         a = torch.cat([a, a], dim=-1)
-    L = lin.layer
-    acc = a.to(torch.int64) @ torch.from_numpy(L.weights()).t()
+    acc = a.to(torch.int64) @ w.t()
     return requantize_torch(acc, torch.from_numpy(np.asarray(L.mult)), torch.from_numpy(np.asarray(L.bias)),
                             L.shift, L.out_bits, L.out_signed).to(torch.int64)
 
 
 @torch.no_grad()
-def apply_integer_member(im: IntegerMember, batch: dict) -> torch.Tensor:
-    """One member's logits on the integer path (float only in the final dequantization). Every
-    example is computed independently of the others in the batch."""
+def integer_accumulators(im: IntegerMember, batch: dict) -> torch.Tensor:
+    """One member's int64 classifier accumulators (n, labels) on the integer path. Every example is
+    computed independently of the others in the batch."""
     ids, tt, mask = batch["input_ids"], batch["token_type_ids"], batch["attention_mask"]
     pos = torch.arange(ids.shape[1])[None, :].expand_as(ids)
     tab = lambda t: torch.from_numpy(t).to(torch.int64)  # noqa: E731
@@ -547,17 +607,41 @@ def apply_integer_member(im: IntegerMember, batch: dict) -> torch.Tensor:
         q, k, v = (heads(_apply_linear(lin, x)) for lin in (L.query, L.key, L.value))
         probs = I.apply_softmax(q @ k.transpose(-2, -1), L.softmax, mask=keys)
         pc = I.apply_requant(probs, L.probs).to(torch.int64)
-        ctx = (pc @ v).transpose(1, 2).reshape(b, t, h)
+        ctx = (pc @ v).transpose(1, 2).reshape(b, t, L.heads * L.head_dim)
         a = _apply_linear(L.attn_out, ctx)
         x = I.apply_layernorm(I.apply_add(x, a, L.attn_add), L.attn_ln).to(torch.int64)
         f = _apply_linear(L.ffn_in, x)
-        g = I.apply_gelu(f, L.gelu).to(torch.int64)  # FFN2's input codes
+        g = (I.apply_requant(f, L.gelu) if isinstance(L.gelu, I.RequantConsts)
+             else I.apply_gelu(f, L.gelu)).to(torch.int64)  # FFN2's input codes
         f = _apply_linear(L.ffn_out, g)
         x = I.apply_layernorm(I.apply_add(x, f, L.ffn_add), L.ffn_ln).to(torch.int64)
     pooled = _apply_linear(im.pooler, x[:, 0])
     hidden = torch.from_numpy(im.tanh_lut).to(torch.int64)[pooled + (1 << (_R_BITS - 1))]
-    acc = hidden @ torch.from_numpy(im.cls_codes).to(torch.int64).t() + torch.from_numpy(im.cls_bias)
-    return (acc.double() * torch.from_numpy(im.cls_scale)).float()  # the one float step: dequantize
+    return hidden @ torch.from_numpy(im.cls_codes).to(torch.int64).t() + torch.from_numpy(im.cls_bias)
+
+
+def apply_integer_member(im: IntegerMember, batch: dict) -> torch.Tensor:
+    """One member's logits on the integer path: its accumulators dequantized (acc * cls_scale,
+    float64 -> float32), the one float step, for people to read (the vote needs none of it)."""
+    acc = integer_accumulators(im, batch)
+    return (acc.double() * torch.from_numpy(im.cls_scale)).float()
+
+
+def integer_member_accumulators(package: Package, batch: dict, batch_size: int = 64,
+                                model: IntegerModel | None = None) -> list[np.ndarray]:
+    """Per member, int64 classifier accumulators (n, labels) of the batch on the integer path."""
+    im = model if model is not None else integer_model(package)
+    n = batch["input_ids"].shape[0]
+    return [torch.cat([integer_accumulators(m, {k: v[i:i + batch_size] for k, v in batch.items()})
+                       for i in range(0, n, batch_size)]).numpy() for m in im.members]
+
+
+def integer_predictions(package: Package, batch: dict, batch_size: int = 64,
+                        model: IntegerModel | None = None) -> tuple[list[np.ndarray], np.ndarray]:
+    """(per-member, ensemble) predictions on the integer path, integers only: class indices, or
+    Q15.16 STS-B scores (model/vote.py)."""
+    im = model if model is not None else integer_model(package)
+    return V.apply_vote(im.vote, integer_member_accumulators(package, batch, batch_size, im))
 
 
 def integer_logits(package: Package, batch: dict, batch_size: int = 64,

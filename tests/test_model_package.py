@@ -85,7 +85,7 @@ def test_mismatched_manifest(tmp_path, members):
         load_package(p)
     m["version"] = 1  # v1 calibrated the integer path on each batch: refused, one line
     (p / "manifest.json").write_text(json.dumps(m))
-    with pytest.raises(PackageError, match="package version 1, this bebert reads version 2") as e:
+    with pytest.raises(PackageError, match="package version 1, this bebert reads versions 2, 3") as e:
         load_package(p)
     assert "\n" not in str(e.value)
     (p / "manifest.json").write_text("{not json")
