@@ -220,6 +220,34 @@ def _pct(v) -> str:
     return "-" if v is None else f"{100 * v:.1f}"
 
 
+def plot(results: dict, dest: Path) -> None:
+    """Bars of every row per dev set with their 95 % intervals, the majority baseline as a line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = list(results["tasks"])
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.8 + 1.9 * len(keys)), 3.6))
+    width = 0.8 / len(ROWS)
+    for j, row in enumerate(ROWS):
+        cells = [results["tasks"][k]["rows"][row] for k in keys]
+        xs = [i + (j - (len(ROWS) - 1) / 2) * width for i in range(len(keys))]
+        ys = [100 * c["score"] for c in cells]
+        err = [[100 * (c["score"] - c["low"]) for c in cells], [100 * (c["high"] - c["score"]) for c in cells]]
+        ax.bar(xs, ys, width, yerr=err, capsize=2, label=row)
+    for i, k in enumerate(keys):
+        m = 100 * results["tasks"][k]["majority"]
+        ax.plot([i - 0.45, i + 0.45], [m, m], "k--", lw=0.8)
+    ax.set_xticks(range(len(keys)), keys)
+    ax.set_ylabel("dev score x100 (95 % interval)")
+    ax.set_title("BEBERT on GLUE dev, MiniLM-L6 (dashed: majority class)", fontsize=9)
+    ax.legend(fontsize=7, ncol=len(ROWS), loc="lower center")
+    fig.tight_layout()
+    fig.savefig(dest, dpi=120)
+    plt.close(fig)
+
+
 def write_report(results: dict) -> None:
     public = {k: v for k, v in results.items() if k != "tasks"}
     public["tasks"] = {k: {kk: vv for kk, vv in r.items() if kk != "_preds"} for k, r in results["tasks"].items()}
@@ -228,10 +256,11 @@ def write_report(results: dict) -> None:
     if results["tasks"]:
         atomic_json(RESULTS / "train_experiment_predictions.json",
                     {k: r["_preds"] for k, r in results["tasks"].items()})
+        plot(results, RESULTS / "train_experiment.png")
     lines = ["# BEBERT on GLUE dev, MiniLM-L6 (real run)", "",
              "Main score x100 [95 % bootstrap interval] (training wall time). fp = the FP teacher; binarybert = one "
              "binary member (BinaryBERT: TWS from the half-width ternary model, KD); bebert = 3 AdaBoost members, "
-             "SAMME hard vote. `int` = the integer path of the same model.", "",
+             "SAMME hard vote. `int` = the integer path of the same model. Plot: train_experiment.png.", "",
              "| task | majority | " + " | ".join(ROWS) + " |", "|---|---|" + "---|" * len(ROWS)]
     for key, r in results["tasks"].items():
         cells = []
