@@ -571,6 +571,21 @@ def integer_model(package: Package) -> IntegerModel:
 
 
 # -- applying it --------------------------------------------------------------------------------
+_EXACT = float(1 << 53)
+
+
+def imatmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The exact int64 product of integer tensors. When every partial sum is below 2^53 in
+    magnitude (max|a| max|b| K < 2^53: always, for codes of at most 16 bits and K < 2^21) it runs
+    as a float64 BLAS matmul, whose sums of integers are then exact in any order; otherwise in
+    int64 (PyTorch's slow integer kernel)."""
+    a, b = a.to(torch.int64), b.to(torch.int64)
+    k = a.shape[-1]
+    if a.numel() and b.numel() and float(a.abs().max()) * float(b.abs().max()) * k < _EXACT:
+        return (a.double() @ b.double()).to(torch.int64)
+    return a @ b
+
+
 def _apply_linear(lin: IntLinear, a: torch.Tensor) -> torch.Tensor:
     if lin.act is not None:
         a = I.apply_requant(a, lin.act)
@@ -580,13 +595,13 @@ def _apply_linear(lin: IntLinear, a: torch.Tensor) -> torch.Tensor:
     if mult_hi is not None:  # TWS with a scale per half: two accumulators, one rounding
         k = w.shape[1] // 2
         a = a.to(torch.int64)
-        v = (a @ w[:, :k].t()) * torch.from_numpy(np.asarray(L.mult, np.int64)) + \
-            (a @ w[:, k:].t()) * torch.from_numpy(np.asarray(mult_hi, np.int64))
+        v = imatmul(a, w[:, :k].t()) * torch.from_numpy(np.asarray(L.mult, np.int64)) + \
+            imatmul(a, w[:, k:].t()) * torch.from_numpy(np.asarray(mult_hi, np.int64))
         return requantize_torch(v, torch.ones(1, dtype=torch.int64), torch.from_numpy(np.asarray(L.bias)),
                                 L.shift, L.out_bits, L.out_signed).to(torch.int64)
     if lin.split:  # TWS: [x, x] @ [w1 | w2]^T
         a = torch.cat([a, a], dim=-1)
-    acc = a.to(torch.int64) @ w.t()
+    acc = imatmul(a, w.t())
     return requantize_torch(acc, torch.from_numpy(np.asarray(L.mult)), torch.from_numpy(np.asarray(L.bias)),
                             L.shift, L.out_bits, L.out_signed).to(torch.int64)
 
@@ -605,9 +620,9 @@ def integer_accumulators(im: IntegerMember, batch: dict) -> torch.Tensor:
         b, t, h = x.shape
         heads = lambda z: z.view(b, t, L.heads, L.head_dim).transpose(1, 2)  # noqa: E731
         q, k, v = (heads(_apply_linear(lin, x)) for lin in (L.query, L.key, L.value))
-        probs = I.apply_softmax(q @ k.transpose(-2, -1), L.softmax, mask=keys)
+        probs = I.apply_softmax(imatmul(q, k.transpose(-2, -1)), L.softmax, mask=keys)
         pc = I.apply_requant(probs, L.probs).to(torch.int64)
-        ctx = (pc @ v).transpose(1, 2).reshape(b, t, L.heads * L.head_dim)
+        ctx = imatmul(pc, v).transpose(1, 2).reshape(b, t, L.heads * L.head_dim)
         a = _apply_linear(L.attn_out, ctx)
         x = I.apply_layernorm(I.apply_add(x, a, L.attn_add), L.attn_ln).to(torch.int64)
         f = _apply_linear(L.ffn_in, x)
@@ -617,7 +632,7 @@ def integer_accumulators(im: IntegerMember, batch: dict) -> torch.Tensor:
         x = I.apply_layernorm(I.apply_add(x, f, L.ffn_add), L.ffn_ln).to(torch.int64)
     pooled = _apply_linear(im.pooler, x[:, 0])
     hidden = torch.from_numpy(im.tanh_lut).to(torch.int64)[pooled + (1 << (_R_BITS - 1))]
-    return hidden @ torch.from_numpy(im.cls_codes).to(torch.int64).t() + torch.from_numpy(im.cls_bias)
+    return imatmul(hidden, torch.from_numpy(im.cls_codes).t()) + torch.from_numpy(im.cls_bias)
 
 
 def apply_integer_member(im: IntegerMember, batch: dict) -> torch.Tensor:
@@ -629,11 +644,23 @@ def apply_integer_member(im: IntegerMember, batch: dict) -> torch.Tensor:
 
 def integer_member_accumulators(package: Package, batch: dict, batch_size: int = 64,
                                 model: IntegerModel | None = None) -> list[np.ndarray]:
-    """Per member, int64 classifier accumulators (n, labels) of the batch on the integer path."""
+    """Per member, int64 classifier accumulators (n, labels) of the batch on the integer path, in
+    batches sorted by length and cut to their longest sequence (every example is computed
+    independently of the others and of its padding, so this changes no bit)."""
+    from . import batching as B
+
     im = model if model is not None else integer_model(package)
-    n = batch["input_ids"].shape[0]
-    return [torch.cat([integer_accumulators(m, {k: v[i:i + batch_size] for k, v in batch.items()})
-                       for i in range(0, n, batch_size)]).numpy() for m in im.members]
+    groups = B.by_length(B.lengths(batch), batch_size)
+    out = []
+    for m in im.members:
+        acc = None
+        for idx in groups:
+            a = integer_accumulators(m, B.take({k: batch[k] for k in B.KEYS}, idx))
+            if acc is None:
+                acc = torch.empty(batch["input_ids"].shape[0], a.shape[1], dtype=torch.int64)
+            acc[idx] = a
+        out.append(acc.numpy())
+    return out
 
 
 def integer_predictions(package: Package, batch: dict, batch_size: int = 64,

@@ -226,3 +226,14 @@ def test_integer_path_predicts_what_the_fake_quant_model_predicts(int_pkg):
     for z, p in zip(logits, members):
         assert np.mean(E.predictions(z) == p) >= 0.9
     assert np.mean(E.predictions(E.combine(logits, int_pkg.alphas)) == ens) >= 0.9
+
+
+def test_integer_matmul_is_exact_through_float64():
+    from bebert.model.package import imatmul
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.randint(-(1 << 15), 1 << 15, (5, 384), generator=g)
+    b = torch.randint(-(1 << 15), 1 << 15, (384, 3), generator=g)
+    assert torch.equal(imatmul(a, b), a @ b) and imatmul(a, b).dtype == torch.int64  # 2^39: float64, exact
+    big = torch.full((2, 4), 1 << 40, dtype=torch.int64)
+    assert torch.equal(imatmul(big, big.t()), big @ big.t())  # beyond 2^53: the int64 kernel
