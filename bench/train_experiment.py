@@ -42,7 +42,7 @@ from bebert.model.train import TrainConfig, default_backbone, evaluate, train
 TASKS = ("sst2", "mrpc", "rte", "cola", "stsb")
 # training examples (None: the full training set) and tokens per task; SST-2's 67k sentences
 # are subsampled on a CPU (a seeded random subset, in file order)
-DATA = {"sst2": (8000, 64), "mrpc": (None, 128), "rte": (None, 128), "cola": (None, 64), "stsb": (None, 128)}
+DATA = {"sst2": (16000, 64), "mrpc": (None, 128), "rte": (None, 128), "cola": (None, 64), "stsb": (None, 128)}
 ROWS = ("fp", "binarybert", "bebert_kd0", "bebert_kd")
 RUNS = {"bebert_kd": "full", "bebert_kd0": "none"}
 ROBUST_SEEDS = (42, 43, 44)

@@ -31,12 +31,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bebert.integer_ops import ERF_A, ERF_B
+
 from .binary_linear import ActQuantizer, BinaryLinear, IntegerLinear, binarize, fixed_point, sign_ste
 
 FP = 32  # "bits" of an unquantized tensor
 BASES = ("binarybert", "bibert", "fp")
 BITS = (*range(1, 9), FP)
 SPLIT_SCALES = ("half", "shared")
+GELUS = ("erf", "ibert")
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,9 @@ class QuantConfig:
     # split layers: "half" gives each half its own per-row scale (BinaryBERT: alpha1 sign(w1) +
     # alpha2 sign(w2), four levels); "shared" one scale per row over both halves (exactly ternary)
     split_scales: str = "shared"
+    # "ibert": the FFN's GELU is I-BERT's erf polynomial, what the integer path's i-GELU computes
+    # (the fake-quant model then trains on the function the hardware runs); "erf": exact GELU
+    gelu: str = "erf"
 
     def __post_init__(self) -> None:
         if self.base not in BASES:
@@ -67,6 +73,8 @@ class QuantConfig:
             raise ValueError("split (TWS) layers need weight_bits = 1")
         if self.split_scales not in SPLIT_SCALES:
             raise ValueError(f"split_scales must be one of {', '.join(SPLIT_SCALES)}, got {self.split_scales!r}")
+        if self.gelu not in GELUS:
+            raise ValueError(f"gelu must be one of {', '.join(GELUS)}, got {self.gelu!r}")
 
     @classmethod
     def preset(cls, base: str, act_bits: int | None = None) -> "QuantConfig":
@@ -74,11 +82,11 @@ class QuantConfig:
         BinaryBERT, the Q/K/V and attention-probability) width."""
         if base == "binarybert":
             a = 4 if act_bits is None else act_bits
-            return cls("binarybert", 1, 1, a, a)
+            return cls("binarybert", 1, 1, a, a, gelu="ibert")
         if base == "bibert":
             if act_bits not in (None, 1):
                 raise ValueError(f"bibert has 1-bit activations (Bi-Attention), got --abits {act_bits}")
-            return cls("bibert", 1, 1, 1, 1, bi_attention=True)
+            return cls("bibert", 1, 1, 1, 1, bi_attention=True, gelu="ibert")
         if base == "fp":
             return cls("fp", FP, FP, FP, FP)
         raise ValueError(f"base must be one of {', '.join(BASES)}, got '{base}'")
@@ -372,6 +380,15 @@ def bool_ste(x: torch.Tensor) -> torch.Tensor:
     return _BoolSTE.apply(x)
 
 
+def ibert_gelu(x: torch.Tensor) -> torch.Tensor:
+    """I-BERT's GELU (Kim et al. 2021, eq. 9) in float: x/2 (1 + L(x / sqrt 2)) with
+    L(u) = sgn(u) [a (min(|u|, -b) + b)^2 + 1], the erf polynomial bebert/integer_ops.py's
+    i-GELU evaluates in integers (max |L - erf| ~ 0.02)."""
+    u = x / math.sqrt(2.0)
+    erf = torch.sign(u) * (ERF_A * (torch.clamp(u.abs(), max=-ERF_B) + ERF_B) ** 2 + 1.0)
+    return 0.5 * x * (1.0 + erf)
+
+
 # -- the model, in data-flow order ------------------------------------------------------------
 class Embeddings(nn.Module):
     def __init__(self, s: BertShape, q: QuantConfig):
@@ -435,11 +452,12 @@ class Layer(nn.Module):
         self.ffn_out = lin(s.intermediate_size, h)
         self.ffn_ln = nn.LayerNorm(h, eps=s.layer_norm_eps)
         self.drop = nn.Dropout(s.dropout)
+        self.gelu = ibert_gelu if q.gelu == "ibert" else F.gelu
 
     def forward(self, x: torch.Tensor, mask_add: torch.Tensor):
         ctx, scores, qkv = self.attn(x, mask_add)
         x = self.attn_ln(x + self.drop(self.attn_out(ctx)))
-        x = self.ffn_ln(x + self.drop(self.ffn_out(F.gelu(self.ffn_in(x)))))
+        x = self.ffn_ln(x + self.drop(self.ffn_out(self.gelu(self.ffn_in(x)))))
         return x, scores, qkv
 
 

@@ -206,14 +206,15 @@ def test_a_loss_turning_nan_stops_with_the_last_checkpoint_kept(tmp_path, backbo
     assert code == 0 and json.loads((out / "state.json").read_text())["done"]
 
 
-def test_any_activation_width_trains_evaluates_and_exports(tmp_path, backbone, capsys):
-    out = tmp_path / "a3"
+@pytest.mark.parametrize("abits", [1, 3])
+def test_any_activation_width_trains_evaluates_and_exports(tmp_path, backbone, capsys, abits):
+    out = tmp_path / f"a{abits}"
     code, _ = run_cli(["train", "--task", "sst2", "--data-dir", str(GLUE_DIR), "--backbone", backbone,
-                       "--abits", "3", "--members", "1", "--kd", "none", "--epochs", "1",
+                       "--abits", str(abits), "--members", "1", "--kd", "none", "--epochs", "1",
                        "--max-train-examples", "32", "--max-seq-len", "16", "--out", str(out)], capsys)
     assert code == 0
     quant = json.loads((out / "package" / "manifest.json").read_text())["members"][0]["quant"]
-    assert quant["act_bits"] == 3 and quant["attn_bits"] == 3
+    assert quant["act_bits"] == abits and quant["attn_bits"] == abits
     for integer in ([], ["--integer"]):
         code, cap = run_cli(["eval", str(out), "--max-eval-examples", "16", "--json", *integer], capsys)
         assert code == 0 and json.loads(cap.out)["integer"] == bool(integer)
