@@ -225,3 +225,22 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert code == 2 and "unknown GLUE task" in cap.err and len(cap.err.strip().splitlines()) == 1
     code, cap = run_cli(["eval", str(tmp_path), "--json"], capsys)
     assert code == 2 and "no manifest" in cap.err
+
+
+def test_full_width_split_is_an_option_stats_counts_twice(tmp_path, backbone):
+    """--tws full splits the full-width ternary model: the member keeps every head and neuron and
+    holds twice the backbone's binary projection weights, which `bebert stats` shows."""
+    from bebert.compiler.stats import stats_for
+
+    out = tmp_path / "wide"
+    T.train(small_cfg(out, backbone, members=1, tws="full"))
+    m = json.loads((out / "package" / "manifest.json").read_text())
+    assert m["shape"]["num_heads"] == 2 and m["shape"]["intermediate_size"] == 64
+    assert m["members"][0]["quant"]["split"]
+    from bebert.model.quant_bert import QEmbedding, QLinear
+    from bebert.model.stages import load_model
+
+    member = load_model(out / "member_0.safetensors")
+    assert member.layers[0].ffn_in.weight.shape == (64, 64)  # 2 x hidden 32 inputs
+    binary = sum(mod.weight.numel() for mod in member.modules() if isinstance(mod, (QLinear, QEmbedding)))
+    assert stats_for(str(out))["member"]["params"]["binary"] == binary
