@@ -376,7 +376,7 @@ def evaluate(run_dir: str | Path, task: str | None = None, data_dir: str | None 
         refs = data["labels"].numpy()
         preds: dict = {}
         if integer:
-            from .package import integer_predictions
+            from .integer_path import integer_predictions
 
             members, ens = integer_predictions(pkg, data, batch_size)
             if reg:

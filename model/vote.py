@@ -1,7 +1,7 @@
 """The ensemble's vote in integers only: what `bebert eval --integer` computes and an accelerator can.
 
 Every member's integer path ends in int64 classifier accumulators acc (labels,) on a per-class
-grid cls_scale (model/package.py). The vote (docs/NUMERICS.md, "Ensemble vote"):
+grid cls_scale (model/integer_path.py). The vote (docs/NUMERICS.md, "Ensemble vote"):
 
 1. logit codes: l_c = POST(acc_c; mult_c, bias 0, shift, int32) (bebert/numerics.py requantize,
    obits 0, saturating), Q15.16: l_c ~ acc_c cls_scale_c 2^16. One (mult, shift) set per member

@@ -190,7 +190,7 @@ def test_eval_integer_predictions_come_from_integers_only(int_pkg, monkeypatch):
     fixed-point alphas: no float logit is ever formed (the dequantization is made to fail)."""
     import numpy as np
 
-    import bebert.model.package as P
+    import bebert.model.integer_path as P
     from bebert.model import vote as V
 
     rec = int_pkg.manifest["integer_vote"]
@@ -217,7 +217,7 @@ def test_integer_path_predicts_what_the_fake_quant_model_predicts(int_pkg):
     import numpy as np
 
     from bebert.model import ensemble as E
-    from bebert.model.package import integer_predictions
+    from bebert.model.integer_path import integer_predictions
 
     b = big_batch()
     with torch.no_grad():
@@ -229,7 +229,7 @@ def test_integer_path_predicts_what_the_fake_quant_model_predicts(int_pkg):
 
 
 def test_integer_matmul_is_exact_through_float64():
-    from bebert.model.package import imatmul
+    from bebert.model.integer_path import imatmul
 
     g = torch.Generator().manual_seed(0)
     a = torch.randint(-(1 << 15), 1 << 15, (5, 384), generator=g)
