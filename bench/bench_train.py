@@ -154,14 +154,16 @@ def main(argv=None) -> int:
     before = per_epoch * (2 * TEACHER_EPOCHS * st["teacher"]["before"]
                           + (1 + MEMBERS) * EPOCHS * 2 * (st["member_inter_kd"]["before"] + st["member_pred_kd"]["before"])
                           + MEMBERS * EPOCHS * 2 * st["member_task"]["before"])
-    after = per_epoch * (TEACHER_EPOCHS * st["teacher"]["after"] + EPOCHS * st["member_joint_kd"]["after"]
+    # today: the teacher, the half-width FP stage (~ a teacher step), the ternary stage, the members
+    after = per_epoch * (TEACHER_EPOCHS * st["teacher"]["after"] + EPOCHS * st["teacher"]["after"]
+                         + EPOCHS * st["member_joint_kd"]["after"]
                          + MEMBERS * EPOCHS * (st["member_joint_kd"]["after"] + st["member_task"]["after"]))
     measured = None
     runs = Path(args.runs_dir) / "sst2"
     t_kd, t_kd0 = runs / "bebert_kd" / "timing.json", runs / "bebert_kd0" / "timing.json"
     if t_kd.is_file() and t_kd0.is_file():
         a, b = json.loads(t_kd.read_text()), json.loads(t_kd0.read_text())
-        measured = round(a.get("teacher", 0) + a.get("ternary", 0)
+        measured = round(a.get("teacher", 0) + a.get("width", 0) + a.get("ternary", 0)
                          + sum(v for k, v in a.items() if k.startswith("member_"))
                          + sum(v for k, v in b.items() if k.startswith("member_")), 1)
     out = {

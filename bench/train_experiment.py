@@ -106,13 +106,12 @@ def _row_preds(ev: dict, split: str, row: str) -> tuple[list, list]:
 
 def _seconds(ev: dict, row: str) -> dict:
     t = ev["float"].get("train_seconds", {})
-    teacher, ternary = t.get("teacher", 0.0), t.get("ternary", 0.0)
+    shared = {k: t.get(k, 0.0) for k in ("teacher", "width", "ternary")}
     members = [v for k, v in sorted(t.items()) if k.startswith("member_")]
     if row == "fp":
-        return {"total": teacher, "members": 0.0}
+        return {"total": shared["teacher"], "members": 0.0}
     ms = members[:1] if row == "binarybert" else members
-    return {"total": round(teacher + ternary + sum(ms), 1), "members": round(sum(ms), 1),
-            "shared": {"teacher": teacher, "ternary": ternary}}
+    return {"total": round(sum(shared.values()) + sum(ms), 1), "members": round(sum(ms), 1), "shared": shared}
 
 
 def task_rows(task: str, evs: dict, train_labels) -> dict:
@@ -380,10 +379,11 @@ def main(argv=None) -> int:
                            "backbone": Path(args.backbone).name, "device": "cuda" if torch.cuda.is_available() else "cpu",
                            "threads": torch.get_num_threads()}
     results["settings_note"] = (
-        f"MiniLM-L6 backbone ({Path(args.backbone).name}); teacher {args.teacher_epochs} epochs (lr 5e-5), ternary "
-        f"stage and members {args.epochs} epochs each (lr 1e-4), warm-up 10 % + linear decay, batch 32, "
-        "bucketed batches; BinaryBERT 1-1-4 members, TWS from a half-width ternary model (6 of 12 heads, 768 of "
-        "1536 FFN neurons kept by importance), a scale per half; AdaBoost SAMME, resampling; training sets: "
+        f"MiniLM-L6 backbone ({Path(args.backbone).name}); teacher {args.teacher_epochs} epochs (lr 5e-5); the "
+        f"half-width FP model (6 of 12 heads, 768 of 1536 FFN neurons kept by importance, distilled from the "
+        f"teacher, lr 1e-4), the ternary stage and every member {args.epochs} epochs each (lr 3e-4); warm-up 10 % + "
+        "linear decay, batch 32, bucketed batches; BinaryBERT 1-1-4 members split from the ternary model by TWS, "
+        "a scale per half; AdaBoost SAMME, resampling; training sets: "
         + ", ".join(f"{t} {'full' if (args.full or DATA[t][0] is None) and t not in args.caps else args.caps.get(t, DATA[t][0])}"
                     f" at {DATA[t][1]} tokens" for t in TASKS)
         + f"; seed {args.seed}; full dev sets; {results['settings']['device']}, {torch.get_num_threads()} threads "

@@ -58,8 +58,10 @@ def register(subparsers) -> None:
                     help="epochs of the ternary stage (default --epochs)")
     tr.add_argument("--max-seq-len", type=_positive, default=64, help="tokens per example (default 64)")
     tr.add_argument("--batch-size", type=_positive, default=32)
-    tr.add_argument("--lr", type=float, default=1e-4, help="learning rate of the quantized stages (default 1e-4)")
+    tr.add_argument("--lr", type=float, default=3e-4, help="learning rate of the quantized stages (default 3e-4)")
     tr.add_argument("--teacher-lr", type=float, default=5e-5, help="learning rate of the FP teacher (default 5e-5)")
+    tr.add_argument("--width-lr", type=float, default=1e-4,
+                    help="learning rate of the half-width FP stage TWS starts from (default 1e-4)")
     tr.add_argument("--warmup", type=float, default=0.1, help="warm-up fraction of each stage (default 0.1)")
     tr.add_argument("--seed", type=int, default=42, help="seed of the data subset and the shared stages (default 42)")
     tr.add_argument("--member-seed", type=int, default=None, help="seed of the members alone (default --seed)")
@@ -129,7 +131,7 @@ def cmd_train(args) -> int:
                       act_bits=args.abits, epochs=args.epochs, teacher_epochs=args.teacher_epochs,
                       ternary_epochs=args.ternary_epochs, max_train_examples=args.max_train_examples,
                       max_seq_len=args.max_seq_len, batch_size=args.batch_size, lr=args.lr,
-                      teacher_lr=args.teacher_lr, warmup=args.warmup, seed=args.seed,
+                      teacher_lr=args.teacher_lr, width_lr=args.width_lr, warmup=args.warmup, seed=args.seed,
                       member_seed=args.member_seed, stages_dir=stages)
     run = train(cfg, resume=args.resume)
     print(f"trained {cfg.members} {cfg.base} member(s) on {cfg.task}; package in {run / 'package'}", file=sys.stderr)

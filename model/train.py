@@ -3,10 +3,11 @@
     1. data: GLUE train (optionally a seeded subset) and tokenizer
     2. teacher (shared stage): the full-precision BERT fine-tuned on the task; its logits on the
        training set are computed once and cached (prediction KD reads them, never the teacher)
-    3. binarybert, ternary (shared stage): with `tws="half"` (default) the teacher pruned to half
-       its heads and FFN neurons by importance (model/prune.py, DynaBERT width 0.5); "full"
-       keeps the full width. Ternary weights, trained with the joint KD loss (hidden states,
-       attention scores, predictions) as BinaryBERT trains it. Trained once per task: every
+    3. binarybert, ternary (shared stages): with `tws="half"` (default) the teacher pruned to half
+       its heads and FFN neurons by importance (model/prune.py) and, in full precision, distilled
+       from the teacher (the "width" stage: DynaBERT's width-0.5 model, which BinaryBERT starts
+       from); "full" keeps the full width. Then ternary weights, trained with the joint KD loss
+       (hidden states, attention scores, predictions) as BinaryBERT trains it. Trained once per task: every
        member and every KD strategy starts from its split (`tws_split`, a scale per half by
        default), so a binary member has the backbone's binary size and operations.
        `tws="none"`: binary members straight from the teacher.
@@ -85,8 +86,9 @@ class TrainConfig:
     max_train_examples: int | None = None
     max_seq_len: int = 64
     batch_size: int = 32
-    lr: float = 1e-4
+    lr: float = 3e-4                 # the quantized stages (ternary, members)
     teacher_lr: float = 5e-5
+    width_lr: float = 1e-4           # the half-width full-precision stage
     warmup: float = 0.1
     weight_decay: float = 0.01
     seed: int = 42                   # the data subset, the shared stages and (unless member_seed) the members
@@ -116,6 +118,8 @@ class TrainConfig:
             (finite(self.lr) and self.lr > 0, f"--lr must be a positive finite number, got {self.lr}"),
             (finite(self.teacher_lr) and self.teacher_lr > 0,
              f"--teacher-lr must be a positive finite number, got {self.teacher_lr}"),
+            (finite(self.width_lr) and self.width_lr > 0,
+             f"--width-lr must be a positive finite number, got {self.width_lr}"),
             (finite(self.warmup) and 0 <= self.warmup < 1, f"--warmup must be in [0, 1), got {self.warmup}"),
             (finite(self.weight_decay) and self.weight_decay >= 0,
              f"weight decay must be a non-negative finite number, got {self.weight_decay}"),
@@ -199,9 +203,15 @@ def teacher_spec(cfg: TrainConfig, n: int) -> dict:
             "batch_size": cfg.batch_size, "warmup": cfg.warmup, "weight_decay": cfg.weight_decay}
 
 
+def width_spec(cfg: TrainConfig, n: int) -> dict:
+    return {"teacher": teacher_spec(cfg, n), "keep": 0.5, "importance": IMPORTANCE_EXAMPLES,
+            "epochs": cfg.ternary_epochs or cfg.epochs, "lr": cfg.width_lr}
+
+
 def ternary_spec(cfg: TrainConfig, n: int) -> dict:
-    return {"teacher": teacher_spec(cfg, n), "tws": cfg.tws, "quant": cfg.quant.ternary().to_dict(),
-            "epochs": cfg.ternary_epochs or cfg.epochs, "lr": cfg.lr, "importance": IMPORTANCE_EXAMPLES}
+    start = width_spec(cfg, n) if cfg.tws == "half" else teacher_spec(cfg, n)
+    return {"from": start, "tws": cfg.tws, "quant": cfg.quant.ternary().to_dict(),
+            "epochs": cfg.ternary_epochs or cfg.epochs, "lr": cfg.lr}
 
 
 def _teacher(cfg: TrainConfig, store: StageStore, data: dict, shape: BertShape, hf_state, reg: bool,
@@ -221,18 +231,34 @@ def _teacher(cfg: TrainConfig, store: StageStore, data: dict, shape: BertShape, 
     return teacher.to(device()).eval(), store.tensor("teacher", spec, "logits")
 
 
+def _width(cfg: TrainConfig, store: StageStore, data: dict, teacher: QuantBert, reg: bool,
+           timer: Timer) -> QuantBert:
+    """The teacher at half width (heads and FFN neurons kept by importance), distilled from it."""
+    spec = width_spec(cfg, len(data["labels"]))
+    if not store.done("width", spec):
+        t0 = time.perf_counter()
+        torch.manual_seed(cfg.seed + 2)
+        k = min(IMPORTANCE_EXAMPLES, len(data["labels"]))
+        batches = [((d["input_ids"], d["token_type_ids"], d["attention_mask"]), d["labels"])
+                   for d in (B.take(data, b) for b in B.by_length(B.lengths(data)[:k], cfg.batch_size))]
+        model = half_width(teacher, batches, task_loss_fn(reg)).to(device())
+        stage = Stage("width 0.5", "full", spec["epochs"], cfg.width_lr, cfg.batch_size, cfg.warmup,
+                      cfg.weight_decay, seed=cfg.seed + 2)
+        train_stage(model, data, stage, teacher=teacher, regression=reg, ckpt=store.ckpt("width", spec),
+                    what="width")
+        store.finish("width", spec, model, time.perf_counter() - t0)
+    model, meta = store.load("width", spec)
+    timer.reused("width", meta["seconds"])
+    return model.to(device())
+
+
 def _ternary(cfg: TrainConfig, store: StageStore, data: dict, teacher: QuantBert, reg: bool,
              timer: Timer) -> QuantBert:
     spec = ternary_spec(cfg, len(data["labels"]))
+    start = _width(cfg, store, data, teacher, reg, timer) if cfg.tws == "half" else teacher
     if not store.done("ternary", spec):
         t0 = time.perf_counter()
         torch.manual_seed(cfg.seed + 1)
-        start = teacher
-        if cfg.tws == "half":
-            k = min(IMPORTANCE_EXAMPLES, len(data["labels"]))
-            batches = [((d["input_ids"], d["token_type_ids"], d["attention_mask"]), d["labels"])
-                       for d in (B.take(data, b) for b in B.by_length(B.lengths(data)[:k], cfg.batch_size))]
-            start = half_width(teacher, batches, task_loss_fn(reg))
         model = build(start.shape, cfg.quant.ternary(), init_from=start).to(device())
         stage = Stage("ternary", "full", spec["epochs"], cfg.lr, cfg.batch_size, cfg.warmup, cfg.weight_decay,
                       seed=cfg.seed + 1)

@@ -50,7 +50,7 @@ def test_train_and_eval_sst2_with_kd(tmp_path, backbone, capsys):
         assert (out / f).is_file(), f
     assert not (out / "ckpt.pt").exists()
     timing = json.loads((out / "timing.json").read_text())
-    assert {"data", "teacher", "ternary", "member_0", "member_1", "package"} <= set(timing)
+    assert {"data", "teacher", "width", "ternary", "member_0", "member_1", "package"} <= set(timing)
     manifest = json.loads((out / "package" / "manifest.json").read_text())
     # the binary member is the split of a half-width ternary model, a scale per half; SAMME's vote
     assert manifest["shape"]["num_heads"] == 1 and manifest["shape"]["intermediate_size"] == 32
@@ -122,9 +122,9 @@ def test_shared_stages_train_once_for_every_kd_strategy(tmp_path, backbone):
     before = {p.name: p.stat().st_mtime_ns for p in shared.glob("*/model.safetensors")}
     T.train(small_cfg(tmp_path / "kd", backbone, members=1, kd="pred", stages_dir=str(shared)))
     after = {p.name: p.stat().st_mtime_ns for p in shared.glob("*/model.safetensors")}
-    assert len(list(shared.iterdir())) == 2 and before == after  # teacher + ternary, untouched
+    assert len(list(shared.iterdir())) == 3 and before == after  # teacher, half width, ternary: untouched
     timing = json.loads((tmp_path / "kd" / "timing.json").read_text())
-    assert timing["reused"] == ["teacher", "ternary"]
+    assert timing["reused"] == ["teacher", "ternary", "width"]
 
 
 def test_bucketed_trimmed_batches_give_the_padded_loss(backbone):
