@@ -1,7 +1,8 @@
 """BEBERT's accuracy experiment on real GLUE dev sets: FP vs one binary BERT vs binary ensembles.
 
 Per task (MiniLM-L6 backbone; the training sets below) it trains two runs that share their
-stages (one FP teacher, one half-width ternary model, trained once per task):
+stages (one FP teacher, one half-width FP model distilled from it, one ternary model: trained
+once per task):
 
     bebert_kd     BEBERT-3: 3 AdaBoost (SAMME) members from the split ternary model, joint KD
     bebert_kd0    BEBERT-3 without KD: the same, members trained on the task loss only
