@@ -1,8 +1,9 @@
 """Quantizers and the binary linear layer, with the integer path the hardware runs.
 
 `BinaryLinear` is the unit of a binary BERT: 1-bit weights (sign of a latent real weight,
-times a per-output-channel scale alpha = mean |w| of the row) and k-bit activations from a
-learnable-step quantizer (LSQ). Both use straight-through estimators for training.
+times a per-output-channel scale alpha = mean |w| of the row) and k-bit activations (k in 1..8)
+from a learnable-step quantizer (LSQ). Both use straight-through estimators for training; the
+weight binarization is one fused autograd function (`binarize`).
 
 `BinaryLinear.to_integer` fixes the layer into an `IntegerLinear`: weight signs, an int32
 multiplier and bias per output channel and one shift (see `bebert.numerics`). Its
@@ -43,6 +44,36 @@ def sign_ste(x: torch.Tensor) -> torch.Tensor:
     return _SignSTE.apply(x)
 
 
+class _Binarize(torch.autograd.Function):
+    """alpha[:, None] * sign(w) with alpha = mean_k |w[:, k]|, forward and backward in one pass.
+
+    The gradient is exactly what autograd gives for `w.abs().mean(1)[:, None] * sign_ste(w)`:
+    g alpha [|w| <= 1] + sign(w) mean_k(g sign(w)) (the sign's clipped STE plus the row scale's
+    own term), without the graph's temporaries: a binary layer's weight costs one elementwise
+    pass forward and one backward.
+    """
+
+    @staticmethod
+    def forward(ctx, w):
+        s = torch.where(w >= 0, 1.0, -1.0).to(w.dtype)
+        alpha = w.abs().mean(dim=1, keepdim=True)
+        ctx.save_for_backward(w, alpha)
+        return alpha * s
+
+    @staticmethod
+    def backward(ctx, g):
+        w, alpha = ctx.saved_tensors
+        s = torch.where(w >= 0, 1.0, -1.0).to(w.dtype)
+        return g * alpha * (w.abs() <= 1).to(g.dtype) + s * (g * s).mean(dim=1, keepdim=True)
+
+
+def binarize(w: torch.Tensor) -> torch.Tensor:
+    """Row-scaled binary weight alpha * sign(w) (alpha = mean |w| per row), straight-through."""
+    if torch.is_grad_enabled() and w.requires_grad:
+        return _Binarize.apply(w)
+    return w.abs().mean(dim=1, keepdim=True) * torch.where(w >= 0, 1.0, -1.0).to(w.dtype)
+
+
 def round_ste(x: torch.Tensor) -> torch.Tensor:
     """floor(x + 0.5), i.e. round half up (the POST unit's rounding), identity gradient."""
     return x + (torch.floor(x + 0.5) - x).detach()
@@ -53,20 +84,50 @@ def _grad_scale(x: torch.Tensor, scale: float) -> torch.Tensor:
 
 
 # -- quantizers ---------------------------------------------------------------------------
+ACT_BITS = tuple(range(1, 9))  # every activation width the quantizers, the CLI and the integer path take
+INITS = ("mse", "unit")
+
+
+def mse_step(x: torch.Tensor, qmin: int, qmax: int, candidates: int = 24, sample: int = 1 << 16) -> torch.Tensor:
+    """The step s minimising the quantization error of `x` on the grid s * [qmin, qmax]: a search
+    over clipping points c = r max|x| (r in (0, 1]), s = c / max(|qmin|, qmax). Outliers no longer
+    set the grid (LSQ's 2 mean|x| / sqrt(qmax) assumes a Gaussian) and a grid never clips most of
+    the mass (a step from the mean of a few large values)."""
+    x = x.detach().reshape(-1).float()
+    if x.numel() > sample:  # a fixed stride, not a random draw: the init stays deterministic
+        x = x[:: x.numel() // sample + 1]
+    top = float(x.abs().max())
+    if top == 0.0:
+        return torch.tensor(1e-3)
+    span = max(abs(qmin), qmax)
+    best, best_err = top / span, math.inf
+    for r in torch.linspace(1.0 / candidates, 1.0, candidates).tolist():
+        s = top * r / span
+        err = float((torch.clamp(torch.floor(x / s + 0.5), qmin, qmax) * s - x).pow(2).mean())
+        if err < best_err:
+            best, best_err = s, err
+    return torch.tensor(best)
+
+
 class ActQuantizer(nn.Module):
-    """k-bit activation quantizer with a learnable step (LSQ, Esser et al. 2020).
+    """k-bit activation quantizer (k in 1..8) with a learnable step (LSQ, Esser et al. 2020).
 
     bits >= 2: x_int = clamp(floor(x / step + 0.5), qmin, qmax), two's complement when
     signed. bits == 1: x_int = sign(x) in {-1, +1} and the step is the magnitude.
-    The step is initialised from the first batch seen (2 mean|x| / sqrt(qmax)).
+    The step is initialised from the first training batch: `init="mse"` the step of least
+    quantization error (`mse_step`; mean|x|, the least-squares magnitude, at 1 bit), `init="unit"`
+    the grid that spans [0, 1] exactly (attention probabilities: 1.0 is a code, nothing saturates).
     """
 
-    def __init__(self, bits: int = 4, signed: bool = True):
+    def __init__(self, bits: int = 4, signed: bool = True, init: str = "mse"):
         super().__init__()
-        if bits not in (1, 2, 4, 8):
-            raise ValueError(f"activation bits must be 1, 2, 4 or 8, got {bits}")
+        if isinstance(bits, bool) or bits not in ACT_BITS:
+            raise ValueError(f"activation bits must be in 1..8, got {bits}")
+        if init not in INITS:
+            raise ValueError(f"quantizer init must be one of {', '.join(INITS)}, got '{init}'")
         self.bits = bits
         self.signed = signed if bits > 1 else True
+        self.init = init
         self.step = nn.Parameter(torch.tensor(1.0))
         self.register_buffer("initialized", torch.tensor(False))
 
@@ -75,10 +136,15 @@ class ActQuantizer(nn.Module):
         return (-1, 1) if self.bits == 1 else act_range(self.bits, self.signed)
 
     def _init_step(self, x: torch.Tensor) -> None:
-        qmax = max(self.qrange[1], 1)
-        s = 2 * x.detach().abs().mean() / math.sqrt(qmax) if self.bits > 1 else x.detach().abs().mean()
+        qmin, qmax = self.qrange
+        if self.bits == 1:
+            s = x.detach().abs().mean()
+        elif self.init == "unit":
+            s = torch.tensor(1.0 / max(qmax, 1))
+        else:
+            s = mse_step(x, qmin, qmax)
         with torch.no_grad():
-            self.step.copy_(s.clamp_min(1e-6))
+            self.step.copy_(s.to(self.step).clamp_min(1e-6))
             self.initialized.fill_(True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -119,7 +185,7 @@ class BinaryLinear(nn.Module):
         return self.weight.abs().mean(dim=1)
 
     def binary_weight(self) -> torch.Tensor:
-        return self.alpha()[:, None] * sign_ste(self.weight)
+        return binarize(self.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.act_quant(x) @ self.binary_weight().t()

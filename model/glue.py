@@ -13,6 +13,7 @@ raises `DataError`, one line naming the file and row.
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,9 +105,12 @@ def _label(task: Task, raw: str, where: str) -> int | float:
     raw = raw.strip()
     if task.labels is None:
         try:
-            return float(raw)
+            v = float(raw)
         except ValueError:
             raise DataError(f"{where}: score '{raw}' is not a number") from None
+        if not math.isfinite(v):
+            raise DataError(f"{where}: score '{raw}' is not a finite number")
+        return v
     if raw not in task.labels:
         raise DataError(f"{where}: label '{raw}' is not one of {', '.join(task.labels)}")
     return task.labels.index(raw)
@@ -168,6 +172,8 @@ def _load_hf(task: Task, split: str) -> list[Example]:
     for row in ds:
         if task.labels is None:
             label: int | float = float(row["label"])
+            if not math.isfinite(label):
+                raise DataError(f"GLUE {task.name} from the HF hub: score {row['label']} is not a finite number")
         elif task.hf_labels is None:
             label = int(row["label"])
         else:

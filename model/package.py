@@ -6,11 +6,15 @@ A package is a folder:
                          QuantConfig, AdaBoost alpha and `integer_scales` (the 16-bit grids of
                          the integer path, calibrated once at export; null where the member has
                          no integer path or the package was exported without calibration data);
-                         `integer_calibration` (examples, source, headroom); sha256 of
-                         weights.safetensors
+                         `integer_calibration` (examples, source, headroom); `vote`: the
+                         ensemble's combination (method, fixed-point alphas and per member the
+                         logit-code constants, model/vote.py; null without an integer path);
+                         sha256 of weights.safetensors
     weights.safetensors  per member `m<i>.<module>.<tensor>`:
                            1-bit weights / embeddings: `sign` (uint8, np.packbits of w >= 0 along
-                             each row, big-endian bit order), `scale` (float32, per row), `cols`
+                             each row, big-endian bit order), `scale` (float32, per row), `cols`;
+                             a split layer with a scale per half (BinaryBERT TWS) has `scale` for
+                             the first half of the row and `scale_hi` for the second
                            2/4/8-bit: `codes` (int8) and `scale`;  full precision: `weight`
                            `bias` of every linear; `step` of every activation quantizer (LSQ)
                            LayerNorm `weight`/`bias`; the classifier `weight`/`bias` (float32)
@@ -18,7 +22,9 @@ A package is a folder:
 
 `load_package` rebuilds every member with frozen (codes, scale) weights, which computes the
 same floats as the trained model: logits reload bit-exactly (tests/test_model_package.py).
-Anything that does not match raises `PackageError`, one line.
+Anything that does not match raises `PackageError`, one line. The integer path a package fixes
+(`integer_model`, `integer_predictions`, ...) is model/integer_path.py; its names are also
+reachable from this module.
 """
 
 from __future__ import annotations
@@ -38,14 +44,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from bebert.numerics import requantize_torch
-
-from bebert import integer_ops as I
-from .binary_linear import ActQuantizer, IntegerLinear
+from .binary_linear import ActQuantizer
 from .quant_bert import FP, BertShape, QEmbedding, QLinear, QuantBert, QuantConfig
 
 FORMAT = "bebert-ensemble-package"
-VERSION = 2  # 2: per-member integer_scales calibrated at export (v1 calibrated on each batch)
+VERSION = 3  # 3: per-half split scales, head_size, the vote record; 2: integer_scales at export
+READS = (2, 3)  # a version-2 package is read as: shared split scales, the "average" vote
 
 
 class PackageError(ValueError):
@@ -63,6 +67,7 @@ class Package:
     alphas: list[float]
     manifest: dict
     integer_scales: list[dict | None] | None = None  # per member {module: (in_grid, out_grid)}
+    vote: str = "samme"  # how the members combine (model/ensemble.py VOTES / REGRESSION_VOTES)
 
     @property
     def regression(self) -> bool:
@@ -125,7 +130,11 @@ def _pack_weight(prefix: str, mod, out: dict) -> None:
         out[f"{prefix}.cols"] = torch.tensor([codes.shape[1]], dtype=torch.int64)
     else:
         out[f"{prefix}.codes"] = codes.round().to(torch.int8)
-    out[f"{prefix}.scale"] = scale.float().clone()
+    if scale.dim() == 2:  # a scale per half of a split row
+        out[f"{prefix}.scale"] = scale[:, 0].float().clone()
+        out[f"{prefix}.scale_hi"] = scale[:, 1].float().clone()
+    else:
+        out[f"{prefix}.scale"] = scale.float().clone()
 
 
 def member_tensors(model: QuantBert, prefix: str) -> dict[str, torch.Tensor]:
@@ -147,12 +156,14 @@ def member_tensors(model: QuantBert, prefix: str) -> dict[str, torch.Tensor]:
 def export_package(out_dir: str | Path, members: list[QuantBert], alphas: list[float], *, task: str,
                    labels: list[str] | None, max_seq_len: int, tokenizer_dir: str | Path | None = None,
                    extra: dict | None = None, calibration: dict | None = None,
-                   calibration_source: str = "given batch") -> Path:
+                   calibration_source: str = "given batch", vote: str | None = None) -> Path:
     """Write the package folder (replacing the files it holds); returns its path.
 
     `calibration` (input_ids, token_type_ids, attention_mask): the fixed examples the integer
     path's 16-bit grids are calibrated on, once, here; they are stored in the manifest and the
-    integer path reads them from there. Without it the package has no integer path."""
+    integer path reads them from there. Without it the package has no integer path.
+    `vote`: how the members combine (default "samme", "mean" for regression); with an integer
+    path its fixed-point record is stored too."""
     if not members or len(members) != len(alphas):
         raise PackageError(f"{len(members)} members and {len(alphas)} alphas: need one alpha per member, at least one")
     out = Path(out_dir)
@@ -162,6 +173,12 @@ def export_package(out_dir: str | Path, members: list[QuantBert], alphas: list[f
         if m.shape != members[0].shape:
             raise PackageError(f"member {i} has shape {m.shape}, member 0 has {members[0].shape}")
         tensors.update(member_tensors(m, f"m{i}"))
+    from .ensemble import REGRESSION_VOTES, VOTES
+    from .integer_path import _R_BITS, CAL_HEADROOM, _acc_bound, _head, _supports_integer, calibrate_scales
+
+    vote = vote or ("mean" if labels is None else "samme")
+    if vote not in (REGRESSION_VOTES if labels is None else VOTES):
+        raise PackageError(f"vote '{vote}' does not apply to a {'regression' if labels is None else 'class'} task")
     scales: list = [None] * len(members)
     cal_info = None
     if calibration is not None:
@@ -179,12 +196,19 @@ def export_package(out_dir: str | Path, members: list[QuantBert], alphas: list[f
             if f.is_file():
                 shutil.copyfile(f, out / "tokenizer" / f.name)
                 tok_files.append(f.name)
+    vote_rec = None
+    if all(sc is not None for sc in scales):
+        heads = [_head(m.classifier, sc["pooler"][1]) for m, sc in zip(members, scales)]
+        from .vote import prepare_vote
+
+        vote_rec = prepare_vote(vote, alphas, [h["cls_scale"] for h in heads],
+                                  [_acc_bound(h) for h in heads]).to_dict()
     manifest = {
         "format": FORMAT, "version": VERSION, "task": task, "labels": labels, "max_seq_len": max_seq_len,
         "shape": members[0].shape.to_dict(),
         "members": [{"quant": m.quant.to_dict(), "alpha": float(a), "integer_scales": sc}
                     for m, a, sc in zip(members, alphas, scales)],
-        "integer_calibration": cal_info,
+        "integer_calibration": cal_info, "vote": vote, "integer_vote": vote_rec,
         "weights_sha256": _sha256(out / "weights.safetensors"), "tokenizer": tok_files,
         **(extra or {}),
     }
@@ -226,7 +250,11 @@ def _load_member(t: dict, prefix: str, shape: BertShape, quant: QuantConfig, use
                     codes = torch.from_numpy(np.where(bits, 1.0, -1.0).astype(np.float32))
                 else:
                     codes = _check(f"{p}.codes", _take(t, f"{p}.codes", used), (rows, cols)).float()
-                mod.freeze(codes, _check(f"{p}.scale", _take(t, f"{p}.scale", used), (rows,)))
+                scale = _check(f"{p}.scale", _take(t, f"{p}.scale", used), (rows,))
+                if mod._halves() == 2:
+                    hi = _check(f"{p}.scale_hi", _take(t, f"{p}.scale_hi", used), (rows,))
+                    scale = torch.stack([scale, hi], dim=1)
+                mod.freeze(codes, scale)
             if isinstance(mod, QLinear):
                 mod.bias.copy_(_check(f"{p}.bias", _take(t, f"{p}.bias", used), (rows,)))
         elif isinstance(mod, ActQuantizer):
@@ -249,8 +277,9 @@ def load_package(path: str | Path) -> Package:
         raise PackageError(f"{mf}: not valid JSON ({e})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise PackageError(f"{mf}: not a {FORMAT} manifest")
-    if manifest.get("version") != VERSION:
-        raise PackageError(f"{mf}: package version {manifest.get('version')!r}, this bebert reads version {VERSION}")
+    if manifest.get("version") not in READS:
+        raise PackageError(f"{mf}: package version {manifest.get('version')!r}, this bebert reads versions "
+                           f"{', '.join(map(str, READS))}")
     wf = path / "weights.safetensors"
     if not wf.is_file():
         raise PackageError(f"{path}: weights.safetensors is missing")
@@ -261,6 +290,8 @@ def load_package(path: str | Path) -> Package:
         quants = [QuantConfig(**m["quant"]) for m in manifest["members"]]
         alphas = [float(m["alpha"]) for m in manifest["members"]]
         task, labels, max_len = str(manifest["task"]), manifest["labels"], int(manifest["max_seq_len"])
+        # version 2 predates the vote record: it combined by probability averaging (score mean)
+        vote = str(manifest.get("vote") or ("average" if labels is not None else "mean"))
     except (KeyError, TypeError, ValueError) as e:
         raise PackageError(f"{mf}: malformed manifest ({type(e).__name__}: {e})") from None
     if not quants:
@@ -275,7 +306,7 @@ def load_package(path: str | Path) -> Package:
     extra = sorted(set(tensors) - used)
     if extra:
         raise PackageError(f"{wf}: {len(extra)} tensors the manifest does not describe, e.g. '{extra[0]}'")
-    return Package(path, task, labels, max_len, shape, members, alphas, manifest, int_scales)
+    return Package(path, task, labels, max_len, shape, members, alphas, manifest, int_scales, vote)
 
 
 def _parse_scales(mf: Path, i: int, sc) -> dict | None:
@@ -296,280 +327,14 @@ def member_logits(package: Package, batch: dict) -> list[torch.Tensor]:
     return [m(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"]) for m in package.members]
 
 
-class IntegerPathUnavailable(NotImplementedError, ValueError):
-    """The integer inference path cannot run this package."""
+# The integer path lives in model/integer_path.py; its names are reachable from here too (the
+# compiler, the demo and the benches import them from bebert.model.package).
+_INTEGER_PATH = frozenset({"IntegerPathUnavailable", "CAL_HEADROOM", "calibrate_scales", "IntLinear", "IntegerLayer", "IntegerMember", "IntegerModel", "integer_member", "integer_model", "imatmul", "integer_accumulators", "apply_integer_member", "integer_member_accumulators", "integer_predictions", "integer_logits"})
 
 
-# The integer path of one member (I-BERT style, bebert/integer_ops.py for the non-linear kernels):
-#   embeddings   integer tables on one grid, summed, integer LayerNorm -> 16-bit residual stream
-#   projections  activation codes (requantized to the layer's LSQ step), BinaryLinear.to_integer
-#   attention    Q/K/V codes straight from the POST unit, int scores, i-softmax (16-bit) requantized
-#                to the probability quantizer's step, int context
-#   residuals    integer add then integer LayerNorm; FFN: i-GELU straight into FFN2's input codes
-#   pooler       integer linear; tanh a 2^16-entry lookup table on the 16-bit pooler codes
-#   classifier   16-bit weight codes per row, integer accumulate; the host only dequantizes the
-#                logits (acc * per-class scale, float64 -> float32)
-# The 16-bit grids of the residual stream (embedding sums, linear outputs, residual sums, LayerNorm
-# outputs) are calibrated ONCE, at export, on a fixed calibration set (`export_package(calibration=)`):
-# CAL_HEADROOM * max |x| of the float model / (2^15 - 1), stored in the manifest. Every other scale
-# is a learned LSQ step. The integer path is therefore a pure function of the package:
-# `integer_model(package)` is all of it as plain data, `integer_logits` only applies it.
-_R_BITS = 16
-CAL_HEADROOM = 1.0   # grid = headroom * calibration max / (2^15 - 1); values beyond saturate
+def __getattr__(name: str):
+    if name in _INTEGER_PATH:
+        from . import integer_path
 
-
-def _supports_integer(q: QuantConfig) -> str | None:
-    if q.weight_bits != 1 or q.embed_bits == FP:
-        return "weights and embeddings must be binary"
-    if q.bi_attention or 1 in (q.act_bits, q.attn_bits) or FP in (q.act_bits, q.attn_bits):
-        return "activations must be 2..8 bits with softmax attention (BinaryBERT); BiBERT's are not supported"
-    return None
-
-
-def _scale_names(num_layers: int) -> list[str]:
-    """The modules whose (input, output) 16-bit grids the integer path needs."""
-    names = ["embeddings.ln", "pooler"]
-    for li in range(num_layers):
-        names += [f"layers.{li}.{n}" for n in ("attn_out", "attn_ln", "ffn_in", "ffn_out", "ffn_ln")]
-    return names
-
-
-@torch.no_grad()
-def calibrate_scales(model: QuantBert, calibration: dict, batch_size: int = 64) -> dict[str, list[float]]:
-    """The 16-bit grids (input, output) of every module the integer path needs, from the float
-    model's max |x| over the whole calibration set (a fixed set: the result is one number each)."""
-    names = set(_scale_names(len(model.layers)))
-    peak: dict = {}
-    hooks = []
-    for name, mod in model.named_modules():
-        if name in names:
-            def hook(m, inp, out, name=name):
-                a, b = float(inp[0].detach().abs().max()), float(out.detach().abs().max())
-                pa, pb = peak.get(name, (0.0, 0.0))
-                peak[name] = (max(pa, a), max(pb, b))
-            hooks.append(mod.register_forward_hook(hook))
-    was_training = model.training
-    model.eval()
-    try:
-        n = calibration["input_ids"].shape[0]
-        for i in range(0, n, batch_size):
-            model(*(calibration[k][i:i + batch_size] for k in ("input_ids", "token_type_ids", "attention_mask")))
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
-    top = (1 << (_R_BITS - 1)) - 1
-    grid = lambda v: max(CAL_HEADROOM * v, 1e-6) / top  # noqa: E731
-    return {k: [grid(a), grid(b)] for k, (a, b) in sorted(peak.items())}
-
-
-# -- the integer model as plain data ------------------------------------------------------------
-@dataclass(frozen=True)
-class IntLinear:
-    """One projection: input codes -> (act: requantize to the layer's LSQ step; None when the
-    input already is codes on it) -> ([x, x] when split, TWS) -> layer (IntegerLinear)."""
-
-    layer: IntegerLinear
-    act: I.RequantConsts | None
-    split: bool
-
-
-@dataclass(frozen=True)
-class IntegerLayer:
-    heads: int
-    head_dim: int
-    query: IntLinear            # out: q_quant codes
-    key: IntLinear              # out: k_quant codes
-    value: IntLinear            # out: v_quant codes
-    softmax: I.SoftmaxConsts    # int scores (q @ k^T) -> 16-bit probabilities
-    probs: I.RequantConsts      # 16-bit probabilities -> p_quant codes
-    attn_out: IntLinear         # context codes (p_quant * v_quant grid) -> 16-bit
-    attn_add: I.AddConsts
-    attn_ln: I.LayerNormConsts
-    ffn_in: IntLinear           # -> 16-bit
-    gelu: I.GeluConsts          # 16-bit -> FFN2's input codes
-    ffn_out: IntLinear          # -> 16-bit (act None: i-GELU's output is its input)
-    ffn_add: I.AddConsts
-    ffn_ln: I.LayerNormConsts
-
-
-@dataclass(frozen=True)
-class IntegerMember:
-    word: np.ndarray            # int32 (V, H) codes on embed_scale
-    position: np.ndarray        # int32 (P, H)
-    token_type: np.ndarray      # int32 (T, H)
-    embed_scale: float
-    embed_ln: I.LayerNormConsts  # summed codes (20-bit) -> 16-bit residual stream
-    layers: tuple[IntegerLayer, ...]
-    pooler: IntLinear           # [CLS] -> 16-bit codes on pooler_scale
-    pooler_scale: float
-    tanh_lut: np.ndarray        # int32 (2^16,): tanh codes on 1/(2^15-1), indexed by pooler code + 2^15
-    cls_codes: np.ndarray       # int32 (labels, H): classifier weights, 16-bit per row
-    cls_bias: np.ndarray        # int64 (labels,): classifier bias on the accumulator grid
-    cls_scale: np.ndarray       # float64 (labels,): accumulator grid; logits = acc * cls_scale (host)
-
-
-@dataclass(frozen=True)
-class IntegerModel:
-    members: tuple[IntegerMember, ...]
-    alphas: tuple[float, ...]
-    max_seq_len: int
-    calibration: dict           # the manifest's integer_calibration (examples, source, headroom, bits)
-
-
-def _int_linear(layer: QLinear, out_step: float, out_bits: int, s_in: float | None,
-                out_signed: bool = True) -> IntLinear:
-    q = layer.act_quant
-    act = None if s_in is None else I.prepare_requant(s_in, float(q.step.abs()), q.bits, q.signed)
-    return IntLinear(layer.to_integer(out_step, out_bits, out_signed), act, bool(layer.split))
-
-
-def _np(t: torch.Tensor) -> np.ndarray:
-    return t.detach().double().numpy()
-
-
-def _table(qe: QEmbedding, s_e: float) -> np.ndarray:
-    rows = qe(torch.arange(qe.weight.shape[0]))
-    t = torch.floor(rows / s_e + 0.5).to(torch.int64)
-    if int(t.abs().max()) >= 1 << 31:
-        raise IntegerPathUnavailable("--integer: embedding codes beyond int32 on the calibrated grid")
-    return t.to(torch.int32).numpy()
-
-
-@torch.no_grad()
-def integer_member(model: QuantBert, cal: dict) -> IntegerMember:
-    """One member fixed to integers with the stored grids `cal` ({module: (in_grid, out_grid)})."""
-    why = _supports_integer(model.quant)
-    if why:
-        raise IntegerPathUnavailable(f"--integer: {why}")
-    missing = [n for n in _scale_names(len(model.layers)) if n not in cal]
-    if missing:
-        raise PackageError(f"integer_scales lack '{missing[0]}' ({len(missing)} missing)")
-    model.eval()
-    step = lambda q: float(q.step.abs())  # noqa: E731
-    emb = model.embeddings
-    s_e, s_x = cal["embeddings.ln"]
-    embed_ln = I.prepare_layernorm(s_e, _np(emb.ln.weight), _np(emb.ln.bias), s_x, _R_BITS,
-                                   eps=emb.ln.eps, in_bits=20)
-    layers = []
-    for li, layer in enumerate(model.layers):
-        at, p = layer.attn, f"layers.{li}"
-        q = _int_linear(at.query, step(at.q_quant), at.q_quant.bits, s_x)
-        k = _int_linear(at.key, step(at.k_quant), at.k_quant.bits, s_x)
-        v = _int_linear(at.value, step(at.v_quant), at.v_quant.bits, s_x)
-        sm = I.prepare_softmax(step(at.q_quant) * step(at.k_quant) / math.sqrt(at.head_dim), out_bits=16)
-        probs = I.prepare_requant(sm.out_scale, step(at.p_quant), at.p_quant.bits, signed=False)
-        s_ao = cal[f"{p}.attn_out"][1]
-        ao = _int_linear(layer.attn_out, s_ao, _R_BITS, step(at.p_quant) * step(at.v_quant))
-        s_sum, s_ln = cal[f"{p}.attn_ln"]
-        attn_add = I.prepare_add(s_x, s_ao, s_sum, _R_BITS)
-        attn_ln = I.prepare_layernorm(s_sum, _np(layer.attn_ln.weight), _np(layer.attn_ln.bias), s_ln, _R_BITS,
-                                      eps=layer.attn_ln.eps, in_bits=_R_BITS)
-        s_x = s_ln
-        s_fi = cal[f"{p}.ffn_in"][1]
-        fi = _int_linear(layer.ffn_in, s_fi, _R_BITS, s_x)
-        fo = layer.ffn_out.act_quant
-        gelu = I.prepare_gelu(s_fi, step(fo), fo.bits, fo.signed)
-        s_fo = cal[f"{p}.ffn_out"][1]
-        ffo = _int_linear(layer.ffn_out, s_fo, _R_BITS, None)
-        s_sum, s_ln = cal[f"{p}.ffn_ln"]
-        ffn_add = I.prepare_add(s_x, s_fo, s_sum, _R_BITS)
-        ffn_ln = I.prepare_layernorm(s_sum, _np(layer.ffn_ln.weight), _np(layer.ffn_ln.bias), s_ln, _R_BITS,
-                                     eps=layer.ffn_ln.eps, in_bits=_R_BITS)
-        s_x = s_ln
-        layers.append(IntegerLayer(at.heads, at.head_dim, q, k, v, sm, probs, ao, attn_add, attn_ln,
-                                   fi, gelu, ffo, ffn_add, ffn_ln))
-    s_pool = cal["pooler"][1]
-    return IntegerMember(word=_table(emb.word, s_e), position=_table(emb.position, s_e),
-                         token_type=_table(emb.token_type, s_e), embed_scale=s_e, embed_ln=embed_ln,
-                         layers=tuple(layers), pooler=_int_linear(model.pooler, s_pool, _R_BITS, s_x),
-                         pooler_scale=s_pool, **_head(model.classifier, s_pool))
-
-
-_TANH_TOP = (1 << (_R_BITS - 1)) - 1
-
-
-def _head(cls: nn.Linear, s_pool: float) -> dict:
-    """tanh as a lookup table over the 16-bit pooler codes (round half up, float64 once, here) and
-    the classifier as 16-bit weight codes per row with an integer bias."""
-    codes = np.arange(-(1 << (_R_BITS - 1)), 1 << (_R_BITS - 1), dtype=np.float64)
-    lut = np.floor(np.tanh(codes * s_pool) * _TANH_TOP + 0.5).astype(np.int32)
-    w = cls.weight.detach().double().numpy()
-    w_scale = np.maximum(np.abs(w).max(axis=1), 1e-30) / _TANH_TOP
-    w_codes = np.clip(np.floor(w / w_scale[:, None] + 0.5), -_TANH_TOP, _TANH_TOP).astype(np.int32)
-    acc_scale = w_scale / _TANH_TOP
-    bias = np.floor(cls.bias.detach().double().numpy() / acc_scale + 0.5).astype(np.int64)
-    return {"tanh_lut": lut, "cls_codes": w_codes, "cls_bias": bias, "cls_scale": acc_scale}
-
-
-def integer_model(package: Package) -> IntegerModel:
-    """The whole integer model of the package as plain data (what the compiler consumes): a pure
-    function of the package, nothing calibrated on the data it will run on."""
-    scales = package.integer_scales or [None] * len(package.members)
-    out = []
-    for i, (m, sc) in enumerate(zip(package.members, scales)):
-        why = _supports_integer(m.quant)
-        if why:
-            raise IntegerPathUnavailable(f"--integer: member {i}: {why}")
-        if sc is None:
-            raise IntegerPathUnavailable(f"--integer: member {i} has no integer_scales in the package "
-                                         "(exported without calibration data); re-export it")
-        out.append(integer_member(m, sc))
-    return IntegerModel(tuple(out), tuple(package.alphas), package.max_seq_len,
-                        dict(package.manifest.get("integer_calibration") or {}))
-
-
-# -- applying it --------------------------------------------------------------------------------
-def _apply_linear(lin: IntLinear, a: torch.Tensor) -> torch.Tensor:
-    if lin.act is not None:
-        a = I.apply_requant(a, lin.act)
-    if lin.split:  # TWS: [x, x] @ [w1 | w2]^T
-        a = torch.cat([a, a], dim=-1)
-    L = lin.layer
-    acc = a.to(torch.int64) @ torch.from_numpy(L.weights()).t()
-    return requantize_torch(acc, torch.from_numpy(np.asarray(L.mult)), torch.from_numpy(np.asarray(L.bias)),
-                            L.shift, L.out_bits, L.out_signed).to(torch.int64)
-
-
-@torch.no_grad()
-def apply_integer_member(im: IntegerMember, batch: dict) -> torch.Tensor:
-    """One member's logits on the integer path (float only in the final dequantization). Every
-    example is computed independently of the others in the batch."""
-    ids, tt, mask = batch["input_ids"], batch["token_type_ids"], batch["attention_mask"]
-    pos = torch.arange(ids.shape[1])[None, :].expand_as(ids)
-    tab = lambda t: torch.from_numpy(t).to(torch.int64)  # noqa: E731
-    e = tab(im.word)[ids] + tab(im.position)[pos] + tab(im.token_type)[tt]
-    x = I.apply_layernorm(e, im.embed_ln).to(torch.int64)
-    keys = mask.bool()[:, None, None, :]
-    for L in im.layers:
-        b, t, h = x.shape
-        heads = lambda z: z.view(b, t, L.heads, L.head_dim).transpose(1, 2)  # noqa: E731
-        q, k, v = (heads(_apply_linear(lin, x)) for lin in (L.query, L.key, L.value))
-        probs = I.apply_softmax(q @ k.transpose(-2, -1), L.softmax, mask=keys)
-        pc = I.apply_requant(probs, L.probs).to(torch.int64)
-        ctx = (pc @ v).transpose(1, 2).reshape(b, t, h)
-        a = _apply_linear(L.attn_out, ctx)
-        x = I.apply_layernorm(I.apply_add(x, a, L.attn_add), L.attn_ln).to(torch.int64)
-        f = _apply_linear(L.ffn_in, x)
-        g = I.apply_gelu(f, L.gelu).to(torch.int64)  # FFN2's input codes
-        f = _apply_linear(L.ffn_out, g)
-        x = I.apply_layernorm(I.apply_add(x, f, L.ffn_add), L.ffn_ln).to(torch.int64)
-    pooled = _apply_linear(im.pooler, x[:, 0])
-    hidden = torch.from_numpy(im.tanh_lut).to(torch.int64)[pooled + (1 << (_R_BITS - 1))]
-    acc = hidden @ torch.from_numpy(im.cls_codes).to(torch.int64).t() + torch.from_numpy(im.cls_bias)
-    return (acc.double() * torch.from_numpy(im.cls_scale)).float()  # the one float step: dequantize
-
-
-def integer_logits(package: Package, batch: dict, batch_size: int = 64,
-                   model: IntegerModel | None = None) -> list[torch.Tensor]:
-    """Per-member logits on the integer path: `integer_model(package)` (BinaryLinear.to_integer for
-    every projection, the I-BERT constants of bebert/integer_ops.py for softmax, GELU, LayerNorm and
-    residual adds, the grids stored in the package) applied to the batch."""
-    im = model if model is not None else integer_model(package)
-    n = batch["input_ids"].shape[0]
-    out = []
-    for m in im.members:
-        parts = [apply_integer_member(m, {k: v[i:i + batch_size] for k, v in batch.items()})
-                 for i in range(0, n, batch_size)]
-        out.append(torch.cat(parts))
-    return out
+        return getattr(integer_path, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

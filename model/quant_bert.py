@@ -3,12 +3,15 @@
     QuantConfig  -> which bits where (BinaryBERT 1-1-4, BiBERT 1-1-1, or full precision)
     quantize_weight, QLinear, QEmbedding -> k-bit weights with straight-through estimators
     Embeddings -> SelfAttention -> Layer (attention, FFN, LayerNorms) -> QuantBert
-    tws_split  -> BinaryBERT's ternary weight splitting (a ternary model becomes a binary one)
-    dmd_loss   -> BiBERT's direction-matching distillation
+    tws_split  -> BinaryBERT's ternary weight splitting (a ternary model becomes a binary one,
+                  each half with its own scale)
+    dmd_loss   -> BiBERT's direction-matching distillation, averaged over real tokens
 
 Naming: `weight_bits`-`embed_bits`-`act_bits` as in the papers. Every projection is a
-`QLinear`, a `BinaryLinear` (model/binary_linear.py) that also takes 2/4/8-bit weights
-(for the ternary stage of TWS) or full precision (the teacher, bits 32). LayerNorm, GELU,
+`QLinear`, a `BinaryLinear` (model/binary_linear.py) that also takes 2..8-bit weights
+(2: the ternary stage of TWS) or full precision (the teacher, bits 32). Activations take any
+width 1..8. A BertShape may be narrower than its backbone (`head_size`, fewer heads and FFN
+neurons: the half-width model TWS splits, model/prune.py). LayerNorm, GELU,
 residuals and the classifier stay in floating point. In attention, Q, K, V and the softmax
 probabilities go through `attn_bits`-bit quantizers; the scores are exact products of the
 quantized Q and K (int32 accumulators for an integer softmax). With `bi_attention`
@@ -23,14 +26,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .binary_linear import ActQuantizer, BinaryLinear, sign_ste
+from bebert.integer_ops import ERF_A, ERF_B
+
+from .binary_linear import ActQuantizer, BinaryLinear, IntegerLinear, binarize, fixed_point, sign_ste
 
 FP = 32  # "bits" of an unquantized tensor
 BASES = ("binarybert", "bibert", "fp")
+BITS = (*range(1, 9), FP)
+SPLIT_SCALES = ("half", "shared")
+GELUS = ("erf", "ibert")
 
 
 @dataclass(frozen=True)
@@ -44,32 +53,47 @@ class QuantConfig:
     attn_bits: int = 4  # Q, K, V and attention probabilities
     bi_attention: bool = False  # BiBERT: bool(scores) instead of softmax
     split: bool = False  # TWS-split layers: inputs duplicated, weights [w1 | w2]
+    # split layers: "half" gives each half its own per-row scale (BinaryBERT: alpha1 sign(w1) +
+    # alpha2 sign(w2), four levels); "shared" one scale per row over both halves (exactly ternary)
+    split_scales: str = "shared"
+    # "ibert": the FFN's GELU is I-BERT's erf polynomial, what the integer path's i-GELU computes
+    # (the fake-quant model then trains on the function the hardware runs); "erf": exact GELU
+    gelu: str = "erf"
 
     def __post_init__(self) -> None:
         if self.base not in BASES:
             raise ValueError(f"base must be one of {', '.join(BASES)}, got '{self.base}'")
         for f in ("weight_bits", "embed_bits", "act_bits", "attn_bits"):
             v = getattr(self, f)
-            if v not in (1, 2, 4, 8, FP):
-                raise ValueError(f"{f} must be 1, 2, 4, 8 or {FP} (full precision), got {v!r}")
+            if isinstance(v, bool) or v not in BITS:
+                raise ValueError(f"{f} must be in 1..8 or {FP} (full precision), got {v!r}")
         if self.bi_attention and self.attn_bits != 1:
             raise ValueError("bi_attention needs attn_bits = 1")
         if self.split and self.weight_bits != 1:
             raise ValueError("split (TWS) layers need weight_bits = 1")
+        if self.split_scales not in SPLIT_SCALES:
+            raise ValueError(f"split_scales must be one of {', '.join(SPLIT_SCALES)}, got {self.split_scales!r}")
+        if self.gelu not in GELUS:
+            raise ValueError(f"gelu must be one of {', '.join(GELUS)}, got {self.gelu!r}")
 
     @classmethod
-    def preset(cls, base: str) -> "QuantConfig":
+    def preset(cls, base: str, act_bits: int | None = None) -> "QuantConfig":
+        """The paper's configuration of `base`; `act_bits` changes the activation (and, for
+        BinaryBERT, the Q/K/V and attention-probability) width."""
         if base == "binarybert":
-            return cls("binarybert", 1, 1, 4, 4)
+            a = 4 if act_bits is None else act_bits
+            return cls("binarybert", 1, 1, a, a, gelu="ibert")
         if base == "bibert":
-            return cls("bibert", 1, 1, 1, 1, bi_attention=True)
+            if act_bits not in (None, 1):
+                raise ValueError(f"bibert has 1-bit activations (Bi-Attention), got --abits {act_bits}")
+            return cls("bibert", 1, 1, 1, 1, bi_attention=True, gelu="ibert")
         if base == "fp":
             return cls("fp", FP, FP, FP, FP)
         raise ValueError(f"base must be one of {', '.join(BASES)}, got '{base}'")
 
     def ternary(self) -> "QuantConfig":
-        """The half-sized ternary model that TWS starts from."""
-        return replace(self, weight_bits=2, split=False)
+        """The ternary model that TWS starts from (half-width for BinaryBERT, model/prune.py)."""
+        return replace(self, weight_bits=2, split=False, split_scales="shared")
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -89,6 +113,20 @@ class BertShape:
     layer_norm_eps: float
     num_labels: int
     dropout: float = 0.1
+    head_size: int = 0  # 0: hidden_size // num_heads (a pruned model keeps its heads' width)
+
+    def __post_init__(self) -> None:
+        if self.head_size == 0 and self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden size {self.hidden_size} is not a multiple of {self.num_heads} heads")
+
+    @property
+    def head_dim(self) -> int:
+        return self.head_size or self.hidden_size // self.num_heads
+
+    @property
+    def attention_size(self) -> int:
+        """Width of Q, K, V and the context: heads x head_dim (the hidden size unless pruned)."""
+        return self.num_heads * self.head_dim
 
     @classmethod
     def from_hf(cls, cfg, num_labels: int) -> "BertShape":
@@ -129,18 +167,39 @@ def quantize_weight(w: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Ten
 
 
 class _FrozenMixin:
-    """Stored (codes, scale) instead of latent weights: set by `freeze`, used by packages."""
+    """Stored (codes, scale) instead of latent weights: set by `freeze`, used by packages.
+
+    A split layer with `split_scales == "half"` has one scale per row and half: `scale` is
+    (rows, 2), half h covering columns [h K, (h + 1) K) of the stored [w1 | w2]."""
+
+    def _halves(self) -> int:
+        return 2 if getattr(self, "split", False) and getattr(self, "split_scales", "shared") == "half" else 1
 
     def quantized_weight(self) -> torch.Tensor:
+        """The quantized weight in its stored shape (rows, cols), with straight-through gradients."""
+        w = self.weight
         if self.frozen_scale is not None:
-            return self.frozen_scale[:, None] * self.weight
-        codes, scale = quantize_weight(self.weight, self.weight_bits)
+            sc = self.frozen_scale
+            if sc.dim() == 2:
+                k = w.shape[1] // 2
+                return torch.cat([sc[:, :1] * w[:, :k], sc[:, 1:] * w[:, k:]], dim=1)
+            return sc[:, None] * w
+        if self.weight_bits == 1:
+            if self._halves() == 2:
+                k = w.shape[1] // 2
+                return torch.cat([binarize(w[:, :k]), binarize(w[:, k:])], dim=1)
+            return binarize(w)
+        codes, scale = quantize_weight(w, self.weight_bits)
         return codes if scale is None else scale[:, None] * codes
 
     @torch.no_grad()
     def codes_and_scale(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.frozen_scale is not None:
             return self.weight.clone(), self.frozen_scale.clone()
+        if self.weight_bits == 1 and self._halves() == 2:
+            k = self.weight.shape[1] // 2
+            (c1, s1), (c2, s2) = (quantize_weight(h, 1) for h in (self.weight[:, :k], self.weight[:, k:]))
+            return torch.cat([c1, c2], dim=1), torch.stack([s1, s2], dim=1)
         codes, scale = quantize_weight(self.weight, self.weight_bits)
         return codes, scale
 
@@ -149,22 +208,37 @@ class _FrozenMixin:
         self.weight.data = codes.to(self.weight.dtype).clone()
         self.frozen_scale = scale.to(self.weight.dtype).clone()
 
+    def _cached(self, compute):
+        """`compute()` once per weight version when no gradient is needed (evaluation, teachers,
+        packages): the binarization of a frozen-for-evaluation model is not redone per batch."""
+        if torch.is_grad_enabled() and self.weight.requires_grad:
+            return compute()
+        fs = self.frozen_scale
+        key = (self.weight.data_ptr(), self.weight._version, None if fs is None else (fs.data_ptr(), fs._version))
+        cache = getattr(self, "_weight_cache", None)
+        if cache is None or cache[0] != key:
+            cache = (key, compute())
+            self._weight_cache = cache
+        return cache[1]
+
 
 class QLinear(_FrozenMixin, BinaryLinear):
-    """A BinaryLinear with `weight_bits` in 1/2/4/8/32 and optional full-precision inputs.
+    """A BinaryLinear with `weight_bits` in 1..8 or 32 and optional full-precision inputs.
 
     weight_bits = 1 computes exactly what BinaryLinear computes. With `split` (TWS) the layer is
     2K wide and takes its input twice: [x, x] @ [w1 | w2]^T = x @ (w1 + w2)^T (twice the binary
-    work on the accelerator; `forward` uses the right-hand side).
+    work on the accelerator; `forward` uses the right-hand side). `split_scales="half"` binarizes
+    each half with its own row scale (BinaryBERT), "shared" with one scale per row.
     """
 
     def __init__(self, in_features: int, out_features: int, weight_bits: int = 1, act_bits: int = 4,
-                 act_signed: bool = True, split: bool = False):
+                 act_signed: bool = True, split: bool = False, split_scales: str = "shared"):
         super().__init__(in_features * (2 if split else 1), out_features, True,
                          act_bits if act_bits != FP else 8, act_signed)
         self.act_quant = act_quantizer(act_bits, act_signed)
         self.weight_bits = weight_bits
         self.split = split
+        self.split_scales = split_scales
         self.register_buffer("frozen_scale", None)
 
     def alpha(self) -> torch.Tensor:
@@ -173,14 +247,47 @@ class QLinear(_FrozenMixin, BinaryLinear):
     def binary_weight(self) -> torch.Tensor:
         return self.quantized_weight()
 
+    def effective_weight(self) -> torch.Tensor:
+        """The (out, in) weight of the function the layer computes (split halves summed)."""
+        def compute():
+            w = self.quantized_weight()
+            if self.split:
+                # [q(x), q(x)] @ [w1 | w2]^T computed as q(x) @ (w1 + w2)^T: the same function at half
+                # the cost (the quantizer is elementwise); the hardware runs the 2K-wide binary form
+                k = w.shape[1] // 2
+                w = w[:, :k] + w[:, k:]
+            return w
+        return self._cached(compute)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.quantized_weight()
-        if self.split:
-            # [q(x), q(x)] @ [w1 | w2]^T computed as q(x) @ (w1 + w2)^T: the same function at half
-            # the cost (the quantizer is elementwise); the hardware runs the 2K-wide binary form
-            k = w.shape[1] // 2
-            w = w[:, :k] + w[:, k:]
-        return self.act_quant(x) @ w.t() + self.bias
+        return self.act_quant(x) @ self.effective_weight().t() + self.bias
+
+    @torch.no_grad()
+    def to_integer_halves(self, out_step: float, out_bits: int = 8,
+                          out_signed: bool = True) -> tuple[IntegerLinear, np.ndarray | None]:
+        """`to_integer`, and for a split layer with a scale per half the second half's multiplier:
+        y = (acc_lo * mult + acc_hi * mult_hi + bias) >> shift, acc_lo over the first K inputs of
+        [x, x], acc_hi over the second (docs/NUMERICS.md, "Split layers"). (layer, None) otherwise."""
+        if self.frozen_scale is None and not (self.weight_bits == 1 and self._halves() == 2):
+            return self.to_integer(out_step, out_bits, out_signed), None
+        codes, scale = self.codes_and_scale()
+        if scale.dim() == 1:
+            return self.to_integer(out_step, out_bits, out_signed), None
+        q = self.act_quant
+        s_x = float(q.step.abs())
+        b = self.bias.double().numpy()
+        lo, hi = (scale[:, h].double().numpy() * s_x / out_step for h in (0, 1))
+        k = self.in_features // 2
+        bound = self.in_features * max(abs(v) for v in q.qrange)
+        fold = max(2, self.in_features) if q.bits == 1 else 0
+        mult, ibias, shift = fixed_point(np.concatenate([lo, hi]), np.concatenate([b / out_step, 0 * b]),
+                                         acc_bound=max(bound, 1), fold_bound=fold)
+        n = self.out_features
+        layer = IntegerLinear(sign=(codes >= 0).numpy().copy(), mult=mult[:n].copy(), bias=ibias[:n].copy(),
+                              shift=shift, in_bits=q.bits, in_signed=q.signed, out_bits=out_bits,
+                              out_signed=out_signed, in_step=s_x, out_step=float(out_step))
+        assert layer.in_features == 2 * k
+        return layer, mult[n:].copy()
 
 
 class QEmbedding(_FrozenMixin, nn.Module):
@@ -195,11 +302,15 @@ class QEmbedding(_FrozenMixin, nn.Module):
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         if self.weight_bits == FP and self.frozen_scale is None:
             return F.embedding(ids, self.weight)
+        if not (torch.is_grad_enabled() and self.weight.requires_grad):
+            return F.embedding(ids, self._cached(self.quantized_weight))  # the whole table, once
         # quantize only the rows used: the same values as quantizing the whole table
         flat = ids.reshape(-1)
         uniq, inv = torch.unique(flat, return_inverse=True)
         if self.frozen_scale is not None:
             rows = self.frozen_scale[uniq, None] * self.weight[uniq]
+        elif self.weight_bits == 1:
+            rows = binarize(self.weight[uniq])
         else:
             codes, scale = quantize_weight(self.weight[uniq], self.weight_bits)
             rows = scale[:, None] * codes
@@ -247,8 +358,8 @@ class FastActQuantizer(ActQuantizer):
         return _LSQ.apply(x, self.step, qmin, qmax, 1.0 / math.sqrt(x.numel() * max(qmax, 1)))
 
 
-def act_quantizer(bits: int, signed: bool = True) -> nn.Module:
-    return nn.Identity() if bits == FP else FastActQuantizer(bits, signed)
+def act_quantizer(bits: int, signed: bool = True, init: str = "mse") -> nn.Module:
+    return nn.Identity() if bits == FP else FastActQuantizer(bits, signed, init)
 
 
 class _BoolSTE(torch.autograd.Function):
@@ -269,6 +380,15 @@ def bool_ste(x: torch.Tensor) -> torch.Tensor:
     return _BoolSTE.apply(x)
 
 
+def ibert_gelu(x: torch.Tensor) -> torch.Tensor:
+    """I-BERT's GELU (Kim et al. 2021, eq. 9) in float: x/2 (1 + L(x / sqrt 2)) with
+    L(u) = sgn(u) [a (min(|u|, -b) + b)^2 + 1], the erf polynomial bebert/integer_ops.py's
+    i-GELU evaluates in integers (max |L - erf| ~ 0.02)."""
+    u = x / math.sqrt(2.0)
+    erf = torch.sign(u) * (ERF_A * (torch.clamp(u.abs(), max=-ERF_B) + ERF_B) ** 2 + 1.0)
+    return 0.5 * x * (1.0 + erf)
+
+
 # -- the model, in data-flow order ------------------------------------------------------------
 class Embeddings(nn.Module):
     def __init__(self, s: BertShape, q: QuantConfig):
@@ -285,17 +405,22 @@ class Embeddings(nn.Module):
 
 
 class SelfAttention(nn.Module):
+    """Multi-head attention over `heads` heads of `head_dim` (heads x head_dim may be narrower
+    than the hidden size: a pruned model). `teacher_heads` names, per head, the head of the
+    full-width teacher it was kept from (attention KD compares those)."""
+
     def __init__(self, s: BertShape, q: QuantConfig):
         super().__init__()
-        h = s.hidden_size
-        self.heads, self.head_dim = s.num_heads, h // s.num_heads
-        self.query = QLinear(h, h, q.weight_bits, q.act_bits, split=q.split)
-        self.key = QLinear(h, h, q.weight_bits, q.act_bits, split=q.split)
-        self.value = QLinear(h, h, q.weight_bits, q.act_bits, split=q.split)
+        h, a = s.hidden_size, s.attention_size
+        self.heads, self.head_dim = s.num_heads, s.head_dim
+        lin = lambda k, n: QLinear(k, n, q.weight_bits, q.act_bits, split=q.split,  # noqa: E731
+                                   split_scales=q.split_scales)
+        self.query, self.key, self.value = lin(h, a), lin(h, a), lin(h, a)
         self.q_quant, self.k_quant, self.v_quant = (act_quantizer(q.attn_bits) for _ in range(3))
         self.bi_attention = q.bi_attention
-        self.p_quant = nn.Identity() if q.bi_attention else act_quantizer(q.attn_bits, signed=False)
+        self.p_quant = nn.Identity() if q.bi_attention else act_quantizer(q.attn_bits, signed=False, init="unit")
         self.drop = nn.Dropout(s.dropout)
+        self.register_buffer("teacher_heads", torch.arange(s.num_heads))
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         b, t, _ = x.shape
@@ -310,7 +435,7 @@ class SelfAttention(nn.Module):
             probs = bool_ste(scores)  # masked positions are -1e4: bool gives 0
         else:
             probs = self.p_quant(torch.softmax(scores, dim=-1))
-        ctx = (self.drop(probs) @ v).transpose(1, 2).reshape(x.shape)
+        ctx = (self.drop(probs) @ v).transpose(1, 2).reshape(*x.shape[:2], self.heads * self.head_dim)
         return ctx, scores, (q, k, v)
 
 
@@ -318,18 +443,21 @@ class Layer(nn.Module):
     def __init__(self, s: BertShape, q: QuantConfig):
         super().__init__()
         h = s.hidden_size
+        lin = lambda k, n: QLinear(k, n, q.weight_bits, q.act_bits, split=q.split,  # noqa: E731
+                                   split_scales=q.split_scales)
         self.attn = SelfAttention(s, q)
-        self.attn_out = QLinear(h, h, q.weight_bits, q.act_bits, split=q.split)
+        self.attn_out = lin(s.attention_size, h)
         self.attn_ln = nn.LayerNorm(h, eps=s.layer_norm_eps)
-        self.ffn_in = QLinear(h, s.intermediate_size, q.weight_bits, q.act_bits, split=q.split)
-        self.ffn_out = QLinear(s.intermediate_size, h, q.weight_bits, q.act_bits, split=q.split)
+        self.ffn_in = lin(h, s.intermediate_size)
+        self.ffn_out = lin(s.intermediate_size, h)
         self.ffn_ln = nn.LayerNorm(h, eps=s.layer_norm_eps)
         self.drop = nn.Dropout(s.dropout)
+        self.gelu = ibert_gelu if q.gelu == "ibert" else F.gelu
 
     def forward(self, x: torch.Tensor, mask_add: torch.Tensor):
         ctx, scores, qkv = self.attn(x, mask_add)
         x = self.attn_ln(x + self.drop(self.attn_out(ctx)))
-        x = self.ffn_ln(x + self.drop(self.ffn_out(F.gelu(self.ffn_in(x)))))
+        x = self.ffn_ln(x + self.drop(self.ffn_out(self.gelu(self.ffn_in(x)))))
         return x, scores, qkv
 
 
@@ -342,7 +470,7 @@ class QuantBert(nn.Module):
         self.embeddings = Embeddings(shape, quant)
         self.layers = nn.ModuleList(Layer(shape, quant) for _ in range(shape.num_layers))
         self.pooler = QLinear(shape.hidden_size, shape.hidden_size, quant.weight_bits, quant.act_bits,
-                              split=quant.split)
+                              split=quant.split, split_scales=quant.split_scales)
         self.drop = nn.Dropout(shape.dropout)
         self.classifier = nn.Linear(shape.hidden_size, shape.num_labels)
         nn.init.normal_(self.classifier.weight, std=0.02)
@@ -460,11 +588,16 @@ def tws_weights(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @torch.no_grad()
-def tws_split(ternary: QuantBert) -> QuantBert:
-    """The binary model (split layers, twice the binary width) equivalent to a ternary one."""
+def tws_split(ternary: QuantBert, scales: str = "half") -> QuantBert:
+    """The binary model (split layers, twice the binary width) equivalent to a ternary one.
+
+    scales "half" (BinaryBERT): each half is binarized with its own row scale, alpha1 = mean|w1|
+    and alpha2 = mean|w2| (both alpha_ternary / 2 at the split, then trained apart: the member is
+    no longer ternary). "shared": one row scale over [w1 | w2]. Split a half-width ternary model
+    (model/prune.py) and the binary member has the backbone's binary size and operations."""
     if ternary.quant.weight_bits != 2:
         raise ValueError("tws_split needs a ternary (weight_bits = 2) model")
-    quant = replace(ternary.quant, weight_bits=1, split=True)
+    quant = replace(ternary.quant, weight_bits=1, split=True, split_scales=scales)
     binary = build(ternary.shape, quant, init_from=ternary)
     for (name, src), (_, dst) in zip(ternary.named_modules(), binary.named_modules()):
         if isinstance(src, QLinear):
@@ -478,19 +611,25 @@ def tws_split(ternary: QuantBert) -> QuantBert:
 
 # -- losses -------------------------------------------------------------------------------------
 def _direction(m: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Row-normalised token-similarity matrix of (B, nh, T, hd) with padding removed."""
+    """Row-normalised token-similarity matrix of (B, nh, T, hd) with padding removed (padded rows
+    and columns are exactly 0)."""
     m = m * mask[:, None, :, None]
     p = m @ m.transpose(-2, -1)
     return F.normalize(p, dim=-1)
 
 
-def dmd_loss(student_qkv, teacher_qkv, mask: torch.Tensor) -> torch.Tensor:
-    """BiBERT's direction-matching distillation, per example: sum over layers and Q, K, V of
-    the mean squared distance of the normalised similarity matrices. Shape (B,)."""
+def dmd_loss(student_qkv, teacher_qkv, mask: torch.Tensor, teacher_heads=None) -> torch.Tensor:
+    """BiBERT's direction-matching distillation, per example: sum over layers and Q, K, V of the
+    mean squared distance of the normalised similarity matrices, the mean taken over the real
+    tokens' pairs (heads x n^2 for an example of n tokens; padding would shrink it by (T/n)^2).
+    `teacher_heads[l]`: the teacher heads the student's heads of layer l correspond to. Shape (B,)."""
     mask = mask.float()
+    n = mask.sum(1).clamp_min(1)
     total = 0.0
-    for s_t, t_t in zip(student_qkv, teacher_qkv):
+    for li, (s_t, t_t) in enumerate(zip(student_qkv, teacher_qkv)):
+        sel = None if teacher_heads is None else teacher_heads[li]
         for s, t in zip(s_t, t_t):
-            d = _direction(s, mask) - _direction(t.detach(), mask)
-            total = total + d.pow(2).mean(dim=(1, 2, 3))
+            t = t.detach() if sel is None else t.detach()[:, sel]
+            d = _direction(s, mask) - _direction(t, mask)
+            total = total + d.pow(2).sum(dim=(1, 2, 3)) / (s.shape[1] * n * n)
     return total

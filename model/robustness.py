@@ -71,7 +71,7 @@ def robustness(run_dir: str | Path, task: str | None = None, data_dir: str | Non
                 logits = [predict(m, data) for m in pkg.members]
                 score = lambda o: glue.main_score(t, glue.compute_metrics(t, E.predictions(o, reg), refs))  # noqa: E731
                 single.append(score(logits[0]))
-                ens.append(score(E.combine(logits, pkg.alphas, reg)))
+                ens.append(score(E.combine(logits, pkg.alphas, reg, pkg.vote)))
             out.setdefault(mode, {})[str(rate)] = {
                 "single": {"mean": float(np.mean(single)), "std": float(np.std(single))},
                 "ensemble": {"mean": float(np.mean(ens)), "std": float(np.std(ens))}}

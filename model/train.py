@@ -1,47 +1,58 @@
-"""Training an ensemble of binary BERTs, straight through: data, teacher, members, package.
+"""Training an ensemble of binary BERTs as BinaryBERT, BiBERT and BEBERT train them.
 
     1. data: GLUE train (optionally a seeded subset) and tokenizer
-    2. teacher: the full-precision BERT fine-tuned on the task (only when KD is used)
-    3. members, one after another (AdaBoost or bagging weights, model/ensemble.py):
-         binarybert: ternary model (TWS stage 1), split to binary (tws_split), binary training
-         bibert:     binary model with Bi-Attention from the start
-       each quantization stage is trained under the KD strategy:
-         full: intermediate KD (hidden states + attention scores; BiBERT: hidden + DMD) for
-               `epochs`, then prediction KD for `epochs`
-         pred: prediction KD (soft cross-entropy to the teacher; MSE for STS-B)
-         none: the task loss (cross-entropy; MSE for STS-B)
-       every per-example loss is multiplied by N w_i (the member's sample weights)
-    4. package: the ensemble (model/package.py) into RUN_DIR/package
+    2. teacher (shared stage): the full-precision BERT fine-tuned on the task; its logits on the
+       training set are computed once and cached (prediction KD reads them, never the teacher)
+    3. binarybert, ternary (shared stages): with `tws="half"` (default) the teacher pruned to half
+       its heads and FFN neurons by importance (model/prune.py) and, in full precision, distilled
+       from the teacher (the "width" stage: DynaBERT's width-0.5 model, which BinaryBERT starts
+       from); "full" keeps the full width. Then ternary weights, trained with the joint KD loss
+       (hidden states, attention scores, predictions) as BinaryBERT trains it. Trained once per task: every
+       member and every KD strategy starts from its split (`tws_split`, a scale per half by
+       default), so a binary member has the backbone's binary size and operations.
+       `tws="none"`: binary members straight from the teacher.
+    4. members, one after another, each from the split ternary model (bibert: from the teacher,
+       with Bi-Attention, in its one joint stage), under the KD strategy `kd`:
+         full  the joint KD loss (BiBERT: hidden states + DMD + predictions)
+         pred  prediction KD (soft cross-entropy to the cached teacher logits; MSE for STS-B)
+         none  the task loss (cross-entropy; MSE for STS-B): BEBERT's KD-free boosting rounds
+       under AdaBoost (SAMME / SAMME.R; AdaBoost.R2 for STS-B) or bagging weights, entering by
+       resampling (default) or as a weighted loss (model/ensemble.py)
+    5. package: the ensemble (model/package.py) into RUN_DIR/package, with its vote
 
 The run folder holds config.json, state.json (progress), weights_<m>.npy (AdaBoost weights),
-teacher.safetensors, member_<i>.safetensors, ckpt.pt (the stage in progress, written after
-every epoch), timing.json (seconds per phase) and tokenizer/. Every file is written
-atomically; `resume=True` continues after the last finished epoch. Seeds fix everything.
+teacher.safetensors, member_<i>.safetensors, ckpt.pt (the member in progress), timing.json
+(seconds per phase; a reused shared stage counts what it cost when it was trained, and is
+listed under "reused"), tokenizer/ and stages/ (the shared stages, unless `stages_dir` names
+another folder: an experiment shares them across runs). Every file is written atomically;
+`resume=True` continues after the last checkpoint. Seeds fix everything.
 """
 
 from __future__ import annotations
 
-import io
 import json
+import math
+import shutil
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from safetensors.torch import load_file
-from tqdm.auto import tqdm
 
+from . import batching as B
 from . import ensemble as E
 from . import glue
-from .package import atomic_json, atomic_save_safetensors, atomic_write_bytes, export_package, load_package
-from .quant_bert import BertShape, QuantBert, QuantConfig, build, dmd_loss, load_backbone, tws_split
+from .binary_linear import ACT_BITS
+from .package import atomic_json, atomic_write_bytes, export_package, load_package
+from .prune import half_width, task_loss_fn
+from .quant_bert import BertShape, QuantBert, QuantConfig, build, load_backbone, tws_split
+from .stages import Stage, StageStore, TrainingDiverged, device, load_model, save_model, train_stage  # noqa: F401
 
 KD_MODES = ("full", "pred", "none")
-
-
-CALIBRATION_EXAMPLES = 128  # the first N training examples calibrate the integer path's grids at export
+TWS_MODES = ("half", "full", "none")
+CALIBRATION_EXAMPLES = 512  # the first N training examples calibrate the integer path's grids at export
+IMPORTANCE_EXAMPLES = 512   # training examples the head / neuron importance is measured on
 
 
 def default_backbone() -> str:
@@ -64,31 +75,76 @@ class TrainConfig:
     members: int = 3
     kd: str = "full"
     ensemble: str = "adaboost"
-    tws: bool = True  # binarybert: ternary stage + ternary weight splitting
-    epochs: int = 1
+    vote: str | None = None          # None: samme (classes), median (STS-B AdaBoost.R2) or mean (bagging)
+    sample_weights: str = "resample"
+    tws: str = "half"
+    tws_scales: str = "half"
+    act_bits: int | None = None      # None: the base's (BinaryBERT 4, BiBERT 1)
+    epochs: int = 3
+    teacher_epochs: int | None = None
+    ternary_epochs: int | None = None
     max_train_examples: int | None = None
     max_seq_len: int = 64
     batch_size: int = 32
-    lr: float = 1e-4
-    teacher_lr: float = 1e-4
-    seed: int = 42
+    lr: float = 3e-4                 # the quantized stages (ternary, members)
+    teacher_lr: float = 5e-5
+    width_lr: float = 1e-4           # the half-width full-precision stage
+    warmup: float = 0.1
+    weight_decay: float = 0.01
+    seed: int = 42                   # the data subset, the shared stages and (unless member_seed) the members
+    member_seed: int | None = None   # the members' own seed (initial order, dropout, resampling, bagging)
+    stages_dir: str | None = None
 
     def __post_init__(self) -> None:
-        glue.get_task(self.task)
-        QuantConfig.preset(self.base)
+        task = glue.get_task(self.task)
+        votes = E.REGRESSION_VOTES if task.is_regression else E.VOTES
+        finite = lambda v: isinstance(v, (int, float)) and math.isfinite(v)  # noqa: E731
         checks = [
+            (self.base != "fp", "--base must be binarybert or bibert"),
             (self.kd in KD_MODES, f"--kd must be one of {', '.join(KD_MODES)}, got '{self.kd}'"),
-            (self.ensemble in E.METHODS, f"ensemble must be one of {', '.join(E.METHODS)}, got '{self.ensemble}'"),
+            (self.ensemble in E.METHODS, f"--ensemble must be one of {', '.join(E.METHODS)}, got '{self.ensemble}'"),
+            (self.vote is None or self.vote in votes, f"--vote must be one of {', '.join(votes)} for {task.name}, "
+                                                      f"got '{self.vote}'"),
+            (self.sample_weights in E.SAMPLING,
+             f"--sample-weights must be one of {', '.join(E.SAMPLING)}, got '{self.sample_weights}'"),
+            (self.tws in TWS_MODES, f"--tws must be one of {', '.join(TWS_MODES)}, got '{self.tws}'"),
+            (self.tws_scales in ("half", "shared"), f"--tws-scales must be half or shared, got '{self.tws_scales}'"),
+            (self.act_bits is None or self.act_bits in ACT_BITS, f"--abits must be in 1..8, got {self.act_bits}"),
             (1 <= self.members <= 64, f"--members must be in 1..64, got {self.members}"),
-            (1 <= self.epochs <= 100, f"--epochs must be in 1..100, got {self.epochs}"),
+            (all(e is None or 1 <= e <= 100 for e in (self.epochs, self.teacher_epochs, self.ternary_epochs)),
+             "epochs must be in 1..100"),
             (8 <= self.max_seq_len <= 512, f"--max-seq-len must be in 8..512, got {self.max_seq_len}"),
             (self.batch_size >= 1, f"batch size must be positive, got {self.batch_size}"),
+            (finite(self.lr) and self.lr > 0, f"--lr must be a positive finite number, got {self.lr}"),
+            (finite(self.teacher_lr) and self.teacher_lr > 0,
+             f"--teacher-lr must be a positive finite number, got {self.teacher_lr}"),
+            (finite(self.width_lr) and self.width_lr > 0,
+             f"--width-lr must be a positive finite number, got {self.width_lr}"),
+            (finite(self.warmup) and 0 <= self.warmup < 1, f"--warmup must be in [0, 1), got {self.warmup}"),
+            (finite(self.weight_decay) and self.weight_decay >= 0,
+             f"weight decay must be a non-negative finite number, got {self.weight_decay}"),
             (self.max_train_examples is None or self.max_train_examples >= 2,
              f"--max-train-examples must be at least 2, got {self.max_train_examples}"),
         ]
         for ok, msg in checks:
             if not ok:
                 raise ValueError(msg)
+        QuantConfig.preset(self.base, self.act_bits)
+
+    @property
+    def quant(self) -> QuantConfig:
+        return QuantConfig.preset(self.base, self.act_bits)
+
+    @property
+    def uses_ternary(self) -> bool:
+        return self.base == "binarybert" and self.tws != "none"
+
+    def final_vote(self, regression: bool) -> str:
+        if self.vote:
+            return self.vote
+        if regression:
+            return "median" if self.ensemble == "adaboost" else "mean"
+        return "samme"
 
 
 # -- small helpers ------------------------------------------------------------------------------
@@ -103,138 +159,140 @@ class Timer:
         self.t[phase] = round(self.t.get(phase, 0.0) + seconds, 3)
         atomic_json(self.path, self.t)
 
-
-def _save_model(model: QuantBert, path: Path, extra: dict | None = None) -> None:
-    meta = {"shape": json.dumps(model.shape.to_dict()), "quant": json.dumps(model.quant.to_dict()),
-            **{k: json.dumps(v) for k, v in (extra or {}).items()}}
-    atomic_save_safetensors(dict(model.state_dict()), path, metadata=meta)
-
-
-def load_model(path: Path) -> QuantBert:
-    from safetensors import safe_open
-
-    with safe_open(str(path), "pt") as fh:
-        meta = fh.metadata()
-    model = QuantBert(BertShape(**json.loads(meta["shape"])), QuantConfig(**json.loads(meta["quant"])))
-    model.load_state_dict(load_file(str(path)))
-    return model.eval()
+    def reused(self, phase: str, seconds: float) -> None:
+        """A shared stage another run (or an earlier one) trained: its cost, marked as reused."""
+        self.t[phase] = round(seconds, 3)
+        self.t["reused"] = sorted(set(self.t.get("reused", [])) | {phase})
+        atomic_json(self.path, self.t)
 
 
-def _batches(n: int, size: int, gen: torch.Generator | None):
-    order = torch.randperm(n, generator=gen) if gen is not None else torch.arange(n)
-    return [order[i:i + size] for i in range(0, n, size)]
+def predict(model: QuantBert, data: dict, batch_size: int = 128) -> torch.Tensor:
+    """Logits of the whole encoded set, in eval mode (length-sorted, trimmed batches)."""
+    return B.predict(model, data, batch_size)
 
 
-@torch.no_grad()
-def predict(model: QuantBert, data: dict, batch_size: int = 64) -> torch.Tensor:
-    """Logits of the whole encoded set, in eval mode."""
-    model.eval()
-    out = [model(data["input_ids"][b], data["token_type_ids"][b], data["attention_mask"][b])
-           for b in _batches(len(data["labels"]), batch_size, None)]
-    return torch.cat(out)
+def _np_bytes(a: np.ndarray) -> bytes:
+    import io
 
-
-# -- losses, per example ------------------------------------------------------------------------
-def task_loss(logits, labels, regression):
-    if regression:
-        return F.mse_loss(logits.reshape(-1), labels, reduction="none")
-    return F.cross_entropy(logits, labels, reduction="none")
-
-
-def pred_kd_loss(logits, t_logits, regression):
-    if regression:
-        return F.mse_loss(logits.reshape(-1), t_logits.reshape(-1), reduction="none")
-    return -(torch.softmax(t_logits, -1) * torch.log_softmax(logits, -1)).sum(-1)
-
-
-def inter_kd_loss(s_int, t_int, bi_attention: bool):
-    """Hidden-state MSE over all layers (+ attention-score MSE, or DMD for Bi-Attention)."""
-    mask = s_int["mask"].float()
-    tokens = mask.sum(1).clamp_min(1)
-    loss = 0.0
-    for hs, ht in zip(s_int["hidden"], t_int["hidden"]):
-        loss = loss + ((hs - ht).pow(2).mean(-1) * mask).sum(1) / tokens
-    if bi_attention:
-        return loss + dmd_loss(s_int["qkv"], t_int["qkv"], mask)
-    pair = mask[:, None, :, None] * mask[:, None, None, :]
-    for ss, st in zip(s_int["scores"], t_int["scores"]):
-        loss = loss + ((ss - st).pow(2) * pair).sum((1, 2, 3)) / (pair.sum((1, 2, 3)) * ss.shape[1])
-    return loss
-
-
-# -- one stage -----------------------------------------------------------------------------------
-def train_epochs(model, data, weights, cfg: TrainConfig, *, loss_kind: str, teacher=None, lr: float,
-                 tag: str, regression: bool, on_epoch, start_epoch: int = 0, opt_state=None, seed: int = 0):
-    """`cfg.epochs` epochs of AdamW on a weighted per-example loss; `on_epoch(epoch, opt)` after each."""
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    if opt_state is not None:
-        opt.load_state_dict(opt_state)
-    n = len(data["labels"])
-    w = torch.as_tensor(weights, dtype=torch.float32) * n  # uniform weights -> 1 per example
-    for epoch in range(start_epoch, cfg.epochs):
-        gen = torch.Generator().manual_seed(seed * 1000 + epoch)
-        model.train()
-        bar = tqdm(_batches(n, cfg.batch_size, gen), desc=f"{tag} epoch {epoch + 1}/{cfg.epochs}",
-                   leave=False, mininterval=1.0)
-        for b in bar:
-            args = (data["input_ids"][b], data["token_type_ids"][b], data["attention_mask"][b])
-            need_int = loss_kind == "inter"
-            if teacher is not None and loss_kind != "task":
-                with torch.no_grad():
-                    t_out = teacher(*args, internals=need_int)
-            if loss_kind == "task":
-                loss = task_loss(model(*args), data["labels"][b], regression)
-            elif loss_kind == "pred":
-                loss = pred_kd_loss(model(*args), t_out, regression)
-            else:
-                _, s_int = model(*args, internals=True)
-                loss = inter_kd_loss(s_int, t_out[1], model.quant.bi_attention)
-            loss = (loss * w[b]).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
-        on_epoch(epoch, opt)
-    return model
-
-
-def member_stages(cfg: TrainConfig) -> list[tuple[QuantConfig, str]]:
-    """(quantization, loss) of each stage of one member, in order."""
-    final = QuantConfig.preset(cfg.base)
-    quants = [final.ternary(), replace(final, split=True)] if cfg.base == "binarybert" and cfg.tws else [final]
-    losses = {"full": ["inter", "pred"], "pred": ["pred"], "none": ["task"]}[cfg.kd]
-    return [(q, l) for q in quants for l in losses]
-
-
-# -- the run ------------------------------------------------------------------------------------
-def _save_ckpt(run: Path, what: str, stage: int, epoch: int, model: QuantBert, opt) -> None:
     buf = io.BytesIO()
-    torch.save({"what": what, "stage": stage, "epoch": epoch, "quant": model.quant.to_dict(),
-                "model": model.state_dict(), "opt": opt.state_dict(), "rng": torch.get_rng_state()}, buf)
-    atomic_write_bytes(run / "ckpt.pt", buf.getvalue())
+    np.save(buf, a)
+    return buf.getvalue()
 
 
-def _load_ckpt(run: Path, what: str) -> dict | None:
-    p = run / "ckpt.pt"
-    if not p.is_file():
-        return None
-    ck = torch.load(p, weights_only=False)
-    return ck if ck.get("what") == what else None
-
-
-def train(cfg: TrainConfig, resume: bool = False) -> Path:
-    run = Path(cfg.out)
-    state_path = run / "state.json"
+def _check_resume(run: Path, cfg: TrainConfig, resume: bool) -> None:
     if run.exists() and any(run.iterdir()) and not resume:
         raise ValueError(f"run directory {run} is not empty; pass --resume to continue it or choose another --out")
     if resume:
         if not (run / "config.json").is_file():
             raise ValueError(f"--resume: {run} holds no run (no config.json)")
         old = json.loads((run / "config.json").read_text())
-        if old != json.loads(json.dumps(asdict(cfg))):
-            diff = sorted(k for k in old if old.get(k) != asdict(cfg).get(k))
+        new = json.loads(json.dumps(asdict(cfg)))
+        if old != new:
+            diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
             raise ValueError(f"--resume: options differ from the stored run in {', '.join(diff)}")
+
+
+# -- the shared stages -------------------------------------------------------------------------------
+def _data_spec(cfg: TrainConfig, n: int) -> dict:
+    return {"task": cfg.task, "data_dir": cfg.data_dir, "backbone": cfg.backbone, "n": n,
+            "max_train_examples": cfg.max_train_examples, "max_seq_len": cfg.max_seq_len, "seed": cfg.seed}
+
+
+def teacher_spec(cfg: TrainConfig, n: int) -> dict:
+    return {**_data_spec(cfg, n), "epochs": cfg.teacher_epochs or cfg.epochs, "lr": cfg.teacher_lr,
+            "batch_size": cfg.batch_size, "warmup": cfg.warmup, "weight_decay": cfg.weight_decay}
+
+
+def width_spec(cfg: TrainConfig, n: int) -> dict:
+    return {"teacher": teacher_spec(cfg, n), "keep": 0.5, "importance": IMPORTANCE_EXAMPLES,
+            "epochs": cfg.ternary_epochs or cfg.epochs, "lr": cfg.width_lr}
+
+
+def ternary_spec(cfg: TrainConfig, n: int) -> dict:
+    start = width_spec(cfg, n) if cfg.tws == "half" else teacher_spec(cfg, n)
+    return {"from": start, "tws": cfg.tws, "quant": cfg.quant.ternary().to_dict(),
+            "epochs": cfg.ternary_epochs or cfg.epochs, "lr": cfg.lr}
+
+
+def _teacher(cfg: TrainConfig, store: StageStore, data: dict, shape: BertShape, hf_state, reg: bool,
+             timer: Timer) -> tuple[QuantBert, torch.Tensor]:
+    spec = teacher_spec(cfg, len(data["labels"]))
+    if not store.done("teacher", spec):
+        t0 = time.perf_counter()
+        torch.manual_seed(cfg.seed)
+        teacher = build(shape, QuantConfig.preset("fp"), init_from=hf_state).to(device())
+        stage = Stage("teacher", "task", spec["epochs"], cfg.teacher_lr, cfg.batch_size, cfg.warmup,
+                      cfg.weight_decay, seed=cfg.seed)
+        train_stage(teacher, data, stage, regression=reg, ckpt=store.ckpt("teacher", spec), what="teacher")
+        logits = predict(teacher, data)
+        store.finish("teacher", spec, teacher, time.perf_counter() - t0, {"logits": logits.contiguous()})
+    teacher, meta = store.load("teacher", spec)
+    timer.reused("teacher", meta["seconds"])
+    return teacher.to(device()).eval(), store.tensor("teacher", spec, "logits")
+
+
+def _width(cfg: TrainConfig, store: StageStore, data: dict, teacher: QuantBert, reg: bool,
+           timer: Timer) -> QuantBert:
+    """The teacher at half width (heads and FFN neurons kept by importance), distilled from it."""
+    spec = width_spec(cfg, len(data["labels"]))
+    if not store.done("width", spec):
+        t0 = time.perf_counter()
+        torch.manual_seed(cfg.seed + 2)
+        k = min(IMPORTANCE_EXAMPLES, len(data["labels"]))
+        batches = [((d["input_ids"], d["token_type_ids"], d["attention_mask"]), d["labels"])
+                   for d in (B.take(data, b) for b in B.by_length(B.lengths(data)[:k], cfg.batch_size))]
+        model = half_width(teacher, batches, task_loss_fn(reg)).to(device())
+        stage = Stage("width 0.5", "full", spec["epochs"], cfg.width_lr, cfg.batch_size, cfg.warmup,
+                      cfg.weight_decay, seed=cfg.seed + 2)
+        train_stage(model, data, stage, teacher=teacher, regression=reg, ckpt=store.ckpt("width", spec),
+                    what="width")
+        store.finish("width", spec, model, time.perf_counter() - t0)
+    model, meta = store.load("width", spec)
+    timer.reused("width", meta["seconds"])
+    return model.to(device())
+
+
+def _ternary(cfg: TrainConfig, store: StageStore, data: dict, teacher: QuantBert, reg: bool,
+             timer: Timer) -> QuantBert:
+    spec = ternary_spec(cfg, len(data["labels"]))
+    start = _width(cfg, store, data, teacher, reg, timer) if cfg.tws == "half" else teacher
+    if not store.done("ternary", spec):
+        t0 = time.perf_counter()
+        torch.manual_seed(cfg.seed + 1)
+        model = build(start.shape, cfg.quant.ternary(), init_from=start).to(device())
+        stage = Stage("ternary", "full", spec["epochs"], cfg.lr, cfg.batch_size, cfg.warmup, cfg.weight_decay,
+                      seed=cfg.seed + 1)
+        train_stage(model, data, stage, teacher=teacher, regression=reg, ckpt=store.ckpt("ternary", spec),
+                    what="ternary")
+        store.finish("ternary", spec, model, time.perf_counter() - t0)
+    model, meta = store.load("ternary", spec)
+    timer.reused("ternary", meta["seconds"])
+    return model.to(device())
+
+
+# -- the run ------------------------------------------------------------------------------------
+def _member_init(cfg: TrainConfig, teacher: QuantBert, ternary: QuantBert | None) -> QuantBert:
+    if ternary is not None:
+        return tws_split(ternary, cfg.tws_scales).to(device())
+    return build(teacher.shape, cfg.quant, init_from=teacher).to(device())
+
+
+def _boost(cfg: TrainConfig, model: QuantBert, data: dict, weights: np.ndarray, task) -> tuple[np.ndarray, float, float | None]:
+    """The next weights, this member's alpha and its weighted error (AdaBoost), or (w, 1, None)."""
+    if cfg.ensemble == "bagging":
+        return weights, 1.0, None
+    z = predict(model, data)
+    labels = data["labels"].numpy()
+    if task.is_regression:
+        return E.r2_update(weights, z.reshape(-1).numpy(), labels)
+    if cfg.final_vote(False) == "samme.r":
+        return E.samme_r_update(weights, torch.softmax(z.double(), -1).numpy(), labels)
+    return E.samme_update(weights, E.predictions(z) != labels, task.num_labels)
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> Path:
+    run = Path(cfg.out)
+    _check_resume(run, cfg, resume)
     task = glue.get_task(cfg.task)
     reg = task.is_regression
 
@@ -243,109 +301,69 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     torch.manual_seed(cfg.seed)
     examples = glue.load_split(task, "train", cfg.data_dir, cfg.max_train_examples, seed=cfg.seed)
     hf_cfg, hf_state, tok = load_backbone(cfg.backbone)
+    if cfg.max_seq_len > hf_cfg.max_position_embeddings:
+        raise ValueError(f"--max-seq-len {cfg.max_seq_len} exceeds the backbone's {hf_cfg.max_position_embeddings} positions")
     run.mkdir(parents=True, exist_ok=True)
     atomic_json(run / "config.json", asdict(cfg))
+    state_path = run / "state.json"
     state = json.loads(state_path.read_text()) if state_path.is_file() else \
-        {"teacher_done": False, "members_done": 0, "alphas": [], "errors": [], "done": False}
+        {"members_done": 0, "alphas": [], "errors": [], "done": False}
     timer = Timer(run / "timing.json")
     if not (run / "tokenizer").is_dir():
         tok.save_pretrained(str(run / "tokenizer"))
     data = glue.encode(examples, tok, cfg.max_seq_len, reg)
     shape = BertShape.from_hf(hf_cfg, task.num_labels)
     n = len(examples)
+    store = StageStore(cfg.stages_dir or run / "stages")
     timer.add("data", time.perf_counter() - t0)
 
-    # 2. teacher
-    teacher = None
-    if cfg.kd != "none":
-        t0 = time.perf_counter()
-        if state["teacher_done"]:
-            teacher = load_model(run / "teacher.safetensors")
-        else:
-            ck = _load_ckpt(run, "teacher") if resume else None
-            torch.manual_seed(cfg.seed)
-            teacher = build(shape, QuantConfig.preset("fp"), init_from=hf_state)
-            if ck:
-                teacher.load_state_dict(ck["model"])
-                torch.set_rng_state(ck["rng"])
+    # 2. teacher, its cached logits; 3. the ternary model (shared stages)
+    teacher, t_logits = _teacher(cfg, store, data, shape, hf_state, reg, timer)
+    data["teacher_logits"] = t_logits
+    if not (run / "teacher.safetensors").is_file():
+        shutil.copyfile(store.folder("teacher", teacher_spec(cfg, n)) / "model.safetensors",
+                        run / ".teacher.tmp")
+        (run / ".teacher.tmp").replace(run / "teacher.safetensors")
+    ternary = _ternary(cfg, store, data, teacher, reg, timer) if cfg.uses_ternary else None
 
-            def teacher_epoch(epoch, opt):
-                _save_ckpt(run, "teacher", 0, epoch, teacher, opt)
-
-            train_epochs(teacher, data, E.initial_weights(n), cfg, loss_kind="task", lr=cfg.teacher_lr,
-                         tag="teacher", regression=reg, on_epoch=teacher_epoch,
-                         start_epoch=ck["epoch"] + 1 if ck else 0, opt_state=ck["opt"] if ck else None,
-                         seed=cfg.seed)
-            _save_model(teacher, run / "teacher.safetensors")
-            state["teacher_done"] = True
-            atomic_json(state_path, state)
-        teacher.eval()
-        timer.add("teacher", time.perf_counter() - t0)
-
-    # 3. members
+    # 4. members
     # weights_<m>.npy: the AdaBoost weights member m trains under (written before state.json says
     # member m-1 is done, so a crash in between never trains a member under the wrong weights)
     wfile = run / f"weights_{state['members_done']}.npy"
     weights = np.load(wfile) if wfile.is_file() else E.initial_weights(n)
-    stages = member_stages(cfg)
+    kd_loss = {"full": "full", "pred": "pred", "none": "task"}[cfg.kd]
+    mseed = cfg.seed if cfg.member_seed is None else cfg.member_seed
     for m in range(state["members_done"], cfg.members):
         t0 = time.perf_counter()
-        what = f"member{m}"
-        if cfg.ensemble == "bagging":
-            member_w = E.bootstrap_weights(n, cfg.seed + m)
-        else:
-            member_w = E.initial_weights(n) if reg else weights
-        ck = _load_ckpt(run, what) if resume else None
-        torch.manual_seed(cfg.seed + 1000 * (m + 1))
-        if ck:
-            model = QuantBert(shape, QuantConfig(**ck["quant"]))
-            model.load_state_dict(ck["model"])
-            torch.set_rng_state(ck["rng"])
-            first, start_epoch = ck["stage"], ck["epoch"] + 1
-        else:
-            # latent weights = the fine-tuned teacher's, or the pretrained backbone's without KD
-            model = build(shape, stages[0][0], init_from=teacher if teacher is not None else hf_state)
-            first, start_epoch = 0, 0
-        for si in range(first, len(stages)):
-            quant, loss_kind = stages[si]
-            if model.quant != quant:
-                model = tws_split(model)  # the only change of quantization between stages
-            resuming = ck is not None and si == first
-
-            def member_epoch(epoch, opt, si=si, model=model):
-                _save_ckpt(run, what, si, epoch, model, opt)
-
-            tag = f"member {m + 1}/{cfg.members} {'ternary' if quant.weight_bits == 2 else cfg.base} {loss_kind}"
-            train_epochs(model, data, member_w, cfg, loss_kind=loss_kind, teacher=teacher, lr=cfg.lr, tag=tag,
-                         regression=reg, on_epoch=member_epoch, start_epoch=start_epoch if resuming else 0,
-                         opt_state=ck["opt"] if resuming else None, seed=cfg.seed + 1000 * (m + 1) + si)
-        # AdaBoost: this member's weighted error on the training set sets its alpha and the next weights
-        if reg or cfg.ensemble == "bagging":
-            alpha, err = 1.0, None
-        else:
-            wrong = E.predictions(predict(model, data)) != data["labels"].numpy()
-            weights, alpha, err = E.samme_update(weights, wrong, task.num_labels)
-        _save_model(model, run / f"member_{m}.safetensors")
-        buf = io.BytesIO()
-        np.save(buf, weights)
-        atomic_write_bytes(run / f"weights_{m + 1}.npy", buf.getvalue())
+        member_w = E.bootstrap_weights(n, mseed + m) if cfg.ensemble == "bagging" else weights
+        torch.manual_seed(mseed + 1000 * (m + 1))
+        model = _member_init(cfg, teacher, ternary)
+        name = f"member {m + 1}/{cfg.members} {cfg.base} kd={cfg.kd}"
+        stage = Stage(name, kd_loss, cfg.epochs, cfg.lr, cfg.batch_size, cfg.warmup, cfg.weight_decay,
+                      cfg.sample_weights, seed=mseed + 1000 * (m + 1))
+        train_stage(model, data, stage, weights=member_w, teacher=teacher, regression=reg,
+                    ckpt=run / "ckpt.pt", what=f"member{m}")
+        weights, alpha, err = _boost(cfg, model, data, weights, task)
+        save_model(model.cpu(), run / f"member_{m}.safetensors")
+        atomic_write_bytes(run / f"weights_{m + 1}.npy", _np_bytes(weights))
         state["members_done"] = m + 1
         state["alphas"].append(alpha)
         state["errors"].append(err)
         atomic_json(state_path, state)
+        (run / "ckpt.pt").unlink(missing_ok=True)
         timer.add(f"member_{m}", time.perf_counter() - t0)
 
-    # 4. package
+    # 5. package
     t0 = time.perf_counter()
     members = [load_model(run / f"member_{m}.safetensors") for m in range(cfg.members)]
     n_cal = min(CALIBRATION_EXAMPLES, n)  # the integer path's fixed calibration set
     export_package(run / "package", members, state["alphas"], task=task.name, labels=list(task.labels) if task.labels else None,
-                   max_seq_len=cfg.max_seq_len, tokenizer_dir=run / "tokenizer",
-                   calibration={k: data[k][:n_cal] for k in ("input_ids", "token_type_ids", "attention_mask")},
+                   max_seq_len=cfg.max_seq_len, tokenizer_dir=run / "tokenizer", vote=cfg.final_vote(reg),
+                   calibration={k: data[k][:n_cal] for k in B.KEYS},
                    calibration_source=f"the first {n_cal} training examples",
                    extra={"train": {"base": cfg.base, "kd": cfg.kd, "ensemble": cfg.ensemble, "tws": cfg.tws,
+                                    "tws_scales": cfg.tws_scales, "sample_weights": cfg.sample_weights,
                                     "backbone": cfg.backbone, "seed": cfg.seed}})
-    (run / "ckpt.pt").unlink(missing_ok=True)
     state["done"] = True
     atomic_json(state_path, state)
     timer.add("package", time.perf_counter() - t0)
@@ -353,9 +371,19 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
 
 
 # -- evaluation ---------------------------------------------------------------------------------
+def _scores(t, preds, refs) -> dict:
+    return glue.compute_metrics(t, preds, refs)
+
+
 def evaluate(run_dir: str | Path, task: str | None = None, data_dir: str | None = None,
-             max_examples: int | None = None, integer: bool = False, batch_size: int = 64) -> dict:
-    """Dev metrics of the teacher (if trained), every member and the ensemble."""
+             max_examples: int | None = None, integer: bool = False, batch_size: int = 128,
+             predictions: bool = False) -> dict:
+    """Dev metrics of the teacher (if trained), every member and the ensemble (its own vote, and
+    every other vote of the task on the same members under "votes"). `integer`: members and
+    ensemble on the integer path, predictions from integers only (model/vote.py).
+    `predictions`: also every prediction and the labels, per split (for intervals and tests)."""
+    from . import vote as V
+
     run = Path(run_dir)
     cfg = json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() else {}
     pkg = load_package(run / "package" if (run / "package").is_dir() else run)
@@ -366,24 +394,49 @@ def evaluate(run_dir: str | Path, task: str | None = None, data_dir: str | None 
     teacher = load_model(run / "teacher.safetensors") if (run / "teacher.safetensors").is_file() else None
     tok = pkg.tokenizer()
     reg = t.is_regression
-    result = {"task": t.name, "run": str(run), "alphas": pkg.alphas, "integer": integer, "splits": {}}
+    result = {"task": t.name, "run": str(run), "alphas": pkg.alphas, "vote": pkg.vote, "integer": integer,
+              "splits": {}}
     for split in t.dev_splits:
         examples = glue.load_split(t, split, data_dir, max_examples)
         data = glue.encode(examples, tok, pkg.max_seq_len, reg)
         refs = data["labels"].numpy()
+        preds: dict = {}
         if integer:
-            from .package import integer_logits
+            from .integer_path import integer_predictions
 
-            logits = integer_logits(pkg, data)
+            members, ens = integer_predictions(pkg, data, batch_size)
+            if reg:
+                members, ens = [V.score_value(p) for p in members], V.score_value(ens)
+            preds["members"], preds["ensemble"] = members, ens
         else:
             logits = [predict(m, data, batch_size) for m in pkg.members]
-        score = lambda out: glue.compute_metrics(t, E.predictions(out, reg), refs)  # noqa: E731
-        res = {"examples": len(examples), "members": [score(z) for z in logits],
-               "ensemble": score(E.combine(logits, pkg.alphas, reg))}
+            preds["members"] = [E.predictions(z, reg) for z in logits]
+            preds["ensemble"] = E.predictions(E.combine(logits, pkg.alphas, reg, pkg.vote), reg)
+            preds["votes"] = {v: E.predictions(E.combine(logits, pkg.alphas, reg, v), reg)
+                              for v in (E.REGRESSION_VOTES if reg else E.VOTES)}
         if teacher is not None:
-            res["teacher"] = score(predict(teacher, data, batch_size))
+            preds["teacher"] = E.predictions(predict(teacher, data, batch_size), reg)
+        res = {"examples": len(examples), "members": [_scores(t, p, refs) for p in preds["members"]],
+               "ensemble": _scores(t, preds["ensemble"], refs)}
+        if "votes" in preds:
+            res["votes"] = {v: _scores(t, p, refs) for v, p in preds["votes"].items()}
+        if "teacher" in preds:
+            res["teacher"] = _scores(t, preds["teacher"], refs)
+        if predictions:
+            res["predictions"] = _listed({**preds, "labels": refs})
         result["splits"][split] = res
     timing = run / "timing.json"
     if timing.is_file():
         result["train_seconds"] = json.loads(timing.read_text())
     return result
+
+
+def _listed(x):
+    if isinstance(x, dict):
+        return {k: _listed(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_listed(v) for v in x]
+    return np.asarray(x).tolist()
+
+
+__all__ = ["TrainConfig", "TrainingDiverged", "train", "evaluate", "predict", "load_model", "save_model"]

@@ -36,14 +36,37 @@ def test_unsigned_2bit_and_binary_values():
     assert torch.equal(b(x), torch.tensor([-0.75, -0.75, 0.75, 0.75]))
 
 
-def test_step_initialised_from_first_training_batch():
-    q = ActQuantizer(4, True).train()
+def test_step_initialised_from_first_training_batch_at_least_quantization_error():
     x = torch.randn(64, 32, generator=torch.Generator().manual_seed(0))
+    q = ActQuantizer(4, True).train()
     q(x)
     assert bool(q.initialized)
-    assert torch.isclose(q.step.detach(), 2 * x.abs().mean() / np.sqrt(7))
+    err = lambda s: float((torch.clamp(torch.floor(x / s + 0.5), -8, 7) * s - x).pow(2).mean())  # noqa: E731
+    lsq = float(2 * x.abs().mean() / np.sqrt(7))  # LSQ's Gaussian rule: no better than the chosen step
+    assert err(q.step.item()) <= err(lsq) and err(q.step.item()) <= err(float(x.abs().max()) / 8)
+    one = ActQuantizer(1).train()
+    one(x)
+    assert torch.isclose(one.step.detach(), x.abs().mean())  # the least-squares magnitude of sign(x)
+
+
+def test_probability_quantizer_spans_zero_to_one():
+    """Attention probabilities of a 64-token row are mostly ~1/64: a step fitted to them would
+    saturate every peak. The 'unit' init represents 1.0 exactly."""
+    p = torch.softmax(torch.randn(8, 64, 64, generator=torch.Generator().manual_seed(1)), -1)
+    q = ActQuantizer(4, signed=False, init="unit").train()
+    q(p)
+    assert torch.isclose(q.step.detach(), torch.tensor(1 / 15)) and q.qrange == (0, 15)
+    assert float(q(torch.tensor([1.0]))) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("bits", range(1, 9))
+def test_every_activation_width_1_to_8(bits):
+    q = ActQuantizer(bits, True).train()
+    codes = q.to_int(q(torch.linspace(-3, 3, 101)))
+    lo, hi = q.qrange
+    assert int(codes.min()) >= lo and int(codes.max()) <= hi
     with pytest.raises(ValueError, match="activation bits"):
-        ActQuantizer(3)
+        ActQuantizer(9)
 
 
 def test_sign_ste_gradient_is_clipped_identity():

@@ -1,4 +1,4 @@
-"""AdaBoost (SAMME) weight updates against hand-computed rounds, and the weighted vote."""
+"""AdaBoost (SAMME, SAMME.R, AdaBoost.R2) against hand-computed rounds, every vote, and resampling."""
 
 import math
 
@@ -40,17 +40,65 @@ def test_samme_clips_degenerate_errors():
     assert 0 < alpha_bad < 1e-4  # worse than chance: barely votes
 
 
-def test_combine_weighted_vote():
+def test_samme_hard_vote_is_the_default():
+    """SAMME's alpha-weighted vote of the members' classes: member 2 (alpha 3) outvotes 1 and 3."""
+    z = [torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.tensor([[0.0, 5.0], [0.0, 1.0]]),
+         torch.tensor([[1.0, 0.0], [1.0, 0.0]])]
+    out = E.combine(z, [1.0, 3.0, 1.5])
+    assert torch.equal(out, torch.tensor([[2.5, 3.0], [1.5, 4.0]]))
+    assert list(E.predictions(out)) == [1, 1]
+    tie = E.combine(z[:1] + z[2:], [1.0, 1.0])  # a tie goes to the lowest class
+    assert list(E.predictions(E.combine([z[0], z[1]], [1.0, 1.0]))) == [0, 1] and tie.shape == (2, 2)
+
+
+def test_probability_averaging_vote():
     z1 = torch.log(torch.tensor([[0.9, 0.1], [0.4, 0.6]]))
     z2 = torch.log(torch.tensor([[0.2, 0.8], [0.3, 0.7]]))
-    out = E.combine([z1, z2], [3.0, 1.0])
+    out = E.combine([z1, z2], [3.0, 1.0], vote="average")
     assert torch.allclose(out, torch.tensor([[0.725, 0.275], [0.375, 0.625]]), atol=1e-6)
     assert list(E.predictions(out)) == [0, 1]
 
 
-def test_combine_regression_average():
-    out = E.combine([torch.tensor([[1.0], [2.0]]), torch.tensor([[3.0], [4.0]])], [1, 1], regression=True)
-    assert list(E.predictions(out, regression=True)) == [2.0, 3.0]
+def test_samme_r_vote_sums_log_probabilities_unweighted():
+    z1 = torch.log(torch.tensor([[0.9, 0.1]]))
+    z2 = torch.log(torch.tensor([[0.2, 0.8]]))
+    out = E.combine([z1, z2], [100.0, 1.0], vote="samme.r")  # alphas do not enter
+    assert torch.allclose(out, torch.log(torch.tensor([[0.18, 0.08]])), atol=1e-6)
+    h = lambda p: (torch.log(p) - torch.log(p).mean(-1, keepdim=True))  # noqa: E731  (K-1) h, K = 2
+    ref = h(torch.tensor([[0.9, 0.1]])) + h(torch.tensor([[0.2, 0.8]]))
+    assert E.predictions(out) == E.predictions(ref)
+
+
+def test_samme_r_round():
+    p = np.array([[0.8, 0.2], [0.4, 0.6]])
+    new, alpha, err = E.samme_r_update(E.initial_weights(2), p, np.array([0, 0]))
+    # y = (1, -1); w_i *= exp(-(1/2) y . log p_i)
+    w = np.array([np.exp(-0.5 * (np.log(0.8) - np.log(0.2))), np.exp(-0.5 * (np.log(0.4) - np.log(0.6)))])
+    assert new == pytest.approx(w / w.sum()) and alpha == 1.0 and err == pytest.approx(0.5)
+
+
+def test_adaboost_r2_round_and_weighted_median():
+    new, alpha, loss = E.r2_update(E.initial_weights(4), np.array([1.0, 2.0, 3.0, 5.0]), np.array([1.0, 2.0, 2.0, 3.0]))
+    L = np.array([0, 0, 0.5, 1.0])  # |error| / max |error|
+    assert loss == pytest.approx(L.mean())
+    beta = 0.375 / 0.625
+    assert alpha == pytest.approx(np.log(1 / beta))
+    w = 0.25 * beta ** (1 - L)
+    assert new == pytest.approx(w / w.sum())
+    z = [torch.tensor([[1.0], [5.0]]), torch.tensor([[2.0], [4.0]]), torch.tensor([[9.0], [0.0]])]
+    med = E.combine(z, [1.0, 1.0, 3.0], regression=True, vote="median")
+    assert med.tolist() == [9.0, 0.0]  # the heavy member is the weighted median
+    assert E.combine(z, [1.0, 1.0, 1.0], regression=True, vote="median").tolist() == [2.0, 4.0]
+
+
+def test_resampling_draws_in_proportion_to_the_weights():
+    g = torch.Generator().manual_seed(0)
+    w = np.array([0.7, 0.1, 0.1, 0.1])
+    idx = torch.cat([E.epoch_indices(w, 4, "resample", g) for _ in range(2000)])
+    assert np.bincount(idx.numpy(), minlength=4) / len(idx) == pytest.approx(w, abs=0.02)
+    uniform = E.epoch_indices(E.initial_weights(5), 5, "resample", g)  # uniform: a plain shuffled epoch
+    assert sorted(uniform.tolist()) == list(range(5))
+    assert sorted(E.epoch_indices(w, 4, "loss", g).tolist()) == [0, 1, 2, 3]  # weighted loss: each once
 
 
 def test_combine_rejects_bad_alphas():

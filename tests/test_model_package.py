@@ -85,7 +85,7 @@ def test_mismatched_manifest(tmp_path, members):
         load_package(p)
     m["version"] = 1  # v1 calibrated the integer path on each batch: refused, one line
     (p / "manifest.json").write_text(json.dumps(m))
-    with pytest.raises(PackageError, match="package version 1, this bebert reads version 2") as e:
+    with pytest.raises(PackageError, match="package version 1, this bebert reads versions 2, 3") as e:
         load_package(p)
     assert "\n" not in str(e.value)
     (p / "manifest.json").write_text("{not json")
@@ -175,3 +175,65 @@ def test_integer_path_needs_stored_calibration(tmp_path, members):
     assert pkg.integer_scales == [None] and pkg.manifest["integer_calibration"] is None
     with pytest.raises(IntegerPathUnavailable, match="no integer_scales"):
         integer_logits(pkg, batch())
+
+
+def big_batch(n=64, seed=7):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1, 60, (n, 12), generator=g)
+    mask = torch.ones_like(ids)
+    mask[::3, 8:] = 0
+    return {"input_ids": ids, "token_type_ids": torch.zeros_like(ids), "attention_mask": mask}
+
+
+def test_eval_integer_predictions_come_from_integers_only(int_pkg, monkeypatch):
+    """The ensemble's prediction is SAMME's vote on Q15.16 logit codes with the package's
+    fixed-point alphas: no float logit is ever formed (the dequantization is made to fail)."""
+    import numpy as np
+
+    import bebert.model.integer_path as P
+    from bebert.model import vote as V
+
+    rec = int_pkg.manifest["integer_vote"]
+    assert int_pkg.vote == "samme" and rec["alpha_q"] == [65536, 32768, 131072] and rec["alpha_frac"] == 16
+    accs = P.integer_member_accumulators(int_pkg, big_batch())
+
+    def no_floats(*a, **k):
+        raise AssertionError("the integer path formed float logits")
+
+    monkeypatch.setattr(P, "apply_integer_member", no_floats)
+    members, ens = P.integer_predictions(int_pkg, big_batch())
+    assert all(p.dtype == np.int64 for p in members) and ens.dtype == np.int64
+    vote = P.integer_model(int_pkg).vote
+    codes = [V.logit_codes(a, m) for a, m in zip(accs, vote.members)]
+    by_hand = np.zeros((64, 3), np.int64)
+    for a_q, c in zip(rec["alpha_q"], codes):
+        by_hand[np.arange(64), c.argmax(1)] += a_q
+    assert np.array_equal(ens, by_hand.argmax(1))
+    assert all(np.array_equal(p, c.argmax(1)) for p, c in zip(members, codes))
+
+
+def test_integer_path_predicts_what_the_fake_quant_model_predicts(int_pkg):
+    """The integer-vs-fake-quant gap on a small set: 8-bit members agree on nearly every example."""
+    import numpy as np
+
+    from bebert.model import ensemble as E
+    from bebert.model.integer_path import integer_predictions
+
+    b = big_batch()
+    with torch.no_grad():
+        logits = [m(b["input_ids"], b["token_type_ids"], b["attention_mask"]) for m in int_pkg.members]
+    members, ens = integer_predictions(int_pkg, b)
+    for z, p in zip(logits, members):
+        assert np.mean(E.predictions(z) == p) >= 0.9
+    assert np.mean(E.predictions(E.combine(logits, int_pkg.alphas)) == ens) >= 0.9
+
+
+def test_integer_matmul_is_exact_through_float64():
+    from bebert.model.integer_path import imatmul
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.randint(-(1 << 15), 1 << 15, (5, 384), generator=g)
+    b = torch.randint(-(1 << 15), 1 << 15, (384, 3), generator=g)
+    assert torch.equal(imatmul(a, b), a @ b) and imatmul(a, b).dtype == torch.int64  # 2^39: float64, exact
+    big = torch.full((2, 4), 1 << 40, dtype=torch.int64)
+    assert torch.equal(imatmul(big, big.t()), big @ big.t())  # beyond 2^53: the int64 kernel

@@ -166,8 +166,132 @@ def test_quantized_models_train_step(base):
 
 
 def test_quant_config_validation():
+    for bits in range(1, 9):  # any activation width 1..8
+        assert QuantConfig(act_bits=bits, attn_bits=bits).act_bits == bits
+    assert QuantConfig.preset("binarybert", act_bits=3).attn_bits == 3
     with pytest.raises(ValueError, match="act_bits"):
-        QuantConfig(act_bits=3)
+        QuantConfig(act_bits=9)
+    with pytest.raises(ValueError, match="bibert has 1-bit"):
+        QuantConfig.preset("bibert", act_bits=4)
+    with pytest.raises(ValueError, match="split_scales"):
+        QuantConfig(split=True, split_scales="row")
     with pytest.raises(ValueError, match="base"):
         QuantConfig.preset("xnor")
     assert QuantConfig.preset("bibert").act_bits == 1
+
+
+def test_tws_split_gives_each_half_its_own_scale():
+    """BinaryBERT: alpha1 sign(w1) + alpha2 sign(w2). At the split both scales are alpha_t / 2 (the
+    model equals the ternary one); once trained apart the cancelling pairs no longer give 0, where
+    one shared scale keeps the member ternary for ever."""
+    torch.manual_seed(0)
+    ternary = build(tiny_shape(), QuantConfig.preset("binarybert").ternary()).train()
+    ternary(*_batch())
+    half, shared = tws_split(ternary.eval(), "half"), tws_split(ternary, "shared")
+    lin = half.layers[0].ffn_in
+    codes, scale = lin.codes_and_scale()
+    assert scale.shape == (32, 2) and torch.allclose(scale[:, 0], scale[:, 1], atol=1e-6)
+    with torch.no_grad():
+        lin.weight[:, :16] *= 1.5  # training moves the halves apart
+        shared.layers[0].ffn_in.weight[:, :16] *= 1.5
+    _, scale = lin.codes_and_scale()
+    assert not torch.allclose(scale[:, 0], scale[:, 1])
+    with torch.no_grad():  # shared: alpha (s1 + s2) in {-2a, 0, 2a}; half: the 0 level is a1 - a2 != 0
+        w_half, w_shared = lin.effective_weight(), shared.layers[0].ffn_in.effective_weight()
+    assert bool((w_shared == 0).any()) and not bool((w_half == 0).any())
+    assert all(len(torch.unique(r.abs())) <= 2 for r in w_shared)
+
+
+def test_half_width_split_member_has_the_backbone_binary_size():
+    """A half-width ternary model (half the heads and FFN neurons) split by TWS holds exactly the
+    binary weights of the unsplit full-width model; the full-width split holds twice as many."""
+    from bebert.model.prune import keep_top, prune
+
+    torch.manual_seed(0)
+    s = BertShape(vocab_size=50, hidden_size=16, num_layers=2, num_heads=4, intermediate_size=32,
+                  max_position=32, type_vocab_size=2, layer_norm_eps=1e-12, num_labels=2)
+    full = build(s, QuantConfig.preset("binarybert"))
+    h, n = torch.rand(2, 4), torch.rand(2, 32)
+    narrow = prune(build(s, QuantConfig.preset("fp")), keep_top(h, 2), keep_top(n, 16))
+    assert (narrow.shape.num_heads, narrow.shape.head_dim, narrow.shape.intermediate_size) == (2, 4, 16)
+    split = tws_split(build(narrow.shape, QuantConfig.preset("binarybert").ternary(), init_from=narrow))
+    wide = tws_split(build(s, QuantConfig.preset("binarybert").ternary()))
+
+    def binary_weights(m):
+        return sum(mod.weight.numel() for mod in m.layers.modules() if isinstance(mod, QLinear))
+    assert binary_weights(split) == binary_weights(full) and binary_weights(wide) == 2 * binary_weights(full)
+    split.eval()(*_batch())  # runs: Q/K/V are 8 wide for 16 hidden
+
+
+def test_pruned_model_equals_the_masked_full_model():
+    from bebert.model.prune import importance, keep_top, prune, task_loss_fn
+
+    torch.manual_seed(1)
+    s = BertShape(vocab_size=50, hidden_size=16, num_layers=2, num_heads=4, intermediate_size=32,
+                  max_position=32, type_vocab_size=2, layer_norm_eps=1e-12, num_labels=2)
+    m = build(s, QuantConfig.preset("fp")).eval()
+    ids, tt, mask = _batch()
+    h_imp, n_imp = importance(m, [((ids, tt, mask), torch.tensor([0, 1, 1]))], task_loss_fn(False))
+    assert h_imp.shape == (2, 4) and n_imp.shape == (2, 32) and bool((h_imp > 0).any())
+    heads, neurons = keep_top(h_imp, 2), keep_top(n_imp, 16)
+    p = prune(m, heads, neurons).eval()
+    hm, nm = torch.zeros(2, 4), torch.zeros(2, 32)
+    for li in range(2):
+        hm[li, heads[li]], nm[li, neurons[li]] = 1, 1
+    for li, layer in enumerate(m.layers):
+        layer.attn.register_forward_hook(lambda mod, i, o, li=li: (o[0] * hm[li].repeat_interleave(4), o[1], o[2]))
+        layer.ffn_out.register_forward_pre_hook(lambda mod, i, li=li: (i[0] * nm[li],))
+    with torch.no_grad():
+        assert torch.allclose(m(ids, tt, mask), p(ids, tt, mask), atol=1e-5)
+    assert torch.equal(p.layers[1].attn.teacher_heads, heads[1])
+
+
+def test_dmd_loss_is_normalised_over_real_tokens():
+    """Padding an example must not change its DMD loss (averaging over padded positions made it
+    (T/n)^2 smaller)."""
+    torch.manual_seed(2)
+    real = [tuple(torch.randn(1, 2, 5, 4) for _ in range(3))]
+    other = [tuple(torch.randn(1, 2, 5, 4) for _ in range(3))]
+    pad = lambda qkv: [tuple(torch.cat([t, torch.randn(1, 2, 11, 4)], 2) for t in layer) for layer in qkv]  # noqa: E731
+    short = dmd_loss(real, other, torch.ones(1, 5))
+    long = dmd_loss(pad(real), pad(other), torch.cat([torch.ones(1, 5), torch.zeros(1, 11)], 1))
+    assert torch.allclose(short, long, rtol=1e-5) and float(short) > 0
+
+
+def test_fused_binarization_gradient_equals_autograd():
+    from bebert.model.binary_linear import binarize
+
+    w = torch.randn(5, 7, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(5, 7, dtype=torch.float64)
+    (binarize(w) * g).sum().backward()
+    fused, w.grad = w.grad.clone(), None
+    (w.abs().mean(1)[:, None] * sign_ste(w) * g).sum().backward()
+    assert torch.allclose(fused, w.grad)
+
+
+def test_evaluation_binarizes_once_and_follows_training():
+    torch.manual_seed(3)
+    model = build(tiny_shape(), QuantConfig.preset("binarybert")).train()
+    model(*_batch())
+    lin = model.layers[0].ffn_in
+    model.eval()
+    with torch.no_grad():
+        a = lin.effective_weight()
+        assert lin.effective_weight() is a  # cached while the weights do not change
+        lin.weight.mul_(-1)                 # an optimizer step changes them
+        assert torch.equal(lin.effective_weight(), -a)
+
+
+def test_members_use_the_gelu_the_integer_path_computes():
+    """Quantized members train with I-BERT's erf polynomial, so FFN2's input codes of the float model
+    are the integer i-GELU's (exact GELU differs from it by up to 0.02: 2 % of 4-bit codes)."""
+    from bebert import integer_ops as I
+    from bebert.model.quant_bert import ibert_gelu
+
+    assert QuantConfig.preset("binarybert").gelu == "ibert" and QuantConfig.preset("fp").gelu == "erf"
+    q = torch.arange(-600, 600)
+    s_in, s_out = 0.01, 0.08
+    codes = I.apply_gelu(q, I.prepare_gelu(s_in, s_out, 4, True)).to(torch.int64)
+    f = torch.clamp(torch.floor(ibert_gelu(q.double() * s_in) / s_out + 0.5), -8, 7).to(torch.int64)
+    assert torch.equal(codes, f)
+    assert (ibert_gelu(torch.linspace(-6, 6, 101)) - torch.nn.functional.gelu(torch.linspace(-6, 6, 101))).abs().max() < 0.02
