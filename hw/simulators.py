@@ -38,6 +38,13 @@ MIN_VERILATOR = (5, 36)  # cocotb 2.x's Verilator support
 # split into these since; anything else in a lint of the accelerator is a regression.
 WIDTH_KINDS = frozenset({"Warning-WIDTH", "Warning-WIDTHEXPAND", "Warning-WIDTHTRUNC", "Warning-WIDTHCONCAT",
                          "Warning-WIDTHXZEXPAND"})
+# What Amaranth's Verilog backend writes by construction, not design faults: every combinational
+# signal is assigned its init value before a `casez`, so a case without a default infers no latch
+# (CASEINCOMPLETE, CASEOVERLAP from a priority Switch); `always @*` blocks of constants
+# (ALWNEVER); comparisons against a narrower constant folded by the backend (CMPCONST).
+GENERATED_KINDS = frozenset({"Warning-CASEINCOMPLETE", "Warning-CASEOVERLAP", "Warning-ALWNEVER",
+                             "Warning-CMPCONST"})
+LINT_CLEAN = WIDTH_KINDS | GENERATED_KINDS  # the kinds a lint of our Verilog may report
 
 
 class SimulatorMissing(OSError):

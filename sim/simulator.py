@@ -21,7 +21,7 @@ from typing import Any, Callable
 import numpy as np
 
 from bebert.config import AccelConfig
-from bebert.isa import Instr, IsaError, Op, Stage, decode, popped, pushed
+from bebert.isa import Instr, IsaError, Op, Stage, check_config, decode, popped, pushed
 from bebert.program import Program
 from bebert.timing import OutputMode, duration, gemm_cycles, load_cycles, post_cycles, write_bytes
 from bebert.vector import vec_bytes, vec_cycles
@@ -159,13 +159,17 @@ def stream_arrays(instrs: list[Instr | None], config: AccelConfig) -> tuple[np.n
     return tuple(np.ascontiguousarray(table[:, c]) for c in range(8))
 
 
-def decode_words(words: list[int]) -> list[Instr | None]:
-    """Decode raw 128-bit words up to the first illegal one, which becomes None."""
+def decode_words(words: list[int], config: AccelConfig | None = None) -> list[Instr | None]:
+    """Decode raw 128-bit words up to the first illegal one, which becomes None: illegal in
+    itself, or (given `config`) for this machine (`check_config`, as the RTL decoder flags)."""
     out: list[Instr | None] = []
     for w in words:
         try:
             ins = decode(int(w))
         except IsaError:
+            out.append(None)
+            break
+        if config is not None and check_config(ins, config):
             out.append(None)
             break
         out.append(ins)
@@ -184,7 +188,7 @@ def simulate(program: Program, *, raw_words: list[int] | None = None,
     way. Raises `SimError` on a deadlock.
     """
     config = program.config
-    stream = decode_words(raw_words) if raw_words is not None else list(program.instrs)
+    stream = decode_words(raw_words, program.config) if raw_words is not None else list(program.instrs)
     arrays = stream_arrays(stream, config)
     run = kernel if kernel is not None else K.run_events
     depth = np.int64(config.queue_depth)

@@ -8,7 +8,7 @@ import pytest
 from bebert import isa
 from bebert.config import AccelConfig
 from bebert.isa import COUNTERS, DEFAULTS, FIELDS, IsaError, Instr, Op, PostFmt, Stage
-from bebert.vector import KERNELS, VecFn, io_word
+from bebert.vector import COMBINE_MAX_MEMBERS, KERNELS, VecFn, io_word
 
 
 def random_instr(rng: random.Random) -> Instr:
@@ -36,6 +36,8 @@ def random_instr(rng: random.Random) -> Instr:
         args["rows"], args["cols"] = max(1, args["rows"]), max(1, args["cols"])
         args["bits"] = rng.randint(0, 8) if k.packs else 0
         args["aux"] = max(1, args["aux"]) if k.aux else 0
+        if k.fn == VecFn.COMBINE:
+            args["aux"] = 1 + args["aux"] % COMBINE_MAX_MEMBERS
         args["io"] = io_word(stream_out=args["bits"] == 0 or rng.random() < 0.5,
                              second_in=bool(k.io & 2) and rng.random() < 0.5) if k.engine == "tile" else 0
     if op == Op.HALT:

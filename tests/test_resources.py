@@ -82,7 +82,7 @@ def small_verilog(tmp_path_factory):
 
 @needs_verilator
 def test_small_config_verilog_lints_with_width_warnings_only(small_verilog):
-    assert lint_kinds(small_verilog) <= simulators.WIDTH_KINDS
+    assert lint_kinds(small_verilog) <= simulators.LINT_CLEAN
 
 
 @needs_verilator
@@ -91,7 +91,7 @@ def test_default_config_verilog_lints_with_width_warnings_only(tmp_path):
     from bebert.cli import main
 
     assert main(["rtl", "--config", str(CONFIG_DIR / "default.toml"), "--out", str(tmp_path)]) == 0
-    assert lint_kinds(tmp_path / "bebert_accel.v") <= simulators.WIDTH_KINDS
+    assert lint_kinds(tmp_path / "bebert_accel.v") <= simulators.LINT_CLEAN
 
 
 @needs_yosys
@@ -199,7 +199,8 @@ def test_stat_parsing_counts_instances():
 def test_block_names():
     assert block_of("bebert_accel") == "control"
     assert block_of("bebert_accel.compute.popcount") == "popcount_array"
-    assert block_of("bebert_accel.load.issuer") == "load_dma"
+    assert block_of("bebert_accel.load.issuer") == "load_stage"
+    assert block_of("bebert_accel.vector.unit.lane3") == "vector_unit"
     assert block_of("bebert_accel.something_new.inner") == "something_new"
 
 
@@ -222,7 +223,7 @@ def test_timeout_is_one_clear_error(small_verilog):
 
 
 # A design named like the accelerator, small enough to synthesise in seconds: a counter in the
-# top (control), a block RAM (abuf), and a compute module holding two instances of post (DSP).
+# top (control), a block RAM (abuf), and a compute module holding two instances of its accumulator (DSP).
 TINY = r"""
 module bebert_accel(clk, rst, we, addr, d, q, x, y, z0, z1, cycles);
   input clk; input rst; input we; input [9:0] addr; input [31:0] d; output [31:0] q;
@@ -241,11 +242,11 @@ endmodule
 
 module \bebert_accel.compute (clk, x, y, z0, z1);
   input clk; input [15:0] x; input [15:0] y; output [31:0] z0; output [31:0] z1;
-  \bebert_accel.compute.post  post0 (.clk(clk), .a(x), .b(y), .p(z0));
-  \bebert_accel.compute.post  post1 (.clk(clk), .a(y), .b(x), .p(z1));
+  \bebert_accel.compute.accumulator  post0 (.clk(clk), .a(x), .b(y), .p(z0));
+  \bebert_accel.compute.accumulator  post1 (.clk(clk), .a(y), .b(x), .p(z1));
 endmodule
 
-module \bebert_accel.compute.post (clk, a, b, p);
+module \bebert_accel.compute.accumulator (clk, a, b, p);
   input clk; input [15:0] a; input [15:0] b; output reg [31:0] p;
   always @(posedge clk) p <= (a * b) ^ {a, b};
 endmodule
@@ -289,13 +290,13 @@ def test_report_structure_and_sums(tiny):
     assert r["flow"] == "synth_xilinx" and r["tool"].startswith("yosys ") and r["flow_notes"]
     assert r["family"] == "xc7" and r["yosys_build"] in ("yowasp", "system")
     assert set(r[MODULE_TIMES_KEY]) == set(r["modules"]) == {TOP, f"{TOP}.abuf", f"{TOP}.compute",
-                                                            f"{TOP}.compute.post"}
-    assert r["modules"][f"{TOP}.compute.post"]["instances"] == 2
+                                                            f"{TOP}.compute.accumulator"}
+    assert r["modules"][f"{TOP}.compute.accumulator"]["instances"] == 2
     for key in SUMMARY_KEYS:
         assert sum(b[key] for b in r["blocks"].values()) == pytest.approx(r["total"][key]), key
     assert sorted(m for b in r["blocks"].values() for m in b["modules"]) == sorted(r["modules"])
-    assert set(r["blocks"]) == {"control", "abuf", "compute_control", "post"}
-    assert r["blocks"]["post"]["dsp"] == 2 * r["modules"][f"{TOP}.compute.post"]["dsp"] > 0
+    assert set(r["blocks"]) == {"control", "abuf", "compute_control", "bitserial_accumulator"}
+    assert r["blocks"]["bitserial_accumulator"]["dsp"] == 2 * r["modules"][f"{TOP}.compute.accumulator"]["dsp"] > 0
     assert r["blocks"]["abuf"]["bram36_equiv"] > 0 and r["blocks"]["control"]["ffs"] == 16
     assert r["peak_binary_ops_per_s_per_lut"] == pytest.approx(r["peak_binary_ops_per_s"] / r["total"]["luts_total"])
 
@@ -316,7 +317,8 @@ def test_the_rtlil_twin_is_read_only_for_its_own_verilog(small_verilog, tmp_path
 
     src = design_sources(small_verilog)
     assert src.kind == "rtlil" and set(src.texts) == set(split_modules(small_verilog.read_text()))
-    assert src.children(f"{TOP}.compute.vector") == [f"{TOP}.compute.vector.{k}" for k in ("gelu", "ln", "sm")]
+    lanes = f"{TOP}.vector.unit.engine.lanes"
+    assert src.children(lanes) == [f"{lanes}.lane{i}" for i in range(SMALL.vec_lanes)]
     edited = tmp_path / "bebert_accel.v"
     edited.write_text(small_verilog.read_text() + "\n// edited\n")
     (tmp_path / "bebert_accel.il").write_text(small_verilog.with_suffix(".il").read_text())

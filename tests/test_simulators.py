@@ -88,7 +88,7 @@ def test_cli_verify_with_a_missing_simulator_is_one_line(fresh, tmp_path, capsys
     from bebert.isa import halt
     from bebert.program import Program
 
-    Program(config=AccelConfig(), instrs=[halt()], dram=np.zeros(16, np.uint8)).write(tmp_path / "p")
+    Program(config=AccelConfig(), instrs=[halt()], dram=np.zeros(64, np.uint8)).write(tmp_path / "p")
     hide(fresh, exes=("iverilog",))
     assert main(["verify", str(tmp_path / "p"), "--simulator", "icarus"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

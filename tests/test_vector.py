@@ -154,9 +154,8 @@ def test_packed_outputs_write_the_abuf_layout(bits, signed, requant, pm1):
     at = d.put(np.zeros(lay.nbytes(L, eb), np.uint8))
     ident = I.prepare_requant(1.0, 1.0, 16, True)
     d.run(VecFn.REQUANT, M, K, bits=bits, io=io_word(False, False, 2, 2), src=d.stream(x)[0],
-          consts=d.put(consts_words(VecFn.REQUANT, ident)),
-          pout=Packed.of(at, lay.abuf_geometry(L, eb), signed, pm1, d.put(consts_words(VecFn.REQUANT, rq))
-                         if requant else 0))
+          consts=d.put(consts_words(VecFn.REQUANT, rq if requant else ident)),
+          pout=Packed.of(at, lay.abuf_geometry(L, eb), signed, pm1, 0))  # REQUANT's own constants requantize
     got = lay.unpack_activations(d.mem[at:at + lay.nbytes(L, eb)], L)
     assert np.array_equal(got, codes)
 
@@ -258,7 +257,7 @@ def test_the_tile_engine_refuses_views_that_are_not_streams_and_wrong_element_si
 def test_out_of_range_is_vec_error():
     d = Dram(4096)
     with pytest.raises(VecError, match="outside"):
-        d.run(VecFn.LUT, 4, 4, src=View.row_major(4090, 4), out=View.row_major(64, 4), table=0, offset=0, size=4)
+        d.run(VecFn.LUT, 4, 4, src=View.row_major(4088, 16), out=View.row_major(64, 16), table=0, offset=0, size=4)
     with pytest.raises(VecError, match="constant block"):  # no constant block at all
         d.run(VecFn.REQUANT, 4, 4, io=io_word(True), src=d.empty_stream(4, 4)[0], out=d.empty_stream(4, 4)[0],
               consts=0)
