@@ -68,3 +68,21 @@ def test_run_predictions_equal_eval_integer(run_dir, tmp_path, capsys):
     assert main(["eval", str(run_dir), "--integer", "--max-eval-examples", str(EXAMPLES), "--json"]) == 0
     ev = json.loads(capsys.readouterr().out)
     assert np.isclose(ev["splits"]["dev"]["ensemble"]["accuracy"], got["accuracy"])
+
+
+def test_split_layers_with_a_scale_per_half_are_refused_with_one_line():
+    """`--tws-scales half` packages carry a second POST multiplier per column (`mult_hi`) that the
+    output path lacks: the compiler names the layer and the flag instead of dropping it."""
+    from types import SimpleNamespace as NS
+
+    import numpy as np
+
+    from bebert.compiler.errors import CompileError
+    from bebert.compiler.import_model import import_model
+
+    plain = NS(mult_hi=None)
+    layer = NS(query=plain, key=plain, value=plain, attn_out=plain, ffn_in=NS(mult_hi=np.ones(4, np.int32)),
+               ffn_out=plain)
+    model = NS(members=[NS(layers=[layer], pooler=plain)], alphas=[1.0])
+    with pytest.raises(CompileError, match=r"member 0 layer 0 ffn_in: .*--tws-scales shared"):
+        import_model(model, 16)
