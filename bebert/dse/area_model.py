@@ -1,0 +1,167 @@
+"""The area model: FPGA LUTs and block RAMs of a configuration in microseconds, per block.
+
+A sweep that synthesised every point would spend minutes of Yosys on each (`area = true`);
+this model gives the fast sweep an area objective (`luts_model`, `bram36_model`) instead.
+Each block is a sum of parts, and each part is one coefficient times a count taken from the
+structure of the RTL (what the part is built of):
+
+    popcount_array         (R C + R) W     a compressor tree per PE over a & s, one per row over a
+    bitserial_accumulator  R C + R         one 32-bit subtract-accumulate per PE and per row
+    output_path            R               requantize lanes (one per array row)
+                           R C ACC_BITS/4  the snapshot's column select (C:1 of 32 bits per row)
+                           R W             the packer's transposer (R rows x W bit-plane bits)
+                           1               POST sequencer, beat assembly, stage
+    vector_unit            T               lanes (LayerNorm, softmax, GELU, divider, requantize),
+                                           their input mux, the column assembler and the writer
+                           1               setup, derive, scalar engine, reader, parameters
+    control                1               fetch, decoder, tokens, queues, issuers, sequencer
+    pbuf                   PBUF bits       distributed RAM
+
+(R, C, W = pe_rows, pe_cols, xnor_width; T = vec_lanes.) Block RAMs: ABUF and WBUF from their
+width and depth (the cheapest RAMB36 aspect ratio), one row memory per vector lane (a RAMB18
+up to 512 32-bit elements, else RAMB36 by capacity), the descriptor's constants (one RAMB36 per
+64 row elements) and the scalar engine's row buffer.
+
+The coefficients are fitted (least squares on the relative error, non-negative) to Yosys
+figures of the v3 RTL (`CALIBRATION`: `bebert.hw.resources`, yosys 0.23 synth_xilinx, per
+module) on two configurations, `default` and `small`; bench/bench_area_model.py reports the
+model against them block by block (bench/results/area_model.json). Yosys counts LUTs before
+placement, so both are upper bounds of what Vivado would place. A leaf over `AccelConfig`.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+from bebert.config import ACC_BITS, AccelConfig
+
+Count = Callable[[AccelConfig], float]
+
+# part -> (block it belongs to, the structural count its coefficient multiplies)
+PARTS: dict[str, tuple[str, Count]] = {
+    "popcount": ("popcount_array", lambda c: (c.pe_rows * c.pe_cols + c.pe_rows) * c.xnor_width),
+    "accumulators": ("bitserial_accumulator", lambda c: c.pe_rows * c.pe_cols + c.pe_rows),
+    "requant_lanes": ("output_path", lambda c: c.pe_rows),
+    "snapshot_select": ("output_path", lambda c: c.pe_rows * c.pe_cols * ACC_BITS / 4),
+    "transposer": ("output_path", lambda c: c.pe_rows * c.xnor_width),
+    "post_sequencer": ("output_path", lambda c: 1),
+    "vec_lanes": ("vector_unit", lambda c: c.vec_lanes),
+    "vec_shared": ("vector_unit", lambda c: 1),
+    "control": ("control", lambda c: 1),
+    "pbuf_lutram": ("pbuf", lambda c: c.pbuf_bytes * 8),
+}
+BLOCKS = tuple(dict.fromkeys(b for b, _ in PARTS.values()))
+
+
+@dataclass(frozen=True)
+class Measured:
+    """Yosys LUTs (luts_total) of some parts of one configuration, summed."""
+
+    config: str  # a shipped configuration's name
+    parts: tuple[str, ...]
+    luts: int
+    what: str  # the Yosys blocks / modules these are
+
+
+# Yosys 0.23 synth_xilinx, every module alone (bebert.hw.resources), on the v3 RTL.
+# default: the vector unit per block from bench/results/vector_unit_resources.json; the PE
+# array and output path from the per-module run on v3 (COMPUTE 36.9k: popcount 22.9k,
+# accumulators 13.8k; OUTPUT 15.6k); control blocks from bench/results/resources_v3_default_control.json.
+# small: every module, bench/results/resources_v3_small.json.
+CALIBRATION: tuple[Measured, ...] = (
+    Measured("default", ("popcount",), 22_900, "compute.popcount"),
+    Measured("default", ("accumulators",), 13_800, "compute.accumulator"),
+    Measured("default", ("requant_lanes", "snapshot_select", "transposer", "post_sequencer"), 15_600, "output"),
+    Measured("default", ("vec_lanes",), 61_040 + 1_189 + 1_083 + 6_805,
+             "vector.unit: engine.lanes (16), engine, columns, writer (with the row-word packer)"),
+    Measured("default", ("vec_shared",), 8_581 + 3_447 + 878 + 500 + 469 + 238,
+             "vector.unit: scalar, derive, setup, reader, top, params"),
+    Measured("small", ("popcount",), 822, "compute.popcount"),
+    Measured("small", ("accumulators",), 1_146, "compute.accumulator"),
+    Measured("small", ("requant_lanes",), 219 + 4 * 359, "output.lanes"),
+    Measured("small", ("snapshot_select",), 128, "output.snap"),
+    Measured("small", ("transposer",), 685, "output.packer"),
+    Measured("small", ("post_sequencer",), 396 + 141 + 554, "output, output.beat, output.seq"),
+    Measured("small", ("vec_lanes",), 473 + 4 * 3_922 + 368 + 333 + 1_520 + 325,
+             "vector.unit: engine.lanes (4), engine, columns, writer, writer.packer"),
+    Measured("small", ("vec_shared",), 32_698 - (473 + 4 * 3_922 + 368 + 333 + 1_520 + 325),
+             "vector.unit: the rest (scalar, derive, setup, reader, top, params)"),
+    Measured("small", ("control",), 198 + 45 + 183 + 279 + 392 + 253 + 110,
+             "compute_control, control, fetch, load_stage, queues, tokens, vector_stage"),
+    Measured("small", ("pbuf_lutram",), 172, "pbuf"),
+)
+
+
+@dataclass(frozen=True)
+class AreaEstimate:
+    """The model's LUTs per block (and their total) and block RAMs (RAMB36 equivalents)."""
+
+    blocks: dict[str, float]
+    luts: float
+    bram36: float
+
+
+def estimate_area(config: AccelConfig) -> AreaEstimate:
+    """The model's area of `config` (no synthesis: a few arithmetic operations)."""
+    coef = coefficients()
+    blocks = dict.fromkeys(BLOCKS, 0.0)
+    for part, (block, count) in PARTS.items():
+        blocks[block] += coef[part] * count(config)
+    return AreaEstimate(blocks={b: round(v) for b, v in blocks.items()}, luts=round(sum(blocks.values())),
+                        bram36=bram36(config))
+
+
+def predict(config: AccelConfig, parts: tuple[str, ...]) -> float:
+    """The model's LUTs of some parts of `config` (what one `Measured` measured)."""
+    coef = coefficients()
+    return sum(coef[p] * PARTS[p][1](config) for p in parts)
+
+
+@functools.cache
+def coefficients() -> dict[str, float]:
+    """Each part's LUTs per unit of its count: the non-negative least-squares fit of the
+    relative error over `CALIBRATION` (a part measured alone on both configurations gets the
+    coefficient that splits its error between them)."""
+    import numpy as np
+    from scipy.optimize import nnls
+
+    names = list(PARTS)
+    rows, rhs = [], []
+    for m in CALIBRATION:
+        cfg = calibration_config(m.config)
+        rows.append([PARTS[p][1](cfg) / m.luts if p in m.parts else 0.0 for p in names])
+        rhs.append(1.0)
+    x, _ = nnls(np.array(rows), np.array(rhs))
+    fitted = {p: float(v) for p, v in zip(names, x)}
+    unmeasured = [p for p in names if not any(p in m.parts for m in CALIBRATION)]
+    if unmeasured:
+        raise RuntimeError(f"area model: no calibration figure covers part(s) {', '.join(unmeasured)}")
+    return fitted
+
+
+@functools.cache
+def calibration_config(name: str) -> AccelConfig:
+    from bebert import shipped
+
+    return AccelConfig.from_toml(shipped.config_file(name))
+
+
+# -- block RAMs -----------------------------------------------------------------------------
+RAMB36_ASPECTS = ((512, 72), (1024, 36), (2048, 18), (4096, 9), (8192, 4), (16384, 2), (32768, 1))
+ELEMS_PER_SETUP_BRAM36 = 64  # the descriptor's per-column constants (setup: small 4 RAMB36, default 30 RAMB18)
+SCALAR_BRAM36 = 1  # the scalar engine's row buffer (small 1, default 2)
+
+
+def ram_bram36(width_bits: int, depth: int) -> int:
+    """RAMB36s of a width x depth memory, in the cheapest aspect ratio (simple dual port)."""
+    return min(math.ceil(width_bits / w) * math.ceil(depth / d) for d, w in RAMB36_ASPECTS)
+
+
+def bram36(config: AccelConfig) -> float:
+    """RAMB36 equivalents: ABUF, WBUF, the lanes' row memories, the vector unit's others."""
+    bufs = sum(ram_bram36(config.entry_bits[b], config.entries(b)) for b in ("abuf", "wbuf"))
+    row = 0.5 if config.vec_row_elems <= 512 else math.ceil(config.vec_row_elems * 32 / 32768)
+    return bufs + config.vec_lanes * row + config.vec_row_elems / ELEMS_PER_SETUP_BRAM36 + SCALAR_BRAM36
