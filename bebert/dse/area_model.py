@@ -18,8 +18,8 @@ structure of the RTL (what the part is built of):
     pbuf                   PBUF bits       distributed RAM
 
 (R, C, W = pe_rows, pe_cols, xnor_width; T = vec_lanes.) Block RAMs: ABUF and WBUF from their
-width and depth (the cheapest RAMB36 aspect ratio), one row memory per vector lane (a RAMB18
-up to 512 32-bit elements, else RAMB36 by capacity), the descriptor's constants (one RAMB36 per
+width and depth (RAMB18s in the cheapest aspect ratio), one row memory of 32-bit elements per
+vector lane (the same rule), the descriptor's constants (one RAMB36 per
 64 row elements) and the scalar engine's row buffer.
 
 The coefficients are fitted (least squares on the relative error, non-negative) to Yosys
@@ -69,7 +69,7 @@ class Measured:
 # Yosys 0.23 synth_xilinx, every module alone (bebert.hw.resources), on the v3 RTL.
 # default: the vector unit per block from bench/results/vector_unit_resources.json; the PE
 # array and output path from the per-module run on v3 (COMPUTE 36.9k: popcount 22.9k,
-# accumulators 13.8k; OUTPUT 15.6k); control blocks from bench/results/resources_v3_default_control.json.
+# accumulators 13.8k; OUTPUT 15.6k); the small blocks from bench/results/resources_v3_default_control.json.
 # small: every module, bench/results/resources_v3_small.json.
 CALIBRATION: tuple[Measured, ...] = (
     Measured("default", ("popcount",), 22_900, "compute.popcount"),
@@ -79,12 +79,16 @@ CALIBRATION: tuple[Measured, ...] = (
              "vector.unit: engine.lanes (16), engine, columns, writer (with the row-word packer)"),
     Measured("default", ("vec_shared",), 8_581 + 3_447 + 878 + 500 + 469 + 238,
              "vector.unit: scalar, derive, setup, reader, top, params"),
+    Measured("default", ("control",), 218 + 45 + 182 + 243 + 392 + 253 + 110,
+             "compute_control, control, fetch, load_stage, queues, tokens, vector_stage"),
+    Measured("default", ("pbuf_lutram",), 1_368, "pbuf"),
     Measured("small", ("popcount",), 822, "compute.popcount"),
     Measured("small", ("accumulators",), 1_146, "compute.accumulator"),
     Measured("small", ("requant_lanes",), 219 + 4 * 359, "output.lanes"),
     Measured("small", ("snapshot_select",), 128, "output.snap"),
     Measured("small", ("transposer",), 685, "output.packer"),
-    Measured("small", ("post_sequencer",), 396 + 141 + 554, "output, output.beat, output.seq"),
+    Measured("small", ("post_sequencer",), 3_629 - (219 + 4 * 359) - 128 - 685,
+             "output_path less lanes, snap, packer: output, beat, seq, issuer"),
     Measured("small", ("vec_lanes",), 473 + 4 * 3_922 + 368 + 333 + 1_520 + 325,
              "vector.unit: engine.lanes (4), engine, columns, writer, writer.packer"),
     Measured("small", ("vec_shared",), 32_698 - (473 + 4 * 3_922 + 368 + 333 + 1_520 + 325),
@@ -114,32 +118,33 @@ def estimate_area(config: AccelConfig) -> AreaEstimate:
                         bram36=bram36(config))
 
 
-def predict(config: AccelConfig, parts: tuple[str, ...]) -> float:
+def predict(config: AccelConfig, parts: tuple[str, ...], coef: dict[str, float] | None = None) -> float:
     """The model's LUTs of some parts of `config` (what one `Measured` measured)."""
-    coef = coefficients()
+    coef = coef or coefficients()
     return sum(coef[p] * PARTS[p][1](config) for p in parts)
 
 
 @functools.cache
 def coefficients() -> dict[str, float]:
-    """Each part's LUTs per unit of its count: the non-negative least-squares fit of the
-    relative error over `CALIBRATION` (a part measured alone on both configurations gets the
-    coefficient that splits its error between them)."""
+    """Each part's LUTs per unit of its count, fitted to `CALIBRATION`."""
+    return fit(CALIBRATION)
+
+
+def fit(measured: tuple[Measured, ...]) -> dict[str, float]:
+    """The non-negative least-squares fit of the relative error over `measured` (a part
+    measured alone on two configurations gets the coefficient that splits its error between
+    them). Every part must be covered by some figure."""
     import numpy as np
     from scipy.optimize import nnls
 
     names = list(PARTS)
-    rows, rhs = [], []
-    for m in CALIBRATION:
-        cfg = calibration_config(m.config)
-        rows.append([PARTS[p][1](cfg) / m.luts if p in m.parts else 0.0 for p in names])
-        rhs.append(1.0)
-    x, _ = nnls(np.array(rows), np.array(rhs))
-    fitted = {p: float(v) for p, v in zip(names, x)}
-    unmeasured = [p for p in names if not any(p in m.parts for m in CALIBRATION)]
+    unmeasured = [p for p in names if not any(p in m.parts for m in measured)]
     if unmeasured:
-        raise RuntimeError(f"area model: no calibration figure covers part(s) {', '.join(unmeasured)}")
-    return fitted
+        raise ValueError(f"area model: no calibration figure covers part(s) {', '.join(unmeasured)}")
+    rows = [[PARTS[p][1](calibration_config(m.config)) / m.luts if p in m.parts else 0.0 for p in names]
+            for m in measured]
+    x, _ = nnls(np.array(rows), np.ones(len(rows)))
+    return {p: float(v) for p, v in zip(names, x)}
 
 
 @functools.cache
@@ -150,18 +155,19 @@ def calibration_config(name: str) -> AccelConfig:
 
 
 # -- block RAMs -----------------------------------------------------------------------------
-RAMB36_ASPECTS = ((512, 72), (1024, 36), (2048, 18), (4096, 9), (8192, 4), (16384, 2), (32768, 1))
+RAMB18_ASPECTS = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))  # (depth, width)
 ELEMS_PER_SETUP_BRAM36 = 64  # the descriptor's per-column constants (setup: small 4 RAMB36, default 30 RAMB18)
 SCALAR_BRAM36 = 1  # the scalar engine's row buffer (small 1, default 2)
 
 
-def ram_bram36(width_bits: int, depth: int) -> int:
-    """RAMB36s of a width x depth memory, in the cheapest aspect ratio (simple dual port)."""
-    return min(math.ceil(width_bits / w) * math.ceil(depth / d) for d, w in RAMB36_ASPECTS)
+def ram_bram36(width_bits: int, depth: int) -> float:
+    """RAMB36 equivalents of a width x depth memory: RAMB18s in the cheapest aspect ratio, halved
+    (default ABUF, 1024 x 1024 bits: 57 RAMB18 as Yosys maps it)."""
+    return min(math.ceil(width_bits / w) * math.ceil(depth / d) for d, w in RAMB18_ASPECTS) / 2
 
 
 def bram36(config: AccelConfig) -> float:
     """RAMB36 equivalents: ABUF, WBUF, the lanes' row memories, the vector unit's others."""
     bufs = sum(ram_bram36(config.entry_bits[b], config.entries(b)) for b in ("abuf", "wbuf"))
-    row = 0.5 if config.vec_row_elems <= 512 else math.ceil(config.vec_row_elems * 32 / 32768)
+    row = ram_bram36(32, config.vec_row_elems)
     return bufs + config.vec_lanes * row + config.vec_row_elems / ELEMS_PER_SETUP_BRAM36 + SCALAR_BRAM36
