@@ -54,6 +54,11 @@ PARTS: dict[str, tuple[str, Count]] = {
     "pbuf_lutram": ("pbuf", lambda c: c.pbuf_bytes * 8),
 }
 BLOCKS = tuple(dict.fromkeys(b for b, _ in PARTS.values()))
+# The model's stated error at its calibration points (bench/results/area_model.json measures
+# it: 6.4 % for the worst block, 1.8 % in total); fitted to small alone it predicted default's
+# total within 4.0 % and every block within 13 %.
+BLOCK_ERROR_PCT = 10.0
+TOTAL_ERROR_PCT = 5.0
 
 
 @dataclass(frozen=True)
