@@ -43,7 +43,8 @@ def compare(config: str, coef: dict[str, float]) -> dict:
     for block in am.BLOCKS:
         parts = tuple(p for p, (b, _) in am.PARTS.items() if b == block)
         model = am.predict(cfg, parts, coef)
-        blocks[block] = {"model": round(model), "yosys": want[block], "error_pct": round(100 * (model / want[block] - 1), 1)}
+        blocks[block] = {"model": round(model), "yosys": want[block],
+                         "error_pct": round(100 * (model / want[block] - 1), 1)}
     model_total = sum(b["model"] for b in blocks.values())
     yosys_total = sum(want.values())
     return {"blocks": blocks, "total": {"model": model_total, "yosys": yosys_total,

@@ -22,7 +22,7 @@ width and depth (RAMB18s in the cheapest aspect ratio), one row memory of 32-bit
 vector lane (the same rule), the descriptor's constants (one RAMB36 per
 64 row elements) and the scalar engine's row buffer.
 
-The coefficients are fitted (least squares on the relative error, non-negative) to Yosys
+The coefficients are fitted (least squares on the relative error) to Yosys
 figures of the v3 RTL (`CALIBRATION`: `bebert.hw.resources`, yosys 0.23 synth_xilinx, per
 module) on two configurations, `default` and `small`; bench/bench_area_model.py reports the
 model against them block by block (bench/results/area_model.json). Yosys counts LUTs before
@@ -136,11 +136,11 @@ def coefficients() -> dict[str, float]:
 
 
 def fit(measured: tuple[Measured, ...]) -> dict[str, float]:
-    """The non-negative least-squares fit of the relative error over `measured` (a part
-    measured alone on two configurations gets the coefficient that splits its error between
-    them). Every part must be covered by some figure."""
+    """The least-squares fit of the relative error over `measured` (a part measured alone on
+    two configurations gets the coefficient that splits its error between them; parts measured
+    only together get the minimum-norm split). Every part must be covered by some figure, and
+    every coefficient come out non-negative (a part cannot cost negative LUTs)."""
     import numpy as np
-    from scipy.optimize import nnls
 
     names = list(PARTS)
     unmeasured = [p for p in names if not any(p in m.parts for m in measured)]
@@ -148,7 +148,11 @@ def fit(measured: tuple[Measured, ...]) -> dict[str, float]:
         raise ValueError(f"area model: no calibration figure covers part(s) {', '.join(unmeasured)}")
     rows = [[PARTS[p][1](calibration_config(m.config)) / m.luts if p in m.parts else 0.0 for p in names]
             for m in measured]
-    x, _ = nnls(np.array(rows), np.ones(len(rows)))
+    x = np.linalg.lstsq(np.array(rows), np.ones(len(rows)), rcond=None)[0]
+    negative = [p for p, v in zip(names, x) if v < 0]
+    if negative:
+        raise ValueError(f"area model: the fit gives part(s) {', '.join(negative)} negative LUTs; "
+                         "their counts do not describe the calibration figures")
     return {p: float(v) for p, v in zip(names, x)}
 
 
