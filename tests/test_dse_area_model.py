@@ -18,7 +18,7 @@ def base(**changes) -> AccelConfig:
                                           ("pe_cols", [1, 4, 16, 32]), ("xnor_width", [32, 64, 128])])
 def test_the_model_grows_with_the_array_and_the_lanes(axis, values):
     other = {"pe_cols": 16} if axis != "pe_cols" else {}
-    areas = [am.estimate_area(base(**other, **{axis: v})) for v in values]
+    areas = [am.modelled_area(base(**other, **{axis: v})) for v in values]
     luts = [a.luts for a in areas]
     assert luts == sorted(luts) and len(set(luts)) == len(luts), (axis, luts)
     assert [a.bram36 for a in areas] == sorted(a.bram36 for a in areas)
@@ -35,7 +35,7 @@ def test_each_block_is_within_the_stated_error_of_yosys_at_the_calibration_point
         assert set(blocks) == set(am.BLOCKS)  # every block measured on both
         for block, (model, yosys) in blocks.items():
             assert abs(model / yosys - 1) * 100 <= am.BLOCK_ERROR_PCT, (config, block, model, yosys)
-        est = am.estimate_area(cfg)
+        est = am.modelled_area(cfg)
         yosys_total = sum(y for _, y in blocks.values())
         assert abs(est.luts / yosys_total - 1) * 100 <= am.TOTAL_ERROR_PCT
         assert est.blocks == {b: round(m) for b, (m, _) in blocks.items()}
@@ -62,7 +62,7 @@ def test_the_shipped_small_space_trades_array_rows_against_vector_lanes(tmp_path
     rows, lanes = sorted({k[0] for k in cycles}), sorted({k[1] for k in cycles})
     assert cycles[(rows[0], lanes[-1])] > cycles[(rows[-1], lanes[-1])]  # more rows: faster, with lanes to spare
     assert cycles[(rows[-1], lanes[0])] > cycles[(rows[-1], lanes[-1])]  # more lanes: faster, on a big array
-    assert all(x["luts_model"] == am.estimate_area(_config(space, x)).luts for x in r.rows)
+    assert all(x["luts_model"] == am.modelled_area(_config(space, x)).luts for x in r.rows)
 
 
 def _config(space, row):

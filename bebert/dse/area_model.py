@@ -26,7 +26,11 @@ The coefficients are fitted (least squares on the relative error) to Yosys
 figures of the v3 RTL (`CALIBRATION`: `bebert.hw.resources`, yosys 0.23 synth_xilinx, per
 module) on two configurations, `default` and `small`; bench/bench_area_model.py reports the
 model against them block by block (bench/results/area_model.json). Yosys counts LUTs before
-placement, so both are upper bounds of what Vivado would place. A leaf over `AccelConfig`.
+placement, so both are upper bounds of what Vivado would place. What it leaves out: the DRAM
+bus width, `vec_row_elems` and `queue_depth` change no LUT count here (the two calibration
+points cannot tell them apart from the lanes and the array; the vector unit's beat logic does
+grow with the bus), and the default's PE array and output figures are rounded to 0.1k. A leaf
+over `AccelConfig`.
 """
 
 from __future__ import annotations
@@ -113,7 +117,7 @@ class AreaEstimate:
     bram36: float
 
 
-def estimate_area(config: AccelConfig) -> AreaEstimate:
+def modelled_area(config: AccelConfig) -> AreaEstimate:
     """The model's area of `config` (no synthesis: a few arithmetic operations)."""
     coef = coefficients()
     blocks = dict.fromkeys(BLOCKS, 0.0)

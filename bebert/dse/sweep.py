@@ -33,7 +33,7 @@ from bebert.api import area_key, evaluate_accuracy
 from bebert.files import atomic_write, claim_output_dir, write_json
 
 from . import evaluate as ev
-from .area_model import estimate_area
+from .area_model import modelled_area
 from .pareto import pareto_front
 from .plots import FIGURES, plot_sweep
 from .space import ACCEL_PARAMS, Space, SpaceError
@@ -202,7 +202,7 @@ def _row(p, key: str, space: Space, results: dict, accuracy: dict) -> dict[str, 
             row[m] *= p.members_factor
     if row["inferences_per_s"] is not None:
         row["inferences_per_s"] /= p.members_factor
-    model = estimate_area(p.config)  # the area model: every point, no synthesis
+    model = modelled_area(p.config)  # the area model: every point, no synthesis
     row.update(luts_model=model.luts, bram36_model=model.bram36)
     if space.area:
         a = results.get(("area", area_key(p.config)), {})
