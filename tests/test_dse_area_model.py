@@ -91,3 +91,22 @@ def test_a_bad_lane_count_or_an_unmodelled_area_objective_is_one_line(capsys, tm
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and words in lines[0], lines
     assert not (tmp_path / "out").exists()
+
+
+def test_the_calibration_figures_are_of_the_shipped_configurations():
+    """The Yosys figures hold for the configurations they were measured on: a shipped config
+    that changes its array or lanes needs a new calibration."""
+    import json
+    import re
+    from pathlib import Path
+
+    results = Path(__file__).resolve().parents[1] / "bench" / "results"
+    small = json.loads((results / "resources_v3_small.json").read_text())
+    cfg = am.calibration_config("small")
+    assert small["array"] == {"pe_rows": cfg.pe_rows, "pe_cols": cfg.pe_cols, "xnor_width": cfg.xnor_width}
+    lanes = [m for m in small["modules"] if re.fullmatch(r"bebert_accel\.vector\.unit\.engine\.lanes\.lane\d+", m)]
+    assert len(lanes) == cfg.vec_lanes
+    default = am.calibration_config("default")
+    vec = json.loads((results / "vector_unit_resources.json").read_text())
+    assert f"vec_lanes {default.vec_lanes}, B {default.dram_bytes_per_cycle}" in vec["config"]
+    assert (default.pe_rows, default.pe_cols, default.xnor_width) == (16, 16, 64)  # COMPUTE / OUTPUT's figures
