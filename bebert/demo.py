@@ -10,10 +10,11 @@
 4. The Verilog of a tiny configuration (`configs/small.toml`) is generated and two binary
    layers run on it under cocotb (Verilator or Icarus): outputs bit-identical to the golden executor,
    cycles equal to the simulator's.
-5. A small design-space sweep (`examples/space_small.toml`: array size x activation bits x
-   members) gives the table, the Pareto front and its plots; its cache
-   (out/demo/dse/cache) makes a second `make demo` skip it. Area is left out: Yosys takes
-   minutes per configuration of the accelerator (`bebert dse --space examples/space_area.toml`).
+5. A small design-space sweep (`examples/space_small.toml`: PE array rows x vector lanes) gives
+   the table, the Pareto front over latency, energy and area, and its plots; its cache
+   (out/demo/dse/cache) makes a second `make demo` skip it. Area is the area model's
+   (`bebert.dse.area_model`, calibrated against Yosys): Yosys itself takes minutes per
+   configuration of the accelerator (`bebert dse --space examples/space_area.toml`).
 6. `REPORT.md` (and `report.json`) with every figure and plot land in the output directory.
 
 `--quick` uses `synthetic:tiny`, one RTL program and the sweep on the tiny model (tests use it).
@@ -30,8 +31,8 @@ import numpy as np
 from bebert.config import AccelConfig
 from bebert.files import atomic_write, claim_output_dir, write_json
 
-# The sweep has no Yosys area: the accelerator with its vector unit takes minutes of Yosys per
-# configuration (examples/space_area.toml is this space with area).
+# The sweep's area is the area model's: the accelerator with its vector unit takes minutes of
+# Yosys per configuration (examples/space_area.toml synthesises two of these configurations).
 SPACE = QUICK_SPACE = "space_small"  # a shipped space (`bebert.shipped`)
 DEMO_OUTPUTS = ("model", "sim", "rtl", "dse", "report.json", "REPORT.md")  # what a demo folder holds
 MODEL = "synthetic:minilm-l6"
@@ -93,6 +94,9 @@ def run_demo(out: Path, *, quick: bool = False) -> int:
     d = report["dse"]
     _done(t, f"{d['points']} points ({d['evaluated']} evaluations run, {d['cached']} cached), "
              f"{d['pareto_points']} on the Pareto front")
+    for x in d["front"]:
+        print(f"      front: pe_rows {x['pe_rows']:>2}, vec_lanes {x['vec_lanes']:>2}: {_ms(x['latency_s'])} ms, "
+              f"{_ms(x['energy_per_inference_j'])} mJ, {x['luts_model']:,} LUTs (area model)", flush=True)
 
     _step(6, "write the report")
     report["seconds"] = round(time.perf_counter() - t_all, 1)
@@ -191,6 +195,10 @@ def _rtl(cfg: AccelConfig, rtl_dir: Path, quick: bool) -> dict:
     return {"verilog": str(verilog), "bytes": verilog.stat().st_size, "verify": runs}
 
 
+FRONT_COLUMNS = ("pe_rows", "vec_lanes", "abits", "members", "cycles", "latency_s", "energy_per_inference_j",
+                 "luts_model", "luts")
+
+
 def _sweep(dse_dir: Path, quick: bool) -> dict:
     import dataclasses
 
@@ -207,12 +215,12 @@ def _sweep(dse_dir: Path, quick: bool) -> dict:
                default=None)
     return {"points": len(r.rows), "evaluated": r.evaluated, "cached": r.cached, "failed": r.failed,
             "pareto_points": len(r.front), "space": str(path), "model": space.model,
-            "front": [{k: r.rows[i].get(k) for k in ("pe_rows", "abits", "members", "cycles", "latency_s",
-                                                 "energy_per_inference_j", "luts")} for i in r.front],
+            "front": sorted(({k: r.rows[i].get(k) for k in FRONT_COLUMNS} for i in r.front),
+                            key=lambda x: x["latency_s"]),
             "lowest_energy": best and {k: best[k] for k in ("pe_rows", "abits", "members", "energy_per_inference_j")},
             "plots": [f for f in r.files if f.endswith(".png")], "table": str(dse_dir / "points.csv"),
             "objectives": [f"min {o}" for o in space.minimize] + [f"max {o}" for o in space.maximize],
-            "has_accuracy": any(x.get("accuracy") is not None for x in r.rows), "has_area": space.area}
+            "has_accuracy": any(x.get("accuracy") is not None for x in r.rows), "has_yosys_area": space.area}
 
 
 def _jobs() -> int:
@@ -277,16 +285,17 @@ def _markdown(r: dict, cfg: AccelConfig, small: AccelConfig) -> str:
               f"table `{_rel(d['table'], out)}`",
               f"- Pareto front: {d['pareto_points']} point(s) over the space's objectives "
               f"({', '.join(d['objectives'])})", "",
-              "| pe_rows | abits | members | cycles | latency (ms) | energy (mJ) |" + (" LUTs |" if d["has_area"] else ""),
-              "| --- | --- | --- | --- | --- | --- |" + (" --- |" if d["has_area"] else "")]
+              "| pe_rows | vec_lanes | abits | members | cycles | latency (ms) | energy (mJ) | LUTs (area model) |"
+              + (" LUTs (Yosys) |" if d["has_yosys_area"] else ""),
+              "| --- | --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if d["has_yosys_area"] else "")]
     for x in d["front"]:
-        lines.append(f"| {x['pe_rows']} | {x['abits']} | {x['members']} | {x['cycles']:,} | {_ms(x['latency_s'])} | "
-                     f"{_ms(x['energy_per_inference_j'])} |" + (f" {x['luts']} |" if d["has_area"] else ""))
-    lines.append("")
+        lines.append(f"| {x['pe_rows']} | {x['vec_lanes']} | {x['abits']} | {x['members']} | {x['cycles']:,} | "
+                     f"{_ms(x['latency_s'])} | {_ms(x['energy_per_inference_j'])} | {x['luts_model']:,} |"
+                     + (f" {x['luts']} |" if d["has_yosys_area"] else ""))
+    lines += ["", "LUTs (area model): `bebert.dse.area_model`, per block, calibrated against Yosys "
+                  "(bench/results/area_model.json); Yosys counts are pre-placement.", ""]
     missing = {"accuracy_energy": (d["has_accuracy"], "no trained runs are named in the space's [accuracy] table "
-                                                      "(docs/TUTORIAL.md, step 6, adds them)"),
-               "area_throughput": (d["has_area"], "no Yosys area in this sweep (minutes per configuration): "
-                                                  "`bebert dse --space examples/space_area.toml` adds it")}
+                                                      "(docs/TUTORIAL.md, step 6, adds them)")}
     for p in d["plots"]:
         has, why = missing.get(Path(p).stem, (True, ""))
         lines += [f"![{Path(p).stem}]({_rel(p, out)})" if has else f"- `{_rel(p, out)}`: {why}.", ""]

@@ -58,7 +58,8 @@ def test_a_grid_sweep_writes_table_front_and_plots_and_a_rerun_evaluates_nothing
     front = read_csv(out / "pareto.csv")
     assert 1 <= len(front) < 8 and all(row["pareto"] == "True" for row in front)
     doc = json.loads((out / "pareto.json").read_text())
-    assert doc["minimize"] == ["latency_s", "energy_per_inference_j"] and len(doc["points"]) == len(front)
+    assert doc["minimize"] == ["latency_s", "energy_per_inference_j", "luts_model"]
+    assert len(doc["points"]) == len(front)
 
     again = run_sweep(load_space(small_space), out, jobs=1, progress=False)
     assert (again.evaluated, again.cached) == (0, 4)
@@ -179,9 +180,11 @@ def test_the_example_spaces_are_valid():
 
     examples = Path(__file__).resolve().parents[1] / "examples"
     small, area = load_space(examples / "space_small.toml"), load_space(examples / "space_area.toml")
-    assert not small.area and len(small.points) == 8
-    assert area.area and [p.config for p in area.points] == [p.config for p in small.points]
-    assert len({p.config.pe_rows for p in area.points}) == 2  # two Yosys runs
+    assert not small.area and len(small.points) == 9 and "luts_model" in small.minimize
+    assert {"pe_rows", "vec_lanes"} <= {k for k, _ in small.axes}
+    assert area.area and "luts" in area.minimize
+    hardware = lambda space: {p.config.replace(name="x") for p in space.points}  # noqa: E731
+    assert hardware(area) < hardware(small) and len(hardware(area)) == 2  # two of its configurations, synthesised
 
 
 @pytest.mark.skipif(not hasattr(compiler, "compile_model"), reason="bebert.compiler.compile_model not landed yet")

@@ -95,4 +95,4 @@ def test_help_compile_sim_and_a_small_sweep_run_from_outside_the_repository(inst
     assert len(rows) == 2 and all(r["error"] == "" and int(r["cycles"]) > 0 for r in rows)
     n = run([bindir / "python", "-c", "from bebert.dse import load_space; print(len(load_space('space_small').points))"],
             cwd=work)
-    assert int(n) == 8  # the shipped example space, its base config found beside it in the package
+    assert int(n) == 9  # the shipped example space, its base config found beside it in the package

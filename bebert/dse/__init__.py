@@ -7,8 +7,9 @@
 
 The space format is in `bebert.dse.space`, the cache in `bebert.dse.evaluate`, the outputs in
 `bebert.dse.sweep`. Every figure comes from the toolkit itself through `bebert.api`: the
-compiler, the cycle-accurate simulator and its energy model, Yosys for area, and saved
-`bebert eval --json` results for accuracy.
+compiler, the cycle-accurate simulator and its energy model, Yosys for area (`area = true`)
+and, on every point, the per-block area model calibrated against it (`bebert.dse.area_model`),
+and saved `bebert eval --json` results for accuracy.
 """
 
 from .pareto import pareto_front

@@ -7,7 +7,8 @@
     seq = 64
     seed = 0               # gemm: the seed of the random layer
     energy = "asic45"      # energy table: asic45, fpga or a TOML file
-    area = false           # true: Yosys LUTs / FFs / BRAM per configuration (slow, cached)
+    area = false           # true: Yosys LUTs / FFs / BRAM per configuration (slow, cached);
+                           # every point has the area model's luts_model / bram36_model anyway
 
     [accelerator]          # the base configuration: a file (or a shipped one's name, "small")
     base = "configs/small.toml"   # and/or AccelConfig fields
@@ -27,9 +28,15 @@
     metric = "accuracy"    # default: the mean of the task's metrics
     runs = [{members = 3, abits = 4, run = "runs/mrpc"}]   # a run folder or a saved eval JSON
 
-    [pareto]               # objectives of the front (defaults shown; accuracy / luts when present)
-    minimize = ["latency_s", "energy_per_inference_j"]
+    [pareto]               # objectives of the front (defaults shown; accuracy when present)
+    minimize = ["latency_s", "energy_per_inference_j", "luts_model"]   # "luts" with area = true
     maximize = ["accuracy"]
+
+Area objectives: `luts_model` and `bram36_model` come from the area model
+(`bebert.dse.area_model`: per block, calibrated against Yosys; no synthesis), on every
+point. `luts`, `ffs`, `bram36` and `dsp` are Yosys's and need `area = true`; without it,
+`luts` and `bram36` in [pareto] mean the model's columns (the front's objective list then
+names `luts_model` / `bram36_model`, so no model figure passes for a Yosys one).
 
 `{members}`, `{abits}` and `{seq}` in the model are replaced by each point's values. A gemm
 workload without `{members}` is one member's layer: with members = M the members run it one
@@ -57,7 +64,9 @@ ACCEL_PARAMS = tuple(f.name for f in dataclasses.fields(AccelConfig) if f.name !
 TABLES = ("workload", "accelerator", "sweep", "sampling", "accuracy", "pareto")
 WORKLOAD_KEYS = ("model", *MODEL_PARAMS, "seed", "energy", "area")
 OBJECTIVES = ("latency_s", "energy_per_inference_j", "inferences_per_s", "cycles", "energy_j", "dram_bytes",
-              "accuracy", "luts", "ffs", "bram36", "dsp")
+              "accuracy", "luts", "ffs", "bram36", "dsp", "luts_model", "bram36_model")
+YOSYS_AREA = ("luts", "ffs", "bram36", "dsp")
+MODELLED = {"luts": "luts_model", "bram36": "bram36_model"}  # what a Yosys objective reads without area
 MAX_POINTS = 100_000
 
 
@@ -289,7 +298,7 @@ def _accuracy(bad, p: Path, a: dict) -> tuple:
 
 def _pareto(bad, pr: dict, accuracy: bool, area: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
     _unknown_keys(bad, "pareto", pr, ("minimize", "maximize"))
-    minimize = pr.get("minimize", ["latency_s", "energy_per_inference_j"] + (["luts"] if area else []))
+    minimize = pr.get("minimize", ["latency_s", "energy_per_inference_j", "luts" if area else "luts_model"])
     maximize = pr.get("maximize", ["accuracy"] if accuracy else [])
     for name, lst in (("minimize", minimize), ("maximize", maximize)):
         if not isinstance(lst, list) or not all(isinstance(x, str) for x in lst):
@@ -301,8 +310,15 @@ def _pareto(bad, pr: dict, accuracy: bool, area: bool) -> tuple[tuple[str, ...],
         raise bad("[pareto] needs at least one objective")
     if "accuracy" in minimize + maximize and not accuracy:
         raise bad("[pareto] accuracy is an objective but [accuracy] names no runs")
-    if {"luts", "ffs", "bram36", "dsp"} & set(minimize + maximize) and not area:
-        raise bad("[pareto] an area objective needs [workload] area = true")
+    if not area:
+        unmodelled = [x for x in minimize + maximize if x in YOSYS_AREA and x not in MODELLED]
+        if unmodelled:
+            raise bad(f"[pareto] {', '.join(unmodelled)} needs [workload] area = true (Yosys); the area model "
+                      f"gives {', '.join(MODELLED.values())}")
+        minimize, maximize = ([MODELLED.get(x, x) for x in lst] for lst in (minimize, maximize))
+    for lst in (minimize, maximize):
+        if len(set(lst)) != len(lst):
+            raise bad(f"[pareto] an objective appears twice: {lst}")
     return tuple(minimize), tuple(maximize)
 
 

@@ -4,7 +4,8 @@
 
 Writes into `out_dir`:
 
-    points.csv (and points.parquet when pyarrow is installed)   one row per design point
+    points.csv (and points.parquet when pyarrow is installed)   one row per design point (with the
+                                                                  area model's luts_model, bram36_model)
     pareto.csv, pareto.json                                       the front and its objectives
     latency_energy.png, accuracy_energy.png, area_throughput.png
     summary.json                                                  counts, objectives, timing
@@ -32,6 +33,7 @@ from bebert.api import area_key, evaluate_accuracy
 from bebert.files import atomic_write, claim_output_dir, write_json
 
 from . import evaluate as ev
+from .area_model import BLOCK_ERROR_PCT, TOTAL_ERROR_PCT, modelled_area
 from .pareto import pareto_front
 from .plots import FIGURES, plot_sweep
 from .space import ACCEL_PARAMS, Space, SpaceError
@@ -88,6 +90,9 @@ def run_sweep(space: Space, out_dir: str | Path, *, jobs: int = 1, cache_dir: st
                        failed=failed, files=tuple(files))
 
 
+AREA_MODEL_NOTE = (f"luts_model / bram36_model: bebert.dse.area_model, per block, fitted to Yosys (synth_xilinx, "
+                   f"pre-placement) on the default and small configurations; stated error {BLOCK_ERROR_PCT:g} % per "
+                   f"block, {TOTAL_ERROR_PCT:g} % in total at those (bench/results/area_model.json)")
 OUTPUTS = ("points.csv", "points.parquet", "pareto.csv", "pareto.json", "summary.json", *FIGURES)
 CACHE = "cache"
 
@@ -200,6 +205,8 @@ def _row(p, key: str, space: Space, results: dict, accuracy: dict) -> dict[str, 
             row[m] *= p.members_factor
     if row["inferences_per_s"] is not None:
         row["inferences_per_s"] /= p.members_factor
+    model = modelled_area(p.config)  # the area model: every point, no synthesis
+    row.update(luts_model=model.luts, bram36_model=model.bram36)
     if space.area:
         a = results.get(("area", area_key(p.config)), {})
         errors.append(f"area: {a['error']}" if a.get("error") else None)
@@ -239,7 +246,8 @@ def _write(out: Path, space: Space, rows: list[dict], front: list[int], evaluate
                "method": space.method, "evaluated": evaluated, "cached": cached,
                "failed": sum(1 for r in rows if r.get("error")), "pareto_points": len(front),
                "minimize": list(space.minimize), "maximize": list(space.maximize), "energy": space.energy,
-               "area": space.area, "seconds": round(seconds, 2), "files": [Path(f).name for f in written]}
+               "area": space.area, "area_model": AREA_MODEL_NOTE, "seconds": round(seconds, 2),
+               "files": [Path(f).name for f in written]}
     write_json(out / "summary.json", summary, indent=1)
     written.append(str(out / "summary.json"))
     for name in OUTPUTS:  # what an earlier sweep wrote and this one did not (a Parquet, say) is stale
