@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 # Yosys block RAMs (RAMB36 + RAMB18 / 2): small from its report; default: ABUF 57 and WBUF 29
 # RAMB18 (resources_v3_default_control.json), the vector unit 18 RAMB36 + 30 RAMB18.
-YOSYS_BRAM36 = {"small": None, "default": 57 / 2 + 29 / 2 + 18 + 30 / 2}
+YOSYS_BRAM36 = {"small4": None, "default": 57 / 2 + 29 / 2 + 18 + 30 / 2}
 
 
 def yosys_blocks(config: str) -> dict[str, int]:
@@ -56,7 +56,7 @@ def file_checks() -> dict[str, bool]:
     small = json.loads((RESULTS / "resources_v3_small.json").read_text())
     vec = json.loads((RESULTS / "vector_unit_resources.json").read_text())
     ctrl = json.loads((RESULTS / "resources_v3_default_control.json").read_text())
-    s = yosys_blocks("small")
+    s = yosys_blocks("small4")
     d = yosys_blocks("default")
     small_blocks = {b: v["luts_total"] for b, v in small["blocks"].items()}
     control = ("compute_control", "control", "fetch", "load_stage", "queues", "tokens", "vector_stage")
@@ -79,12 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
 
     coef = am.coefficients()
-    fitted = {c: compare(c, coef) for c in ("default", "small")}
+    fitted = {c: compare(c, coef) for c in ("default", "small4")}
     for c in fitted:
         fitted[c]["bram36"] = {"model": am.bram36(am.calibration_config(c)), "yosys": YOSYS_BRAM36[c]}
     small_report = json.loads((RESULTS / "resources_v3_small.json").read_text())
-    fitted["small"]["bram36"]["yosys"] = small_report["total"]["bram36_equiv"]
-    held_out = compare("default", am.fit(tuple(m for m in am.CALIBRATION if m.config == "small")))
+    fitted["small4"]["bram36"]["yosys"] = small_report["total"]["bram36_equiv"]
+    held_out = compare("default", am.fit(tuple(m for m in am.CALIBRATION if m.config == "small4")))
     doc = {
         "what": "bebert.dse.area_model against Yosys 0.23 synth_xilinx (per module, v3 RTL): LUTs (luts_total) "
                 "per block and in total, block RAMs (RAMB36 equivalents)",
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         "calibration_matches_reports": file_checks(),
     }
     write_json(Path(a.out), doc, indent=1)
-    for name, res in (("default", fitted["default"]), ("small", fitted["small"]),
+    for name, res in (("default", fitted["default"]), ("small4", fitted["small4"]),
                       ("default, fitted to small alone", held_out)):
         print(f"{name}: total {res['total']['model']:,} model vs {res['total']['yosys']:,} Yosys "
               f"({res['total']['error_pct']:+.1f} %)")

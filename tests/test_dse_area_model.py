@@ -11,7 +11,7 @@ from bebert.dse import load_space, run_sweep
 
 
 def base(**changes) -> AccelConfig:
-    return am.calibration_config("small").replace(dram_bytes_per_cycle=4, **changes)  # a 32-bit bus fits 1 row
+    return am.calibration_config("small4").replace(dram_bytes_per_cycle=4, **changes)  # a 32-bit bus fits 1 row
 
 
 @pytest.mark.parametrize("axis, values", [("pe_rows", [1, 2, 4, 8, 16, 32]), ("vec_lanes", [1, 2, 4, 8, 16, 64]),
@@ -25,7 +25,7 @@ def test_the_model_grows_with_the_array_and_the_lanes(axis, values):
 
 
 def test_each_block_is_within_the_stated_error_of_yosys_at_the_calibration_points():
-    for config in ("default", "small"):
+    for config in ("default", "small4"):
         cfg = am.calibration_config(config)
         blocks: dict[str, tuple[float, int]] = {}
         for m in (m for m in am.CALIBRATION if m.config == config):
@@ -45,7 +45,7 @@ def test_buffers_take_block_rams_as_yosys_maps_them():
     # default ABUF: 1,024 entries of 1,024 bits -> 57 RAMB18; WBUF: 512 x 1,024 -> 29 RAMB18
     assert am.ram_bram36(1024, 1024) == 57 / 2 and am.ram_bram36(1024, 512) == 29 / 2
     assert am.ram_bram36(128, 256) == 2  # small ABUF / WBUF: 2 RAMB36 each
-    assert am.bram36(am.calibration_config("small")) == 11  # Yosys: 9 RAMB36 + 4 RAMB18
+    assert am.bram36(am.calibration_config("small4")) == 11  # Yosys: 9 RAMB36 + 4 RAMB18
 
 
 def test_every_part_needs_a_calibration_figure():
@@ -102,7 +102,7 @@ def test_the_calibration_figures_are_of_the_shipped_configurations():
 
     results = Path(__file__).resolve().parents[1] / "bench" / "results"
     small = json.loads((results / "resources_v3_small.json").read_text())
-    cfg = am.calibration_config("small")
+    cfg = am.calibration_config("small4")
     assert small["array"] == {"pe_rows": cfg.pe_rows, "pe_cols": cfg.pe_cols, "xnor_width": cfg.xnor_width}
     lanes = [m for m in small["modules"] if re.fullmatch(r"bebert_accel\.vector\.unit\.engine\.lanes\.lane\d+", m)]
     assert len(lanes) == cfg.vec_lanes

@@ -24,7 +24,8 @@ from bebert.sim.random_programs import ALL_FEATURES, RTL_FEATURES, random_test_p
 from bebert.vector import VecFn, io_word, vec_bytes, vec_cycles
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = AccelConfig.from_toml(ROOT / "configs" / "small.toml")
+# the hand-computed machine: small with 4 lanes (small ships one, to fit an ECP5)
+SMALL = AccelConfig.from_toml(ROOT / "configs" / "small.toml").replace(name="small4", vec_lanes=4)
 
 # LOAD wbuf 1 entry -> GEMM (2 planes x 1 word) -> GEMM in AND mode (2 x 2 planes, snap) -> POSTCFG
 # -> POST (stream, 4 x 4 int32) -> VEC REQUANT (4 x 4 int32) -> HALT.

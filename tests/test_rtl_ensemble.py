@@ -22,6 +22,7 @@ pytestmark = [pytest.mark.rtl, pytest.mark.slow,
               pytest.mark.skipif(not simulators.installed(), reason="no RTL simulator installed (Verilator or Icarus)")]
 
 SMALL = AccelConfig.from_toml(Path(__file__).resolve().parents[1] / "configs" / "small.toml")
+SMALL4 = SMALL.replace(name="small4", vec_lanes=4)  # the vector unit's lanes in parallel (small ships one)
 GLUE_DIR = Path(os.environ.get("BEBERT_GLUE_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data" / "glue"))
 
 
@@ -33,10 +34,11 @@ def assert_whole_model_passes(prog):
     assert res["rtl_cycles"] == res["sim_cycles"] == res["rtl_observed_cycles"]
 
 
-def test_tiny_two_member_two_layer_ensemble_verifies_on_rtl():
+@pytest.mark.parametrize("config", [SMALL, SMALL4], ids=["1-lane", "4-lane"])
+def test_tiny_two_member_two_layer_ensemble_verifies_on_rtl(config):
     from bebert.compiler import compile_model
 
-    prog = compile_model("synthetic:tiny,members=2,seq=16", SMALL)
+    prog = compile_model("synthetic:tiny,members=2,seq=16,abits=4", config)
     assert sum(i.op.name == "VEC" for i in prog.instrs) > 50  # embeddings to classifier, on the vector unit
     assert_whole_model_passes(prog)
 
@@ -56,6 +58,7 @@ def test_a_package_trained_on_sst2_verifies_on_rtl(tmp_path):
     try:
         assert main(["train", "--task", "sst2", "--data-dir", str(GLUE_DIR), "--backbone", str(bb), "--members", "2",
                      "--kd", "none", "--epochs", "1", "--max-train-examples", "64", "--max-seq-len", "16",
+                     "--tws-scales", "shared",  # one POST multiplier per column (the compiler refuses mult_hi)
                      "--out", str(tmp_path / "run")]) == 0
     finally:
         torch.set_num_threads(n)

@@ -25,7 +25,8 @@ from bebert.timing import OutputMode, post_cycles
 from bebert.vector import VecFn, io_word, vec_cycles
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-SMALL = AccelConfig.from_toml(CONFIGS / "small.toml")
+# the hand-computed machine: small with 4 lanes (small ships one, to fit an ECP5)
+SMALL = AccelConfig.from_toml(CONFIGS / "small.toml").replace(name="small4", vec_lanes=4)
 
 
 def run(instrs, config=SMALL, **kw):

@@ -21,7 +21,8 @@ from bebert.vector import VecFn, vec_bytes, vec_cycles
 from bebert.sim.report import busy_fraction, plot, sim_report
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = AccelConfig.from_toml(ROOT / "configs" / "small.toml")
+# the hand-computed machine: small with 4 lanes (small ships one, to fit an ECP5)
+SMALL = AccelConfig.from_toml(ROOT / "configs" / "small.toml").replace(name="small4", vec_lanes=4)
 DEFAULT = AccelConfig.from_toml(ROOT / "configs" / "default.toml")
 
 # The hand-computed program: LOAD -> GEMM -> GEMM (AND) -> POST -> VEC -> STORE (test_energy.py).

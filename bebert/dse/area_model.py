@@ -24,7 +24,7 @@ vector lane (the same rule), the descriptor's constants (one RAMB36 per
 
 The coefficients are fitted (least squares on the relative error) to Yosys
 figures of the v3 RTL (`CALIBRATION`: `bebert.hw.resources`, yosys 0.23 synth_xilinx, per
-module) on two configurations, `default` and `small`; bench/bench_area_model.py reports the
+module) on two configurations, `default` and `small` with 4 lanes (`small4`); bench/bench_area_model.py reports the
 model against them block by block (bench/results/area_model.json). Yosys counts LUTs before
 placement, so both are upper bounds of what Vivado would place. What it leaves out: the DRAM
 bus width, `vec_row_elems` and `queue_depth` change no LUT count here (the two calibration
@@ -91,20 +91,20 @@ CALIBRATION: tuple[Measured, ...] = (
     Measured("default", ("control",), 218 + 45 + 182 + 243 + 392 + 253 + 110,
              "compute_control, control, fetch, load_stage, queues, tokens, vector_stage"),
     Measured("default", ("pbuf_lutram",), 1_368, "pbuf"),
-    Measured("small", ("popcount",), 822, "compute.popcount"),
-    Measured("small", ("accumulators",), 1_146, "compute.accumulator"),
-    Measured("small", ("requant_lanes",), 219 + 4 * 359, "output.lanes"),
-    Measured("small", ("snapshot_select",), 128, "output.snap"),
-    Measured("small", ("transposer",), 685, "output.packer"),
-    Measured("small", ("post_sequencer",), 3_629 - (219 + 4 * 359) - 128 - 685,
+    Measured("small4", ("popcount",), 822, "compute.popcount"),
+    Measured("small4", ("accumulators",), 1_146, "compute.accumulator"),
+    Measured("small4", ("requant_lanes",), 219 + 4 * 359, "output.lanes"),
+    Measured("small4", ("snapshot_select",), 128, "output.snap"),
+    Measured("small4", ("transposer",), 685, "output.packer"),
+    Measured("small4", ("post_sequencer",), 3_629 - (219 + 4 * 359) - 128 - 685,
              "output_path less lanes, snap, packer: output, beat, seq, issuer"),
-    Measured("small", ("vec_lanes",), 473 + 4 * 3_922 + 368 + 333 + 1_520 + 325,
+    Measured("small4", ("vec_lanes",), 473 + 4 * 3_922 + 368 + 333 + 1_520 + 325,
              "vector.unit: engine.lanes (4), engine, columns, writer, writer.packer"),
-    Measured("small", ("vec_shared",), 32_698 - (473 + 4 * 3_922 + 368 + 333 + 1_520 + 325),
+    Measured("small4", ("vec_shared",), 32_698 - (473 + 4 * 3_922 + 368 + 333 + 1_520 + 325),
              "vector.unit: the rest (scalar, derive, setup, reader, top, params)"),
-    Measured("small", ("control",), 198 + 45 + 183 + 279 + 392 + 253 + 110,
+    Measured("small4", ("control",), 198 + 45 + 183 + 279 + 392 + 253 + 110,
              "compute_control, control, fetch, load_stage, queues, tokens, vector_stage"),
-    Measured("small", ("pbuf_lutram",), 172, "pbuf"),
+    Measured("small4", ("pbuf_lutram",), 172, "pbuf"),
 )
 
 
@@ -160,11 +160,20 @@ def fit(measured: tuple[Measured, ...]) -> dict[str, float]:
     return {p: float(v) for p, v in zip(names, x)}
 
 
+# The configurations the figures were measured on: a shipped one, with the fields that differed
+# then (small was synthesised with 4 vector lanes; it ships with one, to fit an ECP5).
+CALIBRATION_CONFIGS: dict[str, tuple[str, dict]] = {"default": ("default", {}),
+                                                   "small4": ("small", {"name": "small4", "vec_lanes": 4})}
+
+
 @functools.cache
 def calibration_config(name: str) -> AccelConfig:
+    import dataclasses
+
     from bebert import shipped
 
-    return AccelConfig.from_toml(shipped.config_file(name))
+    base, fields = CALIBRATION_CONFIGS[name]
+    return dataclasses.replace(AccelConfig.from_toml(shipped.config_file(base)), **fields)
 
 
 # -- block RAMs -----------------------------------------------------------------------------
