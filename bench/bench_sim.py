@@ -45,7 +45,7 @@ from bebert.files import write_json
 from bebert.program import Program
 from bebert.sim import simulate
 from bebert.sim import kernel as K
-from bebert.sim.random_programs import ALL_FEATURES, dram_image_bytes, random_program
+from bebert.sim.random_programs import ALL_FEATURES, random_program
 from bebert.sim.report import sim_report
 from bebert.sim.simulator import stream_arrays
 
@@ -91,9 +91,7 @@ def _timed(fn, repeat: int = 1):
 
 
 def _synthetic(config: AccelConfig, n_instrs: int, seed: int, **kw) -> Program:
-    instrs = random_program(np.random.default_rng(seed), config, n_instrs, max_n=32, max_k=96, **kw)
-    return Program(config=config, instrs=instrs, dram=np.zeros(dram_image_bytes(config), np.uint8),
-                   meta={"generator": "random_program"})
+    return random_program(np.random.default_rng(seed), config, n_instrs, max_n=32, max_k=96, **kw)
 
 
 def _joined_layers(layers: list[tuple[str, Program]]) -> Program:
