@@ -1,13 +1,12 @@
-"""The issue-6 acceptance on the RTL: whole inferences of compiled ensembles pass `bebert verify`
-(every output tensor bit-identical to the golden executor, RTL cycles == simulator cycles).
+"""Whole models on the RTL: compiled ensembles pass `bebert verify` (every output tensor
+bit-identical to the golden executor, RTL cycles == simulator cycles).
 
-Two whole models: the synthetic tiny ensemble (2 members x 2 layers, sequence 16: 763,149
-cycles) and a package trained on real SST-2 (1 layer, hidden 32, 2 members: 290,335 cycles).
-Both run on whichever simulator the suite runs on (`pytest --simulator`, default the fastest
-installed); bench/bench_rtl_ensemble.py records their wall times on Icarus and Verilator.
-Every RTL cycle costs the cocotb bench a Python step, so they take minutes: `slow` (they run
-in `make bench`); the default suite's smoke case is
-tests/test_rtl.py::test_vec_after_gemm_and_store_verifies.
+Two whole models: the synthetic tiny ensemble (2 members x 2 layers, sequence 16, 4-bit
+activations) on small's one vector lane and on four lanes, and a package trained on real
+SST-2 (1 layer, hidden 32, 2 members). On the v3 machine they are tens of thousands of cycles
+(the tiny ensemble 47,298 on four lanes; v2 took 763,149), seconds on Verilator, so they run
+in `make test` (`rtl`); bench/bench_rtl_ensemble.py records their wall times on Icarus and
+Verilator.
 """
 
 import os
@@ -18,7 +17,7 @@ import pytest
 from bebert.config import AccelConfig
 from bebert.hw import simulators
 
-pytestmark = [pytest.mark.rtl, pytest.mark.slow,
+pytestmark = [pytest.mark.rtl,
               pytest.mark.skipif(not simulators.installed(), reason="no RTL simulator installed (Verilator or Icarus)")]
 
 SMALL = AccelConfig.from_toml(Path(__file__).resolve().parents[1] / "configs" / "small.toml")
