@@ -110,6 +110,29 @@ def popcount(m, bits, pairs=None, *, name: str):
     return out
 
 
+class PopcountRow(wiring.Component):
+    """One row of the popcount array: popcount(a & s_c) for `cols` columns and popcount(a),
+    registered under `en` (the contract of `PopcountArray`, for one row). Every row is the same
+    module, so Yosys synthesises it once for the whole array (`bebert.hw.resources` reuses a
+    module's result for its identical siblings)."""
+
+    def __init__(self, cols: int, width: int):
+        self.cols, self.width = cols, width
+        count = unsigned(width.bit_length())
+        super().__init__({"en": In(1), "a": In(width), "s": In(cols * width),
+                          "pas": Out(data.ArrayLayout(count, cols)), "pa": Out(count)})
+
+    def elaborate(self, platform):
+        m = Module()
+        W = self.width
+        pa = popcount(m, self.a, name="pa")
+        pas = [popcount(m, self.a, self.s[c * W:(c + 1) * W], name=f"pas{c}") for c in range(self.cols)]
+        with m.If(self.en):
+            m.d.sync += self.pa.eq(pa)
+            m.d.sync += [self.pas[c].eq(v) for c, v in enumerate(pas)]
+        return m
+
+
 class PopcountArray(wiring.Component):
     """`rows` x `cols` popcounts of `width`-bit words, registered.
 
@@ -121,7 +144,8 @@ class PopcountArray(wiring.Component):
 
     Each popcount is a compressor tree of 6-input functions (a full adder over three AND pairs,
     then generalised parallel counters, `compression_plan`) and one short adder: about 1.35
-    LUTs per pair on 7-series (86 for 64 pairs), against ~5 for the v2 chunk table.
+    LUTs per pair on 7-series (86 for 64 pairs), against ~5 for the v2 chunk table. One
+    `PopcountRow` per row.
     """
 
     def __init__(self, rows: int, cols: int, width: int):
@@ -138,10 +162,7 @@ class PopcountArray(wiring.Component):
         m = Module()
         W = self.width
         for r in range(self.rows):
-            a_r = self.a[r * W:(r + 1) * W]
-            pa = popcount(m, a_r, name=f"pa{r}")
-            pas = [popcount(m, a_r, self.s[c * W:(c + 1) * W], name=f"pas{r}_{c}") for c in range(self.cols)]
-            with m.If(self.en):
-                m.d.sync += self.pa[r].eq(pa)
-                m.d.sync += [self.pas[r][c].eq(v) for c, v in enumerate(pas)]
+            m.submodules[f"row{r}"] = row = PopcountRow(self.cols, W)
+            m.d.comb += [row.en.eq(self.en), row.a.eq(self.a[r * W:(r + 1) * W]), row.s.eq(self.s),
+                         self.pa[r].eq(row.pa), self.pas[r].eq(row.pas)]
         return m
