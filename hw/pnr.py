@@ -186,7 +186,23 @@ def summarize_pnr(raw: dict, clock_mhz: float) -> dict:
         clk = next(iter(fmax.values()))
     achieved = round(clk["achieved"], 2) if clk else None
     return {"utilization": util, "fmax_mhz": achieved, "clock_mhz": clock_mhz,
-            "meets_clock": achieved is not None and achieved >= clock_mhz, "fmax_by_clock": fmax}
+            "meets_clock": achieved is not None and achieved >= clock_mhz, "fmax_by_clock": fmax,
+            "critical_path": critical_path(raw)}
+
+
+def critical_path(raw: dict) -> dict | None:
+    """What bounds the Fmax: nextpnr's worst register-to-register path, summarised -- its delay,
+    its logic levels (cells passed through), where it starts and ends, and the blocks of the
+    design (cell-name prefixes, `block.sub`) it crosses in order."""
+    paths = [p for p in raw.get("critical_paths", []) if p.get("path")]
+    if not paths:
+        return None
+    steps = max(paths, key=lambda p: sum(x.get("delay", 0.0) for x in p["path"]))["path"]
+    cells = [x["to"]["cell"] for x in steps if x.get("type") == "logic" and "to" in x]
+    blocks = list(dict.fromkeys(".".join(c.split(".")[:2]) for c in cells if "." in c))
+    return {"delay_ns": round(sum(x.get("delay", 0.0) for x in steps), 2), "logic_levels": len(cells),
+            "from_cell": steps[0].get("from", {}).get("cell"), "to_cell": steps[-1].get("to", {}).get("cell"),
+            "blocks": blocks}
 
 
 def place_and_route(config: AccelConfig, verilog_path_or_dir: str | Path, *, part_name: str = DEFAULT_PART,

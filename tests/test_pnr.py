@@ -131,3 +131,25 @@ def test_sim_warns_when_the_clock_exceeds_the_measured_fmax(tmp_path, cache, cap
     assert "clocked at 100 MHz but its measured Fmax on the LFE5U-85F is 62.5 MHz" in err
     pnr.record(SMALL, {"part": "LFE5U-85F", "fits": True, "fmax_mhz": 140.0})
     assert pnr.clock_warning(SMALL) is None
+
+
+def test_the_critical_path_is_summarised_from_nextpnrs_report():
+    """What bounds the Fmax, from nextpnr's --report JSON: delay, logic levels, ends, blocks crossed."""
+    from bebert.hw.pnr import critical_path, summarize_pnr
+
+    def step(kind, src, dst, delay):
+        return {"type": kind, "from": {"cell": src, "port": "Q"}, "to": {"cell": dst, "port": "A"}, "delay": delay}
+
+    raw = {"utilization": {"TRELLIS_COMB": {"used": 10, "available": 100}}, "fmax": {"$glbnet$clk": {"achieved": 50.0}},
+           "critical_paths": [{"from": "clk", "to": "clk", "path": [
+               step("clk-to-q", "vector.unit.a_reg", "vector.unit.a_reg", 0.5),
+               step("routing", "vector.unit.a_reg", "vector.unit.mul_LUT4", 1.0),
+               step("logic", "vector.unit.a_reg", "vector.unit.mul_LUT4", 0.4),
+               step("routing", "vector.unit.mul_LUT4", "output.lanes.add_CCU2C", 1.1),
+               step("logic", "vector.unit.mul_LUT4", "output.lanes.add_CCU2C", 0.3),
+               step("setup", "output.lanes.add_CCU2C", "output.lanes.q_reg", 0.2)]}]}
+    cp = critical_path(raw)
+    assert cp == {"delay_ns": 3.5, "logic_levels": 2, "from_cell": "vector.unit.a_reg", "to_cell": "output.lanes.q_reg",
+                  "blocks": ["vector.unit", "output.lanes"]}
+    assert summarize_pnr(raw, 100.0)["critical_path"] == cp and summarize_pnr(raw, 100.0)["fmax_mhz"] == 50.0
+    assert critical_path({"utilization": {}}) is None
