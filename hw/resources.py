@@ -274,7 +274,7 @@ def block_of(module: str, top: str = TOP) -> str:
     for n in range(len(parts), 0, -1):  # the longest named prefix: compute.popcount.row3 -> popcount_array
         if ".".join(parts[:n]) in BLOCKS:
             return BLOCKS[".".join(parts[:n])]
-    return BLOCKS.get(path, parts[0])  # a new submodule: its own block
+    return parts[0]  # a new submodule: its own block
 
 
 LUT_CONVENTIONS = {
@@ -447,8 +447,8 @@ def _synth_module(name: str, mods: Sources, yosys: Yosys, flow: Flow, deadline: 
                   use_cache: bool, running: set[str] | None = None, procs: set | None = None) -> ModuleResult:
     """`flow` on one module, its submodules blackboxed. Keyed in the cache by the Yosys
     version, the script, the module's text and its submodules' ports."""
-    files, reads, script = _job(name, mods, flow)
-    key = module_key(name, mods, yosys, flow)
+    files, script = _job(name, mods, flow)
+    key = _key(name, files, script, yosys)
     cached = _cache_dir() / f"{key}.json"  # {"stat": its text, "seconds": the run that made it}
     netlist = _cache_dir() / f"{key}.netlist.json.gz" if flow.netlist else None
     if use_cache and cached.is_file() and (netlist is None or netlist.is_file()):
@@ -489,13 +489,18 @@ def _synth_module(name: str, mods: Sources, yosys: Yosys, flow: Flow, deadline: 
     return ModuleResult(name, out, seconds, False, netlist)
 
 
-def _job(name: str, mods: Sources, flow: Flow) -> tuple[dict[str, str], str, str]:
-    """(files, read commands, Yosys script) that synthesise `name` alone."""
+def _job(name: str, mods: Sources, flow: Flow) -> tuple[dict[str, str], str]:
+    """(files, Yosys script) that synthesise `name` alone."""
     files, reads = mods.files(name)
     script = f"{reads}; {flow.script(name)}; tee -q -o stat.txt stat"
     if flow.netlist:  # the module alone: its submodules' stubs and the cell library stay out
         script += "; delete =A:blackbox =A:whitebox; write_json netlist.json"
-    return files, reads, script
+    return files, script
+
+
+def _key(name: str, files: dict[str, str], script: str, yosys: Yosys) -> str:
+    text = "\0".join((yosys.version, script, *files.values())).replace(name, "\x01")
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def module_key(name: str, mods: Sources, yosys: Yosys, flow: Flow) -> str:
@@ -503,19 +508,23 @@ def module_key(name: str, mods: Sources, yosys: Yosys, flow: Flow) -> str:
     and its submodules' ports, with the module's own name (the prefix of its submodules' names
     too) taken out, so identical siblings (the array's rows, the vector unit's lanes) share one
     synthesis."""
-    files, _, script = _job(name, mods, flow)
-    text = "\0".join((yosys.version, script, *files.values())).replace(name, "\x01")
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    return _key(name, *_job(name, mods, flow), yosys)
 
 
 def renamed(r: ModuleResult, name: str) -> ModuleResult:
     """A sibling's result under `name` (its `stat` and netlist speak of the sibling's names):
-    counted as cached, with no seconds of its own."""
+    counted as cached, with no seconds of its own. The renamed netlist is kept beside the
+    sibling's, named by both, so it is written once and its file name stays content-derived
+    (the place-and-route cache key reads netlist file names)."""
     netlist = r.netlist
     if netlist is not None:
-        data = gzip.decompress(netlist.read_bytes()).replace(r.name.encode(), name.encode())
-        netlist = Path(tempfile.mkdtemp(prefix="bebert_netlist_")) / "netlist.json.gz"
-        netlist.write_bytes(gzip.compress(data, compresslevel=3))
+        stem = netlist.name.removesuffix(".netlist.json.gz")
+        tag = hashlib.sha256(name.encode()).hexdigest()[:12]
+        out = netlist.with_name(f"{stem}-{tag}.netlist.json.gz")
+        if not out.is_file():
+            data = gzip.decompress(netlist.read_bytes()).replace(r.name.encode(), name.encode())
+            _atomic_bytes(out, gzip.compress(data, compresslevel=3))
+        netlist = out
     return ModuleResult(name, r.stat.replace(r.name, name), 0.0, True, netlist)  # no Yosys of its own
 
 

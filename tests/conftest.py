@@ -27,6 +27,13 @@ def shipped_config(name: str):
     return AccelConfig.from_toml(CONFIGS / f"{name}.toml")
 
 
+def small4_config():
+    """The hand-computed machine: configs/small.toml with 4 vector lanes, as the tests' hand
+    timings, random layouts and the area model's calibration assume (small ships one lane, to
+    fit an ECP5)."""
+    return shipped_config("small").replace(name="small4", vec_lanes=4)
+
+
 @pytest.fixture(scope="session")
 def small_config():
     return shipped_config("small")

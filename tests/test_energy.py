@@ -22,10 +22,10 @@ from bebert.sim.energy import (ASIC45, FPGA, PRESETS, UNITS, EnergyError, Energy
                                load_table, program_regions)
 from bebert.sim.random_programs import ALL_FEATURES, RTL_FEATURES, random_test_program
 from bebert.vector import VecFn, io_word, vec_bytes, vec_cycles
+from conftest import small4_config
 
 ROOT = Path(__file__).resolve().parents[1]
-# the hand-computed machine: small with 4 lanes (small ships one, to fit an ECP5)
-SMALL = AccelConfig.from_toml(ROOT / "configs" / "small.toml").replace(name="small4", vec_lanes=4)
+SMALL = small4_config()  # small with 4 lanes: what the hand computations assume
 
 # LOAD wbuf 1 entry -> GEMM (2 planes x 1 word) -> GEMM in AND mode (2 x 2 planes, snap) -> POSTCFG
 # -> POST (stream, 4 x 4 int32) -> VEC REQUANT (4 x 4 int32) -> HALT.

@@ -21,14 +21,14 @@ from bebert.hw import simulators
 from bebert.isa import FIELDS, POP_LSB, PUSH_LSB, Op, encode, gemm, halt, load, post, postcfg, sync, vec
 from bebert.program import Program
 from bebert.vector import VecFn, View, consts_words, encode_desc, io_word
+from conftest import small4_config
 
 pytestmark = [pytest.mark.rtl,
               pytest.mark.skipif(not simulators.installed(), reason="no RTL simulator installed (Verilator or Icarus)")]
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 CONFIGS = {n: AccelConfig.from_toml(CONFIG_DIR / f"{n}.toml") for n in ("small", "default", "wide")}
-# the hand-computed machine: small with 4 lanes (small ships one, to fit an ECP5)
-SMALL = CONFIGS["small"].replace(name="small4", vec_lanes=4)
+SMALL = small4_config()  # small with 4 lanes: what the hand computations assume
 
 
 def verify(*args, **kw):

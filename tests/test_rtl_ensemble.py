@@ -16,12 +16,13 @@ import pytest
 
 from bebert.config import AccelConfig
 from bebert.hw import simulators
+from conftest import small4_config
 
 pytestmark = [pytest.mark.rtl,
               pytest.mark.skipif(not simulators.installed(), reason="no RTL simulator installed (Verilator or Icarus)")]
 
 SMALL = AccelConfig.from_toml(Path(__file__).resolve().parents[1] / "configs" / "small.toml")
-SMALL4 = SMALL.replace(name="small4", vec_lanes=4)  # the vector unit's lanes in parallel (small ships one)
+SMALL4 = small4_config()  # the vector unit's lanes in parallel (small ships one)
 GLUE_DIR = Path(os.environ.get("BEBERT_GLUE_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data" / "glue"))
 
 

@@ -23,10 +23,10 @@ from bebert.sim import SimError, simulate
 from bebert.sim import kernel as K
 from bebert.timing import OutputMode, post_cycles
 from bebert.vector import VecFn, io_word, vec_cycles
+from conftest import small4_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-# the hand-computed machine: small with 4 lanes (small ships one, to fit an ECP5)
-SMALL = AccelConfig.from_toml(CONFIGS / "small.toml").replace(name="small4", vec_lanes=4)
+SMALL = small4_config()  # small with 4 lanes: what the hand computations assume
 
 
 def run(instrs, config=SMALL, **kw):

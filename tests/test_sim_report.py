@@ -19,10 +19,10 @@ from bebert.sim.energy import ASIC45, FPGA, EnergyError
 from bebert.sim.random_programs import ALL_FEATURES, RTL_FEATURES, random_test_program
 from bebert.vector import VecFn, vec_bytes, vec_cycles
 from bebert.sim.report import busy_fraction, plot, sim_report
+from conftest import small4_config
 
 ROOT = Path(__file__).resolve().parents[1]
-# the hand-computed machine: small with 4 lanes (small ships one, to fit an ECP5)
-SMALL = AccelConfig.from_toml(ROOT / "configs" / "small.toml").replace(name="small4", vec_lanes=4)
+SMALL = small4_config()  # small with 4 lanes: what the hand computations assume
 DEFAULT = AccelConfig.from_toml(ROOT / "configs" / "default.toml")
 
 # The hand-computed program: LOAD -> GEMM -> GEMM (AND) -> POST -> VEC -> STORE (test_energy.py).
