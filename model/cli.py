@@ -32,8 +32,9 @@ def register(subparsers) -> None:
     tr.add_argument("--task", required=True, help=f"GLUE task: {', '.join(TASKS)}")
     tr.add_argument("--data-dir", default=None, help="folder in the GLUE TSV layout (default: HF hub 'glue')")
     tr.add_argument("--backbone", default=None, help="HF BERT name or local path (default: the offline MiniLM-L6)")
-    tr.add_argument("--base", default="binarybert", choices=[b for b in BASES if b != "fp"],
-                    help="binarybert (1-1-4, TWS) or bibert (1-1-1, Bi-Attention, DMD)")
+    tr.add_argument("--base", default="binarybert", choices=[b for b in BASES if b != "fp"] + ["mixed"],
+                    help="binarybert (1-1-4, TWS), bibert (1-1-1, Bi-Attention, DMD) or mixed (BinaryBERT and "
+                         "BiBERT members in turn, one package)")
     tr.add_argument("--abits", type=_positive, default=None,
                     help="activation bits, 1..8 (default: binarybert 4, also Q/K/V and attention; bibert 1)")
     tr.add_argument("--members", type=_positive, default=3, help="ensemble members (default 3)")

@@ -2,8 +2,10 @@
 
 A package is a folder:
 
-    manifest.json        format, task, labels, max_seq_len, BertShape, and per member its
-                         QuantConfig, AdaBoost alpha and `integer_scales` (the 16-bit grids of
+    manifest.json        format, task, labels, max_seq_len, BertShape (member 0's), and per member
+                         its QuantConfig, its BertShape where it differs from member 0's (a mixed
+                         ensemble: half-width TWS BinaryBERT beside full-width BiBERT members),
+                         AdaBoost alpha and `integer_scales` (the 16-bit grids of
                          the integer path, calibrated once at export; null where the member has
                          no integer path or the package was exported without calibration data);
                          `integer_calibration` (examples, source, headroom); `vote`: the
@@ -49,7 +51,8 @@ from .quant_bert import FP, BertShape, QEmbedding, QLinear, QuantBert, QuantConf
 
 FORMAT = "bebert-ensemble-package"
 VERSION = 3  # 3: per-half split scales, head_size, the vote record; 2: integer_scales at export
-READS = (2, 3)  # a version-2 package is read as: shared split scales, the "average" vote
+MIXED_VERSION = 4  # written only when a member has its own shape (a mixed ensemble)
+READS = (2, 3, 4)  # a version-2 package is read as: shared split scales, the "average" vote
 
 
 class PackageError(ValueError):
@@ -170,8 +173,12 @@ def export_package(out_dir: str | Path, members: list[QuantBert], alphas: list[f
     out.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
     for i, m in enumerate(members):
-        if m.shape != members[0].shape:
-            raise PackageError(f"member {i} has shape {m.shape}, member 0 has {members[0].shape}")
+        if (m.shape.vocab_size, m.shape.num_labels, m.shape.max_position) != \
+                (members[0].shape.vocab_size, members[0].shape.num_labels, members[0].shape.max_position):
+            raise PackageError(f"member {i} has vocabulary / labels / positions {m.shape.vocab_size} / "
+                               f"{m.shape.num_labels} / {m.shape.max_position}, member 0 "
+                               f"{members[0].shape.vocab_size} / {members[0].shape.num_labels} / "
+                               f"{members[0].shape.max_position}: not one ensemble")
         tensors.update(member_tensors(m, f"m{i}"))
     from .ensemble import REGRESSION_VOTES, VOTES
     from .integer_path import _R_BITS, CAL_HEADROOM, _acc_bound, _head, _supports_integer, calibrate_scales
@@ -204,9 +211,11 @@ def export_package(out_dir: str | Path, members: list[QuantBert], alphas: list[f
         vote_rec = prepare_vote(vote, alphas, [h["cls_scale"] for h in heads],
                                   [_acc_bound(h) for h in heads]).to_dict()
     manifest = {
-        "format": FORMAT, "version": VERSION, "task": task, "labels": labels, "max_seq_len": max_seq_len,
+        "format": FORMAT,
+        "version": MIXED_VERSION if any(m.shape != members[0].shape for m in members) else VERSION, "task": task, "labels": labels, "max_seq_len": max_seq_len,
         "shape": members[0].shape.to_dict(),
-        "members": [{"quant": m.quant.to_dict(), "alpha": float(a), "integer_scales": sc}
+        "members": [{"quant": m.quant.to_dict(), "alpha": float(a), "integer_scales": sc,
+                     **({"shape": m.shape.to_dict()} if m.shape != members[0].shape else {})}
                     for m, a, sc in zip(members, alphas, scales)],
         "integer_calibration": cal_info, "vote": vote, "integer_vote": vote_rec,
         "weights_sha256": _sha256(out / "weights.safetensors"), "tokenizer": tok_files,
@@ -288,6 +297,7 @@ def load_package(path: str | Path) -> Package:
     try:
         shape = BertShape(**manifest["shape"])
         quants = [QuantConfig(**m["quant"]) for m in manifest["members"]]
+        shapes = [BertShape(**m["shape"]) if "shape" in m else shape for m in manifest["members"]]
         alphas = [float(m["alpha"]) for m in manifest["members"]]
         task, labels, max_len = str(manifest["task"]), manifest["labels"], int(manifest["max_seq_len"])
         # version 2 predates the vote record: it combined by probability averaging (score mean)
@@ -302,7 +312,7 @@ def load_package(path: str | Path) -> Package:
     except (SafetensorError, OSError) as e:
         raise PackageError(f"{wf}: cannot read safetensors ({e})") from None
     used: set = set()
-    members = [_load_member(tensors, f"m{i}", shape, q, used) for i, q in enumerate(quants)]
+    members = [_load_member(tensors, f"m{i}", s, q, used) for i, (s, q) in enumerate(zip(shapes, quants))]
     extra = sorted(set(tensors) - used)
     if extra:
         raise PackageError(f"{wf}: {len(extra)} tensors the manifest does not describe, e.g. '{extra[0]}'")

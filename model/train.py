@@ -12,7 +12,8 @@
        default), so a binary member has the backbone's binary size and operations.
        `tws="none"`: binary members straight from the teacher.
     4. members, one after another, each from the split ternary model (bibert: from the teacher,
-       with Bi-Attention, in its one joint stage), under the KD strategy `kd`:
+       with Bi-Attention, in its one joint stage; `base="mixed"`: BinaryBERT and BiBERT members
+       in turn, one boosting sequence, one package), under the KD strategy `kd`:
          full  the joint KD loss (BiBERT: hidden states + DMD + predictions)
          pred  prediction KD (soft cross-entropy to the cached teacher logits; MSE for STS-B)
          none  the task loss (cross-entropy; MSE for STS-B): BEBERT's KD-free boosting rounds
@@ -50,6 +51,8 @@ from .quant_bert import BertShape, QuantBert, QuantConfig, build, load_backbone,
 from .stages import Stage, StageStore, TrainingDiverged, device, load_model, save_model, train_stage  # noqa: F401
 
 KD_MODES = ("full", "pred", "none")
+BASES = ("binarybert", "bibert", "mixed")
+MIXED = ("binarybert", "bibert")  # the bases a mixed ensemble's members take in turn
 TWS_MODES = ("half", "full", "none")
 CALIBRATION_EXAMPLES = 512  # the first N training examples calibrate the integer path's grids at export
 IMPORTANCE_EXAMPLES = 512   # training examples the head / neuron importance is measured on
@@ -100,7 +103,7 @@ class TrainConfig:
         votes = E.REGRESSION_VOTES if task.is_regression else E.VOTES
         finite = lambda v: isinstance(v, (int, float)) and math.isfinite(v)  # noqa: E731
         checks = [
-            (self.base != "fp", "--base must be binarybert or bibert"),
+            (self.base in BASES, f"--base must be one of {', '.join(BASES)}, got '{self.base}'"),
             (self.kd in KD_MODES, f"--kd must be one of {', '.join(KD_MODES)}, got '{self.kd}'"),
             (self.ensemble in E.METHODS, f"--ensemble must be one of {', '.join(E.METHODS)}, got '{self.ensemble}'"),
             (self.vote is None or self.vote in votes, f"--vote must be one of {', '.join(votes)} for {task.name}, "
@@ -129,15 +132,26 @@ class TrainConfig:
         for ok, msg in checks:
             if not ok:
                 raise ValueError(msg)
-        QuantConfig.preset(self.base, self.act_bits)
+        for m in range(min(self.members, len(MIXED))):
+            self.member_quant(m)
+
+    def member_base(self, m: int) -> str:
+        """Member m's base: `base`, or for a mixed ensemble BinaryBERT and BiBERT in turn."""
+        return MIXED[m % len(MIXED)] if self.base == "mixed" else self.base
+
+    def member_quant(self, m: int) -> QuantConfig:
+        """Member m's quantization; `--abits` applies to BinaryBERT members (BiBERT's are 1-bit)."""
+        base = self.member_base(m)
+        return QuantConfig.preset(base, self.act_bits if base == "binarybert" or self.base != "mixed" else None)
 
     @property
     def quant(self) -> QuantConfig:
-        return QuantConfig.preset(self.base, self.act_bits)
+        """Member 0's quantization (the ternary stage's, when one is trained)."""
+        return self.member_quant(0)
 
     @property
     def uses_ternary(self) -> bool:
-        return self.base == "binarybert" and self.tws != "none"
+        return self.base in ("binarybert", "mixed") and self.tws != "none"
 
     def final_vote(self, regression: bool) -> str:
         if self.vote:
@@ -271,10 +285,10 @@ def _ternary(cfg: TrainConfig, store: StageStore, data: dict, teacher: QuantBert
 
 
 # -- the run ------------------------------------------------------------------------------------
-def _member_init(cfg: TrainConfig, teacher: QuantBert, ternary: QuantBert | None) -> QuantBert:
-    if ternary is not None:
+def _member_init(cfg: TrainConfig, m: int, teacher: QuantBert, ternary: QuantBert | None) -> QuantBert:
+    if ternary is not None and cfg.member_base(m) == "binarybert":
         return tws_split(ternary, cfg.tws_scales).to(device())
-    return build(teacher.shape, cfg.quant, init_from=teacher).to(device())
+    return build(teacher.shape, cfg.member_quant(m), init_from=teacher).to(device())
 
 
 def _boost(cfg: TrainConfig, model: QuantBert, data: dict, weights: np.ndarray, task) -> tuple[np.ndarray, float, float | None]:
@@ -337,8 +351,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         t0 = time.perf_counter()
         member_w = E.bootstrap_weights(n, mseed + m) if cfg.ensemble == "bagging" else weights
         torch.manual_seed(mseed + 1000 * (m + 1))
-        model = _member_init(cfg, teacher, ternary)
-        name = f"member {m + 1}/{cfg.members} {cfg.base} kd={cfg.kd}"
+        model = _member_init(cfg, m, teacher, ternary)
+        name = f"member {m + 1}/{cfg.members} {cfg.member_base(m)} kd={cfg.kd}"
         stage = Stage(name, kd_loss, cfg.epochs, cfg.lr, cfg.batch_size, cfg.warmup, cfg.weight_decay,
                       cfg.sample_weights, seed=mseed + 1000 * (m + 1))
         train_stage(model, data, stage, weights=member_w, teacher=teacher, regression=reg,

@@ -244,3 +244,28 @@ def test_full_width_split_is_an_option_stats_counts_twice(tmp_path, backbone):
     assert member.layers[0].ffn_in.weight.shape == (64, 64)  # 2 x hidden 32 inputs
     binary = sum(mod.weight.numel() for mod in member.modules() if isinstance(mod, (QLinear, QEmbedding)))
     assert stats_for(str(out))["member"]["params"]["binary"] == binary
+
+
+def test_mixed_ensemble_trains_binarybert_and_bibert_members_in_one_package(tmp_path, backbone):
+    """--base mixed: BinaryBERT (half-width TWS split) and BiBERT (full width, Bi-Attention) members
+    in turn, one boosting sequence; the package keeps each member's quantization and, where it
+    differs from member 0's, its shape, and reloads every member bit-exactly."""
+    from bebert.model.package import load_package
+
+    out = tmp_path / "mixed"
+    T.train(small_cfg(out, backbone, base="mixed", members=3))
+    m = json.loads((out / "package" / "manifest.json").read_text())
+    assert [r["quant"]["base"] for r in m["members"]] == ["binarybert", "bibert", "binarybert"]
+    assert m["version"] == 4 and "shape" in m["members"][1] and "shape" not in m["members"][2]
+    assert m["members"][1]["shape"]["num_heads"] == 2 and m["shape"]["num_heads"] == 1  # half width
+    pkg = load_package(out / "package")
+    assert [p.quant.bi_attention for p in pkg.members] == [False, True, False]
+    res = T.evaluate(out, max_examples=16)
+    assert [len(s["members"]) for s in res["splits"].values()] == [3]
+
+
+def test_a_mixed_ensemble_takes_abits_for_its_binarybert_members_only(tmp_path, backbone):
+    cfg = small_cfg(tmp_path / "x", backbone, base="mixed", act_bits=3)
+    assert [cfg.member_quant(m).act_bits for m in range(3)] == [3, 1, 3]
+    with pytest.raises(ValueError, match="bibert has 1-bit"):
+        small_cfg(tmp_path / "y", backbone, base="bibert", act_bits=3)
