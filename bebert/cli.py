@@ -261,7 +261,11 @@ def cmd_stats(a: argparse.Namespace) -> int:
         _print_json(d)
     else:
         for k, v in d.get("reduction", {}).items():
-            print(f"{k:32s} {v:8.2f}x" if isinstance(v, (int, float)) else f"{k:32s} {v}")
+            if isinstance(v, list):  # a mixed ensemble: one figure per member
+                v = "  ".join(f"{x:.2f}x" for x in v)
+                print(f"{k:32s} {v}")
+            else:
+                print(f"{k:32s} {v:8.2f}x" if isinstance(v, (int, float)) else f"{k:32s} {v}")
     return 0
 
 

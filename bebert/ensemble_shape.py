@@ -13,7 +13,8 @@ preset's positions grows the position table with it.
 
 `shape_from_package` reads the same shape from a trained package's manifest.json (no weights
 are loaded): `BertShape` under "shape", one `QuantConfig` per member under "members", and
-`max_seq_len` as the sequence length.
+`max_seq_len` as the sequence length; `member_shapes_from_package` one shape per member (a
+mixed ensemble: BinaryBERT and BiBERT members, each with its own shape and quantization).
 
 A leaf (pure data, no PyTorch): `bebert.target` parses model targets into these shapes, the
 compiler builds synthetic models from them (`compiler/synthetic.py`, which also turns a shape
@@ -210,24 +211,35 @@ SHAPE_KEYS = ("num_layers", "hidden_size", "num_heads", "intermediate_size", "vo
               "type_vocab_size", "num_labels")
 
 
-def shape_from_package(path: str | Path) -> EnsembleShape:
-    """The EnsembleShape of a trained package (or run folder); TargetError, one line, if it has none."""
+def member_shapes_from_package(path: str | Path) -> list[EnsembleShape]:
+    """Per member, its EnsembleShape (members = 1) from a package's manifest: the package's
+    BertShape or the member's own (a mixed ensemble, manifest version 4), its QuantConfig."""
     pkg, m = read_package_manifest(path)
     mf = pkg / "manifest.json"
-    s = m["shape"]
-    quants = [dict(q["quant"]) for q in m["members"]]
-    dims = dict(layers=s["num_layers"], hidden=s["hidden_size"], heads=s["num_heads"],
-                intermediate=s["intermediate_size"], vocab=s["vocab_size"], max_position=s["max_position"],
-                type_vocab=s["type_vocab_size"], num_labels=s["num_labels"])
-    if any(q != quants[0] for q in quants):
-        raise TargetError(f"{mf}: members are quantized differently; stats need one shape for all members")
-    q = quants[0]
-    try:
-        if bool(q.get("bi_attention", False)) != (q.get("base") == "bibert"):
-            raise TargetError(f"bi_attention = {q.get('bi_attention')} with base '{q.get('base')}' is not counted")
-        bits = {k: _count(q[k], k) for k in ("weight_bits", "embed_bits", "act_bits", "attn_bits")}
-        return EnsembleShape(**dims, members=len(quants), **bits, seq=m["max_seq_len"], base=str(q["base"]),
-                             tws=bool(q["split"]))
-    except (KeyError, TypeError, ValueError) as e:
-        raise TargetError(f"{mf}: {str(e).removeprefix('model shape: ') if isinstance(e, TargetError) else e}") \
-            from None
+    out = []
+    for i, rec in enumerate(m["members"]):
+        s, q = rec.get("shape", m["shape"]), dict(rec["quant"])
+        try:
+            dims = dict(layers=s["num_layers"], hidden=s["hidden_size"], heads=s["num_heads"],
+                        intermediate=s["intermediate_size"], vocab=s["vocab_size"], max_position=s["max_position"],
+                        type_vocab=s["type_vocab_size"], num_labels=s["num_labels"])
+            if bool(q.get("bi_attention", False)) != (q.get("base") == "bibert"):
+                raise TargetError(f"bi_attention = {q.get('bi_attention')} with base '{q.get('base')}' is not counted")
+            bits = {k: _count(q[k], k) for k in ("weight_bits", "embed_bits", "act_bits", "attn_bits")}
+            out.append(EnsembleShape(**dims, members=1, **bits, seq=m["max_seq_len"], base=str(q["base"]),
+                                     tws=bool(q["split"])))
+        except (KeyError, TypeError, ValueError) as e:
+            why = str(e).removeprefix("model shape: ") if isinstance(e, TargetError) else e
+            raise TargetError(f"{mf}: member {i}: {why}") from None
+    return out
+
+
+def shape_from_package(path: str | Path) -> EnsembleShape:
+    """The EnsembleShape of a trained package (or run folder) whose members share one shape;
+    TargetError, one line, otherwise (`member_shapes_from_package` reads a mixed one)."""
+    shapes = member_shapes_from_package(path)
+    if any(sh != shapes[0] for sh in shapes):
+        raise TargetError(f"{package_dir(Path(path)) / 'manifest.json'}: members are quantized differently; "
+                          "one shape needs one quantization for all members (a mixed ensemble: "
+                          "member_shapes_from_package)")
+    return replace(shapes[0], members=len(shapes))

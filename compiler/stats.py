@@ -20,9 +20,10 @@ member. Elementwise work (softmax, LayerNorm, GELU, quantizers) is counted too, 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
-from bebert.ensemble_shape import FP, EnsembleShape, shape_from_package
+from bebert.ensemble_shape import FP, EnsembleShape, member_shapes_from_package
 from bebert.target import PackageTarget, ProgramTarget, SyntheticTarget, parse_target
 
 from .errors import CompileError
@@ -256,6 +257,38 @@ def stats(shape: EnsembleShape) -> dict:
     return out
 
 
+def _add(a: dict, b: dict) -> dict:
+    return {k: _add(v, b[k]) if isinstance(v, dict) else v + b[k] for k, v in a.items()}
+
+
+def mixed_stats(shapes: list[EnsembleShape]) -> dict:
+    """`stats` of an ensemble whose members differ (BinaryBERT and BiBERT members, each with its
+    own shape): every member counted as its own shape, summed; the reference is the FP32 BERT of
+    the widest member (the backbone both were trained from)."""
+    members = [_summary(_member(sh), 1) for sh in shapes]
+    vote = _summary(_Tally(), 1, extra_fp_params=len(shapes), extra_flops=2 * len(shapes) * shapes[0].num_labels)
+    ensemble = members[0]
+    for m in members[1:] + [vote]:
+        ensemble = _add(ensemble, m)
+    ensemble["mib"] = ensemble["bytes"]["total"] / MIB
+    widest = max(shapes, key=lambda sh: (sh.heads * sh.head_dim, sh.intermediate, not sh.tws))
+    ref = _summary(_member(widest.fp32()), 1)
+    return {
+        "shape": {"mixed": True, "members": [sh.to_dict() for sh in shapes]},
+        "members": members,
+        "ensemble": ensemble,
+        "fp32_bert": ref,
+        "reduction": {
+            "size": ref["bytes"]["total"] / ensemble["bytes"]["total"],
+            "flops": ref["ops"]["flops_equivalent"] / ensemble["ops"]["flops_equivalent"],
+            "size_per_member": [ref["bytes"]["total"] / m["bytes"]["total"] for m in members],
+            "flops_per_member": [ref["ops"]["flops_equivalent"] / m["ops"]["flops_equivalent"] for m in members],
+            "flops_matmul_only": ref["ops"]["matmul_flops_equivalent"] / ensemble["ops"]["matmul_flops_equivalent"],
+        },
+        "convention": dict(CONVENTION, elementwise_flops_per_element=dict(ELEMENTWISE)),
+    }
+
+
 def gemm_stats(meta: dict) -> dict:
     """Stats of one compiled binary linear layer (a gemm program's meta: M, K, N, in_bits)."""
     try:
@@ -287,7 +320,10 @@ def stats_for(target: str) -> dict:
     if isinstance(t, ProgramTarget):
         return _program_stats(t.path)
     if isinstance(t, PackageTarget):
-        return stats(shape_from_package(t.path))
+        shapes = member_shapes_from_package(t.path)
+        if all(sh == shapes[0] for sh in shapes):
+            return stats(replace(shapes[0], members=len(shapes)))
+        return mixed_stats(shapes)
     raise CompileError(f"{t.text}: a gemm spec has no model to count; compile it and run `bebert stats` on the "
                        "program folder")
 

@@ -245,7 +245,14 @@ def test_package_errors(tmp_path):
          "members": [{"quant": q, "alpha": 1.0}, {"quant": dict(q, act_bits=8), "alpha": 1.0}]}
     (tmp_path / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(TargetError, match="members are quantized differently"):
-        stats_for(str(tmp_path))
+        shape_from_package(tmp_path)
+    mixed = stats_for(str(tmp_path))  # members quantized differently: each counted as itself, summed
+    per = [stats(EnsembleShape(2, 16, 2, 40, 60, 32, 2, 3, members=1, seq=16, act_bits=b, attn_bits=4))
+           for b in (4, 8)]
+    assert mixed["shape"]["mixed"] and len(mixed["members"]) == 2
+    assert mixed["ensemble"]["ops"]["binary_ops"] == sum(p["member"]["ops"]["binary_ops"] for p in per)
+    assert mixed["ensemble"]["bytes"]["total"] == pytest.approx(
+        sum(p["member"]["bytes"]["total"] for p in per) + 2 * 4)  # + one alpha per member
     m["members"] = m["members"][:1]
     (tmp_path / "manifest.json").write_text(json.dumps(m))
     assert shape_from_package(tmp_path) == EnsembleShape(2, 16, 2, 40, 60, 32, 2, 3, members=1, seq=16)
