@@ -331,6 +331,12 @@ class _Lower(AttentionLowering):
         if len(packs) != 1 or packs[0][1] is not None:
             raise CompileError(f"node '{n.name}': GELU feeds one linear without an input requantize")
         px, _, bits, pm1 = packs[0]
+        if isinstance(c, RequantConsts):   # 1-bit FFN2 inputs: sign(GELU(x)) = sign(x), one REQUANT
+            if bits != c.bits:
+                raise CompileError(f"node '{n.name}': GELU writes {c.bits}-bit codes, the next linear takes {bits}")
+            k = self.const(f"{n.name}.consts", consts_words(VecFn.REQUANT, c), n.member)
+            self.requant_pack(n, src, px, k, bits, rows, self.g.t(y).shape[1], self.g.t(src).layout["elem"])
+            return
         if bits != c.out_bits:
             raise CompileError(f"node '{n.name}': GELU writes {c.out_bits}-bit codes, the next linear takes {bits}")
         k = self.const(f"{n.name}.consts", consts_words(VecFn.GELU, c), n.member)

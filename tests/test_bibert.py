@@ -1,0 +1,123 @@
+"""BiBERT (1-bit weights, embeddings and activations, Bi-Attention) end to end: its integer path is
+the fake-quant model's function, the compiler lowers it onto the XNOR-mode PE array with no hardware
+of its own (docs/NUMERICS.md, "BiBERT"), and the golden executor equals the integer path bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from bebert.compiler import CompileError, check_tokens, compile_model, golden, host
+from bebert.compiler.races import check_races
+from bebert.compiler.synthetic import synthetic_model
+from bebert.config import AccelConfig
+from bebert.ensemble_shape import EnsembleShape, parse_model_spec
+from bebert.isa import Op
+from bebert.model.integer_path import bi_attention
+from bebert.model.package import apply_integer_member
+from bebert.sim.simulator import simulate
+
+from conftest import shipped_config, small4_config
+
+TINY = "synthetic:tiny,members=2,base=bibert"
+
+
+def example(seq: int, vocab: int, seed: int):
+    """Seeded ids and types, and a mask whose last positions (at least one, often many) are padding."""
+    rng = np.random.default_rng(seed)
+    ids, types = rng.integers(0, vocab, seq), rng.integers(0, 2, seq)
+    mask = (np.arange(seq) < max(1, seq - 1 - int(rng.integers(0, seq - 1)))).astype(np.int64)
+    return ids, types, mask
+
+
+def reference_acc(model, ids, types, mask) -> list[torch.Tensor]:
+    b = {"input_ids": torch.tensor(ids)[None], "token_type_ids": torch.tensor(types)[None],
+         "attention_mask": torch.tensor(mask)[None]}
+    return [apply_integer_member(m, b) for m in model.members]
+
+
+def golden_acc(prog, ids, types, mask) -> list[torch.Tensor]:
+    p = host.with_inputs(prog, ids, types, mask)
+    check_tokens(p.instrs, p.config.queue_depth)
+    out = golden.outputs(p, golden.execute(p, strict_tokens=True))
+    acc = np.stack([out[f"acc{i}"][0] for i in range(prog.meta["members"])])[None]
+    return host.logits(acc, prog)
+
+
+# -- the integer path ------------------------------------------------------------------------
+def test_bi_attention_is_the_boolean_map_of_the_scores_times_the_values_then_the_sign():
+    scores = torch.tensor([[[[3, 0, -1, 5]]]])          # one query over four keys
+    v = torch.tensor([[[[1, -1], [1, 1], [-1, -1], [-1, 1]]]])
+    keys = torch.tensor([True, True, True, False])[None, None, None, :]   # key 3 masked
+    # probs = [1, 1, 0, 0] (0 counts as attended, the masked key does not): ctx = [2, 0] -> [+1, +1]
+    assert bi_attention(scores, v, keys).tolist() == [[[[1, 1]]]]
+
+
+# -- the compiler: golden == integer path -----------------------------------------------------
+@pytest.mark.parametrize("cfg", [shipped_config("small"), small4_config(), shipped_config("default")],
+                         ids=["small", "small4", "default"])
+def test_synthetic_bibert_ensemble_equals_the_integer_path(cfg):
+    model = synthetic_model(parse_model_spec(TINY), seed=1)
+    prog = compile_model(model, cfg)
+    for seed in range(3):
+        ids, types, mask = example(prog.meta["seq"], prog.meta["vocab"], seed)
+        for want, got in zip(reference_acc(model, ids, types, mask), golden_acc(prog, ids, types, mask)):
+            assert torch.equal(want, got.reshape(want.shape))
+
+
+def test_heads_narrower_than_a_word_and_a_sequence_not_a_multiple_of_the_tiles():
+    # hidden 24 in 4 heads of 6 on 32-bit words (heads share a word), 11 tokens padded to 12
+    shape = EnsembleShape(layers=1, hidden=24, heads=4, intermediate=40, vocab=50, max_position=24, members=1,
+                          act_bits=1, attn_bits=1, seq=11, base="bibert")
+    model = synthetic_model(shape, 4)
+    prog = compile_model(model, small4_config())
+    ids, types, mask = example(11, 50, 4)
+    for want, got in zip(reference_acc(model, ids, types, mask), golden_acc(prog, ids, types, mask)):
+        assert torch.equal(want, got.reshape(want.shape))
+
+
+def test_the_key_mask_is_an_input_the_host_formats():
+    model = synthetic_model(parse_model_spec(TINY), seed=2)
+    prog = compile_model(model, small4_config())
+    assert "mask.p" in prog.meta["inputs"]
+    ids, types, mask = example(prog.meta["seq"], prog.meta["vocab"], 3)
+    assert mask.sum() < mask.size
+    full = np.ones_like(mask)
+    masked, unmasked = golden_acc(prog, ids, types, mask), golden_acc(prog, ids, types, full)
+    assert any(not torch.equal(a, b) for a, b in zip(masked, unmasked))   # the mask reaches Bi-Attention
+    for want, got in zip(reference_acc(model, ids, types, full), unmasked):
+        assert torch.equal(want, got.reshape(want.shape))
+
+
+def test_bi_attention_runs_in_xnor_mode_with_a_two_plane_query():
+    prog = compile_model(TINY, small4_config())
+    gemms = [i.args for i in prog.instrs if i.op == Op.GEMM]
+    assert all(g["mode"] == 0 for g in gemms)                    # no AND-mode product left
+    assert any(g["bits"] == 2 and g["signed"] for g in gemms)     # Q K^T: ones plane + b_q
+    assert {g["bits"] for g in gemms} <= {1, 2}
+
+
+def test_bibert_programs_are_race_free():
+    prog = compile_model(TINY, small4_config())
+    assert check_races(prog, simulate(prog, trace=True).trace) == len(prog.instrs) - 1
+
+
+def test_a_bi_attention_layer_with_multi_bit_values_is_one_compile_error():
+    from dataclasses import replace
+
+    model = synthetic_model(parse_model_spec("synthetic:tiny,members=1,base=bibert"), seed=0)
+    m = model.members[0]
+    L = m.layers[0]
+    four = replace(L.value, layer=replace(L.value.layer, out_bits=4))
+    bad = replace(model, members=(_with_layers(m, (replace(L, value=four),) + m.layers[1:]),))
+    with pytest.raises(CompileError, match="Bi-Attention takes 1-bit") as e:
+        compile_model(bad, AccelConfig())
+    assert "\n" not in str(e.value)
+
+
+def _with_layers(m, layers):
+    from bebert.compiler.synthetic import SynMember
+
+    return SynMember(m.word_binary, m.position, m.token_type, m.embed_scale, m.embed_ln, layers, m.pooler,
+                     m.pooler_scale, m.tanh_lut, m.cls_codes, m.cls_bias, m.cls_scale)
