@@ -186,3 +186,23 @@ def test_the_fake_quant_bibert_and_its_integer_path_agree_on_nearly_every_exampl
     gap = abs(float((fake == labels).mean()) - float((integer == labels).mean())) * 100
     assert gap <= 0.5, gap                                       # accuracy within 0.5 points
     assert (fake == integer).mean() >= 0.98                       # and the same prediction nearly always
+
+
+def test_a_package_mixing_binarybert_and_bibert_members_is_one_program(tmp_path):
+    """The package holds one QuantConfig per member and the compiler lowers each member's attention
+    by its own kind: a BinaryBERT 1-1-4 and a BiBERT member run in one program."""
+    from test_model_package import batch, trained
+
+    from bebert.model.package import export_package, integer_member_accumulators, load_package
+    from bebert.model.quant_bert import QuantConfig
+
+    b = batch()
+    members = [trained(QuantConfig.preset("binarybert"), 0), trained(QuantConfig.preset("bibert"), 1)]
+    path = export_package(tmp_path / "pkg", members, [1.0, 0.5], task="mnli", labels=["c", "e", "n"],
+                          max_seq_len=12, calibration=b)
+    prog = compile_model(str(path), small4_config())
+    gemms = [i.args for i in prog.instrs if i.op == Op.GEMM]
+    assert {g["mode"] for g in gemms} == {0, 1}                   # AND-mode softmax attention and XNOR Bi-Attention
+    acc = host.run_batch(prog, b, progress=False)
+    for m, want in enumerate(integer_member_accumulators(load_package(path), b)):
+        assert np.array_equal(acc[:, m], want)
