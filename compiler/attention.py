@@ -9,6 +9,11 @@ SOFTMAX (the key mask; the padding keys read as 0) writes P packed with the prob
 requantize; P V of each group of heads that share a word of the context writes the context
 packed into the next linear's ABUF planes, that linear's input requantize done by the output
 path (POST: mult per column, its shift and width). A mixin of `bitplane._Lower`.
+
+Bi-Attention (BiBERT, `bi_attention`; docs/NUMERICS.md "BiBERT") uses the same array in XNOR mode
+with no hardware of its own: +-1 Q, K, V written as single sign planes, Q K^T over a 2-plane signed
+Q (a constant ones plane loaded beside b_q) whose POST packs the 0/1 map with the key mask as
+per-column parameters (`mask.p`, a program input), and A V packing sign(ctx) into attn_out's input.
 """
 
 from __future__ import annotations
@@ -106,7 +111,7 @@ class AttentionLowering:
         sm = self.const(f"{n.name}.softmax", consts_words(VecFn.SOFTMAX, a["softmax"]), mid)
         pr = self.const(f"{n.name}.probs", consts_words(VecFn.REQUANT, a["probs"]), mid)
         ident = self.shared_params(1)
-        dw, tw = ceil_div(d, self.W), ceil_div(Tk, self.W)
+        dw = ceil_div(d, self.W)
         ps = []
         for h in range(heads):
             hn = f"{n.name}.h{h}"

@@ -10,11 +10,14 @@ linear      gemm XNOR over the input's ABUF bit-planes; the output path writes t
 attention   per head Q K^T (AND mode) -> stream scores (int16 when |q k| fits) -> SOFTMAX with
             the key mask, writing P packed with the probability requantize -> per head group
             (the heads sharing a packed word) P V (AND mode) -> the context packed straight into
-            the next linear's ABUF layout, its input requantize done by the output path
+            the next linear's ABUF layout, its input requantize done by the output path;
+            Bi-Attention (BiBERT): Q K^T and A V in XNOR mode, the 0/1 map packed by the POST
+            (compiler/attention.py)
 add         fused into the LayerNorm that follows it (LAYERNORM's second input)
 layernorm   LAYERNORM per row block: a stream output (the next residual) and packed outputs
             for the next linears (their input requantize folded into `Packed.consts`)
-gelu        GELU per row block, written packed as the next linear's input
+gelu        GELU per row block, written packed as the next linear's input (1-bit: the sign, one
+            REQUANT)
 others      one VEC each (EMBED, LUT, DOT) with its constant block
 
 Machine nodes carry `attrs["reads"]` / `attrs["writes"]`: (tensor, first row, end row) in the

@@ -2,7 +2,8 @@
 depend on the configuration (CompileError, one line).
 
 linear     (M, K') x (K', N) XNOR, `in_bits` activation planes (K' = 2K for TWS-split layers)
-attention  per head: scores (T, d) x (d, T) AND mode, q_bits x k_bits planes; context
+attention  per head: scores (T, d) x (d, T) AND mode, q_bits x k_bits planes (Bi-Attention: XNOR
+           mode, 2 x 1 planes); context
            (T, T) x (T, d) AND mode, p_bits x v_bits planes (T: the tokens padded to
            lcm(pe_rows, vec_lanes))
 
