@@ -208,3 +208,12 @@ def test_a_package_mixing_binarybert_and_bibert_members_is_one_program(tmp_path)
     acc = host.run_batch(prog, b, progress=False)
     for m, want in enumerate(integer_member_accumulators(load_package(path), b)):
         assert np.array_equal(acc[:, m], want)
+
+
+def test_a_machine_without_two_bit_gemms_is_refused_before_compiling():
+    from bebert import api
+
+    with pytest.raises(api.ApiError, match="activation bits 2 not supported") as e:
+        api.check_model("synthetic:tiny,base=bibert", AccelConfig(act_bits=(1, 4)))
+    assert "\n" not in str(e.value)
+    api.check_model("synthetic:tiny,base=bibert", AccelConfig())
