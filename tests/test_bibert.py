@@ -217,3 +217,16 @@ def test_a_machine_without_two_bit_gemms_is_refused_before_compiling():
         api.check_model("synthetic:tiny,base=bibert", AccelConfig(act_bits=(1, 4)))
     assert "\n" not in str(e.value)
     api.check_model("synthetic:tiny,base=bibert", AccelConfig())
+
+
+def test_ffn1_packs_the_sign_for_ffn2_with_no_vector_kernel():
+    """sign(GELU(f)) = sign(f): FFN1's POST writes FFN2's +-1 plane itself (obits 1), so a BiBERT
+    layer's FFN has no GELU or REQUANT on the vector unit."""
+    from bebert.vector import VecFn
+
+    prog = compile_model(TINY, small4_config())
+    fns = {VecFn(i.args["fn"]) for i in prog.instrs if i.op == Op.VEC}
+    assert VecFn.GELU not in fns and VecFn.SOFTMAX not in fns
+    ffn = [r for r in prog.meta["regions"] if r.get("kind") == "ffn"]
+    assert ffn and not any(prog.instrs[j].op == Op.VEC and VecFn(prog.instrs[j].args["fn"]) == VecFn.REQUANT
+                           for r in ffn for j in range(r["start"], r["end"]))
