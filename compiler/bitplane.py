@@ -17,7 +17,7 @@ add         fused into the LayerNorm that follows it (LAYERNORM's second input)
 layernorm   LAYERNORM per row block: a stream output (the next residual) and packed outputs
             for the next linears (their input requantize folded into `Packed.consts`)
 gelu        GELU per row block, written packed as the next linear's input (1-bit: the sign, one
-            REQUANT; when FFN1 is its only producer, FFN1's POST packs the sign itself and
+            REQUANT; when it is FFN1's only reader, FFN1's POST packs the sign itself and
             no VEC runs)
 others      one VEC each (EMBED, LUT, DOT) with its constant block
 
