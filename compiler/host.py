@@ -1,9 +1,9 @@
 """The host side of a compiled ensemble: write inputs into the program, run it, read the outputs.
 
 A model program (meta kind "model") takes one example per run: `ids`, `types`, `mask` (int32
-per position) in its input region (a BiBERT program also `mask.p`, the same mask formatted as
-Bi-Attention's per-key POST parameters: input formatting, like packing the ids); it leaves each member's int64 classifier accumulators in
-`acc<i>`. What stays on the host is the one float step of the integer path: logits =
+per position) in its input region (a BiBERT program also `mask.p`: the same mask formatted as
+Bi-Attention's per-key POST parameters, input formatting like packing the ids); it leaves each
+member's int64 classifier accumulators in `acc<i>`. What stays on the host is the one float step of the integer path: logits =
 float32(float64(acc) * cls_scale), exactly `model/package.py apply_integer_member`'s last
 line, then `model/ensemble.py combine` (alpha-weighted softmax) and `predictions`, the same
 functions `bebert eval --integer` calls (docs/ARCHITECTURE.md, "The vector unit", COMBINE).

@@ -230,3 +230,20 @@ def test_ffn1_packs_the_sign_for_ffn2_with_no_vector_kernel():
     ffn = [r for r in prog.meta["regions"] if r.get("kind") == "ffn"]
     assert ffn and not any(prog.instrs[j].op == Op.VEC and VecFn(prog.instrs[j].args["fn"]) == VecFn.REQUANT
                            for r in ffn for j in range(r["start"], r["end"]))
+
+
+def test_a_query_cut_in_k_chunks_loads_the_ones_plane_beside_each_chunk():
+    """An ABUF too small for a whole head (64 dims on 16-bit words, 8 entries): Q K^T runs in
+    k-chunks, each loading its words of the constant plane beside b_q's (GEMM stride = the chunk)."""
+    cfg = AccelConfig(name="tiny_abuf", pe_rows=4, pe_cols=8, xnor_width=16, abuf_bytes=64, wbuf_bytes=2048,
+                      pbuf_bytes=512, dram_bytes_per_cycle=8, vec_lanes=4)
+    shape = EnsembleShape(layers=1, hidden=64, heads=1, intermediate=32, vocab=50, max_position=24, members=1,
+                          act_bits=1, attn_bits=1, seq=10, base="bibert")
+    model = synthetic_model(shape, 5)
+    prog = compile_model(model, cfg)
+    qk = [i.args for i in prog.instrs if i.op == Op.GEMM and i.args["bits"] == 2]
+    assert qk and all(g["k"] < 4 for g in qk)                    # 4 words, never in one GEMM
+    ids, types, mask = example(10, 50, 5)
+    for want, got in zip(reference_logits(model, ids, types, mask), program_logits(prog, ids, types, mask)):
+        assert torch.equal(want, got.reshape(want.shape))
+    assert check_races(prog, simulate(prog, trace=True).trace) == len(prog.instrs) - 1
