@@ -33,6 +33,8 @@ class IntegerPathUnavailable(NotImplementedError, ValueError):
 #   projections  activation codes (requantized to the layer's LSQ step), BinaryLinear.to_integer
 #   attention    Q/K/V codes straight from the POST unit, int scores, i-softmax (16-bit) requantized
 #                to the probability quantizer's step, int context
+#   BiBERT       Bi-Attention instead: +-1 Q/K/V, probs = [q k^T >= 0] on real keys, ctx = probs v,
+#                attn_out's input sign(ctx); every 1-bit input the exact sign of its code (NUMERICS "BiBERT")
 #   residuals    integer add then integer LayerNorm; FFN: i-GELU straight into FFN2's input codes
 #   pooler       integer linear; tanh a 2^16-entry lookup table on the 16-bit pooler codes
 #   classifier   16-bit weight codes per row, integer accumulate; the host only dequantizes the
