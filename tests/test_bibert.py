@@ -17,7 +17,7 @@ from bebert.isa import Op
 from bebert.model.integer_path import bi_attention
 from bebert.sim.simulator import simulate
 
-from conftest import GLUE_DIR, shipped_config, small4_config, train_tiny_sst2
+from conftest import CONFIGS, GLUE_DIR, shipped_config, small4_config, train_tiny_sst2
 from test_compile_model import program_logits, reference_logits
 
 TINY = "synthetic:tiny,members=2,base=bibert"
@@ -247,3 +247,18 @@ def test_a_query_cut_in_k_chunks_loads_the_ones_plane_beside_each_chunk():
     for want, got in zip(reference_logits(model, ids, types, mask), program_logits(prog, ids, types, mask)):
         assert torch.equal(want, got.reshape(want.shape))
     assert check_races(prog, simulate(prog, trace=True).trace) == len(prog.instrs) - 1
+
+
+def test_stats_of_a_compiled_bibert_program_count_one_bit_macs_at_one_64th(tmp_path, cli):
+    """`bebert stats` of the program folder is its model's: every MAC 1-bit x 1-bit (Bi-Attention's
+    bool x V too), a sixty-fourth of a full-precision MAC, so the matmuls shrink 64x per member."""
+    import json
+
+    from bebert.compiler.stats import stats_for
+
+    assert cli("compile", "--model", TINY, "--config", CONFIGS / "small.toml", "--out", tmp_path / "P").code == 0
+    got = json.loads(cli("stats", tmp_path / "P", "--json").out)
+    want = stats_for(TINY)
+    assert got["reduction"] == pytest.approx(want["reduction"])
+    assert want["reduction"]["flops_matmul_only_per_member"] == pytest.approx(64, rel=0.01)
+    assert want["member"]["ops"]["fp_macs"] == 2 * 64   # only the full-precision classifier
