@@ -96,6 +96,8 @@ def check_model(model: str | Target, config: AccelConfig) -> None:
     """Raise (one line) if `model` is malformed or cannot run on `config`, without compiling."""
     target = parse_target(model)
     bits = {target.abits} if isinstance(target, (GemmTarget, SyntheticTarget)) else set(target.act_bits)
+    if isinstance(target, SyntheticTarget) and target.shape.bi_attention:
+        bits.add(2)   # Bi-Attention's Q K^T: a 2-plane (ones + b_q) XNOR-mode product
     missing = sorted(bits - set(config.act_bits))
     if missing:
         raise ApiError(f"model {target.text!r}: activation bits {', '.join(map(str, missing))} not supported by "

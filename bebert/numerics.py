@@ -13,6 +13,7 @@ the accelerator all compute exactly this (docs/ARCHITECTURE.md, "Post-processing
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,6 +96,23 @@ def fixed_point(scale: np.ndarray, offset: np.ndarray, *, acc_bound: int = 1 << 
     mult = np.clip(np.rint(scale * 2.0 ** shift), INT32_MIN, INT32_MAX).astype(np.int64)
     bias = np.clip(np.rint(offset * 2.0 ** shift), INT32_MIN, INT32_MAX).astype(np.int64)
     return mult.astype(np.int32), bias.astype(np.int32), shift
+
+
+def sign_point(scale: np.ndarray, offset: np.ndarray, *, acc_bound: int,
+               fold_bound: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
+    """`fixed_point` for a 1-bit (sign) output: (mult, bias, 0) with sign(acc * mult + bias) ==
+    sign(acc * scale + offset) (scale > 0), exact but for the threshold -offset / scale rounded to
+    2^-k of an accumulator unit. The sign needs no magnitude, so no shift: a shift's rounding
+    (v + 2^(shift-1)) >> shift would move the threshold by half a multiplier (a small negative
+    accumulator giving +1). mult = 2^k, the largest k that keeps |acc| * mult + |bias| (and the
+    +-1 fold of `fixed_point`'s fold_bound) inside int32."""
+    scale = np.maximum(np.asarray(scale, np.float64), 1e-300)
+    t = np.clip(np.asarray(offset, np.float64) / scale, -(acc_bound + 1), acc_bound + 1)
+    reach = 2 * acc_bound + 2 + 2 * max(fold_bound, 0)
+    k = max(0, min(30, int(math.floor(math.log2((INT32_MAX - 1) / reach)))))
+    mult = np.full(scale.shape, 1 << k, np.int64)
+    bias = np.rint(t * 2.0 ** k).astype(np.int64)
+    return mult.astype(np.int32), bias.astype(np.int32), 0
 
 
 # -- the integer layer --------------------------------------------------------------------

@@ -10,11 +10,15 @@ linear      gemm XNOR over the input's ABUF bit-planes; the output path writes t
 attention   per head Q K^T (AND mode) -> stream scores (int16 when |q k| fits) -> SOFTMAX with
             the key mask, writing P packed with the probability requantize -> per head group
             (the heads sharing a packed word) P V (AND mode) -> the context packed straight into
-            the next linear's ABUF layout, its input requantize done by the output path
+            the next linear's ABUF layout, its input requantize done by the output path;
+            Bi-Attention (BiBERT): Q K^T and A V in XNOR mode, the 0/1 map packed by the POST
+            (compiler/attention.py)
 add         fused into the LayerNorm that follows it (LAYERNORM's second input)
 layernorm   LAYERNORM per row block: a stream output (the next residual) and packed outputs
             for the next linears (their input requantize folded into `Packed.consts`)
-gelu        GELU per row block, written packed as the next linear's input
+gelu        GELU per row block, written packed as the next linear's input (1-bit: the sign, one
+            REQUANT; when it is FFN1's only reader, FFN1's POST packs the sign itself and
+            no VEC runs)
 others      one VEC each (EMBED, LUT, DOT) with its constant block
 
 Machine nodes carry `attrs["reads"]` / `attrs["writes"]`: (tensor, first row, end row) in the
@@ -90,6 +94,7 @@ class _Lower(AttentionLowering):
         self.stream_of: dict[str, str] = {}            # model tensor -> its stream tensor
         self.shared: dict[tuple, str] = {}             # shared parameter / constant blocks
         self.live_rows: dict[str, int] = {}            # model tensor -> rows the rest of the member reads
+        self.signed_by_post: set[str] = set()         # linear outputs whose sign the POST packs (`linear_sign`)
 
     # -- tensors -----------------------------------------------------------------------
     def tensor(self, name: str, role: str, form: str, shape=(), data=None, layout=None, nbytes=0,
@@ -243,6 +248,30 @@ class _Lower(AttentionLowering):
         out = OutFmt(PostFmt.STREAM, L.out_bits, bool(L.out_signed), 0, elem=e.bit_length() - 1)
         self.gemm(n, n.name, self.linear_op(n, tiles, out, (s,), M, ceil_div(M, self.R)))
 
+    def sign_of(self, n: Node) -> Node | None:
+        """The GELU node that takes only the sign of linear `n`'s output (a 1-bit FFN2 input: a
+        REQUANT to 1 bit with ratio 1), when it is that output's only reader; else None."""
+        cs = self.consumers.get(n.outs["y"], [])
+        c = cs[0].attrs.get("consts") if len(cs) == 1 and cs[0].op == "gelu" else None
+        if isinstance(c, RequantConsts) and c.bits == 1 and c.mult == 1 << c.shift:
+            return cs[0]
+        return None
+
+    def linear_sign(self, n: Node, gelu: Node) -> None:
+        """FFN1 before a 1-bit FFN2 (BiBERT): the POST writes the sign of its codes straight into
+        FFN2's +-1 input plane (obits 1, pm1), with no stream and no VEC: sign(GELU(f)) = sign(f),
+        and the sign of a POST's clamped 16-bit code is its obits-1 result (the same rounding)."""
+        packs = self.packed_outputs(gelu.outs["y"], n.member)
+        if len(packs) != 1 or packs[0][1] is not None or packs[0][2] != 1:
+            raise CompileError(f"node '{gelu.name}': a sign feeds one 1-bit linear without an input requantize")
+        y = n.outs["y"]
+        M = self.live_rows.get(y, self.g.t(y).shape[0])
+        tiles = [(c, cols, 0, J, wid, last, pos) for c, cols, _, J, wid, last, pos in
+                 self.context_tiles(n.attrs["lin"].layer.out_features, 1)]
+        out = OutFmt(PostFmt.PACKED, 1, True, 0, pm1=True)
+        self.gemm(n, n.name, self.linear_op(n, tiles, out, (packs[0][0],), M, ceil_div(M, self.R)))
+        self.signed_by_post.add(y)
+
     def packed_outputs(self, y: str, member) -> list[tuple[str, str | None, int, bool]]:
         """The packed forms the linears reading `y` need: (tensor, requant consts, bits, pm1) each."""
         out, seen = [], {}
@@ -331,6 +360,12 @@ class _Lower(AttentionLowering):
         if len(packs) != 1 or packs[0][1] is not None:
             raise CompileError(f"node '{n.name}': GELU feeds one linear without an input requantize")
         px, _, bits, pm1 = packs[0]
+        if isinstance(c, RequantConsts):   # 1-bit FFN2 inputs: sign(GELU(x)) = sign(x), one REQUANT
+            if bits != c.bits:
+                raise CompileError(f"node '{n.name}': GELU writes {c.bits}-bit codes, the next linear takes {bits}")
+            k = self.const(f"{n.name}.consts", consts_words(VecFn.REQUANT, c), n.member)
+            self.requant_pack(n, src, px, k, bits, rows, self.g.t(y).shape[1], self.g.t(src).layout["elem"])
+            return
         if bits != c.out_bits:
             raise CompileError(f"node '{n.name}': GELU writes {c.out_bits}-bit codes, the next linear takes {bits}")
         k = self.const(f"{n.name}.consts", consts_words(VecFn.GELU, c), n.member)
@@ -460,6 +495,8 @@ class _Lower(AttentionLowering):
                 att, k = att_of[n.outs["y"]]
                 made = self.v_linear(n, att) if k == "v" else self.qk_linear(n, att, k)
                 qkv.setdefault(att.name, {})[k] = made
+            elif n.op == "linear" and self.sign_of(n):
+                self.linear_sign(n, self.sign_of(n))
             elif n.op == "linear":
                 self.linear(n)
             elif n.op == "attention":
@@ -471,7 +508,8 @@ class _Lower(AttentionLowering):
             elif n.op == "layernorm":
                 self.layernorm(n, adds.get(n.ins["x"]))
             elif n.op == "gelu":
-                self.gelu(n)
+                if n.ins["x"] not in self.signed_by_post:
+                    self.gelu(n)
             elif n.op == "embed":
                 self.embed(n)
             elif n.op == "lut":

@@ -80,6 +80,6 @@ def emit_program(g: Graph, config: AccelConfig) -> Program:
             "scratch_bytes_without_reuse", "task", "labels", "regression", "vocab", "seed",
             "package", "tokens", "estimated_cycles", "order_estimate_cycles")
     meta = {"kind": "model", **{k: g.meta[k] for k in keep if k in g.meta}, "regions": _regions(g, len(instrs)),
-            "inputs": ["ids", "types", "mask"], "outputs": [f"acc{i}" for i in range(g.meta["members"])]}
+            "inputs": ["ids", "types", "mask"] + (["mask.p"] if "mask.p" in g.tensors else []), "outputs": [f"acc{i}" for i in range(g.meta["members"])]}
     g.stage = "emit"
     return Program(config=config, instrs=instrs, dram=dram, tensors=tensors, meta=meta)

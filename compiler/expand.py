@@ -310,13 +310,17 @@ class Streams:
         A.pinned = set()
         if not plan.chunked:  # the group's activations of every A tensor, as one block
             parts, at_off = [], 0
+            if op.ones:   # the constant plane 0 first, once for the group (`_TileCtx.operands`)
+                kw = op.a_tensors[0].kwords
+                parts.append((self.off(op.ones), 0, kw, (op.ones, 0, 0)))
+                at_off = kw
             for ai, at in enumerate(op.a_tensors):
-                cnt = len(mt) * P * at.kwords
-                dram = self.off(at.name) + mt[0] * P * at.kwords * self.eb["abuf"]
+                cnt = len(mt) * at.planes * at.kwords
+                dram = self.off(at.name) + mt[0] * at.planes * at.kwords * self.eb["abuf"]
                 parts.append((dram, at_off, cnt, (at.name, mt[0] * R, (mt[-1] + 1) * R)))
                 abase[ai] = at_off
                 at_off += cnt
-            key = (tuple(a.name for a in op.a_tensors), mt[0], mt[-1])
+            key = (tuple(a.name for a in op.a_tensors), op.ones, mt[0], mt[-1])
             b = self.ensure("abuf", key, at_off, parts, None, ni)
             A.pinned.add(key)
             abase = {ai: (b, off) for ai, off in abase.items()}
@@ -406,8 +410,12 @@ class _TileCtx:
         at, wt = op.a_tensors[t.a], op.w_tensors[t.w]
         if self.plan.chunked:
             ea, ew = st.eb["abuf"], st.eb["wbuf"]
-            ka = st.ensure("abuf", (at.name, m, aw, k), P * k,
-                           [(st.off(at.name) + ((m * P + p) * at.kwords + aw) * ea, p * k, k) for p in range(P)],
+            if op.ones:   # plane 0 the constant, plane 1 the A tensor's one plane
+                parts = [(st.off(op.ones) + aw * ea, 0, k, (op.ones, 0, 0)),
+                         (st.off(at.name) + (m * at.kwords + aw) * ea, k, k)]
+            else:
+                parts = [(st.off(at.name) + ((m * P + p) * at.kwords + aw) * ea, p * k, k) for p in range(P)]
+            ka = st.ensure("abuf", (at.name, op.ones, m, aw, k), P * k, parts,
                            (at.name, m * st.R, (m + 1) * st.R), self.ni)
             kw = st.ensure("wbuf", (wt.name, t.wt, ww, k), Q * k,
                            [(st.off(wt.name) + (q * wt.ntiles * wt.kwords + t.wt * wt.kwords + ww) * ew, q * k, k)
@@ -415,9 +423,10 @@ class _TileCtx:
             return dict(self.common, a=ka[0], w=kw[0], k=k, stride=k, wstride=k if Q > 1 else 0), [ka, kw]
         ab, aoff = self.abase[t.a]
         wb, woff, lo, cnt = self.wblk[t.w]
-        return dict(self.common, a=ab[0] + aoff + (m - self.mt[0]) * P * at.kwords + aw,
-                    w=wb[0] + woff + (t.wt - lo) * wt.kwords + ww,
-                    k=k, stride=at.kwords, wstride=cnt * wt.kwords if Q > 1 else 0), [ab, wb]
+        at_m = aoff + (m - self.mt[0]) * at.planes * at.kwords   # m-tile m of the A tensor in the block
+        a, stride = (ab[0] + aw, at_m) if op.ones else (ab[0] + at_m + aw, at.kwords)  # ones: plane 0 at the start
+        return dict(self.common, a=a, w=wb[0] + woff + (t.wt - lo) * wt.kwords + ww,
+                    k=k, stride=stride, wstride=cnt * wt.kwords if Q > 1 else 0), [ab, wb]
 
     def tile(self, m: int, t) -> None:
         """The GEMMs and the POST of tile (m, t). The last GEMM is split so that a one-word `snap`

@@ -106,6 +106,10 @@ class GemmOp:
     tiles: tuple[NTile, ...]
     out: OutFmt
     dsts: tuple[str, ...]
+    # a const ABUF tensor of one m-tile's row-words (the A tensor's kwords): plane 0 of every m-tile,
+    # the single A tensor holding plane 1 (Bi-Attention's Q K^T: the constant all-ones plane of the
+    # two's complement of -q, docs/NUMERICS.md "BiBERT"); None: the A tensors hold every plane
+    ones: str | None = None
 
     @property
     def kwords(self) -> int:

@@ -1,8 +1,9 @@
 """The host side of a compiled ensemble: write inputs into the program, run it, read the outputs.
 
 A model program (meta kind "model") takes one example per run: `ids`, `types`, `mask` (int32
-per position) in its input region; it leaves each member's int64 classifier accumulators in
-`acc<i>`. What stays on the host is the one float step of the integer path: logits =
+per position) in its input region (a BiBERT program also `mask.p`: the same mask formatted as
+Bi-Attention's per-key POST parameters, input formatting like packing the ids); it leaves each
+member's int64 classifier accumulators in `acc<i>`. What stays on the host is the one float step of the integer path: logits =
 float32(float64(acc) * cls_scale), exactly `model/package.py apply_integer_member`'s last
 line, then `model/ensemble.py combine` (alpha-weighted softmax) and `predictions`, the same
 functions `bebert eval --integer` calls (docs/ARCHITECTURE.md, "The vector unit", COMBINE).
@@ -17,6 +18,8 @@ import numpy as np
 from bebert.program import Program, ProgramError
 
 from bebert import layout as lay
+
+from .attention import KEY_MASK, key_mask_params
 
 INPUTS = ("ids", "types", "mask")
 
@@ -37,6 +40,9 @@ def with_inputs(program: Program, ids, types, mask) -> Program:
             raise ProgramError(f"input '{name}' has {v.size} positions; the program was compiled for "
                                f"{t.shape[0] * t.shape[1]}")
         dram[t.offset:t.offset + t.nbytes] = lay.pack_rows(v, t.layout)
+    if KEY_MASK in (t.name for t in program.tensors):   # Bi-Attention's key mask, formatted as POST parameters
+        t = program.tensor(KEY_MASK)
+        dram[t.offset:t.offset + t.nbytes] = key_mask_params(mask, t.layout)
     return replace(program, dram=dram)
 
 

@@ -74,6 +74,7 @@ def _member(g: Graph, i: int, m) -> None:
         vv = lin("value", x, L.value, "attention")
         ctx = node("attention", f"{q}.attention", {"q": qq, "k": kk, "v": vv, "mask": "mask"}, scratch(f"{q}.ctx"),
                    li, "attention", heads=L.heads, head_dim=L.head_dim, softmax=L.softmax, probs=L.probs,
+                   bi_attention=bool(getattr(L, "bi_attention", False)),
                    q_bits=L.query.layer.out_bits, k_bits=L.key.layer.out_bits, v_bits=L.value.layer.out_bits)
         a = lin("attn_out", ctx, L.attn_out, "attention")
         s = node("add", f"{q}.attn_add", {"a": x, "b": a}, scratch(f"{q}.attn_sum"), li, "attention",

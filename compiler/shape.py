@@ -7,7 +7,7 @@ from .errors import CompileError
 from .ir import Graph
 
 MAX_FIELD16 = (1 << 16) - 1   # VEC rows / cols
-SUPPORTED_OUT_BITS = (2, 3, 4, 5, 6, 7, 8, 16)
+SUPPORTED_OUT_BITS = (1, 2, 3, 4, 5, 6, 7, 8, 16)  # 1: the sign (BiBERT's Q, K, V)
 
 
 def infer_shapes(g: Graph) -> Graph:
@@ -38,7 +38,7 @@ def infer_shapes(g: Graph) -> Graph:
             if L.in_features != k:
                 raise CompileError(f"weight '{node.name}': {L.in_features} inputs, the input gives {k}")
             if L.out_bits not in SUPPORTED_OUT_BITS:
-                raise CompileError(f"tensor '{node.name}': output bits {L.out_bits} not in 2..8 or 16")
+                raise CompileError(f"tensor '{node.name}': output bits {L.out_bits} not in 1..8 or 16")
             out.shape = (1 if a.get("first_row") else rows, L.out_features)
             out.sat = L.out_bits if L.out_bits > 8 else 0
             for d in (k, L.out_features):

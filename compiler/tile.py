@@ -2,7 +2,8 @@
 depend on the configuration (CompileError, one line).
 
 linear     (M, K') x (K', N) XNOR, `in_bits` activation planes (K' = 2K for TWS-split layers)
-attention  per head: scores (T, d) x (d, T) AND mode, q_bits x k_bits planes; context
+attention  per head: scores (T, d) x (d, T) AND mode, q_bits x k_bits planes (Bi-Attention: XNOR
+           mode, 2 x 1 planes); context
            (T, T) x (T, d) AND mode, p_bits x v_bits planes (T: the tokens padded to
            lcm(pe_rows, vec_lanes))
 
@@ -40,7 +41,13 @@ def tile(g: Graph, config: AccelConfig) -> Graph:
             a["tiles"] = (ceil_div(M, R), ceil_div(L.out_features, C), ceil_div(L.in_features, W))
         elif node.op == "attention":
             d = a["head_dim"]
-            for b, what in ((a["q_bits"], "q"), (a["k_bits"], "k"), (a["v_bits"], "v"), (a["probs"].bits, "probs")):
+            if a.get("bi_attention"):   # Bi-Attention: +-1 Q, K, V as XNOR-mode operands (2-plane Q K^T)
+                for b, what in ((a["q_bits"], "q"), (a["k_bits"], "k"), (a["v_bits"], "v")):
+                    if b != 1:
+                        raise CompileError(f"tensor '{node.name}.{what}': {b} bits; Bi-Attention takes 1-bit Q, K, V")
+                check_bits(config, 2, f"{node.name}.scores")
+            for b, what in () if a.get("bi_attention") else (
+                    (a["q_bits"], "q"), (a["k_bits"], "k"), (a["v_bits"], "v"), (a["probs"].bits, "probs")):
                 if not 2 <= b <= 8:
                     raise CompileError(f"tensor '{node.name}.{what}': {b} bits; attention operands are 2..8 bits")
                 check_bits(config, b, f"{node.name}.{what}")

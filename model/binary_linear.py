@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from bebert.numerics import IntegerLinear, act_range, fixed_point, requantize, requantize_torch  # noqa: F401
+from bebert.numerics import (IntegerLinear, act_range, fixed_point, requantize, requantize_torch,  # noqa: F401
+                             sign_point)
 
 
 # -- straight-through estimators ---------------------------------------------------------
@@ -204,7 +205,8 @@ class BinaryLinear(nn.Module):
         # +-1 activations are stored as one 0/1 bit-plane: leave room to fold 2*mult and
         # bias - mult*sum(w) into int32 (see compiler/lower.py).
         fold = max(2, self.in_features) if self.act_quant.bits == 1 else 0
-        mult, ibias, shift = fixed_point(scale, offset, acc_bound=max(bound, 1), fold_bound=fold)
+        point = sign_point if out_bits == 1 else fixed_point
+        mult, ibias, shift = point(scale, offset, acc_bound=max(bound, 1), fold_bound=fold)
         return IntegerLinear(sign=(self.weight >= 0).numpy().copy(), mult=mult, bias=ibias, shift=shift,
                              in_bits=self.act_quant.bits, in_signed=self.act_quant.signed,
                              out_bits=out_bits, out_signed=out_signed, in_step=s_x,

@@ -33,6 +33,8 @@ class IntegerPathUnavailable(NotImplementedError, ValueError):
 #   projections  activation codes (requantized to the layer's LSQ step), BinaryLinear.to_integer
 #   attention    Q/K/V codes straight from the POST unit, int scores, i-softmax (16-bit) requantized
 #                to the probability quantizer's step, int context
+#   BiBERT       Bi-Attention instead: +-1 Q/K/V, probs = [q k^T >= 0] on real keys, ctx = probs v,
+#                attn_out's input sign(ctx); every 1-bit input the exact sign of its code (NUMERICS "BiBERT")
 #   residuals    integer add then integer LayerNorm; FFN: i-GELU straight into FFN2's input codes
 #   pooler       integer linear; tanh a 2^16-entry lookup table on the 16-bit pooler codes
 #   classifier   16-bit weight codes per row, integer accumulate; the host only dequantizes the
@@ -49,8 +51,10 @@ CAL_HEADROOM = 2.0   # grid = headroom * calibration max / (2^15 - 1): one bit a
 def _supports_integer(q: QuantConfig) -> str | None:
     if q.weight_bits != 1 or q.embed_bits == FP:
         return "weights and embeddings must be binary"
-    if q.bi_attention or FP in (q.act_bits, q.attn_bits):
-        return "activations must be 1..8 bits with softmax attention (BinaryBERT); BiBERT's are not supported"
+    if FP in (q.act_bits, q.attn_bits):
+        return "activations must be 1..8 bits (BinaryBERT) or 1 bit with Bi-Attention (BiBERT)"
+    if q.bi_attention and q.act_bits != 1:
+        return "Bi-Attention (BiBERT) needs 1-bit activations: its context enters attn_out as sign bits"
     return None
 
 
@@ -109,14 +113,18 @@ class IntLinear:
 
 @dataclass(frozen=True)
 class IntegerLayer:
+    """One encoder layer. Softmax attention (BinaryBERT) or, with `bi_attention` (BiBERT), Bi-Attention:
+    q, k, v are +-1 codes, probs = [q k^T >= 0] on real keys (0/1, no softmax constants: `softmax` and
+    `probs` are None), ctx = probs @ v, and attn_out's input is sign(ctx) (0 -> +1; its `act` None)."""
+
     heads: int
     head_dim: int
     query: IntLinear            # out: q_quant codes
     key: IntLinear              # out: k_quant codes
     value: IntLinear            # out: v_quant codes
-    softmax: I.SoftmaxConsts    # int scores (q @ k^T) -> 16-bit probabilities
-    probs: I.RequantConsts      # 16-bit probabilities -> p_quant codes
-    attn_out: IntLinear         # context codes (p_quant * v_quant grid) -> 16-bit
+    softmax: I.SoftmaxConsts | None  # int scores (q @ k^T) -> 16-bit probabilities (None: Bi-Attention)
+    probs: I.RequantConsts | None    # 16-bit probabilities -> p_quant codes (None: Bi-Attention)
+    attn_out: IntLinear         # context codes (p_quant * v_quant grid; Bi-Attention: sign(ctx)) -> 16-bit
     attn_add: I.AddConsts
     attn_ln: I.LayerNormConsts
     ffn_in: IntLinear           # -> 16-bit
@@ -124,6 +132,7 @@ class IntegerLayer:
     ffn_out: IntLinear          # -> 16-bit (act None: i-GELU's output is its input)
     ffn_add: I.AddConsts
     ffn_ln: I.LayerNormConsts
+    bi_attention: bool = False
 
 
 @dataclass(frozen=True)
@@ -152,9 +161,15 @@ class IntegerModel:
 
 
 def _int_linear(layer: QLinear, out_step: float, out_bits: int, s_in: float | None,
-                out_signed: bool = True) -> IntLinear:
+                out_signed: bool = True, exact_sign: bool = False) -> IntLinear:
+    """`exact_sign` (BiBERT): a 1-bit input is the sign of the input code itself (ratio 1: code >= 0
+    -> +1), not of the code requantized to the layer's step (whose rounding turns small negative
+    codes into 0 -> +1); the sign does not depend on the step."""
     q = layer.act_quant
-    act = None if s_in is None else I.prepare_requant(s_in, float(q.step.abs()), q.bits, q.signed)
+    act = None
+    if s_in is not None:
+        s_to = s_in if exact_sign and q.bits == 1 else float(q.step.abs())
+        act = I.prepare_requant(s_in, s_to, q.bits, q.signed)
     lin, mult_hi = layer.to_integer_halves(out_step, out_bits, out_signed)
     return IntLinear(lin, act, bool(layer.split), mult_hi)
 
@@ -187,22 +202,27 @@ def integer_member(model: QuantBert, cal: dict) -> IntegerMember:
     embed_ln = I.prepare_layernorm(s_e, _np(emb.ln.weight), _np(emb.ln.bias), s_x, _R_BITS,
                                    eps=emb.ln.eps, in_bits=20)
     layers = []
+    bi = bool(model.quant.bi_attention)
     for li, layer in enumerate(model.layers):
         at, p = layer.attn, f"layers.{li}"
-        q = _int_linear(at.query, step(at.q_quant), at.q_quant.bits, s_x)
-        k = _int_linear(at.key, step(at.k_quant), at.k_quant.bits, s_x)
-        v = _int_linear(at.value, step(at.v_quant), at.v_quant.bits, s_x)
-        sm = I.prepare_softmax(step(at.q_quant) * step(at.k_quant) / math.sqrt(at.head_dim), out_bits=16)
-        probs = I.prepare_requant(sm.out_scale, step(at.p_quant), at.p_quant.bits, signed=False)
+        q = _int_linear(at.query, step(at.q_quant), at.q_quant.bits, s_x, exact_sign=bi)
+        k = _int_linear(at.key, step(at.k_quant), at.k_quant.bits, s_x, exact_sign=bi)
+        v = _int_linear(at.value, step(at.v_quant), at.v_quant.bits, s_x, exact_sign=bi)
         s_ao = cal[f"{p}.attn_out"][1]
-        ao = _int_linear(layer.attn_out, s_ao, _R_BITS, step(at.p_quant) * step(at.v_quant))
+        if bi:  # Bi-Attention: no softmax; attn_out takes sign(ctx) as its +-1 input codes
+            sm = probs = None
+            ao = _int_linear(layer.attn_out, s_ao, _R_BITS, None)
+        else:
+            sm = I.prepare_softmax(step(at.q_quant) * step(at.k_quant) / math.sqrt(at.head_dim), out_bits=16)
+            probs = I.prepare_requant(sm.out_scale, step(at.p_quant), at.p_quant.bits, signed=False)
+            ao = _int_linear(layer.attn_out, s_ao, _R_BITS, step(at.p_quant) * step(at.v_quant))
         s_sum, s_ln = cal[f"{p}.attn_ln"]
         attn_add = I.prepare_add(s_x, s_ao, s_sum, _R_BITS)
         attn_ln = I.prepare_layernorm(s_sum, _np(layer.attn_ln.weight), _np(layer.attn_ln.bias), s_ln, _R_BITS,
                                       eps=layer.attn_ln.eps, in_bits=_R_BITS)
         s_x = s_ln
         s_fi = cal[f"{p}.ffn_in"][1]
-        fi = _int_linear(layer.ffn_in, s_fi, _R_BITS, s_x)
+        fi = _int_linear(layer.ffn_in, s_fi, _R_BITS, s_x, exact_sign=bi)
         fo = layer.ffn_out.act_quant
         # 1-bit FFN2 inputs are sign(GELU(x)) = sign(x): the sign of ffn_in's codes
         gelu = I.prepare_requant(s_fi, s_fi, 1) if fo.bits == 1 else I.prepare_gelu(s_fi, step(fo), fo.bits, fo.signed)
@@ -214,11 +234,11 @@ def integer_member(model: QuantBert, cal: dict) -> IntegerMember:
                                      eps=layer.ffn_ln.eps, in_bits=_R_BITS)
         s_x = s_ln
         layers.append(IntegerLayer(at.heads, at.head_dim, q, k, v, sm, probs, ao, attn_add, attn_ln,
-                                   fi, gelu, ffo, ffn_add, ffn_ln))
+                                   fi, gelu, ffo, ffn_add, ffn_ln, bi))
     s_pool = cal["pooler"][1]
     return IntegerMember(word=_table(emb.word, s_e), position=_table(emb.position, s_e),
                          token_type=_table(emb.token_type, s_e), embed_scale=s_e, embed_ln=embed_ln,
-                         layers=tuple(layers), pooler=_int_linear(model.pooler, s_pool, _R_BITS, s_x),
+                         layers=tuple(layers), pooler=_int_linear(model.pooler, s_pool, _R_BITS, s_x, exact_sign=bi),
                          pooler_scale=s_pool, **_head(model.classifier, s_pool))
 
 
@@ -304,6 +324,13 @@ def _apply_linear(lin: IntLinear, a: torch.Tensor) -> torch.Tensor:
                             L.shift, L.out_bits, L.out_signed).to(torch.int64)
 
 
+def bi_attention(scores: torch.Tensor, v: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """BiBERT's Bi-Attention in integers (docs/NUMERICS.md, "BiBERT"): probs = [q.k >= 0] on real keys
+    (0 on masked ones), ctx = probs @ v exactly, and the +-1 codes sign(ctx) (0 -> +1) attn_out reads."""
+    probs = ((scores >= 0) & keys).to(torch.int64)
+    return torch.where(imatmul(probs, v) >= 0, 1, -1).to(torch.int64)
+
+
 @torch.no_grad()
 def integer_accumulators(im: IntegerMember, batch: dict) -> torch.Tensor:
     """One member's int64 classifier accumulators (n, labels) on the integer path. Every example is
@@ -318,10 +345,13 @@ def integer_accumulators(im: IntegerMember, batch: dict) -> torch.Tensor:
         b, t, h = x.shape
         heads = lambda z: z.view(b, t, L.heads, L.head_dim).transpose(1, 2)  # noqa: E731
         q, k, v = (heads(_apply_linear(lin, x)) for lin in (L.query, L.key, L.value))
-        probs = I.apply_softmax(imatmul(q, k.transpose(-2, -1)), L.softmax, mask=keys)
-        pc = I.apply_requant(probs, L.probs).to(torch.int64)
-        ctx = imatmul(pc, v).transpose(1, 2).reshape(b, t, L.heads * L.head_dim)
-        a = _apply_linear(L.attn_out, ctx)
+        scores = imatmul(q, k.transpose(-2, -1))
+        if getattr(L, "bi_attention", False):
+            ctx = bi_attention(scores, v, keys)
+        else:
+            probs = I.apply_softmax(scores, L.softmax, mask=keys)
+            ctx = imatmul(I.apply_requant(probs, L.probs).to(torch.int64), v)
+        a = _apply_linear(L.attn_out, ctx.transpose(1, 2).reshape(b, t, L.heads * L.head_dim))
         x = I.apply_layernorm(I.apply_add(x, a, L.attn_add), L.attn_ln).to(torch.int64)
         f = _apply_linear(L.ffn_in, x)
         g = (I.apply_requant(f, L.gelu) if isinstance(L.gelu, I.RequantConsts)

@@ -222,6 +222,12 @@ class _FrozenMixin:
         return cache[1]
 
 
+def _pm1(x: torch.Tensor) -> torch.Tensor:
+    """+-1 codes recovered from code * step / step, snapped to exactly +-1 (the step's gradient
+    scaling may leave an ulp); the gradient passes unchanged."""
+    return x + (torch.where(x >= 0, 1.0, -1.0).to(x.dtype) - x).detach()
+
+
 class QLinear(_FrozenMixin, BinaryLinear):
     """A BinaryLinear with `weight_bits` in 1..8 or 32 and optional full-precision inputs.
 
@@ -260,7 +266,14 @@ class QLinear(_FrozenMixin, BinaryLinear):
         return self._cached(compute)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act_quant(x) @ self.effective_weight().t() + self.bias
+        a, w = self.act_quant(x), self.effective_weight()
+        if getattr(self.act_quant, "bits", FP) == 1 and self.weight_bits == 1 and not self.split:
+            # +-1 x +-1 (BiBERT): the dot products summed as exact integers, then scaled; a float sum
+            # of +-step*alpha terms that should be 0 comes out +-1 ulp and the next sign flips at random
+            s = self.act_quant.step.abs().clamp_min(1e-8)
+            alpha = w.abs().amax(dim=1)
+            return (_pm1(a / s) @ _pm1(w / alpha.clamp_min(1e-30)[:, None]).t()) * (s * alpha) + self.bias
+        return a @ w.t() + self.bias
 
     @torch.no_grad()
     def to_integer_halves(self, out_step: float, out_bits: int = 8,
@@ -430,13 +443,25 @@ class SelfAttention(nn.Module):
         q = self.q_quant(self._heads(self.query(x)))
         k = self.k_quant(self._heads(self.key(x)))
         v = self.v_quant(self._heads(self.value(x)))
-        scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim) + mask_add
         if self.bi_attention:
-            probs = bool_ste(scores)  # masked positions are -1e4: bool gives 0
+            scores, ctx = self._bi_attention(q, k, v, mask_add)
         else:
-            probs = self.p_quant(torch.softmax(scores, dim=-1))
-        ctx = (self.drop(probs) @ v).transpose(1, 2).reshape(*x.shape[:2], self.heads * self.head_dim)
+            scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim) + mask_add
+            ctx = self.drop(self.p_quant(torch.softmax(scores, dim=-1))) @ v
+        ctx = ctx.transpose(1, 2).reshape(*x.shape[:2], self.heads * self.head_dim)
         return ctx, scores, (q, k, v)
+
+    def _bi_attention(self, q, k, v, mask_add):
+        """BiBERT's Bi-Attention, bool(q k^T / sqrt(d) + mask) @ v, with the +-1 products summed as
+        exact integers (q / step, k / step, v / step are exactly +-1): a float sum of +-step terms
+        that should be 0 (common: d and the attended keys are even counts) would come out +-1 ulp,
+        and bool / the next sign would then flip at random. The same function as the plain
+        formula, bit-exact at 0 (what the integer path computes, docs/NUMERICS.md, "BiBERT")."""
+        sq, sk, sv = (m.step.abs().clamp_min(1e-8) for m in (self.q_quant, self.k_quant, self.v_quant))
+        dots = _pm1(q / sq) @ _pm1(k / sk).transpose(-2, -1)      # exact integers
+        scores = dots * (sq * sk / math.sqrt(self.head_dim)) + mask_add
+        probs = self.drop(bool_ste(scores))                       # masked positions are -1e4: bool gives 0
+        return scores, (probs @ _pm1(v / sv)) * sv                # exact integers times the step
 
 
 class Layer(nn.Module):
@@ -457,8 +482,17 @@ class Layer(nn.Module):
     def forward(self, x: torch.Tensor, mask_add: torch.Tensor):
         ctx, scores, qkv = self.attn(x, mask_add)
         x = self.attn_ln(x + self.drop(self.attn_out(ctx)))
-        x = self.ffn_ln(x + self.drop(self.ffn_out(self.gelu(self.ffn_in(x)))))
+        x = self.ffn_ln(x + self.drop(self.ffn_out(self._activation(self.ffn_in(x)))))
         return x, scores, qkv
+
+    def _activation(self, f: torch.Tensor) -> torch.Tensor:
+        """GELU; before a 1-bit FFN2 input (BiBERT) the sign of GELU(f) is sign(f), so where the
+        I-BERT polynomial has saturated to exactly 0 for f < 0 (f < -2.5: sign(0) would give +1) the
+        value is kept just below 0. The gradient is unchanged (GELU's is 0 there)."""
+        h = self.gelu(f)
+        if getattr(self.ffn_out.act_quant, "bits", FP) != 1:
+            return h
+        return torch.where((f < 0) & (h >= 0), torch.full_like(h, -1e-30), h)
 
 
 class QuantBert(nn.Module):

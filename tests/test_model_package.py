@@ -112,10 +112,21 @@ def test_integer_path_follows_float_model(tmp_path):
         assert torch.corrcoef(torch.stack([f.reshape(-1), i.reshape(-1)]))[0, 1] > bound
 
 
-def test_integer_path_rejects_bibert(tmp_path, members):
+def test_integer_path_needs_the_calibrated_grids(tmp_path, members):
+    """A package exported without calibration data has no 16-bit grids: refused in one line
+    (BiBERT members have an integer path: tests/test_bibert.py)."""
     p = export_package(tmp_path / "pkg", [members[1]], [1.0], task="rte", labels=["a", "b"], max_seq_len=12)
-    with pytest.raises(ValueError, match="--integer"):
+    with pytest.raises(ValueError, match="--integer: member 0 has no integer_scales") as e:
         integer_logits(load_package(p), batch())
+    assert "\n" not in str(e.value)
+
+
+def test_bi_attention_with_multi_bit_activations_has_no_integer_path(tmp_path):
+    from bebert.model.integer_path import IntegerPathUnavailable, integer_member
+
+    m = trained(QuantConfig("bibert", 1, 1, 4, 1, bi_attention=True), 0)
+    with pytest.raises(IntegerPathUnavailable, match="Bi-Attention .* needs 1-bit activations"):
+        integer_member(m, {})
 
 
 def other_batch():

