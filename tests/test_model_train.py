@@ -264,6 +264,27 @@ def test_mixed_ensemble_trains_binarybert_and_bibert_members_in_one_package(tmp_
     assert [len(s["members"]) for s in res["splits"].values()] == [3]
 
 
+def test_a_trained_mixed_ensemble_is_one_program_equal_to_its_integer_path(tmp_path, backbone):
+    """Members of different shapes and attention kinds (half-width BinaryBERT with softmax, full-width
+    BiBERT with Bi-Attention) compile into one program; its golden accumulators are the integer
+    path's, member by member."""
+    import numpy as np
+
+    from bebert.compiler import compile_model, host
+    from bebert.config import AccelConfig
+    from bebert.model import glue
+    from bebert.model.package import integer_member_accumulators, load_package
+
+    out = tmp_path / "mixed"
+    T.train(small_cfg(out, backbone, base="mixed", members=2, tws_scales="shared"))
+    pkg = load_package(out / "package")
+    prog = compile_model(str(out), AccelConfig.from_toml(Path(__file__).resolve().parents[1] / "configs" / "small.toml"))
+    data = glue.encode(glue.load_split(glue.get_task("sst2"), "dev", str(GLUE_DIR), 6), pkg.tokenizer(), 16, False)
+    acc = host.run_batch(prog, data, progress=False)
+    for m, want in enumerate(integer_member_accumulators(pkg, data)):
+        assert np.array_equal(acc[:, m], want)
+
+
 def test_a_mixed_ensemble_takes_abits_for_its_binarybert_members_only(tmp_path, backbone):
     cfg = small_cfg(tmp_path / "x", backbone, base="mixed", act_bits=3)
     assert [cfg.member_quant(m).act_bits for m in range(3)] == [3, 1, 3]
