@@ -604,27 +604,36 @@ class ScalarEngine(wiring.Component):
     def _vote_consumer(self, m, go, out, done, sl, rows_out):
         """Stage 1 the product, 2 the logit code, 3 the member's first maximum (samme.r: S[c] +=
         l; samme: V[c] = 0 for the first member), 4 / 5 samme's V[c_m] += alpha; after the
-        row's last member the read-back of V / S (first maximum) and the prediction out."""
+        row's last member the read-back of V / S (first maximum) and the prediction out. Every
+        stage holds while a write waits (`en`)."""
         vals, pop = out["vals"], out["pop"]
-        rr, rw = self.row_rd, self.row_wr
-        blocked = out["wv"] & ~self.wr.ready
-        en = ~blocked
+        en = ~(out["wv"] & ~self.wr.ready)
         samme_r = sl[SLOTS["C1"]] == 1
-        v = vals.r_data.as_signed()
-        ck = Signal(2)                                  # 0 shift, 1 alpha, 2 mult, 3 accumulator
-        cc, cm = Signal(16), Signal(16)
-        shift, alpha, mult = Signal(6), Signal(signed(64)), Signal(signed(64))
-        m.d.comb += pop.eq(vals.r_rdy & en)
+        m.d.comb += [pop.eq(vals.r_rdy & en), self.row_rd.en.eq(en)]
         with m.If(out["sent"]):
             m.d.sync += out["wv"].eq(0)
         with m.If(go):
-            m.d.sync += [ck.eq(0), cc.eq(0), cm.eq(0), rows_out.eq(0)]
-        # stage 1: the product acc * mult (mod 2^64)
-        s1, c1, p1, a1 = Signal(), Signal(16), Signal(signed(64)), Signal(signed(64))
-        first1, last1, mfirst1, mlast1 = Signal(), Signal(), Signal(), Signal()
+            m.d.sync += rows_out.eq(0)
+        s1 = self._vote_product(m, go, vals.r_data.as_signed(), pop, en)
+        s2 = self._vote_code(m, s1, en)
+        mlast4 = self._vote_member(m, s2, en, samme_r, out)
+        self._vote_readback(m, mlast4, en, out, rows_out)
+        m.d.comb += done.eq(((rows_out == self.rows) & ~out["wv"]) | self._faulted(out))
+
+    def _vote_product(self, m, go, v, pop, en):
+        """The values in order (shift, alpha, then per class mult, accumulator); stage 1: acc *
+        mult (mod 2^64) with the class's place in its member and row."""
+        ck = Signal(2)                                  # 0 shift, 1 alpha, 2 mult, 3 accumulator
+        cc, cm = Signal(16), Signal(16)
+        alpha, mult = Signal(signed(64)), Signal(signed(64))
+        st = {"valid": Signal(), "c": Signal(16), "p": Signal(signed(64)), "a": Signal(signed(64)),
+              "first": Signal(), "last": Signal(), "mfirst": Signal(), "mlast": Signal()}
+        self._vote_shift = shift = Signal(6)
+        with m.If(go):
+            m.d.sync += [ck.eq(0), cc.eq(0), cm.eq(0)]
         prod = self._mul(m, v, mult)
         with m.If(en):
-            m.d.sync += s1.eq(pop & (ck == 3))
+            m.d.sync += st["valid"].eq(pop & (ck == 3))
         with m.If(pop):
             with m.Switch(ck):
                 with m.Case(0):
@@ -636,39 +645,46 @@ class ScalarEngine(wiring.Component):
                 with m.Case(2):
                     m.d.sync += [mult.eq(v), ck.eq(3)]
                 with m.Case(3):
-                    m.d.sync += [p1.eq(prod), c1.eq(cc), a1.eq(alpha), first1.eq(cc == 0),
-                                 last1.eq(cc == self.cols - 1), mfirst1.eq(cm == 0), mlast1.eq(cm == self.aux - 1),
-                                 ck.eq(2), cc.eq(cc + 1)]
+                    m.d.sync += [st["p"].eq(prod), st["c"].eq(cc), st["a"].eq(alpha), st["first"].eq(cc == 0),
+                                 st["last"].eq(cc == self.cols - 1), st["mfirst"].eq(cm == 0),
+                                 st["mlast"].eq(cm == self.aux - 1), ck.eq(2), cc.eq(cc + 1)]
                     with m.If(cc == self.cols - 1):
                         m.d.sync += [ck.eq(0), cc.eq(0), cm.eq(Mux(cm == self.aux - 1, 0, cm + 1))]
-        # stage 2: the logit code l = clamp_int32((p + 2^(shift-1)) >> shift); S[c] read (samme.r)
+        return st
+
+    def _vote_code(self, m, s1, en):
+        """Stage 2: l = clamp_int32((p + 2^(shift-1)) >> shift) (the member's shift: its next
+        shift is taken one cycle later at the earliest); the row buffer's S[c] read (samme.r)."""
+        shift = self._vote_shift
         rnd = Mux(shift == 0, 0, (Const(1, 64) << (shift - 1)[:6])[:64])
-        q = ((p1 + rnd)[:64].as_signed() >> shift)
+        q = (s1["p"] + rnd)[:64].as_signed() >> shift
         lo, hi = -(1 << 31), (1 << 31) - 1
         code = Mux(q < lo, lo, Mux(q > hi, hi, q))
-        s2, c2, l2, a2 = Signal(), Signal(16), Signal(signed(32)), Signal(signed(64))
-        first2, last2, mfirst2, mlast2 = Signal(), Signal(), Signal(), Signal()
-        fin = Signal()                                  # the read-back phase
-        fa = Signal(17)                                 # its read address
-        m.d.comb += [rr.en.eq(en), rr.addr.eq(c1)]
+        s2 = {k: Signal.like(v, name=f"{k}2") for k, v in s1.items() if k != "p"}
+        s2["l"] = Signal(signed(32))
+        m.d.comb += self.row_rd.addr.eq(s1["c"])
         with m.If(en):
-            m.d.sync += [s2.eq(s1), c2.eq(c1), l2.eq(code), a2.eq(a1), first2.eq(first1), last2.eq(last1),
-                         mfirst2.eq(mfirst1), mlast2.eq(mlast1)]
-        # stage 3: the member's first maximum; samme.r S[c] = (first ? 0 : S[c]) + l; samme V[c] = 0 at first
+            m.d.sync += [s2[k].eq(s1[k]) for k in s2 if k != "l"] + [s2["l"].eq(code)]
+        return s2
+
+    def _vote_member(self, m, s2, en, samme_r, out):
+        """Stage 3: the member's first maximum; samme.r S[c] = (first member ? 0 : S[c]) + l,
+        samme V[c] = 0 for the first member; the member's class out after its last class.
+        Stages 4 / 5 (samme): V[c_m] read, V[c_m] + alpha written."""
+        rr, rw = self.row_rd, self.row_wr
         best, bestc = Signal(signed(32)), Signal(16)
-        newer = first2 | (l2 > best)
-        cls = Mux(newer, c2, bestc)
+        newer = s2["first"] | (s2["l"] > best)
+        cls = Mux(newer, s2["c"], bestc)
         s3, c3, a3, mlast3 = Signal(), Signal(16), Signal(signed(64)), Signal()
         with m.If(en):
-            m.d.sync += [s3.eq(s2 & last2), c3.eq(cls), a3.eq(a2), mlast3.eq(mlast2)]
-        with m.If(en & s2):
-            m.d.sync += [best.eq(Mux(newer, l2, best)), bestc.eq(cls)]
-            with m.If(samme_r | mfirst2):
-                m.d.comb += [rw.en.eq(1), rw.addr.eq(c2),
-                             rw.data.eq(Mux(samme_r, Mux(mfirst2, 0, rr.data.as_signed()) + l2, 0))]
-            with m.If(last2 & ~self.fault):          # after a fault nothing more is written
+            m.d.sync += [s3.eq(s2["valid"] & s2["last"]), c3.eq(cls), a3.eq(s2["a"]), mlast3.eq(s2["mlast"])]
+        with m.If(en & s2["valid"]):
+            m.d.sync += [best.eq(Mux(newer, s2["l"], best)), bestc.eq(cls)]
+            with m.If(samme_r | s2["mfirst"]):
+                m.d.comb += [rw.en.eq(1), rw.addr.eq(s2["c"]),
+                             rw.data.eq(Mux(samme_r, Mux(s2["mfirst"], 0, rr.data.as_signed()) + s2["l"], 0))]
+            with m.If(s2["last"] & ~self.fault):          # after a fault nothing more is written
                 m.d.sync += [out["wv"].eq(1), out["wdata"].eq(cls)]
-        # stage 4: V[c_m] read (samme); stage 5: V[c_m] += alpha
         s4, c4, a4, mlast4 = Signal(), Signal(16), Signal(signed(64)), Signal()
         with m.If(s3 & ~samme_r):
             m.d.comb += rr.addr.eq(c3)
@@ -676,7 +692,13 @@ class ScalarEngine(wiring.Component):
             m.d.sync += [s4.eq(s3), c4.eq(c3), a4.eq(a3), mlast4.eq(s3 & mlast3)]
         with m.If(en & s4 & ~samme_r):
             m.d.comb += [rw.en.eq(1), rw.addr.eq(c4), rw.data.eq(rr.data.as_signed() + a4)]
-        # the read-back: V / S [0 .. cols - 1], one a cycle, the first maximum; then the prediction
+        return mlast4
+
+    def _vote_readback(self, m, mlast4, en, out, rows_out):
+        """After the row's last member: V / S [0 .. cols - 1] read one a cycle, their first
+        maximum; the prediction out."""
+        rr = self.row_rd
+        fin, fa = Signal(), Signal(17)
         fv, fc, fbest, fbc = Signal(), Signal(16), Signal(signed(64)), Signal(16)
         with m.If(en & mlast4):
             m.d.sync += [fin.eq(1), fa.eq(0)]
@@ -694,4 +716,3 @@ class ScalarEngine(wiring.Component):
             m.d.sync += [fbest.eq(Mux(fnewer, rr.data.as_signed(), fbest)), fbc.eq(fcls)]
             with m.If((fc == self.cols - 1) & ~self.fault):
                 m.d.sync += [out["wv"].eq(1), out["wdata"].eq(fcls), rows_out.eq(rows_out + 1)]
-        m.d.comb += done.eq(((rows_out == self.rows) & ~out["wv"]) | self._faulted(out))
