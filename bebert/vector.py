@@ -63,6 +63,7 @@ import numpy as np
 from bebert import integer_ops as I
 from bebert import layout as lay
 from bebert.config import AccelConfig
+from bebert.numerics import requantize
 
 
 class VecFn(IntEnum):
@@ -439,8 +440,8 @@ def _scalar_cycles(k: Kernel, rows: int, cols: int, aux: int, cfg: AccelConfig) 
         w_last, idle = p + 1, p + 3
     elif k.fn == VecFn.VOTE:      # per row: aux (2 + 2 cols) reads, the votes read back, the prediction out
         n = aux * (2 + 2 * cols)
-        period = n - 1 + back + cols + VOTE_TAIL + 1
-        w_last = first + (rows - 1) * period + n - 1 + back + cols + VOTE_TAIL
+        w_first = first + n - 1 + back + cols + VOTE_TAIL               # the first row's prediction written
+        w_last = w_first + (rows - 1) * (w_first + 1 - first)           # each next row's reads from w + 1 on
         idle = w_last + 2
     else:                         # COMBINE: per member its view, weight, walker, elements; then every acc out
         member = 15 + VEC_WALK_INIT + n
@@ -856,7 +857,6 @@ def _combine(c: _Ctx) -> None:
 
 
 VOTE_METHODS = {"samme": 0, "samme.r": 1}     # the `method` word (model/vote.py CLASS_VOTES the device takes)
-VOTE_MEMBER_WORDS = ("logit_shift", "alpha_q")   # then the member's cols logit mults
 
 
 def vote_consts_words(shifts, alphas, mults) -> bytes:
@@ -868,7 +868,6 @@ def vote_consts_words(shifts, alphas, mults) -> bytes:
 def vote_reference(acc: np.ndarray, shifts, alphas, mults, method: int) -> np.ndarray:
     """VOTE's arithmetic: accumulators (rows, members, labels) -> (rows, members + 1) int64,
     every member's prediction then the ensemble's (model/vote.py apply_vote's samme / samme.r)."""
-    from bebert.numerics import requantize
     acc = np.asarray(acc, np.int64)
     codes = np.stack([requantize(acc[:, m], np.asarray(mults[m], np.int64), 0, int(shifts[m]), 0, True)
                       for m in range(acc.shape[1])], 1).astype(np.int64)              # (rows, members, labels)
