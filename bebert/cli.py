@@ -127,15 +127,24 @@ def _run_model(a: argparse.Namespace, program) -> int:
         task = glue.get_task(a.task or pkg.task)
         examples = glue.load_split(task, a.split, a.data_dir, a.examples)
         batch = glue.encode(examples, pkg.tokenizer(), program.meta["seq"], task.is_regression)
-        acc = host.run_batch(program, batch)
+        outs = host.run_batch_outputs(program, batch)
         res.update(task=task.name, split=a.split, examples=len(examples),
                    labels=batch["labels"].numpy().tolist())
     else:
-        acc = host.run_once(program)[None]
+        outs = [host.run_outputs(program)]
         res.update(examples=1, input="compiled-in")
-    z, preds = host.ensemble(acc, program)
+    member_preds, preds = host.predict(outs, program)      # the device's votes (or apply_vote): integers
+    acc = np.stack([host.accumulators(o, program) for o in outs])
+    vote = program.meta.get("vote") or {}
+    res["vote"] = {"method": vote.get("method"), "on": vote.get("on")}
+    if program.meta.get("regression"):
+        from bebert.model.vote import score_value
+
+        res["prediction_codes"] = preds.tolist()
+        preds, member_preds = score_value(preds), score_value(member_preds)
     res["predictions"] = np.asarray(preds).tolist()
-    res["member_logits"] = [m.tolist() for m in z]
+    res["member_predictions"] = np.asarray(member_preds).T.tolist()
+    res["member_logits"] = [m.tolist() for m in np.moveaxis(host.logit_values(acc, program), 1, 0)]
     res["accumulators"] = acc.tolist()
     if "labels" in res and not program.meta.get("regression"):
         res["accuracy"] = float(np.mean(np.asarray(preds) == np.asarray(res["labels"])))

@@ -23,9 +23,10 @@ Text form (one instruction per line, `#` starts a comment):
     POSTCFG fmt=1 obits=4 osigned=1 shift=16 pitch=0x600 group=16 @pop=load
     POST p=0 dram=0x8000 cols=16 rows=16 flush=1 @pop=compute @push=compute,vec
     SYNC stage=output @push=compute
-    VEC fn=4 desc=0x2000 rows=128 cols=768 io=1 @pop=output @push=load
+    VEC layernorm desc=0x2000 rows=128 cols=768 io=1 @pop=output @push=load
     HALT
 Fields equal to their default (`DEFAULTS`) may be left out, and the disassembler omits them.
+A VEC's kernel is written by its name (`bebert.vector.VecFn`, any case) or as `fn=N`.
 `assemble(disassemble(w))` returns `w` for every legal word.
 """
 
@@ -371,6 +372,8 @@ def disassemble(ins: Instr | int) -> str:
             continue
         if ins.op == Op.LOAD and k == "buf":
             parts.insert(1, BUF_NAMES[Buf(v)])
+        elif ins.op == Op.VEC and k == "fn" and v in _vec_names():
+            parts.insert(1, _vec_names()[v])
         elif ins.op == Op.SYNC and k == "stage":
             parts.append(f"stage={STAGE_NAMES[Stage(v)]}")
         elif k in _HEX_FIELDS:
@@ -381,6 +384,13 @@ def disassemble(ins: Instr | int) -> str:
         if stages:
             parts.append(f"@{tag}=" + ",".join(STAGE_NAMES[s] for s in sorted(stages)))
     return " ".join(parts)
+
+
+def _vec_names() -> dict[int, str]:
+    """fn -> the VEC kernel's name in text form (lower case), from the kernel records."""
+    from bebert.vector import VecFn
+
+    return {int(f): f.name.lower() for f in VecFn}
 
 
 _TOKEN = re.compile(r"^(\w+)=(0x[0-9a-fA-F]+|\d+)$")
@@ -408,6 +418,8 @@ def assemble_line(line: str) -> Instr | None:
                 stages[m.group(1)].add(_STAGE_BY_NAME[name])
         elif op == Op.LOAD and t.lower() in _BUF_BY_NAME:
             args["buf"] = int(_BUF_BY_NAME[t.lower()])
+        elif op == Op.VEC and t.lower() in _vec_names().values():
+            args["fn"] = {n: f for f, n in _vec_names().items()}[t.lower()]
         elif op == Op.SYNC and t.startswith("stage=") and t[6:] in _STAGE_BY_NAME:
             args["stage"] = int(_STAGE_BY_NAME[t[6:]])
         elif m := _TOKEN.match(t):

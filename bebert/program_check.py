@@ -89,7 +89,11 @@ def _check_model_meta(meta: dict, roles: dict[str, str]) -> None:
     need(isinstance(scales, list) and len(scales) == n
          and all(isinstance(s, list) and s and all(_is_real(x) for x in s) for s in scales),
          f"'cls_scale' must be {n} lists of finite numbers (one per member)")
-    outputs = [f"acc{i}" for i in range(n)]
+    vote = meta.get("vote")
+    need(vote is None or (isinstance(vote, dict) and vote.get("on") in ("device", "host")
+                          and isinstance(vote.get("method"), str) and isinstance(vote.get("record"), dict)),
+         f"'vote' must be an object with 'method', 'on' (device / host) and 'record', got {vote!r}")
+    outputs = [f"acc{i}" for i in range(n)] + (["votes"] if vote and vote["on"] == "device" else [])
     need(meta.get("outputs") == outputs, f"'outputs' must be {outputs} for {n} members, got {meta.get('outputs')!r}")
     for name in outputs:
         need(roles.get(name) == "output", f"names output '{name}' but the program has no such output tensor")

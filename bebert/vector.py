@@ -19,8 +19,8 @@ Two engines (docs/ARCHITECTURE.md, "The vector unit"):
   rows, lane l owning row l; it reads and writes *stream* tensors (bebert/layout.py), one
   tile column (T elements) per step, and can also write its result as packed bit-planes
   (`bits` > 0, a `Packed` description, an optional requantize first);
-- the **scalar engine** (EMBED, LUT, DOT, COMBINE): element by element with streamed reads,
-  for the small kernels at the ends of a member.
+- the **scalar engine** (EMBED, LUT, DOT, COMBINE, VOTE): element by element with streamed
+  reads, for the small kernels at the ends of a member and the ensemble's vote.
 
 Timing (`vec_cycles`) is the RTL vector unit's exact schedule (hw/vector_unit.py) at the
 nominal memory; tests/test_hw_vector.py holds RTL == vec_cycles on random VECs. Nothing about
@@ -40,8 +40,16 @@ The VEC issues in cycle 0 and is busy in 1 .. D:
 | LUT | blocks of Q = 2^bitlen(L + 3) elements: the block's x, then its table reads; D = max(p + 4, p + L + 2), p = first + 2 n - 1 + max(0, L + 3 - last block) + L + 2 |
 | EMBED | per row L + 11 + 3 cols (id, type, the rows' addresses, 3 pairs, 3 reads a column); D = max(p + 4, p + L + 2) |
 | COMBINE | per member 15 + 71 + rows cols (its view, weight, walker, elements), then 3 cycles per output element; D = max(w_last + 3, w_last + L + 1) (`_scalar_cycles`) |
+| VOTE | per row (example) N = aux (2 + 2 cols) reads, one a cycle (per member its shift, alpha, then per class its mult and accumulator), the last taken in p = first + N - 1 + L + 2; the row's votes read back in cols + VOTE_TAIL cycles, its prediction written in w = p + cols + VOTE_TAIL; the next row's first read in w + 1; D = max(w_last + 3, w_last + L + 1) |
 
 (71 = VEC_WALK_INIT: the scalar engine's view walkers divide r0, c0 by their tiles.)
+
+VOTE (docs/NUMERICS.md, "Ensemble vote"): `src` shows the accumulators as (rows aux, cols)
+int64 (row r aux + m: example r's member m), `consts` is aux blocks of 2 + cols int64 words
+(member m: logit shift, alpha_q, the cols logit mults), `method` 0 samme, 1 samme.r. Per
+member l_c = requantize(acc_c, mult_c, 0, shift, int32 saturating); samme: V_c = sum_m A_m
+[argmax l_m = c], samme.r: S_c = sum_m l_mc; the prediction is argmax (first maximum). `out`
+shows (rows (aux + 1), 1) int64: example r's member predictions, then its prediction.
 """
 
 from __future__ import annotations
@@ -55,6 +63,7 @@ import numpy as np
 from bebert import integer_ops as I
 from bebert import layout as lay
 from bebert.config import AccelConfig
+from bebert.numerics import requantize
 
 
 class VecFn(IntEnum):
@@ -67,6 +76,7 @@ class VecFn(IntEnum):
     LUT = 9        # table lookup (the pooler's tanh)
     DOT = 10       # small exact int64 matmul + bias (the classifier): `aux` outputs per row
     COMBINE = 11   # ensemble combination of member outputs (`aux` members)
+    VOTE = 12      # the ensemble's integer vote (model/vote.py samme / samme.r) of `aux` members per row
 
 
 class Io(IntFlag):
@@ -270,6 +280,7 @@ def check_vec(args: dict[str, int]) -> str | None:
 # tests/test_hw_vector.py holds RTL cycles == vec_cycles on random VECs. See the module
 # docstring's table.
 COMBINE_MAX_MEMBERS = 16
+VOTE_TAIL = 6               # VOTE: cycles of a row's last member's pipeline and its argmax read-back beyond cols
 VEC_BURST = 8               # the stream reader's longest burst (beats)
 VEC_FIFO_LAT = 2            # a beat that arrives in cycle c can leave the reader's FIFO in c + 2
 LANE_Y_LAT = {"AFF": 5, "GELU": 10, "LN3": 7, "SM3": 4, "RQ": 6}   # a lane's POST result, after the element
@@ -427,6 +438,11 @@ def _scalar_cycles(k: Kernel, rows: int, cols: int, aux: int, cfg: AccelConfig) 
         period = L + 11 + 3 * cols
         p = first + (rows - 1) * period + L + 10 + 3 * cols + back
         w_last, idle = p + 1, p + 3
+    elif k.fn == VecFn.VOTE:      # per row: aux (2 + 2 cols) reads, the votes read back, the prediction out
+        n = aux * (2 + 2 * cols)
+        w_first = first + n - 1 + back + cols + VOTE_TAIL               # the first row's prediction written
+        w_last = w_first + (rows - 1) * (w_first + 1 - first)           # each next row's reads from w + 1 on
+        idle = w_last + 2
     else:                         # COMBINE: per member its view, weight, walker, elements; then every acc out
         member = 15 + VEC_WALK_INIT + n
         p = first + (aux - 1) * member + 13 + VEC_WALK_INIT + n + back
@@ -460,6 +476,8 @@ def vec_bytes(fn: int, rows: int, cols: int, bits: int, aux: int, io: int, confi
         return n * 8, n * 4
     if k.fn == VecFn.DOT:
         return rows * aux * cols * 8 + 8 * aux, rows * aux * 8
+    if k.fn == VecFn.VOTE:        # the accumulators and every member's constants, once per row
+        return rows * aux * (2 + 2 * cols) * 8, rows * (aux + 1) * 8
     return n * aux * 8 + 8 * aux, n * 8
 
 
@@ -468,6 +486,8 @@ def vec_elementwise_ops(fn: int, rows: int, cols: int, aux: int) -> int:
     k = KERNELS[VecFn(fn)]
     if k.fn == VecFn.DOT:
         return rows * cols * aux
+    if k.fn == VecFn.VOTE:        # per member and class: requantize, compare, vote; per row the argmax
+        return rows * aux * cols * k.cost.passes + rows * cols * k.cost.extra
     return rows * cols * k.cost.passes + rows * k.cost.extra
 
 
@@ -836,6 +856,48 @@ def _combine(c: _Ctx) -> None:
     write_view(c.dram, d["out"], acc)
 
 
+VOTE_METHODS = {"samme": 0, "samme.r": 1}     # the `method` word (model/vote.py CLASS_VOTES the device takes)
+
+
+def vote_consts_words(shifts, alphas, mults) -> bytes:
+    """VOTE's constant block: per member its logit shift, alpha_q, then its per-class logit mults."""
+    rows = [[int(s), int(a), *[int(x) for x in m]] for s, a, m in zip(shifts, alphas, mults)]
+    return np.asarray(rows, np.int64).astype("<i8").tobytes()
+
+
+def vote_reference(acc: np.ndarray, shifts, alphas, mults, method: int) -> np.ndarray:
+    """VOTE's arithmetic: accumulators (rows, members, labels) -> (rows, members + 1) int64,
+    every member's prediction then the ensemble's (model/vote.py apply_vote's samme / samme.r)."""
+    acc = np.asarray(acc, np.int64)
+    codes = np.stack([requantize(acc[:, m], np.asarray(mults[m], np.int64), 0, int(shifts[m]), 0, True)
+                      for m in range(acc.shape[1])], 1).astype(np.int64)              # (rows, members, labels)
+    preds = np.argmax(codes, axis=-1)                                                  # first maximum
+    with np.errstate(over="ignore"):
+        if method == VOTE_METHODS["samme"]:
+            onehot = preds[..., None] == np.arange(acc.shape[2])
+            totals = (np.asarray(alphas, np.int64)[None, :, None] * onehot).sum(axis=1)
+        else:
+            totals = codes.sum(axis=1)
+    return np.concatenate([preds, np.argmax(totals, axis=-1)[:, None]], 1).astype(np.int64)
+
+
+def _vote(c: _Ctx) -> None:
+    d, members, labels = c.d, c.args["aux"], c.cols
+    for name in ("src", "out"):
+        _check_scalar_view(d[name], f"VOTE.{name}")
+    if labels > c.config.vec_row_elems:
+        raise VecError(f"VOTE: cols={labels} labels beyond the scalar engine's row buffer ({c.config.vec_row_elems})")
+    if d["method"] not in VOTE_METHODS.values():
+        raise VecError(f"VOTE: method {d['method']} (0 samme, 1 samme.r)")
+    _, w = c.consts((), extra=members * (2 + labels))
+    w = w.reshape(members, 2 + labels)
+    if w.size and (w[:, 0].min() < 0 or w[:, 0].max() > 63):
+        raise VecError("VOTE: a logit shift outside 0..63")
+    acc = read_view(c.dram, d["src"], c.rows * members, labels).reshape(c.rows, members, labels)
+    votes = vote_reference(acc, w[:, 0], w[:, 1], w[:, 2:], d["method"])
+    write_view(c.dram, d["out"], votes.reshape(-1, 1))
+
+
 _TILE_OUT = (("out", "view"), ("pout", "packed"))
 KERNELS: dict[VecFn, Kernel] = {k.fn: k for k in (
     Kernel(VecFn.EMBED, "scalar", (("ids", "view"), ("types", "view"), ("word", "table"), ("position", "table"),
@@ -857,6 +919,8 @@ KERNELS: dict[VecFn, Kernel] = {k.fn: k for k in (
            aux="output columns", cost=Cost(0, 0), run=_dot),
     Kernel(VecFn.COMBINE, "scalar", (("out", "view"), ("weights", "word"), ("inputs", "views")), aux="members",
            run=_combine),
+    Kernel(VecFn.VOTE, "scalar", (("src", "view"), ("out", "view"), ("consts", "word"), ("method", "word")),
+           aux="members", cost=Cost(3, 1), run=_vote),
 )}
 CONST_FIELDS = {fn: k.consts for fn, k in KERNELS.items() if k.consts}
 

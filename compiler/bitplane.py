@@ -41,7 +41,7 @@ from bebert.config import AccelConfig
 from bebert.integer_ops import RequantConsts
 from bebert.isa import PostFmt
 from bebert.numerics import INT32_MAX, INT32_MIN
-from bebert.vector import VecFn, consts_words, io_word
+from bebert.vector import VOTE_METHODS, VecFn, consts_words, io_word, vote_consts_words
 
 from .errors import CompileError
 from .gemm_plan import ATensor, GemmOp, NTile, OutFmt, WTensor, ceil_div, plan_gemm
@@ -426,6 +426,22 @@ class _Lower(AttentionLowering):
                  {"src": ("rows", x), "weight": ("rows", wt), "bias": ("addr", bt), "out": ("rows", y)},
                  reads=[(x, 0, rows)], writes=[(y, 0, rows)], aux=cols)
 
+    def vote(self, n: Node) -> None:
+        """VOTE over the members' accumulators (equally spaced output rows: one view) with the
+        vote's constants (per member its logit shift, alpha_q and per-class logit mults)."""
+        v = n.attrs["vote"]
+        accs = list(n.ins.values())
+        labels = self.g.t(accs[0]).shape[1]
+        k = self.const(f"{n.name}.consts", vote_consts_words([m.shift for m in v.members], v.alpha_q,
+                                                              [m.mult for m in v.members]))
+        y = n.outs["y"]
+        t = self.g.t(y)
+        t.elem = 8
+        t.layout = lay.rows_layout(t.shape[0], 1, 8, True)
+        self.vec(n, n.name, VecFn.VOTE, 1, labels,
+                 {"src": ("stack", accs), "out": ("rows", y), "consts": ("addr", k), "method": VOTE_METHODS[v.method]},
+                 reads=[(a, 0, 1) for a in accs], writes=[(y, 0, t.shape[0])], aux=len(accs))
+
     def table(self, name: str, t, member) -> dict:
         """An embedding table as a 'table' operand: binary (sign bits + per-row code pair) when every
         row holds at most two codes, else dense int32."""
@@ -516,6 +532,8 @@ class _Lower(AttentionLowering):
                 self.lut(n)
             elif n.op == "dot":
                 self.dot(n)
+            elif n.op == "vote":
+                self.vote(n)
             else:
                 raise CompileError(f"node '{n.name}': no lowering for op '{n.op}'")
         # linears whose packed input a LayerNorm / GELU / attention must write come after their producer;

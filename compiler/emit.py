@@ -3,7 +3,9 @@
 The DRAM image holds, in address order: the weights, parameters and constant blocks, the
 inputs and outputs, the scratch arena (zeros), then the VEC descriptors. `Program.tensors`
 names the inputs (`ids`, `types`, `mask`: int32 per position, layout kind "rows"), the outputs
-(`acc<i>`: member i's int64 classifier accumulators) and the weights. `meta["regions"]` gives
+(`acc<i>`: member i's int64 classifier accumulators; `votes`, when the device votes: members + 1
+int64, every member's class then the ensemble's prediction) and the weights. `meta["vote"]`:
+the vote's method, where it runs ("device" or "host") and its integer record (model/vote.py). `meta["regions"]` gives
 instruction ranges (name, start, end exclusive, member, layer, kind) for the simulator's
 per-member, per-layer and per-kind report (`_regions`).
 """
@@ -78,8 +80,9 @@ def emit_program(g: Graph, config: AccelConfig) -> Program:
     instrs = g.meta["instrs"]
     keep = ("model", "seq", "members", "alphas", "cls_scale", "config", "static_bytes", "scratch_bytes",
             "scratch_bytes_without_reuse", "task", "labels", "regression", "vocab", "seed",
-            "package", "tokens", "estimated_cycles", "order_estimate_cycles")
+            "package", "tokens", "estimated_cycles", "order_estimate_cycles", "vote")
     meta = {"kind": "model", **{k: g.meta[k] for k in keep if k in g.meta}, "regions": _regions(g, len(instrs)),
-            "inputs": ["ids", "types", "mask"] + (["mask.p"] if "mask.p" in g.tensors else []), "outputs": [f"acc{i}" for i in range(g.meta["members"])]}
+            "inputs": ["ids", "types", "mask"] + (["mask.p"] if "mask.p" in g.tensors else []),
+            "outputs": [f"acc{i}" for i in range(g.meta["members"])] + (["votes"] if "votes" in g.tensors else [])}
     g.stage = "emit"
     return Program(config=config, instrs=instrs, dram=dram, tensors=tensors, meta=meta)

@@ -225,6 +225,12 @@ class Streams:
         kind = v[0]
         if kind == "addr":
             return self.off(v[1])
+        if kind == "stack":    # equally spaced tensors of one row each (the members' accumulators): one view
+            ts = [g.t(x) for x in v[1]]
+            step = ts[1].offset - ts[0].offset if len(ts) > 1 else ts[0].shape[1] * ts[0].elem
+            if any(b.offset - a.offset != step for a, b in zip(ts, ts[1:])) or step % ts[0].elem:
+                raise CompileError(f"tensors {v[1][0]}..{v[1][-1]} are not equally spaced rows (one VOTE view)")
+            return View(ts[0].offset, ts[0].elem, ts[0].signed, s_r=step, s_c=ts[0].elem)
         t = g.t(v[1])
         L = t.layout
         if kind == "stream":   # from row v[2]: whole row tiles by the base, the rest (scalar kernels) by r0

@@ -3,10 +3,13 @@
 A model program (meta kind "model") takes one example per run: `ids`, `types`, `mask` (int32
 per position) in its input region (a BiBERT program also `mask.p`: the same mask formatted as
 Bi-Attention's per-key POST parameters, input formatting like packing the ids); it leaves each
-member's int64 classifier accumulators in `acc<i>`. What stays on the host is the one float step of the integer path: logits =
-float32(float64(acc) * cls_scale), exactly `model/package.py apply_integer_member`'s last
-line, then `model/ensemble.py combine` (alpha-weighted softmax) and `predictions`, the same
-functions `bebert eval --integer` calls (docs/ARCHITECTURE.md, "The vector unit", COMBINE).
+member's int64 classifier accumulators in `acc<i>` and, when the device votes (samme /
+samme.r: VEC VOTE), `votes`: every member's class, then the ensemble's prediction. The
+predictions are read from `votes` as they are; the votes the device does not compute
+(i-softmax averaging, STS-B's mean / median) are model/vote.py `apply_vote` on the
+accumulators, in integers, exactly what `bebert eval --integer` computes (meta["vote"] says
+which). Logits (float32(float64(acc) * cls_scale), `apply_integer_member`'s last line) are for
+people to read; no prediction comes from them.
 """
 
 from __future__ import annotations
@@ -46,13 +49,50 @@ def with_inputs(program: Program, ids, types, mask) -> Program:
     return replace(program, dram=dram)
 
 
-def run_once(program: Program) -> np.ndarray:
-    """Run the program as it is (its DRAM input region); (members, labels) int64 accumulators."""
+def run_outputs(program: Program) -> dict[str, np.ndarray]:
+    """Run the program as it is (its DRAM input region); its outputs by name."""
     from . import golden
 
     _check(program)
-    out = golden.outputs(program, golden.execute(program))
+    return golden.outputs(program, golden.execute(program))
+
+
+def accumulators(out: dict, program: Program) -> np.ndarray:
+    """(members, labels) int64 accumulators of one run's outputs."""
     return np.stack([out[f"acc{i}"][0] for i in range(program.meta["members"])])
+
+
+def run_once(program: Program) -> np.ndarray:
+    """Run the program as it is; (members, labels) int64 accumulators."""
+    return accumulators(run_outputs(program), program)
+
+
+def vote_on_device(program: Program) -> bool:
+    return (program.meta.get("vote") or {}).get("on") == "device"
+
+
+def predict(outs: list[dict], program: Program) -> tuple[np.ndarray, np.ndarray]:
+    """(member predictions (n, members), ensemble predictions (n,)), int64, of n runs' outputs:
+    the device's `votes`, or model/vote.py apply_vote on the accumulators (integers only).
+    Classes, or for STS-B Q15.16 score codes (model/vote.py score_value shows them)."""
+    M = program.meta["members"]
+    if vote_on_device(program):
+        v = np.stack([o["votes"][:, 0] for o in outs]).astype(np.int64)
+        return v[:, :M], v[:, M]
+    from bebert.model.vote import EnsembleVote, apply_vote
+
+    rec = (program.meta.get("vote") or {}).get("record")
+    if rec is None:
+        raise ProgramError("the program records no vote (compiled by an older bebert): recompile it")
+    acc = np.stack([accumulators(o, program) for o in outs])          # (n, members, labels)
+    preds, pred = apply_vote(EnsembleVote.from_dict(rec), [acc[:, i] for i in range(M)])
+    return np.stack(preds, 1).astype(np.int64), pred
+
+
+def logit_values(acc: np.ndarray, program: Program) -> np.ndarray:
+    """float32(float64(acc) * cls_scale) of accumulators (n, members, labels): for reading only."""
+    scales = np.asarray(program.meta["cls_scale"], np.float64)
+    return (np.asarray(acc, np.float64) * scales[None]).astype(np.float32)
 
 
 def logits(acc: np.ndarray, program: Program) -> list:
@@ -65,17 +105,8 @@ def logits(acc: np.ndarray, program: Program) -> list:
             for i in range(acc.shape[1])]
 
 
-def ensemble(acc: np.ndarray, program: Program) -> tuple[list, np.ndarray]:
-    """(per-member logits, predictions) of accumulators (n, members, labels): eval's combine."""
-    from bebert.model.ensemble import combine, predictions
-
-    z = logits(acc, program)
-    reg = bool(program.meta.get("regression", False))
-    return z, predictions(combine(z, program.meta["alphas"], reg), reg)
-
-
-def run_batch(program: Program, batch: dict, progress: bool = True) -> np.ndarray:
-    """Accumulators (n, members, labels) of every example of a tokenized batch, one run each."""
+def run_batch_outputs(program: Program, batch: dict, progress: bool = True) -> list[dict]:
+    """The outputs of every example of a tokenized batch, one run each."""
     from tqdm import tqdm
 
     n = int(batch["input_ids"].shape[0])
@@ -83,8 +114,13 @@ def run_batch(program: Program, batch: dict, progress: bool = True) -> np.ndarra
     for i in tqdm(range(n), desc="golden", unit="ex", disable=not progress or n < 2):
         p = with_inputs(program, *(np.asarray(batch[k][i]) for k in ("input_ids", "token_type_ids",
                                                                       "attention_mask")))
-        out.append(run_once(p))
-    return np.stack(out)
+        out.append(run_outputs(p))
+    return out
+
+
+def run_batch(program: Program, batch: dict, progress: bool = True) -> np.ndarray:
+    """Accumulators (n, members, labels) of every example of a tokenized batch, one run each."""
+    return np.stack([accumulators(o, program) for o in run_batch_outputs(program, batch, progress)])
 
 
 def default_input(seq: int, vocab: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -7,8 +7,12 @@ The nodes follow `model/package.py apply_integer_member` step by step, per membe
     linear attn_out -> add -> layernorm -> linear ffn_in -> gelu -> linear ffn_out -> add ->
     layernorm] -> linear pooler (token 0) -> lut (tanh) -> dot (classifier: int64 accumulators)
 
-Each member's accumulators are a program output; the host turns them into logits
-(acc * cls_scale, float) and combines the members (docs/ARCHITECTURE.md, "The vector unit").
+Each member's accumulators are a program output. After the members, one `vote` node reads
+them all and writes `votes` (members + 1 int64: each member's class, then the ensemble's
+prediction): model/vote.py's samme / samme.r on the device (VOTE, docs/NUMERICS.md, "Ensemble
+vote"), its constants the model's `vote` (a trained package's `integer_vote`, a synthetic
+model's seeded one). The other votes (i-softmax averaging, STS-B's mean / median) stay on the
+host, in integers (model/vote.py apply_vote on the accumulators): meta["vote"] says which.
 The per-inference inputs `ids`, `types`, `mask` (int32, one per position) are shared by all
 members. Shapes are left to the shape pass.
 """
@@ -32,8 +36,26 @@ def import_model(model, seq: int, name: str = "model") -> Graph:
         g.add(TensorRec(n, "input", "rows", elem=4))
     for i, m in enumerate(members):
         _member(g, i, m)
+    _vote(g, getattr(model, "vote", None), len(members))
     g.stage = "import"
     return g
+
+
+def _vote(g: Graph, vote, members: int) -> None:
+    """The ensemble's vote: a `vote` node (samme / samme.r on the device) or, for the votes the
+    device does not compute, the record the host applies in integers."""
+    from bebert.vector import VOTE_METHODS
+
+    if vote is None:
+        raise CompileError("model: no integer vote (a package without `integer_vote` calibration?)")
+    if len(vote.members) != members:
+        raise CompileError(f"model: the vote has {len(vote.members)} members, the model {members}")
+    device = vote.method in VOTE_METHODS
+    g.meta["vote"] = {"method": vote.method, "on": "device" if device else "host", "record": vote.to_dict()}
+    if device:
+        g.add(TensorRec("votes", "output", "rows", elem=8))
+        g.nodes.append(Node("vote", "vote", {f"acc{i}": f"acc{i}" for i in range(members)}, {"y": "votes"},
+                            {"vote": vote}, region="vote", kind="vote"))
 
 
 def _refuse_split_scales(i: int, m) -> None:

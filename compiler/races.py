@@ -64,6 +64,9 @@ def vec_accesses(dram: np.ndarray, args: dict, config) -> tuple[list[np.ndarray]
     elif fn == VecFn.COMBINE:
         reads = [_view_bytes(dram, v, rows, cols) for v in d["inputs"]]
         writes = [_view_bytes(dram, d["out"], rows, cols)]
+    elif fn == VecFn.VOTE:
+        reads = [_view_bytes(dram, d["src"], rows * aux, cols)]
+        writes = [_view_bytes(dram, d["out"], rows * (aux + 1), 1)]
     elif k.engine == "scalar":   # LUT
         reads = [_view_bytes(dram, d["src"], rows, cols)]
         writes = [_view_bytes(dram, d["out"], rows, cols)]

@@ -57,6 +57,15 @@ def infer_shapes(g: Graph) -> Graph:
             if w.shape[1] != cols:
                 raise CompileError(f"weight '{node.name}': {w.shape[1]} inputs, the pooler gives {cols}")
             out.shape = (rows, int(w.shape[0]))
+        elif node.op == "vote":
+            shapes = {g.t(t).shape for t in node.ins.values()}
+            labels = {len(m.mult) for m in a["vote"].members}
+            if len(shapes) != 1 or next(iter(shapes))[0] != 1 or labels != {next(iter(shapes))[1]}:
+                raise CompileError(f"node '{node.name}': members' accumulators {sorted(shapes)} do not match "
+                                   f"the vote's {sorted(labels)} labels")
+            if len(node.ins) > MAX_FIELD16:
+                raise CompileError(f"node '{node.name}': {len(node.ins)} members exceed the 16-bit VEC aux field")
+            out.shape = (len(node.ins) + 1, 1)
         else:
             raise CompileError(f"node '{node.name}': unknown op '{node.op}'")
     g.stage = "shape"

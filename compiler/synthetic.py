@@ -85,6 +85,7 @@ class SynModel:
     alphas: tuple[float, ...]
     max_seq_len: int
     calibration: dict
+    vote: object = None      # model/vote.py EnsembleVote: SAMME over the seeded alphas
 
 
 def _linear(rng, n: int, k: int, in_bits: int, in_signed: bool, s_in: float | None, s_act: float,
@@ -227,4 +228,14 @@ def synthetic_model(shape: EnsembleShape, seed: int = 0) -> SynModel:
     member = synthetic_bibert_member if bi else synthetic_member
     members = tuple(member(shape, rng) for _ in range(shape.members))
     alphas = tuple(float(a) for a in rng.uniform(0.5, 2.0, shape.members))
-    return SynModel(members, alphas, shape.seq, {"source": "synthetic", "seed": seed})
+    return SynModel(members, alphas, shape.seq, {"source": "synthetic", "seed": seed}, synthetic_vote(members, alphas))
+
+
+def synthetic_vote(members, alphas, method: str = "samme"):
+    """The integer vote of synthetic members (model/vote.py prepare_vote, numpy only): their
+    classifier grids, accumulator bounds as model/integer_path.py's (16-bit tanh codes times
+    16-bit weight codes, plus the bias)."""
+    from bebert.model.vote import prepare_vote
+
+    bounds = [m.cls_codes.shape[1] * R_TOP * R_TOP + int(np.abs(m.cls_bias).max()) for m in members]
+    return prepare_vote(method, alphas, [m.cls_scale for m in members], bounds)

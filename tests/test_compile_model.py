@@ -89,10 +89,12 @@ def test_members_run_one_after_another_with_the_next_embedding_overlapping():
     prog = compile_model("synthetic:tiny,members=2", AccelConfig())
     first = {}
     for r in prog.meta["regions"]:
-        first.setdefault(r["member"], r["start"])
+        if "member" in r:            # the vote's region is the ensemble's, no member's
+            first.setdefault(r["member"], r["start"])
+    assert prog.meta["regions"][-1]["name"] == "vote" and "member" not in prog.meta["regions"][-1]
     assert first[0] < first[1]
-    last0 = max(r["end"] for r in prog.meta["regions"] if r["member"] == 0)
-    first1 = min(r["start"] for r in prog.meta["regions"] if r["member"] == 1)
+    last0 = max(r["end"] for r in prog.meta["regions"] if r.get("member") == 0)
+    first1 = min(r["start"] for r in prog.meta["regions"] if r.get("member") == 1)
     assert first1 < last0   # member 1 starts (its embedding) before member 0 ends
 
 
@@ -144,6 +146,11 @@ def test_cli_compile_run_and_dump_ir(tmp_path, capsys):
     assert main(["run", str(out), "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["examples"] == 1 and len(res["member_logits"]) == 1 and res["predictions"][0] in (0, 1)
+    # one member: the device's vote is that member's class, read from the program's `votes`
+    assert res["vote"] == {"method": "samme", "on": "device"} and res["member_predictions"] == [res["predictions"]]
+    assert main(["disasm", str(out)]) == 0
+    vote = [line for line in capsys.readouterr().out.splitlines() if line.startswith("VEC vote ")]
+    assert len(vote) == 1 and "aux=1" in vote[0]
     assert main(["compile", "--model", "synthetic:tiny", "--dump-ir", "bitplane"]) == 0
     text = capsys.readouterr().out
     assert "graph after 'bitplane'" in text and "vec SOFTMAX" in text and "gemm" in text
@@ -172,3 +179,34 @@ def test_the_command_line_parser_does_not_import_torch():
 
     src = inspect.getsource(model_cli.register)
     assert "BASES = (" + ", ".join(f'"{b}"' for b in BASES) + ")" in src
+
+
+@pytest.mark.parametrize("spec, method", [("synthetic:tiny,members=3", "samme"), ("synthetic:tiny,members=2", "samme.r"),
+                                          ("synthetic:tiny,members=2", "average")])
+def test_the_device_vote_is_the_integer_paths_vote(spec, method):
+    """The program's `votes` (VEC VOTE: samme / samme.r) are model/vote.py apply_vote of the
+    integer path's accumulators, member predictions included; `average` stays on the host, in
+    integers (host.predict: apply_vote on the program's accumulators)."""
+    from bebert.compiler.synthetic import synthetic_vote
+    from bebert.model.package import integer_accumulators
+    from bebert.model.vote import apply_vote
+
+    base = synthetic_model(parse_model_spec(spec), seed=3)
+    model = replace(base, vote=synthetic_vote(base.members, base.alphas, method))
+    prog = compile_model(model, SMALL)
+    assert prog.meta["vote"]["method"] == method
+    assert prog.meta["vote"]["on"] == ("host" if method == "average" else "device")
+    assert ("votes" in prog.meta["outputs"]) == (method != "average")
+    rng = np.random.default_rng(3)
+    seq, vocab = prog.meta["seq"], prog.meta["vocab"]
+    outs, accs = [], []
+    for _ in range(3):
+        ids, types = rng.integers(0, vocab, seq), rng.integers(0, 2, seq)
+        mask = (np.arange(seq) < int(rng.integers(1, seq + 1))).astype(np.int64)
+        outs.append(host.run_outputs(host.with_inputs(prog, ids, types, mask)))
+        b = {"input_ids": torch.tensor(ids)[None], "token_type_ids": torch.tensor(types)[None],
+             "attention_mask": torch.tensor(mask)[None]}
+        accs.append([integer_accumulators(m, b).numpy() for m in model.members])
+    want_members, want = apply_vote(model.vote, [np.concatenate([a[i] for a in accs]) for i in range(len(model.members))])
+    got_members, got = host.predict(outs, prog)
+    assert np.array_equal(got, want) and np.array_equal(got_members, np.stack(want_members, 1))

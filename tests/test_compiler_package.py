@@ -1,5 +1,6 @@
 """A package trained by `bebert train` compiles, and `bebert run` on the program predicts exactly
-what `bebert eval --integer` predicts on the same examples (real SST-2, a tiny 2-layer backbone)."""
+what `bebert eval --integer` predicts on the same examples (real SST-2, a tiny 2-layer backbone):
+the predictions are the device's VOTE outputs, read with no float step."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from conftest import train_tiny_sst2
 GLUE_DIR = Path(os.environ.get("BEBERT_GLUE_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data" / "glue"))
 pytestmark = pytest.mark.skipif(not (GLUE_DIR / "SST-2" / "train.tsv").is_file(),
                                 reason=f"GLUE TSVs not found in {GLUE_DIR} (set BEBERT_GLUE_DIR)")
-EXAMPLES = 6
+EXAMPLES = 16
 
 
 @pytest.fixture(scope="module")
@@ -40,18 +41,19 @@ def test_run_predictions_equal_eval_integer(run_dir, tmp_path, capsys):
     got = json.loads(capsys.readouterr().out)
     assert got["examples"] == EXAMPLES
 
+    assert got["vote"] == {"method": "samme", "on": "device"}
+
     # what `bebert eval --integer` computes on the same examples, through the same functions
-    from bebert.model import ensemble as E
     from bebert.model import glue
-    from bebert.model.package import integer_logits, load_package
+    from bebert.model.package import integer_logits, integer_predictions, load_package
 
     pkg = load_package(run_dir / "package")
     examples = glue.load_split("sst2", "dev", GLUE_DIR, EXAMPLES)
     data = glue.encode(examples, pkg.tokenizer(), pkg.max_seq_len)
-    logits = integer_logits(pkg, data)
-    want = E.predictions(E.combine(logits, pkg.alphas), False)
+    members, want = integer_predictions(pkg, data)          # model/vote.py apply_vote, integers only
     assert got["predictions"] == want.tolist()
-    for m, z in enumerate(logits):
+    assert got["member_predictions"] == [p.tolist() for p in members]
+    for m, z in enumerate(integer_logits(pkg, data)):        # the logits shown for reading
         assert torch.equal(torch.tensor(got["member_logits"][m], dtype=torch.float32), z)
 
     assert main(["eval", str(run_dir), "--integer", "--max-eval-examples", str(EXAMPLES), "--json"]) == 0

@@ -18,7 +18,8 @@ import pytest
 from bebert.config import AccelConfig
 from bebert.vector import VecError, VecFn, decode_desc, encode_desc, run_vec, vec_cycles
 from test_hw_vector_arith import TINY
-from vec_cases import scalar_case, tile_case
+from conftest import small4_config
+from vec_cases import scalar_case, tile_case, vote_case
 from vec_dram import run_units
 
 SMALL = AccelConfig.from_toml(__import__("pathlib").Path(__file__).resolve().parents[1] / "configs" / "small.toml")
@@ -79,7 +80,7 @@ def test_sixteen_lanes_and_a_wide_bus():
         assert r["cycles"] == cycles_of(cfg, c), c.args
 
 
-SCALAR = [VecFn.EMBED, VecFn.LUT, VecFn.DOT, VecFn.COMBINE]
+SCALAR = [VecFn.EMBED, VecFn.LUT, VecFn.DOT, VecFn.COMBINE, VecFn.VOTE]
 
 
 @pytest.mark.parametrize("fn", SCALAR, ids=lambda f: f.name)
@@ -102,6 +103,56 @@ def test_backpressure_gives_the_same_bytes_in_more_cycles():
     cases += [scalar_case(TINY, fn, 556 + i) for i, fn in enumerate(SCALAR)]
     for c, r in zip(cases, check(TINY, cases, stall=0.3, seed=9)):
         assert r["cycles"] > cycles_of(TINY, c)
+
+
+def _vote_edges(config):
+    """VOTE's edge cases: ties (first maximum: of a member's codes, of the votes), one member,
+    two and three labels, logit codes saturating to int32, a zero alpha, many members."""
+    tie = np.zeros((1, 3, 2), np.int64)                       # every code 0: every member says 0
+    sat = np.array([[[1 << 62, -(1 << 62), 5], [-(1 << 62), 1 << 62, 5]]])  # codes clamp to +-(2^31)
+    even = np.array([[[9, 1], [1, 9]]])                       # equal alphas: the votes tie, class 0 wins
+    big = np.array([[[1 << 40, 3], [2, 1 << 41], [7, 7]]])
+    cases = []
+    for i, method in enumerate(("samme", "samme.r")):
+        s = 900 + 10 * i
+        cases += [
+            vote_case(config, s, acc=tie, shifts=[0] * 3, alphas=[1, 2, 3], mults=np.ones((3, 2), int), method=method),
+            vote_case(config, s + 1, acc=sat, shifts=[0, 0], alphas=[5, 5], mults=np.ones((2, 3), int), method=method),
+            vote_case(config, s + 2, acc=even, shifts=[1, 1], alphas=[7, 7], mults=np.ones((2, 2), int),
+                      method=method),
+            vote_case(config, s + 3, acc=big, shifts=[16, 63, 3], alphas=[3, 0, 1], mults=np.full((3, 2), 1 << 20),
+                      method=method),
+            vote_case(config, s + 4, members=1, labels=2, method=method),
+            vote_case(config, s + 5, members=1, labels=3, rows=3, method=method),
+            vote_case(config, s + 6, members=16, labels=3, method=method),
+            vote_case(config, s + 7, members=40, labels=2, method=method),   # beyond COMBINE's 16 views
+        ]
+    return cases
+
+
+@pytest.mark.parametrize("config", [TINY, SMALL, small4_config()], ids=lambda c: c.name)
+def test_vote_edge_cases_match_run_vec_and_take_vec_cycles(config):
+    cases = _vote_edges(config)
+    for c, r in zip(cases, check(config, cases)):
+        assert r["cycles"] == cycles_of(config, c), c.args
+
+
+def test_vote_is_model_vote_apply_vote():
+    """VOTE's reference is model/vote.py's samme / samme.r on the same constants."""
+    from bebert.model.vote import MemberLogits, _make, apply_vote
+    from bebert.vector import vote_reference
+    rng = np.random.default_rng(5)
+    for method in ("samme", "samme.r"):
+        for members, labels in ((1, 2), (3, 2), (4, 3), (5, 5)):
+            mult = rng.integers(1, 1 << 30, (members, labels))
+            shift = rng.integers(20, 63, members)
+            alphas = tuple(int(a) for a in rng.integers(1, 1 << 22, members))
+            vote = _make(method, alphas, tuple(MemberLogits(tuple(int(x) for x in m), int(s))
+                                              for m, s in zip(mult, shift)))
+            acc = rng.integers(-(1 << 40), 1 << 40, (7, members, labels))
+            preds, pred = apply_vote(vote, [acc[:, i] for i in range(members)])
+            got = vote_reference(acc, shift, alphas, mult, 0 if method == "samme" else 1)
+            assert np.array_equal(got[:, :members], np.stack(preds, 1)) and np.array_equal(got[:, -1], pred)
 
 
 # -- faults -----------------------------------------------------------------------------------
@@ -151,6 +202,9 @@ def _fault_cases():
     c = sc(VecFn.COMBINE, 16)
     out.append(("COMBINE member view misaligned",
                 _mutate(c, inputs=lambda vs: [replace(vs[0], s_c=vs[0].s_c + 1)] + vs[1:])))
+    out.append(("VOTE method not samme / samme.r", _mutate(vote_case(TINY, 17), method=lambda x: 2)))
+    out.append(("VOTE logit shift beyond 63", vote_case(TINY, 18, members=2, shifts=[3, 64])))
+    out.append(("VOTE constants missing", _mutate(vote_case(TINY, 19), consts=lambda x: 0)))
     return out
 
 

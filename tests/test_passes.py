@@ -34,8 +34,10 @@ def test_import_follows_the_reference_data_flow():
     ops = [n.op for n in g.nodes]
     per_layer = ["linear", "linear", "linear", "attention", "linear", "add", "layernorm", "linear", "gelu",
                  "linear", "add", "layernorm"]
-    assert ops == ["embed", "layernorm"] + per_layer * SHAPE.layers + ["linear", "lut", "dot"]
-    assert g.t("acc0").role == "output" and g.stage == "import"
+    member = ["embed", "layernorm"] + per_layer * SHAPE.layers + ["linear", "lut", "dot"]
+    assert ops == member * SHAPE.members + ["vote"]   # the members, then the ensemble's vote
+    assert g.t("acc0").role == "output" and g.t("votes").role == "output" and g.stage == "import"
+    assert g.nodes[-1].ins == {f"acc{i}": f"acc{i}" for i in range(SHAPE.members)}
 
 
 def test_passes_check_their_precondition():
@@ -70,7 +72,8 @@ def test_bitplane_lowers_to_gemm_and_vec_in_the_consumers_layouts():
     g = graph("bitplane")
     assert {n.op for n in g.nodes} == {"vec", "gemm"}
     fns = {n.attrs["fn"] for n in g.nodes if n.op == "vec"}
-    assert fns == {VecFn.EMBED, VecFn.LAYERNORM, VecFn.SOFTMAX, VecFn.GELU, VecFn.LUT, VecFn.DOT}  # no ADD: fused
+    assert fns == {VecFn.EMBED, VecFn.LAYERNORM, VecFn.SOFTMAX, VecFn.GELU, VecFn.LUT, VecFn.DOT,  # no ADD: fused
+                   VecFn.VOTE}
     forms = {}
     for n in g.nodes:
         if n.op == "gemm":
@@ -133,6 +136,6 @@ def test_emit_regions_cover_the_program_per_member_and_layer():
     assert regions[0]["start"] == 0 and regions[-1]["end"] == len(prog.instrs)
     assert all(a["end"] == b["start"] for a, b in zip(regions, regions[1:]))
     assert all(r["start"] < r["end"] for r in regions) and len({r["name"] for r in regions}) == len(regions)
-    assert {r["kind"] for r in regions} == {"embed", "attention", "ffn", "head"}
+    assert {r["kind"] for r in regions} == {"embed", "attention", "ffn", "head", "vote"}
     assert {r.get("layer") for r in regions if r["kind"] == "ffn"} == set(range(SHAPE.layers))
     assert PASSES[-1] == "emit" and emit_program is not None and schedule_graph and alloc and bitplane

@@ -215,6 +215,13 @@ def test_random_race_free_programs_match_golden_and_simulator(seed):
     assert_passed(verify(random_program(seed)))
 
 
+def test_a_random_program_with_the_vote_matches_golden_and_simulator():
+    """VEC VOTE among the other instructions (random programs draw it rarely: the first seed that does)."""
+    seed = next(s for s in range(200) if any(i.op == Op.VEC and i.args["fn"] == VecFn.VOTE
+                                             for i in random_program(s).instrs))
+    assert_passed(verify(random_program(seed)))
+
+
 @pytest.mark.parametrize("seed", range(2))
 def test_random_token_traffic_keeps_the_simulators_cycles(seed):
     """Unstructured token traffic: buffer and DRAM contents may race, so only timing and errors count."""

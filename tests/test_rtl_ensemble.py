@@ -40,6 +40,7 @@ def test_tiny_two_member_two_layer_ensemble_verifies_on_rtl(config):
 
     prog = compile_model("synthetic:tiny,members=2,seq=16,abits=4", config)
     assert sum(i.op.name == "VEC" for i in prog.instrs) > 50  # embeddings to classifier, on the vector unit
+    assert prog.meta["vote"]["on"] == "device" and "votes" in prog.meta["outputs"]  # and the vote
     assert_whole_model_passes(prog)
 
 

@@ -13,8 +13,8 @@ import numpy as np
 from bebert import integer_ops as I
 from bebert import layout as lay
 from bebert.config import AccelConfig
-from bebert.vector import (ADD_CONSTS, GELU_CONSTS, LN_CONSTS, REQUANT_CONSTS, SM_CONSTS, Packed, VecFn, View,
-                           consts_words, encode_desc, io_word)
+from bebert.vector import (ADD_CONSTS, GELU_CONSTS, LN_CONSTS, REQUANT_CONSTS, SM_CONSTS, VOTE_METHODS, Packed,
+                           VecFn, View, consts_words, encode_desc, io_word, vote_consts_words)
 
 
 @dataclass
@@ -243,7 +243,9 @@ def _put_view(img: Image, v: View, x: np.ndarray) -> None:
 
 def scalar_case(config: AccelConfig, fn: VecFn, seed: int, *, rows: int | None = None, cols: int | None = None,
                 aux: int | None = None) -> Case:
-    """A random scalar-engine VEC (EMBED, LUT, DOT, COMBINE)."""
+    """A random scalar-engine VEC (EMBED, LUT, DOT, COMBINE, VOTE)."""
+    if fn == VecFn.VOTE:
+        return vote_case(config, seed, rows=rows, labels=cols, members=aux)
     rng = random.Random(seed)
     npr = np.random.default_rng(seed)
     fn = VecFn(fn)
@@ -307,4 +309,44 @@ def scalar_case(config: AccelConfig, fn: VecFn, seed: int, *, rows: int | None =
         raise ValueError(fn)
     d = img.put(encode_desc(fn, **desc), 4)
     args = {"fn": int(fn), "desc": d, "rows": rows, "cols": cols, "bits": 0, "aux": aux_v, "io": 0}
+    return Case(config, img.dram, args)
+
+
+def vote_case(config: AccelConfig, seed: int, *, rows: int | None = None, members: int | None = None,
+              labels: int | None = None, method: str | None = None, acc: np.ndarray | None = None,
+              shifts=None, alphas=None, mults=None) -> Case:
+    """A random VOTE: accumulators (rows, members, labels) behind any view, per member a logit
+    shift, alpha_q and per-class mults like model/vote.py's (or the ones given), samme or samme.r.
+    Near-ties and saturating logit codes are drawn often."""
+    rng = random.Random(seed)
+    npr = np.random.default_rng(seed)
+    img = Image(config, 1 << 17, rng)
+    if acc is not None:
+        rows, members, labels = np.shape(acc)
+    rows = rows or rng.randrange(1, 3)
+    members = members or rng.randrange(1, 6)
+    labels = labels or rng.randrange(1, 5)
+    method = method or rng.choice(list(VOTE_METHODS))
+    if shifts is None:
+        shifts = [rng.choice([0, 1, rng.randrange(20, 40), 62, 63]) for _ in range(members)]
+    if mults is None:
+        mults = npr.integers(-(1 << 31), 1 << 31, (members, labels)) if rng.random() < 0.3 else \
+            npr.integers(1, 1 << 20, (members, labels))
+    if alphas is None:
+        alphas = npr.integers(0, 1 << 22, members) if rng.random() < 0.7 else npr.integers(0, 3, members)
+    if acc is None:
+        kind = rng.randrange(3)
+        if kind == 0:                       # ties: few distinct values
+            acc = npr.integers(-2, 3, (rows, members, labels)) << rng.randrange(0, 30)
+        elif kind == 1:                     # saturating codes
+            acc = npr.integers(-(1 << 62), 1 << 62, (rows, members, labels))
+        else:
+            acc = npr.integers(-(1 << 40), 1 << 40, (rows, members, labels))
+    elem = rng.choice([8, 8, 4]) if np.abs(acc).max(initial=0) < (1 << 31) else 8
+    src = rand_view(img, rows * members, labels, elem)
+    _put_view(img, src, np.asarray(acc, np.int64).reshape(rows * members, labels))
+    consts = img.put(vote_consts_words(shifts, alphas, mults), 8)
+    out = rand_view(img, rows * (members + 1), 1, 8)
+    d = img.put(encode_desc(VecFn.VOTE, src=src, out=out, consts=consts, method=VOTE_METHODS[method]), 4)
+    args = {"fn": int(VecFn.VOTE), "desc": d, "rows": rows, "cols": labels, "bits": 0, "aux": members, "io": 0}
     return Case(config, img.dram, args)

@@ -299,6 +299,9 @@ class Derive(wiring.Component):
                 m.d.comb += bad.eq(view_bad(v0) | view_bad(v1) | view_bad(v2) | (c0[:3] != 0) | (cols > R) | (aux > R))
             with m.Case(int(VecFn.COMBINE)):
                 m.d.comb += bad.eq(view_bad(v2) | (c0[:3] != 0) | (rows * cols > R) | (aux > COMBINE_MAX_MEMBERS))
+            with m.Case(int(VecFn.VOTE)):
+                m.d.comb += bad.eq(view_bad(v0) | view_bad(v2) | (c0[:3] != 0) | (c0 == 0) | (cols > R)
+                                   | (sl[SLOTS["C1"]] > 1))
             with m.Default():
                 m.d.comb += bad.eq(1)
         return bad

@@ -1,4 +1,4 @@
-"""The scalar engine: EMBED, LUT, DOT, COMBINE, element by element, over any views.
+"""The scalar engine: EMBED, LUT, DOT, COMBINE, VOTE, element by element, over any views.
 
 Reads are single-beat requests, one element each (at its byte address's beat), issued in a
 fixed order per kernel, one per cycle while the value FIFO has room (several outstanding);
@@ -19,6 +19,14 @@ Per kernel (rows r, columns c; `aux` = DOT's outputs n, COMBINE's members m):
   its start again), one MAC per element: out[r, n] = sum x w + bias[n], int64 wrapping.
 - COMBINE: per member m its view (from the setup buffer's copy of the descriptor: walker A
   loaded again) and weight, acc[e] = acc[e] + x w_m in the row buffer; then every acc to `out`.
+- VOTE, per row (example): per member its logit shift and alpha_q, then per class its logit
+  mult and accumulator (the constants at a running address, the accumulators through walker
+  A); each accumulator through the multiplier, the rounding shift and the int32 clamp (the
+  member's logit code), the member's first maximum tracked; samme.r adds every code into the
+  row buffer, samme adds alpha_q at the member's class; the member's class to `out`; after the
+  last member the row buffer's first maximum, the prediction, to `out`.
+
+DOT, COMBINE and VOTE share one 64 x 64 multiplier (`_mul`).
 
 `busy` from `start` until the last write has been sent; the unit waits for the answers.
 """
@@ -80,6 +88,9 @@ class ScalarEngine(wiring.Component):
         # -- the row buffer (DOT's x row, COMBINE's accumulators)
         m.submodules.row = row = Memory(shape=64, depth=cfg.vec_row_elems, init=[])
         self.row_rd, self.row_wr = row.read_port(), row.write_port()
+        self.mul_a, self.mul_b = Signal(signed(64)), Signal(signed(64))
+        self.mul_p = Signal(signed(64))
+        m.d.comb += self.mul_p.eq((self.mul_a * self.mul_b)[:64])
         self._kernels(m, tags, vals, wa, wb, wo, view, sl)
         return m
 
@@ -139,7 +150,7 @@ class ScalarEngine(wiring.Component):
             m.d.sync += [phase.eq(1), self.fault.eq(0)]
         for wk, v, cols in ((wa, "V0", Mux((fn == int(VecFn.EMBED)), 1, self.cols)),
                             (wb, "V1", Mux((fn == int(VecFn.EMBED)), 1, self.cols)),
-                            (wo, "V2", Mux(fn == int(VecFn.DOT), self.aux, self.cols))):
+                            (wo, "V2", Mux(fn == int(VecFn.DOT), self.aux, Mux(fn == int(VecFn.VOTE), 1, self.cols)))):
             m.d.comb += [wk.load.eq(self.start), wk.view.eq(view(v)), wk.cols.eq(cols)]
         go = Signal()
         with m.If((phase == 1) & wa.ready & wb.ready & wo.ready):
@@ -148,7 +159,7 @@ class ScalarEngine(wiring.Component):
         with m.If((phase == 2) & done):
             m.d.sync += phase.eq(0)
         for f, body in ((VecFn.EMBED, self._embed), (VecFn.LUT, self._lut), (VecFn.DOT, self._dot),
-                        (VecFn.COMBINE, self._combine)):
+                        (VecFn.COMBINE, self._combine), (VecFn.VOTE, self._vote)):
             with m.If(fn == int(f)):
                 body(m, go, req, out, done, sl)
         m.d.comb += self.idle.eq((phase == 0) & (inflight == 0))
@@ -380,6 +391,11 @@ class ScalarEngine(wiring.Component):
                     m.d.comb += wb.restart.eq(1)
         self._mac_consumer(m, go, out, done, sl, dot=True)
 
+    def _mul(self, m, a, b):
+        """The engine's one multiplier: (a b) mod 2^64 (the kernel running drives its operands)."""
+        m.d.comb += [self.mul_a.eq(a), self.mul_b.eq(b)]
+        return self.mul_p
+
     def _bias(self, m, n):
         """int64 word n of the setup buffer's block B (DOT's bias, COMBINE's weights), one cycle after n."""
         B = self.B
@@ -426,7 +442,7 @@ class ScalarEngine(wiring.Component):
         acc = Signal(signed(64))
         first1 = Signal()
         with m.If(en):
-            m.d.sync += [s2.eq(s1), p2.eq((v1 * rr.data.as_signed())[:64]), last2.eq(last1), first2.eq(first1)]
+            m.d.sync += [s2.eq(s1), p2.eq(self._mul(m, v1, rr.data.as_signed())), last2.eq(last1), first2.eq(first1)]
             with m.If(s1 & last1):
                 m.d.sync += first1.eq(1)
             with m.Elif(s1):
@@ -532,7 +548,7 @@ class ScalarEngine(wiring.Component):
         w1 = Signal(signed(64))
         m.d.sync += w1.eq(w)
         with m.If(s1):
-            m.d.comb += [rw.en.eq(1), rw.addr.eq(e1), rw.data.eq(Mux(first, 0, rr.data.as_signed()) + (v1 * w1)[:64])]
+            m.d.comb += [rw.en.eq(1), rw.addr.eq(e1), rw.data.eq(Mux(first, 0, rr.data.as_signed()) + self._mul(m, v1, w1))]
         with m.If(pop):
             m.d.sync += e.eq(Mux(e == total - 1, 0, e + 1))
             with m.If(e == total - 1):
@@ -551,3 +567,152 @@ class ScalarEngine(wiring.Component):
         with m.If(o_rd):
             m.d.sync += [out["wv"].eq(1), out["wdata"].eq(rr.data)]
         m.d.comb += done.eq((o_v & ~o_rd & ~out["wv"]) | self._faulted(out))
+
+    # -- VOTE ----------------------------------------------------------------------------------
+    def _vote(self, m, go, req, out, done, sl):
+        """The requests, per row: per member shift, alpha (constants at a running address),
+        then per class its mult and its accumulator (walker A); after the row's last request
+        wait until its prediction is out."""
+        wa = self.walkers[0]
+        gst = Signal(2)             # 0 shift, 1 alpha, 2 mult, 3 accumulator
+        gc, gm, gr = Signal(16), Signal(16), Signal(16)
+        wait = Signal()
+        cptr = Signal(32)
+        rows_out = Signal(16)       # rows whose prediction the consumer has raised
+        fire = out["fire"]
+        with m.If(go):
+            m.d.sync += [gst.eq(0), gc.eq(0), gm.eq(0), gr.eq(0), wait.eq(0), cptr.eq(sl[SLOTS["C0"]])]
+        const_fmt = Cat(Const(3, 2), Const(1, 1), Const(0, 9))
+        acc_phase = gst == 3
+        m.d.comb += [req["valid"].eq(~go & ~wait & (gr < self.rows) & ~self.fault),
+                     req["addr"].eq(Mux(acc_phase, wa.addr, cptr)),
+                     req["fmt"].eq(Mux(acc_phase, _fmt(sl[SLOTS["V0"] + 1]), const_fmt))]
+        with m.If(fire):
+            with m.If(acc_phase):
+                m.d.comb += wa.step.eq(1)
+                m.d.sync += [gst.eq(2), gc.eq(gc + 1)]
+                with m.If(gc == self.cols - 1):
+                    m.d.sync += [gst.eq(0), gc.eq(0), gm.eq(gm + 1)]
+                    with m.If(gm == self.aux - 1):
+                        m.d.sync += [gm.eq(0), gr.eq(gr + 1), wait.eq(1), cptr.eq(sl[SLOTS["C0"]])]
+            with m.Else():
+                m.d.sync += [gst.eq(gst + 1), cptr.eq(cptr + 8)]
+        with m.If(wait & (rows_out == gr)):
+            m.d.sync += wait.eq(0)
+        self._vote_consumer(m, go, out, done, sl, rows_out)
+
+    def _vote_consumer(self, m, go, out, done, sl, rows_out):
+        """Stage 1 the product, 2 the logit code, 3 the member's first maximum (samme.r: S[c] +=
+        l; samme: V[c] = 0 for the first member), 4 / 5 samme's V[c_m] += alpha; after the
+        row's last member the read-back of V / S (first maximum) and the prediction out. Every
+        stage holds while a write waits (`en`)."""
+        vals, pop = out["vals"], out["pop"]
+        en = ~(out["wv"] & ~self.wr.ready)
+        samme_r = sl[SLOTS["C1"]] == 1
+        m.d.comb += [pop.eq(vals.r_rdy & en), self.row_rd.en.eq(en)]
+        with m.If(out["sent"]):
+            m.d.sync += out["wv"].eq(0)
+        with m.If(go):
+            m.d.sync += rows_out.eq(0)
+        s1 = self._vote_product(m, go, vals.r_data.as_signed(), pop, en)
+        s2 = self._vote_code(m, s1, en)
+        mlast4 = self._vote_member(m, s2, en, samme_r, out)
+        self._vote_readback(m, mlast4, en, out, rows_out)
+        m.d.comb += done.eq(((rows_out == self.rows) & ~out["wv"]) | self._faulted(out))
+
+    def _vote_product(self, m, go, v, pop, en):
+        """The values in order (shift, alpha, then per class mult, accumulator); stage 1: acc *
+        mult (mod 2^64) with the class's place in its member and row."""
+        ck = Signal(2)                                  # 0 shift, 1 alpha, 2 mult, 3 accumulator
+        cc, cm = Signal(16), Signal(16)
+        alpha, mult = Signal(signed(64)), Signal(signed(64))
+        st = {"valid": Signal(), "c": Signal(16), "p": Signal(signed(64)), "a": Signal(signed(64)),
+              "first": Signal(), "last": Signal(), "mfirst": Signal(), "mlast": Signal()}
+        self._vote_shift = shift = Signal(6)
+        with m.If(go):
+            m.d.sync += [ck.eq(0), cc.eq(0), cm.eq(0)]
+        prod = self._mul(m, v, mult)
+        with m.If(en):
+            m.d.sync += st["valid"].eq(pop & (ck == 3))
+        with m.If(pop):
+            with m.Switch(ck):
+                with m.Case(0):
+                    m.d.sync += [shift.eq(v[:6]), ck.eq(1)]
+                    with m.If(v.as_unsigned() > 63):
+                        m.d.sync += self.fault.eq(1)
+                with m.Case(1):
+                    m.d.sync += [alpha.eq(v), ck.eq(2)]
+                with m.Case(2):
+                    m.d.sync += [mult.eq(v), ck.eq(3)]
+                with m.Case(3):
+                    m.d.sync += [st["p"].eq(prod), st["c"].eq(cc), st["a"].eq(alpha), st["first"].eq(cc == 0),
+                                 st["last"].eq(cc == self.cols - 1), st["mfirst"].eq(cm == 0),
+                                 st["mlast"].eq(cm == self.aux - 1), ck.eq(2), cc.eq(cc + 1)]
+                    with m.If(cc == self.cols - 1):
+                        m.d.sync += [ck.eq(0), cc.eq(0), cm.eq(Mux(cm == self.aux - 1, 0, cm + 1))]
+        return st
+
+    def _vote_code(self, m, s1, en):
+        """Stage 2: l = clamp_int32((p + 2^(shift-1)) >> shift) (the member's shift: its next
+        shift is taken one cycle later at the earliest); the row buffer's S[c] read (samme.r)."""
+        shift = self._vote_shift
+        rnd = Mux(shift == 0, 0, (Const(1, 64) << (shift - 1)[:6])[:64])
+        q = (s1["p"] + rnd)[:64].as_signed() >> shift
+        lo, hi = -(1 << 31), (1 << 31) - 1
+        code = Mux(q < lo, lo, Mux(q > hi, hi, q))
+        s2 = {k: Signal.like(v, name=f"{k}2") for k, v in s1.items() if k != "p"}
+        s2["l"] = Signal(signed(32))
+        m.d.comb += self.row_rd.addr.eq(s1["c"])
+        with m.If(en):
+            m.d.sync += [s2[k].eq(s1[k]) for k in s2 if k != "l"] + [s2["l"].eq(code)]
+        return s2
+
+    def _vote_member(self, m, s2, en, samme_r, out):
+        """Stage 3: the member's first maximum; samme.r S[c] = (first member ? 0 : S[c]) + l,
+        samme V[c] = 0 for the first member; the member's class out after its last class.
+        Stages 4 / 5 (samme): V[c_m] read, V[c_m] + alpha written."""
+        rr, rw = self.row_rd, self.row_wr
+        best, bestc = Signal(signed(32)), Signal(16)
+        newer = s2["first"] | (s2["l"] > best)
+        cls = Mux(newer, s2["c"], bestc)
+        s3, c3, a3, mlast3 = Signal(), Signal(16), Signal(signed(64)), Signal()
+        with m.If(en):
+            m.d.sync += [s3.eq(s2["valid"] & s2["last"]), c3.eq(cls), a3.eq(s2["a"]), mlast3.eq(s2["mlast"])]
+        with m.If(en & s2["valid"]):
+            m.d.sync += [best.eq(Mux(newer, s2["l"], best)), bestc.eq(cls)]
+            with m.If(samme_r | s2["mfirst"]):
+                m.d.comb += [rw.en.eq(1), rw.addr.eq(s2["c"]),
+                             rw.data.eq(Mux(samme_r, Mux(s2["mfirst"], 0, rr.data.as_signed()) + s2["l"], 0))]
+            with m.If(s2["last"] & ~self.fault):          # after a fault nothing more is written
+                m.d.sync += [out["wv"].eq(1), out["wdata"].eq(cls)]
+        s4, c4, a4, mlast4 = Signal(), Signal(16), Signal(signed(64)), Signal()
+        with m.If(s3 & ~samme_r):
+            m.d.comb += rr.addr.eq(c3)
+        with m.If(en):
+            m.d.sync += [s4.eq(s3), c4.eq(c3), a4.eq(a3), mlast4.eq(s3 & mlast3)]
+        with m.If(en & s4 & ~samme_r):
+            m.d.comb += [rw.en.eq(1), rw.addr.eq(c4), rw.data.eq(rr.data.as_signed() + a4)]
+        return mlast4
+
+    def _vote_readback(self, m, mlast4, en, out, rows_out):
+        """After the row's last member: V / S [0 .. cols - 1] read one a cycle, their first
+        maximum; the prediction out."""
+        rr = self.row_rd
+        fin, fa = Signal(), Signal(17)
+        fv, fc, fbest, fbc = Signal(), Signal(16), Signal(signed(64)), Signal(16)
+        with m.If(en & mlast4):
+            m.d.sync += [fin.eq(1), fa.eq(0)]
+        with m.If(fin):
+            m.d.comb += rr.addr.eq(fa)
+            with m.If(en):
+                m.d.sync += [fa.eq(fa + 1), fv.eq(1), fc.eq(fa)]
+                with m.If(fa == self.cols - 1):
+                    m.d.sync += fin.eq(0)
+        with m.Elif(en):
+            m.d.sync += fv.eq(0)
+        fnewer = (fc == 0) | (rr.data.as_signed() > fbest)
+        fcls = Mux(fnewer, fc, fbc)
+        with m.If(en & fv):
+            m.d.sync += [fbest.eq(Mux(fnewer, rr.data.as_signed(), fbest)), fbc.eq(fcls)]
+            with m.If((fc == self.cols - 1) & ~self.fault):
+                m.d.sync += [out["wv"].eq(1), out["wdata"].eq(fcls), rows_out.eq(rows_out + 1)]

@@ -44,6 +44,7 @@ _FIELD_SLOT = {
     VecFn.LUT: {"src": "V0", "out": "V2", "table": "C0", "offset": "C1", "size": "C2"},
     VecFn.DOT: {"src": "V0", "weight": "V1", "bias": "C0", "out": "V2"},
     VecFn.COMBINE: {"out": "V2", "weights": "C0"},
+    VecFn.VOTE: {"src": "V0", "out": "V2", "consts": "C0", "method": "C1"},
 }
 _SIZE = {"view": VIEW_WORDS, "word": 1, "table": TABLE_WORDS, "packed": PACKED_WORDS}
 
