@@ -41,6 +41,7 @@ The VEC issues in cycle 0 and is busy in 1 .. D:
 | EMBED | per row L + 11 + 3 cols (id, type, the rows' addresses, 3 pairs, 3 reads a column); D = max(p + 4, p + L + 2) |
 | COMBINE | per member 15 + 71 + rows cols (its view, weight, walker, elements), then 3 cycles per output element; D = max(w_last + 3, w_last + L + 1) (`_scalar_cycles`) |
 | VOTE | per row (example) N = aux (2 + 2 cols) reads, one a cycle (per member its shift, alpha, then per class its mult and accumulator), the last taken in p = first + N - 1 + L + 2; the row's votes read back in cols + VOTE_TAIL cycles, its prediction written in w = p + cols + VOTE_TAIL; the next row's first read in w + 1; D = max(w_last + 3, w_last + L + 1) |
+| VOTE_AVERAGE, VOTE_MEAN, VOTE_MEDIAN | VOTE's reads; the row sequencer from p + VOTE_SEQ_START for `vote_seq_cycles` (average aux (3 (cols + 1) + 65) + cols + 2, mean 66, median aux (aux + 3) + 1), the result written in the cycle after: w = p + 5 + that; then as VOTE |
 
 (71 = VEC_WALK_INIT: the scalar engine's view walkers divide r0, c0 by their tiles.)
 
@@ -50,6 +51,11 @@ int64 (row r aux + m: example r's member m), `consts` is aux blocks of 2 + cols 
 member l_c = requantize(acc_c, mult_c, 0, shift, int32 saturating); samme: V_c = sum_m A_m
 [argmax l_m = c], samme.r: S_c = sum_m l_mc; the prediction is argmax (first maximum). `out`
 shows (rows (aux + 1), 1) int64: example r's member predictions, then its prediction.
+VOTE_AVERAGE / VOTE_MEAN / VOTE_MEDIAN (model/vote.py average, mean, median; no `method`) take
+the same src / consts / out: average p = apply_softmax(l_m, VOTE_SOFTMAX), P_c = sum_m A_m p_mc,
+argmax; mean floor((2 sum A l + T) / 2T); median the smallest l_m with 2 sum_{l_j <= l_m} A_j >= T
+(STS-B, one column: the members' and the ensemble's Q15.16 scores out). docs/NUMERICS.md, "The
+vote on the device", has the bounds and the proofs.
 """
 
 from __future__ import annotations
