@@ -1,4 +1,4 @@
-"""The scalar engine: EMBED, LUT, DOT, COMBINE, VOTE, element by element, over any views.
+"""The scalar engine: EMBED, LUT, DOT, COMBINE and the votes, element by element, over any views.
 
 Reads are single-beat requests, one element each (at its byte address's beat), issued in a
 fixed order per kernel, one per cycle while the value FIFO has room (several outstanding);
@@ -25,6 +25,10 @@ Per kernel (rows r, columns c; `aux` = DOT's outputs n, COMBINE's members m):
   member's logit code), the member's first maximum tracked; samme.r adds every code into the
   row buffer, samme adds alpha_q at the member's class; the member's class to `out`; after the
   last member the row buffer's first maximum, the prediction, to `out`.
+- VOTE_AVERAGE, VOTE_MEAN, VOTE_MEDIAN: VOTE's requests and pipeline; every code into the row
+  buffer at m cols + c, every alpha_q into the vote buffer at m (T, and MEAN's sum A l, summed
+  on the way); after the row's last member the row sequencer (hw/vec/vote_seq.py) and its
+  result to `out` (a member's output: its class, or for MEAN / MEDIAN its score code).
 
 DOT, COMBINE and VOTE share one 64 x 64 multiplier (`_mul`).
 
