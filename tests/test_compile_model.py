@@ -197,9 +197,10 @@ def test_the_device_vote_is_the_integer_paths_vote(spec, method):
     from bebert.vector import VOTE_KERNEL_OF
 
     model = synthetic_model(parse_model_spec(spec), seed=3)
-    prog = compile_model(model, SMALL)
+    prog = compile_model(spec, SMALL, seed=3)
     assert prog.meta["vote"]["method"] == method and prog.meta["vote"]["on"] == "device"
     assert "votes" in prog.meta["outputs"]
+    assert bool(prog.meta.get("regression")) == (method in ("mean", "median"))     # bebert run shows scores
     assert sum(i.op == Op.VEC and i.args["fn"] == VOTE_KERNEL_OF[method] for i in prog.instrs) == 1
     rng = np.random.default_rng(3)
     seq, vocab = prog.meta["seq"], prog.meta["vocab"]
