@@ -41,7 +41,7 @@ The VEC issues in cycle 0 and is busy in 1 .. D:
 | EMBED | per row L + 11 + 3 cols (id, type, the rows' addresses, 3 pairs, 3 reads a column); D = max(p + 4, p + L + 2) |
 | COMBINE | per member 15 + 71 + rows cols (its view, weight, walker, elements), then 3 cycles per output element; D = max(w_last + 3, w_last + L + 1) (`_scalar_cycles`) |
 | VOTE | per row (example) N = aux (2 + 2 cols) reads, one a cycle (per member its shift, alpha, then per class its mult and accumulator), the last taken in p = first + N - 1 + L + 2; the row's votes read back in cols + VOTE_TAIL cycles, its prediction written in w = p + cols + VOTE_TAIL; the next row's first read in w + 1; D = max(w_last + 3, w_last + L + 1) |
-| VOTE_AVERAGE, VOTE_MEAN, VOTE_MEDIAN | VOTE's reads; the row sequencer from p + VOTE_SEQ_START for `vote_seq_cycles` (average aux (3 (cols + 1) + 65) + cols + 2, mean 66, median aux (aux + 3) + 1), the result written in the cycle after: w = p + 5 + that; then as VOTE |
+| VOTE_AVERAGE, VOTE_MEAN, VOTE_MEDIAN | VOTE's reads; the row sequencer from p + VOTE_SEQ_START for `vote_seq_cycles` (average aux (3 (cols + 1) + 33) + cols + 2, mean 66, median aux (aux + 3) + 1), the result written in the cycle after: w = p + 5 + that; then as VOTE |
 
 (71 = VEC_WALK_INIT: the scalar engine's view walkers divide r0, c0 by their tiles.)
 
@@ -295,7 +295,8 @@ def check_vec(args: dict[str, int]) -> str | None:
 COMBINE_MAX_MEMBERS = 16
 VOTE_TAIL = 6               # VOTE: cycles of a row's last member's pipeline and its argmax read-back beyond cols
 VOTE_SEQ_START = 5          # the vote kernels: from a row's last value taken to its row sequencer's first cycle
-VOTE_DIV_STEPS = 64         # VOTE_AVERAGE / VOTE_MEAN: the row sequencer's divider, one quotient bit a cycle
+VOTE_DIV_STEPS = 64         # VOTE_MEAN: the row sequencer's divider, one quotient bit a cycle
+VOTE_AVG_DIV_STEPS = 32     # VOTE_AVERAGE: R = recip_num // sum < 2^32 (VOTE_SOFTMAX's bound, below)
 VOTE_MAX_MEMBERS = 64       # VOTE_AVERAGE / MEAN / MEDIAN: |A l| < 2^53 summed over 64 members stays in int64
 VEC_BURST = 8               # the stream reader's longest burst (beats)
 VEC_FIFO_LAT = 2            # a beat that arrives in cycle c can leave the reader's FIFO in c + 2
@@ -471,15 +472,16 @@ def _scalar_cycles(k: Kernel, rows: int, cols: int, aux: int, cfg: AccelConfig) 
 def vote_seq_cycles(fn: int, members: int, labels: int) -> int:
     """Cycles of the row sequencer of VOTE_AVERAGE / MEAN / MEDIAN (hw/vec/scalar.py), its
     result written in the cycle after: every pass of n reads takes n + 1 cycles (the last
-    read's value taken in the extra one), a division 1 + VOTE_DIV_STEPS, the result 1.
+    read's value taken in the extra one), a division 1 + its steps (AVERAGE VOTE_AVG_DIV_STEPS,
+    MEAN VOTE_DIV_STEPS), the result 1.
     AVERAGE per member: its codes' maximum, their exponentials and sum, the division, the
     probabilities into P; then P's first maximum. MEAN: the division. MEDIAN per member: its
     code, then every member's (the weight at or below it)."""
-    fn, div = VecFn(fn), 1 + VOTE_DIV_STEPS
+    fn = VecFn(fn)
     if fn == VecFn.VOTE_AVERAGE:
-        return members * (3 * (labels + 1) + div) + labels + 1 + 1
+        return members * (3 * (labels + 1) + 1 + VOTE_AVG_DIV_STEPS) + labels + 1 + 1
     if fn == VecFn.VOTE_MEAN:
-        return div + 1
+        return 1 + VOTE_DIV_STEPS + 1
     return members * (2 + members + 1) + 1
 
 
@@ -902,6 +904,10 @@ VOTE_KERNEL_OF = {"samme": VecFn.VOTE, "samme.r": VecFn.VOTE, "average": VecFn.V
 VOTE_LOGIT_FRAC = 16                            # the logit codes' grid 2^-16 (model/vote.py LOGIT_FRAC)
 VOTE_ALPHA_LIMIT = 1 << 22                      # alpha_q < 2^22 (model/vote.py ALPHA_LIMIT)
 VOTE_SOFTMAX = I.prepare_softmax(2.0 ** -VOTE_LOGIT_FRAC, out_bits=16)   # VOTE_AVERAGE's i-softmax: fixed
+# The member's maximum code has t = 0, so e = poly_b^2 + poly_c (= q_l0) and sum >= q_l0; with
+# recip_num < q_l0 2^32 the quotient has 32 bits and its top remainder recip_num >> 32 < sum: a
+# restoring division starting from that remainder needs only the low 32 numerator bits.
+assert VOTE_SOFTMAX.recip_num >> VOTE_AVG_DIV_STEPS < VOTE_SOFTMAX.poly_b ** 2 + VOTE_SOFTMAX.poly_c
 
 
 def vote_consts_words(shifts, alphas, mults) -> bytes:

@@ -47,7 +47,7 @@ from bebert.vector import VOTE_ALPHA_LIMIT, VOTE_KERNELS, VecFn, lut_block
 
 from .reader import ReadPort
 from .setup import NSLOTS, SLOTS
-from .vote_seq import vote_sequencer
+from .vote_seq import VoteSequencer
 from .walker import VIEW_FIELDS, ViewWalker
 from .writer import WritePort
 
@@ -754,8 +754,7 @@ class ScalarEngine(wiring.Component):
         go = en & mlast4 & ~self.fault
         with m.If(go & (tsum == 0)):
             m.d.sync += self.fault.eq(1)
-        res_valid, res = vote_sequencer(m, start=go & (tsum != 0), en=en, kind=kind, members=self.aux,
-                                        labels=self.cols, tsum=tsum, wsum=self._vote_wsum, row_rd=self.row_rd,
-                                        vb_rd=self.vb_rd, vb_wr=self.vb_wr)
-        with m.If(res_valid & ~self.fault):
-            m.d.sync += [out["wv"].eq(1), out["wdata"].eq(res), rows_out.eq(rows_out + 1)]
+        seq = VoteSequencer(m, start=go & (tsum != 0), en=en, kind=kind, members=self.aux, labels=self.cols,
+                            tsum=tsum, wsum=self._vote_wsum, row_rd=self.row_rd, vb_rd=self.vb_rd, vb_wr=self.vb_wr)
+        with m.If(seq.res_valid & ~self.fault):
+            m.d.sync += [out["wv"].eq(1), out["wdata"].eq(seq.res), rows_out.eq(rows_out + 1)]
