@@ -131,13 +131,6 @@ def _vote_edges(config):
     return cases
 
 
-@pytest.mark.parametrize("config", [TINY, SMALL, small4_config()], ids=lambda c: c.name)
-def test_vote_edge_cases_match_run_vec_and_take_vec_cycles(config):
-    cases = _vote_edges(config)
-    for c, r in zip(cases, check(config, cases)):
-        assert r["cycles"] == cycles_of(config, c), c.args
-
-
 def _exact_vote_edges(config):
     """VOTE_AVERAGE / MEAN / MEDIAN's edge cases: ties (equal codes: the first maximum; equal
     scores: the median's stable order), one member, a zero alpha, codes saturating to int32,
@@ -168,9 +161,10 @@ def _exact_vote_edges(config):
     return cases
 
 
+@pytest.mark.parametrize("edges", [_vote_edges, _exact_vote_edges], ids=["VOTE", "exact"])
 @pytest.mark.parametrize("config", [TINY, SMALL, small4_config()], ids=lambda c: c.name)
-def test_exact_vote_edge_cases_match_run_vec_and_take_vec_cycles(config):
-    cases = _exact_vote_edges(config)
+def test_vote_edge_cases_match_run_vec_and_take_vec_cycles(config, edges):
+    cases = edges(config)
     for c, r in zip(cases, check(config, cases)):
         assert r["cycles"] == cycles_of(config, c), c.args
 
