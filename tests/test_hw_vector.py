@@ -171,9 +171,12 @@ def test_vote_edge_cases_match_run_vec_and_take_vec_cycles(config, edges):
 
 @pytest.mark.parametrize("config", [TINY, small4_config()], ids=lambda c: c.name)
 def test_exact_votes_on_random_instances_match_run_vec_and_take_vec_cycles(config):
+    """... and a slow memory (the row sequencer holds with the write port) gives the same bytes."""
     cases = [vote_case(config, 3000 + s, method=("average", "mean", "median")[s % 3]) for s in range(24)]
     for c, r in zip(cases, check(config, cases)):
         assert r["cycles"] == cycles_of(config, c), c.args
+    for c, r in zip(cases, check(config, cases, stall=0.5, seed=3)):
+        assert r["cycles"] > cycles_of(config, c), c.args
 
 
 def test_vote_is_model_vote_apply_vote():
