@@ -1,6 +1,6 @@
 """The shape of a binary BERT ensemble: what `stats` counts and synthetic models are built from.
 
-    synthetic:PRESET[,members=M][,abits=B][,seq=T][,base=binarybert|bibert][,tws=0|1][,labels=L]
+    synthetic:PRESET[,members=M][,abits=B][,seq=T][,base=binarybert|bibert][,tws=0|1][,labels=L][,vote=V]
 
 Presets (BERT's HF configs): bert-base 12 layers, hidden 768, 12 heads, FFN 3072, vocab 30522;
 minilm-l6 6 / 384 / 12 / 1536 / 30522 (both 512 positions, seq 128, 3 members, as `bebert
@@ -8,8 +8,9 @@ train`); tiny 2 / 64 / 2 / 128 / 1000 (64 positions, seq 16, 2 members) for fast
 `base` picks the quantization of the members (BinaryBERT 1-1-4: binary weights and embeddings,
 `abits`-bit activations, Q/K/V and attention probabilities; BiBERT 1-1-1 with Bi-Attention);
 `tws=1` gives the TWS-split layers a BinaryBERT run trains by default (inputs duplicated, weights
-[w1 | w2]: twice the binary weights); `labels` the classifier width (2). A `seq` beyond the
-preset's positions grows the position table with it.
+[w1 | w2]: twice the binary weights); `labels` the classifier width (2); `vote` the ensemble's
+integer vote (model/vote.py: samme, samme.r, average; mean or median with labels=1, STS-B's).
+A `seq` beyond the preset's positions grows the position table with it.
 
 `shape_from_package` reads the same shape from a trained package's manifest.json (no weights
 are loaded): `BertShape` under "shape", one `QuantConfig` per member under "members", and
@@ -36,7 +37,9 @@ class TargetError(ValueError):
 FP = 32  # "bits" of an unquantized tensor, as in model/quant_bert.py
 BASES = ("binarybert", "bibert", "fp")
 PACKAGE_FORMAT = "bebert-ensemble-package"  # model/package.py FORMAT (not imported: that pulls in torch)
-SPEC_FORMAT = "synthetic:PRESET[,members=M][,abits=B][,seq=T][,base=binarybert|bibert][,tws=0|1][,labels=L]"
+SPEC_FORMAT = ("synthetic:PRESET[,members=M][,abits=B][,seq=T][,base=binarybert|bibert][,tws=0|1][,labels=L]"
+               "[,vote=samme|samme.r|average|mean|median]")
+VOTES = ("samme", "samme.r", "average", "mean", "median")   # model/vote.py CLASS_VOTES + SCORE_VOTES
 MAX_SEQ = 1 << 16
 
 
@@ -60,6 +63,7 @@ class EnsembleShape:
     seq: int = 128
     base: str = "binarybert"
     tws: bool = False  # TWS-split layers: [x, x] @ [w1 | w2]^T
+    vote: str = "samme"  # the ensemble's integer vote (model/vote.py)
 
     def __post_init__(self) -> None:
         def bad(why: str) -> TargetError:
@@ -84,6 +88,10 @@ class EnsembleShape:
             raise bad(f"bibert (Bi-Attention) needs attn_bits = 1, got {self.attn_bits}")
         if self.tws and self.weight_bits != 1:
             raise bad(f"tws (split) layers need weight_bits = 1, got {self.weight_bits}")
+        if self.vote not in VOTES:
+            raise bad(f"vote '{self.vote}' not one of {', '.join(VOTES)}")
+        if self.vote in ("mean", "median") and self.num_labels != 1:
+            raise bad(f"vote '{self.vote}' (a score, STS-B) needs labels = 1, got {self.num_labels}")
 
     @property
     def bi_attention(self) -> bool:
@@ -108,7 +116,7 @@ PRESETS = {
     "tiny": EnsembleShape(layers=2, hidden=64, heads=2, intermediate=128, vocab=1000, max_position=64,
                           members=2, seq=16),
 }
-OPTIONS = ("members", "abits", "seq", "base", "tws", "labels")
+OPTIONS = ("members", "abits", "seq", "base", "tws", "labels", "vote")
 
 
 def parse_model_spec(spec: str) -> EnsembleShape:
@@ -159,7 +167,7 @@ def parse_model_spec(spec: str) -> EnsembleShape:
     try:
         return replace(shape, members=ints.get("members", shape.members), act_bits=abits, attn_bits=abits,
                        seq=seq, max_position=max(shape.max_position, seq), base=base, tws=tws in ("1", "true"),
-                       num_labels=ints.get("labels", shape.num_labels))
+                       num_labels=ints.get("labels", shape.num_labels), vote=seen.get("vote", shape.vote).lower())
     except TargetError as e:
         raise bad(str(e).removeprefix("model shape: ")) from None
 

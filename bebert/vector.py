@@ -41,6 +41,7 @@ The VEC issues in cycle 0 and is busy in 1 .. D:
 | EMBED | per row L + 11 + 3 cols (id, type, the rows' addresses, 3 pairs, 3 reads a column); D = max(p + 4, p + L + 2) |
 | COMBINE | per member 15 + 71 + rows cols (its view, weight, walker, elements), then 3 cycles per output element; D = max(w_last + 3, w_last + L + 1) (`_scalar_cycles`) |
 | VOTE | per row (example) N = aux (2 + 2 cols) reads, one a cycle (per member its shift, alpha, then per class its mult and accumulator), the last taken in p = first + N - 1 + L + 2; the row's votes read back in cols + VOTE_TAIL cycles, its prediction written in w = p + cols + VOTE_TAIL; the next row's first read in w + 1; D = max(w_last + 3, w_last + L + 1) |
+| VOTE_AVERAGE, VOTE_MEAN, VOTE_MEDIAN | VOTE's reads; the row sequencer from p + VOTE_SEQ_START for `vote_seq_cycles` (average aux (3 (cols + 1) + 33) + cols + 2, mean 66, median aux (aux + 3) + 1), the result written in the cycle after: w = p + 5 + that; then as VOTE |
 
 (71 = VEC_WALK_INIT: the scalar engine's view walkers divide r0, c0 by their tiles.)
 
@@ -50,6 +51,11 @@ int64 (row r aux + m: example r's member m), `consts` is aux blocks of 2 + cols 
 member l_c = requantize(acc_c, mult_c, 0, shift, int32 saturating); samme: V_c = sum_m A_m
 [argmax l_m = c], samme.r: S_c = sum_m l_mc; the prediction is argmax (first maximum). `out`
 shows (rows (aux + 1), 1) int64: example r's member predictions, then its prediction.
+VOTE_AVERAGE / VOTE_MEAN / VOTE_MEDIAN (model/vote.py average, mean, median; no `method`) take
+the same src / consts / out: average p = apply_softmax(l_m, VOTE_SOFTMAX), P_c = sum_m A_m p_mc,
+argmax; mean floor((2 sum A l + T) / 2T); median the smallest l_m with 2 sum_{l_j <= l_m} A_j >= T
+(STS-B, one column: the members' and the ensemble's Q15.16 scores out). docs/NUMERICS.md, "The
+vote on the device", has the bounds and the proofs.
 """
 
 from __future__ import annotations
@@ -77,6 +83,9 @@ class VecFn(IntEnum):
     DOT = 10       # small exact int64 matmul + bias (the classifier): `aux` outputs per row
     COMBINE = 11   # ensemble combination of member outputs (`aux` members)
     VOTE = 12      # the ensemble's integer vote (model/vote.py samme / samme.r) of `aux` members per row
+    VOTE_AVERAGE = 13  # model/vote.py's average: alpha-weighted i-softmax probabilities of `aux` members per row
+    VOTE_MEAN = 14     # STS-B: the alpha-weighted mean of `aux` members' Q15.16 scores per row
+    VOTE_MEDIAN = 15   # STS-B: the alpha-weighted median (AdaBoost.R2) of `aux` members' scores per row
 
 
 class Io(IntFlag):
@@ -258,6 +267,10 @@ def check_vec(args: dict[str, int]) -> str | None:
         return f"{k.fn.name}: aux ({k.aux}) must be at least 1"
     if k.fn == VecFn.COMBINE and args["aux"] > COMBINE_MAX_MEMBERS:
         return f"COMBINE: aux={args['aux']} members, at most {COMBINE_MAX_MEMBERS}"
+    if k.fn in VOTE_EXACT and args["aux"] > VOTE_MAX_MEMBERS:
+        return f"{k.fn.name}: aux={args['aux']} members, at most {VOTE_MAX_MEMBERS}"
+    if k.fn in (VecFn.VOTE_MEAN, VecFn.VOTE_MEDIAN) and args["cols"] != 1:
+        return f"{k.fn.name}: cols={args['cols']}, a score vote takes one column"
     if not k.aux and args["aux"]:
         return f"{k.fn.name}: aux must be 0"
     if k.engine == "tile":
@@ -281,6 +294,10 @@ def check_vec(args: dict[str, int]) -> str | None:
 # docstring's table.
 COMBINE_MAX_MEMBERS = 16
 VOTE_TAIL = 6               # VOTE: cycles of a row's last member's pipeline and its argmax read-back beyond cols
+VOTE_SEQ_START = 5          # the vote kernels: from a row's last value taken to its row sequencer's first cycle
+VOTE_DIV_STEPS = 64         # VOTE_MEAN: the row sequencer's divider, one quotient bit a cycle
+VOTE_AVG_DIV_STEPS = 32     # VOTE_AVERAGE: R = recip_num // sum < 2^32 (VOTE_SOFTMAX's bound, below)
+VOTE_MAX_MEMBERS = 64       # VOTE_AVERAGE / MEAN / MEDIAN: |A l| < 2^53 summed over 64 members stays in int64
 VEC_BURST = 8               # the stream reader's longest burst (beats)
 VEC_FIFO_LAT = 2            # a beat that arrives in cycle c can leave the reader's FIFO in c + 2
 LANE_Y_LAT = {"AFF": 5, "GELU": 10, "LN3": 7, "SM3": 4, "RQ": 6}   # a lane's POST result, after the element
@@ -438,9 +455,10 @@ def _scalar_cycles(k: Kernel, rows: int, cols: int, aux: int, cfg: AccelConfig) 
         period = L + 11 + 3 * cols
         p = first + (rows - 1) * period + L + 10 + 3 * cols + back
         w_last, idle = p + 1, p + 3
-    elif k.fn == VecFn.VOTE:      # per row: aux (2 + 2 cols) reads, the votes read back, the prediction out
+    elif k.fn in VOTE_KERNELS:    # per row: aux (2 + 2 cols) reads, the votes read back, the prediction out
         n = aux * (2 + 2 * cols)
-        w_first = first + n - 1 + back + cols + VOTE_TAIL               # the first row's prediction written
+        tail = cols + VOTE_TAIL if k.fn == VecFn.VOTE else VOTE_SEQ_START + vote_seq_cycles(k.fn, aux, cols)
+        w_first = first + n - 1 + back + tail                           # the first row's prediction written
         w_last = w_first + (rows - 1) * (w_first + 1 - first)           # each next row's reads from w + 1 on
         idle = w_last + 2
     else:                         # COMBINE: per member its view, weight, walker, elements; then every acc out
@@ -449,6 +467,22 @@ def _scalar_cycles(k: Kernel, rows: int, cols: int, aux: int, cfg: AccelConfig) 
         w_last = p + 4 + 3 * (n - 1)
         idle = w_last + 2
     return max(idle + 1, w_last + L + 1)
+
+
+def vote_seq_cycles(fn: int, members: int, labels: int) -> int:
+    """Cycles of the row sequencer of VOTE_AVERAGE / MEAN / MEDIAN (hw/vec/scalar.py), its
+    result written in the cycle after: every pass of n reads takes n + 1 cycles (the last
+    read's value taken in the extra one), a division 1 + its steps (AVERAGE VOTE_AVG_DIV_STEPS,
+    MEAN VOTE_DIV_STEPS), the result 1.
+    AVERAGE per member: its codes' maximum, their exponentials and sum, the division, the
+    probabilities into P; then P's first maximum. MEAN: the division. MEDIAN per member: its
+    code, then every member's (the weight at or below it)."""
+    fn = VecFn(fn)
+    if fn == VecFn.VOTE_AVERAGE:
+        return members * (3 * (labels + 1) + 1 + VOTE_AVG_DIV_STEPS) + labels + 1 + 1
+    if fn == VecFn.VOTE_MEAN:
+        return 1 + VOTE_DIV_STEPS + 1
+    return members * (2 + members + 1) + 1
 
 
 def vec_cycles(fn: int, rows: int, cols: int, bits: int, aux: int, io: int, config: AccelConfig) -> int:
@@ -476,7 +510,7 @@ def vec_bytes(fn: int, rows: int, cols: int, bits: int, aux: int, io: int, confi
         return n * 8, n * 4
     if k.fn == VecFn.DOT:
         return rows * aux * cols * 8 + 8 * aux, rows * aux * 8
-    if k.fn == VecFn.VOTE:        # the accumulators and every member's constants, once per row
+    if k.fn in VOTE_KERNELS:      # the accumulators and every member's constants, once per row
         return rows * aux * (2 + 2 * cols) * 8, rows * (aux + 1) * 8
     return n * aux * 8 + 8 * aux, n * 8
 
@@ -488,6 +522,12 @@ def vec_elementwise_ops(fn: int, rows: int, cols: int, aux: int) -> int:
         return rows * cols * aux
     if k.fn == VecFn.VOTE:        # per member and class: requantize, compare, vote; per row the argmax
         return rows * aux * cols * k.cost.passes + rows * cols * k.cost.extra
+    if k.fn == VecFn.VOTE_AVERAGE:  # per member and class: requantize, max, exp, probability, P; its division
+        return rows * aux * (cols * k.cost.passes + k.cost.extra) + rows * cols
+    if k.fn == VecFn.VOTE_MEAN:   # per member: requantize, A l; per row the division
+        return rows * aux * k.cost.passes + rows * k.cost.extra
+    if k.fn == VecFn.VOTE_MEDIAN:  # per member: requantize; per pair of members a compare and an add
+        return rows * aux * k.cost.passes + rows * aux * aux * k.cost.extra
     return rows * cols * k.cost.passes + rows * k.cost.extra
 
 
@@ -856,45 +896,90 @@ def _combine(c: _Ctx) -> None:
     write_view(c.dram, d["out"], acc)
 
 
-VOTE_METHODS = {"samme": 0, "samme.r": 1}     # the `method` word (model/vote.py CLASS_VOTES the device takes)
+VOTE_METHODS = {"samme": 0, "samme.r": 1}     # VOTE's `method` word
+VOTE_KERNELS = (VecFn.VOTE, VecFn.VOTE_AVERAGE, VecFn.VOTE_MEAN, VecFn.VOTE_MEDIAN)
+VOTE_EXACT = VOTE_KERNELS[1:]                  # the kernels with a row sequencer (alpha_q < 2^22, sum > 0)
+VOTE_KERNEL_OF = {"samme": VecFn.VOTE, "samme.r": VecFn.VOTE, "average": VecFn.VOTE_AVERAGE,
+                  "mean": VecFn.VOTE_MEAN, "median": VecFn.VOTE_MEDIAN}   # model/vote.py's method -> kernel
+VOTE_LOGIT_FRAC = 16                            # the logit codes' grid 2^-16 (model/vote.py LOGIT_FRAC)
+VOTE_ALPHA_LIMIT = 1 << 22                      # alpha_q < 2^22 (model/vote.py ALPHA_LIMIT)
+VOTE_SOFTMAX = I.prepare_softmax(2.0 ** -VOTE_LOGIT_FRAC, out_bits=16)   # VOTE_AVERAGE's i-softmax: fixed
+# The member's maximum code has t = 0, so e = poly_b^2 + poly_c (= q_l0) and sum >= q_l0; with
+# recip_num < q_l0 2^32 the quotient has 32 bits and its top remainder recip_num >> 32 < sum: a
+# restoring division starting from that remainder needs only the low 32 numerator bits.
+assert VOTE_SOFTMAX.recip_num >> VOTE_AVG_DIV_STEPS < VOTE_SOFTMAX.poly_b ** 2 + VOTE_SOFTMAX.poly_c
 
 
 def vote_consts_words(shifts, alphas, mults) -> bytes:
-    """VOTE's constant block: per member its logit shift, alpha_q, then its per-class logit mults."""
+    """The vote kernels' constant block: per member its logit shift, alpha_q, then its per-class logit mults."""
     rows = [[int(s), int(a), *[int(x) for x in m]] for s, a, m in zip(shifts, alphas, mults)]
     return np.asarray(rows, np.int64).astype("<i8").tobytes()
 
 
-def vote_reference(acc: np.ndarray, shifts, alphas, mults, method: int) -> np.ndarray:
-    """VOTE's arithmetic: accumulators (rows, members, labels) -> (rows, members + 1) int64,
-    every member's prediction then the ensemble's (model/vote.py apply_vote's samme / samme.r)."""
+def vote_method_word(method: str) -> dict:
+    """The descriptor's method field of model/vote.py's `method` ({} for the kernels without one)."""
+    return {"method": VOTE_METHODS[method]} if method in VOTE_METHODS else {}
+
+
+def _median(s: np.ndarray, alphas: np.ndarray) -> np.ndarray:
+    """The smallest s_m with 2 sum_{s_j <= s_m} A_j >= T, per row of s (rows, members): model/vote.py's
+    stable-order median (the first in sorted order whose cumulative weight reaches T / 2 has the
+    smallest such value: every smaller value's weight at or below it is a prefix before it)."""
+    below = (s[:, None, :] <= s[:, :, None]) * alphas[None, None, :]      # [r, m, j] = A_j [s_j <= s_m]
+    ok = 2 * below.sum(-1) >= alphas.sum()
+    return np.where(ok, s, np.iinfo(np.int64).max).min(-1)
+
+
+def vote_reference(acc: np.ndarray, shifts, alphas, mults, method: str | int) -> np.ndarray:
+    """The vote kernels' arithmetic: accumulators (rows, members, labels) -> (rows, members + 1)
+    int64, every member's prediction (STS-B: its score code) then the ensemble's (model/vote.py
+    apply_vote). `method`: a model/vote.py method name or VOTE's method word."""
+    if not isinstance(method, str):
+        method = {v: k for k, v in VOTE_METHODS.items()}[int(method)]
     acc = np.asarray(acc, np.int64)
+    A = np.asarray(alphas, np.int64)
     codes = np.stack([requantize(acc[:, m], np.asarray(mults[m], np.int64), 0, int(shifts[m]), 0, True)
                       for m in range(acc.shape[1])], 1).astype(np.int64)              # (rows, members, labels)
+    if method in ("mean", "median"):
+        s = codes[:, :, 0]
+        T = A.sum()
+        out = (2 * (s * A).sum(1) + T) // (2 * T) if method == "mean" else _median(s, A)
+        return np.concatenate([s, out[:, None]], 1).astype(np.int64)
     preds = np.argmax(codes, axis=-1)                                                  # first maximum
     with np.errstate(over="ignore"):
-        if method == VOTE_METHODS["samme"]:
+        if method == "samme":
             onehot = preds[..., None] == np.arange(acc.shape[2])
-            totals = (np.asarray(alphas, np.int64)[None, :, None] * onehot).sum(axis=1)
-        else:
+            totals = (A[None, :, None] * onehot).sum(axis=1)
+        elif method == "samme.r":
             totals = codes.sum(axis=1)
+        else:                     # average
+            totals = (A[None, :, None] * np.asarray(I.apply_softmax(codes, VOTE_SOFTMAX), np.int64)).sum(axis=1)
     return np.concatenate([preds, np.argmax(totals, axis=-1)[:, None]], 1).astype(np.int64)
 
 
 def _vote(c: _Ctx) -> None:
-    d, members, labels = c.d, c.args["aux"], c.cols
-    for name in ("src", "out"):
-        _check_scalar_view(d[name], f"VOTE.{name}")
-    if labels > c.config.vec_row_elems:
-        raise VecError(f"VOTE: cols={labels} labels beyond the scalar engine's row buffer ({c.config.vec_row_elems})")
-    if d["method"] not in VOTE_METHODS.values():
-        raise VecError(f"VOTE: method {d['method']} (0 samme, 1 samme.r)")
+    d, members, labels, name = c.d, c.args["aux"], c.cols, c.fn.name
+    for view in ("src", "out"):
+        _check_scalar_view(d[view], f"{name}.{view}")
+    if c.fn == VecFn.VOTE:
+        if labels > c.config.vec_row_elems:
+            raise VecError(f"VOTE: cols={labels} labels beyond the scalar engine's row buffer ({c.config.vec_row_elems})")
+        if d["method"] not in VOTE_METHODS.values():
+            raise VecError(f"VOTE: method {d['method']} (0 samme, 1 samme.r)")
+        method = {v: k for k, v in VOTE_METHODS.items()}[d["method"]]
+    else:
+        if (members + 1) * labels > c.config.vec_row_elems:
+            raise VecError(f"{name}: (aux + 1) cols = {(members + 1) * labels} beyond the scalar engine's row "
+                           f"buffer ({c.config.vec_row_elems})")
+        method = {VecFn.VOTE_AVERAGE: "average", VecFn.VOTE_MEAN: "mean", VecFn.VOTE_MEDIAN: "median"}[c.fn]
     _, w = c.consts((), extra=members * (2 + labels))
     w = w.reshape(members, 2 + labels)
     if w.size and (w[:, 0].min() < 0 or w[:, 0].max() > 63):
-        raise VecError("VOTE: a logit shift outside 0..63")
+        raise VecError(f"{name}: a logit shift outside 0..63")
+    if c.fn in VOTE_EXACT and (w[:, 1].min() < 0 or w[:, 1].max() >= VOTE_ALPHA_LIMIT or w[:, 1].sum() == 0):
+        raise VecError(f"{name}: alpha_q outside [0, 2^22) or all 0")
     acc = read_view(c.dram, d["src"], c.rows * members, labels).reshape(c.rows, members, labels)
-    votes = vote_reference(acc, w[:, 0], w[:, 1], w[:, 2:], d["method"])
+    votes = vote_reference(acc, w[:, 0], w[:, 1], w[:, 2:], method)
     write_view(c.dram, d["out"], votes.reshape(-1, 1))
 
 
@@ -921,6 +1006,12 @@ KERNELS: dict[VecFn, Kernel] = {k.fn: k for k in (
            run=_combine),
     Kernel(VecFn.VOTE, "scalar", (("src", "view"), ("out", "view"), ("consts", "word"), ("method", "word")),
            aux="members", cost=Cost(3, 1), run=_vote),
+    Kernel(VecFn.VOTE_AVERAGE, "scalar", (("src", "view"), ("out", "view"), ("consts", "word")),
+           aux="members", cost=Cost(8, DIV_CYCLES), run=_vote),
+    Kernel(VecFn.VOTE_MEAN, "scalar", (("src", "view"), ("out", "view"), ("consts", "word")),
+           aux="members", cost=Cost(3, DIV_CYCLES), run=_vote),
+    Kernel(VecFn.VOTE_MEDIAN, "scalar", (("src", "view"), ("out", "view"), ("consts", "word")),
+           aux="members", cost=Cost(2, 2), run=_vote),
 )}
 CONST_FIELDS = {fn: k.consts for fn, k in KERNELS.items() if k.consts}
 

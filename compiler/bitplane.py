@@ -41,7 +41,7 @@ from bebert.config import AccelConfig
 from bebert.integer_ops import RequantConsts
 from bebert.isa import PostFmt
 from bebert.numerics import INT32_MAX, INT32_MIN
-from bebert.vector import VOTE_METHODS, VecFn, consts_words, io_word, vote_consts_words
+from bebert.vector import VOTE_KERNEL_OF, VecFn, consts_words, io_word, vote_consts_words, vote_method_word
 
 from .errors import CompileError
 from .gemm_plan import ATensor, GemmOp, NTile, OutFmt, WTensor, ceil_div, plan_gemm
@@ -427,8 +427,9 @@ class _Lower(AttentionLowering):
                  reads=[(x, 0, rows)], writes=[(y, 0, rows)], aux=cols)
 
     def vote(self, n: Node) -> None:
-        """VOTE over the members' accumulators (equally spaced output rows: one view) with the
-        vote's constants (per member its logit shift, alpha_q and per-class logit mults)."""
+        """The vote kernel of the model's method (VOTE samme / samme.r, VOTE_AVERAGE, VOTE_MEAN,
+        VOTE_MEDIAN) over the members' accumulators (equally spaced output rows: one view) with
+        the vote's constants (per member its logit shift, alpha_q and per-class logit mults)."""
         v = n.attrs["vote"]
         accs = list(n.ins.values())
         labels = self.g.t(accs[0]).shape[1]
@@ -438,8 +439,8 @@ class _Lower(AttentionLowering):
         t = self.g.t(y)
         t.elem = 8
         t.layout = lay.rows_layout(t.shape[0], 1, 8, True)
-        self.vec(n, n.name, VecFn.VOTE, 1, labels,
-                 {"src": ("stack", accs), "out": ("rows", y), "consts": ("addr", k), "method": VOTE_METHODS[v.method]},
+        self.vec(n, n.name, VOTE_KERNEL_OF[v.method], 1, labels,
+                 {"src": ("stack", accs), "out": ("rows", y), "consts": ("addr", k), **vote_method_word(v.method)},
                  reads=[(a, 0, 1) for a in accs], writes=[(y, 0, t.shape[0])], aux=len(accs))
 
     def table(self, name: str, t, member) -> dict:

@@ -3,12 +3,11 @@
 A model program (meta kind "model") takes one example per run: `ids`, `types`, `mask` (int32
 per position) in its input region (a BiBERT program also `mask.p`: the same mask formatted as
 Bi-Attention's per-key POST parameters, input formatting like packing the ids); it leaves each
-member's int64 classifier accumulators in `acc<i>` and, when the device votes (samme /
-samme.r: VEC VOTE), `votes`: every member's class, then the ensemble's prediction. The
-predictions are read from `votes` as they are; the votes the device does not compute
-(i-softmax averaging, STS-B's mean / median) are model/vote.py `apply_vote` on the
-accumulators, in integers, exactly what `bebert eval --integer` computes (meta["vote"] says
-which). Logits (float32(float64(acc) * cls_scale), `apply_integer_member`'s last line) are for
+member's int64 classifier accumulators in `acc<i>` and `votes` (the vote kernels compute every
+model/vote.py method): every member's class, then the ensemble's prediction (STS-B: Q15.16
+score codes). The predictions are read from `votes` as they are, exactly what `bebert eval
+--integer` computes. A program whose meta["vote"] says "host" (compiled before the device took
+every method) gets model/vote.py `apply_vote` on the accumulators, in integers. Logits (float32(float64(acc) * cls_scale), `apply_integer_member`'s last line) are for
 people to read; no prediction comes from them.
 """
 

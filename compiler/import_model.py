@@ -9,10 +9,10 @@ The nodes follow `model/package.py apply_integer_member` step by step, per membe
 
 Each member's accumulators are a program output. After the members, one `vote` node reads
 them all and writes `votes` (members + 1 int64: each member's class, then the ensemble's
-prediction): model/vote.py's samme / samme.r on the device (VOTE, docs/NUMERICS.md, "Ensemble
-vote"), its constants the model's `vote` (a trained package's `integer_vote`, a synthetic
-model's seeded one). The other votes (i-softmax averaging, STS-B's mean / median) stay on the
-host, in integers (model/vote.py apply_vote on the accumulators): meta["vote"] says which.
+prediction; STS-B: each member's Q15.16 score code, then the ensemble's): model/vote.py's
+vote on the device, every method (VOTE samme / samme.r, VOTE_AVERAGE, VOTE_MEAN, VOTE_MEDIAN;
+docs/NUMERICS.md, "The vote on the device"), its constants the model's `vote` (a trained
+package's `integer_vote`, a synthetic model's seeded one).
 The per-inference inputs `ids`, `types`, `mask` (int32, one per position) are shared by all
 members. Shapes are left to the shape pass.
 """
@@ -42,15 +42,14 @@ def import_model(model, seq: int, name: str = "model") -> Graph:
 
 
 def _vote(g: Graph, vote, members: int) -> None:
-    """The ensemble's vote: a `vote` node (samme / samme.r on the device) or, for the votes the
-    device does not compute, the record the host applies in integers."""
-    from bebert.vector import VOTE_METHODS
+    """The ensemble's vote: a `vote` node (every model/vote.py method has a kernel) and its record."""
+    from bebert.vector import VOTE_KERNEL_OF
 
     if vote is None:
         raise CompileError("model: no integer vote (a package without `integer_vote` calibration?)")
     if len(vote.members) != members:
         raise CompileError(f"model: the vote has {len(vote.members)} members, the model {members}")
-    device = vote.method in VOTE_METHODS
+    device = vote.method in VOTE_KERNEL_OF
     g.meta["vote"] = {"method": vote.method, "on": "device" if device else "host", "record": vote.to_dict()}
     if device:
         g.add(TensorRec("votes", "output", "rows", elem=8))

@@ -41,7 +41,8 @@ def load_target(target, seed: int = 0):
     if isinstance(t, SyntheticTarget):
         from .synthetic import synthetic_model
 
-        return synthetic_model(t.shape, seed), t.shape.seq, t.text, {"labels": None, "task": "synthetic"}
+        return synthetic_model(t.shape, seed), t.shape.seq, t.text, {
+            "labels": None, "task": "synthetic", "regression": t.shape.vote in ("mean", "median")}  # a score vote
     if isinstance(t, PackageTarget):
         from bebert.model.package import integer_model, load_package  # imports torch
 

@@ -26,7 +26,7 @@ import numpy as np
 from bebert import layout as lay
 from bebert.isa import BUF_NAMES, Buf, Op, PostFmt, Stage
 from bebert.program import Program
-from bebert.vector import KERNELS, VecFn, decode_desc, io_fields
+from bebert.vector import KERNELS, VOTE_KERNELS, VecFn, decode_desc, io_fields
 from bebert.vector import _addresses as view_addresses
 
 
@@ -64,7 +64,7 @@ def vec_accesses(dram: np.ndarray, args: dict, config) -> tuple[list[np.ndarray]
     elif fn == VecFn.COMBINE:
         reads = [_view_bytes(dram, v, rows, cols) for v in d["inputs"]]
         writes = [_view_bytes(dram, d["out"], rows, cols)]
-    elif fn == VecFn.VOTE:
+    elif fn in VOTE_KERNELS:
         reads = [_view_bytes(dram, d["src"], rows * aux, cols)]
         writes = [_view_bytes(dram, d["out"], rows * (aux + 1), 1)]
     elif k.engine == "scalar":   # LUT

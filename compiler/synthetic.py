@@ -85,7 +85,7 @@ class SynModel:
     alphas: tuple[float, ...]
     max_seq_len: int
     calibration: dict
-    vote: object = None      # model/vote.py EnsembleVote: SAMME over the seeded alphas
+    vote: object = None      # model/vote.py EnsembleVote: the shape's vote over the seeded alphas
 
 
 def _linear(rng, n: int, k: int, in_bits: int, in_signed: bool, s_in: float | None, s_act: float,
@@ -228,7 +228,8 @@ def synthetic_model(shape: EnsembleShape, seed: int = 0) -> SynModel:
     member = synthetic_bibert_member if bi else synthetic_member
     members = tuple(member(shape, rng) for _ in range(shape.members))
     alphas = tuple(float(a) for a in rng.uniform(0.5, 2.0, shape.members))
-    return SynModel(members, alphas, shape.seq, {"source": "synthetic", "seed": seed}, synthetic_vote(members, alphas))
+    return SynModel(members, alphas, shape.seq, {"source": "synthetic", "seed": seed},
+                    synthetic_vote(members, alphas, shape.vote))
 
 
 def synthetic_vote(members, alphas, method: str = "samme"):

@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from bebert.config import AccelConfig
 from bebert.isa import FIELDS, INSTR_BITS, N_STAGES, POP_LSB, PUSH_LSB, STAGE_OF, Buf, Op, PostFmt, Stage
-from bebert.vector import COMBINE_MAX_MEMBERS, KERNELS, TILE_IN_ELEMS, Io, VecFn
+from bebert.vector import COMBINE_MAX_MEMBERS, KERNELS, TILE_IN_ELEMS, VOTE_EXACT, VOTE_MAX_MEMBERS, Io, VecFn
 
 
 def field(word, op: Op, name: str):
@@ -108,7 +108,8 @@ class InstructionDecoder(wiring.Component):
     def _vec_bad(self, m, w):
         """`bebert.vector.check_vec`, from the kernel records: unknown fn, rows or cols 0,
         packed bits on a kernel that writes none or above 8, aux missing or extra (COMBINE: at
-        most COMBINE_MAX_MEMBERS), and the io rules (tile: flags the kernel takes, some output,
+        most COMBINE_MAX_MEMBERS; VOTE_AVERAGE / MEAN / MEDIAN at most VOTE_MAX_MEMBERS, MEAN
+        and MEDIAN one column), and the io rules (tile: flags the kernel takes, some output,
         an input element of TILE_IN_ELEMS bytes, bits 6-7 zero; scalar: io 0)."""
         f = lambda name: field(w, Op.VEC, name)  # noqa: E731
         bits, aux, io = f("bits"), f("aux"), f("io")
@@ -120,6 +121,10 @@ class InstructionDecoder(wiring.Component):
                     rule = rule | ((aux == 0) if k.aux else (aux != 0))
                     if fn == VecFn.COMBINE:
                         rule = rule | (aux > COMBINE_MAX_MEMBERS)
+                    if fn in VOTE_EXACT:
+                        rule = rule | (aux > VOTE_MAX_MEMBERS)
+                    if fn in (VecFn.VOTE_MEAN, VecFn.VOTE_MEDIAN):
+                        rule = rule | (f("cols") != 1)
                     if k.engine == "tile":
                         flags = io[0:2]  # Io.STREAM_OUT, Io.SECOND_IN
                         no_output = ((io & int(Io.STREAM_OUT)) == 0) & (bits == 0)

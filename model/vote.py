@@ -29,10 +29,11 @@ import numpy as np
 
 from bebert import integer_ops as I
 from bebert.numerics import fixed_point, requantize
+from bebert.vector import VOTE_ALPHA_LIMIT, VOTE_LOGIT_FRAC, VOTE_SOFTMAX
 
 ALPHA_FRAC = 16
-ALPHA_LIMIT = 1 << 22
-LOGIT_FRAC = 16
+ALPHA_LIMIT = VOTE_ALPHA_LIMIT
+LOGIT_FRAC = VOTE_LOGIT_FRAC
 CLASS_VOTES = ("samme", "samme.r", "average")
 SCORE_VOTES = ("mean", "median")
 
@@ -92,7 +93,7 @@ def _make(method: str, alpha_q: tuple[int, ...], members: tuple[MemberLogits, ..
         raise ValueError(f"vote must be one of {', '.join(CLASS_VOTES + SCORE_VOTES)}, got '{method}'")
     if len(alpha_q) != len(members) or not members:
         raise ValueError(f"{len(alpha_q)} alphas for {len(members)} members")
-    sm = I.prepare_softmax(2.0 ** -LOGIT_FRAC, out_bits=16) if method == "average" else None
+    sm = VOTE_SOFTMAX if method == "average" else None      # i-softmax of the codes (2^-16 in, 16-bit out)
     return EnsembleVote(method, alpha_q, members, sm)
 
 

@@ -38,7 +38,7 @@ from bebert import layout as lay
 from bebert.config import AccelConfig
 from bebert.isa import Instr, Op, PostFmt, Stage, halt
 from bebert.program import Program
-from bebert.vector import Packed, VecFn, View, consts_words, encode_desc, io_word, vote_consts_words
+from bebert.vector import VOTE_KERNELS, Packed, VecFn, View, consts_words, encode_desc, io_word, vote_consts_words
 
 ALL_FEATURES = frozenset({"and", "packed", "vec"})
 RTL_FEATURES = ALL_FEATURES  # the v3 RTL runs every instruction and kernel
@@ -269,7 +269,8 @@ class _VecJobs:
     """Legal VEC words with their descriptors, constants and inputs in the DRAM image."""
 
     TILE = (VecFn.ADD, VecFn.REQUANT, VecFn.LAYERNORM, VecFn.SOFTMAX, VecFn.GELU)
-    SCALAR = (VecFn.EMBED, VecFn.LUT, VecFn.DOT, VecFn.COMBINE, VecFn.VOTE)
+    SCALAR = (VecFn.EMBED, VecFn.LUT, VecFn.DOT, VecFn.COMBINE, VecFn.VOTE, VecFn.VOTE_AVERAGE, VecFn.VOTE_MEAN,
+              VecFn.VOTE_MEDIAN)
 
     def __init__(self, b: _Builder):
         self.b, self.img, self.cfg = b, b.img, b.cfg
@@ -383,14 +384,15 @@ class _VecJobs:
                  "weights": self.img.alloc(0, self.img.random_codes(aux, -50, 50).astype("<i8")),
                  "inputs": [self._row_major(rows, cols, 8, -1 << 20, 1 << 20) for _ in range(aux)]}
             return self._word(fn, rows, cols, encode_desc(fn, **f), aux=aux)
-        if fn == VecFn.VOTE:    # rows examples of aux members' accumulators, samme or samme.r
-            aux, labels = b.r(1, 5), b.r(1, 4)
+        if fn in VOTE_KERNELS:  # rows examples of aux members' accumulators (VOTE: samme or samme.r)
+            aux = b.r(1, 5)
+            labels = 1 if fn in (VecFn.VOTE_MEAN, VecFn.VOTE_MEDIAN) else b.r(1, 4)
             shifts = [b.r(0, 40) for _ in range(aux)]
-            consts = vote_consts_words(shifts, self.img.random_codes(aux, 0, 1 << 20),
+            consts = vote_consts_words(shifts, self.img.random_codes(aux, int(fn != VecFn.VOTE), 1 << 20),
                                        self.img.random_codes((aux, labels), 1, 1 << 20))
             f = {"src": self._row_major(rows * aux, labels, 8, -1 << 40, 1 << 40),
                  "out": self._row_major(rows * (aux + 1), 1, 8, 0, 0), "consts": self.img.alloc(0, consts),
-                 "method": b.r(0, 1)}
+                 **({"method": b.r(0, 1)} if fn == VecFn.VOTE else {})}
             return self._word(fn, rows, labels, encode_desc(fn, **f), aux=aux)
         # EMBED: dense word / position / token-type tables, ids and types in range
         vocab = b.r(2, 6)

@@ -27,9 +27,10 @@ def shipped_config(name: str):
     return AccelConfig.from_toml(CONFIGS / f"{name}.toml")
 
 
-def train_tiny_sst2(root: Path, *extra: str, members: int = 2) -> Path:
-    """`bebert train` on real SST-2 with a 1-layer tiny backbone (hidden 32), 16 tokens, no KD, one
-    epoch of 64 examples unless `extra` says otherwise, on one thread; the run folder."""
+def train_tiny_sst2(root: Path, *extra: str, members: int = 2, task: str = "sst2") -> Path:
+    """`bebert train` on real SST-2 (or another GLUE `task`) with a 1-layer tiny backbone (hidden
+    32), 16 tokens, no KD, one epoch of 64 examples unless `extra` says otherwise, on one thread;
+    the run folder."""
     import torch
 
     from bebert.cli import main
@@ -39,7 +40,7 @@ def train_tiny_sst2(root: Path, *extra: str, members: int = 2) -> Path:
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        assert main(["train", "--task", "sst2", "--data-dir", str(GLUE_DIR), "--backbone", str(bb),
+        assert main(["train", "--task", task, "--data-dir", str(GLUE_DIR), "--backbone", str(bb),
                      "--members", str(members), "--kd", "none", "--epochs", "1", "--max-train-examples", "64",
                      "--max-seq-len", "16", *extra, "--out", str(root / "run")]) == 0
     finally:

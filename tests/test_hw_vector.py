@@ -80,7 +80,8 @@ def test_sixteen_lanes_and_a_wide_bus():
         assert r["cycles"] == cycles_of(cfg, c), c.args
 
 
-SCALAR = [VecFn.EMBED, VecFn.LUT, VecFn.DOT, VecFn.COMBINE, VecFn.VOTE]
+SCALAR = [VecFn.EMBED, VecFn.LUT, VecFn.DOT, VecFn.COMBINE, VecFn.VOTE, VecFn.VOTE_AVERAGE, VecFn.VOTE_MEAN,
+          VecFn.VOTE_MEDIAN]
 
 
 @pytest.mark.parametrize("fn", SCALAR, ids=lambda f: f.name)
@@ -130,28 +131,71 @@ def _vote_edges(config):
     return cases
 
 
+def _exact_vote_edges(config):
+    """VOTE_AVERAGE / MEAN / MEDIAN's edge cases: ties (equal codes: the first maximum; equal
+    scores: the median's stable order), one member, a zero alpha, codes saturating to int32,
+    negative scores, an even split of the weight (2 W == T: the lower score), the most members
+    the row buffer holds (at most 64)."""
+    R = config.vec_row_elems
+    cases, ones = [], lambda m, k: np.ones((m, k), int)     # noqa: E731
+    sat = np.array([[[1 << 62, -(1 << 62)], [-(1 << 62), 1 << 62], [5, 5]]])
+    for i, (method, k) in enumerate((("average", 2), ("average", 3), ("mean", 1), ("median", 1))):
+        s = 1200 + 20 * i
+        most = min(64, R // k - 1)
+        cases += [
+            vote_case(config, s, acc=np.zeros((1, 3, k), np.int64), shifts=[0] * 3, alphas=[1, 2, 3], mults=ones(3, k),
+                      method=method),
+            vote_case(config, s + 1, acc=sat[:, :, :k], shifts=[0] * 3, alphas=[5, 5, 1], mults=ones(3, k),
+                      method=method),
+            vote_case(config, s + 2, acc=-np.arange(1, 4 * k + 1).reshape(1, 4, k) << 20, shifts=[4] * 4,
+                      alphas=[0, 3, 0, 3], mults=ones(4, k), method=method),          # zero alphas, negative codes
+            vote_case(config, s + 3, acc=np.array([[[3] * k, [7] * k]]), shifts=[0, 0], alphas=[9, 9],
+                      mults=ones(2, k), method=method),                               # an even split
+            vote_case(config, s + 4, acc=np.array([[[7] * k, [3] * k, [3] * k]]), shifts=[0] * 3, alphas=[1, 0, 0],
+                      mults=ones(3, k), method=method),                               # the weight on one member
+            vote_case(config, s + 5, members=1, labels=k, rows=3, method=method),
+            vote_case(config, s + 6, members=most, labels=k, method=method),
+            vote_case(config, s + 7, members=5, labels=k, rows=2, method=method,
+                      alphas=[(1 << 22) - 1] * 5),                                    # the largest alpha_q
+        ]
+    return cases
+
+
+@pytest.mark.parametrize("edges", [_vote_edges, _exact_vote_edges], ids=["VOTE", "exact"])
 @pytest.mark.parametrize("config", [TINY, SMALL, small4_config()], ids=lambda c: c.name)
-def test_vote_edge_cases_match_run_vec_and_take_vec_cycles(config):
-    cases = _vote_edges(config)
+def test_vote_edge_cases_match_run_vec_and_take_vec_cycles(config, edges):
+    cases = edges(config)
     for c, r in zip(cases, check(config, cases)):
         assert r["cycles"] == cycles_of(config, c), c.args
 
 
+@pytest.mark.parametrize("config", [TINY, small4_config()], ids=lambda c: c.name)
+def test_exact_votes_on_random_instances_match_run_vec_and_take_vec_cycles(config):
+    """... and a slow memory (the row sequencer holds with the write port) gives the same bytes."""
+    cases = [vote_case(config, 3000 + s, method=("average", "mean", "median")[s % 3]) for s in range(24)]
+    for c, r in zip(cases, check(config, cases)):
+        assert r["cycles"] == cycles_of(config, c), c.args
+    for c, r in zip(cases, check(config, cases, stall=0.5, seed=3)):
+        assert r["cycles"] > cycles_of(config, c), c.args
+
+
 def test_vote_is_model_vote_apply_vote():
-    """VOTE's reference is model/vote.py's samme / samme.r on the same constants."""
+    """The vote kernels' reference is model/vote.py's apply_vote, every method, on the same constants."""
     from bebert.model.vote import MemberLogits, _make, apply_vote
     from bebert.vector import vote_reference
     rng = np.random.default_rng(5)
-    for method in ("samme", "samme.r"):
-        for members, labels in ((1, 2), (3, 2), (4, 3), (5, 5)):
+    for method in ("samme", "samme.r", "average", "mean", "median"):
+        for members, labels in ((1, 2), (3, 2), (4, 3), (5, 5), (16, 2), (64, 1)):
+            labels = 1 if method in ("mean", "median") else labels
             mult = rng.integers(1, 1 << 30, (members, labels))
             shift = rng.integers(20, 63, members)
             alphas = tuple(int(a) for a in rng.integers(1, 1 << 22, members))
             vote = _make(method, alphas, tuple(MemberLogits(tuple(int(x) for x in m), int(s))
                                               for m, s in zip(mult, shift)))
             acc = rng.integers(-(1 << 40), 1 << 40, (7, members, labels))
+            acc[:3] = rng.integers(-2, 3, (3, members, labels)) << 36                  # ties
             preds, pred = apply_vote(vote, [acc[:, i] for i in range(members)])
-            got = vote_reference(acc, shift, alphas, mult, 0 if method == "samme" else 1)
+            got = vote_reference(acc, shift, alphas, mult, method)
             assert np.array_equal(got[:, :members], np.stack(preds, 1)) and np.array_equal(got[:, -1], pred)
 
 
@@ -205,6 +249,11 @@ def _fault_cases():
     out.append(("VOTE method not samme / samme.r", _mutate(vote_case(TINY, 17), method=lambda x: 2)))
     out.append(("VOTE logit shift beyond 63", vote_case(TINY, 18, members=2, shifts=[3, 64])))
     out.append(("VOTE constants missing", _mutate(vote_case(TINY, 19), consts=lambda x: 0)))
+    out.append(("VOTE_AVERAGE alpha_q beyond 2^22", vote_case(TINY, 20, members=2, method="average",
+                                                              alphas=[1, 1 << 22])))
+    out.append(("VOTE_MEAN negative alpha_q", vote_case(TINY, 21, members=3, method="mean", alphas=[4, -1, 2])))
+    out.append(("VOTE_MEDIAN alphas all 0", vote_case(TINY, 22, members=3, method="median", alphas=[0, 0, 0])))
+    out.append(("VOTE_AVERAGE beyond the row buffer", vote_case(TINY, 23, members=16, labels=4, method="average")))
     return out
 
 

@@ -8,7 +8,7 @@ import pytest
 from bebert import isa
 from bebert.config import AccelConfig
 from bebert.isa import COUNTERS, DEFAULTS, FIELDS, IsaError, Instr, Op, PostFmt, Stage
-from bebert.vector import COMBINE_MAX_MEMBERS, KERNELS, VecFn, io_word
+from bebert.vector import COMBINE_MAX_MEMBERS, KERNELS, VOTE_EXACT, VOTE_MAX_MEMBERS, VecFn, io_word
 
 
 def random_instr(rng: random.Random) -> Instr:
@@ -38,6 +38,10 @@ def random_instr(rng: random.Random) -> Instr:
         args["aux"] = max(1, args["aux"]) if k.aux else 0
         if k.fn == VecFn.COMBINE:
             args["aux"] = 1 + args["aux"] % COMBINE_MAX_MEMBERS
+        if k.fn in VOTE_EXACT:
+            args["aux"] = 1 + args["aux"] % VOTE_MAX_MEMBERS
+        if k.fn in (VecFn.VOTE_MEAN, VecFn.VOTE_MEDIAN):
+            args["cols"] = 1
         args["io"] = io_word(stream_out=args["bits"] == 0 or rng.random() < 0.5,
                              second_in=bool(k.io & 2) and rng.random() < 0.5) if k.engine == "tile" else 0
     if op == Op.HALT:

@@ -215,9 +215,11 @@ def test_random_race_free_programs_match_golden_and_simulator(seed):
     assert_passed(verify(random_program(seed)))
 
 
-def test_a_random_program_with_the_vote_matches_golden_and_simulator():
-    """VEC VOTE among the other instructions (random programs draw it rarely: the first seed that does)."""
-    seed = next(s for s in range(200) if any(i.op == Op.VEC and i.args["fn"] == VecFn.VOTE
+@pytest.mark.parametrize("fn", [VecFn.VOTE, VecFn.VOTE_AVERAGE, VecFn.VOTE_MEAN, VecFn.VOTE_MEDIAN],
+                         ids=lambda f: f.name)
+def test_a_random_program_with_the_vote_matches_golden_and_simulator(fn):
+    """A vote kernel among the other instructions (random programs draw each rarely: the first seed that does)."""
+    seed = next(s for s in range(400) if any(i.op == Op.VEC and i.args["fn"] == fn
                                              for i in random_program(s).instrs))
     assert_passed(verify(random_program(seed)))
 

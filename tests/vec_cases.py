@@ -13,8 +13,8 @@ import numpy as np
 from bebert import integer_ops as I
 from bebert import layout as lay
 from bebert.config import AccelConfig
-from bebert.vector import (ADD_CONSTS, GELU_CONSTS, LN_CONSTS, REQUANT_CONSTS, SM_CONSTS, VOTE_METHODS, Packed,
-                           VecFn, View, consts_words, encode_desc, io_word, vote_consts_words)
+from bebert.vector import (ADD_CONSTS, GELU_CONSTS, LN_CONSTS, REQUANT_CONSTS, SM_CONSTS, VOTE_KERNEL_OF, Packed,
+                           VecFn, View, consts_words, encode_desc, io_word, vote_consts_words, vote_method_word)
 
 
 @dataclass
@@ -244,8 +244,9 @@ def _put_view(img: Image, v: View, x: np.ndarray) -> None:
 def scalar_case(config: AccelConfig, fn: VecFn, seed: int, *, rows: int | None = None, cols: int | None = None,
                 aux: int | None = None) -> Case:
     """A random scalar-engine VEC (EMBED, LUT, DOT, COMBINE, VOTE)."""
-    if fn == VecFn.VOTE:
-        return vote_case(config, seed, rows=rows, labels=cols, members=aux)
+    if fn in VOTE_BY_KERNEL:
+        return vote_case(config, seed, rows=rows, labels=cols, members=aux,
+                         method=None if fn == VecFn.VOTE else VOTE_BY_KERNEL[fn][0])
     rng = random.Random(seed)
     npr = np.random.default_rng(seed)
     fn = VecFn(fn)
@@ -315,18 +316,19 @@ def scalar_case(config: AccelConfig, fn: VecFn, seed: int, *, rows: int | None =
 def vote_case(config: AccelConfig, seed: int, *, rows: int | None = None, members: int | None = None,
               labels: int | None = None, method: str | None = None, acc: np.ndarray | None = None,
               shifts=None, alphas=None, mults=None) -> Case:
-    """A random VOTE: accumulators (rows, members, labels) behind any view, per member a logit
-    shift, alpha_q and per-class mults like model/vote.py's (or the ones given), samme or samme.r.
-    Near-ties and saturating logit codes are drawn often."""
+    """A random vote kernel: accumulators (rows, members, labels) behind any view, per member a
+    logit shift, alpha_q and per-class mults like model/vote.py's (or the ones given), any
+    model/vote.py method (VOTE: samme or samme.r; VOTE_AVERAGE, VOTE_MEAN, VOTE_MEDIAN; the
+    score votes take one label). Near-ties and saturating logit codes are drawn often."""
     rng = random.Random(seed)
     npr = np.random.default_rng(seed)
     img = Image(config, 1 << 17, rng)
     if acc is not None:
         rows, members, labels = np.shape(acc)
+    method = method or rng.choice(["samme", "samme.r"])
     rows = rows or rng.randrange(1, 3)
     members = members or rng.randrange(1, 6)
-    labels = labels or rng.randrange(1, 5)
-    method = method or rng.choice(list(VOTE_METHODS))
+    labels = 1 if method in ("mean", "median") else labels or rng.randrange(1, 5)
     if shifts is None:
         shifts = [rng.choice([0, 1, rng.randrange(20, 40), 62, 63]) for _ in range(members)]
     if mults is None:
@@ -334,6 +336,8 @@ def vote_case(config: AccelConfig, seed: int, *, rows: int | None = None, member
             npr.integers(1, 1 << 20, (members, labels))
     if alphas is None:
         alphas = npr.integers(0, 1 << 22, members) if rng.random() < 0.7 else npr.integers(0, 3, members)
+        if method not in ("samme", "samme.r") and not np.any(alphas):
+            alphas[rng.randrange(members)] = 1             # the exact votes need a positive sum
     if acc is None:
         kind = rng.randrange(3)
         if kind == 0:                       # ties: few distinct values
@@ -347,6 +351,12 @@ def vote_case(config: AccelConfig, seed: int, *, rows: int | None = None, member
     _put_view(img, src, np.asarray(acc, np.int64).reshape(rows * members, labels))
     consts = img.put(vote_consts_words(shifts, alphas, mults), 8)
     out = rand_view(img, rows * (members + 1), 1, 8)
-    d = img.put(encode_desc(VecFn.VOTE, src=src, out=out, consts=consts, method=VOTE_METHODS[method]), 4)
-    args = {"fn": int(VecFn.VOTE), "desc": d, "rows": rows, "cols": labels, "bits": 0, "aux": members, "io": 0}
+    fn = VOTE_KERNEL_OF[method]
+    d = img.put(encode_desc(fn, src=src, out=out, consts=consts, **vote_method_word(method)), 4)
+    args = {"fn": int(fn), "desc": d, "rows": rows, "cols": labels, "bits": 0, "aux": members, "io": 0}
     return Case(config, img.dram, args)
+
+
+VOTE_BY_KERNEL = {}
+for _method, _fn in VOTE_KERNEL_OF.items():
+    VOTE_BY_KERNEL.setdefault(_fn, []).append(_method)

@@ -15,7 +15,8 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from bebert.config import AccelConfig
-from bebert.vector import ADD_CONSTS, COMBINE_MAX_MEMBERS, GELU_CONSTS, LN_CONSTS, REQUANT_CONSTS, SM_CONSTS, VecFn
+from bebert.vector import (ADD_CONSTS, COMBINE_MAX_MEMBERS, GELU_CONSTS, LN_CONSTS, REQUANT_CONSTS, SM_CONSTS, VOTE_EXACT,
+                           VecFn)
 
 from .arith import thermo
 from .front import ELEM_ROW
@@ -302,6 +303,10 @@ class Derive(wiring.Component):
             with m.Case(int(VecFn.VOTE)):
                 m.d.comb += bad.eq(view_bad(v0) | view_bad(v2) | (c0[:3] != 0) | (c0 == 0) | (cols > R)
                                    | (sl[SLOTS["C1"]] > 1))
+            for f in VOTE_EXACT:       # codes and P in the row buffer, alphas and P beside them
+                with m.Case(int(f)):
+                    m.d.comb += bad.eq(view_bad(v0) | view_bad(v2) | (c0[:3] != 0) | (c0 == 0)
+                                       | ((aux + 1) * cols > R))
             with m.Default():
                 m.d.comb += bad.eq(1)
         return bad

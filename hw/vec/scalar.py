@@ -1,4 +1,4 @@
-"""The scalar engine: EMBED, LUT, DOT, COMBINE, VOTE, element by element, over any views.
+"""The scalar engine: EMBED, LUT, DOT, COMBINE and the votes, element by element, over any views.
 
 Reads are single-beat requests, one element each (at its byte address's beat), issued in a
 fixed order per kernel, one per cycle while the value FIFO has room (several outstanding);
@@ -25,6 +25,10 @@ Per kernel (rows r, columns c; `aux` = DOT's outputs n, COMBINE's members m):
   member's logit code), the member's first maximum tracked; samme.r adds every code into the
   row buffer, samme adds alpha_q at the member's class; the member's class to `out`; after the
   last member the row buffer's first maximum, the prediction, to `out`.
+- VOTE_AVERAGE, VOTE_MEAN, VOTE_MEDIAN: VOTE's requests and pipeline; every code into the row
+  buffer at m cols + c, every alpha_q into the vote buffer at m (T, and MEAN's sum A l, summed
+  on the way); after the row's last member the row sequencer (hw/vec/vote_seq.py) and its
+  result to `out` (a member's output: its class, or for MEAN / MEDIAN its score code).
 
 DOT, COMBINE and VOTE share one 64 x 64 multiplier (`_mul`).
 
@@ -39,10 +43,11 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from bebert.config import AccelConfig
-from bebert.vector import VecFn, lut_block
+from bebert.vector import VOTE_ALPHA_LIMIT, VOTE_KERNELS, VecFn, lut_block
 
 from .reader import ReadPort
 from .setup import NSLOTS, SLOTS
+from .vote_seq import VoteSequencer
 from .walker import VIEW_FIELDS, ViewWalker
 from .writer import WritePort
 
@@ -88,6 +93,8 @@ class ScalarEngine(wiring.Component):
         # -- the row buffer (DOT's x row, COMBINE's accumulators)
         m.submodules.row = row = Memory(shape=64, depth=cfg.vec_row_elems, init=[])
         self.row_rd, self.row_wr = row.read_port(), row.write_port()
+        m.submodules.vbuf = vbuf = Memory(shape=64, depth=cfg.vec_row_elems, init=[])   # the exact votes' alphas, P
+        self.vb_rd, self.vb_wr = vbuf.read_port(), vbuf.write_port()
         self.mul_a, self.mul_b = Signal(signed(64)), Signal(signed(64))
         self.mul_p = Signal(signed(64))
         m.d.comb += self.mul_p.eq((self.mul_a * self.mul_b)[:64])
@@ -150,7 +157,7 @@ class ScalarEngine(wiring.Component):
             m.d.sync += [phase.eq(1), self.fault.eq(0)]
         for wk, v, cols in ((wa, "V0", Mux((fn == int(VecFn.EMBED)), 1, self.cols)),
                             (wb, "V1", Mux((fn == int(VecFn.EMBED)), 1, self.cols)),
-                            (wo, "V2", Mux(fn == int(VecFn.DOT), self.aux, Mux(fn == int(VecFn.VOTE), 1, self.cols)))):
+                            (wo, "V2", Mux(fn == int(VecFn.DOT), self.aux, Mux(self._is_vote(), 1, self.cols)))):
             m.d.comb += [wk.load.eq(self.start), wk.view.eq(view(v)), wk.cols.eq(cols)]
         go = Signal()
         with m.If((phase == 1) & wa.ready & wb.ready & wo.ready):
@@ -159,9 +166,11 @@ class ScalarEngine(wiring.Component):
         with m.If((phase == 2) & done):
             m.d.sync += phase.eq(0)
         for f, body in ((VecFn.EMBED, self._embed), (VecFn.LUT, self._lut), (VecFn.DOT, self._dot),
-                        (VecFn.COMBINE, self._combine), (VecFn.VOTE, self._vote)):
+                        (VecFn.COMBINE, self._combine)):
             with m.If(fn == int(f)):
                 body(m, go, req, out, done, sl)
+        with m.If(self._is_vote()):
+            self._vote(m, go, req, out, done, sl)
         m.d.comb += self.idle.eq((phase == 0) & (inflight == 0))
 
     def _write_port(self, m, wv, wdata, wcode, wo):
@@ -569,6 +578,9 @@ class ScalarEngine(wiring.Component):
         m.d.comb += done.eq((o_v & ~o_rd & ~out["wv"]) | self._faulted(out))
 
     # -- VOTE ----------------------------------------------------------------------------------
+    def _is_vote(self):
+        return Cat(*[self.fn == int(f) for f in VOTE_KERNELS]).any()
+
     def _vote(self, m, go, req, out, done, sl):
         """The requests, per row: per member shift, alpha (constants at a running address),
         then per class its mult and its accumulator (walker A); after the row's last request
@@ -608,8 +620,12 @@ class ScalarEngine(wiring.Component):
         stage holds while a write waits (`en`)."""
         vals, pop = out["vals"], out["pop"]
         en = ~(out["wv"] & ~self.wr.ready)
-        samme_r = sl[SLOTS["C1"]] == 1
-        m.d.comb += [pop.eq(vals.r_rdy & en), self.row_rd.en.eq(en)]
+        fn = self.fn
+        vote = fn == int(VecFn.VOTE)
+        samme_r = vote & (sl[SLOTS["C1"]] == 1)
+        kind = tuple(fn == int(f) for f in (VecFn.VOTE_AVERAGE, VecFn.VOTE_MEAN, VecFn.VOTE_MEDIAN))
+        self._vote_kind = {"vote": vote, "samme": vote & ~samme_r, "exact": ~vote, "score": kind[1] | kind[2]}
+        m.d.comb += [pop.eq(vals.r_rdy & en), self.row_rd.en.eq(en), self.vb_rd.en.eq(en)]
         with m.If(out["sent"]):
             m.d.sync += out["wv"].eq(0)
         with m.If(go):
@@ -617,7 +633,8 @@ class ScalarEngine(wiring.Component):
         s1 = self._vote_product(m, go, vals.r_data.as_signed(), pop, en)
         s2 = self._vote_code(m, s1, en)
         mlast4 = self._vote_member(m, s2, en, samme_r, out)
-        self._vote_readback(m, mlast4, en, out, rows_out)
+        self._vote_readback(m, mlast4 & vote, en, out, rows_out)
+        self._vote_rows(m, mlast4 & ~vote, en, kind, out, rows_out)
         m.d.comb += done.eq(((rows_out == self.rows) & ~out["wv"]) | self._faulted(out))
 
     def _vote_product(self, m, go, v, pop, en):
@@ -627,10 +644,12 @@ class ScalarEngine(wiring.Component):
         cc, cm = Signal(16), Signal(16)
         alpha, mult = Signal(signed(64)), Signal(signed(64))
         st = {"valid": Signal(), "c": Signal(16), "p": Signal(signed(64)), "a": Signal(signed(64)),
-              "first": Signal(), "last": Signal(), "mfirst": Signal(), "mlast": Signal()}
+              "first": Signal(), "last": Signal(), "mfirst": Signal(), "mlast": Signal(), "i": Signal(32)}
+        ri = Signal(32)                                 # the class's place in the row: m cols + c
+        self._vote_tsum = tsum = Signal(64)             # the row's sum of alpha_q (the exact votes)
         self._vote_shift = shift = Signal(6)
         with m.If(go):
-            m.d.sync += [ck.eq(0), cc.eq(0), cm.eq(0)]
+            m.d.sync += [ck.eq(0), cc.eq(0), cm.eq(0), ri.eq(0)]
         prod = self._mul(m, v, mult)
         with m.If(en):
             m.d.sync += st["valid"].eq(pop & (ck == 3))
@@ -641,13 +660,19 @@ class ScalarEngine(wiring.Component):
                     with m.If(v.as_unsigned() > 63):
                         m.d.sync += self.fault.eq(1)
                 with m.Case(1):
-                    m.d.sync += [alpha.eq(v), ck.eq(2)]
+                    m.d.sync += [alpha.eq(v), ck.eq(2), tsum.eq(Mux(cm == 0, 0, tsum) + v)]
+                    m.d.comb += [self.vb_wr.en.eq(1), self.vb_wr.addr.eq(cm), self.vb_wr.data.eq(v)]
+                    with m.If(self._vote_kind["exact"] & ((v < 0) | (v >= VOTE_ALPHA_LIMIT))):
+                        m.d.sync += self.fault.eq(1)
                 with m.Case(2):
                     m.d.sync += [mult.eq(v), ck.eq(3)]
                 with m.Case(3):
                     m.d.sync += [st["p"].eq(prod), st["c"].eq(cc), st["a"].eq(alpha), st["first"].eq(cc == 0),
                                  st["last"].eq(cc == self.cols - 1), st["mfirst"].eq(cm == 0),
-                                 st["mlast"].eq(cm == self.aux - 1), ck.eq(2), cc.eq(cc + 1)]
+                                 st["mlast"].eq(cm == self.aux - 1), ck.eq(2), cc.eq(cc + 1), st["i"].eq(ri),
+                                 ri.eq(ri + 1)]
+                    with m.If((cc == self.cols - 1) & (cm == self.aux - 1)):
+                        m.d.sync += ri.eq(0)
                     with m.If(cc == self.cols - 1):
                         m.d.sync += [ck.eq(0), cc.eq(0), cm.eq(Mux(cm == self.aux - 1, 0, cm + 1))]
         return st
@@ -678,19 +703,24 @@ class ScalarEngine(wiring.Component):
         s3, c3, a3, mlast3 = Signal(), Signal(16), Signal(signed(64)), Signal()
         with m.If(en):
             m.d.sync += [s3.eq(s2["valid"] & s2["last"]), c3.eq(cls), a3.eq(s2["a"]), mlast3.eq(s2["mlast"])]
+        kd = self._vote_kind
+        self._vote_wsum = wsum = Signal(signed(64))      # MEAN: sum_m A_m l_m
         with m.If(en & s2["valid"]):
-            m.d.sync += [best.eq(Mux(newer, s2["l"], best)), bestc.eq(cls)]
-            with m.If(samme_r | s2["mfirst"]):
+            m.d.sync += [best.eq(Mux(newer, s2["l"], best)), bestc.eq(cls),
+                         wsum.eq(Mux(s2["mfirst"], 0, wsum) + s2["a"][:23].as_unsigned() * s2["l"])]
+            with m.If(kd["exact"]):                       # the code into the row buffer at m cols + c
+                m.d.comb += [rw.en.eq(1), rw.addr.eq(s2["i"]), rw.data.eq(s2["l"])]
+            with m.Elif(samme_r | s2["mfirst"]):
                 m.d.comb += [rw.en.eq(1), rw.addr.eq(s2["c"]),
                              rw.data.eq(Mux(samme_r, Mux(s2["mfirst"], 0, rr.data.as_signed()) + s2["l"], 0))]
             with m.If(s2["last"] & ~self.fault):          # after a fault nothing more is written
-                m.d.sync += [out["wv"].eq(1), out["wdata"].eq(cls)]
+                m.d.sync += [out["wv"].eq(1), out["wdata"].eq(Mux(kd["score"], s2["l"], cls))]
         s4, c4, a4, mlast4 = Signal(), Signal(16), Signal(signed(64)), Signal()
-        with m.If(s3 & ~samme_r):
+        with m.If(s3 & kd["samme"]):
             m.d.comb += rr.addr.eq(c3)
         with m.If(en):
             m.d.sync += [s4.eq(s3), c4.eq(c3), a4.eq(a3), mlast4.eq(s3 & mlast3)]
-        with m.If(en & s4 & ~samme_r):
+        with m.If(en & s4 & kd["samme"]):
             m.d.comb += [rw.en.eq(1), rw.addr.eq(c4), rw.data.eq(rr.data.as_signed() + a4)]
         return mlast4
 
@@ -716,3 +746,15 @@ class ScalarEngine(wiring.Component):
             m.d.sync += [fbest.eq(Mux(fnewer, rr.data.as_signed(), fbest)), fbc.eq(fcls)]
             with m.If((fc == self.cols - 1) & ~self.fault):
                 m.d.sync += [out["wv"].eq(1), out["wdata"].eq(fcls), rows_out.eq(rows_out + 1)]
+
+    def _vote_rows(self, m, mlast4, en, kind, out, rows_out):
+        """The exact votes: after the row's last member the row sequencer (hw/vec/vote_seq.py),
+        then its result out; a row whose alphas sum to 0 is a fault."""
+        tsum = self._vote_tsum
+        go = en & mlast4 & ~self.fault
+        with m.If(go & (tsum == 0)):
+            m.d.sync += self.fault.eq(1)
+        seq = VoteSequencer(m, start=go & (tsum != 0), en=en, kind=kind, members=self.aux, labels=self.cols,
+                            tsum=tsum, wsum=self._vote_wsum, row_rd=self.row_rd, vb_rd=self.vb_rd, vb_wr=self.vb_wr)
+        with m.If(seq.res_valid & ~self.fault):
+            m.d.sync += [out["wv"].eq(1), out["wdata"].eq(seq.res), rows_out.eq(rows_out + 1)]

@@ -45,6 +45,9 @@ _FIELD_SLOT = {
     VecFn.DOT: {"src": "V0", "weight": "V1", "bias": "C0", "out": "V2"},
     VecFn.COMBINE: {"out": "V2", "weights": "C0"},
     VecFn.VOTE: {"src": "V0", "out": "V2", "consts": "C0", "method": "C1"},
+    VecFn.VOTE_AVERAGE: {"src": "V0", "out": "V2", "consts": "C0"},
+    VecFn.VOTE_MEAN: {"src": "V0", "out": "V2", "consts": "C0"},
+    VecFn.VOTE_MEDIAN: {"src": "V0", "out": "V2", "consts": "C0"},
 }
 _SIZE = {"view": VIEW_WORDS, "word": 1, "table": TABLE_WORDS, "packed": PACKED_WORDS}
 
