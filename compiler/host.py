@@ -7,8 +7,9 @@ member's int64 classifier accumulators in `acc<i>` and `votes` (the vote kernels
 model/vote.py method): every member's class, then the ensemble's prediction (STS-B: Q15.16
 score codes). The predictions are read from `votes` as they are, exactly what `bebert eval
 --integer` computes. A program whose meta["vote"] says "host" (compiled before the device took
-every method) gets model/vote.py `apply_vote` on the accumulators, in integers. Logits (float32(float64(acc) * cls_scale), `apply_integer_member`'s last line) are for
-people to read; no prediction comes from them.
+every method) gets model/vote.py `apply_vote` on the accumulators, in integers. Logits
+(float32(float64(acc) * cls_scale), `apply_integer_member`'s last line) are for people to
+read; no prediction comes from them.
 """
 
 from __future__ import annotations
