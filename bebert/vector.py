@@ -270,6 +270,9 @@ def check_vec(args: dict[str, int]) -> str | None:
             return f"{k.fn.name}: io bits 6-7 are reserved"
         if io_fields(args["io"])[2] not in TILE_IN_ELEMS:
             return f"{k.fn.name}: the tile engine reads 1-, 2- or 4-byte elements (io in_elem 8)"
+    elif k.fn == VecFn.EMBED:
+        if args["io"] >> 3:
+            return "EMBED: io bits 3-7 are reserved (bits 0-2: which tables are binary)"
     elif args["io"]:
         return f"{k.fn.name}: io must be 0"
     return None
@@ -415,10 +418,34 @@ def _tile_cycles(k: Kernel, rows: int, cols: int, bits: int, io: int, cfg: Accel
     return last + wsp + fb - 1 + L + 1                          # the last write, answered
 
 
+def embed_row_beats(cols: int, config: AccelConfig) -> int:
+    """EMBED: the beat slots of one binary table row of `cols` sign bits (the most beats it
+    spans, wherever it starts in a beat)."""
+    B = config.dram_bytes_per_cycle
+    return _ceil(8 * (B - 1) + cols, 8 * B)
+
+
 def lut_block(config: AccelConfig) -> int:
     """LUT's block: its x are read, then its table entries (a power of two >= L + 4, so that a
     block's first x is back before its first table read)."""
     return 1 << (config.dram_latency_cycles + 3).bit_length()
+
+
+def _embed_cycles(rows: int, cols: int, io: int, cfg: AccelConfig) -> int:
+    """EMBED, per row r (A_r: the cycle its id is taken): the type, the three row addresses,
+    the three pairs (requested in A_r + 6 ..), then the binary rows' 3 NBB beat slots (when a
+    table is binary), then the dense tables' elements (nd a column); every binary table
+    binary: a column a cycle from the third pair's arrival + 2 on, else the dense elements
+    as they come. The next row's id is requested after this row's last request and taken once
+    this row's last column is out."""
+    L = cfg.dram_latency_cycles
+    nd = 3 - bin(io & 7).count("1")
+    beats = 3 * embed_row_beats(cols, cfg) if nd < 3 else 0
+    a0 = setup_cycles(VecFn.EMBED, cols, 0, io, cfg) + 2 + VEC_WALK_INIT + L + VEC_FIFO_LAT   # row 0's id taken
+    last = L + 10 + beats + cols * nd if nd else L + 12 + cols      # a row's last column, after A_r
+    period = max(last + 1, L + 11 + beats + cols * nd)
+    p = a0 + (rows - 1) * period + last
+    return max(p + 4, p + L + 2)
 
 
 def _scalar_cycles(k: Kernel, rows: int, cols: int, aux: int, cfg: AccelConfig) -> int:
@@ -433,10 +460,6 @@ def _scalar_cycles(k: Kernel, rows: int, cols: int, aux: int, cfg: AccelConfig) 
         q = lut_block(cfg)
         k_last = n - (_ceil(n, q) - 1) * q
         p = first + 2 * n - 1 + max(0, L + 3 - k_last) + back
-        w_last, idle = p + 1, p + 3
-    elif k.fn == VecFn.EMBED:     # per row: id, type, 3 table rows' addresses, 3 pairs, 3 elements a column
-        period = L + 11 + 3 * cols
-        p = first + (rows - 1) * period + L + 10 + 3 * cols + back
         w_last, idle = p + 1, p + 3
     elif k.fn == VecFn.VOTE:      # per row: aux (2 + 2 cols) reads, the votes read back, the prediction out
         n = aux * (2 + 2 * cols)
@@ -456,6 +479,8 @@ def vec_cycles(fn: int, rows: int, cols: int, bits: int, aux: int, io: int, conf
     k = KERNELS[VecFn(fn)]
     if k.engine == "tile":
         return _tile_cycles(k, rows, cols, bits, io, config)
+    if k.fn == VecFn.EMBED:
+        return _embed_cycles(rows, cols, io, config)
     return _scalar_cycles(k, rows, cols, aux, config)
 
 
@@ -470,8 +495,10 @@ def vec_bytes(fn: int, rows: int, cols: int, bits: int, aux: int, io: int, confi
             + (16 * cols if k.fn == VecFn.LAYERNORM else 0)
         wr = (n * eout if stream_out else 0) + _ceil(n * bits, 8)
         return rd, wr
-    if k.fn == VecFn.EMBED:
-        return rows * (8 + 3 * 4 * cols), n * 2
+    if k.fn == VecFn.EMBED:       # ids, types, pairs; per binary row its beats, per dense element its beat
+        nb = bin(io & 7).count("1")
+        beats = nb * embed_row_beats(cols, config) + (3 - nb) * cols
+        return rows * (8 + 3 * 8 + beats * config.dram_bytes_per_cycle), n * 2
     if k.fn == VecFn.LUT:
         return n * 8, n * 4
     if k.fn == VecFn.DOT:
@@ -791,10 +818,24 @@ def _table_rows(dram: np.ndarray, t: tuple, idx: np.ndarray, cols: int) -> np.nd
     raise VecError(f"EMBED: unknown table kind {kind}")
 
 
+EMBED_TABLES = ("word", "position", "token_type")   # io bit t: table t is binary (its kind 1)
+
+
+def embed_io(kinds) -> int:
+    """EMBED's io field: bit t set when table t (word, position, token_type) is binary."""
+    return sum(1 << t for t, k in enumerate(kinds) if k == 1)
+
+
 def _embed(c: _Ctx) -> None:
     rows, cols, d = c.rows, c.cols, c.d
     for name in ("ids", "types", "out"):
         _check_scalar_view(d[name], f"EMBED.{name}")
+    if cols > c.config.vec_row_elems:
+        raise VecError(f"EMBED: cols={cols} beyond the scalar engine's row beats ({c.config.vec_row_elems} elements)")
+    for t, name in enumerate(EMBED_TABLES):
+        if (d[name][0] == 1) != bool(c.args["io"] >> t & 1):
+            raise VecError(f"EMBED: table {name} is kind {d[name][0]}, the word's io bit {t} says "
+                           f"{'binary' if c.args['io'] >> t & 1 else 'dense'}")
     ids = read_view(c.dram, d["ids"], rows, 1)[:, 0]
     tt = read_view(c.dram, d["types"], rows, 1)[:, 0]
     pos = np.arange(rows, dtype=np.int64)

@@ -13,7 +13,7 @@ import numpy as np
 from bebert import integer_ops as I
 from bebert import layout as lay
 from bebert.config import AccelConfig
-from bebert.vector import (ADD_CONSTS, GELU_CONSTS, LN_CONSTS, REQUANT_CONSTS, SM_CONSTS, VOTE_METHODS, Packed,
+from bebert.vector import (embed_io, ADD_CONSTS, GELU_CONSTS, LN_CONSTS, REQUANT_CONSTS, SM_CONSTS, VOTE_METHODS, Packed,
                            VecFn, View, consts_words, encode_desc, io_word, vote_consts_words)
 
 
@@ -251,11 +251,17 @@ def scalar_case(config: AccelConfig, fn: VecFn, seed: int, *, rows: int | None =
     fn = VecFn(fn)
     img = Image(config, 1 << 17, rng)
     rows = rows or rng.randrange(1, 6)
+    cols_given = cols
     cols = cols or rng.randrange(1, 12)
     desc: dict = {}
     aux_v = 0
     elem = lambda: rng.choice([1, 2, 4, 8])   # noqa: E731
+    kinds = []
     if fn == VecFn.EMBED:
+        if cols_given is None and rng.random() < 0.4:    # rows that cross beats of binary tables
+            cols = rng.randrange(8 * config.dram_bytes_per_cycle - 20, config.vec_row_elems + 1)
+            rows = min(rows, 3)
+        all_binary = rng.random() < 0.4
         nrows = [rng.randrange(3, 9), rows + rng.randrange(3), rng.randrange(1, 4)]
         ids = npr.integers(0, nrows[0], (rows, 1))
         tts = npr.integers(0, nrows[2], (rows, 1))
@@ -264,12 +270,14 @@ def scalar_case(config: AccelConfig, fn: VecFn, seed: int, *, rows: int | None =
             _put_view(img, v, vals)
             desc[name] = v
         for name, n in zip(("word", "position", "token_type"), nrows):
-            if name == "word" and rng.random() < 0.6:      # binary: sign bits and (+1, -1) pairs
+            if all_binary or rng.random() < (0.6 if name == "word" else 0.3):  # binary: signs, (+1, -1) pairs
+                kinds.append(1)
                 stride = -(-cols // 8) + rng.randrange(2)
                 base = img.put(rng.randbytes(n * stride), 1)
                 pairs = img.put(npr.integers(-3000, 3000, (n, 2)).astype("<i4").tobytes(), 8)
                 desc[name] = (1, base, stride, n, 0, pairs)
             else:
+                kinds.append(0)
                 e = elem()
                 stride = cols * e + e * rng.randrange(2)
                 base = img.alloc(n * stride, align=8)
@@ -308,7 +316,7 @@ def scalar_case(config: AccelConfig, fn: VecFn, seed: int, *, rows: int | None =
     else:
         raise ValueError(fn)
     d = img.put(encode_desc(fn, **desc), 4)
-    args = {"fn": int(fn), "desc": d, "rows": rows, "cols": cols, "bits": 0, "aux": aux_v, "io": 0}
+    args = {"fn": int(fn), "desc": d, "rows": rows, "cols": cols, "bits": 0, "aux": aux_v, "io": embed_io(kinds)}
     return Case(config, img.dram, args)
 
 

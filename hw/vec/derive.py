@@ -284,7 +284,8 @@ class Derive(wiring.Component):
             kind, base, stride, elem, pairs = (sl[SLOTS[t] + i] for i in (0, 1, 2, 4, 5))
             ok_e = (elem == 1) | (elem == 2) | (elem == 4) | (elem == 8)
             dense = (kind == 0) & (~ok_e | ((base | stride) & (elem - 1)[:4]).any())
-            return dense | ((kind == 1) & (pairs[:3] != 0))
+            binary = self.io.bit_select(int(t[1]), 1)          # the word says table t is binary
+            return dense | ((kind == 1) & (pairs[:3] != 0)) | ((kind == 1) != binary)
 
         c0 = sl[SLOTS["C0"]]
         rows, cols, aux = self.rows, self.cols, self.aux
@@ -292,7 +293,7 @@ class Derive(wiring.Component):
         with m.Switch(fn):
             with m.Case(int(VecFn.EMBED)):
                 m.d.comb += bad.eq(view_bad(v0) | view_bad(v1) | view_bad(v2) | table_bad("T0") | table_bad("T1")
-                                   | table_bad("T2"))
+                                   | table_bad("T2") | (cols > R))
             with m.Case(int(VecFn.LUT)):
                 m.d.comb += bad.eq(view_bad(v0) | view_bad(v2) | (c0[:2] != 0))
             with m.Case(int(VecFn.DOT)):

@@ -33,13 +33,13 @@ DOT, COMBINE and VOTE share one 64 x 64 multiplier (`_mul`).
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal, signed
 from amaranth.lib import fifo, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from bebert.config import AccelConfig
-from bebert.vector import VecFn, lut_block
+from bebert.vector import VecFn, embed_row_beats, lut_block
 
 from .reader import ReadPort
 from .setup import NSLOTS, SLOTS
@@ -63,13 +63,14 @@ class ScalarEngine(wiring.Component):
         self.depth = 1 << max(5, (config.dram_latency_cycles + 8).bit_length())
         bus = 8 * self.B
         super().__init__({
-            "start": In(1), "fn": In(8), "rows": In(16), "cols": In(16), "aux": In(16), "desc": In(32),
+            "start": In(1), "fn": In(8), "rows": In(16), "cols": In(16), "aux": In(16), "io": In(8), "desc": In(32),
             "slots": In(32 * NSLOTS), "reg_b": In(range(sbuf_depth)), "off_b": In(5),
             "rd_addr": Out(range(sbuf_depth)), "rd_data": In(bus),
             "rd": Out(ReadPort(bus)), "wr": Out(WritePort(bus)), "busy": Out(1), "fault": Out(1), "idle": Out(1),
         })
         self.sbuf_depth = sbuf_depth
         self.lut_block = lut_block(config)
+        self.beat_depth = max(2, embed_row_beats(config.vec_row_elems, config))
 
     def elaborate(self, platform):
         m = Module()
@@ -84,6 +85,12 @@ class ScalarEngine(wiring.Component):
         self.offb = max(1, self.B.bit_length() - 1)        # a byte's offset in a beat
         m.submodules.tags = tags = fifo.SyncFIFO(width=self.offb + FMT_BITS + 3, depth=self.depth)
         m.submodules.vals = vals = fifo.SyncFIFOBuffered(width=64, depth=self.depth)
+        self._rq_beat = Signal()                            # a request for a whole beat (EMBED's binary rows)
+        self.beats = []                                     # EMBED: the binary rows' beats, per table
+        for t in range(3):
+            bq = ResetInserter(self.start)(fifo.SyncFIFOBuffered(width=8 * self.B, depth=self.beat_depth))
+            m.submodules[f"beats{t}"] = bq
+            self.beats.append(bq)
         self._responses(m, tags, vals)
         # -- the row buffer (DOT's x row, COMBINE's accumulators)
         m.submodules.row = row = Memory(shape=64, depth=cfg.vec_row_elems, init=[])
@@ -103,6 +110,10 @@ class ScalarEngine(wiring.Component):
         off, code, sgn, sat, binary, bit = t[:o], t[o:o + 2], t[o + 2], t[o + 3:o + 11], t[o + 11], t[o + 12:o + 15]
         m.d.comb += tags.r_en.eq(p.data_valid)
         beat = p.data
+        for i, bq in enumerate(self.beats):             # EMBED's binary rows: whole beats, per table
+            m.d.comb += [bq.w_data.eq(beat), bq.w_en.eq(p.data_valid & binary & (bit[:2] == i))]
+        self._beats_out = nb = Signal(range(3 * self.beat_depth + 1))
+        m.d.sync += nb.eq(nb + (self.rd.req_valid & self.rd.req_ready & self._rq_beat) - (p.data_valid & binary))
         raw = Signal(64)
         for e in range(4):
             n = 1 << e
@@ -113,13 +124,11 @@ class ScalarEngine(wiring.Component):
                             word = beat[8 * n * k:8 * n * (k + 1)]
                             ext = Mux(sgn & word[-1], (1 << (64 - 8 * n)) - 1, 0) if n < 8 else Const(0, 0)
                             m.d.comb += raw.eq(Cat(word, ext) if n < 8 else word)
-        with m.If(binary):                              # a binary table's sign bit (byte at off)
-            m.d.comb += raw.eq(beat.word_select(off, 8).bit_select(bit, 1))
         x = raw.as_signed()
         half = (Const(1, 65) << (sat - 1)[:6])[:65]
         lo, hi = -half.as_signed(), half - 1
         satd = Mux((sat == 0) | (sat >= 64), x, Mux(x < lo, lo, Mux(x > hi, hi, x)))
-        m.d.comb += [vals.w_data.eq(satd), vals.w_en.eq(p.data_valid)]
+        m.d.comb += [vals.w_data.eq(satd), vals.w_en.eq(p.data_valid & ~binary)]
 
     # -- the kernels ---------------------------------------------------------------------------
     def _kernels(self, m, tags, vals, wa, wb, wo, view, sl):
@@ -128,15 +137,16 @@ class ScalarEngine(wiring.Component):
         phase = Signal(2)                       # 0 idle, 1 walkers' init, 2 run, 3 last writes
         m.d.comb += self.busy.eq(phase != 0)
         # requests: one a cycle while the value FIFO has room for every element in flight
-        rq_valid, rq_addr, rq_fmt, rq_bit = Signal(), Signal(32), Signal(FMT_BITS), Signal(3)
+        rq_valid, rq_addr, rq_fmt, rq_bit, rq_beat = Signal(), Signal(32), Signal(FMT_BITS), Signal(3), self._rq_beat
         inflight = Signal(range(self.depth + 1))
         pop = Signal()
         can = rq_valid & (phase == 2) & (inflight < self.depth - 1) & tags.w_rdy
         fire = can & p.req_ready
         m.d.comb += [p.req_valid.eq(can),
                      p.req_addr.eq(rq_addr & ~(B - 1)), p.req_len.eq(1),
-                     tags.w_data.eq(Cat(rq_addr[:self.offb], rq_fmt, rq_bit)), tags.w_en.eq(fire)]
-        m.d.sync += inflight.eq(inflight + fire - (pop & vals.r_rdy))
+                     tags.w_data.eq(Cat(rq_addr[:self.offb], rq_fmt[:FMT_BITS - 1], rq_beat, rq_bit)),
+                     tags.w_en.eq(fire)]
+        m.d.sync += inflight.eq(inflight + (fire & ~rq_beat) - (pop & vals.r_rdy))
         m.d.comb += vals.r_en.eq(pop)
         # writes: single beats, the element repeated, its bytes strobed
         wv, wdata, wcode = Signal(), Signal(64), Signal(2)
@@ -144,7 +154,7 @@ class ScalarEngine(wiring.Component):
         self._write_port(m, wv, wdata, wcode, wo)
         out = {"fire": fire, "pop": pop, "vals": vals, "wv": wv, "wdata": wdata, "wcode": wcode, "sent": sent,
                "inflight": inflight}
-        req = {"valid": rq_valid, "addr": rq_addr, "fmt": rq_fmt, "bit": rq_bit}
+        req = {"valid": rq_valid, "addr": rq_addr, "fmt": rq_fmt, "bit": rq_bit, "beat": rq_beat}
         done = Signal()
         with m.If(self.start):
             m.d.sync += [phase.eq(1), self.fault.eq(0)]
@@ -196,19 +206,27 @@ class ScalarEngine(wiring.Component):
                 for t in ("T0", "T1", "T2")]
 
     def _embed(self, m, go, req, out, done, sl):
+        """The requests, per row: id, type; (after the consumer has them) the three row
+        addresses; the three pairs; the binary rows' beats (`_embed_beats`); the dense
+        tables' elements, column by column (`_embed_dense`)."""
         wa, wb, wo = self.walkers
         tabs = self._tables(sl)
-        r, c, t = Signal(16), Signal(16), Signal(2)
-        gst = Signal(3)             # 0 id, 1 type, 2 wait ids, 3 row addresses, 4 pairs, 5 elements, 6 done
+        binary = [self.io[t] for t in range(3)]                 # checked against the kinds (derive)
+        self._dense_t = Signal(2)
+        self._first_dense = Mux(~binary[0], 0, Mux(~binary[1], 1, 2))
+        r = Signal(16)
+        gst = Signal(3)             # 0 id, 1 type, 2 wait ids, 3 row addresses, 4 pairs, 5 beats, 6 dense, 7 done
+        t = Signal(2)
         have_ids = Signal()         # the consumer has this row's id and type
         idv, tyv = Signal(signed(64)), Signal(signed(64))
         idx = [idv[:32], r, tyv[:32]]
         rowa = [Signal(32, name=f"rowa{i}") for i in range(3)]
-        cola = [Signal(32, name=f"cola{i}") for i in range(3)]
         fmt_a, fmt_b = _fmt(sl[SLOTS["V0"] + 1]), _fmt(sl[SLOTS["V1"] + 1])
         fire = out["fire"]
+        row_end = Signal()          # this row's last request
+        m.d.comb += row_end.eq(0)
         with m.If(go):
-            m.d.sync += [gst.eq(0), r.eq(0), c.eq(0), t.eq(0)]
+            m.d.sync += [gst.eq(0), r.eq(0), t.eq(0)]
         with m.Switch(gst):
             with m.Case(0):
                 m.d.comb += [req["valid"].eq(~go), req["addr"].eq(wa.addr), req["fmt"].eq(fmt_a)]
@@ -226,7 +244,7 @@ class ScalarEngine(wiring.Component):
             with m.Case(3):                          # base + index * stride, one table a cycle
                 for i in range(3):
                     with m.If(t == i):
-                        m.d.sync += [rowa[i].eq(tabs[i]["base"] + (idx[i] * tabs[i]["stride"])[:32]), cola[i].eq(0)]
+                        m.d.sync += rowa[i].eq(tabs[i]["base"] + (idx[i] * tabs[i]["stride"])[:32])
                 m.d.sync += t.eq(t + 1)
                 with m.If(t == 2):
                     m.d.sync += [gst.eq(4), t.eq(0)]
@@ -235,43 +253,105 @@ class ScalarEngine(wiring.Component):
                 m.d.comb += [req["valid"].eq(1), req["addr"].eq(pa), req["fmt"].eq(Cat(Const(3, 2), Const(1, 1), Const(0, 9)))]
                 with m.If(fire):
                     m.d.sync += t.eq(Mux(t == 2, 0, t + 1))
-                    with m.If(t == 2):
-                        m.d.sync += gst.eq(5)
+                    with m.If(t == 2):                   # no binary table: no beat slots
+                        m.d.sync += [gst.eq(Mux(binary[0] | binary[1] | binary[2], 5, 6)),
+                                     self._dense_t.eq(self._first_dense)]
             with m.Case(5):
-                for i in range(3):
-                    with m.If(t == i):
-                        binary = tabs[i]["kind"] == 1
-                        efmt = _fmt(Cat(tabs[i]["elem"][:8], Const(1, 1), Const(0, 23)), binary)
-                        m.d.comb += [req["valid"].eq(1), req["fmt"].eq(efmt), req["bit"].eq(c[:3]),
-                                     req["addr"].eq(Mux(binary, rowa[i] + (c >> 3), rowa[i] + cola[i]))]
-                        with m.If(fire):
-                            m.d.sync += cola[i].eq(cola[i] + tabs[i]["elem"])
-                with m.If(fire):
-                    m.d.sync += t.eq(Mux(t == 2, 0, t + 1))
-                    with m.If(t == 2):
-                        m.d.sync += c.eq(c + 1)
-                        with m.If(c == self.cols - 1):
-                            m.d.sync += [c.eq(0), r.eq(r + 1), gst.eq(Mux(r == self.rows - 1, 6, 0))]
+                self._embed_beats(m, go, req, fire, binary, rowa, gst, row_end)
+            with m.Case(6):
+                self._embed_dense(m, go, req, fire, binary, rowa, tabs, row_end)
+        with m.If(row_end):
+            m.d.sync += [r.eq(r + 1), gst.eq(Mux(r == self.rows - 1, 7, 0))]
         with m.If(self.fault):
             m.d.comb += req["valid"].eq(0)
-        self._embed_consumer(m, go, out, done, tabs, r, have_ids, idv, tyv, gst)
+        self._embed_consumer(m, go, out, done, tabs, binary, rowa, have_ids, idv, tyv, gst)
 
-    def _embed_consumer(self, m, go, out, done, tabs, r_gen, have_ids, idv, tyv, gst):
+    def _embed_beats(self, m, go, req, fire, binary, rowa, gst, row_end):
+        """3 * `embed_row_beats(cols)` slots, j-major (beat j of tables 0, 1, 2, then beat j + 1):
+        slot (j, t) requests beat j of table t's binary row when the row has one (a cycle
+        otherwise), so the count never depends on where the row starts in its beat."""
+        B = self.B
+        lb, l8b = B.bit_length() - 1, (8 * B).bit_length() - 1
+        j, t = Signal(16), Signal(2)
+        nbb = (self.cols + 16 * B - 9) >> l8b                   # embed_row_beats: 8 (B - 1) + cols bits
+        need = Array(((rowa[i][:lb] << 3) + self.cols + 8 * B - 1) >> l8b for i in range(3))[t]
+        real = Array(binary)[t] & (j < need)
+        addr = (Array(rowa)[t] & ~(B - 1)) + (j << lb)
+        m.d.comb += [req["valid"].eq(real), req["addr"].eq(addr), req["beat"].eq(1), req["fmt"].eq(0),
+                     req["bit"].eq(t)]
+        with m.If(fire | ~real):
+            m.d.sync += t.eq(Mux(t == 2, 0, t + 1))
+            with m.If(t == 2):
+                m.d.sync += j.eq(j + 1)
+                with m.If(j == nbb - 1):
+                    m.d.sync += [j.eq(0)]
+                    with m.If(~binary[0] | ~binary[1] | ~binary[2]):
+                        m.d.sync += [gst.eq(6), self._dense_t.eq(self._first_dense)]
+                    with m.Else():
+                        m.d.comb += row_end.eq(1)
+        with m.If(go):
+            m.d.sync += [j.eq(0), t.eq(0)]
+
+    def _embed_dense(self, m, go, req, fire, binary, rowa, tabs, row_end):
+        """Per column, one element request per dense table (base + index stride + c elem)."""
+        t, c = self._dense_t, Signal(16)
+        cola = [Signal(32, name=f"cola{i}") for i in range(3)]
+        efmt = Array(_fmt(Cat(tb["elem"][:8], Const(1, 1), Const(0, 23))) for tb in tabs)[t]
+        m.d.comb += [req["valid"].eq(1), req["fmt"].eq(efmt), req["addr"].eq(Array(rowa)[t] + Array(cola)[t])]
+        nxt, wrap = self._next_dense(t, binary)
+        with m.If(fire):
+            for i in range(3):
+                with m.If(t == i):
+                    m.d.sync += cola[i].eq(cola[i] + tabs[i]["elem"])
+            m.d.sync += t.eq(nxt)
+            with m.If(wrap):
+                m.d.sync += c.eq(c + 1)
+                with m.If(c == self.cols - 1):
+                    m.d.sync += [c.eq(0)] + [x.eq(0) for x in cola]
+                    m.d.comb += row_end.eq(1)
+        with m.If(go):
+            m.d.sync += [c.eq(0)] + [x.eq(0) for x in cola]
+
+    @staticmethod
+    def _next_dense(t, binary):
+        """(the dense table after t in this column or the first dense one of the next, wrapped)."""
+        d = [~b for b in binary]
+        first = Mux(d[0], 0, Mux(d[1], 1, 2))
+        nxt = Mux(t == 0, Mux(d[1], 1, Mux(d[2], 2, first)), Mux((t == 1) & d[2], 2, first))
+        wrap = ((t == 0) & ~d[1] & ~d[2]) | ((t == 1) & ~d[2]) | (t == 2)
+        return nxt, wrap
+
+    def _embed_consumer(self, m, go, out, done, tabs, binary, rowa, have_ids, idv, tyv, gst):
+        """id, type, the three pairs, then per column the binary tables' signs (each from the
+        head beat of its FIFO at the row's running bit position) and the dense tables'
+        elements (one value a cycle) summed; the sum to `out`."""
+        B = self.B
+        lb = B.bit_length() - 1
         vals, pop = out["vals"], out["pop"]
-        k = Signal(3)               # 0 id, 1 type, 2..4 pairs, 5.. elements (t = 0, 1, 2)
-        cr, cc, ct = Signal(16), Signal(16), Signal(2)
+        k = Signal(3)               # 0 id, 1 type, 2..4 pairs, 5 columns
+        cr, cc = Signal(16), Signal(16)
+        ct = Signal(2)              # the dense table whose element is next
         plus = [Signal(signed(32), name=f"plus{i}") for i in range(3)]
         minus = [Signal(signed(32), name=f"minus{i}") for i in range(3)]
+        bp = [Signal(range(8 * B), name=f"bp{i}") for i in range(3)]   # bit position in the head beat
         acc = Signal(64)
         blocked = out["wv"] & ~self.wr.ready
         v = vals.r_data.as_signed()
-        m.d.comb += pop.eq(vals.r_rdy & ~blocked)
+        beats = self.beats
+        bin_ok = Cat(*[~binary[i] | beats[i].r_rdy for i in range(3)]).all()
+        all_bin = binary[0] & binary[1] & binary[2]
+        bsum = sum(Mux(binary[i], Mux(beats[i].r_data.bit_select(bp[i], 1), plus[i], minus[i]), 0) for i in range(3))
+        cols_k = k == 5
+        dense_go = cols_k & ~all_bin & bin_ok
+        m.d.comb += pop.eq(vals.r_rdy & ~blocked & (~cols_k | dense_go | self.fault))
+        col_done = Signal()
         with m.If(out["sent"]):
             m.d.sync += out["wv"].eq(0)
         with m.If(go):
-            m.d.sync += [k.eq(0), cr.eq(0), cc.eq(0), ct.eq(0), have_ids.eq(0)]
+            m.d.sync += [k.eq(0), cr.eq(0), cc.eq(0), have_ids.eq(0)]
         bad_kind = Cat(*[((tb["kind"] != 0) & (tb["kind"] != 1)) | ((tb["kind"] == 0) & (tb["elem"] != 1) & (tb["elem"] != 2)
                          & (tb["elem"] != 4) & (tb["elem"] != 8)) for tb in tabs]).any()
+        nxt, wrap = self._next_dense(ct, binary)
         with m.If(pop):
             with m.Switch(k):
                 with m.Case(0):
@@ -286,22 +366,28 @@ class ScalarEngine(wiring.Component):
                     for i in range(3):
                         with m.If(k == 2 + i):
                             m.d.sync += [plus[i].eq(v[:32]), minus[i].eq(v[32:])]
-                    m.d.sync += k.eq(Mux(k == 4, 5, k + 1))
-                with m.Default():
-                    val = Signal(signed(64))
-                    binary = Array(tb["kind"] == 1 for tb in tabs)[ct]
-                    m.d.comb += val.eq(Mux(binary, Mux(v[0], Array(plus)[ct], Array(minus)[ct]), v))
-                    nacc = Mux(ct == 0, 0, acc) + val
-                    m.d.sync += [acc.eq(nacc), ct.eq(Mux(ct == 2, 0, ct + 1))]
-                    with m.If(ct == 2):
-                        m.d.sync += [out["wv"].eq(1), out["wdata"].eq(nacc), cc.eq(cc + 1)]
-                        with m.If(cc == self.cols - 1):
-                            m.d.sync += [cc.eq(0), cr.eq(cr + 1), k.eq(0)]
-        with m.If(gst == 6):
-            pass
-        last = (gst == 6) & ~out["wv"] & ~vals.r_rdy & (cr == self.rows)
-        m.d.comb += done.eq(last | self._faulted(out))
-        del r_gen
+                    m.d.sync += k.eq(k + 1)
+                    with m.If(k == 4):
+                        m.d.sync += [bp[i].eq(rowa[i][:lb] << 3) for i in range(3)] + [ct.eq(self._first_dense)]
+                with m.Default():                    # a dense element
+                    nacc = Mux(ct == self._first_dense, bsum, acc) + v
+                    m.d.sync += [acc.eq(nacc), ct.eq(nxt)]
+                    with m.If(wrap):
+                        m.d.sync += [out["wv"].eq(1), out["wdata"].eq(nacc)]
+                        m.d.comb += col_done.eq(1)
+        with m.If(cols_k & all_bin & bin_ok & ~blocked & ~self.fault):    # every table binary: a column a cycle
+            m.d.sync += [out["wv"].eq(1), out["wdata"].eq(bsum)]
+            m.d.comb += col_done.eq(1)
+        last_col = cc == self.cols - 1
+        with m.If(col_done):
+            m.d.sync += [cc.eq(Mux(last_col, 0, cc + 1))] + [b.eq(b + 1) for b in bp]
+            with m.If(last_col):
+                m.d.sync += [cr.eq(cr + 1), k.eq(0)]
+        for i in range(3):                           # a beat leaves after its last bit, or the row's
+            m.d.comb += beats[i].r_en.eq(Mux(self.fault, 1, col_done & binary[i] & ((bp[i] == 8 * B - 1) | last_col)))
+        self._embed_idle = Cat(*[~b.r_rdy for b in beats]).all() & (self._beats_out == 0)
+        last = (gst == 7) & ~out["wv"] & ~vals.r_rdy & (cr == self.rows)
+        m.d.comb += done.eq(last | (self._faulted(out) & self._embed_idle))
 
     def _faulted(self, out):
         """After a fault: nothing is requested any more; done once every value is in and gone."""
