@@ -41,7 +41,7 @@ from bebert.config import AccelConfig
 from bebert.integer_ops import RequantConsts
 from bebert.isa import PostFmt
 from bebert.numerics import INT32_MAX, INT32_MIN
-from bebert.vector import VOTE_METHODS, VecFn, consts_words, io_word, vote_consts_words
+from bebert.vector import EMBED_TABLES, VOTE_METHODS, VecFn, consts_words, embed_io, io_word, vote_consts_words
 
 from .errors import CompileError
 from .gemm_plan import ATensor, GemmOp, NTile, OutFmt, WTensor, ceil_div, plan_gemm
@@ -391,7 +391,8 @@ class _Lower(AttentionLowering):
             self.vec(n, f"{n.name}.r{bi}" if len(blocks) > 1 else n.name, VecFn.EMBED, nr, cols,
                      {"ids": ("rows", n.ins["ids"], r0), "types": ("rows", n.ins["types"], r0), "word": tables["word"],
                       "position": pos, "token_type": tables["token_type"], "out": ("stream", ys, r0)},
-                     reads=[(n.ins["ids"], r0, r0 + nr), (n.ins["types"], r0, r0 + nr)], writes=[(ys, r0, r0 + nr)])
+                     reads=[(n.ins["ids"], r0, r0 + nr), (n.ins["types"], r0, r0 + nr)], writes=[(ys, r0, r0 + nr)],
+                     io=embed_io([tables[k]["kind"] for k in EMBED_TABLES]))
 
     def lut(self, n: Node) -> None:
         a = n.attrs

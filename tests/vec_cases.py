@@ -259,7 +259,8 @@ def scalar_case(config: AccelConfig, fn: VecFn, seed: int, *, rows: int | None =
     kinds = []
     if fn == VecFn.EMBED:
         if cols_given is None and rng.random() < 0.4:    # rows that cross beats of binary tables
-            cols = rng.randrange(8 * config.dram_bytes_per_cycle - 20, config.vec_row_elems + 1)
+            cols = rng.randrange(max(1, min(8 * config.dram_bytes_per_cycle - 20, config.vec_row_elems // 2)),
+                                 config.vec_row_elems + 1)
             rows = min(rows, 3)
         all_binary = rng.random() < 0.4
         nrows = [rng.randrange(3, 9), rows + rng.randrange(3), rng.randrange(1, 4)]
