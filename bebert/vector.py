@@ -271,8 +271,8 @@ def check_vec(args: dict[str, int]) -> str | None:
         if io_fields(args["io"])[2] not in TILE_IN_ELEMS:
             return f"{k.fn.name}: the tile engine reads 1-, 2- or 4-byte elements (io in_elem 8)"
     elif k.fn == VecFn.EMBED:
-        if args["io"] >> 3:
-            return "EMBED: io bits 3-7 are reserved (bits 0-2: which tables are binary)"
+        if args["io"] & 0xC8:
+            return "EMBED: io bits 3, 6, 7 are reserved (bits 0-2: which tables are binary, 4-5: log2 out elem)"
     elif args["io"]:
         return f"{k.fn.name}: io must be 0"
     return None
@@ -418,6 +418,15 @@ def _tile_cycles(k: Kernel, rows: int, cols: int, bits: int, io: int, cfg: Accel
     return last + wsp + fb - 1 + L + 1                          # the last write, answered
 
 
+EMBED_GROUP = 8             # EMBED: the most rows whose elements one output beat carries
+
+
+def embed_group(io: int, config: AccelConfig) -> int:
+    """EMBED's rows at once: as many as one beat of the stream output holds (at most the lanes'
+    tile and EMBED_GROUP)."""
+    return min(config.vec_lanes, config.dram_bytes_per_cycle >> (io >> 4 & 3), EMBED_GROUP)
+
+
 def embed_row_beats(cols: int, config: AccelConfig) -> int:
     """EMBED: the beat slots of one binary table row of `cols` sign bits (the most beats it
     spans, wherever it starts in a beat)."""
@@ -432,20 +441,25 @@ def lut_block(config: AccelConfig) -> int:
 
 
 def _embed_cycles(rows: int, cols: int, io: int, cfg: AccelConfig) -> int:
-    """EMBED, per row r (A_r: the cycle its id is taken): the type, the three row addresses,
-    the three pairs (requested in A_r + 6 ..), then the binary rows' 3 NBB beat slots (when a
-    table is binary), then the dense tables' elements (nd a column); every binary table
-    binary: a column a cycle from the third pair's arrival + 2 on, else the dense elements
-    as they come. The next row's id is requested after this row's last request and taken once
-    this row's last column is out."""
-    L = cfg.dram_latency_cycles
+    """EMBED, per group of n rows (`embed_group`; F: the cycle its first id is taken): its n
+    ids and types taken one a cycle; 3n row addresses; 3n pairs; (a table binary) 3n NBB beat
+    slots, the last in X = F + 8n + 3n NBB; every table binary: a column a cycle from X + L + 2
+    on; else the dense elements (n nd a column) requested from X + 1 on, taken L + 2 later.
+    The next group's first id is requested after this group's last request and taken once
+    this group's last column is out."""
+    L, G = cfg.dram_latency_cycles, embed_group(io, cfg)
     nd = 3 - bin(io & 7).count("1")
-    beats = 3 * embed_row_beats(cols, cfg) if nd < 3 else 0
-    a0 = setup_cycles(VecFn.EMBED, cols, 0, io, cfg) + 2 + VEC_WALK_INIT + L + VEC_FIFO_LAT   # row 0's id taken
-    last = L + 10 + beats + cols * nd if nd else L + 12 + cols      # a row's last column, after A_r
-    period = max(last + 1, L + 11 + beats + cols * nd)
-    p = a0 + (rows - 1) * period + last
-    return max(p + 4, p + L + 2)
+    nbb = embed_row_beats(cols, cfg)
+    issue = setup_cycles(VecFn.EMBED, cols, 0, io, cfg) + 2 + VEC_WALK_INIT   # the first id's request
+    take = issue + L + VEC_FIFO_LAT
+    last = None
+    for r0 in range(0, rows, G):
+        n = min(G, rows - r0)
+        x = take + 8 * n + (3 * n * nbb if nd < 3 else 0)                  # the last beat slot (or pair)
+        dense = cols * n * nd
+        last = x + L + 1 + cols if nd == 0 else x + dense + L + VEC_FIFO_LAT
+        take = max(last + 1, x + 1 + dense + L + VEC_FIFO_LAT)
+    return max(last + 4, last + L + 2)
 
 
 def _scalar_cycles(k: Kernel, rows: int, cols: int, aux: int, cfg: AccelConfig) -> int:
@@ -821,15 +835,17 @@ def _table_rows(dram: np.ndarray, t: tuple, idx: np.ndarray, cols: int) -> np.nd
 EMBED_TABLES = ("word", "position", "token_type")   # io bit t: table t is binary (its kind 1)
 
 
-def embed_io(kinds) -> int:
-    """EMBED's io field: bit t set when table t (word, position, token_type) is binary."""
-    return sum(1 << t for t, k in enumerate(kinds) if k == 1)
+def embed_io(kinds, out_elem: int) -> int:
+    """EMBED's io field: bit t set when table t (word, position, token_type) is binary; bits
+    4-5 log2 of the stream output's element bytes."""
+    return sum(1 << t for t, k in enumerate(kinds) if k == 1) | (out_elem.bit_length() - 1) << 4
 
 
 def _embed(c: _Ctx) -> None:
     rows, cols, d = c.rows, c.cols, c.d
-    for name in ("ids", "types", "out"):
+    for name in ("ids", "types"):
         _check_scalar_view(d[name], f"EMBED.{name}")
+    _check_stream(d["out"], c.lanes, 1 << (c.args["io"] >> 4 & 3), "EMBED.out", c.bus)
     if cols > c.config.vec_row_elems:
         raise VecError(f"EMBED: cols={cols} beyond the scalar engine's row beats ({c.config.vec_row_elems} elements)")
     for t, name in enumerate(EMBED_TABLES):

@@ -392,7 +392,7 @@ class _Lower(AttentionLowering):
                      {"ids": ("rows", n.ins["ids"], r0), "types": ("rows", n.ins["types"], r0), "word": tables["word"],
                       "position": pos, "token_type": tables["token_type"], "out": ("stream", ys, r0)},
                      reads=[(n.ins["ids"], r0, r0 + nr), (n.ins["types"], r0, r0 + nr)], writes=[(ys, r0, r0 + nr)],
-                     io=embed_io([tables[k]["kind"] for k in EMBED_TABLES]))
+                     io=embed_io([tables[k]["kind"] for k in EMBED_TABLES], 4))
 
     def lut(self, n: Node) -> None:
         a = n.attrs

@@ -286,7 +286,8 @@ def scalar_case(config: AccelConfig, fn: VecFn, seed: int, *, rows: int | None =
                 t = npr.integers(lo // 2, -lo // 2, (n, cols))
                 _put_view(img, View(base, e, True, s_r=stride, s_c=e), t)
                 desc[name] = (0, base, stride, n, e, 0)
-        desc["out"] = rand_view(img, rows, cols, rng.choice([2, 4, 8]))
+        out_elem = rng.choice([1, 2, 4, 8])
+        desc["out"] = _out_stream(img, config, rows, cols, out_elem, rng.random() < 0.8)
     elif fn == VecFn.LUT:
         size = rng.randrange(4, 64)
         off = rng.randrange(-20, 20)
@@ -317,7 +318,7 @@ def scalar_case(config: AccelConfig, fn: VecFn, seed: int, *, rows: int | None =
     else:
         raise ValueError(fn)
     d = img.put(encode_desc(fn, **desc), 4)
-    args = {"fn": int(fn), "desc": d, "rows": rows, "cols": cols, "bits": 0, "aux": aux_v, "io": embed_io(kinds)}
+    args = {"fn": int(fn), "desc": d, "rows": rows, "cols": cols, "bits": 0, "aux": aux_v, "io": embed_io(kinds, out_elem) if kinds else 0}
     return Case(config, img.dram, args)
 
 
