@@ -384,7 +384,7 @@ class _Lower(AttentionLowering):
         ys = self.stream(f"{y}.s", rows, cols, 4, n.member)
         self.stream_of[y] = ys
         tables = {k: self.table(f"{n.name}.{k}", a[k], n.member) for k in ("word", "position", "token_type")}
-        eb = max(1, self.block // 4)   # short VECs: the next member's embedding fills the vector unit's gaps
+        eb = self.block
         blocks = [(r, min(eb, rows - r)) for r in range(0, rows, eb)]
         for bi, (r0, nr) in enumerate(blocks):  # per row block: embed_ln and the first projections follow
             pos = dict(tables["position"], first=r0)  # the block's positions start at row r0 of the table

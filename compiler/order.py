@@ -129,8 +129,9 @@ def order_nodes(nodes: list[Node], g: Graph, config: AccelConfig) -> list[Node]:
         rank[i] = dur[i] + max((rank[s] for s in succ[i] if nodes[s].member == nodes[i].member), default=0)
     members = {x.member for x in nodes if x.member is not None}
     best = None
-    for factor in GATE_FACTORS if len(members) > 1 else (1,):
-        start, end = _list_schedule(nodes, deps, succ, dur, rank, _gates(nodes, dur, factor))
+    for factor in GATE_FACTORS + (None,) if len(members) > 1 else (1,):
+        gates = _gates(nodes, dur, factor) if factor is not None else {}   # None: every member from the start
+        start, end = _list_schedule(nodes, deps, succ, dur, rank, gates)
         if best is None or end < best[1] * 0.995:
             best = (start, end)
     start, end = best
