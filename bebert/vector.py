@@ -38,11 +38,16 @@ The VEC issues in cycle 0 and is busy in 1 .. D:
 | end | D = last + w + FB - 1 + L + 1: the last write, answered |
 | DOT | one element read a cycle from S + 73 on (x[r, :] then w[n, :] per row), the last value taken p = first + rows cols (1 + aux) - 1 + L + 2; D = max(p + 6, p + L + 4) |
 | LUT | blocks of Q = 2^bitlen(L + 3) elements: the block's x, then its table reads; D = max(p + 4, p + L + 2), p = first + 2 n - 1 + max(0, L + 3 - last block) + L + 2 |
-| EMBED | per row L + 11 + 3 cols (id, type, the rows' addresses, 3 pairs, 3 reads a column); D = max(p + 4, p + L + 2) |
+| EMBED | per group of n = `embed_group` rows (the rows one beat of the stream output holds, at most EMBED_GROUP = 8), from its first id taken in F: 2n ids and types, 3n row addresses, 3n pairs, then (a table binary) 3n NBB beat slots (NBB = `embed_row_beats(cols)`), the last in X = F + 8n + 3n NBB; all binary: a column (n sums, one beat) a cycle from X + L + 2 on, the last in p = X + L + 1 + cols; else the dense elements (n nd a column, nd dense tables) requested from X + 1 on, p = X + n nd cols + L + 2; the next group's first id taken in max(p + 1, X + 1 + n nd cols + L + 2); D = max(p + 4, p + L + 2) (`_embed_cycles`) |
 | COMBINE | per member 15 + 71 + rows cols (its view, weight, walker, elements), then 3 cycles per output element; D = max(w_last + 3, w_last + L + 1) (`_scalar_cycles`) |
 | VOTE | per row (example) N = aux (2 + 2 cols) reads, one a cycle (per member its shift, alpha, then per class its mult and accumulator), the last taken in p = first + N - 1 + L + 2; the row's votes read back in cols + VOTE_TAIL cycles, its prediction written in w = p + cols + VOTE_TAIL; the next row's first read in w + 1; D = max(w_last + 3, w_last + L + 1) |
 
 (71 = VEC_WALK_INIT: the scalar engine's view walkers divide r0, c0 by their tiles.)
+
+EMBED's word states what its timing depends on: io bit t (t = 0 word, 1 position, 2
+token_type) set when table t is binary (kind 1; a mismatch is a fault), bits 4-5 log2 of
+the output's element bytes; the output is a stream view of T-row tiles (`embed_io`); cols at
+most `vec_row_elems` (a binary row's beats wait in the engine until its columns are out).
 
 VOTE (docs/NUMERICS.md, "Ensemble vote"): `src` shows the accumulators as (rows aux, cols)
 int64 (row r aux + m: example r's member m), `consts` is aux blocks of 2 + cols int64 words

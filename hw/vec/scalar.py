@@ -9,10 +9,13 @@ strobed). Element addresses are multiples of the element size (a descriptor faul
 
 Per kernel (rows r, columns c; `aux` = DOT's outputs n, COMBINE's members m):
 
-- EMBED, per row: id, token type (walkers A, B); the three tables' (+1, -1) pairs (binary
-  tables: pairs + 8 index; a dense table's pair read is a dummy); then per column the three
-  table elements (dense: base + index stride + c elem; binary: the sign bit at base + index
-  stride + c / 8 selects the pair's value); the sum to `out` (walker O).
+- EMBED, per group of n rows (`bebert.vector.embed_group`: the rows one beat of its stream
+  output holds): per row its id and token type (walkers A, B); per row and table its row
+  address and its (+1, -1) pair (binary tables: pairs + 8 index; a dense table's pair read is
+  a dummy); the binary rows as whole beats (a beat FIFO per row and table); then per column
+  the rows' sums (binary: the sign bit at the row's running bit position selects the pair's
+  value; dense: one element request per row and table, base + index stride + c elem), the n
+  sums in one beat at the stream address of the group's column (byte strobes).
 - LUT, in blocks of `LUT_BLOCK` elements: the block's x, then the block's table[x + offset]
   (int32 at table + 4 i; an index outside [0, size) is a fault); each table value to `out`.
 - DOT: per row r the row x[r, :] into the row buffer, then w[n, :] for n < aux (walker B from
