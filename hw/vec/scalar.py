@@ -51,15 +51,15 @@ from .setup import NSLOTS, SLOTS
 from .walker import VIEW_FIELDS, ViewWalker
 from .writer import WritePort
 
-FMT_BITS = 2 + 1 + 8 + 1        # elem code, signed, sat, binary-table bit
+FMT_BITS = 2 + 1 + 8            # elem code, signed, sat
 TAG_BITS = 5                    # EMBED: the beat FIFO (row of the group, table) a beat goes to
 
 
-def _fmt(fmt_word, binary=Const(0, 1)):
-    """The element format of a view's fmt word: log2 elem, signed, sat; and the binary bit."""
+def _fmt(fmt_word):
+    """The element format of a view's fmt word: log2 elem, signed, sat."""
     e = fmt_word[:8]
     code = Mux(e == 8, 3, Mux(e == 4, 2, Mux(e == 2, 1, 0)))
-    return Cat(code[:2], fmt_word[8], fmt_word[16:24], binary)
+    return Cat(code[:2], fmt_word[8], fmt_word[16:24])
 
 
 class ScalarEngine(wiring.Component):
@@ -90,7 +90,7 @@ class ScalarEngine(wiring.Component):
         self.walkers = (wa, wb, wo)
         # -- responses: a tag per request, the element out of its beat
         self.offb = max(1, self.B.bit_length() - 1)        # a byte's offset in a beat
-        m.submodules.tags = tags = fifo.SyncFIFO(width=self.offb + FMT_BITS + TAG_BITS, depth=self.depth)
+        m.submodules.tags = tags = fifo.SyncFIFO(width=self.offb + FMT_BITS + 1 + TAG_BITS, depth=self.depth)
         m.submodules.vals = vals = fifo.SyncFIFOBuffered(width=64, depth=self.depth)
         self._rq_beat = Signal()                            # a request for a whole beat (EMBED's binary rows)
         self.beats = []                                     # EMBED: the binary rows' beats, per table
@@ -114,13 +114,14 @@ class ScalarEngine(wiring.Component):
         p = self.rd
         t = tags.r_data
         o = self.offb
-        off, code, sgn, sat, binary, bit = t[:o], t[o:o + 2], t[o + 2], t[o + 3:o + 11], t[o + 11], t[o + 12:o + 12 + TAG_BITS]
+        off, code, sgn, sat = t[:o], t[o:o + 2], t[o + 2], t[o + 3:o + 11]
+        whole, fifo_i = t[o + 11], t[o + 12:o + 12 + TAG_BITS]          # EMBED: a whole beat, for beat FIFO fifo_i
         m.d.comb += tags.r_en.eq(p.data_valid)
         beat = p.data
         for i, bq in enumerate(self.beats):             # EMBED's binary rows: whole beats, per table
-            m.d.comb += [bq.w_data.eq(beat), bq.w_en.eq(p.data_valid & binary & (bit == i))]
+            m.d.comb += [bq.w_data.eq(beat), bq.w_en.eq(p.data_valid & whole & (fifo_i == i))]
         self._beats_out = nb = Signal(range(3 * self.Gh * self.beat_depth + 1))
-        m.d.sync += nb.eq(nb + (self.rd.req_valid & self.rd.req_ready & self._rq_beat) - (p.data_valid & binary))
+        m.d.sync += nb.eq(nb + (self.rd.req_valid & self.rd.req_ready & self._rq_beat) - (p.data_valid & whole))
         raw = Signal(64)
         for e in range(4):
             n = 1 << e
@@ -135,7 +136,7 @@ class ScalarEngine(wiring.Component):
         half = (Const(1, 65) << (sat - 1)[:6])[:65]
         lo, hi = -half.as_signed(), half - 1
         satd = Mux((sat == 0) | (sat >= 64), x, Mux(x < lo, lo, Mux(x > hi, hi, x)))
-        m.d.comb += [vals.w_data.eq(satd), vals.w_en.eq(p.data_valid & ~binary)]
+        m.d.comb += [vals.w_data.eq(satd), vals.w_en.eq(p.data_valid & ~whole)]
 
     # -- the kernels ---------------------------------------------------------------------------
     def _kernels(self, m, tags, vals, wa, wb, wo, view, sl):
@@ -151,7 +152,7 @@ class ScalarEngine(wiring.Component):
         fire = can & p.req_ready
         m.d.comb += [p.req_valid.eq(can),
                      p.req_addr.eq(rq_addr & ~(B - 1)), p.req_len.eq(1),
-                     tags.w_data.eq(Cat(rq_addr[:self.offb], rq_fmt[:FMT_BITS - 1], rq_beat, rq_bit)),
+                     tags.w_data.eq(Cat(rq_addr[:self.offb], rq_fmt, rq_beat, rq_bit)),
                      tags.w_en.eq(fire)]
         m.d.sync += inflight.eq(inflight + (fire & ~rq_beat) - (pop & vals.r_rdy))
         m.d.comb += vals.r_en.eq(pop)
@@ -263,7 +264,7 @@ class ScalarEngine(wiring.Component):
                     m.d.sync += [gst.eq(4), g.eq(0), t.eq(0)]
             with m.Case(4):                          # the (+1, -1) pairs (a dummy read for dense tables)
                 m.d.comb += [req["valid"].eq(1), req["addr"].eq(tab["pairs"] + (idx << 3)),
-                             req["fmt"].eq(Cat(Const(3, 2), Const(1, 1), Const(0, 9)))]
+                             req["fmt"].eq(Cat(Const(3, 2), Const(1, 1), Const(0, 8)))]
                 with m.If(fire):
                     m.d.sync += step_gt
                     with m.If(last_gt):
