@@ -38,12 +38,17 @@ The VEC issues in cycle 0 and is busy in 1 .. D:
 | end | D = last + w + FB - 1 + L + 1: the last write, answered |
 | DOT | one element read a cycle from S + 73 on (x[r, :] then w[n, :] per row), the last value taken p = first + rows cols (1 + aux) - 1 + L + 2; D = max(p + 6, p + L + 4) |
 | LUT | blocks of Q = 2^bitlen(L + 3) elements: the block's x, then its table reads; D = max(p + 4, p + L + 2), p = first + 2 n - 1 + max(0, L + 3 - last block) + L + 2 |
-| EMBED | per row L + 11 + 3 cols (id, type, the rows' addresses, 3 pairs, 3 reads a column); D = max(p + 4, p + L + 2) |
+| EMBED | per group of n = `embed_group` rows (the rows one beat of the stream output holds, at most EMBED_GROUP = 8), from its first id taken in F: 2n ids and types, 3n row addresses, 3n pairs, then (a table binary) 3n NBB beat slots (NBB = `embed_row_beats(cols)`), the last in X = F + 8n + 3n NBB; all binary: a column (n sums, one beat) a cycle from X + L + 2 on, the last in p = X + L + 1 + cols; else the dense elements (n nd a column, nd dense tables) requested from X + 1 on, p = X + n nd cols + L + 2; the next group's first id taken in max(p + 1, X + 1 + n nd cols + L + 2); D = max(p + 4, p + L + 2) (`_embed_cycles`) |
 | COMBINE | per member 15 + 71 + rows cols (its view, weight, walker, elements), then 3 cycles per output element; D = max(w_last + 3, w_last + L + 1) (`_scalar_cycles`) |
 | VOTE | per row (example) N = aux (2 + 2 cols) reads, one a cycle (per member its shift, alpha, then per class its mult and accumulator), the last taken in p = first + N - 1 + L + 2; the row's votes read back in cols + VOTE_TAIL cycles, its prediction written in w = p + cols + VOTE_TAIL; the next row's first read in w + 1; D = max(w_last + 3, w_last + L + 1) |
 | VOTE_AVERAGE, VOTE_MEAN, VOTE_MEDIAN | VOTE's reads; the row sequencer from p + VOTE_SEQ_START for `vote_seq_cycles` (average aux (3 (cols + 1) + 33) + cols + 2, mean 66, median aux (aux + 3) + 1), the result written in the cycle after: w = p + 5 + that; then as VOTE |
 
 (71 = VEC_WALK_INIT: the scalar engine's view walkers divide r0, c0 by their tiles.)
+
+EMBED's word states what its timing depends on: io bit t (t = 0 word, 1 position, 2
+token_type) set when table t is binary (kind 1; a mismatch is a fault), bits 4-5 log2 of
+the output's element bytes; the output is a stream view of T-row tiles (`embed_io`); cols at
+most `vec_row_elems` (a binary row's beats wait in the engine until its columns are out).
 
 VOTE (docs/NUMERICS.md, "Ensemble vote"): `src` shows the accumulators as (rows aux, cols)
 int64 (row r aux + m: example r's member m), `consts` is aux blocks of 2 + cols int64 words
@@ -283,6 +288,9 @@ def check_vec(args: dict[str, int]) -> str | None:
             return f"{k.fn.name}: io bits 6-7 are reserved"
         if io_fields(args["io"])[2] not in TILE_IN_ELEMS:
             return f"{k.fn.name}: the tile engine reads 1-, 2- or 4-byte elements (io in_elem 8)"
+    elif k.fn == VecFn.EMBED:
+        if args["io"] & 0xC8:
+            return "EMBED: io bits 3, 6, 7 are reserved (bits 0-2: which tables are binary, 4-5: log2 out elem)"
     elif args["io"]:
         return f"{k.fn.name}: io must be 0"
     return None
@@ -432,10 +440,48 @@ def _tile_cycles(k: Kernel, rows: int, cols: int, bits: int, io: int, cfg: Accel
     return last + wsp + fb - 1 + L + 1                          # the last write, answered
 
 
+EMBED_GROUP = 8             # EMBED: the most rows whose elements one output beat carries
+
+
+def embed_group(io: int, config: AccelConfig) -> int:
+    """EMBED's rows at once: as many as one beat of the stream output holds (at most the lanes'
+    tile and EMBED_GROUP)."""
+    return min(config.vec_lanes, config.dram_bytes_per_cycle >> (io >> 4 & 3), EMBED_GROUP)
+
+
+def embed_row_beats(cols: int, config: AccelConfig) -> int:
+    """EMBED: the beat slots of one binary table row of `cols` sign bits (the most beats it
+    spans, wherever it starts in a beat)."""
+    B = config.dram_bytes_per_cycle
+    return _ceil(8 * (B - 1) + cols, 8 * B)
+
+
 def lut_block(config: AccelConfig) -> int:
     """LUT's block: its x are read, then its table entries (a power of two >= L + 4, so that a
     block's first x is back before its first table read)."""
     return 1 << (config.dram_latency_cycles + 3).bit_length()
+
+
+def _embed_cycles(rows: int, cols: int, io: int, cfg: AccelConfig) -> int:
+    """EMBED, per group of n rows (`embed_group`; F: the cycle its first id is taken): its n
+    ids and types taken one a cycle; 3n row addresses; 3n pairs; (a table binary) 3n NBB beat
+    slots, the last in X = F + 8n + 3n NBB; every table binary: a column a cycle from X + L + 2
+    on; else the dense elements (n nd a column) requested from X + 1 on, taken L + 2 later.
+    The next group's first id is requested after this group's last request and taken once
+    this group's last column is out."""
+    L, G = cfg.dram_latency_cycles, embed_group(io, cfg)
+    nd = 3 - bin(io & 7).count("1")
+    nbb = embed_row_beats(cols, cfg)
+    issue = setup_cycles(VecFn.EMBED, cols, 0, io, cfg) + 2 + VEC_WALK_INIT   # the first id's request
+    take = issue + L + VEC_FIFO_LAT
+    last = None
+    for r0 in range(0, rows, G):
+        n = min(G, rows - r0)
+        x = take + 8 * n + (3 * n * nbb if nd < 3 else 0)                  # the last beat slot (or pair)
+        dense = cols * n * nd
+        last = x + L + 1 + cols if nd == 0 else x + dense + L + VEC_FIFO_LAT
+        take = max(last + 1, x + 1 + dense + L + VEC_FIFO_LAT)
+    return max(last + 4, last + L + 2)
 
 
 def _scalar_cycles(k: Kernel, rows: int, cols: int, aux: int, cfg: AccelConfig) -> int:
@@ -450,10 +496,6 @@ def _scalar_cycles(k: Kernel, rows: int, cols: int, aux: int, cfg: AccelConfig) 
         q = lut_block(cfg)
         k_last = n - (_ceil(n, q) - 1) * q
         p = first + 2 * n - 1 + max(0, L + 3 - k_last) + back
-        w_last, idle = p + 1, p + 3
-    elif k.fn == VecFn.EMBED:     # per row: id, type, 3 table rows' addresses, 3 pairs, 3 elements a column
-        period = L + 11 + 3 * cols
-        p = first + (rows - 1) * period + L + 10 + 3 * cols + back
         w_last, idle = p + 1, p + 3
     elif k.fn in VOTE_KERNELS:    # per row: aux (2 + 2 cols) reads, the votes read back, the prediction out
         n = aux * (2 + 2 * cols)
@@ -490,6 +532,8 @@ def vec_cycles(fn: int, rows: int, cols: int, bits: int, aux: int, io: int, conf
     k = KERNELS[VecFn(fn)]
     if k.engine == "tile":
         return _tile_cycles(k, rows, cols, bits, io, config)
+    if k.fn == VecFn.EMBED:
+        return _embed_cycles(rows, cols, io, config)
     return _scalar_cycles(k, rows, cols, aux, config)
 
 
@@ -504,8 +548,10 @@ def vec_bytes(fn: int, rows: int, cols: int, bits: int, aux: int, io: int, confi
             + (16 * cols if k.fn == VecFn.LAYERNORM else 0)
         wr = (n * eout if stream_out else 0) + _ceil(n * bits, 8)
         return rd, wr
-    if k.fn == VecFn.EMBED:
-        return rows * (8 + 3 * 4 * cols), n * 2
+    if k.fn == VecFn.EMBED:       # ids, types, pairs; per binary row its beats, per dense element its beat
+        nb = bin(io & 7).count("1")
+        beats = nb * embed_row_beats(cols, config) + (3 - nb) * cols
+        return rows * (8 + 3 * 8 + beats * config.dram_bytes_per_cycle), n * 2
     if k.fn == VecFn.LUT:
         return n * 8, n * 4
     if k.fn == VecFn.DOT:
@@ -831,10 +877,26 @@ def _table_rows(dram: np.ndarray, t: tuple, idx: np.ndarray, cols: int) -> np.nd
     raise VecError(f"EMBED: unknown table kind {kind}")
 
 
+EMBED_TABLES = ("word", "position", "token_type")   # io bit t: table t is binary (its kind 1)
+
+
+def embed_io(kinds, out_elem: int) -> int:
+    """EMBED's io field: bit t set when table t (word, position, token_type) is binary; bits
+    4-5 log2 of the stream output's element bytes."""
+    return sum(1 << t for t, k in enumerate(kinds) if k == 1) | (out_elem.bit_length() - 1) << 4
+
+
 def _embed(c: _Ctx) -> None:
     rows, cols, d = c.rows, c.cols, c.d
-    for name in ("ids", "types", "out"):
+    for name in ("ids", "types"):
         _check_scalar_view(d[name], f"EMBED.{name}")
+    _check_stream(d["out"], c.lanes, 1 << (c.args["io"] >> 4 & 3), "EMBED.out", c.bus)
+    if cols > c.config.vec_row_elems:
+        raise VecError(f"EMBED: cols={cols} beyond the scalar engine's row beats ({c.config.vec_row_elems} elements)")
+    for t, name in enumerate(EMBED_TABLES):
+        if (d[name][0] == 1) != bool(c.args["io"] >> t & 1):
+            raise VecError(f"EMBED: table {name} is kind {d[name][0]}, the word's io bit {t} says "
+                           f"{'binary' if c.args['io'] >> t & 1 else 'dense'}")
     ids = read_view(c.dram, d["ids"], rows, 1)[:, 0]
     tt = read_view(c.dram, d["types"], rows, 1)[:, 0]
     pos = np.arange(rows, dtype=np.int64)

@@ -41,7 +41,8 @@ from bebert.config import AccelConfig
 from bebert.integer_ops import RequantConsts
 from bebert.isa import PostFmt
 from bebert.numerics import INT32_MAX, INT32_MIN
-from bebert.vector import VOTE_KERNEL_OF, VecFn, consts_words, io_word, vote_consts_words, vote_method_word
+from bebert.vector import (EMBED_TABLES, VOTE_KERNEL_OF, VecFn, consts_words, embed_io, io_word, vote_consts_words,
+                           vote_method_word)
 
 from .errors import CompileError
 from .gemm_plan import ATensor, GemmOp, NTile, OutFmt, WTensor, ceil_div, plan_gemm
@@ -384,14 +385,15 @@ class _Lower(AttentionLowering):
         ys = self.stream(f"{y}.s", rows, cols, 4, n.member)
         self.stream_of[y] = ys
         tables = {k: self.table(f"{n.name}.{k}", a[k], n.member) for k in ("word", "position", "token_type")}
-        eb = max(1, self.block // 4)   # short VECs: the next member's embedding fills the vector unit's gaps
+        eb = self.block
         blocks = [(r, min(eb, rows - r)) for r in range(0, rows, eb)]
         for bi, (r0, nr) in enumerate(blocks):  # per row block: embed_ln and the first projections follow
             pos = dict(tables["position"], first=r0)  # the block's positions start at row r0 of the table
             self.vec(n, f"{n.name}.r{bi}" if len(blocks) > 1 else n.name, VecFn.EMBED, nr, cols,
                      {"ids": ("rows", n.ins["ids"], r0), "types": ("rows", n.ins["types"], r0), "word": tables["word"],
                       "position": pos, "token_type": tables["token_type"], "out": ("stream", ys, r0)},
-                     reads=[(n.ins["ids"], r0, r0 + nr), (n.ins["types"], r0, r0 + nr)], writes=[(ys, r0, r0 + nr)])
+                     reads=[(n.ins["ids"], r0, r0 + nr), (n.ins["types"], r0, r0 + nr)], writes=[(ys, r0, r0 + nr)],
+                     io=embed_io([tables[k]["kind"] for k in EMBED_TABLES], 4))
 
     def lut(self, n: Node) -> None:
         a = n.attrs

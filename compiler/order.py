@@ -10,7 +10,9 @@ per model: Q K^T of head h+1 and P V of head h-1 around the softmax of head h, t
 first m-group while LayerNorm works on the following row blocks, GELU of one row block while
 FFN_in computes the next. Members run one after another: member m+1's nodes become eligible when
 member m starts the last layers whose PE-array work covers m+1's embedding (which then overlaps
-them, in the vector unit's gaps).
+them, in the vector unit's gaps); one more candidate admits every member from the start, so that
+a later member's work (at a lower priority) fills every gap of the earlier ones, such as the
+vector unit's wait for a layer's Q, K and V projections before its first softmax.
 
 Dependencies are read-after-write on tensor rows (`attrs["reads"]` / `["writes"]`). The result
 is the nodes sorted by their scheduled start: a valid execution order (every node after its
@@ -113,7 +115,7 @@ GATE_FACTORS = (1, 2, 3, 5, 8)   # tried admission points of the next member (mo
 
 def order_nodes(nodes: list[Node], g: Graph, config: AccelConfig) -> list[Node]:
     """The nodes in list-schedule order (module doc). With several members the admission of the
-    next member is tried at a few points and the shortest schedule kept (ties and gains under
+    next member is tried at a few points (and at the start) and the shortest schedule kept (ties and gains under
     0.5 % go to the latest admission, which keeps each member's own latency shortest)."""
     n = len(nodes)
     if n == 0:
@@ -129,8 +131,9 @@ def order_nodes(nodes: list[Node], g: Graph, config: AccelConfig) -> list[Node]:
         rank[i] = dur[i] + max((rank[s] for s in succ[i] if nodes[s].member == nodes[i].member), default=0)
     members = {x.member for x in nodes if x.member is not None}
     best = None
-    for factor in GATE_FACTORS if len(members) > 1 else (1,):
-        start, end = _list_schedule(nodes, deps, succ, dur, rank, _gates(nodes, dur, factor))
+    for factor in GATE_FACTORS + (None,) if len(members) > 1 else (1,):
+        gates = _gates(nodes, dur, factor) if factor is not None else {}   # None: every member from the start
+        start, end = _list_schedule(nodes, deps, succ, dur, rank, gates)
         if best is None or end < best[1] * 0.995:
             best = (start, end)
     start, end = best

@@ -110,7 +110,8 @@ class InstructionDecoder(wiring.Component):
         packed bits on a kernel that writes none or above 8, aux missing or extra (COMBINE: at
         most COMBINE_MAX_MEMBERS; VOTE_AVERAGE / MEAN / MEDIAN at most VOTE_MAX_MEMBERS, MEAN
         and MEDIAN one column), and the io rules (tile: flags the kernel takes, some output,
-        an input element of TILE_IN_ELEMS bytes, bits 6-7 zero; scalar: io 0)."""
+        an input element of TILE_IN_ELEMS bytes, bits 6-7 zero; EMBED: io bits 3, 6, 7 zero; the
+        other scalar kernels: io 0)."""
         f = lambda name: field(w, Op.VEC, name)  # noqa: E731
         bits, aux, io = f("bits"), f("aux"), f("io")
         kernel_bad = Signal(name="vec_kernel_bad")
@@ -132,6 +133,8 @@ class InstructionDecoder(wiring.Component):
                         in_ok = sum((in_elem == e.bit_length() - 1) for e in TILE_IN_ELEMS) != 0
                         rule = (rule | ((flags & ~Const(int(k.io), 2)) != 0) | no_output | ~in_ok
                                 | (io[6:8] != 0))
+                    elif fn == VecFn.EMBED:      # io bits 0-2: which tables are binary, 4-5: out elem
+                        rule = rule | io[3] | (io[6:8] != 0)
                     else:
                         rule = rule | (io != 0)
                     m.d.comb += kernel_bad.eq(rule)

@@ -85,7 +85,7 @@ class VectorUnit(wiring.Component):
         m.d.comb += tile.eq(sum((fields["fn"] == int(f)) for f in TILE_FNS) != 0)
         self._ports(m, su, rdr, wr, sc, tile)
         self._tile(m, dv, eng, rdr, asm, par, wr, su, fields)
-        m.d.comb += [sc.fn.eq(fields["fn"]), sc.rows.eq(fields["rows"]), sc.cols.eq(fields["cols"]),
+        m.d.comb += [sc.fn.eq(fields["fn"]), sc.rows.eq(fields["rows"]), sc.cols.eq(fields["cols"]), sc.io.eq(fields["io"]),
                      sc.aux.eq(fields["aux"]), sc.desc.eq(fields["desc"]), sc.slots.eq(su.slots),
                      sc.reg_b.eq(su.reg_b), sc.off_b.eq(su.off_b), sc.rd_data.eq(su.rd_data)]
         with m.If(~tile):

@@ -38,7 +38,8 @@ from bebert import layout as lay
 from bebert.config import AccelConfig
 from bebert.isa import Instr, Op, PostFmt, Stage, halt
 from bebert.program import Program
-from bebert.vector import VOTE_KERNELS, Packed, VecFn, View, consts_words, encode_desc, io_word, vote_consts_words
+from bebert.vector import (VOTE_KERNELS, Packed, VecFn, View, consts_words, embed_io, encode_desc, io_word,
+                           vote_consts_words)
 
 ALL_FEATURES = frozenset({"and", "packed", "vec"})
 RTL_FEATURES = ALL_FEATURES  # the v3 RTL runs every instruction and kernel
@@ -401,7 +402,7 @@ class _VecJobs:
         f = {"ids": self._row_major(rows, 1, 4, 0, vocab - 1), "types": self._row_major(rows, 1, 4, 0, 1),
              "word": table(vocab), "position": table(rows), "token_type": table(2),
              "out": self._stream_out(rows, cols, 2)}
-        return self._word(fn, rows, cols, encode_desc(fn, **f))
+        return self._word(fn, rows, cols, encode_desc(fn, **f), io=embed_io((0, 0, 0), 2))
 
 
 # == the race-free generator ========================================================================

@@ -239,6 +239,10 @@ def _fault_cases():
     from bebert.vector import write_view
     write_view(c.dram, ids, np.full((c.args["rows"], 1), d["word"][3]))     # an id past the word table
     out.append(("EMBED id outside its table", c))
+    c = sc(VecFn.EMBED, 20)
+    c.args = {**c.args, "io": c.args["io"] ^ 1}
+    out.append(("EMBED word table kind differs from io", c))
+    out.append(("EMBED out not a stream view", _mutate(sc(VecFn.EMBED, 21), out=lambda v: replace(v, s_c=v.s_c * 2))))
     c = sc(VecFn.LUT, 13)
     out.append(("LUT index outside its table", _mutate(c, size=lambda n: 1)))
     out.append(("scalar view not element-aligned", _mutate(sc(VecFn.DOT, 14), src=lambda v: replace(v, base=v.base + 1))))

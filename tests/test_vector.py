@@ -11,7 +11,7 @@ from bebert import integer_ops as I
 from bebert import layout as lay
 from bebert.config import AccelConfig
 from bebert.vector import (KERNELS, PACKED_WORDS, VIEW_WORDS, Io, Packed, VecError, VecFn, View, check_vec,
-                           consts_words, decode_desc, desc_words, encode_desc, io_fields, io_word, read_view,
+                           consts_words, decode_desc, desc_words, embed_io, encode_desc, io_fields, io_word, read_view,
                            run_vec, write_view)
 
 CFG = AccelConfig(name="t", pe_rows=4, pe_cols=4, xnor_width=32, abuf_bytes=4096, wbuf_bytes=4096,
@@ -204,9 +204,14 @@ def test_scalar_kernels_embed_lut_dot_combine():
     tt_t = (0, d.put(typ.astype("<i4")), H * 4, 2, 4, 0)
     ids, tts = rng.integers(0, V, (T, 1)), rng.integers(0, 2, (T, 1))
     out = d.empty_stream(T, H)
-    d.run(VecFn.EMBED, T, H, ids=View.row_major(d.put(ids.astype("<i4")), 1), word=wt, position=pt,
-          types=View.row_major(d.put(tts.astype("<i4")), 1), token_type=tt_t, out=out[0])
+    emb = dict(ids=View.row_major(d.put(ids.astype("<i4")), 1), word=wt, position=pt,
+               types=View.row_major(d.put(tts.astype("<i4")), 1), token_type=tt_t)
+    d.run(VecFn.EMBED, T, H, io=embed_io((1, 0, 0), 2), **emb, out=out[0])
     assert np.array_equal(d.got(out), word[ids[:, 0]] + pos + typ[tts[:, 0]])
+    with pytest.raises(VecError, match="io bit 0 says dense"):          # the word states the tables' kinds
+        d.run(VecFn.EMBED, T, H, io=embed_io((0, 0, 0), 2), **emb, out=out[0])
+    with pytest.raises(VecError, match="stream views"):                 # EMBED writes a stream tensor
+        d.run(VecFn.EMBED, T, H, io=embed_io((1, 0, 0), 2), **emb, out=View.row_major(d.put(np.zeros(8 * T * H, np.uint8)), H))
 
     table = rng.integers(-100, 100, 64).astype("<i4")
     x = rng.integers(-32, 32, (2, 8))
@@ -236,6 +241,7 @@ def test_scalar_kernels_embed_lut_dot_combine():
     ({"fn": 9, "bits": 2}, "bits must be 0"),
     ({"fn": 10}, "aux (output columns)"),
     ({"fn": 9, "io": 1}, "io must be 0"),
+    ({"fn": 1, "io": 8}, "EMBED: io bits 3, 6, 7 are reserved"),
 ])
 def test_illegal_vec_words(args, why):
     full = {"fn": 2, "desc": 0, "rows": 1, "cols": 1, "bits": 0, "aux": 0, "io": 1, **args}

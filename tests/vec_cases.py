@@ -14,7 +14,8 @@ from bebert import integer_ops as I
 from bebert import layout as lay
 from bebert.config import AccelConfig
 from bebert.vector import (ADD_CONSTS, GELU_CONSTS, LN_CONSTS, REQUANT_CONSTS, SM_CONSTS, VOTE_KERNEL_OF, Packed,
-                           VecFn, View, consts_words, encode_desc, io_word, vote_consts_words, vote_method_word)
+                           VecFn, View, consts_words, embed_io, encode_desc, io_word, vote_consts_words,
+                           vote_method_word)
 
 
 @dataclass
@@ -252,11 +253,18 @@ def scalar_case(config: AccelConfig, fn: VecFn, seed: int, *, rows: int | None =
     fn = VecFn(fn)
     img = Image(config, 1 << 17, rng)
     rows = rows or rng.randrange(1, 6)
+    cols_given = cols
     cols = cols or rng.randrange(1, 12)
     desc: dict = {}
     aux_v = 0
     elem = lambda: rng.choice([1, 2, 4, 8])   # noqa: E731
+    kinds = []
     if fn == VecFn.EMBED:
+        if cols_given is None and rng.random() < 0.4:    # rows that cross beats of binary tables
+            cols = rng.randrange(max(1, min(8 * config.dram_bytes_per_cycle - 20, config.vec_row_elems // 2)),
+                                 config.vec_row_elems + 1)
+            rows = min(rows, 3)
+        all_binary = rng.random() < 0.4
         nrows = [rng.randrange(3, 9), rows + rng.randrange(3), rng.randrange(1, 4)]
         ids = npr.integers(0, nrows[0], (rows, 1))
         tts = npr.integers(0, nrows[2], (rows, 1))
@@ -265,12 +273,14 @@ def scalar_case(config: AccelConfig, fn: VecFn, seed: int, *, rows: int | None =
             _put_view(img, v, vals)
             desc[name] = v
         for name, n in zip(("word", "position", "token_type"), nrows):
-            if name == "word" and rng.random() < 0.6:      # binary: sign bits and (+1, -1) pairs
+            if all_binary or rng.random() < (0.6 if name == "word" else 0.3):  # binary: signs, (+1, -1) pairs
+                kinds.append(1)
                 stride = -(-cols // 8) + rng.randrange(2)
                 base = img.put(rng.randbytes(n * stride), 1)
                 pairs = img.put(npr.integers(-3000, 3000, (n, 2)).astype("<i4").tobytes(), 8)
                 desc[name] = (1, base, stride, n, 0, pairs)
             else:
+                kinds.append(0)
                 e = elem()
                 stride = cols * e + e * rng.randrange(2)
                 base = img.alloc(n * stride, align=8)
@@ -278,7 +288,8 @@ def scalar_case(config: AccelConfig, fn: VecFn, seed: int, *, rows: int | None =
                 t = npr.integers(lo // 2, -lo // 2, (n, cols))
                 _put_view(img, View(base, e, True, s_r=stride, s_c=e), t)
                 desc[name] = (0, base, stride, n, e, 0)
-        desc["out"] = rand_view(img, rows, cols, rng.choice([2, 4, 8]))
+        out_elem = rng.choice([1, 2, 4, 8])
+        desc["out"] = _out_stream(img, config, rows, cols, out_elem, rng.random() < 0.8)
     elif fn == VecFn.LUT:
         size = rng.randrange(4, 64)
         off = rng.randrange(-20, 20)
@@ -309,7 +320,7 @@ def scalar_case(config: AccelConfig, fn: VecFn, seed: int, *, rows: int | None =
     else:
         raise ValueError(fn)
     d = img.put(encode_desc(fn, **desc), 4)
-    args = {"fn": int(fn), "desc": d, "rows": rows, "cols": cols, "bits": 0, "aux": aux_v, "io": 0}
+    args = {"fn": int(fn), "desc": d, "rows": rows, "cols": cols, "bits": 0, "aux": aux_v, "io": embed_io(kinds, out_elem) if kinds else 0}
     return Case(config, img.dram, args)
 
 

@@ -233,6 +233,14 @@ class Derive(wiring.Component):
                      wc.wstep.eq(pk["wstep"]), wc.rows.eq(self.rows), wc.tiles.eq((self.rows + T - 1) >> lgT)]
         del W
 
+    def _stream_bad(self, v, code):
+        """`v` is not a stream view of 2^code-byte elements (bebert.vector._check_stream)."""
+        T, B = self.config.vec_lanes, self.config.dram_bytes_per_cycle
+        e = Const(1, 5) << code
+        return ((v["fmt"][:8] != e) | (v["rtile"] != T) | (v["ctile"] != 0) | (v["s_r"] != e)
+                | (v["s_c"] != (e * T)) | (v["r0"][:T.bit_length() - 1] != 0) | (v["c0"] != 0)
+                | (v["base"][:B.bit_length() - 1] != 0) | (v["s_rt"][:B.bit_length() - 1] != 0))
+
     def _faults(self, m, v0, v1, v2, pk, stream_out, second, rq, ein_code, eout_code, two):
         cfg = self.config
         T, B, W = cfg.vec_lanes, cfg.dram_bytes_per_cycle, cfg.xnor_width
@@ -240,12 +248,6 @@ class Derive(wiring.Component):
         is_ln, is_sm = fn == int(VecFn.LAYERNORM), fn == int(VecFn.SOFTMAX)
         tile = Cat(*[fn == int(f) for f in (VecFn.ADD, VecFn.REQUANT, VecFn.LAYERNORM, VecFn.SOFTMAX,
                                            VecFn.GELU)]).any()
-
-        def stream_bad(v, code):
-            e = Const(1, 5) << code
-            return ((v["fmt"][:8] != e) | (v["rtile"] != T) | (v["ctile"] != 0) | (v["s_r"] != e)
-                    | (v["s_c"] != (e * T)) | (v["r0"][:T.bit_length() - 1] != 0) | (v["c0"] != 0)
-                    | (v["base"][:B.bit_length() - 1] != 0) | (v["s_rt"][:B.bit_length() - 1] != 0))
 
         def const_bad(a):
             return (a[:3] != 0) | (a == 0)
@@ -260,8 +262,8 @@ class Derive(wiring.Component):
         mask_bad = ((v1["fmt"][:8] != 4) | (v1["rtile"] != 0) | (v1["ctile"] != 0) | (v1["s_c"] != 4)
                     | (v1["r0"] != 0) | (v1["c0"] != 0) | (v1["base"][:2] != 0))
         k0 = self.k.word_select(0, 64)
-        bad = ((self.desc[:2] != 0) | (ein_code == 3) | stream_bad(v0, ein_code) | (two & stream_bad(v1, ein_code))
-               | (stream_out & stream_bad(v2, eout_code)) | const_bad(self.slots.word_select(SLOTS["C0"], 32))
+        bad = ((self.desc[:2] != 0) | (ein_code == 3) | self._stream_bad(v0, ein_code) | (two & self._stream_bad(v1, ein_code))
+               | (stream_out & self._stream_bad(v2, eout_code)) | const_bad(self.slots.word_select(SLOTS["C0"], 32))
                | (is_ln & second & const_bad(self.slots.word_select(SLOTS["C1"], 32)))
                | (self.bits.any() & packed_bad) | (is_sm & second & mask_bad)
                | (is_ln & ((k0 != self.cols) | (self.cols > cfg.vec_row_elems)))
@@ -285,15 +287,16 @@ class Derive(wiring.Component):
             kind, base, stride, elem, pairs = (sl[SLOTS[t] + i] for i in (0, 1, 2, 4, 5))
             ok_e = (elem == 1) | (elem == 2) | (elem == 4) | (elem == 8)
             dense = (kind == 0) & (~ok_e | ((base | stride) & (elem - 1)[:4]).any())
-            return dense | ((kind == 1) & (pairs[:3] != 0))
+            binary = self.io.bit_select(int(t[1]), 1)          # the word says table t is binary
+            return dense | ((kind == 1) & (pairs[:3] != 0)) | ((kind == 1) != binary)
 
         c0 = sl[SLOTS["C0"]]
         rows, cols, aux = self.rows, self.cols, self.aux
         bad = Signal()
         with m.Switch(fn):
             with m.Case(int(VecFn.EMBED)):
-                m.d.comb += bad.eq(view_bad(v0) | view_bad(v1) | view_bad(v2) | table_bad("T0") | table_bad("T1")
-                                   | table_bad("T2"))
+                m.d.comb += bad.eq(view_bad(v0) | view_bad(v1) | self._stream_bad(v2, self.io[4:6]) | table_bad("T0")
+                                   | table_bad("T1") | table_bad("T2") | (cols > R))
             with m.Case(int(VecFn.LUT)):
                 m.d.comb += bad.eq(view_bad(v0) | view_bad(v2) | (c0[:2] != 0))
             with m.Case(int(VecFn.DOT)):

@@ -9,10 +9,13 @@ strobed). Element addresses are multiples of the element size (a descriptor faul
 
 Per kernel (rows r, columns c; `aux` = DOT's outputs n, COMBINE's members m):
 
-- EMBED, per row: id, token type (walkers A, B); the three tables' (+1, -1) pairs (binary
-  tables: pairs + 8 index; a dense table's pair read is a dummy); then per column the three
-  table elements (dense: base + index stride + c elem; binary: the sign bit at base + index
-  stride + c / 8 selects the pair's value); the sum to `out` (walker O).
+- EMBED, per group of n rows (`bebert.vector.embed_group`: the rows one beat of its stream
+  output holds): per row its id and token type (walkers A, B); per row and table its row
+  address and its (+1, -1) pair (binary tables: pairs + 8 index; a dense table's pair read is
+  a dummy); the binary rows as whole beats (a beat FIFO per row and table); then per column
+  the rows' sums (binary: the sign bit at the row's running bit position selects the pair's
+  value; dense: one element request per row and table, base + index stride + c elem), the n
+  sums in one beat at the stream address of the group's column (byte strobes).
 - LUT, in blocks of `LUT_BLOCK` elements: the block's x, then the block's table[x + offset]
   (int32 at table + 4 i; an index outside [0, size) is a fault); each table value to `out`.
 - DOT: per row r the row x[r, :] into the row buffer, then w[n, :] for n < aux (walker B from
@@ -37,13 +40,15 @@ DOT, COMBINE and VOTE share one 64 x 64 multiplier (`_mul`).
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from types import SimpleNamespace
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal, signed
 from amaranth.lib import fifo, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from bebert.config import AccelConfig
-from bebert.vector import VOTE_ALPHA_LIMIT, VOTE_KERNELS, VecFn, lut_block
+from bebert.vector import EMBED_GROUP, VOTE_ALPHA_LIMIT, VOTE_KERNELS, VecFn, embed_row_beats, lut_block
 
 from .reader import ReadPort
 from .setup import NSLOTS, SLOTS
@@ -51,14 +56,15 @@ from .vote_seq import VoteSequencer
 from .walker import VIEW_FIELDS, ViewWalker
 from .writer import WritePort
 
-FMT_BITS = 2 + 1 + 8 + 1        # elem code, signed, sat, binary-table bit
+FMT_BITS = 2 + 1 + 8            # elem code, signed, sat
+TAG_BITS = 5                    # EMBED: the beat FIFO (row of the group, table) a beat goes to
 
 
-def _fmt(fmt_word, binary=Const(0, 1)):
-    """The element format of a view's fmt word: log2 elem, signed, sat; and the binary bit."""
+def _fmt(fmt_word):
+    """The element format of a view's fmt word: log2 elem, signed, sat."""
     e = fmt_word[:8]
     code = Mux(e == 8, 3, Mux(e == 4, 2, Mux(e == 2, 1, 0)))
-    return Cat(code[:2], fmt_word[8], fmt_word[16:24], binary)
+    return Cat(code[:2], fmt_word[8], fmt_word[16:24])
 
 
 class ScalarEngine(wiring.Component):
@@ -68,13 +74,15 @@ class ScalarEngine(wiring.Component):
         self.depth = 1 << max(5, (config.dram_latency_cycles + 8).bit_length())
         bus = 8 * self.B
         super().__init__({
-            "start": In(1), "fn": In(8), "rows": In(16), "cols": In(16), "aux": In(16), "desc": In(32),
+            "start": In(1), "fn": In(8), "rows": In(16), "cols": In(16), "aux": In(16), "io": In(8), "desc": In(32),
             "slots": In(32 * NSLOTS), "reg_b": In(range(sbuf_depth)), "off_b": In(5),
             "rd_addr": Out(range(sbuf_depth)), "rd_data": In(bus),
             "rd": Out(ReadPort(bus)), "wr": Out(WritePort(bus)), "busy": Out(1), "fault": Out(1), "idle": Out(1),
         })
         self.sbuf_depth = sbuf_depth
         self.lut_block = lut_block(config)
+        self.beat_depth = max(2, embed_row_beats(config.vec_row_elems, config))
+        self.Gh = min(config.vec_lanes, EMBED_GROUP)          # EMBED's rows at once
 
     def elaborate(self, platform):
         m = Module()
@@ -87,8 +95,14 @@ class ScalarEngine(wiring.Component):
         self.walkers = (wa, wb, wo)
         # -- responses: a tag per request, the element out of its beat
         self.offb = max(1, self.B.bit_length() - 1)        # a byte's offset in a beat
-        m.submodules.tags = tags = fifo.SyncFIFO(width=self.offb + FMT_BITS + 3, depth=self.depth)
+        m.submodules.tags = tags = fifo.SyncFIFO(width=self.offb + FMT_BITS + 1 + TAG_BITS, depth=self.depth)
         m.submodules.vals = vals = fifo.SyncFIFOBuffered(width=64, depth=self.depth)
+        self._rq_beat = Signal()                            # a request for a whole beat (EMBED's binary rows)
+        self.beats = []                                     # EMBED: the binary rows' beats, per table
+        for t in range(3 * self.Gh):
+            bq = ResetInserter(self.start)(fifo.SyncFIFOBuffered(width=8 * self.B, depth=self.beat_depth))
+            m.submodules[f"beats{t}"] = bq
+            self.beats.append(bq)
         self._responses(m, tags, vals)
         # -- the row buffer (DOT's x row, COMBINE's accumulators)
         m.submodules.row = row = Memory(shape=64, depth=cfg.vec_row_elems, init=[])
@@ -107,9 +121,14 @@ class ScalarEngine(wiring.Component):
         p = self.rd
         t = tags.r_data
         o = self.offb
-        off, code, sgn, sat, binary, bit = t[:o], t[o:o + 2], t[o + 2], t[o + 3:o + 11], t[o + 11], t[o + 12:o + 15]
+        off, code, sgn, sat = t[:o], t[o:o + 2], t[o + 2], t[o + 3:o + 11]
+        whole, fifo_i = t[o + 11], t[o + 12:o + 12 + TAG_BITS]          # EMBED: a whole beat, for beat FIFO fifo_i
         m.d.comb += tags.r_en.eq(p.data_valid)
         beat = p.data
+        for i, bq in enumerate(self.beats):             # EMBED's binary rows: whole beats, per table
+            m.d.comb += [bq.w_data.eq(beat), bq.w_en.eq(p.data_valid & whole & (fifo_i == i))]
+        self._beats_out = nb = Signal(range(3 * self.Gh * self.beat_depth + 1))
+        m.d.sync += nb.eq(nb + (self.rd.req_valid & self.rd.req_ready & self._rq_beat) - (p.data_valid & whole))
         raw = Signal(64)
         for e in range(4):
             n = 1 << e
@@ -120,13 +139,11 @@ class ScalarEngine(wiring.Component):
                             word = beat[8 * n * k:8 * n * (k + 1)]
                             ext = Mux(sgn & word[-1], (1 << (64 - 8 * n)) - 1, 0) if n < 8 else Const(0, 0)
                             m.d.comb += raw.eq(Cat(word, ext) if n < 8 else word)
-        with m.If(binary):                              # a binary table's sign bit (byte at off)
-            m.d.comb += raw.eq(beat.word_select(off, 8).bit_select(bit, 1))
         x = raw.as_signed()
         half = (Const(1, 65) << (sat - 1)[:6])[:65]
         lo, hi = -half.as_signed(), half - 1
         satd = Mux((sat == 0) | (sat >= 64), x, Mux(x < lo, lo, Mux(x > hi, hi, x)))
-        m.d.comb += [vals.w_data.eq(satd), vals.w_en.eq(p.data_valid)]
+        m.d.comb += [vals.w_data.eq(satd), vals.w_en.eq(p.data_valid & ~whole)]
 
     # -- the kernels ---------------------------------------------------------------------------
     def _kernels(self, m, tags, vals, wa, wb, wo, view, sl):
@@ -135,15 +152,16 @@ class ScalarEngine(wiring.Component):
         phase = Signal(2)                       # 0 idle, 1 walkers' init, 2 run, 3 last writes
         m.d.comb += self.busy.eq(phase != 0)
         # requests: one a cycle while the value FIFO has room for every element in flight
-        rq_valid, rq_addr, rq_fmt, rq_bit = Signal(), Signal(32), Signal(FMT_BITS), Signal(3)
+        rq_valid, rq_addr, rq_fmt, rq_bit, rq_beat = Signal(), Signal(32), Signal(FMT_BITS), Signal(TAG_BITS), self._rq_beat
         inflight = Signal(range(self.depth + 1))
         pop = Signal()
         can = rq_valid & (phase == 2) & (inflight < self.depth - 1) & tags.w_rdy
         fire = can & p.req_ready
         m.d.comb += [p.req_valid.eq(can),
                      p.req_addr.eq(rq_addr & ~(B - 1)), p.req_len.eq(1),
-                     tags.w_data.eq(Cat(rq_addr[:self.offb], rq_fmt, rq_bit)), tags.w_en.eq(fire)]
-        m.d.sync += inflight.eq(inflight + fire - (pop & vals.r_rdy))
+                     tags.w_data.eq(Cat(rq_addr[:self.offb], rq_fmt, rq_beat, rq_bit)),
+                     tags.w_en.eq(fire)]
+        m.d.sync += inflight.eq(inflight + (fire & ~rq_beat) - (pop & vals.r_rdy))
         m.d.comb += vals.r_en.eq(pop)
         # writes: single beats, the element repeated, its bytes strobed
         wv, wdata, wcode = Signal(), Signal(64), Signal(2)
@@ -151,7 +169,7 @@ class ScalarEngine(wiring.Component):
         self._write_port(m, wv, wdata, wcode, wo)
         out = {"fire": fire, "pop": pop, "vals": vals, "wv": wv, "wdata": wdata, "wcode": wcode, "sent": sent,
                "inflight": inflight}
-        req = {"valid": rq_valid, "addr": rq_addr, "fmt": rq_fmt, "bit": rq_bit}
+        req = {"valid": rq_valid, "addr": rq_addr, "fmt": rq_fmt, "bit": rq_bit, "beat": rq_beat}
         done = Signal()
         with m.If(self.start):
             m.d.sync += [phase.eq(1), self.fault.eq(0)]
@@ -178,16 +196,7 @@ class ScalarEngine(wiring.Component):
         B, w = self.B, self.wr
         fmt = self.slots.word_select(SLOTS["V2"] + 1, 32)
         e, sgn = fmt[:8], fmt[8]
-        x = wdata.as_signed()
-        sat = Signal(64)
-        with m.Switch(e):
-            for n in (1, 2, 4):
-                with m.Case(n):
-                    lo, hi = (-(1 << (8 * n - 1)), (1 << (8 * n - 1)) - 1)
-                    ulo, uhi = 0, (1 << (8 * n)) - 1
-                    m.d.comb += sat.eq(Mux(sgn, Mux(x < lo, lo, Mux(x > hi, hi, x)), Mux(x < ulo, ulo, Mux(x > uhi, uhi, x))))
-            with m.Default():
-                m.d.comb += sat.eq(Mux(~sgn & (x < 0), 0, x))       # uint64: write_view clips to [0, 2^63)
+        sat = self._saturate(m, wdata, e, sgn)
         rep = Signal(8 * B)
         strb = Signal(B)
         off = wo.addr[:B.bit_length() - 1]
@@ -199,118 +208,297 @@ class ScalarEngine(wiring.Component):
         m.d.comb += wo.step.eq(wv & w.ready)
         del wcode
 
+    @staticmethod
+    def _saturate(m, value, e, sgn):
+        """`value` (int64) saturated to the element type of e bytes (signed or not)."""
+        x = value.as_signed()
+        sat = Signal(64)
+        with m.Switch(e):
+            for n in (1, 2, 4):
+                with m.Case(n):
+                    lo, hi = (-(1 << (8 * n - 1)), (1 << (8 * n - 1)) - 1)
+                    ulo, uhi = 0, (1 << (8 * n)) - 1
+                    m.d.comb += sat.eq(Mux(sgn, Mux(x < lo, lo, Mux(x > hi, hi, x)), Mux(x < ulo, ulo, Mux(x > uhi, uhi, x))))
+            with m.Default():
+                m.d.comb += sat.eq(Mux(~sgn & (x < 0), 0, x))       # uint64: write_view clips to [0, 2^63)
+        return sat
+
     # -- EMBED ---------------------------------------------------------------------------------
     def _tables(self, sl):
         return [{n: sl[SLOTS[t] + i] for i, n in enumerate(("kind", "base", "stride", "rows", "elem", "pairs"))}
                 for t in ("T0", "T1", "T2")]
 
     def _embed(self, m, go, req, out, done, sl):
-        wa, wb, wo = self.walkers
-        tabs = self._tables(sl)
-        r, c, t = Signal(16), Signal(16), Signal(2)
-        gst = Signal(3)             # 0 id, 1 type, 2 wait ids, 3 row addresses, 4 pairs, 5 elements, 6 done
-        have_ids = Signal()         # the consumer has this row's id and type
-        idv, tyv = Signal(signed(64)), Signal(signed(64))
-        idx = [idv[:32], r, tyv[:32]]
-        rowa = [Signal(32, name=f"rowa{i}") for i in range(3)]
-        cola = [Signal(32, name=f"cola{i}") for i in range(3)]
-        fmt_a, fmt_b = _fmt(sl[SLOTS["V0"] + 1]), _fmt(sl[SLOTS["V1"] + 1])
+        """The requests, per group of n = min(G, rows left) rows (`embed_group`): per row its id
+        and type; (once the consumer has them) per row and table its row address, then its
+        pair; the binary rows' beat slots (`_embed_beats`); the dense tables' elements, column
+        by column (`_embed_dense`). The columns may start L + 2 cycles after the last beat
+        slot (or pair): every beat of the group is in by then."""
+        wa, wb, _ = self.walkers
+        B, Gh, L = self.B, self.Gh, self.config.dram_latency_cycles
+        es = self._embed_state(m, sl)
+        r = Signal(16)              # the group's first row
+        n = Mux(self.rows - r < es.G, self.rows - r, es.G)
+        gst = Signal(3)             # 0 ids and types, 2 wait ids, 3 row addresses, 4 pairs, 5 beats, 6 dense, 7 done
+        g, t, it = Signal(range(Gh)), Signal(2), Signal()
         fire = out["fire"]
-        with m.If(go):
-            m.d.sync += [gst.eq(0), r.eq(0), c.eq(0), t.eq(0)]
+        grp_end = Signal()
+        last_gt = (g == n - 1) & (t == 2)
+        step_gt = [t.eq(Mux(t == 2, 0, t + 1)), g.eq(Mux(t == 2, g + 1, g))]
+        idx = Array([Array(es.idv)[g], (r + g)[:32], Array(es.tyv)[g]])[t]
+        tab = {f: Array(tb[f] for tb in es.tabs)[t] for f in ("base", "stride", "pairs")}
+        fmt_a, fmt_b = _fmt(sl[SLOTS["V0"] + 1]), _fmt(sl[SLOTS["V1"] + 1])
         with m.Switch(gst):
-            with m.Case(0):
-                m.d.comb += [req["valid"].eq(~go), req["addr"].eq(wa.addr), req["fmt"].eq(fmt_a)]
+            with m.Case(0):                          # per row its id, then its type
+                m.d.comb += [req["valid"].eq(~go), req["addr"].eq(Mux(it, wb.addr, wa.addr)),
+                             req["fmt"].eq(Mux(it, fmt_b, fmt_a))]
                 with m.If(fire):
-                    m.d.sync += gst.eq(1)
-                    m.d.comb += wa.step.eq(1)
-            with m.Case(1):
-                m.d.comb += [req["valid"].eq(1), req["addr"].eq(wb.addr), req["fmt"].eq(fmt_b)]
-                with m.If(fire):
-                    m.d.sync += gst.eq(2)
-                    m.d.comb += wb.step.eq(1)
-            with m.Case(2):                          # this row's id and type (the generator takes them)
-                with m.If(have_ids):
-                    m.d.sync += [gst.eq(3), t.eq(0), have_ids.eq(0)]
-            with m.Case(3):                          # base + index * stride, one table a cycle
-                for i in range(3):
-                    with m.If(t == i):
-                        m.d.sync += [rowa[i].eq(tabs[i]["base"] + (idx[i] * tabs[i]["stride"])[:32]), cola[i].eq(0)]
-                m.d.sync += t.eq(t + 1)
-                with m.If(t == 2):
-                    m.d.sync += [gst.eq(4), t.eq(0)]
+                    m.d.comb += [wa.step.eq(~it), wb.step.eq(it)]
+                    m.d.sync += it.eq(~it)
+                    with m.If(it):
+                        m.d.sync += g.eq(g + 1)
+                        with m.If(g == n - 1):
+                            m.d.sync += [g.eq(0), gst.eq(2)]
+            with m.Case(2):                          # the group's ids and types (the consumer has them)
+                with m.If(es.have_ids):
+                    m.d.sync += [gst.eq(3), g.eq(0), t.eq(0), es.have_ids.eq(0)]
+            with m.Case(3):                          # base + index * stride, one a cycle
+                prod = (tab["base"] + (idx * tab["stride"])[:32])[:32]
+                for gi in range(Gh):
+                    for ti in range(3):
+                        with m.If((g == gi) & (t == ti)):
+                            m.d.sync += es.rowa[gi][ti].eq(prod)
+                m.d.sync += step_gt
+                with m.If(last_gt):
+                    m.d.sync += [gst.eq(4), g.eq(0), t.eq(0)]
             with m.Case(4):                          # the (+1, -1) pairs (a dummy read for dense tables)
-                pa = Array(tb["pairs"] + (ix << 3) for tb, ix in zip(tabs, idx))[t]
-                m.d.comb += [req["valid"].eq(1), req["addr"].eq(pa), req["fmt"].eq(Cat(Const(3, 2), Const(1, 1), Const(0, 9)))]
+                m.d.comb += [req["valid"].eq(1), req["addr"].eq(tab["pairs"] + (idx << 3)),
+                             req["fmt"].eq(Cat(Const(3, 2), Const(1, 1), Const(0, 8)))]
                 with m.If(fire):
-                    m.d.sync += t.eq(Mux(t == 2, 0, t + 1))
-                    with m.If(t == 2):
-                        m.d.sync += gst.eq(5)
+                    m.d.sync += step_gt
+                    with m.If(last_gt):
+                        m.d.sync += [gst.eq(Mux(es.any_bin, 5, 6)), g.eq(0), t.eq(0), es.dense_t.eq(es.first_dense)]
+                        m.d.comb += es.arm.eq(~es.any_bin)
             with m.Case(5):
-                for i in range(3):
-                    with m.If(t == i):
-                        binary = tabs[i]["kind"] == 1
-                        efmt = _fmt(Cat(tabs[i]["elem"][:8], Const(1, 1), Const(0, 23)), binary)
-                        m.d.comb += [req["valid"].eq(1), req["fmt"].eq(efmt), req["bit"].eq(c[:3]),
-                                     req["addr"].eq(Mux(binary, rowa[i] + (c >> 3), rowa[i] + cola[i]))]
-                        with m.If(fire):
-                            m.d.sync += cola[i].eq(cola[i] + tabs[i]["elem"])
-                with m.If(fire):
-                    m.d.sync += t.eq(Mux(t == 2, 0, t + 1))
-                    with m.If(t == 2):
-                        m.d.sync += c.eq(c + 1)
-                        with m.If(c == self.cols - 1):
-                            m.d.sync += [c.eq(0), r.eq(r + 1), gst.eq(Mux(r == self.rows - 1, 6, 0))]
+                self._embed_beats(m, go, es, req, fire, n, gst, grp_end)
+            with m.Case(6):
+                self._embed_dense(m, go, es, req, fire, n, grp_end)
+        with m.If(grp_end):
+            m.d.sync += [r.eq(r + n), gst.eq(Mux(r + n >= self.rows, 7, 0)), g.eq(0), t.eq(0), it.eq(0)]
+        with m.If(go):
+            m.d.sync += [gst.eq(0), r.eq(0), g.eq(0), t.eq(0), it.eq(0)]
         with m.If(self.fault):
             m.d.comb += req["valid"].eq(0)
-        self._embed_consumer(m, go, out, done, tabs, r, have_ids, idv, tyv, gst)
+        with m.If(es.arm):
+            m.d.sync += [es.armed.eq(1), es.cnt.eq(L + 1)]
+        with m.Elif(es.cnt != 0):
+            m.d.sync += es.cnt.eq(es.cnt - 1)
+        self._embed_consumer(m, go, out, done, es, gst)
 
-    def _embed_consumer(self, m, go, out, done, tabs, r_gen, have_ids, idv, tyv, gst):
+    def _embed_state(self, m, sl):
+        """What EMBED's generator and consumer share."""
+        B, Gh, L = self.B, self.Gh, self.config.dram_latency_cycles
+        es = SimpleNamespace()
+        es.tabs = self._tables(sl)
+        es.binary = binary = [self.io[t] for t in range(3)]         # checked against the kinds (derive)
+        es.any_bin, es.all_bin = binary[0] | binary[1] | binary[2], binary[0] & binary[1] & binary[2]
+        es.first_dense = Mux(~binary[0], 0, Mux(~binary[1], 1, 2))
+        es.eo = self.io[4:6]                                        # log2 of the out elements' bytes
+        es.G = Signal(range(Gh + 1))
+        per_beat = Const(B, 16) >> es.eo
+        m.d.comb += es.G.eq(Mux(per_beat < Gh, per_beat, Gh))
+        es.idv = [Signal(32, name=f"id{g}") for g in range(Gh)]
+        es.tyv = [Signal(32, name=f"type{g}") for g in range(Gh)]
+        es.rowa = [[Signal(32, name=f"rowa{g}_{t}") for t in range(3)] for g in range(Gh)]
+        es.have_ids = Signal()      # the consumer has the group's ids and types
+        es.dense_t = Signal(2)
+        es.arm, es.armed, es.cnt = Signal(), Signal(), Signal(range(L + 2))
+        return es
+
+    def _embed_beats(self, m, go, es, req, fire, n, gst, grp_end):
+        """NBB * 3n slots (`embed_row_beats(cols)`), j-major (beat j of row 0's tables 0, 1, 2,
+        row 1's, ..., then beat j + 1): slot (j, g, t) requests beat j of row g's table t when
+        that binary row has one (a cycle otherwise), so that the count never depends on where
+        a row starts in its beat."""
+        B = self.B
+        lb, l8b = B.bit_length() - 1, (8 * B).bit_length() - 1
+        j, g, t = Signal(16), Signal(range(self.Gh)), Signal(2)
+        nbb = (self.cols + 16 * B - 9) >> l8b
+        ra = Array(Array(row) for row in es.rowa)[g][t]
+        need = ((ra[:lb] << 3) + self.cols + 8 * B - 1) >> l8b
+        real = Array(es.binary)[t] & (j < need)
+        m.d.comb += [req["valid"].eq(real), req["addr"].eq((ra & ~(B - 1)) + (j << lb)), req["beat"].eq(1),
+                     req["fmt"].eq(0), req["bit"].eq(g * 3 + t)]
+        with m.If(fire | ~real):
+            m.d.sync += [t.eq(Mux(t == 2, 0, t + 1)), g.eq(Mux(t == 2, g + 1, g))]
+            with m.If((t == 2) & (g == n - 1)):
+                m.d.sync += [g.eq(0), j.eq(j + 1)]
+                with m.If(j == nbb - 1):
+                    m.d.sync += j.eq(0)
+                    m.d.comb += es.arm.eq(1)
+                    with m.If(es.all_bin):
+                        m.d.comb += grp_end.eq(1)
+                    with m.Else():
+                        m.d.sync += gst.eq(6)
+        with m.If(go):
+            m.d.sync += [j.eq(0), g.eq(0), t.eq(0)]
+
+    def _embed_dense(self, m, go, es, req, fire, n, grp_end):
+        """Per column, per row, one element request per dense table (base + index stride + c elem)."""
+        t, g, c = es.dense_t, Signal(range(self.Gh)), Signal(16)
+        cola = [Signal(32, name=f"cola{i}") for i in range(3)]
+        efmt = Array(_fmt(Cat(tb["elem"][:8], Const(1, 1), Const(0, 23))) for tb in es.tabs)[t]
+        ra = Array(Array(row) for row in es.rowa)[g][t]
+        m.d.comb += [req["valid"].eq(1), req["fmt"].eq(efmt), req["addr"].eq(ra + Array(cola)[t])]
+        nxt, wrap = self._next_dense(t, es.binary)
+        with m.If(fire):
+            m.d.sync += t.eq(nxt)
+            with m.If(wrap):
+                m.d.sync += g.eq(g + 1)
+                with m.If(g == n - 1):
+                    m.d.sync += [g.eq(0), c.eq(c + 1)] + [x.eq(x + tb["elem"]) for x, tb in zip(cola, es.tabs)]
+                    with m.If(c == self.cols - 1):
+                        m.d.sync += [c.eq(0)] + [x.eq(0) for x in cola]
+                        m.d.comb += grp_end.eq(1)
+        with m.If(go):
+            m.d.sync += [c.eq(0), g.eq(0)] + [x.eq(0) for x in cola]
+
+    @staticmethod
+    def _next_dense(t, binary):
+        """(the dense table after t in this row's column, or the first dense one; wrapped)."""
+        d = [~b for b in binary]
+        first = Mux(d[0], 0, Mux(d[1], 1, 2))
+        nxt = Mux(t == 0, Mux(d[1], 1, Mux(d[2], 2, first)), Mux((t == 1) & d[2], 2, first))
+        wrap = ((t == 0) & ~d[1] & ~d[2]) | ((t == 1) & ~d[2]) | (t == 2)
+        return nxt, wrap
+
+    def _embed_consumer(self, m, go, out, done, es, gst):
+        """Per group: per row its id and type (checked), per row and table its pair; then per
+        column, per row, the binary tables' signs (each from the head beat of its FIFO at the
+        row's running bit position) plus the dense tables' elements (one value a cycle); the
+        group's n sums to `out` in one beat (`_embed_write`)."""
+        B, Gh = self.B, self.Gh
+        lb = B.bit_length() - 1
         vals, pop = out["vals"], out["pop"]
-        k = Signal(3)               # 0 id, 1 type, 2..4 pairs, 5.. elements (t = 0, 1, 2)
-        cr, cc, ct = Signal(16), Signal(16), Signal(2)
-        plus = [Signal(signed(32), name=f"plus{i}") for i in range(3)]
-        minus = [Signal(signed(32), name=f"minus{i}") for i in range(3)]
-        acc = Signal(64)
+        tabs, binary = es.tabs, es.binary
+        k = Signal(3)               # 0 id, 1 type, 2 pairs, 5 columns
+        cr, cc, cg, ct = Signal(16), Signal(16), Signal(range(Gh)), Signal(2)
+        n = Mux(self.rows - cr < es.G, self.rows - cr, es.G)
+        idlast = Signal(signed(64))
+        plus = [[Signal(signed(32), name=f"plus{g}_{t}") for t in range(3)] for g in range(Gh)]
+        minus = [[Signal(signed(32), name=f"minus{g}_{t}") for t in range(3)] for g in range(Gh)]
+        bp = [[Signal(range(8 * B), name=f"bp{g}_{t}") for t in range(3)] for g in range(Gh)]
+        acc = [Signal(64, name=f"acc{g}") for g in range(Gh)]
+        wsum = [Signal(64, name=f"sum{g}") for g in range(Gh)]
+        beats = self.beats
         blocked = out["wv"] & ~self.wr.ready
         v = vals.r_data.as_signed()
-        m.d.comb += pop.eq(vals.r_rdy & ~blocked)
+        bin_ok = Cat(*[~binary[t] | (g >= n) | beats[3 * g + t].r_rdy for g in range(Gh) for t in range(3)]).all()
+        bsum = [sum(Mux(binary[t], Mux(beats[3 * g + t].r_data.bit_select(bp[g][t], 1), plus[g][t], minus[g][t]), 0)
+                    for t in range(3)) for g in range(Gh)]
+        cols_k = k == 5
+        cols_ok = es.armed & (es.cnt == 0) & bin_ok
+        m.d.comb += pop.eq(vals.r_rdy & ~blocked & (~cols_k | (~es.all_bin & cols_ok) | self.fault))
+        col_done = Signal()
         with m.If(out["sent"]):
             m.d.sync += out["wv"].eq(0)
-        with m.If(go):
-            m.d.sync += [k.eq(0), cr.eq(0), cc.eq(0), ct.eq(0), have_ids.eq(0)]
         bad_kind = Cat(*[((tb["kind"] != 0) & (tb["kind"] != 1)) | ((tb["kind"] == 0) & (tb["elem"] != 1) & (tb["elem"] != 2)
                          & (tb["elem"] != 4) & (tb["elem"] != 8)) for tb in tabs]).any()
+        nxt, wrap = self._next_dense(ct, binary)
         with m.If(pop):
             with m.Switch(k):
                 with m.Case(0):
-                    m.d.sync += [idv.eq(v), k.eq(1)]
+                    m.d.sync += [idlast.eq(v), k.eq(1)]
                 with m.Case(1):
-                    m.d.sync += [tyv.eq(v), k.eq(2), have_ids.eq(1)]
-                    oob = ((idv < 0) | (idv >= tabs[0]["rows"]) | (v < 0) | (v >= tabs[2]["rows"])
-                           | (cr >= tabs[1]["rows"]) | bad_kind)
+                    oob = ((idlast < 0) | (idlast >= tabs[0]["rows"]) | (v < 0) | (v >= tabs[2]["rows"])
+                           | (cr + cg >= tabs[1]["rows"]) | bad_kind)
                     with m.If(oob):
                         m.d.sync += self.fault.eq(1)
-                with m.Case(2, 3, 4):
-                    for i in range(3):
-                        with m.If(k == 2 + i):
-                            m.d.sync += [plus[i].eq(v[:32]), minus[i].eq(v[32:])]
-                    m.d.sync += k.eq(Mux(k == 4, 5, k + 1))
-                with m.Default():
-                    val = Signal(signed(64))
-                    binary = Array(tb["kind"] == 1 for tb in tabs)[ct]
-                    m.d.comb += val.eq(Mux(binary, Mux(v[0], Array(plus)[ct], Array(minus)[ct]), v))
-                    nacc = Mux(ct == 0, 0, acc) + val
-                    m.d.sync += [acc.eq(nacc), ct.eq(Mux(ct == 2, 0, ct + 1))]
-                    with m.If(ct == 2):
-                        m.d.sync += [out["wv"].eq(1), out["wdata"].eq(nacc), cc.eq(cc + 1)]
-                        with m.If(cc == self.cols - 1):
-                            m.d.sync += [cc.eq(0), cr.eq(cr + 1), k.eq(0)]
-        with m.If(gst == 6):
-            pass
-        last = (gst == 6) & ~out["wv"] & ~vals.r_rdy & (cr == self.rows)
-        m.d.comb += done.eq(last | self._faulted(out))
-        del r_gen
+                    for g in range(Gh):
+                        with m.If(cg == g):
+                            m.d.sync += [es.idv[g].eq(idlast[:32]), es.tyv[g].eq(v[:32])]
+                    m.d.sync += [k.eq(0), cg.eq(cg + 1)]
+                    with m.If(cg == n - 1):
+                        m.d.sync += [k.eq(2), cg.eq(0), ct.eq(0), es.have_ids.eq(1)]
+                with m.Case(2):
+                    for g in range(Gh):
+                        for t in range(3):
+                            with m.If((cg == g) & (ct == t)):
+                                m.d.sync += [plus[g][t].eq(v[:32]), minus[g][t].eq(v[32:])]
+                    m.d.sync += [ct.eq(Mux(ct == 2, 0, ct + 1)), cg.eq(Mux(ct == 2, cg + 1, cg))]
+                    with m.If((ct == 2) & (cg == n - 1)):
+                        m.d.sync += [k.eq(5), cg.eq(0), ct.eq(es.first_dense)]
+                        m.d.sync += [bp[g][t].eq(es.rowa[g][t][:lb] << 3) for g in range(Gh) for t in range(3)]
+                with m.Default():                    # a dense element of row cg
+                    nacc = Mux(ct == es.first_dense, Array(bsum)[cg], Array(acc)[cg]) + v
+                    m.d.sync += ct.eq(nxt)
+                    for g in range(Gh):
+                        with m.If(cg == g):
+                            m.d.sync += acc[g].eq(nacc)
+                            with m.If(wrap):
+                                m.d.sync += wsum[g].eq(nacc)
+                    with m.If(wrap):
+                        m.d.sync += cg.eq(cg + 1)
+                        with m.If(cg == n - 1):
+                            m.d.sync += [cg.eq(0), out["wv"].eq(1)]
+                            m.d.comb += col_done.eq(1)
+        with m.If(cols_k & es.all_bin & cols_ok & ~blocked & ~self.fault):   # every table binary: a column a cycle
+            m.d.sync += [out["wv"].eq(1)] + [wsum[g].eq(bsum[g]) for g in range(Gh)]
+            m.d.comb += col_done.eq(1)
+        last_col = cc == self.cols - 1
+        with m.If(col_done):
+            m.d.sync += [cc.eq(Mux(last_col, 0, cc + 1))] + [b.eq(b + 1) for row in bp for b in row]
+            with m.If(last_col):
+                m.d.sync += [cr.eq(cr + n), k.eq(0), es.armed.eq(0)]
+        for g in range(Gh):                          # a beat leaves after its last bit, or the row's
+            for t in range(3):
+                last_bit = (bp[g][t] == 8 * B - 1) | last_col
+                m.d.comb += beats[3 * g + t].r_en.eq(Mux(self.fault, 1, col_done & binary[t] & (g < n) & last_bit))
+        with m.If(go):
+            m.d.sync += [k.eq(0), cr.eq(0), cc.eq(0), cg.eq(0), es.have_ids.eq(0), es.armed.eq(0)]
+        self._embed_write(m, go, out, es, wsum, n, col_done, last_col)
+        self._embed_idle = Cat(*[~b.r_rdy for b in beats]).all() & (self._beats_out == 0)
+        last = (gst == 7) & ~out["wv"] & ~vals.r_rdy & (cr == self.rows)
+        m.d.comb += done.eq(last | (self._faulted(out) & self._embed_idle))
+
+    def _embed_write(self, m, go, out, es, wsum, n, col_done, last_col):
+        """A column of the group: its n rows' sums, saturated, in one beat at the stream address
+        of (the group's first row, the column): tile base + lane offset + column * s_c."""
+        B, Gh, T = self.B, self.Gh, self.config.vec_lanes
+        w = self.wr
+        sl = [self.slots.word_select(i, 32) for i in range(NSLOTS)]
+        ov = {f: sl[SLOTS["V2"] + i] for i, f in enumerate(VIEW_FIELDS)}
+        tbase, lane, col = Signal(32), Signal(16), Signal(32)
+        with m.If(col_done):
+            m.d.sync += col.eq(Mux(last_col, 0, col + ov["s_c"]))
+            with m.If(last_col):
+                nl = lane + (es.G << es.eo)
+                with m.If(nl >= (Const(T, 16) << es.eo)):
+                    m.d.sync += [lane.eq(0), tbase.eq(tbase + ov["s_rt"])]
+                with m.Else():
+                    m.d.sync += lane.eq(nl)
+        with m.If(go):
+            m.d.sync += [tbase.eq(ov["base"] + ((ov["r0"] >> (T.bit_length() - 1)) * ov["s_rt"])[:32]),
+                         lane.eq(0), col.eq(0)]
+        waddr = Signal(32)
+        wa = Signal(32)
+        with m.If(col_done):
+            m.d.sync += waddr.eq(tbase + lane + col)
+        e = Const(1, 4) << es.eo
+        sat = [self._saturate(m, x, e, ov["fmt"][8]) for x in wsum]
+        data, nw = Signal(8 * B), Signal(range(B + 1))
+        with m.Switch(es.eo):
+            for lg in range(4):
+                with m.Case(lg):
+                    eb = 1 << lg
+                    run = Cat(*[x[:8 * eb] for x in sat])
+                    m.d.comb += data.eq(Cat(*[run] * max(1, B // (Gh * eb)))[:8 * B])
+        nrows = Signal(range(Gh + 1))
+        with m.If(col_done):
+            m.d.sync += nrows.eq(n)
+        m.d.comb += [nw.eq(nrows << es.eo), wa.eq(waddr)]
+        strb = ((Const(1, B + 1) << nw) - 1)[:B] << wa[:B.bit_length() - 1]
+        m.d.comb += [w.valid.eq(out["wv"]), w.addr.eq(wa & ~(B - 1)), w.data.eq(data), w.strb.eq(strb[:B])]
 
     def _faulted(self, out):
         """After a fault: nothing is requested any more; done once every value is in and gone."""
