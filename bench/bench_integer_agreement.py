@@ -77,7 +77,9 @@ def measure(run: Path, data_dir: str | None, noise: float) -> dict:
                       "integer_vs_fake_quant": compare(task, i, pf, refs),
                       "noise_floor": {"noisy": 100 * IV.score(task, pn, refs), **compare(task, pn, pf, refs)},
                       "majority_class_fraction": float(np.bincount(np.asarray(pf, np.int64)).max() / len(pf))}
-    return {"run": str(run), "task": task.name, "split": split, "examples": int(len(refs)), "noise": noise,
+    cfg = run / "config.json"
+    return {"run": str(run), "train_config": json.loads(cfg.read_text()) if cfg.is_file() else None,
+            "task": task.name, "split": split, "examples": int(len(refs)), "noise": noise,
             "quant": [m.quant.base for m in pkg.members], "rows": rows}
 
 
