@@ -41,9 +41,11 @@ WIDTH_KINDS = frozenset({"Warning-WIDTH", "Warning-WIDTHEXPAND", "Warning-WIDTHT
 # What Amaranth's Verilog backend writes by construction, not design faults: every combinational
 # signal is assigned its init value before a `casez`, so a case without a default infers no latch
 # (CASEINCOMPLETE, CASEOVERLAP from a priority Switch); `always @*` blocks of constants
-# (ALWNEVER); comparisons against a narrower constant folded by the backend (CMPCONST).
+# (ALWNEVER); comparisons against a narrower constant folded by the backend (CMPCONST); a
+# zero-width signal (`Signal(range(1))`: the scalar engine's EMBED group index where a beat holds
+# one row, as on small) declared `wire [-1:0]` (ASCRANGE).
 GENERATED_KINDS = frozenset({"Warning-CASEINCOMPLETE", "Warning-CASEOVERLAP", "Warning-ALWNEVER",
-                             "Warning-CMPCONST"})
+                             "Warning-CMPCONST", "Warning-ASCRANGE"})
 LINT_CLEAN = WIDTH_KINDS | GENERATED_KINDS  # the kinds a lint of our Verilog may report
 
 
