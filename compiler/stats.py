@@ -228,6 +228,13 @@ def _explain(s: EnsembleShape, member: dict, ensemble: dict, ref: dict) -> str:
     return " ".join(lines)
 
 
+def _ratios(ref: dict, s: dict) -> dict:
+    """How many times smaller and cheaper `s` is than the reference `ref` (two `_summary`s)."""
+    return {"size": ref["bytes"]["total"] / s["bytes"]["total"],
+            "flops": ref["ops"]["flops_equivalent"] / s["ops"]["flops_equivalent"],
+            "flops_matmul_only": ref["ops"]["matmul_flops_equivalent"] / s["ops"]["matmul_flops_equivalent"]}
+
+
 def stats(shape: EnsembleShape) -> dict:
     """Parameters, bytes, binary and full-precision operations of `shape`, and its reductions."""
     t = _member(shape)
@@ -241,16 +248,8 @@ def stats(shape: EnsembleShape) -> dict:
         "member": member,
         "ensemble": ensemble,
         "fp32_bert": ref,
-        "reduction": {
-            "size": ref["bytes"]["total"] / ensemble["bytes"]["total"],
-            "flops": ref["ops"]["flops_equivalent"] / ensemble["ops"]["flops_equivalent"],
-            "size_per_member": ref["bytes"]["total"] / member["bytes"]["total"],
-            "flops_per_member": ref["ops"]["flops_equivalent"] / member["ops"]["flops_equivalent"],
-            # the papers' tables count the matmuls only (elementwise work is < 1% of FP32 BERT's FLOPs)
-            "flops_matmul_only": ref["ops"]["matmul_flops_equivalent"] / ensemble["ops"]["matmul_flops_equivalent"],
-            "flops_matmul_only_per_member":
-                ref["ops"]["matmul_flops_equivalent"] / member["ops"]["matmul_flops_equivalent"],
-        },
+        # the papers' tables count the matmuls only (elementwise work is < 1% of FP32 BERT's FLOPs)
+        "reduction": {**_ratios(ref, ensemble), **{f"{k}_per_member": v for k, v in _ratios(ref, member).items()}},
         "convention": dict(CONVENTION, elementwise_flops_per_element=dict(ELEMENTWISE)),
         "paper": dict(PAPER, explanation=_explain(shape, member, ensemble, ref)),
     }
@@ -278,13 +277,8 @@ def mixed_stats(shapes: list[EnsembleShape]) -> dict:
         "members": members,
         "ensemble": ensemble,
         "fp32_bert": ref,
-        "reduction": {
-            "size": ref["bytes"]["total"] / ensemble["bytes"]["total"],
-            "flops": ref["ops"]["flops_equivalent"] / ensemble["ops"]["flops_equivalent"],
-            "size_per_member": [ref["bytes"]["total"] / m["bytes"]["total"] for m in members],
-            "flops_per_member": [ref["ops"]["flops_equivalent"] / m["ops"]["flops_equivalent"] for m in members],
-            "flops_matmul_only": ref["ops"]["matmul_flops_equivalent"] / ensemble["ops"]["matmul_flops_equivalent"],
-        },
+        "reduction": {**_ratios(ref, ensemble),
+                      **{f"{k}_per_member": [_ratios(ref, m)[k] for m in members] for k in _ratios(ref, ensemble)}},
         "convention": dict(CONVENTION, elementwise_flops_per_element=dict(ELEMENTWISE)),
     }
 
