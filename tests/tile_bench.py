@@ -54,6 +54,7 @@ class TileBench:
         async def bench(ctx):
             set_tree(ctx, dut.tc, self.tc)
             set_tree(ctx, dut.lc, self.lc)
+            await ctx.tick()    # the settings a cycle before `start`, as the unit's setup holds them
             ctx.set(dut.start, 1)
             nxt, pend_col, pend_en, ready = 0, 0, 0, False
             for cycle in range(limit):

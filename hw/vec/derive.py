@@ -1,6 +1,7 @@
 """The tile engine's settings of a VEC, derived from its word, descriptor slots and constants:
-`bebert.hw.vec.settings` (the Python model) in gates, combinational, once per instruction
-(shared by every lane). Also the descriptor checks whose failure is a VEC fault (the golden
+`bebert.hw.vec.settings` (the Python model) in gates, combinational but for one register in
+the softmax's (`_softmax`), once per instruction (shared by every lane; the tile engine takes
+the lanes' settings through registers of its own). Also the descriptor checks whose failure is a VEC fault (the golden
 executor raises `VecError` for the same descriptors): element sizes and the word's io, the
 tile engine's stream views (tiles of T rows, bus-aligned), constant blocks (8-byte aligned,
 present), LAYERNORM's hidden = cols, packed outputs (group, alignment; requantize constants only
@@ -195,7 +196,10 @@ class Derive(wiring.Component):
         m.d.comb += lc.pm1.eq(pm1)
 
     def _softmax(self, m, sk):
-        """m2 = min(scl(t_in_max, k), t_max); th = the largest t0 with scl(t0, k) <= m2."""
+        """m2 = min(scl(t_in_max, k), t_max); th = the largest t0 with scl(t0, k) <= m2. The one
+        register of the derivation sits after scl: m2 and th are wanted in SOFTMAX's P2 only (a
+        row pass after the engine's start), and the chain of shifts and compares is too long for
+        one cycle beside the lane's own compare."""
         lc = self.lc
         k = sk("in_shift")[:6].as_signed()
         t_in = Mux(sk("t_in_max") > 0xFFFFFFFF, 0xFFFFFFFF, sk("t_in_max"))[:32]
@@ -203,7 +207,8 @@ class Derive(wiring.Component):
         n = (-k).as_unsigned()[:6]
         up = (t_in << k.as_unsigned()[:5])[:64]
         down = (t_in + (Const(1, 33) << (n - 1)[:5])) >> n
-        s = Mux(k >= 0, up, down)
+        s = Signal(64)                  # registered: the lanes take m2 and th from the second cycle of a run on
+        m.d.sync += s.eq(Mux(k >= 0, up, down))
         m2 = Mux(s < t_max, s, t_max)[:19]
         th_up = m2 >> k.as_unsigned()[:5]
         th_dn = ((m2 + 1) << n) - (Const(1, 33) << (n - 1)[:5]) - 1

@@ -26,6 +26,8 @@ packed words.
 Between passes (`gap`): a row pass's next pass issues `gap` cycles after its last issue (its
 last row-memory write and sum have landed; DIV: the quotient is ready); an output pass ends
 in the cycle its last column is taken and the next pass may issue in the cycle after.
+The settings `tc` and `lc` hold from the cycle before `start` until the run ends (the unit's
+setup holds them from its `done` on): the lanes take theirs through registers (`_Held`).
 `rd_go` (a pulse) asks the reader for runs: every tile at the start (ELEM), tile 0 at the
 start, tile i + 1 in the first cycle of tile i's P2 (LAYERNORM, SOFTMAX). `busy` is high
 from the cycle after `start` until the last column has been taken.
@@ -33,7 +35,9 @@ from the cycle after `start` until the last column has been taken.
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, EnableInserter, Module, Mux, Signal, signed
+from types import SimpleNamespace
+
+from amaranth.hdl import Array, EnableInserter, Module, Mux, Signal, Value, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -144,6 +148,30 @@ class _Line:
         return self.at("valid", tap) & (self.at("pss", tap) == pss)
 
 
+class _Held:
+    """The lanes' per-instruction settings, registered: a copy of the unit's derived settings
+    (`LaneConfig`, and the `TileConfig` fields only the lanes' datapaths read: decode, POST,
+    multipliers) taken every cycle. The setup's registers hold a VEC's constants from the cycle
+    of its `done`, so the copies hold them from the engine's `start` on, before any element or
+    `clr` reaches a lane, and no path runs from the descriptor registers through the derivation
+    into a lane's datapath in one cycle (the ECP5's critical path ran that way)."""
+
+    TILE_FIELDS = ("dec_a", "dec_b", "dec_r", "post", "post_add", "post_rq", "m1", "m2", "mrq")
+
+    def __init__(self, m, tc, lc):
+        self.tile = SimpleNamespace(**{n: _held(m, getattr(tc, n), f"held_{n}") for n in self.TILE_FIELDS})
+        self.lane = SimpleNamespace(**{n: _held(m, getattr(lc, n), f"held_lane_{n}") for n in lc.signature.members})
+
+
+def _held(m, src, name):
+    """A registered copy of a signal or of an interface's members (a namespace of copies)."""
+    if isinstance(src, Value):
+        dst = Signal.like(src, name=name)
+        m.d.sync += dst.eq(src)
+        return dst
+    return SimpleNamespace(**{f: _held(m, getattr(src, f), f"{name}_{f}") for f in src.signature.members})
+
+
 class TileEngine(wiring.Component):
     def __init__(self, config: AccelConfig):
         if not isinstance(config, AccelConfig):
@@ -239,7 +267,9 @@ class TileEngine(wiring.Component):
 
     def _lanes(self, m, en, pss, elem, line, ps, clr, div_go):
         """The lanes' controls (one bundle for all) and the lanes, held together by `en`."""
-        tc, lc = self.tc, self.lc
+        tc = self.tc
+        held = _Held(m, tc, self.lc)
+        ht, lc = held.tile, held.lane
         kind = tc.kind
         lm = Module()
         # parameters answer one cycle after `par_col`: mult is wanted 3, bias 4, the mask 1 or 7
@@ -261,11 +291,11 @@ class TileEngine(wiring.Component):
             "m_en": sm_p1 & line.valid(1, pss), "e_en": sm_p2 & line.valid(Lane.Q_LAT["E"], pss),
             "mask": ~tc.masked | Mux(sm_p2, mask6[5], self.par_mask),
             "div_start": div_go, "div_mode": kind == K_SM, "mult": mult3, "bias": bias4, "p4": pss == P4,
-            "first": Mux(pss == P4, 1, ~line.at("eb", 1)), "m": Mux(pss == P4, tc.mrq, Mux(line.at("eb", 1), tc.m2, tc.m1)),
+            "first": Mux(pss == P4, 1, ~line.at("eb", 1)), "m": Mux(pss == P4, ht.mrq, Mux(line.at("eb", 1), ht.m2, ht.m1)),
         }
-        dec = {f: Mux(pss == P4, getattr(tc.dec_r, f), Mux(elem, getattr(tc.dec_b, f), getattr(tc.dec_a, f)))
+        dec = {f: Mux(pss == P4, getattr(ht.dec_r, f), Mux(elem, getattr(ht.dec_b, f), getattr(ht.dec_a, f)))
                for f in tc.dec_a.signature.members}
-        post = {f: Mux(pss == P1, getattr(tc.post_add, f), Mux(pss == P4, getattr(tc.post_rq, f), getattr(tc.post, f)))
+        post = {f: Mux(pss == P1, getattr(ht.post_add, f), Mux(pss == P4, getattr(ht.post_rq, f), getattr(ht.post, f)))
                 for f in tc.post.signature.members}
         col = Mux(elem, self.in_b, self.in_a)
         for lane in range(self.T):
@@ -278,7 +308,7 @@ class TileEngine(wiring.Component):
             lm.d.comb += [getattr(ln.cfg.post, k).eq(v) for k, v in post.items()]
             for name in ("gelu", "ln", "sm", "scfg", "ccfg"):
                 s, d = getattr(lc, name), getattr(ln.cfg, name)
-                lm.d.comb += [getattr(d, f).eq(getattr(s, f)) for f in s.signature.members]
+                lm.d.comb += [getattr(d, f).eq(getattr(s, f)) for f in d.signature.members]
             lm.d.comb += [ln.cfg.rnum.eq(lc.rnum), ln.cfg.pm1.eq(lc.pm1)]
             m.d.comb += [self.out_ys.word_select(lane, 32).eq(ln.ys), self.out_code.word_select(lane, 8).eq(ln.code)]
         m.submodules.lanes = EnableInserter(en)(lm)
