@@ -1,6 +1,6 @@
 """The shape of a binary BERT ensemble: what `stats` counts and synthetic models are built from.
 
-    synthetic:PRESET[,members=M][,abits=B][,seq=T][,base=binarybert|bibert][,tws=0|1][,labels=L][,vote=V]
+    synthetic:PRESET[,members=M][,abits=B][,seq=T][,base=binarybert|bibert][,tws=0|1|half][,labels=L][,vote=V]
 
 Presets (BERT's HF configs): bert-base 12 layers, hidden 768, 12 heads, FFN 3072, vocab 30522;
 minilm-l6 6 / 384 / 12 / 1536 / 30522 (both 512 positions, seq 128, 3 members, as `bebert
@@ -8,7 +8,8 @@ train`); tiny 2 / 64 / 2 / 128 / 1000 (64 positions, seq 16, 2 members) for fast
 `base` picks the quantization of the members (BinaryBERT 1-1-4: binary weights and embeddings,
 `abits`-bit activations, Q/K/V and attention probabilities; BiBERT 1-1-1 with Bi-Attention);
 `tws=1` gives the TWS-split layers a BinaryBERT run trains by default (inputs duplicated, weights
-[w1 | w2]: twice the binary weights); `labels` the classifier width (2); `vote` the ensemble's
+[w1 | w2]: twice the binary weights, one scale per row); `tws=half` the same with a scale per
+half (alpha1 sign(w1) + alpha2 sign(w2), BinaryBERT's and `bebert train`'s default); `labels` the classifier width (2); `vote` the ensemble's
 integer vote (model/vote.py: samme, samme.r, average; mean or median with labels=1, STS-B's).
 A `seq` beyond the preset's positions grows the position table with it.
 
@@ -37,7 +38,7 @@ class TargetError(ValueError):
 FP = 32  # "bits" of an unquantized tensor, as in model/quant_bert.py
 BASES = ("binarybert", "bibert", "fp")
 PACKAGE_FORMAT = "bebert-ensemble-package"  # model/package.py FORMAT (not imported: that pulls in torch)
-SPEC_FORMAT = ("synthetic:PRESET[,members=M][,abits=B][,seq=T][,base=binarybert|bibert][,tws=0|1][,labels=L]"
+SPEC_FORMAT = ("synthetic:PRESET[,members=M][,abits=B][,seq=T][,base=binarybert|bibert][,tws=0|1|half][,labels=L]"
                "[,vote=samme|samme.r|average|mean|median]")
 VOTES = ("samme", "samme.r", "average", "mean", "median")   # model/vote.py CLASS_VOTES + SCORE_VOTES
 MAX_SEQ = 1 << 16
@@ -63,6 +64,7 @@ class EnsembleShape:
     seq: int = 128
     base: str = "binarybert"
     tws: bool = False  # TWS-split layers: [x, x] @ [w1 | w2]^T
+    tws_scales: str = "shared"  # split layers: one scale per row ("shared") or per row and half ("half")
     vote: str = "samme"  # the ensemble's integer vote (model/vote.py)
 
     def __post_init__(self) -> None:
@@ -88,6 +90,10 @@ class EnsembleShape:
             raise bad(f"bibert (Bi-Attention) needs attn_bits = 1, got {self.attn_bits}")
         if self.tws and self.weight_bits != 1:
             raise bad(f"tws (split) layers need weight_bits = 1, got {self.weight_bits}")
+        if self.tws_scales not in ("shared", "half"):
+            raise bad(f"tws_scales '{self.tws_scales}' not one of shared, half")
+        if self.tws_scales == "half" and not self.tws:
+            raise bad("tws_scales 'half' needs tws (split) layers")
         if self.vote not in VOTES:
             raise bad(f"vote '{self.vote}' not one of {', '.join(VOTES)}")
         if self.vote in ("mean", "median") and self.num_labels != 1:
@@ -107,7 +113,7 @@ class EnsembleShape:
     def fp32(self) -> "EnsembleShape":
         """One full-precision BERT of the same dimensions: the reference of the reduction factors."""
         return replace(self, members=1, weight_bits=FP, embed_bits=FP, act_bits=FP, attn_bits=FP, base="fp",
-                       tws=False)
+                       tws=False, tws_scales="shared")
 
 
 PRESETS = {
@@ -152,8 +158,8 @@ def parse_model_spec(spec: str) -> EnsembleShape:
     if base not in ("binarybert", "bibert"):
         raise bad(f"base = {base!r} not one of binarybert, bibert")
     tws = seen.get("tws", "0").lower()
-    if tws not in ("0", "1", "false", "true"):
-        raise bad(f"tws = {tws!r} not one of 0, 1")
+    if tws not in ("0", "1", "false", "true", "half"):
+        raise bad(f"tws = {tws!r} not one of 0, 1, half")
     if "members" in ints and ints["members"] > 64:
         raise bad(f"members = {ints['members']} outside 1..64")
     if "seq" in ints and ints["seq"] > MAX_SEQ:
@@ -166,7 +172,8 @@ def parse_model_spec(spec: str) -> EnsembleShape:
     seq = ints.get("seq", shape.seq)
     try:
         return replace(shape, members=ints.get("members", shape.members), act_bits=abits, attn_bits=abits,
-                       seq=seq, max_position=max(shape.max_position, seq), base=base, tws=tws in ("1", "true"),
+                       seq=seq, max_position=max(shape.max_position, seq), base=base, tws=tws in ("1", "true", "half"),
+                       tws_scales="half" if tws == "half" else "shared",
                        num_labels=ints.get("labels", shape.num_labels), vote=seen.get("vote", shape.vote).lower())
     except TargetError as e:
         raise bad(str(e).removeprefix("model shape: ")) from None
@@ -235,7 +242,8 @@ def member_shapes_from_package(path: str | Path) -> list[EnsembleShape]:
                 raise TargetError(f"bi_attention = {q.get('bi_attention')} with base '{q.get('base')}' is not counted")
             bits = {k: _count(q[k], k) for k in ("weight_bits", "embed_bits", "act_bits", "attn_bits")}
             out.append(EnsembleShape(**dims, members=1, **bits, seq=m["max_seq_len"], base=str(q["base"]),
-                                     tws=bool(q["split"])))
+                                     tws=bool(q["split"]),
+                                     tws_scales=str(q.get("split_scales", "shared")) if q["split"] else "shared"))
         except (KeyError, TypeError, ValueError) as e:
             why = str(e).removeprefix("model shape: ") if isinstance(e, TargetError) else e
             raise TargetError(f"{mf}: member {i}: {why}") from None

@@ -6,7 +6,8 @@ kernel ever moves data only to re-lay it out:
 linear      gemm XNOR over the input's ABUF bit-planes; the output path writes the result
             requantized: packed per head for Q (ABUF) and K (WBUF planes), packed-transposed
             V_h^T (WBUF planes of P V), or a stream tensor (elements of the smallest of 1 / 2 /
-            4 bytes that hold out_bits) for what the vector unit reads
+            4 bytes that hold out_bits) for what the vector unit reads; a TWS split layer with a
+            scale per half: two int32 GEMMs and a VEC ADD (compiler/split_scales.py)
 attention   per head Q K^T (AND mode) -> stream scores (int16 when |q k| fits) -> SOFTMAX with
             the key mask, writing P packed with the probability requantize -> per head group
             (the heads sharing a packed word) P V (AND mode) -> the context packed straight into
@@ -48,14 +49,10 @@ from .errors import CompileError
 from .gemm_plan import ATensor, GemmOp, NTile, OutFmt, WTensor, ceil_div, plan_gemm
 from .ir import Graph, Node, TensorRec
 from .attention import AttentionLowering, act_key
+from .split_scales import SplitScaleLowering, elem_bytes, has_half_scales
 from .order import order_nodes
 
 IDENT = "identity.p"  # one PBUF entry of (mult 1, bias 0): the scores of Q K^T
-
-
-def elem_bytes(bits: int) -> int:
-    """Stream element bytes holding codes of `bits` bits (0: int32)."""
-    return 1 if 1 <= bits <= 8 else 2 if 9 <= bits <= 16 else 4
 
 
 def fold_pm1(mult: np.ndarray, bias: np.ndarray, shift: int, S: np.ndarray):
@@ -73,8 +70,9 @@ def fold_pm1(mult: np.ndarray, bias: np.ndarray, shift: int, S: np.ndarray):
     return None
 
 
-class _Lower(AttentionLowering):
-    """The lowering of one graph (module doc); attention's part is `compiler/attention.py`."""
+class _Lower(AttentionLowering, SplitScaleLowering):
+    """The lowering of one graph (module doc); attention's part is `compiler/attention.py`, split
+    layers with a scale per half `compiler/split_scales.py`."""
 
     def __init__(self, g: Graph, config: AccelConfig, block: int = 1, cache: dict | None = None):
         self.g, self.cfg = g, config
@@ -171,8 +169,7 @@ class _Lower(AttentionLowering):
     # -- linear layers -------------------------------------------------------------------
     def act_input(self, n: Node) -> tuple[str, bool]:
         """The packed input tensor of linear `n` (made by whoever writes it) and whether it is pm1."""
-        lin = n.attrs["lin"]
-        key = act_key(lin)
+        key = act_key(n.attrs.get("act_key", n.attrs["lin"]))  # (a half of a split layer: the layer's key)
         src = n.ins["x"]
         name = self.packed_of.get(src, {}).get(key)
         if name is None:
@@ -222,6 +219,8 @@ class _Lower(AttentionLowering):
     def linear_op(self, n: Node, tiles: list[tuple[int, int, int, int, int, bool, int]], out: OutFmt,
                   dsts: tuple[str, ...], M: int, mtiles: int) -> GemmOp:
         """A linear's GemmOp over `tiles` [(n0, cols, dst, col, word, last, pos)]."""
+        if "relay" in n.attrs:
+            return self.relay_op(n, tiles, out, dsts, M, mtiles)
         lin = n.attrs["lin"]
         x, pm1 = self.act_input(n)
         w, p, shift, KW = self.weights(n, [(t[0], t[1]) for t in tiles], pm1)
@@ -512,8 +511,11 @@ class _Lower(AttentionLowering):
         for n in nodes:
             if n.op == "linear" and n.outs["y"] in att_of:
                 att, k = att_of[n.outs["y"]]
-                made = self.v_linear(n, att) if k == "v" else self.qk_linear(n, att, k)
+                src = self.half_scale_linear(n, True) if has_half_scales(n.attrs["lin"]) else n
+                made = self.v_linear(src, att) if k == "v" else self.qk_linear(src, att, k)
                 qkv.setdefault(att.name, {})[k] = made
+            elif n.op == "linear" and has_half_scales(n.attrs["lin"]):
+                self.half_scale_linear(n, False)
             elif n.op == "linear" and self.sign_of(n):
                 self.linear_sign(n, self.sign_of(n))
             elif n.op == "linear":

@@ -57,20 +57,7 @@ def _vote(g: Graph, vote, members: int) -> None:
                             {"vote": vote}, region="vote", kind="vote"))
 
 
-def _refuse_split_scales(i: int, m) -> None:
-    """A TWS split layer with a scale per half (`IntLinear.mult_hi`: v = acc_lo * mult + acc_hi *
-    mult_hi) needs two multipliers per output column; the output path has one, so the compiler
-    refuses it rather than drop the second (docs/NUMERICS.md, "Split layers")."""
-    layers = [(f"layer {li} {n}", getattr(L, n)) for li, L in enumerate(m.layers)
-              for n in ("query", "key", "value", "attn_out", "ffn_in", "ffn_out")]
-    for where, lin in layers + [("pooler", m.pooler)]:
-        if getattr(lin, "mult_hi", None) is not None:
-            raise CompileError(f"member {i} {where}: a TWS split layer with a scale per half (mult_hi) has no "
-                               "lowering yet (one POST multiplier per column); train with --tws-scales shared")
-
-
 def _member(g: Graph, i: int, m) -> None:
-    _refuse_split_scales(i, m)
     p = f"m{i}"
 
     def scratch(n: str) -> str:

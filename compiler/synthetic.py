@@ -37,6 +37,7 @@ class SynIntLinear:
     layer: IntegerLinear
     act: I.RequantConsts | None
     split: bool
+    mult_hi: np.ndarray | None = None   # a scale per half: the second half's multiplier (`IntLinear`)
 
 
 @dataclass(frozen=True)
@@ -89,18 +90,27 @@ class SynModel:
 
 
 def _linear(rng, n: int, k: int, in_bits: int, in_signed: bool, s_in: float | None, s_act: float,
-            out_step: float, out_bits: int, out_signed: bool = True, split: bool = False) -> SynIntLinear:
+            out_step: float, out_bits: int, out_signed: bool = True, split: bool = False,
+            half: bool = False) -> SynIntLinear:
+    """A random binary linear; `split` with `half`: a scale per row and half, both multipliers
+    chosen by one `fixed_point` that keeps each half's product inside int32 (as the export does)."""
     kk = 2 * k if split else k
-    alpha = np.abs(rng.normal(0.05, 0.01, n)) + 1e-3
+    alpha = np.abs(rng.normal(0.05, 0.01, (2 if half else 1) * n)) + 1e-3
     bias = rng.normal(0, 0.05, n)
     one = in_bits == 1   # +-1 inputs: room to fold the one-plane correction; their sign taken exactly
-    bound = kk * (1 if one else max(abs(v) for v in act_range(in_bits, in_signed)))
-    point = sign_point if out_bits == 1 else fixed_point
-    mult, ibias, shift = point(alpha * s_act / out_step, bias / out_step, acc_bound=bound,
-                               fold_bound=max(2, kk) if one else 0)
+    qmax = 1 if one else max(abs(v) for v in act_range(in_bits, in_signed))
+    if half:
+        mult, ibias, shift = fixed_point(alpha * s_act / out_step, np.concatenate([bias, 0 * bias]) / out_step,
+                                         acc_bound=kk * qmax, fold_bound=k * qmax)
+        mult, ibias, mult_hi = mult[:n], ibias[:n], mult[n:]
+    else:
+        point = sign_point if out_bits == 1 else fixed_point
+        mult, ibias, shift = point(alpha * s_act / out_step, bias / out_step, acc_bound=kk * qmax,
+                                   fold_bound=max(2, kk) if one else 0)
+        mult_hi = None
     layer = IntegerLinear(_signs(rng, n, kk), mult, ibias, shift, in_bits, in_signed, out_bits, out_signed)
     act = None if s_in is None else I.prepare_requant(s_in, s_in if one else s_act, in_bits, in_signed)
-    return SynIntLinear(layer, act, split)
+    return SynIntLinear(layer, act, split, mult_hi)
 
 
 def _spread(k: int, bits: int, s_act: float) -> float:
@@ -151,29 +161,30 @@ def synthetic_member(shape: EnsembleShape, rng: np.random.Generator) -> SynMembe
     d = shape.head_dim
     emb, s_x = _embeddings(shape, rng)
     act = lambda bits: 2.0 / max(1, (1 << (bits - 1)) - 1)  # noqa: E731 (LSQ steps of a ~N(0,1) input)
+    tws = {"split": shape.tws, "half": shape.tws_scales == "half"}
     layers = []
     for _ in range(shape.layers):
         sa = act(A)
         qkv = []
         for _ in range(3):
             so = _spread(H, A, sa) / max(1, (1 << (P - 1)) - 1)
-            qkv.append((_linear(rng, H, H, A, True, s_x, sa, so, P, split=shape.tws), so))
+            qkv.append((_linear(rng, H, H, A, True, s_x, sa, so, P, **tws), so))
         (q, sq), (k, sk), (v, sv) = qkv
         sm = I.prepare_softmax(sq * sk / math.sqrt(d), out_bits=16)
         sp = 1.0 / ((1 << P) - 1)
         probs = I.prepare_requant(sm.out_scale, sp, P, signed=False)
         s_ctx = sp * sv
         s_ao = _spread(H, A, act(A)) / R_TOP * 4
-        ao = _linear(rng, H, H, A, True, s_ctx, act(A), s_ao, R_BITS, split=shape.tws)
+        ao = _linear(rng, H, H, A, True, s_ctx, act(A), s_ao, R_BITS, **tws)
         s_sum = max(s_x, s_ao) * 2
         add1 = I.prepare_add(s_x, s_ao, s_sum, R_BITS)
         ln1 = _ln(rng, H, s_sum, s_x)
         s_fi = _spread(H, A, sa) / R_TOP * 4
-        fi = _linear(rng, F, H, A, True, s_x, sa, s_fi, R_BITS, split=shape.tws)
+        fi = _linear(rng, F, H, A, True, s_x, sa, s_fi, R_BITS, **tws)
         sg = act(A) / 2
         gelu = I.prepare_gelu(s_fi, sg, A, True)
         s_fo = _spread(F, A, sg) / R_TOP * 4
-        fo = _linear(rng, H, F, A, True, None, sg, s_fo, R_BITS, split=shape.tws)
+        fo = _linear(rng, H, F, A, True, None, sg, s_fo, R_BITS, **tws)
         s_sum2 = max(s_x, s_fo) * 2
         add2 = I.prepare_add(s_x, s_fo, s_sum2, R_BITS)
         ln2 = _ln(rng, H, s_sum2, s_x)

@@ -291,8 +291,11 @@ class QLinear(_FrozenMixin, BinaryLinear):
         b = self.bias.double().numpy()
         lo, hi = (scale[:, h].double().numpy() * s_x / out_step for h in (0, 1))
         k = self.in_features // 2
-        bound = self.in_features * max(abs(v) for v in q.qrange)
-        fold = max(2, self.in_features) if q.bits == 1 else 0
+        qmax = max(abs(v) for v in q.qrange)
+        bound = self.in_features * qmax
+        # each half's product acc_h * mult_h + bias inside int32: the compiler writes them as int32
+        # streams and sums them in one VEC ADD (compiler/split_scales.py)
+        fold = max(max(2, self.in_features) if q.bits == 1 else 0, k * qmax)
         mult, ibias, shift = fixed_point(np.concatenate([lo, hi]), np.concatenate([b / out_step, 0 * b]),
                                          acc_bound=max(bound, 1), fold_bound=fold)
         n = self.out_features

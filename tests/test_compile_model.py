@@ -68,6 +68,27 @@ def test_tws_split_layers_and_a_small_machine():
     assert_equal_to_reference(model, compile_model(model, SMALL), 1)
 
 
+@pytest.mark.parametrize("cfg", ["small4", "default", "wide"])
+def test_split_layers_with_a_scale_per_half_equal_the_reference(cfg):
+    """v = acc_lo mult + acc_hi mult_hi + bias, one rounding: two int32 GEMMs and one VEC ADD per
+    layer, Q / K / V re-laid for attention by identity GEMMs (compiler/split_scales.py)."""
+    model = synthetic_model(parse_model_spec("synthetic:tiny,tws=half,members=1,seq=12"), seed=4)
+    assert model.members[0].layers[0].ffn_in.mult_hi is not None
+    prog = compile_model(model, SMALL if cfg == "small4" else SHIPPED[cfg])
+    for seed in range(2):
+        assert_equal_to_reference(model, prog, seed)
+
+
+def test_a_half_product_beyond_int32_is_refused_with_one_line():
+    """The halves are written as int32 streams: a multiplier that could overflow one is named."""
+    model = synthetic_model(parse_model_spec("synthetic:tiny,tws=half,members=1"), seed=0)
+    L = model.members[0].layers[0]
+    big = replace(L, value=replace(L.value, mult_hi=np.full_like(L.value.mult_hi, 1 << 30)))
+    model.members[0].layers = (big,) + tuple(model.members[0].layers[1:])
+    with pytest.raises(CompileError, match=r"'m0\.l0\.value': a half's product can reach \d+, beyond the int32"):
+        compile_model(model, AccelConfig())
+
+
 @pytest.mark.parametrize("abits", [3, 5, 6, 7])
 @pytest.mark.parametrize("cfg", ["small", "wide"])
 def test_any_activation_width_through_the_whole_model(abits, cfg):
@@ -109,11 +130,13 @@ def test_compiled_in_example_is_the_default_input():
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(hidden=st.sampled_from([16, 24, 32]), heads=st.sampled_from([1, 2]), inter=st.sampled_from([16, 40]),
-       seq=st.integers(2, 20), abits=st.sampled_from([2, 4, 8]), tws=st.booleans(), seed=st.integers(0, 99),
+       seq=st.integers(2, 20), abits=st.sampled_from([2, 4, 8]), tws=st.sampled_from(["no", "shared", "half"]),
+       seed=st.integers(0, 99),
        small=st.booleans())
 def test_property_random_small_models_equal_the_reference(hidden, heads, inter, seq, abits, tws, seed, small):
     shape = EnsembleShape(layers=1, hidden=hidden, heads=heads, intermediate=inter, vocab=40, max_position=24,
-                          members=1, act_bits=abits, attn_bits=abits, seq=seq, tws=tws)
+                          members=1, act_bits=abits, attn_bits=abits, seq=seq, tws=tws != "no",
+                          tws_scales="half" if tws == "half" else "shared")
     model = synthetic_model(shape, seed)
     prog = compile_model(model, SMALL if small else AccelConfig())
     assert_equal_to_reference(model, prog, seed)

