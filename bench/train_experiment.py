@@ -210,9 +210,8 @@ def robustness_summary(args) -> dict | None:
     e = np.array([v["ensemble"] for v in seeds.values()])
     out = {"seeds": seeds, "member": {"mean": float(m.mean()), "std": float(m.std(ddof=1))},
            "ensemble": {"mean": float(e.mean()), "std": float(e.std(ddof=1))}}
-    rob = Path(config("sst2", "full", args).out) / "robustness.json"
-    if rob.is_file():
-        out["perturbation"] = json.loads(rob.read_text())
+    probes = {row: Path(config("sst2", kd, args).out) / "robustness.json" for row, kd in RUNS.items()}
+    out["perturbation"] = {row: json.loads(f.read_text()) for row, f in probes.items() if f.is_file()}
     return out
 
 
@@ -312,10 +311,11 @@ def write_report(results: dict) -> None:
                   f"- over member seeds {', '.join(map(str, rob['seeds']))} (BEBERT-3 without KD, shared stages): "
                   f"one member {_pct(rob['member']['mean'])} +- {_pct(rob['member']['std'])}, "
                   f"ensemble {_pct(rob['ensemble']['mean'])} +- {_pct(rob['ensemble']['std'])} (std over seeds)"]
-        for mode, rates in rob.get("perturbation", {}).items():
-            lines.append(f"- {mode}: " + "; ".join(
-                f"rate {r}: member {_pct(v['single']['mean'])}, ensemble {_pct(v['ensemble']['mean'])}"
-                for r, v in rates.items()))
+        for row, modes in rob.get("perturbation", {}).items():
+            for mode, rates in modes.items():
+                lines.append(f"- {row}, {mode}: " + "; ".join(
+                    f"rate {r}: member {_pct(v['single']['mean'])}, ensemble {_pct(v['ensemble']['mean'])}"
+                    for r, v in rates.items()))
     lines += ["", "Settings:", "", f"- {results.get('settings_note', '')}"]
     (RESULTS / "train_experiment.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
@@ -381,7 +381,8 @@ def main(argv=None) -> int:
                         cfg = config(task, "none", args, member_seed=s, tag=f"bebert_kd0_seed{s}")
                         run_train(cfg)
                         run_eval(cfg)
-                probe(cfgs["bebert_kd"])
+                for row in RUNS:  # both: KD's SAMME can equal its member 0, the KD-free one votes
+                    probe(cfgs[row])
     results = {"tasks": {}}
     for task in TASKS:
         cfgs = {row: config(task, kd, args) for row, kd in RUNS.items()}
