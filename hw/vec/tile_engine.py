@@ -157,10 +157,12 @@ class _Held:
     into a lane's datapath in one cycle (the ECP5's critical path ran that way)."""
 
     TILE_FIELDS = ("dec_a", "dec_b", "dec_r", "post", "post_add", "post_rq", "m1", "m2", "mrq")
+    # LaneConfig's members a lane takes as they are (its `dec` and `post` come from TILE_FIELDS, per pass)
+    LANE_FIELDS = ("gelu", "ln", "sm", "scfg", "ccfg", "rnum", "pm1")
 
     def __init__(self, m, tc, lc):
         self.tile = SimpleNamespace(**{n: _held(m, getattr(tc, n), f"held_{n}") for n in self.TILE_FIELDS})
-        self.lane = SimpleNamespace(**{n: _held(m, getattr(lc, n), f"held_lane_{n}") for n in lc.signature.members})
+        self.lane = SimpleNamespace(**{n: _held(m, getattr(lc, n), f"held_lane_{n}") for n in self.LANE_FIELDS})
 
 
 def _held(m, src, name):
@@ -170,6 +172,13 @@ def _held(m, src, name):
         m.d.sync += dst.eq(src)
         return dst
     return SimpleNamespace(**{f: _held(m, getattr(src, f), f"{name}_{f}") for f in src.signature.members})
+
+
+def _drive(dst, src) -> list:
+    """dst.eq(src) for a signal, member by member for an interface and its held copy."""
+    if isinstance(dst, Value):
+        return [dst.eq(src)]
+    return [a for f in dst.signature.members for a in _drive(getattr(dst, f), getattr(src, f))]
 
 
 class TileEngine(wiring.Component):
@@ -306,9 +315,7 @@ class TileEngine(wiring.Component):
             lm.d.comb += [getattr(ln.ctl, k).eq(v) for k, v in ctl.items()]
             lm.d.comb += [getattr(ln.cfg.dec, k).eq(v) for k, v in dec.items()]
             lm.d.comb += [getattr(ln.cfg.post, k).eq(v) for k, v in post.items()]
-            for name in ("gelu", "ln", "sm", "scfg", "ccfg"):
-                s, d = getattr(lc, name), getattr(ln.cfg, name)
-                lm.d.comb += [getattr(d, f).eq(getattr(s, f)) for f in d.signature.members]
-            lm.d.comb += [ln.cfg.rnum.eq(lc.rnum), ln.cfg.pm1.eq(lc.pm1)]
+            for name in _Held.LANE_FIELDS:
+                lm.d.comb += _drive(getattr(ln.cfg, name), getattr(lc, name))
             m.d.comb += [self.out_ys.word_select(lane, 32).eq(ln.ys), self.out_code.word_select(lane, 8).eq(ln.code)]
         m.submodules.lanes = EnableInserter(en)(lm)
