@@ -7,11 +7,11 @@ minilm-l6 6 / 384 / 12 / 1536 / 30522 (both 512 positions, seq 128, 3 members, a
 train`); tiny 2 / 64 / 2 / 128 / 1000 (64 positions, seq 16, 2 members) for fast tests.
 `base` picks the quantization of the members (BinaryBERT 1-1-4: binary weights and embeddings,
 `abits`-bit activations, Q/K/V and attention probabilities; BiBERT 1-1-1 with Bi-Attention);
-`tws=1` gives the TWS-split layers a BinaryBERT run trains by default (inputs duplicated, weights
-[w1 | w2]: twice the binary weights, one scale per row); `tws=half` the same with a scale per
-half (alpha1 sign(w1) + alpha2 sign(w2), BinaryBERT's and `bebert train`'s default); `labels` the classifier width (2); `vote` the ensemble's
-integer vote (model/vote.py: samme, samme.r, average; mean or median with labels=1, STS-B's).
-A `seq` beyond the preset's positions grows the position table with it.
+`tws=1` gives the members TWS-split layers (inputs duplicated, weights [w1 | w2]: twice the
+binary weights) with one scale per row; `tws=half` with a scale per half (alpha1 sign(w1) +
+alpha2 sign(w2), BinaryBERT's and `bebert train`'s default); `labels` the classifier width (2);
+`vote` the ensemble's integer vote (model/vote.py: samme, samme.r, average; mean or median
+with labels=1, STS-B's). A `seq` beyond the preset's positions grows the position table with it.
 
 `shape_from_package` reads the same shape from a trained package's manifest.json (no weights
 are loaded): `BertShape` under "shape", one `QuantConfig` per member under "members", and

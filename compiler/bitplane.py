@@ -46,10 +46,10 @@ from bebert.vector import (EMBED_TABLES, VOTE_KERNEL_OF, VecFn, consts_words, em
                            vote_method_word)
 
 from .errors import CompileError
-from .gemm_plan import ATensor, GemmOp, NTile, OutFmt, WTensor, ceil_div, plan_gemm
+from .gemm_plan import ATensor, GemmOp, NTile, OutFmt, WTensor, ceil_div, elem_bytes, plan_gemm
 from .ir import Graph, Node, TensorRec
 from .attention import AttentionLowering, act_key
-from .split_scales import SplitScaleLowering, elem_bytes, has_half_scales
+from .split_scales import SplitScaleLowering, has_half_scales
 from .order import order_nodes
 
 IDENT = "identity.p"  # one PBUF entry of (mult 1, bias 0): the scores of Q K^T
@@ -169,7 +169,7 @@ class _Lower(AttentionLowering, SplitScaleLowering):
     # -- linear layers -------------------------------------------------------------------
     def act_input(self, n: Node) -> tuple[str, bool]:
         """The packed input tensor of linear `n` (made by whoever writes it) and whether it is pm1."""
-        key = act_key(n.attrs.get("act_key", n.attrs["lin"]))  # (a half of a split layer: the layer's key)
+        key = n.attrs.get("act_key") or act_key(n.attrs["lin"])  # (a half of a split layer: the layer's key)
         src = n.ins["x"]
         name = self.packed_of.get(src, {}).get(key)
         if name is None:
@@ -244,9 +244,13 @@ class _Lower(AttentionLowering, SplitScaleLowering):
         e = elem_bytes(L.out_bits)
         s = self.stream(f"{y}.s", self.g.t(y).shape[0], N, e, n.member)
         self.stream_of[y] = s
-        tiles = [(n0, min(self.C, N - n0), 0, n0, i, True, 0) for i, n0 in enumerate(range(0, N, self.C))]
+        tiles = self.stream_tiles(N)
         out = OutFmt(PostFmt.STREAM, L.out_bits, bool(L.out_signed), 0, elem=e.bit_length() - 1)
         self.gemm(n, n.name, self.linear_op(n, tiles, out, (s,), M, ceil_div(M, self.R)))
+
+    def stream_tiles(self, N: int) -> list[tuple[int, int, int, int, int, bool, int]]:
+        """`linear_op` tiles writing N columns of one stream: pe_cols at a time."""
+        return [(n0, min(self.C, N - n0), 0, n0, i, True, 0) for i, n0 in enumerate(range(0, N, self.C))]
 
     def sign_of(self, n: Node) -> Node | None:
         """The GELU node that takes only the sign of linear `n`'s output (a 1-bit FFN2 input: a

@@ -77,6 +77,11 @@ class NTile:
     last: bool = True     # packed: the last tile of its word (POST flush)
 
 
+def elem_bytes(bits: int) -> int:
+    """Stream element bytes holding codes of `bits` bits (0: int32): `OutFmt.elem` is its log2."""
+    return 1 if 1 <= bits <= 8 else 2 if 9 <= bits <= 16 else 4
+
+
 @dataclass(frozen=True)
 class OutFmt:
     fmt: PostFmt

@@ -25,10 +25,10 @@ from bebert.numerics import INT32_MAX, INT32_MIN, MAX_SHIFT, act_range
 from bebert.program import Program
 
 from .alloc import alloc
-from .bitplane import elem_bytes, fold_pm1
+from .bitplane import fold_pm1
 from .emit import emit_program
 from .errors import CompileError
-from .gemm_plan import ATensor, GemmOp, NTile, OutFmt, WTensor, ceil_div, plan_gemm
+from .gemm_plan import ATensor, GemmOp, NTile, OutFmt, WTensor, ceil_div, elem_bytes, plan_gemm
 from .ir import Graph, Node, TensorRec
 from .schedule import schedule_graph
 

@@ -31,7 +31,8 @@ from bebert.numerics import INT32_MAX, act_range
 from bebert.vector import VecFn, consts_words, io_word
 
 from .errors import CompileError
-from .gemm_plan import ATensor, GemmOp, NTile, OutFmt, WTensor, ceil_div
+from .attention import act_key
+from .gemm_plan import ATensor, GemmOp, NTile, OutFmt, WTensor, ceil_div, elem_bytes
 from .ir import Node
 
 
@@ -62,12 +63,12 @@ class SplitScaleLowering:
         self._check_halves(n, lin, K)
         sign = np.asarray(L.sign, bool)
         halves = (("lo", sign[:, :K], L.mult, L.bias), ("hi", sign[:, K:], lin.mult_hi, np.zeros_like(L.bias)))
-        tiles = [(n0, min(self.C, N - n0), 0, n0, i, True, 0) for i, n0 in enumerate(range(0, N, self.C))]
+        tiles = self.stream_tiles(N)
         sums = []
         for tag, s, mult, bias in halves:
             part = replace(L, sign=s, mult=np.asarray(mult, np.int32), bias=np.asarray(bias, np.int32), shift=0,
                            out_bits=0, out_signed=True)
-            half = Node("linear", f"{n.name}.{tag}", n.ins, n.outs, {"lin": _Half(part, lin.act), "act_key": lin},
+            half = Node("linear", f"{n.name}.{tag}", n.ins, n.outs, {"lin": _Half(part, lin.act), "act_key": act_key(lin)},
                         n.member, n.layer, n.region, n.kind)
             t = self.stream(f"{y}.{tag}", full, N, 4, n.member)
             out = OutFmt(PostFmt.STREAM, 0, True, 0, elem=2)
@@ -133,8 +134,3 @@ class SplitScaleLowering:
                       wsigned=False, mode=1, segs=((0, 0, KW),), a_tensors=(ATensor(x, xl["mtiles"], xl["bits"], KW),),
                       w_tensors=(WTensor(w, len(tiles), 1, KW),), p_tensors=(self.shared_params(1),), tiles=nt,
                       out=OutFmt(out.fmt, out.obits, out.osigned, 0, out.elem, out.pm1), dsts=dsts)
-
-
-def elem_bytes(bits: int) -> int:
-    """Stream element bytes holding codes of `bits` bits (0: int32)."""
-    return 1 if 1 <= bits <= 8 else 2 if 9 <= bits <= 16 else 4

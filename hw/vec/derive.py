@@ -1,12 +1,11 @@
 """The tile engine's settings of a VEC, derived from its word, descriptor slots and constants:
 `bebert.hw.vec.settings` (the Python model) in gates, combinational but for one register in
 the softmax's (`_softmax`), once per instruction (shared by every lane; the tile engine takes
-the lanes' settings through registers of its own). Also the descriptor checks whose failure is a VEC fault (the golden
-executor raises `VecError` for the same descriptors): element sizes and the word's io, the
-tile engine's stream views (tiles of T rows, bus-aligned), constant blocks (8-byte aligned,
-present), LAYERNORM's hidden = cols, packed outputs (group, alignment; requantize constants only
-for LAYERNORM / SOFTMAX),
-SOFTMAX's mask (a plain int32 row).
+the lanes' settings through registers of its own). Also the descriptor checks whose failure is
+a VEC fault (the golden executor raises `VecError` for the same descriptors): element sizes and
+the word's io, the tile engine's stream views (tiles of T rows, bus-aligned), constant blocks
+(8-byte aligned, present), LAYERNORM's hidden = cols, packed outputs (group, alignment;
+requantize constants only for LAYERNORM / SOFTMAX), SOFTMAX's mask (a plain int32 row).
 """
 
 from __future__ import annotations
