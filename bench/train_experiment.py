@@ -333,6 +333,17 @@ def _carried(task: str) -> dict:
             if key.split("-")[0] == task and key in kept}
 
 
+def _trained_threads() -> int:
+    """The CPU threads the runs trained with, as the last training invocation recorded them
+    (--report-only renders in a process whose own thread count says nothing about them)."""
+    public = RESULTS / "train_experiment.json"
+    if public.is_file():
+        threads = json.loads(public.read_text()).get("settings", {}).get("threads")
+        if isinstance(threads, int) and threads > 0:
+            return threads
+    return torch.get_num_threads()
+
+
 def _train_labels(cfg: TrainConfig):
     t = glue.get_task(cfg.task)
     ex = glue.load_split(t, "train", cfg.data_dir, cfg.max_train_examples, seed=cfg.seed)
@@ -394,11 +405,12 @@ def main(argv=None) -> int:
             results["tasks"].update(_carried(task))
     results["claims"] = claims(results) if results["tasks"] else {}
     results["robustness"] = robustness_summary(args)
+    threads = _trained_threads() if args.report_only else torch.get_num_threads()
     results["settings"] = {"data": {t: {"train_examples": (None if args.full else args.caps.get(t, DATA[t][0])),
                                         "max_seq_len": DATA[t][1]} for t in TASKS},
                            "epochs": args.epochs, "teacher_epochs": args.teacher_epochs, "seed": args.seed,
                            "backbone": Path(args.backbone).name, "device": "cuda" if torch.cuda.is_available() else "cpu",
-                           "threads": torch.get_num_threads()}
+                           "threads": threads}
     results["settings_note"] = (
         f"MiniLM-L6 backbone ({Path(args.backbone).name}); teacher {args.teacher_epochs} epochs (lr 5e-5); the "
         f"half-width FP model (6 of 12 heads, 768 of 1536 FFN neurons kept by importance, distilled from the "
@@ -407,7 +419,7 @@ def main(argv=None) -> int:
         "a scale per half; AdaBoost SAMME, resampling; training sets: "
         + ", ".join(f"{t} {'full' if (args.full or DATA[t][0] is None) and t not in args.caps else args.caps.get(t, DATA[t][0])}"
                     f" at {DATA[t][1]} tokens" for t in TASKS)
-        + f"; seed {args.seed}; full dev sets; {results['settings']['device']}, {torch.get_num_threads()} threads "
+        + f"; seed {args.seed}; full dev sets; {results['settings']['device']}, {threads} threads "
           "on a 2-core machine shared with other jobs (wall times carry tens of percent of noise).")
     write_report(results)
     return 0
