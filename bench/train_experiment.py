@@ -305,6 +305,7 @@ def write_report(results: dict) -> None:
                                for k, x in v.items() if k != "met")
             parts.append(f"{name.replace('_', ' ')}: {'met' if v['met'] else 'NOT met'} ({detail})")
         lines.append(f"- {key}: " + "; ".join(parts))
+    lines += _fp_ceiling_lines()
     rob = results.get("robustness")
     if rob:
         lines += ["", "Robustness (SST-2 dev accuracy x100):", "",
@@ -319,6 +320,21 @@ def write_report(results: dict) -> None:
     lines += ["", "Settings:", "", f"- {results.get('settings_note', '')}"]
     (RESULTS / "train_experiment.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def _fp_ceiling_lines() -> list[str]:
+    """What bounds the FP rows, from bench/bench_fp_ceiling.py's results when they are there."""
+    path = RESULTS / "fp_ceiling.json"
+    if not path.is_file():
+        return []
+    variants = json.loads(path.read_text()).get("variants", {})
+    lines = ["", "What bounds the FP rows (bench/bench_fp_ceiling.py, the same FP model fine-tuned alone; "
+                 "bench/results/fp_ceiling.json):", ""]
+    for name, v in variants.items():
+        data = "full train set" if v["train_examples"] is None else f"{v['train_examples']} train examples"
+        lines.append(f"- {name}: {v['score']:.1f} [{v['low']:.1f}, {v['high']:.1f}] (lr {v['lr']:g}, "
+                     f"{v['epochs']} epochs, {data}, {v['pooling']} pooling; anchor {v['anchor']})")
+    return lines
 
 
 def _carried(task: str) -> dict:
