@@ -24,7 +24,13 @@ from .simulators import Simulator
 
 TIMESCALE = ("1ns", "1ps")
 # Verilator: Amaranth's Verilog always has WIDTH findings; none is fatal for simulation.
-VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3", "--x-assign", "fast", "--x-initial", "fast"]
+# Its C++ is compiled at g++ -O0 (`-CFLAGS` comes after verilated.mk's OPT_FAST = -Os): a
+# build of small with 4 lanes takes 55 s instead of 188 s on 2 cores, and a cold `make test`
+# 27 min instead of 39; the tests' simulations run up to about 2x slower, which the suite's
+# few-thousand-cycle programs barely feel. (-O1 is worse than both: g++ spends over 11 min on
+# the model's largest evaluation function.)
+VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3", "--x-assign", "fast", "--x-initial", "fast",
+                  "-CFLAGS", "-O0"]
 
 
 def cache_root() -> Path:

@@ -46,6 +46,13 @@ def small_program(instrs, dram_bytes=8192, seed=0, config=SMALL):
     return Program(config=config, instrs=instrs, dram=rng.integers(0, 256, dram_bytes, dtype=np.uint8))
 
 
+def one_off_simulator():
+    """For a test that needs a build of its own (waveforms, a config no other test uses): Icarus,
+    which compiles a design in seconds where Verilator's C++ takes minutes; a simulator asked for
+    (`--simulator`, $BEBERT_SIMULATOR) wins, and without Icarus the default one runs it."""
+    return None if simulators.requested() or simulators.find("icarus") is None else "icarus"
+
+
 def assert_passed(res):
     assert res["passed"], res
     assert res["rtl_cycles"] == res["sim_cycles"] == res["rtl_observed_cycles"]
@@ -189,7 +196,7 @@ def test_illegal_first_word():
 def test_a_width_the_machine_is_not_built_for_is_illegal():
     cfg = SMALL.replace(name="small-w124", act_bits=(1, 2, 4))
     words = [encode(sync("load")), encode(gemm(0, 0, 1, 1, 3, False, True)), encode(halt())]
-    res = run_rtl(cfg, words, np.zeros(64, np.uint8))
+    res = run_rtl(cfg, words, np.zeros(64, np.uint8), simulator=one_off_simulator())
     assert res["done"] and (res["error"], res["error_code"], res["error_pc"]) == (True, 1, 1)
 
 
@@ -340,15 +347,28 @@ def test_past_the_cycle_budget_verify_fails_with_the_reason():
     assert "did not finish within the cycle budget of 5 cycles" in res["reason"]
 
 
-def test_waves_are_dumped(tmp_path, monkeypatch):
+def _waves_are_dumped(tmp_path, monkeypatch, simulator):
     prog = small_program([load("abuf", 0, 0, 1, push=["compute"]), sync("compute", pop=["load"]), halt()])
     prog.write(tmp_path / "tiny")
-    res = verify(tmp_path / "tiny", waves=tmp_path / "w")
+    res = verify(tmp_path / "tiny", waves=tmp_path / "w", simulator=simulator)
     assert_passed(res)
     assert res["waves"] == str(tmp_path / "w" / "tiny.fst") and Path(res["waves"]).stat().st_size > 0
     monkeypatch.setenv("BEBERT_WAVES", str(tmp_path / "env"))
-    res = verify(prog)
+    res = verify(prog, simulator=simulator)
     assert res["waves"] == str(tmp_path / "env" / "waves.fst") and Path(res["waves"]).is_file()
+
+
+def test_waves_are_dumped(tmp_path, monkeypatch):
+    """A waveform build is a build of its own: on Icarus in the default suite (seconds)."""
+    _waves_are_dumped(tmp_path, monkeypatch, one_off_simulator())
+
+
+@pytest.mark.slow
+def test_waves_are_dumped_by_verilator(tmp_path, monkeypatch):
+    """Verilator's `--trace-fst` build (minutes of C++)."""
+    if simulators.find("verilator") is None:
+        pytest.skip("Verilator not installed")
+    _waves_are_dumped(tmp_path, monkeypatch, "verilator")
 
 
 def test_bad_waves_request_is_one_clear_error(tmp_path):

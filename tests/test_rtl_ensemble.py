@@ -44,9 +44,9 @@ def test_tiny_two_member_two_layer_ensemble_verifies_on_rtl(config):
     assert_whole_model_passes(prog)
 
 
-@pytest.mark.parametrize("spec", ["synthetic:tiny,members=3,vote=average",
-                                  "synthetic:tiny,members=3,labels=1,vote=mean",
-                                  "synthetic:tiny,members=4,labels=1,vote=median"])
+@pytest.mark.parametrize("spec", ["synthetic:tiny,members=3,seq=8,vote=average",
+                                  "synthetic:tiny,members=3,labels=1,seq=8,vote=mean",
+                                  "synthetic:tiny,members=4,labels=1,seq=8,vote=median"])
 def test_tiny_ensembles_with_every_vote_verify_on_rtl(spec):
     """The i-softmax average and STS-B's mean / median (VOTE_AVERAGE, VOTE_MEAN, VOTE_MEDIAN) on
     the device: their `votes` are the golden executor's bit for bit, the cycles the simulator's."""
