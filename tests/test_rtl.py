@@ -364,10 +364,9 @@ def test_waves_are_dumped(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(simulators.find("verilator") is None, reason="verilator not installed")
 def test_waves_are_dumped_by_verilator(tmp_path, monkeypatch):
     """Verilator's `--trace-fst` build (minutes of C++)."""
-    if simulators.find("verilator") is None:
-        pytest.skip("Verilator not installed")
     _waves_are_dumped(tmp_path, monkeypatch, "verilator")
 
 
