@@ -4,7 +4,7 @@
 `bebert.hw.simulators.Simulator`) into a build directory under $BEBERT_CACHE/rtl (default
 ~/.cache/bebert/rtl) named by a hash of the simulator, its version, the top module, the
 texts and the waveform switch: a design is compiled once (Verilator's C++ build takes
-minutes for the vector unit) and every later test, in this process or another, reuses it.
+about a minute for the accelerator) and every later test, in this process or another, reuses it.
 Concurrent builders of the same design wait on a lock and find it built. `run(...)` runs a
 cocotb test module on a build. Nothing here knows any design's ports.
 
@@ -24,13 +24,16 @@ from .simulators import Simulator
 
 TIMESCALE = ("1ns", "1ps")
 # Verilator: Amaranth's Verilog always has WIDTH findings; none is fatal for simulation.
-# Its C++ is compiled at g++ -O1 with the model's evaluation split into functions of at most
-# 2,000 statements (files of 20,000): unsplit, -O1 and -Os spend minutes on the one huge
-# evaluation function, and -O0 builds fast but simulates 3x slower. Measured on small's 1-lane
-# accelerator and the tiny ensemble (82,594 cycles) on 2 cores: -Os build 165 s, run 26 s;
-# -O0 split 61 s, 80 s; -O1 split 96 s, 25 s; -O2 split 125 s, 25 s.
+# Only the top module's ports are public (a control file, not cocotb's --public-flat-rw, which
+# keeps every one of Amaranth's many internal signals alive: a 7x slower model that takes
+# longer to compile), and its C++ is compiled at g++ -O1 with the evaluation split into
+# functions of at most 2,000 statements (unsplit, -O1 and -Os spend minutes on one huge
+# function). Measured on small's 1-lane accelerator running the tiny ensemble (82,594 cycles)
+# on 2 cores, build / run: every signal public at -Os 165 s / 26 s, at -O0 61 s / 80 s; ports
+# only at -O1, split, 39 s / 15 s.
 VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3", "--x-assign", "fast", "--x-initial", "fast",
                   "--output-split-cfuncs", "2000", "--output-split", "20000", "-CFLAGS", "-O1"]
+VERILATOR_PUBLIC = '`verilator_config\npublic_flat_rw -module "{top}" -var "*"\n'  # what cocotb may touch
 
 
 def cache_root() -> Path:
@@ -38,7 +41,8 @@ def cache_root() -> Path:
 
 
 def build_key(sim: Simulator, sources: dict[str, str], top: str, waves: bool) -> str:
-    h = hashlib.sha256("\0".join([sim.name, sim.version, top, str(waves), " ".join(VERILATOR_ARGS)]).encode())
+    h = hashlib.sha256("\0".join([sim.name, sim.version, top, str(waves), " ".join(VERILATOR_ARGS),
+                                VERILATOR_PUBLIC]).encode())
     for name in sorted(sources):
         h.update(name.encode() + b"\0" + sources[name].encode() + b"\0")
     return h.hexdigest()[:24]
@@ -88,14 +92,27 @@ def _compile(sim: Simulator, sources: dict[str, str], top: str, bdir: Path, wave
         # the always @* blocks yosys emits (-g2012 would not).
     else:
         args = VERILATOR_ARGS + (["--trace-fst"] if waves else [])
+        control = bdir / "public_ports.vlt"
+        control.write_text(VERILATOR_PUBLIC.format(top=top))
+        paths.append(control)
     with sim.environment():
-        runner = get_runner(sim.name)
+        runner = _ports_only_verilator() if sim.name == "verilator" else get_runner(sim.name)
         try:
             runner.build(sources=paths, hdl_toplevel=top, build_dir=bdir, timescale=TIMESCALE, always=True,
                          waves=waves and sim.name == "verilator", log_file=bdir / "build.log", build_args=args)
         except (SystemExit, Exception) as e:  # the runner exits on a failed compile
             raise RuntimeError(f"{sim.name} could not compile {top}: {_first_error(bdir / 'build.log') or e} "
                                f"(see {bdir / 'build.log'})") from None
+
+
+def _ports_only_verilator():
+    """cocotb's Verilator runner without its --public-flat-rw: `VERILATOR_PUBLIC` says what is public."""
+    from cocotb_tools.runner import Verilator
+
+    class PortsOnlyVerilator(Verilator):
+        def _build_command(self):
+            return [[a for a in cmd if a != "--public-flat-rw"] for cmd in super()._build_command()]
+    return PortsOnlyVerilator()
 
 
 def _first_error(log: Path) -> str:
