@@ -25,8 +25,8 @@ from .simulators import Simulator
 TIMESCALE = ("1ns", "1ps")
 # Verilator: Amaranth's Verilog always has WIDTH findings; none is fatal for simulation.
 # Only the top module's ports are public (a control file, not cocotb's --public-flat-rw, which
-# keeps every one of Amaranth's many internal signals alive: a 7x slower model that takes
-# longer to compile), and its C++ is compiled at g++ -O1 with the evaluation split into
+# keeps every one of Amaranth's many internal signals alive, so the model is slower to run and
+# to compile), and its C++ is compiled at g++ -O1 with the evaluation split into
 # functions of at most 2,000 statements (unsplit, -O1 and -Os spend minutes on one huge
 # function). Measured on small's 1-lane accelerator running the tiny ensemble (82,594 cycles)
 # on 2 cores, build / run: every signal public at -Os 165 s / 26 s, at -O0 61 s / 80 s; ports

@@ -48,7 +48,7 @@ def small_program(instrs, dram_bytes=8192, seed=0, config=SMALL):
 
 def one_off_simulator():
     """For a test that needs a build of its own (waveforms, a config no other test uses): Icarus,
-    which compiles a design in seconds where Verilator's C++ takes minutes; a simulator asked for
+    which compiles a design in seconds where Verilator's C++ takes about a minute; a simulator asked for
     (`--simulator`, $BEBERT_SIMULATOR) wins, and without Icarus the default one runs it."""
     return None if simulators.requested() or simulators.find("icarus") is None else "icarus"
 
