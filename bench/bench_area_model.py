@@ -2,13 +2,13 @@
 
     python bench/bench_area_model.py [--out bench/results/area_model.json]
 
-For each calibration configuration (default, small): every block's LUTs from the model and
+For each calibration configuration (default, small4): every block's LUTs from the model and
 from Yosys (the figures of `area_model.CALIBRATION`, summed per block), the % error, the
 total, and the block RAMs. Then a held-out test: the model fitted to small's figures alone
 predicts default (4 x 4 x 32 with 4 lanes -> 16 x 16 x 64 with 16 lanes, a 33x larger PE
 array). Nothing is synthesised here (seconds): the Yosys figures are those recorded in
-bench/results/ (resources_v3_small.json, resources_v3_default_control.json,
-vector_unit_resources.json) and checked against them where the files hold them.
+bench/results/ (resources.json for default, resources_small4.json for small with 4 lanes, both
+from `bebert.hw.resources` on the same RTL) and checked against them.
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ from bebert.files import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-# Yosys block RAMs (RAMB36 + RAMB18 / 2): small from its report; default: ABUF 57 and WBUF 29
-# RAMB18 (resources_v3_default_control.json), the vector unit 18 RAMB36 + 30 RAMB18.
-YOSYS_BRAM36 = {"small4": None, "default": 57 / 2 + 29 / 2 + 18 + 30 / 2}
+# Yosys block RAMs (RAMB36 + RAMB18 / 2): filled in from the two reports in main().
+YOSYS_BRAM36 = {"small4": None, "default": None}
 
 
 def yosys_blocks(config: str) -> dict[str, int]:
@@ -53,24 +52,18 @@ def compare(config: str, coef: dict[str, float]) -> dict:
 
 def file_checks() -> dict[str, bool]:
     """The calibration table against the Yosys reports it was copied from."""
-    small = json.loads((RESULTS / "resources_v3_small.json").read_text())
-    vec = json.loads((RESULTS / "vector_unit_resources.json").read_text())
-    ctrl = json.loads((RESULTS / "resources_v3_default_control.json").read_text())
-    s = yosys_blocks("small4")
-    d = yosys_blocks("default")
-    small_blocks = {b: v["luts_total"] for b, v in small["blocks"].items()}
+    default = json.loads((RESULTS / "resources.json").read_text())["configs"]["default"]
+    small = json.loads((RESULTS / "resources_small4.json").read_text())
     control = ("compute_control", "control", "fetch", "load_stage", "queues", "tokens", "vector_stage")
-    return {
-        "small total == resources_v3_small.json total": sum(s.values()) == small["total"]["luts_total"],
-        "small vector_unit / output_path / pbuf == its blocks": all(
-            s[b] == small_blocks[b] for b in ("vector_unit", "output_path", "pbuf", "popcount_array",
-                                              "bitserial_accumulator")),
-        "small control == its control blocks": s["control"] == sum(small_blocks[b] for b in control),
-        "default vector_unit == vector_unit_resources.json total": d["vector_unit"] == vec["total"]["luts"],
-        "default control / pbuf == resources_v3_default_control.json": (
-            d["control"] == sum(ctrl["blocks"][b]["luts_total"] for b in control)
-            and d["pbuf"] == ctrl["blocks"]["pbuf"]["luts_total"]),
-    }
+    checks = {}
+    for name, rep in (("default", default), ("small4", small)):
+        want = {b: v["luts_total"] for b, v in rep["blocks"].items()}
+        have = yosys_blocks(name)
+        checks[f"{name} total == its report's total"] = sum(have.values()) == rep["total"]["luts_total"]
+        checks[f"{name} blocks == its report's blocks"] = all(
+            have[b] == want[b] for b in ("vector_unit", "output_path", "pbuf", "popcount_array", "bitserial_accumulator"))
+        checks[f"{name} control == its control blocks"] = have["control"] == sum(want[b] for b in control)
+    return checks
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,11 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     fitted = {c: compare(c, coef) for c in ("default", "small4")}
     for c in fitted:
         fitted[c]["bram36"] = {"model": am.bram36(am.calibration_config(c)), "yosys": YOSYS_BRAM36[c]}
-    small_report = json.loads((RESULTS / "resources_v3_small.json").read_text())
-    fitted["small4"]["bram36"]["yosys"] = small_report["total"]["bram36_equiv"]
+    fitted["small4"]["bram36"]["yosys"] = json.loads((RESULTS / "resources_small4.json").read_text())["total"]["bram36_equiv"]
+    fitted["default"]["bram36"]["yosys"] = json.loads(
+        (RESULTS / "resources.json").read_text())["configs"]["default"]["total"]["bram36_equiv"]
     held_out = compare("default", am.fit(tuple(m for m in am.CALIBRATION if m.config == "small4")))
     doc = {
-        "what": "bebert.dse.area_model against Yosys 0.23 synth_xilinx (per module, v3 RTL): LUTs (luts_total) "
+        "what": "bebert.dse.area_model against Yosys 0.23 synth_xilinx (per module, the RTL of resources.json / resources_small4.json): LUTs (luts_total) "
                 "per block and in total, block RAMs (RAMB36 equivalents)",
         "calibrated": fitted,
         "held_out_default_from_small": held_out | {

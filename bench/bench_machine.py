@@ -87,9 +87,16 @@ def _workload(spec: str, config: AccelConfig) -> dict:
 
 
 def _resources(path: Path) -> dict | None:
+    """The LUT figures per config from `path`, with whether they were synthesised from the RTL
+    as it is now (`current`: the file's `rtl_sources_sha256` against `_sources_hash()`): a
+    report of older RTL is still read, but its figures are marked stale, not passed off as
+    this machine's."""
+    from bebert.hw.verify import _sources_hash
+
     if not path.is_file():
         return None
     data = json.loads(path.read_text())
+    current = data.get("rtl_sources_sha256") == _sources_hash()
     out = {}
     for name, c in data.get("configs", {}).items():
         total = c.get("total", {}).get("luts_total")
@@ -97,7 +104,7 @@ def _resources(path: Path) -> dict | None:
         vec = blocks.get("vector_unit", {}).get("luts_total")
         macs = c.get("peak_binary_macs_per_cycle")
         if total:
-            out[name] = {"luts": total, "macs_per_lut_cycle": macs / total if macs else None,
+            out[name] = {"luts": total, "current": current, "macs_per_lut_cycle": macs / total if macs else None,
                          "vector_lut_share": vec / total if vec is not None else None,
                          "blocks": {b: v.get("luts_total") for b, v in blocks.items()}}
     return out
@@ -123,6 +130,9 @@ def _verdicts(bert: dict, mini: dict, res: dict | None) -> dict:
         v["vector_lut_share"] = {"value": d["vector_lut_share"], "target": TARGETS["vector_lut_share"],
                                  "met": d["vector_lut_share"] is not None
                                  and d["vector_lut_share"] <= TARGETS["vector_lut_share"]}
+        if not d["current"]:
+            for k in ("macs_per_lut_cycle", "vector_lut_share"):
+                v[k]["stale"] = True
     return v
 
 
@@ -150,7 +160,11 @@ def _markdown(doc: dict) -> str:
     lines += [f"| {x} | {y} | {z} |" for x, y, z in rows]
     lines += ["", "Limiting unit per region kind (BERT-base): " + ", ".join(
         f"{k} {v['limiter']}" for k, v in b["kinds"].items()), "", "Targets: " + ", ".join(
-        f"{k} {'met' if v['met'] else 'MISSED'}" for k, v in doc["verdicts"].items()), ""]
+        f"{k} {'met' if v['met'] else 'MISSED'}{' (stale)' if v.get('stale') else ''}"
+        for k, v in doc["verdicts"].items()), ""]
+    if r and not r["current"]:
+        lines += ["STALE: the LUT figures above come from a resources.json synthesised from older RTL sources "
+                  "than these; rerun bench/bench_resources.py.", ""]
     return "\n".join(lines)
 
 

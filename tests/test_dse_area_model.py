@@ -101,12 +101,13 @@ def test_the_calibration_figures_are_of_the_shipped_configurations():
     from pathlib import Path
 
     results = Path(__file__).resolve().parents[1] / "bench" / "results"
-    small = json.loads((results / "resources_v3_small.json").read_text())
+    small = json.loads((results / "resources_small4.json").read_text())
     cfg = am.calibration_config("small4")
     assert small["array"] == {"pe_rows": cfg.pe_rows, "pe_cols": cfg.pe_cols, "xnor_width": cfg.xnor_width}
     lanes = [m for m in small["modules"] if re.fullmatch(r"bebert_accel\.vector\.unit\.engine\.lanes\.lane\d+", m)]
     assert len(lanes) == cfg.vec_lanes
     default = am.calibration_config("default")
-    vec = json.loads((results / "vector_unit_resources.json").read_text())
-    assert f"vec_lanes {default.vec_lanes}, B {default.dram_bytes_per_cycle}" in vec["config"]
+    rep = json.loads((results / "resources.json").read_text())["configs"]["default"]
+    assert rep["array"] == {"pe_rows": default.pe_rows, "pe_cols": default.pe_cols, "xnor_width": default.xnor_width}
+    assert rep["config"] == "default" and default.vec_lanes == 16  # the config the figures were measured on
     assert (default.pe_rows, default.pe_cols, default.xnor_width) == (16, 16, 64)  # COMPUTE / OUTPUT's figures

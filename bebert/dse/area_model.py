@@ -13,7 +13,10 @@ structure of the RTL (what the part is built of):
                            1               POST sequencer, beat assembly, stage
     vector_unit            T               lanes (LayerNorm, softmax, GELU, divider, requantize),
                                            their input mux, the column assembler and the writer
-                           1               setup, derive, scalar engine, reader, parameters
+                           min(T, 8)       EMBED's row group in the scalar engine (a beat FIFO
+                                           per row and table, the rows' sums)
+                           1               setup, derive, the rest of the scalar engine, reader,
+                                           parameters
     control                1               fetch, decoder, tokens, queues, issuers, sequencer
     pbuf                   PBUF bits       distributed RAM
 
@@ -23,7 +26,7 @@ vector lane (the same rule), the descriptor's constants (one RAMB36 per
 64 row elements) and the scalar engine's row buffer.
 
 The coefficients are fitted (least squares on the relative error) to Yosys
-figures of the v3 RTL (`CALIBRATION`: `bebert.hw.resources`, yosys 0.23 synth_xilinx, per
+figures of the current RTL (`CALIBRATION`: `bebert.hw.resources`, yosys 0.23 synth_xilinx, per
 module) on two configurations, `default` and `small` with 4 lanes (`small4`); bench/bench_area_model.py reports the
 model against them block by block (bench/results/area_model.json). Yosys counts LUTs before
 placement, so both are upper bounds of what Vivado would place. What it leaves out: the DRAM
@@ -41,6 +44,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from bebert.config import ACC_BITS, AccelConfig
+from bebert.vector import EMBED_GROUP
 
 Count = Callable[[AccelConfig], float]
 
@@ -53,14 +57,15 @@ PARTS: dict[str, tuple[str, Count]] = {
     "transposer": ("output_path", lambda c: c.pe_rows * c.xnor_width),
     "post_sequencer": ("output_path", lambda c: 1),
     "vec_lanes": ("vector_unit", lambda c: c.vec_lanes),
+    "embed_rows": ("vector_unit", lambda c: min(c.vec_lanes, EMBED_GROUP)),
     "vec_shared": ("vector_unit", lambda c: 1),
     "control": ("control", lambda c: 1),
     "pbuf_lutram": ("pbuf", lambda c: c.pbuf_bytes * 8),
 }
 BLOCKS = tuple(dict.fromkeys(b for b, _ in PARTS.values()))
 # The model's stated error at its calibration points (bench/results/area_model.json measures
-# it: 6.4 % for the worst block, 1.8 % in total); fitted to small alone it predicted default's
-# total within 4.0 % and every block within 13 %.
+# it: 7.9 % for the worst block, 1.1 % in total); fitted to small4 alone it predicts default's
+# total within 8.0 % and every block within 16 %.
 BLOCK_ERROR_PCT = 10.0
 TOTAL_ERROR_PCT = 5.0
 
@@ -75,35 +80,31 @@ class Measured:
     what: str  # the Yosys blocks / modules these are
 
 
-# Yosys 0.23 synth_xilinx, every module alone (bebert.hw.resources), on the v3 RTL.
-# default: the vector unit per block from bench/results/vector_unit_resources.json; the PE
-# array and output path from the per-module run on v3 (COMPUTE 36.9k: popcount 22.9k,
-# accumulators 13.8k; OUTPUT 15.6k); the small blocks from bench/results/resources_v3_default_control.json.
-# small: every module, bench/results/resources_v3_small.json.
+# Yosys 0.23 synth_xilinx, every module alone (bebert.hw.resources), on the RTL of
+# bench/results/resources.json (default) and bench/results/resources_small4.json (small with 4
+# lanes), both synthesised from the same RTL sources (EMBED by row groups, the votes' row sequencer).
 CALIBRATION: tuple[Measured, ...] = (
-    Measured("default", ("popcount",), 22_900, "compute.popcount"),
-    Measured("default", ("accumulators",), 13_800, "compute.accumulator"),
-    Measured("default", ("requant_lanes", "snapshot_select", "transposer", "post_sequencer"), 15_600, "output"),
-    Measured("default", ("vec_lanes",), 61_040 + 1_189 + 1_083 + 6_805,
-             "vector.unit: engine.lanes (16), engine, columns, writer (with the row-word packer)"),
-    Measured("default", ("vec_shared",), 8_581 + 3_447 + 878 + 500 + 469 + 238,
-             "vector.unit: scalar, derive, setup, reader, top, params"),
-    Measured("default", ("control",), 218 + 45 + 182 + 243 + 392 + 253 + 110,
-             "compute_control, control, fetch, load_stage, queues, tokens, vector_stage"),
+    Measured("default", ("popcount",), 23_072, "compute.popcount"),
+    Measured("default", ("accumulators",), 13_443, "compute.accumulator"),
+    Measured("default", ("requant_lanes", "snapshot_select", "transposer", "post_sequencer"), 15_583, "output"),
+    Measured("default", ("vec_lanes",), 64_236 + 1_101 + 6_851,
+             "vector.unit: engine (with its 16 lanes), columns, writer (with the row-word packer)"),
+    Measured("default", ("embed_rows", "vec_shared"), 105_668 - (64_236 + 1_101 + 6_851),
+             "vector.unit: the rest (scalar engine with EMBED's 8-row group, derive, setup, reader, top, params)"),
+    Measured("default", ("control",), 1_454, "compute_control, control, fetch, load_stage, queues, tokens, vector_stage"),
     Measured("default", ("pbuf_lutram",), 1_368, "pbuf"),
-    Measured("small4", ("popcount",), 822, "compute.popcount"),
+    Measured("small4", ("popcount",), 824, "compute.popcount"),
     Measured("small4", ("accumulators",), 1_146, "compute.accumulator"),
     Measured("small4", ("requant_lanes",), 219 + 4 * 359, "output.lanes"),
     Measured("small4", ("snapshot_select",), 128, "output.snap"),
     Measured("small4", ("transposer",), 685, "output.packer"),
     Measured("small4", ("post_sequencer",), 3_629 - (219 + 4 * 359) - 128 - 685,
              "output_path less lanes, snap, packer: output, beat, seq, issuer"),
-    Measured("small4", ("vec_lanes",), 473 + 4 * 3_922 + 368 + 333 + 1_520 + 325,
-             "vector.unit: engine.lanes (4), engine, columns, writer, writer.packer"),
-    Measured("small4", ("vec_shared",), 32_698 - (473 + 4 * 3_922 + 368 + 333 + 1_520 + 325),
-             "vector.unit: the rest (scalar, derive, setup, reader, top, params)"),
-    Measured("small4", ("control",), 198 + 45 + 183 + 279 + 392 + 253 + 110,
-             "compute_control, control, fetch, load_stage, queues, tokens, vector_stage"),
+    Measured("small4", ("vec_lanes",), 16_601 + 333 + 1_845,
+             "vector.unit: engine (with its 4 lanes), columns, writer (with the row-word packer)"),
+    Measured("small4", ("embed_rows", "vec_shared"), 40_474 - (16_601 + 333 + 1_845),
+             "vector.unit: the rest (scalar engine with EMBED's 4-row group, derive, setup, reader, top, params)"),
+    Measured("small4", ("control",), 1_474, "compute_control, control, fetch, load_stage, queues, tokens, vector_stage"),
     Measured("small4", ("pbuf_lutram",), 172, "pbuf"),
 )
 
