@@ -22,8 +22,12 @@ from bebert.files import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-# Yosys block RAMs (RAMB36 + RAMB18 / 2): filled in from the two reports in main().
-YOSYS_BRAM36 = {"small4": None, "default": None}
+
+
+def reports() -> dict[str, dict]:
+    """The Yosys report of each calibration configuration (`bebert.hw.resources`, one RTL)."""
+    return {"default": json.loads((RESULTS / "resources.json").read_text())["configs"]["default"],
+            "small4": json.loads((RESULTS / "resources_small4.json").read_text())}
 
 
 def yosys_blocks(config: str) -> dict[str, int]:
@@ -50,13 +54,11 @@ def compare(config: str, coef: dict[str, float]) -> dict:
                                         "error_pct": round(100 * (model_total / yosys_total - 1), 1)}}
 
 
-def file_checks() -> dict[str, bool]:
+def file_checks(reps: dict[str, dict]) -> dict[str, bool]:
     """The calibration table against the Yosys reports it was copied from."""
-    default = json.loads((RESULTS / "resources.json").read_text())["configs"]["default"]
-    small = json.loads((RESULTS / "resources_small4.json").read_text())
     control = ("compute_control", "control", "fetch", "load_stage", "queues", "tokens", "vector_stage")
     checks = {}
-    for name, rep in (("default", default), ("small4", small)):
+    for name, rep in reps.items():
         want = {b: v["luts_total"] for b, v in rep["blocks"].items()}
         have = yosys_blocks(name)
         checks[f"{name} total == its report's total"] = sum(have.values()) == rep["total"]["luts_total"]
@@ -73,15 +75,13 @@ def main(argv: list[str] | None = None) -> int:
 
     coef = am.coefficients()
     fitted = {c: compare(c, coef) for c in ("default", "small4")}
-    for c in fitted:
-        fitted[c]["bram36"] = {"model": am.bram36(am.calibration_config(c)), "yosys": YOSYS_BRAM36[c]}
-    fitted["small4"]["bram36"]["yosys"] = json.loads((RESULTS / "resources_small4.json").read_text())["total"]["bram36_equiv"]
-    fitted["default"]["bram36"]["yosys"] = json.loads(
-        (RESULTS / "resources.json").read_text())["configs"]["default"]["total"]["bram36_equiv"]
+    reps = reports()
+    for c in fitted:  # block RAMs: RAMB36 + RAMB18 / 2
+        fitted[c]["bram36"] = {"model": am.bram36(am.calibration_config(c)), "yosys": reps[c]["total"]["bram36_equiv"]}
     held_out = compare("default", am.fit(tuple(m for m in am.CALIBRATION if m.config == "small4")))
     doc = {
-        "what": "bebert.dse.area_model against Yosys 0.23 synth_xilinx (per module, the RTL of resources.json / resources_small4.json): LUTs (luts_total) "
-                "per block and in total, block RAMs (RAMB36 equivalents)",
+        "what": "bebert.dse.area_model against Yosys 0.23 synth_xilinx (per module, the RTL of resources.json and "
+                "resources_small4.json): LUTs (luts_total) per block and in total, block RAMs (RAMB36 equivalents)",
         "calibrated": fitted,
         "held_out_default_from_small": held_out | {
             "note": "the model fitted to small's figures alone (4x4x32 array, 4 lanes) predicting default "
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         "max_block_error_pct": max(abs(b["error_pct"]) for f in fitted.values() for b in f["blocks"].values()),
         "coefficients": {p: round(v, 4) for p, v in coef.items()},
         "parts": {p: b for p, (b, _) in am.PARTS.items()},
-        "calibration_matches_reports": file_checks(),
+        "calibration_matches_reports": file_checks(reps),
     }
     write_json(Path(a.out), doc, indent=1)
     for name, res in (("default", fitted["default"]), ("small4", fitted["small4"]),
