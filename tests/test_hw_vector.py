@@ -179,6 +179,21 @@ def test_exact_votes_on_random_instances_match_run_vec_and_take_vec_cycles(confi
         assert r["cycles"] > cycles_of(config, c), c.args
 
 
+def test_vote_softmax_steps_fit_the_widths_the_row_sequencer_gives_them():
+    """VOTE_AVERAGE's i-exp (hw/vec/vote_seq.py) is as wide as its fixed constants need: z =
+    (t div_mult) >> div_shift is floor(t / ln2) for every t the clamp lets through, so p lies in
+    (poly_b - ln2, poly_b] and e = (p^2 + poly_c) >> z below 2^30."""
+    from bebert.hw.vec import vote_seq as vs
+    sm = vs.SM
+    t = np.arange(sm.t_max + 1, dtype=np.int64)
+    z = (t * sm.div_mult) >> sm.div_shift
+    assert np.array_equal(z, t // sm.ln2) and z.max() == vs.Z_MAX
+    p = sm.poly_b - (t - z * sm.ln2)
+    assert p.min() >= vs.P_MIN and p.max() <= sm.poly_b
+    e = (p * p + sm.poly_c) >> z
+    assert e.max() == vs.E_MAX < 1 << 30 and (sm.recip_num >> vs.AVG_QUOT_BITS) < vs.E_MAX
+
+
 def test_vote_is_model_vote_apply_vote():
     """The vote kernels' reference is model/vote.py's apply_vote, every method, on the same constants."""
     from bebert.model.vote import MemberLogits, _make, apply_vote

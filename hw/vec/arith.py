@@ -22,6 +22,9 @@ Components (pipelines; wrap them in `EnableInserter(en)` to stall them):
   results; k = 9: packed codes). LATENCY 2.
 - `RowDivider`: the row's one division (and LayerNorm's square root), one digit per cycle,
   a fixed number of cycles per mode.
+- `Scaler`: a lane's one run-time shifter, `scl(x, k)`, shared by the datapaths that scale
+  (GELU's grid, softmax's exponent argument, LayerNorm's D' and t): they run in different
+  passes, never at once (`ScaleRequest`).
 """
 
 from __future__ import annotations
@@ -73,6 +76,41 @@ def range_of(is_signed, bits, width: int):
     lo = Mux(is_signed, -half, 0)
     hi = Mux(is_signed, half - 1, top - 1)
     return mask, lo, hi
+
+
+def scl(x, k, width: int):
+    """integer_ops `_shift(x, k)` for a signed run-time k in -64..63: x << k, or
+    (x + 2^(-k-1)) >> -k (rounding half up), the low `width` bits, signed."""
+    n = (-k).as_unsigned()[:7]
+    right = ((Cat(Const(0, 1), x).as_signed() >> n) + 1) >> 1
+    return Mux(k >= 0, x << k.as_unsigned()[:6], right)[:width].as_signed()
+
+
+SCALE_IN, SCALE_OUT = 62, 48    # the widest operand (LayerNorm's D' R) and result (GELU's x')
+
+
+class ScaleRequest(wiring.Signature):
+    """A datapath's use of its lane's `Scaler`: it drives `x` (its registered operand, signed
+    or zero-extended) and `k`, and registers the low bits of `y` = scl(x, k) it needs."""
+
+    def __init__(self):
+        super().__init__({"x": Out(signed(SCALE_IN)), "k": Out(signed(8)), "y": In(signed(SCALE_OUT))})
+
+
+class Scaler(wiring.Component):
+    """y = scl(x, k), combinational: one shifter per lane in place of one per datapath. The
+    datapaths that scale run in different passes (GELU's, softmax's P2, LayerNorm's P2 and
+    P3), and a pass issues only after the previous one's elements have left the pipeline
+    stage that scales, so one shifter serves them all; the lane selects whose operand it
+    takes (`LaneControl.scl`, constant through a pass)."""
+
+    def __init__(self):
+        super().__init__({"req": In(ScaleRequest())})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.req.y.eq(scl(self.req.x, self.req.k, SCALE_OUT))
+        return m
 
 
 class PostConfig(wiring.Signature):

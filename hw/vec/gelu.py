@@ -17,9 +17,11 @@ One element per cycle, LATENCY 7 (x in cycle t, w registered in t + 7).
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+
+from .arith import ScaleRequest
 
 
 class GeluConfig(wiring.Signature):
@@ -33,7 +35,8 @@ class Gelu(wiring.Component):
     LATENCY = 7
 
     def __init__(self):
-        super().__init__({"x": In(signed(32)), "cfg": In(GeluConfig()), "w": Out(signed(64))})
+        super().__init__({"x": In(signed(32)), "cfg": In(GeluConfig()), "scl": Out(ScaleRequest()),
+                          "w": Out(signed(64))})
 
     def elaborate(self, platform):
         m = Module()
@@ -41,11 +44,10 @@ class Gelu(wiring.Component):
         q = c.q.as_signed()
         xc = Signal(signed(32))
         m.d.sync += xc.eq(Mux(self.x > c.q, c.q, Mux(self.x < -q, -q, self.x)))
-        # 2: onto the internal grid
+        # 2: onto the internal grid (the lane's shared scaler)
         xs = Signal(signed(48))
-        n = (-c.k).as_unsigned()[:7]
-        right = ((Cat(Const(0, 1), xc).as_signed() >> n) + 1) >> 1
-        m.d.sync += xs.eq(Mux(c.k >= 0, xc << c.k.as_unsigned()[:5], right))
+        m.d.comb += [self.scl.x.eq(xc), self.scl.k.eq(c.k)]
+        m.d.sync += xs.eq(self.scl.y)
         # 3: d = B - |x'| inside the erf's polynomial range, 0 beyond it
         b = c.b.as_signed()
         inside = Mux(xs >= 0, xs < b, xs > -b)

@@ -28,6 +28,10 @@ and the accumulators (cleared by `clr`: s, N (to eps), the max, the sum):
 - SOFTMAX pass 2 (`SmExp`): e in t + 8 (E), `e_en` (the row sum);
 - an output pass that stores y for the packed requantize pass: Y.
 
+`scl` names the datapath whose operand the lane's one `Scaler` (the run-time shift
+scl(x, k)) takes in this pass: GELU's x', softmax P2's t, LayerNorm P2's D' or P3's t. The
+tile engine holds it through a pass; the passes that scale never overlap in the pipelines.
+
 `div_start` starts the `RowDivider` on N (LAYERNORM, `div_mode` 0) or the sum (SOFTMAX, 1);
 its quotient is R for the output pass.
 
@@ -46,13 +50,14 @@ from amaranth.lib.wiring import In, Out
 
 from bebert.vector import LANE_OUT_LAT, LANE_Q_LAT, LANE_SQ_LAT, LANE_Y_LAT
 
-from .arith import Post, PostConfig, RowDivider, fits
+from .arith import Post, PostConfig, RowDivider, Scaler, fits
 from .front import Affine, DecodeConfig, ElemDecode
 from .gelu import Gelu, GeluConfig
 from .layernorm import LnConfig, LnNormalize, LnSquares
 from .softmax import SmConfig, SmExp
 
 PATHS = ("AFF", "GELU", "LN3", "SM3")
+SCALERS = ("GELU", "SEXP", "LSQ", "LNORM")   # `scl`: the datapath that uses the lane's `Scaler` in this pass
 WSEL = ("Q", "Y", "DP", "QM", "E")
 INT32_MIN = -(1 << 31)
 
@@ -86,7 +91,7 @@ class LaneControl(wiring.Signature):
             "path": Out(2), "m": Out(signed(32)), "first": Out(1), "rd_addr": Out(range(depth)),
             "wr_addr": Out(range(depth)), "wr_en": Out(1), "wsel": Out(3), "clr": Out(1), "s_en": Out(1),
             "n_en": Out(1), "m_en": Out(1), "e_en": Out(1), "mask": Out(1), "div_start": Out(1), "div_mode": Out(1),
-            "mult": Out(signed(32)), "bias": Out(signed(64)), "p4": Out(1),
+            "mult": Out(signed(32)), "bias": Out(signed(64)), "p4": Out(1), "scl": Out(2),
         })
 
 
@@ -139,6 +144,7 @@ class Lane(wiring.Component):
         wiring.connect(m, wiring.flipped(cfg.ln), lnorm.cfg)
         wiring.connect(m, wiring.flipped(cfg.sm), sexp.cfg)
         wiring.connect(m, wiring.flipped(cfg.post), post.cfg)
+        self._scaler(m, (gelu.scl, sexp.scl, lsq.scl, lnorm.scl))
         rdata, x = rd.data, dec.x
         first = Signal()
         m.d.sync += first.eq(ctl.first)
@@ -177,6 +183,16 @@ class Lane(wiring.Component):
                      div.num.eq(cfg.rnum)]
         self._outputs(m, y, rdata)
         return m
+
+    def _scaler(self, m, users):
+        """The one `Scaler`, on the operand of the datapath `ctl.scl` names (`SCALERS` order);
+        its result goes to every user, which registers it only when it is the one."""
+        m.submodules.scaler = scaler = Scaler()
+        with m.Switch(self.ctl.scl):
+            for i, u in enumerate(users):
+                with m.Case(i):
+                    m.d.comb += [scaler.req.x.eq(u.x), scaler.req.k.eq(u.k)]
+        m.d.comb += [u.y.eq(scaler.req.y) for u in users]
 
     def _outputs(self, m, y, rdata):
         """`ys` and `code` from the POST result y (and the row memory word, for `p4`)."""

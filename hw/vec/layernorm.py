@@ -15,11 +15,11 @@ Widths (docs/NUMERICS.md, "LayerNorm"): |q| < 2^31, H < 2^16, |s| < 2^47, |D| < 
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .arith import LN_RECIP_SHIFT
+from .arith import LN_RECIP_SHIFT, ScaleRequest
 
 
 class LnConfig(wiring.Signature):
@@ -29,26 +29,20 @@ class LnConfig(wiring.Signature):
         super().__init__({"h": Out(16), "ds": Out(signed(7)), "sh": Out(6), "eps": Out(62)})
 
 
-def scl(x, k, width: int):
-    """integer_ops `_shift(x, k)` for a signed run-time k: x << k, or (x + 2^(-k-1)) >> -k."""
-    n = (-k).as_unsigned()[:len(k)]
-    right = ((Cat(Const(0, 1), x).as_signed() >> n) + 1) >> 1
-    return Mux(k >= 0, x << k.as_unsigned()[:len(k) - 1], right)[:width].as_signed()
-
-
 class LnSquares(wiring.Component):
     LATENCY = 4
     DPRIME = 3          # D' is registered 3 cycles after q
 
     def __init__(self):
         super().__init__({"q": In(signed(32)), "s": In(signed(48)), "cfg": In(LnConfig()),
-                          "dp": Out(signed(32)), "sq": Out(62)})
+                          "scl": Out(ScaleRequest()), "dp": Out(signed(32)), "sq": Out(62)})
 
     def elaborate(self, platform):
         m = Module()
         hq = Signal(signed(49))
         d = Signal(signed(49))
-        m.d.sync += [hq.eq(self.q * self.cfg.h), d.eq(hq - self.s), self.dp.eq(scl(d, self.cfg.ds, 32)),
+        m.d.comb += [self.scl.x.eq(d), self.scl.k.eq(self.cfg.ds)]        # D' = scl(D, ds)
+        m.d.sync += [hq.eq(self.q * self.cfg.h), d.eq(hq - self.s), self.dp.eq(self.scl.y[:32]),
                      self.sq.eq(self.dp * self.dp)]
         return m
 
@@ -58,14 +52,15 @@ class LnNormalize(wiring.Component):
 
     def __init__(self):
         super().__init__({"dp": In(signed(32)), "r": In(LN_RECIP_SHIFT + 1), "mult": In(signed(32)),
-                          "bias": In(signed(64)), "cfg": In(LnConfig()), "v": Out(signed(64))})
+                          "bias": In(signed(64)), "cfg": In(LnConfig()), "scl": Out(ScaleRequest()),
+                          "v": Out(signed(64))})
 
     def elaborate(self, platform):
         m = Module()
         p = Signal(signed(62))
         t = Signal(signed(32))
         tm = Signal(signed(63))
-        sh1 = (self.cfg.sh - 1)[:6]
-        m.d.sync += [p.eq(self.dp * self.r), t.eq((((p >> sh1)[:33].as_signed()) + 1) >> 1),
+        m.d.comb += [self.scl.x.eq(p), self.scl.k.eq(-self.cfg.sh)]       # t = rnd(p, sh) = scl(p, -sh)
+        m.d.sync += [p.eq(self.dp * self.r), t.eq(self.scl.y[:32]),
                      tm.eq(t * self.mult), self.v.eq(tm + self.bias)]
         return m

@@ -24,9 +24,11 @@ per-instruction constants (the unit derives them), so that step 2 is one compari
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+
+from .arith import ScaleRequest
 
 
 class SmConfig(wiring.Signature):
@@ -41,7 +43,7 @@ class SmExp(wiring.Component):
 
     def __init__(self):
         super().__init__({"q": In(signed(32)), "m": In(signed(32)), "mask": In(1), "cfg": In(SmConfig()),
-                          "e": Out(30)})
+                          "scl": Out(ScaleRequest()), "e": Out(30)})
 
     def elaborate(self, platform):
         m = Module()
@@ -49,9 +51,8 @@ class SmExp(wiring.Component):
         t0 = Signal(33)
         m.d.sync += t0.eq(self.m - self.q)
         t = Signal(19)
-        n = (-c.k).as_unsigned()[:6]
-        right = ((Cat(Const(0, 1), t0) >> n) + 1) >> 1
-        m.d.sync += t.eq(Mux(t0 > c.th, c.m2, Mux(c.k >= 0, t0 << c.k.as_unsigned()[:5], right)))
+        m.d.comb += [self.scl.x.eq(t0), self.scl.k.eq(c.k)]     # t0 >= 0: zero-extended (the lane's scaler)
+        m.d.sync += t.eq(Mux(t0 > c.th, c.m2, self.scl.y[:19]))
         td, t4, t5 = Signal(40), Signal(19), Signal(19)
         z5, z6, z7 = Signal(5), Signal(5), Signal(5)
         m.d.sync += [td.eq(t * c.dm), t4.eq(t), z5.eq((td >> c.dsh)[:5]), t5.eq(t4)]

@@ -46,7 +46,7 @@ from bebert.vector import VecFn, tile_gap
 
 from .arith import PostConfig
 from .front import DecodeConfig
-from .lane import PATH_OF, PATHS, WSEL, Lane, LaneConfig
+from .lane import PATH_OF, PATHS, SCALERS, WSEL, Lane, LaneConfig
 
 P_ELEM, P1, P2, P_DIV, P3, P4 = range(6)
 KIND = {VecFn.ADD: 0, VecFn.REQUANT: 1, VecFn.GELU: 2, VecFn.LAYERNORM: 3, VecFn.SOFTMAX: 4}
@@ -274,6 +274,14 @@ class TileEngine(wiring.Component):
                 with m.Else():
                     m.d.sync += [active.eq(0), issuing.eq(0)]
 
+    @staticmethod
+    def _scaler_user(kind, pss):
+        """The lanes' `Scaler` user (`SCALERS`) for the kernel and pass: the pass changes only
+        after the previous pass's elements have passed the scaling stage (its gap), and an
+        element of a new pass reaches that stage at least a cycle after its issue."""
+        ln_user = Mux(pss == P3, SCALERS.index("LNORM"), SCALERS.index("LSQ"))
+        return Mux(kind == K_GELU, SCALERS.index("GELU"), Mux(kind == K_SM, SCALERS.index("SEXP"), ln_user))
+
     def _lanes(self, m, en, pss, elem, line, ps, clr, div_go):
         """The lanes' controls (one bundle for all) and the lanes, held together by `en`."""
         tc = self.tc
@@ -300,6 +308,7 @@ class TileEngine(wiring.Component):
             "m_en": sm_p1 & line.valid(1, pss), "e_en": sm_p2 & line.valid(Lane.Q_LAT["E"], pss),
             "mask": ~tc.masked | Mux(sm_p2, mask6[5], self.par_mask),
             "div_start": div_go, "div_mode": kind == K_SM, "mult": mult3, "bias": bias4, "p4": pss == P4,
+            "scl": self._scaler_user(kind, pss),
             "first": Mux(pss == P4, 1, ~line.at("eb", 1)), "m": Mux(pss == P4, ht.mrq, Mux(line.at("eb", 1), ht.m2, ht.m1)),
         }
         dec = {f: Mux(pss == P4, getattr(ht.dec_r, f), Mux(elem, getattr(ht.dec_b, f), getattr(ht.dec_a, f)))

@@ -33,21 +33,31 @@ NEXT = {A: B, B: D, F: O, L: I}            # the phase after (D, C, I: below)
 SM = VOTE_SOFTMAX
 
 
+# VOTE_SOFTMAX's fixed constants bound every step of i_exp (docs/NUMERICS.md "Softmax"): z =
+# floor(t / ln2) <= Z_MAX for t <= t_max (tests/test_hw_vector.py checks every t), so
+# t - z ln2 lies in [0, ln2), p in (poly_b - ln2, poly_b] and e <= q_l0 < 2^30.
+Z_MAX = SM.t_max // SM.ln2
+P_MIN = SM.poly_b - SM.ln2 + 1
+E_MAX = SM.poly_b ** 2 + SM.poly_c
+AVG_QUOT_BITS = VOTE_AVG_DIV_STEPS           # AVERAGE's quotient R < 2^32
+
+
 def i_exp(m, t0):
     """e = (p^2 + c) >> z of i-softmax for t0 = max - l >= 0 steps below the member's maximum
-    (bebert/integer_ops.py apply_softmax with VOTE_SOFTMAX, combinational)."""
+    (bebert/integer_ops.py apply_softmax with VOTE_SOFTMAX, combinational), each step as wide
+    as its bound."""
     t1 = Signal(range(SM.t_in_max + 1))
     m.d.comb += t1.eq(Mux(t0 > SM.t_in_max, SM.t_in_max, t0))
     k = SM.in_shift
     t2 = (t1 << k) if k >= 0 else (t1 + (1 << (-k - 1))) >> -k
     t = Signal(range(SM.t_max + 1))
     m.d.comb += t.eq(Mux(t2 > SM.t_max, SM.t_max, t2))
-    z = Signal(8)
+    z = Signal(range(Z_MAX + 1))
     m.d.comb += z.eq((t * SM.div_mult) >> SM.div_shift)
-    p = Signal(signed(40))
+    p = Signal(range(P_MIN, SM.poly_b + 1))
     m.d.comb += p.eq(SM.poly_b - (t - z * SM.ln2))
-    e = Signal(64)
-    m.d.comb += e.eq((p * p + SM.poly_c).as_unsigned() >> z)
+    e = Signal(range(E_MAX + 1))
+    m.d.comb += e.eq((p * p + SM.poly_c) >> z)
     return e
 
 
@@ -155,7 +165,7 @@ class VoteSequencer:
                     m.d.sync += self.tot.eq(Mux(dk == 0, 0, self.tot) + e)
                 with m.Case(C):                 # the probability, into P
                     prob = Signal(17)
-                    v = (e * self.dq + (1 << (SM.recip_shift - 1))) >> SM.recip_shift
+                    v = (e * self.dq[:AVG_QUOT_BITS] + (1 << (SM.recip_shift - 1))) >> SM.recip_shift
                     m.d.comb += [prob.eq(Mux(v > (1 << SM.out_bits) - 1, (1 << SM.out_bits) - 1, v)),
                                  self.vb_wr.en.eq(1), self.vb_wr.addr.eq(self.members + dk),
                                  self.vb_wr.data.eq(Mux(self.mi == 0, 0, vb) + self.am[:23] * prob)]
