@@ -152,8 +152,7 @@ class Lane(wiring.Component):
                      lsq.q.eq(rdata), lsq.s.eq(s), lnorm.dp.eq(rdata), lnorm.r.eq(div.quot),
                      lnorm.mult.eq(ctl.mult), lnorm.bias.eq(ctl.bias),
                      sexp.q.eq(rdata), sexp.m.eq(mx), sexp.mask.eq(ctl.mask)]
-        ev = Signal(signed(64))
-        m.d.sync += ev.eq(rdata[:30] * div.quot[:32])              # SOFTMAX output pass: e R
+        ev = lnorm.p                    # SOFTMAX output pass: e R, LayerNorm's D' R on the same operands
         with m.Switch(ctl.path):
             for i, src in enumerate((aff.v, gelu.w, lnorm.v, ev)):
                 with m.Case(i):

@@ -6,7 +6,9 @@ The row's sum s of the saturated inputs q is taken in the read pass (by the lane
   back into the row memory, D'^2 into the lane's sum N. LATENCY 4 (D' after 3).
 - the lane's `RowDivider`: sigma = max(isqrt(N + eps), 1), R = 2^60 // sigma.
 - `LnNormalize` (pass 3, D' from the row memory): t = rnd(D' R, 60 - Z), v = t mult_i +
-  bias_i, the POST input (mult_i two cycles, bias_i three cycles after D'). LATENCY 4.
+  bias_i, the POST input (mult_i two cycles, bias_i three cycles after D'). LATENCY 4. Its
+  first product `p` (the row word times the quotient, one cycle after the word) is also
+  softmax P3's e R (e < 2^30 and R < 2^32 make it the same product).
 
 Widths (docs/NUMERICS.md, "LayerNorm"): |q| < 2^31, H < 2^16, |s| < 2^47, |D| < 2^48,
 |D'| <= 2^30.45 (sum D'^2 <= 2^60.9), D'^2 < 2^62, R <= 2^60 with |D' R| <= 2^60,
@@ -53,11 +55,11 @@ class LnNormalize(wiring.Component):
     def __init__(self):
         super().__init__({"dp": In(signed(32)), "r": In(LN_RECIP_SHIFT + 1), "mult": In(signed(32)),
                           "bias": In(signed(64)), "cfg": In(LnConfig()), "scl": Out(ScaleRequest()),
-                          "v": Out(signed(64))})
+                          "p": Out(signed(62)), "v": Out(signed(64))})
 
     def elaborate(self, platform):
         m = Module()
-        p = Signal(signed(62))
+        p = self.p
         t = Signal(signed(32))
         tm = Signal(signed(63))
         m.d.comb += [self.scl.x.eq(p), self.scl.k.eq(-self.cfg.sh)]       # t = rnd(p, sh) = scl(p, -sh)
