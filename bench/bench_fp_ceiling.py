@@ -6,12 +6,12 @@ below the MiniLMv1-L6 anchors (SST-2 91.5, MRPC 88.9). This bench fine-tunes the
 10 % warm-up and linear decay, weight decay 0.01, seed 42) under variants that each remove one
 suspected bound, and scores each on the full dev set with a 95 % bootstrap interval:
 
-- the recipe: a higher learning rate and more epochs (MRPC);
+- the recipe: a higher learning rate and more epochs (MRPC, and SST-2 on its 6,400 subset);
 - the pooling: all-MiniLM-L6-v2 was trained as a sentence encoder with mean pooling, and its
   checkpoint's BERT pooler is untrained (bias all zeros), so [CLS] pooling may be what holds it
   back. `mean` pools the last layer over the real tokens before the same pooler and classifier:
   a probe only (the compiler and the integer path lower [CLS] pooling);
-- the data: SST-2 on the experiment's 6,400-sentence subset and on the full 67,349.
+- the data: SST-2 on the experiment's 6,400-sentence subset, on 16,000 and on the full 67,349.
 
     python bench/bench_fp_ceiling.py [--data-dir ../shared/data/glue] [--variants NAME,...]
         [--threads 2] [--out bench/results/fp_ceiling.json]
@@ -61,6 +61,8 @@ VARIANTS = (
     Variant("mrpc_lr1e-4_5ep", "mrpc", 1e-4, 5, 128),
     Variant("mrpc_mean_pooling", "mrpc", 5e-5, 3, 128, pooling="mean"),
     Variant("sst2_experiment", "sst2", 5e-5, 3, 64, 6400),
+    Variant("sst2_lr1e-4_4ep", "sst2", 1e-4, 4, 64, 6400),
+    Variant("sst2_16000", "sst2", 5e-5, 3, 64, 16000),
     Variant("sst2_full", "sst2", 5e-5, 2, 64),
 )
 

@@ -305,7 +305,7 @@ def write_report(results: dict) -> None:
                                for k, x in v.items() if k != "met")
             parts.append(f"{name.replace('_', ' ')}: {'met' if v['met'] else 'NOT met'} ({detail})")
         lines.append(f"- {key}: " + "; ".join(parts))
-    lines += _fp_ceiling_lines()
+    lines += _fp_ceiling_lines() + _member_epochs_lines()
     rob = results.get("robustness")
     if rob:
         lines += ["", "Robustness (SST-2 dev accuracy x100):", "",
@@ -337,6 +337,22 @@ def _fp_ceiling_lines() -> list[str]:
     return lines
 
 
+def _member_epochs_lines() -> list[str]:
+    """One binary member with more epochs a stage, from bench/bench_member_epochs.py when run."""
+    path = RESULTS / "member_epochs.json"
+    if not path.is_file():
+        return []
+    lines = ["", "One binary member with more epochs per stage (bench/bench_member_epochs.py, the same teacher; "
+                 "bench/results/member_epochs.json):", ""]
+    for name, c in json.loads(path.read_text()).get("cases", {}).items():
+        r, d = c["rows"], c["paired"]["fp-member"]
+        lines.append(f"- {name}: {c['epochs']} epochs a stage: fp {r['fp']['score']:.1f}, member "
+                     f"{r['member']['score']:.1f} [{r['member']['low']:.1f}, {r['member']['high']:.1f}] "
+                     f"(fp - member {d['diff']:+.1f} [{d['low']:+.1f}, {d['high']:+.1f}]), integer "
+                     f"{r['member_integer']['score']:.1f}")
+    return lines
+
+
 def _carried(task: str) -> dict:
     """A task's rows from the report already in --results-dir, when its runs are not under
     --runs-dir (trained by an earlier invocation, on another machine or in another session):
@@ -347,6 +363,14 @@ def _carried(task: str) -> dict:
     rows, kept = json.loads(public.read_text()).get("tasks", {}), json.loads(preds.read_text())
     return {key: {**r, "_preds": kept[key], "carried_over": True} for key, r in rows.items()
             if key.split("-")[0] == task and key in kept}
+
+
+def _carried_robustness() -> dict | None:
+    """The robustness summary of the report already in --results-dir, when SST-2's seed runs are
+    not under --runs-dir (as `_carried` keeps a task's rows), marked `carried_over`."""
+    public = RESULTS / "train_experiment.json"
+    rob = json.loads(public.read_text()).get("robustness") if public.is_file() else None
+    return {**rob, "carried_over": True} if rob else None
 
 
 def _trained_threads() -> int:
@@ -420,7 +444,7 @@ def main(argv=None) -> int:
         else:
             results["tasks"].update(_carried(task))
     results["claims"] = claims(results) if results["tasks"] else {}
-    results["robustness"] = robustness_summary(args)
+    results["robustness"] = robustness_summary(args) or _carried_robustness()
     threads = _trained_threads() if args.report_only else torch.get_num_threads()
     results["settings"] = {"data": {t: {"train_examples": (None if args.full else args.caps.get(t, DATA[t][0])),
                                         "max_seq_len": DATA[t][1]} for t in TASKS},
