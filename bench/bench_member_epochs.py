@@ -11,8 +11,8 @@ path, on the full dev set with 95 % bootstrap intervals and a paired test agains
     python bench/bench_member_epochs.py [--data-dir ../shared/data/glue] [--task mrpc]
         [--epochs 4] [--runs-dir bench/runs/member_epochs] [--out bench/results/member_epochs.json]
 
-The run resumes (`bebert train` checkpoints every 10 minutes) and a finished run is only
-evaluated again. Each finished case is kept in the JSON under "<task>_e<epochs>".
+The run resumes (`bebert train` checkpoints every 10 minutes); a finished run's evaluation is
+cached in its folder (eval.json), as bench/train_experiment.py caches its own. Each finished case is kept in the JSON under "<task>_e<epochs>".
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -32,22 +31,19 @@ sys.path.insert(0, str(ROOT))
 from bebert.files import atomic_write  # noqa: E402
 from bebert.model import glue  # noqa: E402
 from bebert.model import intervals as IV  # noqa: E402
-from bebert.model.train import TrainConfig, default_backbone, evaluate, train  # noqa: E402
-
-SEQ = {"mrpc": 128, "rte": 128, "sst2": 64, "cola": 64}
+from bebert.model.train import TrainConfig, default_backbone  # noqa: E402
+from train_experiment import DATA, run_eval, run_train  # noqa: E402  (bench/, the script's folder)
 
 
 def run(task: str, epochs: int, args) -> dict:
+    """Train (or resume) the member on the task's full training set at the experiment's tokens,
+    evaluate it once (float and integer, cached in the run folder) and score every row."""
     out = (Path(args.runs_dir) / f"{task}_e{epochs}").resolve()
     cfg = TrainConfig(task=task, out=str(out), data_dir=str(Path(args.data_dir).resolve()), backbone=args.backbone,
-                      members=1, kd="full", epochs=epochs, teacher_epochs=3, max_seq_len=SEQ[task], seed=42)
-    state = out / "state.json"
-    if not (state.is_file() and json.loads(state.read_text()).get("done")):
-        t0 = time.time()
-        train(cfg, resume=(out / "config.json").is_file())
-        print(f"[train] {task} e{epochs}: {time.time() - t0:.0f} s", flush=True)
-    fq = evaluate(out, predictions=True)
-    it = evaluate(out, integer=True, predictions=True)
+                      members=1, kd="full", epochs=epochs, teacher_epochs=3, max_seq_len=DATA[task][1], seed=42)
+    run_train(cfg)
+    ev = run_eval(cfg)
+    fq, it = ev["float"], ev["integer"]
     t = glue.get_task(task)
     split = t.dev_splits[0]
     p_fq, p_int = fq["splits"][split]["predictions"], it["splits"][split]["predictions"]
@@ -70,7 +66,7 @@ def run(task: str, epochs: int, args) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", default="../shared/data/glue")
-    p.add_argument("--task", default="mrpc", choices=sorted(SEQ))
+    p.add_argument("--task", default="mrpc", choices=sorted(DATA))
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--backbone", default=None)
     p.add_argument("--runs-dir", default="bench/runs/member_epochs")
