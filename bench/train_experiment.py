@@ -45,6 +45,10 @@ TASKS = ("sst2", "mrpc", "rte", "cola", "stsb")
 # are subsampled on a CPU (a seeded random subset, in file order: 6,400 = 200 steps of 32 an
 # epoch, the issue's floor, so that every step of the experiment fits ~90 min on 2 cores)
 DATA = {"sst2": (6400, 64), "mrpc": (None, 128), "rte": (None, 128), "cola": (None, 64), "stsb": (None, 128)}
+# epochs of the ternary stage and of every member, per task (--epochs overrides them all): MRPC's
+# 3,668 pairs give 2 epochs only 230 steps a stage, which left its member 5.8 points below FP;
+# 4 epochs brought one member to 2.9 below (bench/bench_member_epochs.py, bench/results/member_epochs.json)
+EPOCHS = {"sst2": 2, "mrpc": 4, "rte": 2, "cola": 2, "stsb": 2}
 ROWS = ("fp", "binarybert", "bebert_kd0", "bebert_kd")
 RUNS = {"bebert_kd": "full", "bebert_kd0": "none"}
 ROBUST_SEEDS = (42, 43, 44)
@@ -58,9 +62,14 @@ def config(task: str, kd: str, args, member_seed: int | None = None, tag: str | 
     root = Path(args.runs_dir) / task
     name = tag or f"bebert_{'kd' if kd == 'full' else 'kd0'}"
     return TrainConfig(task=task, out=str((root / name).resolve()), data_dir=str(Path(args.data_dir).resolve()),
-                       backbone=args.backbone, members=3, kd=kd, epochs=args.epochs,
+                       backbone=args.backbone, members=3, kd=kd, epochs=task_epochs(task, args),
                        teacher_epochs=args.teacher_epochs, max_train_examples=cap, max_seq_len=seq,
                        seed=args.seed, member_seed=member_seed, stages_dir=str((root / "stages").resolve()))
+
+
+def task_epochs(task: str, args) -> int:
+    """Epochs of the ternary stage and of every member for `task`: --epochs, else `EPOCHS`."""
+    return args.epochs or EPOCHS[task]
 
 
 def run_train(cfg: TrainConfig) -> None:
@@ -116,7 +125,9 @@ def _seconds(ev: dict, row: str) -> dict:
     return {"total": round(sum(shared.values()) + sum(ms), 1), "members": round(sum(ms), 1), "shared": shared}
 
 
-def task_rows(task: str, evs: dict, train_labels) -> dict:
+def task_rows(task: str, evs: dict, train_labels, settings: dict) -> dict:
+    """The rows of `task` from its two runs' evaluations; `settings` (epochs, training examples,
+    tokens) travel with them, so a task carried into a later report keeps its own."""
     t = glue.get_task(task)
     out = {}
     for split in t.dev_splits:
@@ -141,7 +152,7 @@ def task_rows(task: str, evs: dict, train_labels) -> dict:
                  (("bebert_kd", "binarybert"), ("bebert_kd0", "binarybert"), ("bebert_kd", "bebert_kd0"),
                   ("fp", "binarybert"), ("fp", "bebert_kd"))}
         out[key] = {"rows": rows, "paired": pairs, "majority": S.majority_baseline(t, train_labels, refs),
-                    "examples": len(refs), "_preds": {**preds, "labels": refs}}
+                    "examples": len(refs), "settings": settings, "_preds": {**preds, "labels": refs}}
     return out
 
 
@@ -274,7 +285,7 @@ def write_report(results: dict) -> None:
     carried = [k for k, r in results["tasks"].items() if r.get("carried_over")]
     if carried:
         lines += ["", f"Rows of {', '.join(carried)}: trained and evaluated by an earlier invocation of this script "
-                      "with the same settings (kept from the report, their runs not on this machine)."]
+                      "with the settings below (kept from the report, their runs not on this machine)."]
     lines += ["", "Paired bootstrap differences (x100, 95 % interval, p):", ""]
     for key, r in results["tasks"].items():
         lines.append(f"- {key}: " + "; ".join(f"{k} {100 * p['diff']:+.1f} [{100 * p['low']:+.1f}, {100 * p['high']:+.1f}]"
@@ -360,9 +371,20 @@ def _carried(task: str) -> dict:
     public, preds = RESULTS / "train_experiment.json", RESULTS / "train_experiment_predictions.json"
     if not (public.is_file() and preds.is_file()):
         return {}
-    rows, kept = json.loads(public.read_text()).get("tasks", {}), json.loads(preds.read_text())
-    return {key: {**r, "_preds": kept[key], "carried_over": True} for key, r in rows.items()
-            if key.split("-")[0] == task and key in kept}
+    doc, kept = json.loads(public.read_text()), json.loads(preds.read_text())
+    return {key: {**r, "settings": r.get("settings") or _old_settings(doc, task), "_preds": kept[key],
+                  "carried_over": True}
+            for key, r in doc.get("tasks", {}).items() if key.split("-")[0] == task and key in kept}
+
+
+def _old_settings(doc: dict, task: str) -> dict:
+    """A carried task's settings from a report written before rows carried their own (one
+    `epochs` for every task then)."""
+    s = doc.get("settings", {})
+    epochs = s.get("epochs")
+    data = s.get("data", {}).get(task, {})
+    return {"epochs": epochs[task] if isinstance(epochs, dict) else epochs, "teacher_epochs": s.get("teacher_epochs"),
+            "train_examples": data.get("train_examples"), "max_seq_len": data.get("max_seq_len")}
 
 
 def _carried_robustness() -> dict | None:
@@ -396,7 +418,8 @@ def main(argv=None) -> int:
     p.add_argument("--data-dir", default="../shared/data/glue")
     p.add_argument("--tasks", default=",".join(TASKS))
     p.add_argument("--steps", default="train,eval,robustness", help="any of train, eval, robustness")
-    p.add_argument("--epochs", type=int, default=2, help="epochs of the ternary stage and of every member")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="epochs of the ternary stage and of every member (default: per task, EPOCHS)")
     p.add_argument("--teacher-epochs", type=int, default=3)
     p.add_argument("--caps", default="", help="per-task training subsets, e.g. sst2=8000,cola=4000")
     p.add_argument("--full", action="store_true", help="full training sets (the default on a GPU)")
@@ -440,21 +463,29 @@ def main(argv=None) -> int:
         caches = {row: Path(c.out) / "eval.json" for row, c in cfgs.items()}
         if all(c.is_file() for c in caches.values()):
             evs = {row: json.loads(c.read_text()) for row, c in caches.items()}
-            results["tasks"].update(task_rows(task, evs, _train_labels(cfgs["bebert_kd"])))
+            c = cfgs["bebert_kd"]
+            settings = {"epochs": c.epochs, "teacher_epochs": c.teacher_epochs,
+                        "train_examples": c.max_train_examples, "max_seq_len": c.max_seq_len}
+            results["tasks"].update(task_rows(task, evs, _train_labels(c), settings))
         else:
             results["tasks"].update(_carried(task))
     results["claims"] = claims(results) if results["tasks"] else {}
     results["robustness"] = robustness_summary(args) or _carried_robustness()
     threads = _trained_threads() if args.report_only else torch.get_num_threads()
+    epochs = {t: next((r["settings"]["epochs"] for k, r in results["tasks"].items()
+                       if k.split("-")[0] == t and r.get("settings", {}).get("epochs")), task_epochs(t, args))
+              for t in TASKS}
     results["settings"] = {"data": {t: {"train_examples": (None if args.full else args.caps.get(t, DATA[t][0])),
                                         "max_seq_len": DATA[t][1]} for t in TASKS},
-                           "epochs": args.epochs, "teacher_epochs": args.teacher_epochs, "seed": args.seed,
+                           "epochs": epochs,
+                           "teacher_epochs": args.teacher_epochs, "seed": args.seed,
                            "backbone": Path(args.backbone).name, "device": "cuda" if torch.cuda.is_available() else "cpu",
                            "threads": threads}
     results["settings_note"] = (
         f"MiniLM-L6 backbone ({Path(args.backbone).name}); teacher {args.teacher_epochs} epochs (lr 5e-5); the "
         f"half-width FP model (6 of 12 heads, 768 of 1536 FFN neurons kept by importance, distilled from the "
-        f"teacher, lr 1e-4), the ternary stage and every member {args.epochs} epochs each (lr 3e-4); warm-up 10 % + "
+        f"teacher, lr 1e-4), the ternary stage and every member "
+        + ", ".join(f"{t} {e}" for t, e in epochs.items()) + " epochs each (lr 3e-4); warm-up 10 % + "
         "linear decay, batch 32, bucketed batches; BinaryBERT 1-1-4 members split from the ternary model by TWS, "
         "a scale per half; AdaBoost SAMME, resampling; training sets: "
         + ", ".join(f"{t} {'full' if (args.full or DATA[t][0] is None) and t not in args.caps else args.caps.get(t, DATA[t][0])}"
