@@ -316,7 +316,7 @@ def write_report(results: dict) -> None:
                                for k, x in v.items() if k != "met")
             parts.append(f"{name.replace('_', ' ')}: {'met' if v['met'] else 'NOT met'} ({detail})")
         lines.append(f"- {key}: " + "; ".join(parts))
-    lines += _fp_ceiling_lines() + _member_epochs_lines()
+    lines += _fp_ceiling_lines() + _member_epochs_lines() + _noise_floor_lines()
     rob = results.get("robustness")
     if rob:
         lines += ["", "Robustness (SST-2 dev accuracy x100):", "",
@@ -361,6 +361,26 @@ def _member_epochs_lines() -> list[str]:
                      f"{r['member']['score']:.1f} [{r['member']['low']:.1f}, {r['member']['high']:.1f}] "
                      f"(fp - member {d['diff']:+.1f} [{d['low']:+.1f}, {d['high']:+.1f}]), integer "
                      f"{r['member_integer']['score']:.1f}")
+    return lines
+
+
+def _noise_floor_lines() -> list[str]:
+    """The integer gap beside the fake-quant model's own noise floor, from
+    bench/bench_integer_agreement.py's results (integer_agreement_*.json) when run."""
+    files = sorted(RESULTS.glob("integer_agreement_*.json"))
+    docs = [json.loads(f.read_text()) for f in files]
+    docs = [(f, d) for f, d in zip(files, docs) if (d.get("train_config") or {}).get("base") == "binarybert"]
+    if not docs:
+        return []
+    lines = ["", "The integer gap beside the fake-quant model's own noise floor (bench/bench_integer_agreement.py: "
+                 "N(0, 1e-4) on every LayerNorm output of the fake-quant model; difference from the fake-quant score in "
+                 "points x100, and the fraction of examples predicted alike):", ""]
+    for f, d in docs:
+        run = Path(d["run"])
+        cells = [f"{name} integer {r['integer_vs_fake_quant']['diff_points']:+.2f} "
+                 f"(agree {r['integer_vs_fake_quant']['agreement']:.3f}), noise {r['noise_floor']['diff_points']:+.2f} "
+                 f"(agree {r['noise_floor']['agreement']:.3f})" for name, r in d["rows"].items()]
+        lines.append(f"- {d['task']} {run.name} ({f.name}): " + "; ".join(cells))
     return lines
 
 
