@@ -69,7 +69,7 @@ def config(task: str, kd: str, args, member_seed: int | None = None, tag: str | 
 
 def task_epochs(task: str, args) -> int:
     """Epochs of the ternary stage and of every member for `task`: --epochs, else `EPOCHS`."""
-    return args.epochs or EPOCHS[task]
+    return EPOCHS[task] if args.epochs is None else args.epochs
 
 
 def run_train(cfg: TrainConfig) -> None:
@@ -450,6 +450,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--report-only", action="store_true", help="re-render the report from the cached evaluations")
     args = p.parse_args(argv)
+    if args.epochs is not None and args.epochs < 1:
+        p.error(f"--epochs must be at least 1, got {args.epochs}")
     RESULTS = Path(args.results_dir)
     args.backbone = args.backbone or default_backbone()
     args.full = args.full or torch.cuda.is_available()
