@@ -494,9 +494,9 @@ def main(argv=None) -> int:
     results["claims"] = claims(results) if results["tasks"] else {}
     results["robustness"] = robustness_summary(args) or _carried_robustness()
     threads = _trained_threads() if args.report_only else torch.get_num_threads()
-    epochs = {t: next((r["settings"]["epochs"] for k, r in results["tasks"].items()
-                       if k.split("-")[0] == t and r.get("settings", {}).get("epochs")), task_epochs(t, args))
-              for t in TASKS}
+    epochs = {t: task_epochs(t, args) for t in TASKS}   # what the rows trained with, where there are rows
+    epochs.update({k.split("-")[0]: r["settings"]["epochs"] for k, r in results["tasks"].items()
+                   if r["settings"].get("epochs")})
     results["settings"] = {"data": {t: {"train_examples": (None if args.full else args.caps.get(t, DATA[t][0])),
                                         "max_seq_len": DATA[t][1]} for t in TASKS},
                            "epochs": epochs,
