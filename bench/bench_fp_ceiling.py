@@ -6,12 +6,13 @@ below the MiniLMv1-L6 anchors (SST-2 91.5, MRPC 88.9). This bench fine-tunes the
 10 % warm-up and linear decay, weight decay 0.01, seed 42) under variants that each remove one
 suspected bound, and scores each on the full dev set with a 95 % bootstrap interval:
 
-- the recipe: a higher learning rate and more epochs (MRPC, and SST-2 on its 6,400 subset);
+- the recipe: a higher learning rate and more epochs (MRPC, and SST-2 on the 6,400 subset it trained on before);
 - the pooling: all-MiniLM-L6-v2 was trained as a sentence encoder with mean pooling, and its
   checkpoint's BERT pooler is untrained (bias all zeros), so [CLS] pooling may be what holds it
   back. `mean` pools the last layer over the real tokens before the same pooler and classifier:
   a probe only (the compiler and the integer path lower [CLS] pooling);
-- the data: SST-2 on the experiment's 6,400-sentence subset, on 16,000 and on the full 67,349.
+- the data: SST-2 on 6,400 sentences (the experiment's subset until it moved to 16,000), on 16,000
+  and on the full 67,349.
 
     python bench/bench_fp_ceiling.py [--data-dir ../shared/data/glue] [--variants NAME,...]
         [--threads 2] [--out bench/results/fp_ceiling.json]
