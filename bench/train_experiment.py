@@ -505,13 +505,12 @@ def main(argv=None) -> int:
     results["claims"] = claims(results) if results["tasks"] else {}
     results["robustness"] = robustness_summary(args) or _carried_robustness()
     threads = _trained_threads() if args.report_only else torch.get_num_threads()
-    epochs = {t: task_epochs(t, args) for t in TASKS}   # what the rows trained with, where there are rows
-    epochs.update({k.split("-")[0]: r["settings"]["epochs"] for k, r in results["tasks"].items()
-                   if r["settings"].get("epochs")})
-    data = {t: {"train_examples": (None if args.full else args.caps.get(t, DATA[t][0])), "max_seq_len": DATA[t][1]}
-            for t in TASKS}                              # this invocation's, then what the rows trained on
-    data.update({k.split("-")[0]: {f: r["settings"].get(f) for f in ("train_examples", "max_seq_len")}
-                 for k, r in results["tasks"].items() if r["settings"].get("max_seq_len")})
+    # what the rows trained with, where there are rows; this invocation's settings elsewhere
+    trained = {k.split("-")[0]: r["settings"] for k, r in results["tasks"].items()}
+    epochs = {t: trained.get(t, {}).get("epochs") or task_epochs(t, args) for t in TASKS}
+    data = {t: {f: trained[t].get(f) for f in ("train_examples", "max_seq_len")} if t in trained else
+            {"train_examples": None if args.full else args.caps.get(t, DATA[t][0]), "max_seq_len": DATA[t][1]}
+            for t in TASKS}
     results["settings"] = {"data": data,
                            "epochs": epochs,
                            "teacher_epochs": args.teacher_epochs, "seed": args.seed,
