@@ -74,7 +74,7 @@ def part_component(part: str, config):
 
 def synth_part(part: str, config, jobs: int | None) -> dict:
     """Per-module figures of `part` (synthesised as its own top `part`) and their sum."""
-    from bebert.hw.resources import FLOWS, _section, _synth_all, _yosys, design_sources, report_from_stat
+    from bebert.hw.resources import resource_report
     from bebert.hw.verilog import verilog_and_rtlil
 
     t0 = time.perf_counter()
@@ -83,15 +83,10 @@ def synth_part(part: str, config, jobs: int | None) -> dict:
         vfile = Path(d) / f"{part}.v"
         vfile.write_text(v)
         vfile.with_suffix(".il").write_text(il)
-        mods = design_sources(vfile)
-        flow = FLOWS["xc7"]
-        tool = _yosys(None)
-        results, _, _ = _synth_all(mods, tool, flow, 3600, jobs, True, True, vfile, config)
-    merged = "\n".join(_section(r.stat, n) for n, r in results.items())
-    rep = report_from_stat(config, merged, top=part)
+        rep = resource_report(config, vfile, jobs=jobs, top=part)
     total = {k: rep["total"][k] for k in KEEP}
     return {"total": total, "modules": _grouped(rep["modules"], part, total["luts_total"]),
-            "seconds": round(time.perf_counter() - t0, 1), "yosys": tool.version}
+            "seconds": round(time.perf_counter() - t0, 1), "yosys": rep["tool"]}
 
 
 def _grouped(modules: dict, part: str, part_luts: int) -> dict:

@@ -562,7 +562,7 @@ def _esc(name: str) -> str:
 def resource_report(config: AccelConfig, verilog_path_or_dir: str | Path, *,
                     timeout_s: float = DEFAULT_TIMEOUT_S, log_dir: str | Path | None = None,
                     yosys: str | None = None, jobs: int | None = None, cache: bool = True,
-                    progress: bool = True, family: str = "xc7") -> dict:
+                    progress: bool = True, family: str = "xc7", top: str = TOP) -> dict:
     """Synthesize the accelerator's Verilog for `family` ("xc7": `synth_xilinx`, "ecp5":
     `synth_ecp5`) and report its resources.
 
@@ -577,7 +577,8 @@ def resource_report(config: AccelConfig, verilog_path_or_dir: str | Path, *,
     executable; default $BEBERT_YOSYS, else the family's first installed build). With `log_dir`, the merged `stat` output
     (`stat.txt`) is kept there. ECP5 reports carry `netlists` ({module: gzipped JSON netlist},
     what `bebert.hw.pnr` places and routes). Raises `SynthesisError` (a `ValueError`) with one
-    line if Yosys is missing, fails or takes longer than `timeout_s` seconds in all.
+    line if Yosys is missing, fails or takes longer than `timeout_s` seconds in all. `top` names
+    the top module: another component of the accelerator written alone (bench/bench_vector_area.py).
     """
     if not isinstance(config, AccelConfig):
         raise TypeError(f"resource_report needs an AccelConfig, got {type(config).__name__}")
@@ -587,16 +588,16 @@ def resource_report(config: AccelConfig, verilog_path_or_dir: str | Path, *,
     vfile = _verilog_file(verilog_path_or_dir)
     tool = _yosys(yosys, family)
     mods = design_sources(vfile)
-    if TOP not in mods.texts:
-        raise SynthesisError(f"{vfile} has no module '{TOP}'")
+    if top not in mods.texts:
+        raise SynthesisError(f"{vfile} has no module '{top}'")
     results, wall, jobs = _synth_all(mods, tool, flow, timeout_s, jobs, cache, progress, vfile, config)
     order = sorted(mods.texts, key=lambda n: -len(mods.texts[n]))
     merged = "\n".join(_section(results[n].stat, n) for n in order)
     if log_dir is not None:
         Path(log_dir).mkdir(parents=True, exist_ok=True)
         (Path(log_dir) / "stat.txt").write_text(merged)
-    report = report_from_stat(config, merged, family=family)
-    out = {"stage": STAGE, "tool": tool.version, "yosys_build": tool.build, "flow": flow.name, "script": flow.script(TOP),
+    report = report_from_stat(config, merged, top=top, family=family)
+    out = {"stage": STAGE, "tool": tool.version, "yosys_build": tool.build, "flow": flow.name, "script": flow.script(top),
            "flow_notes": FLOW_NOTES.format(command=flow.command.format(top="<module>")), "family": family,
            "synth_seconds": round(wall, 1), "jobs": jobs, "cached_modules": sum(r.cached for r in results.values()),
            "module_seconds": {n: round(r.seconds, 1) for n, r in results.items()}, "verilog": str(vfile),
