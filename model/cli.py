@@ -66,6 +66,10 @@ def register(subparsers) -> None:
     tr.add_argument("--warmup", type=float, default=0.1, help="warm-up fraction of each stage (default 0.1)")
     tr.add_argument("--seed", type=int, default=42, help="seed of the data subset and the shared stages (default 42)")
     tr.add_argument("--member-seed", type=int, default=None, help="seed of the members alone (default --seed)")
+    tr.add_argument("--integer-epochs", type=int, default=0,
+                    help="per member, epochs trained on the integer path's own values after its stage, so the "
+                         "member the accelerator runs is the one trained (I-BERT style; default 0: none)")
+    tr.add_argument("--integer-lr", type=float, default=5e-5, help="learning rate of the integer epochs (default 5e-5)")
     tr.add_argument("--stages-dir", default=None,
                     help="folder of shared stages (teacher, ternary) reused by runs that agree on them "
                          "(default RUN/stages)")
@@ -136,7 +140,8 @@ def cmd_train(args) -> int:
                       ternary_epochs=args.ternary_epochs, max_train_examples=args.max_train_examples,
                       max_seq_len=args.max_seq_len, batch_size=args.batch_size, lr=args.lr,
                       teacher_lr=args.teacher_lr, width_lr=args.width_lr, warmup=args.warmup, seed=args.seed,
-                      member_seed=args.member_seed, stages_dir=stages)
+                      member_seed=args.member_seed, integer_epochs=args.integer_epochs,
+                      integer_lr=args.integer_lr, stages_dir=stages)
     run = train(cfg, resume=args.resume)
     print(f"trained {cfg.members} {cfg.base} member(s) on {cfg.task}; package in {run / 'package'}", file=sys.stderr)
     return 0

@@ -187,8 +187,16 @@ def _table(qe: QEmbedding, s_e: float) -> np.ndarray:
 
 
 @torch.no_grad()
-def integer_member(model: QuantBert, cal: dict) -> IntegerMember:
-    """One member fixed to integers with the stored grids `cal` ({module: (in_grid, out_grid)})."""
+def embedding_tables(model: QuantBert, cal: dict) -> dict[str, np.ndarray]:
+    """The three embedding tables as int32 codes on the embeddings' calibrated grid."""
+    emb, s_e = model.embeddings, cal["embeddings.ln"][0]
+    return {name: _table(getattr(emb, name), s_e) for name in ("word", "position", "token_type")}
+
+
+@torch.no_grad()
+def integer_member(model: QuantBert, cal: dict, tables: dict | None = None) -> IntegerMember:
+    """One member fixed to integers with the stored grids `cal` ({module: (in_grid, out_grid)}).
+    `tables`: the embedding tables of `embedding_tables(model, cal)` when already at hand."""
     why = _supports_integer(model.quant)
     if why:
         raise IntegerPathUnavailable(f"--integer: {why}")
@@ -236,8 +244,8 @@ def integer_member(model: QuantBert, cal: dict) -> IntegerMember:
         layers.append(IntegerLayer(at.heads, at.head_dim, q, k, v, sm, probs, ao, attn_add, attn_ln,
                                    fi, gelu, ffo, ffn_add, ffn_ln, bi))
     s_pool = cal["pooler"][1]
-    return IntegerMember(word=_table(emb.word, s_e), position=_table(emb.position, s_e),
-                         token_type=_table(emb.token_type, s_e), embed_scale=s_e, embed_ln=embed_ln,
+    tables = tables if tables is not None else embedding_tables(model, cal)
+    return IntegerMember(**tables, embed_scale=s_e, embed_ln=embed_ln,
                          layers=tuple(layers), pooler=_int_linear(model.pooler, s_pool, _R_BITS, s_x, exact_sign=bi),
                          pooler_scale=s_pool, **_head(model.classifier, s_pool))
 
@@ -290,16 +298,23 @@ def integer_model(package: Package) -> IntegerModel:
 
 # -- applying it --------------------------------------------------------------------------------
 _EXACT = float(1 << 53)
+_EXACT32 = float(1 << 24)
 
 
 def imatmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """The exact int64 product of integer tensors. When every partial sum is below 2^53 in
-    magnitude (max|a| max|b| K < 2^53: always, for codes of at most 16 bits and K < 2^21) it runs
-    as a float64 BLAS matmul, whose sums of integers are then exact in any order; otherwise in
-    int64 (PyTorch's slow integer kernel)."""
+    """The exact int64 product of integer tensors. When every partial sum is below 2^24 in
+    magnitude (max|a| max|b| K < 2^24: 4-bit codes times sign weights, say) it runs as a float32
+    BLAS matmul, below 2^53 (always, for codes of at most 16 bits and K < 2^21) as a float64 one:
+    sums of integers below the mantissa's range are exact in any order; otherwise in int64
+    (PyTorch's slow integer kernel)."""
     a, b = a.to(torch.int64), b.to(torch.int64)
     k = a.shape[-1]
-    if a.numel() and b.numel() and float(a.abs().max()) * float(b.abs().max()) * k < _EXACT:
+    if not (a.numel() and b.numel()):
+        return a @ b
+    bound = float(a.abs().max()) * float(b.abs().max()) * k
+    if bound < _EXACT32:
+        return (a.float() @ b.float()).to(torch.int64)
+    if bound < _EXACT:
         return (a.double() @ b.double()).to(torch.int64)
     return a @ b
 
@@ -331,64 +346,89 @@ def bi_attention(scores: torch.Tensor, v: torch.Tensor, keys: torch.Tensor) -> t
     return torch.where(imatmul(probs, v) >= 0, 1, -1).to(torch.int64)
 
 
-@torch.no_grad()
-def integer_accumulators(im: IntegerMember, batch: dict) -> torch.Tensor:
-    """One member's int64 classifier accumulators (n, labels) on the integer path. Every example is
-    computed independently of the others in the batch."""
-    ids, tt, mask = batch["input_ids"], batch["token_type_ids"], batch["attention_mask"]
+def integer_embed(im: IntegerMember, batch: dict) -> torch.Tensor:
+    """The embedding sums and their integer LayerNorm: the 16-bit residual codes entering layer 0."""
+    ids, tt = batch["input_ids"], batch["token_type_ids"]
     pos = torch.arange(ids.shape[1])[None, :].expand_as(ids)
     tab = lambda t: torch.from_numpy(t).to(torch.int64)  # noqa: E731
     e = tab(im.word)[ids] + tab(im.position)[pos] + tab(im.token_type)[tt]
-    x = I.apply_layernorm(e, im.embed_ln).to(torch.int64)
-    keys = mask.bool()[:, None, None, :]
-    for L in im.layers:
-        b, t, h = x.shape
-        heads = lambda z: z.view(b, t, L.heads, L.head_dim).transpose(1, 2)  # noqa: E731
-        q, k, v = (heads(_apply_linear(lin, x)) for lin in (L.query, L.key, L.value))
-        scores = imatmul(q, k.transpose(-2, -1))
-        if getattr(L, "bi_attention", False):
-            ctx = bi_attention(scores, v, keys)
-        else:
-            probs = I.apply_softmax(scores, L.softmax, mask=keys)
-            ctx = imatmul(I.apply_requant(probs, L.probs).to(torch.int64), v)
-        a = _apply_linear(L.attn_out, ctx.transpose(1, 2).reshape(b, t, L.heads * L.head_dim))
-        x = I.apply_layernorm(I.apply_add(x, a, L.attn_add), L.attn_ln).to(torch.int64)
-        f = _apply_linear(L.ffn_in, x)
-        g = (I.apply_requant(f, L.gelu) if isinstance(L.gelu, I.RequantConsts)
-             else I.apply_gelu(f, L.gelu)).to(torch.int64)  # FFN2's input codes
-        f = _apply_linear(L.ffn_out, g)
-        x = I.apply_layernorm(I.apply_add(x, f, L.ffn_add), L.ffn_ln).to(torch.int64)
+    return I.apply_layernorm(e, im.embed_ln).to(torch.int64)
+
+
+def integer_keys(batch: dict) -> torch.Tensor:
+    """The real keys every head attends to, (n, 1, 1, t)."""
+    return batch["attention_mask"].bool()[:, None, None, :]
+
+
+def integer_layer(L: IntegerLayer, x: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """One encoder layer on the 16-bit residual codes `x` (n, t, hidden): the next layer's codes."""
+    b, t, h = x.shape
+    heads = lambda z: z.view(b, t, L.heads, L.head_dim).transpose(1, 2)  # noqa: E731
+    q, k, v = (heads(_apply_linear(lin, x)) for lin in (L.query, L.key, L.value))
+    scores = imatmul(q, k.transpose(-2, -1))
+    if getattr(L, "bi_attention", False):
+        ctx = bi_attention(scores, v, keys)
+    else:
+        probs = I.apply_softmax(scores, L.softmax, mask=keys)
+        ctx = imatmul(I.apply_requant(probs, L.probs).to(torch.int64), v)
+    a = _apply_linear(L.attn_out, ctx.transpose(1, 2).reshape(b, t, L.heads * L.head_dim))
+    x = I.apply_layernorm(I.apply_add(x, a, L.attn_add), L.attn_ln).to(torch.int64)
+    f = _apply_linear(L.ffn_in, x)
+    g = (I.apply_requant(f, L.gelu) if isinstance(L.gelu, I.RequantConsts)
+         else I.apply_gelu(f, L.gelu)).to(torch.int64)  # FFN2's input codes
+    f = _apply_linear(L.ffn_out, g)
+    return I.apply_layernorm(I.apply_add(x, f, L.ffn_add), L.ffn_ln).to(torch.int64)
+
+
+def integer_head(im: IntegerMember, x: torch.Tensor) -> torch.Tensor:
+    """Pooler, tanh table and classifier on the last layer's codes: the int64 accumulators (n, labels)."""
     pooled = _apply_linear(im.pooler, x[:, 0])
     hidden = torch.from_numpy(im.tanh_lut).to(torch.int64)[pooled + (1 << (_R_BITS - 1))]
     return imatmul(hidden, torch.from_numpy(im.cls_codes).t()) + torch.from_numpy(im.cls_bias)
 
 
+@torch.no_grad()
+def integer_accumulators(im: IntegerMember, batch: dict) -> torch.Tensor:
+    """One member's int64 classifier accumulators (n, labels) on the integer path. Every example is
+    computed independently of the others in the batch."""
+    x, keys = integer_embed(im, batch), integer_keys(batch)
+    for L in im.layers:
+        x = integer_layer(L, x, keys)
+    return integer_head(im, x)
+
+
+def dequantize_logits(im: IntegerMember, acc: torch.Tensor) -> torch.Tensor:
+    """The accumulators as logits (acc * cls_scale, float64 -> float32): the one float step."""
+    return (acc.double() * torch.from_numpy(im.cls_scale)).float()
+
+
 def apply_integer_member(im: IntegerMember, batch: dict) -> torch.Tensor:
     """One member's logits on the integer path: its accumulators dequantized (acc * cls_scale,
     float64 -> float32), the one float step, for people to read (the vote needs none of it)."""
-    acc = integer_accumulators(im, batch)
-    return (acc.double() * torch.from_numpy(im.cls_scale)).float()
+    return dequantize_logits(im, integer_accumulators(im, batch))
+
+
+def member_accumulators(im: IntegerMember, batch: dict, batch_size: int = 64) -> torch.Tensor:
+    """One member's int64 accumulators (n, labels) of the whole batch, in batches sorted by length
+    and cut to their longest sequence (every example is computed independently of the others and
+    of its padding, so this changes no bit)."""
+    from . import batching as B
+
+    acc = None
+    for idx in B.by_length(B.lengths(batch), batch_size):
+        a = integer_accumulators(im, B.take({k: batch[k] for k in B.KEYS}, idx))
+        if acc is None:
+            acc = torch.empty(batch["input_ids"].shape[0], a.shape[1], dtype=torch.int64)
+        acc[idx] = a
+    return acc
 
 
 def integer_member_accumulators(package: Package, batch: dict, batch_size: int = 64,
                                 model: IntegerModel | None = None) -> list[np.ndarray]:
-    """Per member, int64 classifier accumulators (n, labels) of the batch on the integer path, in
-    batches sorted by length and cut to their longest sequence (every example is computed
-    independently of the others and of its padding, so this changes no bit)."""
-    from . import batching as B
-
+    """Per member, int64 classifier accumulators (n, labels) of the batch on the integer path
+    (`member_accumulators`)."""
     im = model if model is not None else integer_model(package)
-    groups = B.by_length(B.lengths(batch), batch_size)
-    out = []
-    for m in im.members:
-        acc = None
-        for idx in groups:
-            a = integer_accumulators(m, B.take({k: batch[k] for k in B.KEYS}, idx))
-            if acc is None:
-                acc = torch.empty(batch["input_ids"].shape[0], a.shape[1], dtype=torch.int64)
-            acc[idx] = a
-        out.append(acc.numpy())
-    return out
+    return [member_accumulators(m, batch, batch_size).numpy() for m in im.members]
 
 
 def integer_predictions(package: Package, batch: dict, batch_size: int = 64,

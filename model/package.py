@@ -159,14 +159,17 @@ def member_tensors(model: QuantBert, prefix: str) -> dict[str, torch.Tensor]:
 def export_package(out_dir: str | Path, members: list[QuantBert], alphas: list[float], *, task: str,
                    labels: list[str] | None, max_seq_len: int, tokenizer_dir: str | Path | None = None,
                    extra: dict | None = None, calibration: dict | None = None,
-                   calibration_source: str = "given batch", vote: str | None = None) -> Path:
+                   calibration_source: str = "given batch", vote: str | None = None,
+                   scales: list | None = None) -> Path:
     """Write the package folder (replacing the files it holds); returns its path.
 
     `calibration` (input_ids, token_type_ids, attention_mask): the fixed examples the integer
     path's 16-bit grids are calibrated on, once, here; they are stored in the manifest and the
     integer path reads them from there. Without it the package has no integer path.
     `vote`: how the members combine (default "samme", "mean" for regression); with an integer
-    path its fixed-point record is stored too."""
+    path its fixed-point record is stored too. `scales` (per member, grids or None): a member's
+    grids fixed already (its integer stage trained on them, model/integer_training.py); the
+    others are calibrated."""
     if not members or len(members) != len(alphas):
         raise PackageError(f"{len(members)} members and {len(alphas)} alphas: need one alpha per member, at least one")
     out = Path(out_dir)
@@ -186,7 +189,10 @@ def export_package(out_dir: str | Path, members: list[QuantBert], alphas: list[f
     vote = vote or ("mean" if labels is None else "samme")
     if vote not in (REGRESSION_VOTES if labels is None else VOTES):
         raise PackageError(f"vote '{vote}' does not apply to a {'regression' if labels is None else 'class'} task")
-    scales: list = [None] * len(members)
+    fixed = list(scales) if scales is not None else [None] * len(members)
+    if len(fixed) != len(members):
+        raise PackageError(f"{len(fixed)} grids for {len(members)} members")
+    scales = [None] * len(members)
     cal_info = None
     if calibration is not None:
         n_cal = int(calibration["input_ids"].shape[0])
@@ -194,7 +200,10 @@ def export_package(out_dir: str | Path, members: list[QuantBert], alphas: list[f
             raise PackageError("calibration set is empty")
         cal_info = {"examples": n_cal, "source": str(calibration_source), "headroom": CAL_HEADROOM,
                     "bits": _R_BITS}
-        scales = [None if _supports_integer(m.quant) else calibrate_scales(m, calibration) for m in members]
+        scales = [None if _supports_integer(m.quant) else (fx if fx is not None else calibrate_scales(m, calibration))
+                  for m, fx in zip(members, fixed)]
+        if any(fx is not None for fx in fixed):
+            cal_info["trained_on"] = [fx is not None for fx in fixed]   # grids kept from an integer stage
     atomic_save_safetensors(tensors, out / "weights.safetensors")
     tok_files = []
     if tokenizer_dir is not None:

@@ -32,6 +32,8 @@ from tqdm.auto import tqdm
 from . import batching as B
 from . import ensemble as E
 from . import losses as L
+from .integer_path import embedding_tables
+from .integer_training import anchored_logits
 from .optim import optimizer, warmup_linear
 from .package import atomic_json, atomic_save_safetensors, atomic_write_bytes
 from .quant_bert import BertShape, QuantBert, QuantConfig
@@ -75,6 +77,15 @@ def load_model(path: Path) -> QuantBert:
     return model.eval()
 
 
+def model_extra(path: Path, key: str):
+    """The `extra` entry `key` that `save_model` stored with the model (None when absent)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as fh:
+        raw = fh.metadata().get(key)
+    return None if raw is None else json.loads(raw)
+
+
 def device() -> torch.device:
     """Where training runs: the first CUDA device when there is one, else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -94,12 +105,13 @@ def _load_ckpt(path: Path | None, what: str) -> dict | None:
 
 
 # -- one stage ------------------------------------------------------------------------------------
-def _loss(model, batch: dict, stage: Stage, teacher, regression: bool) -> torch.Tensor:
+def _loss(model, batch: dict, stage: Stage, teacher, regression: bool, integer=None) -> torch.Tensor:
     args = (batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])
-    if stage.loss == "task":
-        return L.task_loss(model(*args), batch["labels"], regression)
-    if stage.loss == "pred":
-        return L.pred_kd_loss(model(*args), batch["teacher_logits"], regression)
+    if stage.loss in ("task", "pred"):
+        logits = model(*args) if integer is None else anchored_logits(model, integer[0], batch, integer[1])
+        if stage.loss == "task":
+            return L.task_loss(logits, batch["labels"], regression)
+        return L.pred_kd_loss(logits, batch["teacher_logits"], regression)
     logits, s_int = model(*args, internals=True)
     with torch.no_grad():
         _, t_int = teacher(*args, internals=True)
@@ -109,14 +121,26 @@ def _loss(model, batch: dict, stage: Stage, teacher, regression: bool) -> torch.
 
 def train_stage(model: QuantBert, data: dict, stage: Stage, *, weights: np.ndarray | None = None, teacher=None,
                 regression: bool = False, ckpt: Path | None = None, what: str = "stage",
-                ckpt_seconds: float = CKPT_SECONDS, on_ckpt=None) -> QuantBert:
-    """Train `model` in place for the stage; resumes from `ckpt` when it holds this `what`."""
+                ckpt_seconds: float = CKPT_SECONDS, on_ckpt=None, grids: dict | None = None) -> QuantBert:
+    """Train `model` in place for the stage; resumes from `ckpt` when it holds this `what`.
+
+    `grids` (the member's 16-bit residual grids): the stage trains on the integer path's values
+    (model/integer_training.py) with its embedding tables frozen (they are the integer tables,
+    computed once); the loss is then a logits loss (task or pred)."""
     if stage.loss not in L.KINDS:
         raise ValueError(f"unknown loss '{stage.loss}'")
+    if grids is not None and stage.loss == "full":
+        raise ValueError("the integer stage trains on the logits: its loss is task or pred, not full KD")
     if stage.loss != "task" and "teacher_logits" not in data:
         raise ValueError("prediction KD needs the teacher's logits in the data")
     if stage.loss == "full" and teacher is None:
         raise ValueError("full KD needs a teacher")
+    integer = None
+    if grids is not None:
+        emb = model.embeddings
+        for table in (emb.word, emb.position, emb.token_type):
+            table.weight.requires_grad_(False)
+        integer = (grids, embedding_tables(model, grids))
     n = len(data["labels"])
     lens = B.lengths(data)
     steps_per_epoch = math.ceil(n / stage.batch_size)
@@ -155,7 +179,7 @@ def train_stage(model: QuantBert, data: dict, stage: Stage, *, weights: np.ndarr
                    mininterval=2.0, initial=first, total=len(batches))
         for i, b in enumerate(bar, start=first):
             batch = B.take(data, b, dev)
-            loss = _loss(model, batch, stage, teacher, regression)
+            loss = _loss(model, batch, stage, teacher, regression, integer)
             if stage.sampling == "loss" and w is not None:
                 loss = loss * w[b.to(dev)]
             loss = loss.mean()
@@ -174,6 +198,9 @@ def train_stage(model: QuantBert, data: dict, stage: Stage, *, weights: np.ndarr
                 last = time.monotonic()
         save(epoch + 1, 0)
         last = time.monotonic()
+    if integer is not None:
+        for table in (model.embeddings.word, model.embeddings.position, model.embeddings.token_type):
+            table.weight.requires_grad_(True)
     return model.eval()
 
 

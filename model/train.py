@@ -18,11 +18,15 @@
          pred  prediction KD (soft cross-entropy to the cached teacher logits; MSE for STS-B)
          none  the task loss (cross-entropy; MSE for STS-B): BEBERT's KD-free boosting rounds
        under AdaBoost (SAMME / SAMME.R; AdaBoost.R2 for STS-B) or bagging weights, entering by
-       resampling (default) or as a weighted loss (model/ensemble.py)
+       resampling (default) or as a weighted loss (model/ensemble.py). With `integer_epochs`,
+       each member then trains on the integer path's own values (model/integer_training.py:
+       its 16-bit grids calibrated once and kept into the package), and boosting weighs the
+       next member by the integer path's errors: the member deployed is the member trained
     5. package: the ensemble (model/package.py) into RUN_DIR/package, with its vote
 
 The run folder holds config.json, state.json (progress), weights_<m>.npy (AdaBoost weights),
-teacher.safetensors, member_<i>.safetensors, ckpt.pt (the member in progress), timing.json
+teacher.safetensors, member_<i>.safetensors (member_<i>.fq.safetensors: before its integer
+epochs), ckpt.pt (the member in progress), timing.json
 (seconds per phase; a reused shared stage counts what it cost when it was trained, and is
 listed under "reused"), tokenizer/ and stages/ (the shared stages, unless `stages_dir` names
 another folder: an experiment shares them across runs). Every file is written atomically;
@@ -35,7 +39,7 @@ import json
 import math
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -45,10 +49,12 @@ from . import batching as B
 from . import ensemble as E
 from . import glue
 from .binary_linear import ACT_BITS
+from .integer_training import calibrate, integer_predict
 from .package import atomic_json, atomic_write_bytes, export_package, load_package
 from .prune import half_width, task_loss_fn
 from .quant_bert import BertShape, QuantBert, QuantConfig, build, load_backbone, tws_split
-from .stages import Stage, StageStore, TrainingDiverged, device, load_model, save_model, train_stage  # noqa: F401
+from .stages import (Stage, StageStore, TrainingDiverged, device, load_model, model_extra, save_model,  # noqa: F401
+                     train_stage)
 
 KD_MODES = ("full", "pred", "none")
 BASES = ("binarybert", "bibert", "mixed")
@@ -96,6 +102,8 @@ class TrainConfig:
     weight_decay: float = 0.01
     seed: int = 42                   # the data subset, the shared stages and (unless member_seed) the members
     member_seed: int | None = None   # the members' own seed (initial order, dropout, resampling, bagging)
+    integer_epochs: int = 0          # per member, epochs on the integer path's values after its stage (0: none)
+    integer_lr: float = 5e-5
     stages_dir: str | None = None
 
     def __post_init__(self) -> None:
@@ -116,6 +124,10 @@ class TrainConfig:
             (1 <= self.members <= 64, f"--members must be in 1..64, got {self.members}"),
             (all(e is None or 1 <= e <= 100 for e in (self.epochs, self.teacher_epochs, self.ternary_epochs)),
              "epochs must be in 1..100"),
+            (isinstance(self.integer_epochs, int) and 0 <= self.integer_epochs <= 100,
+             f"--integer-epochs must be in 0..100, got {self.integer_epochs}"),
+            (finite(self.integer_lr) and self.integer_lr > 0,
+             f"--integer-lr must be a positive finite number, got {self.integer_lr}"),
             (8 <= self.max_seq_len <= 512, f"--max-seq-len must be in 8..512, got {self.max_seq_len}"),
             (self.batch_size >= 1, f"batch size must be positive, got {self.batch_size}"),
             (finite(self.lr) and self.lr > 0, f"--lr must be a positive finite number, got {self.lr}"),
@@ -200,6 +212,9 @@ def _check_resume(run: Path, cfg: TrainConfig, resume: bool) -> None:
         if not (run / "config.json").is_file():
             raise ValueError(f"--resume: {run} holds no run (no config.json)")
         old = json.loads((run / "config.json").read_text())
+        for f in fields(TrainConfig):   # options added since the run was made: their defaults
+            if f.name not in old and f.default is not MISSING:
+                old[f.name] = f.default
         new = json.loads(json.dumps(asdict(cfg)))
         if old != new:
             diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
@@ -291,17 +306,31 @@ def _member_init(cfg: TrainConfig, m: int, teacher: QuantBert, ternary: QuantBer
     return build(teacher.shape, cfg.member_quant(m), init_from=teacher).to(device())
 
 
-def _boost(cfg: TrainConfig, model: QuantBert, data: dict, weights: np.ndarray, task) -> tuple[np.ndarray, float, float | None]:
-    """The next weights, this member's alpha and its weighted error (AdaBoost), or (w, 1, None)."""
+def _boost(cfg: TrainConfig, model: QuantBert, data: dict, weights: np.ndarray, task,
+           grids: dict | None = None) -> tuple[np.ndarray, float, float | None]:
+    """The next weights, this member's alpha and its weighted error (AdaBoost), or (w, 1, None);
+    with `grids` (an integer stage ran) the errors are the integer path's, the member deployed."""
     if cfg.ensemble == "bagging":
         return weights, 1.0, None
-    z = predict(model, data)
+    z = predict(model, data) if grids is None else integer_predict(model, grids, data)
     labels = data["labels"].numpy()
     if task.is_regression:
         return E.r2_update(weights, z.reshape(-1).numpy(), labels)
     if cfg.final_vote(False) == "samme.r":
         return E.samme_r_update(weights, torch.softmax(z.double(), -1).numpy(), labels)
     return E.samme_update(weights, E.predictions(z) != labels, task.num_labels)
+
+
+def _integer_stage(cfg: TrainConfig, m: int, model: QuantBert, data: dict, member_w, teacher, reg: bool,
+                   run: Path, name: str) -> dict:
+    """Member m's epochs on the integer path's values (model/integer_training.py): its 16-bit grids
+    calibrated once, as the package would, and kept; returns them (they go into the package)."""
+    grids = calibrate(model, data, min(CALIBRATION_EXAMPLES, len(data["labels"])))
+    stage = Stage(f"{name} integer", "task" if cfg.kd == "none" else "pred", cfg.integer_epochs, cfg.integer_lr,
+                  cfg.batch_size, cfg.warmup, cfg.weight_decay, cfg.sample_weights, seed=cfg.seed + 7919 * (m + 1))
+    train_stage(model, data, stage, weights=member_w, teacher=teacher, regression=reg, ckpt=run / "ckpt.pt",
+                what=f"member{m}.integer", grids=grids)
+    return grids
 
 
 def train(cfg: TrainConfig, resume: bool = False) -> Path:
@@ -351,14 +380,22 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         t0 = time.perf_counter()
         member_w = E.bootstrap_weights(n, mseed + m) if cfg.ensemble == "bagging" else weights
         torch.manual_seed(mseed + 1000 * (m + 1))
-        model = _member_init(cfg, m, teacher, ternary)
         name = f"member {m + 1}/{cfg.members} {cfg.member_base(m)} kd={cfg.kd}"
-        stage = Stage(name, kd_loss, cfg.epochs, cfg.lr, cfg.batch_size, cfg.warmup, cfg.weight_decay,
-                      cfg.sample_weights, seed=mseed + 1000 * (m + 1))
-        train_stage(model, data, stage, weights=member_w, teacher=teacher, regression=reg,
-                    ckpt=run / "ckpt.pt", what=f"member{m}")
-        weights, alpha, err = _boost(cfg, model, data, weights, task)
-        save_model(model.cpu(), run / f"member_{m}.safetensors")
+        fq_file = run / f"member_{m}.fq.safetensors"   # the member as its stage trained it
+        if fq_file.is_file():
+            model = load_model(fq_file).to(device())
+        else:
+            model = _member_init(cfg, m, teacher, ternary)
+            stage = Stage(name, kd_loss, cfg.epochs, cfg.lr, cfg.batch_size, cfg.warmup, cfg.weight_decay,
+                          cfg.sample_weights, seed=mseed + 1000 * (m + 1))
+            train_stage(model, data, stage, weights=member_w, teacher=teacher, regression=reg,
+                        ckpt=run / "ckpt.pt", what=f"member{m}")
+            if cfg.integer_epochs:
+                save_model(model.cpu(), fq_file)
+                model.to(device())
+        grids = _integer_stage(cfg, m, model, data, member_w, teacher, reg, run, name) if cfg.integer_epochs else None
+        weights, alpha, err = _boost(cfg, model, data, weights, task, grids)
+        save_model(model.cpu(), run / f"member_{m}.safetensors", extra={"integer_scales": grids} if grids else None)
         atomic_write_bytes(run / f"weights_{m + 1}.npy", _np_bytes(weights))
         state["members_done"] = m + 1
         state["alphas"].append(alpha)
@@ -370,11 +407,12 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     # 5. package
     t0 = time.perf_counter()
     members = [load_model(run / f"member_{m}.safetensors") for m in range(cfg.members)]
+    trained_grids = [model_extra(run / f"member_{m}.safetensors", "integer_scales") for m in range(cfg.members)]
     n_cal = min(CALIBRATION_EXAMPLES, n)  # the integer path's fixed calibration set
     export_package(run / "package", members, state["alphas"], task=task.name, labels=list(task.labels) if task.labels else None,
                    max_seq_len=cfg.max_seq_len, tokenizer_dir=run / "tokenizer", vote=cfg.final_vote(reg),
                    calibration={k: data[k][:n_cal] for k in B.KEYS},
-                   calibration_source=f"the first {n_cal} training examples",
+                   calibration_source=f"the first {n_cal} training examples", scales=trained_grids,
                    extra={"train": {"base": cfg.base, "kd": cfg.kd, "ensemble": cfg.ensemble, "tws": cfg.tws,
                                     "tws_scales": cfg.tws_scales, "sample_weights": cfg.sample_weights,
                                     "backbone": cfg.backbone, "seed": cfg.seed}})
