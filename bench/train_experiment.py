@@ -320,7 +320,7 @@ def write_report(results: dict) -> None:
                                for k, x in v.items() if k != "met")
             parts.append(f"{name.replace('_', ' ')}: {'met' if v['met'] else 'NOT met'} ({detail})")
         lines.append(f"- {key}: " + "; ".join(parts))
-    lines += _fp_ceiling_lines() + _member_epochs_lines() + _noise_floor_lines()
+    lines += _fp_ceiling_lines() + _member_epochs_lines() + _noise_floor_lines() + _integer_stage_lines()
     rob = results.get("robustness")
     if rob:
         rs = rob.get("settings", {})
@@ -388,6 +388,27 @@ def _noise_floor_lines() -> list[str]:
                  f"(agree {r['integer_vs_fake_quant']['agreement']:.3f}), noise {r['noise_floor']['diff_points']:+.2f} "
                  f"(agree {r['noise_floor']['agreement']:.3f})" for name, r in d["rows"].items()]
         lines.append(f"- {d['task']} {run.name} ({f.name}): " + "; ".join(cells))
+    return lines
+
+
+def _integer_stage_lines() -> list[str]:
+    """What training on the integer path's values does, from bench/bench_integer_stage.py's
+    results (integer_stage*.json) when run."""
+    docs = [(f, json.loads(f.read_text())) for f in sorted(RESULTS.glob("integer_stage*.json"))]
+    if not docs:
+        return []
+    lines = ["", "Training on the integer path's own values afterwards (bench/bench_integer_stage.py: each member of a "
+                 "finished run, its AdaBoost weights, the integer forward with the fake-quant gradient; dev x100, "
+                 "fake-quant fq and integer int, before -> after; the gap int - fq of the same weights):", ""]
+    for f, d in docs:
+        cells = []
+        for name, r in d["rows"].items():
+            sc = {k: r[k]["score"] for k in ("fq_before", "int_before", "fq_after", "int_after")}
+            cells.append(f"{name} fq {sc['fq_before']:.1f} -> {sc['fq_after']:.1f}, int {sc['int_before']:.1f} -> "
+                         f"{sc['int_after']:.1f} (gap {r['int_before-fq_before']['diff']:+.2f} -> "
+                         f"{r['int_after-fq_after']['diff']:+.2f})")
+        lines.append(f"- {d['task']} {Path(d['run']).name}, {d['integer_epochs']} epoch at lr {d['integer_lr']:g} "
+                     f"({f.name}): " + "; ".join(cells))
     return lines
 
 
