@@ -74,12 +74,14 @@ def _fixed(ratio, offset, acc_bound: int) -> tuple[np.ndarray, np.ndarray, int]:
 def _affine(ratio: np.ndarray, offset: np.ndarray, acc_bound: int) -> tuple[list[int], list[int], int]:
     """Like `fixed_point` but with a 62-bit bias: the largest shift <= 62 with |mult| < 2^31 - 1
     and acc_bound |mult| + |bias| < 2^62, so an offset costs the multiplier no precision."""
+    ratio, offset = np.asarray(ratio, np.float64), np.asarray(offset, np.float64)
     for shift in range(62, -1, -1):
-        mult = [_round(float(r) * 2.0 ** shift) for r in ratio]
-        bias = [_round(float(o) * 2.0 ** shift) for o in offset]
-        m, b = max(map(abs, mult)), max(map(abs, bias))
+        # _round per element, vectorised: x 2^shift is exact, + 0.5 and floor are the same IEEE
+        # operations, and every result is an integer-valued float, so int() of it is exact
+        mult_f, bias_f = np.floor(ratio * 2.0 ** shift + 0.5), np.floor(offset * 2.0 ** shift + 0.5)
+        m, b = int(np.abs(mult_f).max()), int(np.abs(bias_f).max())
         if m < (1 << 31) - 1 and acc_bound * m + b < INT62:
-            return mult, bias, shift
+            return [int(v) for v in mult_f], [int(v) for v in bias_f], shift
     raise ValueError("LayerNorm affine parameters too large for the output scale")
 
 
