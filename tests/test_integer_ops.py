@@ -202,6 +202,25 @@ def test_layernorm_matches_float(hidden, scale, in_bits, spread):
     assert err <= 0.53, err        # steps: rounding plus < 0.03 of a step
 
 
+def test_layernorm_affine_constants_round_each_element_at_the_largest_shift_that_fits():
+    """_affine: mult, bias = round half up of ratio 2^shift, offset 2^shift, element by element, at
+    the largest shift <= 62 with |mult| < 2^31 - 1 and acc_bound |mult| + |bias| < 2^62."""
+    rng = np.random.default_rng(1)
+    for trial in range(300):
+        k, scale = int(rng.integers(1, 40)), 10.0 ** rng.uniform(-8, 5)
+        ratio, offset = rng.normal(size=k) * scale, rng.normal(size=k) * scale
+        ratio[0] = 0.5 * 2.0 ** -int(rng.integers(0, 40)) if trial % 5 == 0 else ratio[0]   # exact ties
+        bound = int(10 ** rng.uniform(0, 12))
+        mult, bias, shift = io._affine(ratio, offset, bound)
+        fits = lambda s: (max(abs(io._round(float(r) * 2.0 ** s)) for r in ratio) < (1 << 31) - 1 and  # noqa: E731
+                          bound * max(abs(io._round(float(r) * 2.0 ** s)) for r in ratio) +
+                          max(abs(io._round(float(o) * 2.0 ** s)) for o in offset) < io.INT62)
+        assert fits(shift) and (shift == 62 or not fits(shift + 1))
+        assert mult == [io._round(float(r) * 2.0 ** shift) for r in ratio]
+        assert bias == [io._round(float(o) * 2.0 ** shift) for o in offset]
+        assert all(type(v) is int for v in mult + bias)
+
+
 def test_layernorm_edge_cases():
     h = 16
     gamma, beta = np.linspace(0.5, 2, h), np.linspace(-1, 1, h)
