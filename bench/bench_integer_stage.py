@@ -46,6 +46,7 @@ from bebert.model import intervals as IV  # noqa: E402
 from bebert.model import train as T  # noqa: E402
 from bebert.model.cli import _set_threads  # noqa: E402
 from bebert.model.integer_training import calibrate, integer_predict  # noqa: E402
+from bebert.model.package import load_package  # noqa: E402
 from bebert.model.stages import StageStore, load_model, save_model  # noqa: E402
 
 
@@ -73,11 +74,10 @@ def _train_data(cfg: T.TrainConfig, task) -> tuple[dict, object]:
 
 
 def _dev(cfg: T.TrainConfig, task, run: Path) -> dict:
-    examples = glue.load_split(task, "dev", cfg.data_dir)
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(str(run / "tokenizer"))
-    return glue.encode(examples, tok, cfg.max_seq_len, task.is_regression)
+    """The full dev set, encoded as `bebert eval` encodes it (the package's tokenizer and length)."""
+    pkg = load_package(run / "package")
+    return glue.encode(glue.load_split(task, "dev", cfg.data_dir), pkg.tokenizer(), pkg.max_seq_len,
+                       task.is_regression)
 
 
 def _member(cfg, task, run: Path, m: int, data: dict, teacher, dev: dict) -> dict:
@@ -103,8 +103,9 @@ def _member(cfg, task, run: Path, m: int, data: dict, teacher, dev: dict) -> dic
     (folder / "ckpt.pt").unlink(missing_ok=True)
     after = {"fq_after": T.predict(model, dev).numpy(), "int_after": integer_predict(model, grids, dev).numpy()}
     np.savez(done, **before, **after)
-    (folder / "member.json").write_text(json.dumps({"seconds": round(seconds, 1)}))
-    return {**before, **after, "seconds": round(seconds, 1)}
+    meta = {"seconds": round(seconds, 1), "threads": torch.get_num_threads()}
+    (folder / "member.json").write_text(json.dumps(meta))
+    return {**before, **after, **meta}
 
 
 def _cell(task, preds, refs) -> dict:
@@ -159,7 +160,7 @@ def main() -> int:
         "dev_examples": int(len(refs)), "members": count, "vote": "samme", "alphas": alphas,
         "integer_epochs": args.epochs, "integer_lr": args.lr,
         "training_examples": int(len(data["labels"])), "loss": "task" if cfg.kd == "none" else "pred",
-        "stage_seconds": [r["seconds"] for r in members], "threads": torch.get_num_threads(),
+        "stage_seconds": [r["seconds"] for r in members], "threads": [r["threads"] for r in members],
         "rows": _rows(task, members, alphas, refs),
     }
     atomic_write(Path(args.out), json.dumps(result, indent=2) + "\n")

@@ -371,45 +371,43 @@ def _member_epochs_lines() -> list[str]:
     return lines
 
 
+def _bench_section(pattern: str, intro: str, line, keep=lambda d: True) -> list[str]:
+    """The report's section on another bench's results (`pattern` under bench/results/, when run):
+    `intro`, then one line per result file kept (`line(file, result)`)."""
+    docs = [(f, json.loads(f.read_text())) for f in sorted(RESULTS.glob(pattern))]
+    docs = [(f, d) for f, d in docs if keep(d)]
+    return ["", intro, "", *(line(f, d) for f, d in docs)] if docs else []
+
+
 def _noise_floor_lines() -> list[str]:
-    """The integer gap beside the fake-quant model's own noise floor, from
-    bench/bench_integer_agreement.py's results (integer_agreement_*.json) when run."""
-    files = sorted(RESULTS.glob("integer_agreement_*.json"))
-    docs = [json.loads(f.read_text()) for f in files]
-    docs = [(f, d) for f, d in zip(files, docs) if (d.get("train_config") or {}).get("base") == "binarybert"]
-    if not docs:
-        return []
-    lines = ["", "The integer gap beside the fake-quant model's own noise floor (bench/bench_integer_agreement.py: "
-                 "N(0, 1e-4) on every LayerNorm output of the fake-quant model; difference from the fake-quant score in "
-                 "points x100, and the fraction of examples predicted alike):", ""]
-    for f, d in docs:
-        run = Path(d["run"])
+    """The integer gap beside the fake-quant model's own noise floor (bench/bench_integer_agreement.py)."""
+    def line(f, d):
         cells = [f"{name} integer {r['integer_vs_fake_quant']['diff_points']:+.2f} "
                  f"(agree {r['integer_vs_fake_quant']['agreement']:.3f}), noise {r['noise_floor']['diff_points']:+.2f} "
                  f"(agree {r['noise_floor']['agreement']:.3f})" for name, r in d["rows"].items()]
-        lines.append(f"- {d['task']} {run.name} ({f.name}): " + "; ".join(cells))
-    return lines
+        return f"- {d['task']} {Path(d['run']).name} ({f.name}): " + "; ".join(cells)
+    return _bench_section("integer_agreement_*.json",
+                          "The integer gap beside the fake-quant model's own noise floor (bench/bench_integer_agreement.py: "
+                          "N(0, 1e-4) on every LayerNorm output of the fake-quant model; difference from the fake-quant score "
+                          "in points x100, and the fraction of examples predicted alike):", line,
+                          keep=lambda d: (d.get("train_config") or {}).get("base") == "binarybert")
 
 
 def _integer_stage_lines() -> list[str]:
-    """What training on the integer path's values does, from bench/bench_integer_stage.py's
-    results (integer_stage*.json) when run."""
-    docs = [(f, json.loads(f.read_text())) for f in sorted(RESULTS.glob("integer_stage*.json"))]
-    if not docs:
-        return []
-    lines = ["", "Training on the integer path's own values afterwards (bench/bench_integer_stage.py: each member of a "
-                 "finished run, its AdaBoost weights, the integer forward with the fake-quant gradient; dev x100, "
-                 "fake-quant fq and integer int, before -> after; the gap int - fq of the same weights):", ""]
-    for f, d in docs:
-        cells = []
-        for name, r in d["rows"].items():
-            sc = {k: r[k]["score"] for k in ("fq_before", "int_before", "fq_after", "int_after")}
-            cells.append(f"{name} fq {sc['fq_before']:.1f} -> {sc['fq_after']:.1f}, int {sc['int_before']:.1f} -> "
-                         f"{sc['int_after']:.1f} (gap {r['int_before-fq_before']['diff']:+.2f} -> "
-                         f"{r['int_after-fq_after']['diff']:+.2f})")
-        lines.append(f"- {d['task']} {Path(d['run']).name}, {d['integer_epochs']} epoch at lr {d['integer_lr']:g} "
-                     f"({f.name}): " + "; ".join(cells))
-    return lines
+    """What training on the integer path's values does (bench/bench_integer_stage.py)."""
+    def cell(name, r):
+        sc = {k: r[k]["score"] for k in ("fq_before", "int_before", "fq_after", "int_after")}
+        return (f"{name} fq {sc['fq_before']:.1f} -> {sc['fq_after']:.1f}, int {sc['int_before']:.1f} -> "
+                f"{sc['int_after']:.1f} (gap {r['int_before-fq_before']['diff']:+.2f} -> "
+                f"{r['int_after-fq_after']['diff']:+.2f})")
+
+    def line(f, d):
+        return (f"- {d['task']} {Path(d['run']).name}, {d['integer_epochs']} epoch at lr {d['integer_lr']:g} "
+                f"({f.name}): " + "; ".join(cell(name, r) for name, r in d["rows"].items()))
+    return _bench_section("integer_stage*.json",
+                          "Training on the integer path's own values afterwards (bench/bench_integer_stage.py: each member "
+                          "of a finished run, its AdaBoost weights, the integer forward with the fake-quant gradient; dev "
+                          "x100, fake-quant fq and integer int, before -> after; the gap int - fq of the same weights):", line)
 
 
 def _carried(task: str) -> dict:

@@ -52,7 +52,7 @@ def anchored_logits(model: QuantBert, grids: dict, batch: dict, tables: dict | N
     dev = B.device_of(model)
     cpu = {k: batch[k].cpu() for k in B.KEYS}
     ids, tt, mask = (batch[k] for k in B.KEYS)
-    mask_add = (1.0 - mask[:, None, None, :].float()) * -10000.0
+    mask_add = model.attention_bias(mask)
     keys = IP.integer_keys(cpu)
     deq = lambda codes, s: (codes.double() * s).float().to(dev)  # noqa: E731
     s_res = _residual_grids(model, grids)
@@ -65,8 +65,7 @@ def anchored_logits(model: QuantBert, grids: dict, batch: dict, tables: dict | N
         x = _anchor(deq(xi, s), layer(x, mask_add)[0])
     with torch.no_grad():
         logits = IP.dequantize_logits(im, IP.integer_head(im, xi)).to(dev)
-    surrogate = model.classifier(model.drop(torch.tanh(model.pooler(x[:, 0]))))
-    return _anchor(logits, surrogate)
+    return _anchor(logits, model.head(x))
 
 
 @torch.no_grad()

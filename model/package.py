@@ -160,14 +160,14 @@ def export_package(out_dir: str | Path, members: list[QuantBert], alphas: list[f
                    labels: list[str] | None, max_seq_len: int, tokenizer_dir: str | Path | None = None,
                    extra: dict | None = None, calibration: dict | None = None,
                    calibration_source: str = "given batch", vote: str | None = None,
-                   scales: list | None = None) -> Path:
+                   fixed_grids: list | None = None) -> Path:
     """Write the package folder (replacing the files it holds); returns its path.
 
     `calibration` (input_ids, token_type_ids, attention_mask): the fixed examples the integer
     path's 16-bit grids are calibrated on, once, here; they are stored in the manifest and the
     integer path reads them from there. Without it the package has no integer path.
     `vote`: how the members combine (default "samme", "mean" for regression); with an integer
-    path its fixed-point record is stored too. `scales` (per member, grids or None): a member's
+    path its fixed-point record is stored too. `fixed_grids` (per member, grids or None): a member's
     grids fixed already (its integer stage trained on them, model/integer_training.py); the
     others are calibrated."""
     if not members or len(members) != len(alphas):
@@ -189,7 +189,7 @@ def export_package(out_dir: str | Path, members: list[QuantBert], alphas: list[f
     vote = vote or ("mean" if labels is None else "samme")
     if vote not in (REGRESSION_VOTES if labels is None else VOTES):
         raise PackageError(f"vote '{vote}' does not apply to a {'regression' if labels is None else 'class'} task")
-    fixed = list(scales) if scales is not None else [None] * len(members)
+    fixed = list(fixed_grids) if fixed_grids is not None else [None] * len(members)
     if len(fixed) != len(members):
         raise PackageError(f"{len(fixed)} grids for {len(members)} members")
     scales = [None] * len(members)

@@ -518,7 +518,7 @@ class QuantBert(nn.Module):
             token_type_ids = torch.zeros_like(input_ids)
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        mask_add = (1.0 - attention_mask[:, None, None, :].float()) * -10000.0
+        mask_add = self.attention_bias(attention_mask)
         x = self.embeddings(input_ids, token_type_ids)
         hidden, scores, qkv = [x], [], []
         for layer in self.layers:
@@ -526,11 +526,19 @@ class QuantBert(nn.Module):
             hidden.append(x)
             scores.append(s)
             qkv.append(t)
-        pooled = torch.tanh(self.pooler(x[:, 0]))
-        logits = self.classifier(self.drop(pooled))
+        logits = self.head(x)
         if internals:
             return logits, {"hidden": hidden, "scores": scores, "qkv": qkv, "mask": attention_mask}
         return logits
+
+    @staticmethod
+    def attention_bias(attention_mask: torch.Tensor) -> torch.Tensor:
+        """What every score gets added: 0 on real keys, -10^4 on padding, (n, 1, 1, t)."""
+        return (1.0 - attention_mask[:, None, None, :].float()) * -10000.0
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooler (tanh of the [CLS] projection) and classifier: the logits of the last hidden states."""
+        return self.classifier(self.drop(torch.tanh(self.pooler(x[:, 0]))))
 
 
 # -- building from a HF checkpoint ----------------------------------------------------------

@@ -105,10 +105,17 @@ def _load_ckpt(path: Path | None, what: str) -> dict | None:
 
 
 # -- one stage ------------------------------------------------------------------------------------
-def _loss(model, batch: dict, stage: Stage, teacher, regression: bool, integer=None) -> torch.Tensor:
+def _train_embeddings(model: QuantBert, on: bool) -> None:
+    """Whether the three embedding tables train (the integer stage holds them: its tables are fixed)."""
+    for table in (model.embeddings.word, model.embeddings.position, model.embeddings.token_type):
+        table.weight.requires_grad_(on)
+
+
+def _loss(model, batch: dict, stage: Stage, teacher, regression: bool, forward=None) -> torch.Tensor:
+    """`forward` (batch -> logits): what the logits losses read instead of the model's own forward."""
     args = (batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])
     if stage.loss in ("task", "pred"):
-        logits = model(*args) if integer is None else anchored_logits(model, integer[0], batch, integer[1])
+        logits = model(*args) if forward is None else forward(batch)
         if stage.loss == "task":
             return L.task_loss(logits, batch["labels"], regression)
         return L.pred_kd_loss(logits, batch["teacher_logits"], regression)
@@ -135,12 +142,11 @@ def train_stage(model: QuantBert, data: dict, stage: Stage, *, weights: np.ndarr
         raise ValueError("prediction KD needs the teacher's logits in the data")
     if stage.loss == "full" and teacher is None:
         raise ValueError("full KD needs a teacher")
-    integer = None
+    forward = None
     if grids is not None:
-        emb = model.embeddings
-        for table in (emb.word, emb.position, emb.token_type):
-            table.weight.requires_grad_(False)
-        integer = (grids, embedding_tables(model, grids))
+        _train_embeddings(model, False)
+        tables = embedding_tables(model, grids)
+        forward = lambda b: anchored_logits(model, grids, b, tables)  # noqa: E731
     n = len(data["labels"])
     lens = B.lengths(data)
     steps_per_epoch = math.ceil(n / stage.batch_size)
@@ -179,7 +185,7 @@ def train_stage(model: QuantBert, data: dict, stage: Stage, *, weights: np.ndarr
                    mininterval=2.0, initial=first, total=len(batches))
         for i, b in enumerate(bar, start=first):
             batch = B.take(data, b, dev)
-            loss = _loss(model, batch, stage, teacher, regression, integer)
+            loss = _loss(model, batch, stage, teacher, regression, forward)
             if stage.sampling == "loss" and w is not None:
                 loss = loss * w[b.to(dev)]
             loss = loss.mean()
@@ -198,9 +204,8 @@ def train_stage(model: QuantBert, data: dict, stage: Stage, *, weights: np.ndarr
                 last = time.monotonic()
         save(epoch + 1, 0)
         last = time.monotonic()
-    if integer is not None:
-        for table in (model.embeddings.word, model.embeddings.position, model.embeddings.token_type):
-            table.weight.requires_grad_(True)
+    if grids is not None:
+        _train_embeddings(model, True)
     return model.eval()
 
 

@@ -412,7 +412,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     export_package(run / "package", members, state["alphas"], task=task.name, labels=list(task.labels) if task.labels else None,
                    max_seq_len=cfg.max_seq_len, tokenizer_dir=run / "tokenizer", vote=cfg.final_vote(reg),
                    calibration={k: data[k][:n_cal] for k in B.KEYS},
-                   calibration_source=f"the first {n_cal} training examples", scales=trained_grids,
+                   calibration_source=f"the first {n_cal} training examples", fixed_grids=trained_grids,
                    extra={"train": {"base": cfg.base, "kd": cfg.kd, "ensemble": cfg.ensemble, "tws": cfg.tws,
                                     "tws_scales": cfg.tws_scales, "sample_weights": cfg.sample_weights,
                                     "backbone": cfg.backbone, "seed": cfg.seed}})
