@@ -11,7 +11,15 @@ decisions make it chaotic near its decision boundary: where even that noise move
 and the predictions as much as the integer path does, the integer-vs-fake-quant gap measures
 the model's own sensitivity, not an error of the integer path.
 
-    python bench/bench_integer_agreement.py RUN [--data-dir ../shared/data/glue] [--out bench/results/X.json]
+A dev set of 872 (SST-2) or 408 (MRPC) examples cannot resolve a half-point gap: where the two
+paths disagree on 2-3 % of the examples, the gap's own sampling spread is about +-0.5 points.
+`--split heldout` measures it instead on training examples the run never saw (the complement of
+its seeded `--max-train-examples` subset, every stage of the run trained on that subset only), up
+to `--examples` of them, drawn with a fixed seed: an estimate of the expected gap several times
+tighter than the dev set's.
+
+    python bench/bench_integer_agreement.py RUN [--data-dir ../shared/data/glue] [--split heldout]
+        [--examples 10000] [--out bench/results/X.json]
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ from bebert.model import ensemble as E  # noqa: E402
 from bebert.model import glue  # noqa: E402
 from bebert.model import intervals as IV  # noqa: E402
 from bebert.model.integer_path import integer_predictions  # noqa: E402
-from bebert.model.package import load_package  # noqa: E402
+from bebert.model.package import PackageError, load_package  # noqa: E402
 
 
 def noisy_logits(model, data: dict, noise: float, seed: int) -> torch.Tensor:
@@ -55,12 +63,28 @@ def compare(task, a, b, refs) -> dict:
             "agreement": float(np.mean(np.asarray(a) == np.asarray(b)))}
 
 
-def measure(run: Path, data_dir: str | None, noise: float) -> dict:
+def heldout_examples(task, run: Path, data_dir: str | None, limit: int | None) -> list:
+    """Training examples outside the run's seeded subset (the one `bebert train` drew), at most
+    `limit` of them in a seeded random order."""
+    cfg = json.loads((run / "config.json").read_text())
+    examples = glue.load_split(task, "train", data_dir)
+    n, cap = len(examples), cfg.get("max_train_examples")
+    if cap is None or cap >= n:
+        raise SystemExit(f"{run} trained on the whole {task.name} training set: no held-out examples")
+    rest = glue.heldout_indices(n, cap, cfg["seed"])
+    rest = np.random.default_rng(12345).permutation(rest)[:limit]
+    return [examples[i] for i in np.sort(rest)]
+
+
+def measure(run: Path, data_dir: str | None, noise: float, split: str | None = None,
+            limit: int | None = None) -> dict:
     pkg = load_package(run / "package" if (run / "package").is_dir() else run)
     task = glue.get_task(pkg.task)
     reg = task.is_regression
-    split = task.dev_splits[0]
-    data = glue.encode(glue.load_split(task, split, data_dir), pkg.tokenizer(), pkg.max_seq_len, reg)
+    split = split or task.dev_splits[0]
+    examples = (heldout_examples(task, run, data_dir, limit) if split == "heldout"
+                else glue.load_split(task, split, data_dir, limit))
+    data = glue.encode(examples, pkg.tokenizer(), pkg.max_seq_len, reg)
     refs = data["labels"].numpy()
     fq = [noisy_logits(m, data, 0.0, 0) for m in pkg.members]
     noisy = [noisy_logits(m, data, noise, 1 + i) for i, m in enumerate(pkg.members)]
@@ -88,9 +112,17 @@ def main(argv=None) -> int:
     ap.add_argument("run", type=Path)
     ap.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "glue"))
     ap.add_argument("--noise", type=float, default=1e-4)
+    ap.add_argument("--split", default=None, help="a dev split (default the task's first) or 'heldout'")
+    ap.add_argument("--examples", type=int, default=None, help="at most this many examples")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "integer_agreement.json")
     a = ap.parse_args(argv)
-    res = measure(a.run, a.data_dir, a.noise)
+    if a.examples is not None and a.examples <= 0:
+        ap.error(f"--examples must be positive, got {a.examples}")
+    try:
+        res = measure(a.run, a.data_dir, a.noise, a.split, a.examples)
+    except (PackageError, glue.DataError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     for name, r in res["rows"].items():
         iv, nf = r["integer_vs_fake_quant"], r["noise_floor"]
         print(f"{name:9s} fake-quant {r['fake_quant']:5.1f}  integer {r['integer']:5.1f}  "

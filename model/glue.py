@@ -201,9 +201,19 @@ def load_split(task: Task | str, split: str, data_dir: str | Path | None = None,
     if max_examples is not None and max_examples < len(examples):
         if max_examples <= 0:
             raise DataError(f"max examples must be positive, got {max_examples}")
-        keep = np.sort(np.random.default_rng(seed).choice(len(examples), max_examples, replace=False))
-        examples = [examples[i] for i in keep]
+        examples = [examples[i] for i in subset_indices(len(examples), max_examples, seed)]
     return examples
+
+
+def subset_indices(n: int, max_examples: int, seed: int = 0) -> np.ndarray:
+    """The indices (sorted) of the seeded subset `load_split` keeps of `n` examples: the one
+    definition, so that what a run did not train on can be named exactly (`heldout_indices`)."""
+    return np.sort(np.random.default_rng(seed).choice(n, max_examples, replace=False))
+
+
+def heldout_indices(n: int, max_examples: int, seed: int = 0) -> np.ndarray:
+    """The indices (sorted) of the examples `load_split(..., max_examples, seed)` leaves out."""
+    return np.setdiff1d(np.arange(n), subset_indices(n, max_examples, seed))
 
 
 # -- metrics ---------------------------------------------------------------------------

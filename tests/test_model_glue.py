@@ -46,6 +46,15 @@ def test_seeded_subset():
 
 
 @needs_glue
+def test_heldout_indices_are_exactly_what_a_seeded_subset_leaves_out():
+    every = glue.load_split("rte", "train", GLUE_DIR)
+    kept = glue.load_split("rte", "train", GLUE_DIR, max_examples=400, seed=7)
+    used, rest = glue.subset_indices(len(every), 400, seed=7), glue.heldout_indices(len(every), 400, seed=7)
+    assert kept == [every[i] for i in used]
+    assert not set(used) & set(rest) and sorted([*used, *rest]) == list(range(len(every)))
+
+
+@needs_glue
 def test_missing_split_file():
     with pytest.raises(DataError, match="missing GLUE file"):
         glue.load_split("mnli", "dev_mismatched", GLUE_DIR)
